@@ -1,0 +1,117 @@
+# arbor: a supervisor for pools of worker processes.
+#   make            build build/arbord, build/arborctl, build/mock_worker
+#   make test       unit + integration tests (installs missing packages first)
+#   make run        run arbord in the foreground, dev environment
+#   make SAN=1 ...  the same with ASan + UBSan
+#   make bench      benchmarks (tools/bench)
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+DEBIAN_PKGS := libev-dev libjansson-dev libconfig-dev libcmocka-dev python3 pkg-config
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -I. -D_GNU_SOURCE
+LDLIBS  := -lev -ljansson -lconfig
+
+ifeq ($(SAN),1)
+BUILD   := build
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+PROTO_SRC  := $(wildcard proto/*.c)
+REG_SRC    := $(wildcard registry/*.c)
+DAEMON_SRC := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c))
+WLIB_SRC   := $(wildcard workers/libworker/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+ITEST_SRC  := $(wildcard tests/integration/test_*.c)
+ILIB_SRC   := $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+PROTO_OBJ  := $(call obj,$(PROTO_SRC))
+REG_OBJ    := $(call obj,$(REG_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+WLIB_OBJ   := $(call obj,$(WLIB_SRC))
+ILIB_OBJ   := $(call obj,$(ILIB_SRC))
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+ITEST_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
+
+BINS := $(BUILD)/arbord $(BUILD)/arborctl $(BUILD)/mock_worker
+
+# Archives: a program links only the objects it uses.
+LIBPROTO  := $(BUILD)/libproto.a
+LIBDAEMON := $(BUILD)/libarbord.a
+LIBWORKER := $(BUILD)/libworker.a
+
+.PHONY: all test unit integration run deps clean install bench
+all: deps-check $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBPROTO): $(PROTO_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(LIBDAEMON): $(DAEMON_OBJ) $(REG_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(LIBWORKER): $(WLIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/arbord: $(call obj,supervisor/main.c) $(LIBDAEMON) $(LIBPROTO)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# arborctl reads the config file to find the socket: config.o, nothing else
+# of the daemon.
+$(BUILD)/arborctl: $(call obj,tools/arborctl.c) $(call obj,supervisor/config.c) $(LIBPROTO)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mock_worker: $(call obj,workers/mock_worker.c) $(LIBWORKER) $(LIBPROTO)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIBDAEMON) $(LIBWORKER) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/test_%: $(call obj,tests/integration/test_%.c) $(ILIB_OBJ) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# Installs what a fresh Debian machine lacks (as root), else says what to run.
+deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; fi
+
+deps-check:
+	@test -f /usr/include/ev.h -a -f /usr/include/jansson.h -a -f /usr/include/libconfig.h \
+	  || $(MAKE) --no-print-directory deps
+
+unit: deps $(UNIT_BIN)
+	@tests/run-unit $(UNIT_BIN)
+
+integration: deps $(BINS) $(ITEST_BIN)
+	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
+
+test: deps $(BINS) $(UNIT_BIN) $(ITEST_BIN)
+	@tests/run-unit $(UNIT_BIN)
+	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
+
+run: deps $(BINS)
+	$(BUILD)/arbord -c conf/arbor.conf -e dev
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

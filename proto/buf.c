@@ -1,0 +1,86 @@
+#include "proto/buf.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/xmalloc.h"
+
+#define BUF_READ_CHUNK	4096	/* at least this much room per read */
+
+void
+buf_init(struct buf *b)
+{
+	memset(b, 0, sizeof *b);
+}
+
+void
+buf_release(struct buf *b)
+{
+	free(b->data);
+	buf_init(b);
+}
+
+/* Makes room for n bytes at the tail, first by sliding the live bytes down. */
+void
+buf_reserve(struct buf *b, size_t n)
+{
+	if (b->cap - b->len >= n)
+		return;
+	if (b->off > 0) {
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+		if (b->cap - b->len >= n)
+			return;
+	}
+	size_t ncap = b->cap ? b->cap : 256;
+	while (ncap - b->len < n)
+		ncap *= 2;
+	b->data = xrealloc(b->data, ncap);
+	b->cap = ncap;
+}
+
+void
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	b->off += n;
+	if (b->off >= b->len)
+		b->off = b->len = 0;
+}
+
+ssize_t
+buf_read_fd(struct buf *b, int fd)
+{
+	buf_reserve(b, BUF_READ_CHUNK);
+	ssize_t n;
+	do
+		n = read(fd, buf_tail(b), b->cap - b->len);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		b->len += (size_t)n;
+	return n;
+}
+
+int
+buf_write_fd(struct buf *b, int fd)
+{
+	while (buf_used(b) > 0) {
+		ssize_t n = write(fd, buf_head(b), buf_used(b));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -1;
+		}
+		buf_consume(b, (size_t)n);
+	}
+	return 0;
+}

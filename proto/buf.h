@@ -1,0 +1,31 @@
+/* buf: a growable byte buffer with a read offset.
+ * Bytes are appended at the tail and consumed from the head; the buffer
+ * compacts itself lazily, so a steady stream of frames costs no allocation. */
+#ifndef ARBOR_BUF_H
+#define ARBOR_BUF_H
+#include <stddef.h>
+#include <sys/types.h>
+
+struct buf {
+	char	*data;
+	size_t	 off;	/* first unconsumed byte */
+	size_t	 len;	/* end of valid bytes */
+	size_t	 cap;
+};
+
+void	 buf_init(struct buf *);
+void	 buf_release(struct buf *);		/* frees the storage */
+void	 buf_reserve(struct buf *, size_t);	/* room for n more bytes at the tail */
+void	 buf_append(struct buf *, const void *, size_t);
+void	 buf_consume(struct buf *, size_t);
+static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
+static inline char *buf_head(const struct buf *b) { return b->data + b->off; }
+static inline char *buf_tail(const struct buf *b) { return b->data + b->len; }
+
+/* Reads what fd has (up to one chunk) into the tail: >0 bytes, 0 EOF,
+ * -1 error (errno; EAGAIN when nothing is there). */
+ssize_t	 buf_read_fd(struct buf *, int fd);
+/* Writes as much of the buffer as fd takes; 0 or -1 (errno). */
+int	 buf_write_fd(struct buf *, int fd);
+
+#endif

@@ -1,0 +1,126 @@
+#include "proto/frame.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint32_t
+get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void
+put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+enum frame_status
+frame_peek(const struct buf *in, size_t max, const char **payload, size_t *len)
+{
+	size_t avail = buf_used(in);
+	if (avail < FRAME_HDR)
+		return FRAME_MORE;
+	size_t n = get_be32((const unsigned char *)buf_head(in));
+	*len = n;
+	if (n > max)
+		return FRAME_TOO_LARGE;
+	if (avail - FRAME_HDR < n)
+		return FRAME_MORE;
+	*payload = buf_head(in) + FRAME_HDR;
+	return FRAME_OK;
+}
+
+void
+frame_done(struct buf *in, size_t len)
+{
+	buf_consume(in, FRAME_HDR + len);
+}
+
+void
+frame_put(struct buf *out, const char *p, size_t n)
+{
+	buf_reserve(out, FRAME_HDR + n);
+	put_be32((unsigned char *)buf_tail(out), (uint32_t)n);
+	memcpy(buf_tail(out) + FRAME_HDR, p, n);
+	out->len += FRAME_HDR + n;
+}
+
+/* Encodes straight into the buffer's tail: no intermediate string. */
+size_t
+frame_put_json(struct buf *out, const json_t *j)
+{
+	size_t need = json_dumpb(j, NULL, 0, JSON_COMPACT);
+	buf_reserve(out, FRAME_HDR + need);
+	size_t n = json_dumpb(j, buf_tail(out) + FRAME_HDR, need, JSON_COMPACT);
+	put_be32((unsigned char *)buf_tail(out), (uint32_t)n);
+	out->len += FRAME_HDR + n;
+	return n;
+}
+
+json_t *
+frame_parse(const char *payload, size_t len, json_error_t *err)
+{
+	json_error_t e;
+	json_t *j = json_loadb(payload, len, JSON_REJECT_DUPLICATES, err ? err : &e);
+	if (j != NULL && !json_is_object(j)) {
+		json_decref(j);
+		if (err)
+			snprintf(err->text, sizeof err->text, "not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+int
+frame_read_blocking(int fd, struct buf *in, size_t max, const char **payload,
+    size_t *len)
+{
+	for (;;) {
+		switch (frame_peek(in, max, payload, len)) {
+		case FRAME_OK:
+			return 1;
+		case FRAME_TOO_LARGE:
+			errno = EMSGSIZE;
+			return -1;
+		case FRAME_MORE:
+			break;
+		}
+		ssize_t n = buf_read_fd(in, fd);
+		if (n == 0)
+			return buf_used(in) ? (errno = EPROTO, -1) : 0;
+		if (n < 0)
+			return -1;
+	}
+}
+
+static int
+write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+frame_write_blocking(int fd, const char *p, size_t n)
+{
+	unsigned char hdr[FRAME_HDR];
+	put_be32(hdr, (uint32_t)n);
+	if (write_all(fd, hdr, FRAME_HDR) < 0)
+		return -1;
+	return write_all(fd, p, n);
+}

@@ -1,0 +1,48 @@
+/* frame: the wire framing of arbor (SPEC 5): a 4-byte big-endian length,
+ * then that many bytes of UTF-8 JSON. The decoder works on a struct buf
+ * filled by reads of any size: partial frames wait, several frames per read
+ * come out one by one. */
+#ifndef ARBOR_FRAME_H
+#define ARBOR_FRAME_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/buf.h"
+
+#define FRAME_HDR	4
+
+enum frame_status {
+	FRAME_OK = 1,		/* payload and len describe one whole frame */
+	FRAME_MORE = 0,		/* not a whole frame yet: read more */
+	FRAME_TOO_LARGE = -1,	/* the announced length exceeds max */
+};
+
+/* Looks for one whole frame at the head of in. On FRAME_OK the payload
+ * points into in (borrowed) until frame_done() consumes it. On
+ * FRAME_TOO_LARGE, *len holds the announced length. */
+enum frame_status frame_peek(const struct buf *in, size_t max,
+    const char **payload, size_t *len);
+/* Consumes the frame returned by the last frame_peek(). */
+void	frame_done(struct buf *in, size_t len);
+
+/* Appends one frame holding p[0..n) to out. */
+void	frame_put(struct buf *out, const char *p, size_t n);
+/* Appends one frame holding the compact JSON encoding of j (borrowed).
+ * Returns the payload size. */
+size_t	frame_put_json(struct buf *out, const json_t *j);
+
+/* Parses one frame's payload as a JSON object. NULL on invalid JSON or a
+ * non-object, with a reason in err (may be NULL). New reference. */
+json_t	*frame_parse(const char *payload, size_t len, json_error_t *err);
+
+/* Blocking helpers for simple peers (workers, tools, tests): read or write
+ * exactly one frame on fd. frame_read_blocking returns 1 on a frame (as
+ * frame_peek: the caller calls frame_done when finished with it), 0 on a
+ * clean EOF, -1 on error, EOF inside a frame (EPROTO) or oversize
+ * (EMSGSIZE). */
+int	frame_read_blocking(int fd, struct buf *in, size_t max,
+    const char **payload, size_t *len);
+int	frame_write_blocking(int fd, const char *p, size_t n);
+
+#endif

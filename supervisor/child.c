@@ -1,0 +1,814 @@
+#include "supervisor/child.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proto/frame.h"
+#include "proto/xmalloc.h"
+#include "supervisor/log.h"
+
+#define LOOP		EV_DEFAULT_UC
+#define INIT_ID		1
+#define STDERR_LINE_MAX	4096
+
+extern char **environ;
+
+/* One request in flight; slots are indexed by id & mask. */
+struct pend {
+	json_int_t	 id;
+	child_reply_fn	*fn;		/* NULL: free slot */
+	void		*arg;
+	ev_tstamp	 deadline;	/* 0: none */
+	bool		 internal;	/* init or health ping, not a user request */
+};
+
+struct child {
+	char			*name;
+	const struct config	*cfg;
+	char *const		*argv;
+	const struct child_events *ev;
+	void			*owner, *owner_data;
+
+	enum child_state	 state;
+	enum child_health	 health;
+	pid_t			 pid;
+	int			 status;	/* wait status of the last exit */
+	ev_tstamp		 started, exited_at;
+	unsigned		 restarts;
+	int			 sessions;
+	struct child_stats	 stats;
+
+	int			 fd_in, fd_out, fd_err;
+	struct buf		 in, out, err;	/* worker stdout, to stdin, stderr */
+	ev_io			 w_out, w_in, w_err;
+	ev_child		 w_child;
+	ev_timer		 t_deadline;	/* earliest request deadline */
+	ev_timer		 t_kill;	/* stop escalation to SIGKILL */
+	ev_timer		 t_backoff;
+	ev_timer		 t_health;
+
+	struct pend		*pend;
+	unsigned		 pend_mask, npend, nuser;
+	json_int_t		 next_id;
+	bool			 failed;	/* protocol failure: killed */
+	bool			 reaped;	/* exit seen, closing up */
+};
+
+static void	on_out(struct ev_loop *, ev_io *, int);
+static void	on_in(struct ev_loop *, ev_io *, int);
+static void	on_err(struct ev_loop *, ev_io *, int);
+static void	on_exit_status(struct ev_loop *, ev_child *, int);
+static void	on_deadline(struct ev_loop *, ev_timer *, int);
+static void	on_kill_timer(struct ev_loop *, ev_timer *, int);
+static void	on_backoff(struct ev_loop *, ev_timer *, int);
+static void	on_health(struct ev_loop *, ev_timer *, int);
+
+static const char *const state_names[] = {
+	[CS_STARTING] = "starting", [CS_READY] = "ready", [CS_BUSY] = "busy",
+	[CS_STOPPING] = "stopping", [CS_BACKOFF] = "backoff",
+	[CS_STOPPED] = "stopped", [CS_FAILED] = "failed",
+};
+static const char *const health_names[] = {
+	[CH_INITIALIZING] = "initializing", [CH_HEALTHY] = "healthy",
+	[CH_UNHEALTHY] = "unhealthy",
+};
+
+const char *
+child_state_name(enum child_state s)
+{
+	return state_names[s];
+}
+
+const char *
+child_health_name(enum child_health h)
+{
+	return health_names[h];
+}
+
+/* A pending table large enough for max_inflight user requests + pings. */
+static void
+pend_alloc(struct child *c)
+{
+	unsigned n = 8;
+	while (n < (unsigned)c->cfg->worker.max_inflight + 4)
+		n *= 2;
+	free(c->pend);
+	c->pend = xcalloc(n, sizeof *c->pend);
+	c->pend_mask = n - 1;
+}
+
+struct child *
+child_new(const char *name, const struct config *cfg, char *const *argv,
+    const struct child_events *ev, void *owner)
+{
+	struct child *c = xcalloc(1, sizeof *c);
+	c->name = xstrdup(name);
+	c->cfg = cfg;
+	c->argv = argv;
+	c->ev = ev;
+	c->owner = owner;
+	c->state = CS_STOPPED;
+	c->fd_in = c->fd_out = c->fd_err = -1;
+	ev_init(&c->t_deadline, on_deadline);
+	ev_init(&c->t_kill, on_kill_timer);
+	ev_init(&c->t_backoff, on_backoff);
+	ev_init(&c->t_health, on_health);
+	c->t_deadline.data = c->t_kill.data = c->t_backoff.data =
+	    c->t_health.data = c;
+	pend_alloc(c);
+	return c;
+}
+
+void
+child_reconfigure(struct child *c, const struct config *cfg, char *const *argv)
+{
+	c->cfg = cfg;
+	c->argv = argv;
+	if (c->npend == 0)
+		pend_alloc(c);
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Stops every watcher and closes the pipes: the process part is gone. */
+static void
+teardown(struct child *c)
+{
+	ev_io_stop(LOOP, &c->w_out);
+	ev_io_stop(LOOP, &c->w_in);
+	ev_io_stop(LOOP, &c->w_err);
+	ev_timer_stop(LOOP, &c->t_deadline);
+	ev_timer_stop(LOOP, &c->t_kill);
+	ev_timer_stop(LOOP, &c->t_health);
+	close_fd(&c->fd_in);
+	close_fd(&c->fd_out);
+	close_fd(&c->fd_err);
+	buf_release(&c->in);
+	buf_release(&c->out);
+	buf_release(&c->err);
+}
+
+static void fail_pending(struct child *, enum msg_code, const char *);
+
+void
+child_free(struct child *c)
+{
+	if (c == NULL)
+		return;
+	if (c->pid > 0) {
+		kill(-c->pid, SIGKILL);
+		ev_child_stop(LOOP, &c->w_child);
+	}
+	fail_pending(c, ERR_WORKER_CRASHED, "worker removed");
+	teardown(c);
+	ev_timer_stop(LOOP, &c->t_backoff);
+	free(c->pend);
+	free(c->name);
+	free(c);
+}
+
+/* ---- spawning ---------------------------------------------------------- */
+
+/* environ plus the configured variables plus ARBOR_WORKER=<name>. */
+static char **
+make_env(const struct child *c)
+{
+	size_t n = 0, k = 0;
+	while (environ[n])
+		n++;
+	for (char **e = c->cfg->worker.env; e && *e; e++)
+		k++;
+	char **env = xcalloc(n + k + 2, sizeof *env);
+	size_t i = 0;
+	for (char **e = c->cfg->worker.env; e && *e; e++)
+		env[i++] = *e;
+	for (size_t j = 0; j < n; j++)
+		env[i++] = environ[j];	/* later duplicates lose in getenv */
+	env[i++] = xasprintf("ARBOR_WORKER=%s", c->name);
+	return env;
+}
+
+static void
+free_env(char **env)
+{
+	size_t i = 0;
+	while (env[i + 1])
+		i++;
+	free(env[i]);		/* the ARBOR_WORKER string, last */
+	free(env);
+}
+
+/* In the forked process: become a clean worker, or _exit(127). */
+static void __attribute__((noreturn))
+exec_worker(const struct child *c, int p_in[2], int p_out[2], int p_err[2],
+    char **env, pid_t parent)
+{
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (dup2(p_in[0], 0) < 0 || dup2(p_out[1], 1) < 0 || dup2(p_err[1], 2) < 0)
+		_exit(127);
+	syscall(SYS_close_range, 3U, ~0U, 0U);
+	execvpe(c->argv[0], c->argv, env);
+	dprintf(2, "cannot exec %s: %s\n", c->argv[0], strerror(errno));
+	_exit(127);
+}
+
+static int
+make_pipes(int p[3][2])
+{
+	for (int i = 0; i < 3; i++)
+		p[i][0] = p[i][1] = -1;
+	for (int i = 0; i < 3; i++)
+		if (pipe2(p[i], O_CLOEXEC) < 0)
+			return -1;
+	return 0;
+}
+
+static void
+close_pipes(int p[3][2])
+{
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 2; j++)
+			if (p[i][j] >= 0)
+				close(p[i][j]);
+}
+
+/* Forks with all signals blocked, so the child starts with nothing pending
+ * from our handlers. */
+static pid_t
+fork_worker(struct child *c, int p[3][2])
+{
+	char **env = make_env(c);
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		exec_worker(c, p[0], p[1], p[2], env, parent);
+	int saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	free_env(env);
+	errno = saved;
+	return pid;
+}
+
+/* Takes the parent's ends of the pipes and starts watching them. */
+static void
+attach(struct child *c, int p[3][2])
+{
+	c->fd_in = p[0][1];
+	c->fd_out = p[1][0];
+	c->fd_err = p[2][0];
+	p[0][1] = p[1][0] = p[2][0] = -1;
+	fcntl(c->fd_in, F_SETFL, O_NONBLOCK);
+	fcntl(c->fd_out, F_SETFL, O_NONBLOCK);
+	fcntl(c->fd_err, F_SETFL, O_NONBLOCK);
+	ev_io_init(&c->w_out, on_out, c->fd_out, EV_READ);
+	ev_io_init(&c->w_in, on_in, c->fd_in, EV_WRITE);
+	ev_io_init(&c->w_err, on_err, c->fd_err, EV_READ);
+	c->w_out.data = c->w_in.data = c->w_err.data = c;
+	ev_io_start(LOOP, &c->w_out);
+	ev_io_start(LOOP, &c->w_err);
+}
+
+static void init_reply(void *, json_t *, enum msg_code, const char *);
+static int send_request(struct child *, const char *, json_t *, const char *,
+    int, child_reply_fn *, void *, bool);
+
+int
+child_spawn(struct child *c)
+{
+	int p[3][2];
+	ev_timer_stop(LOOP, &c->t_backoff);
+	if (make_pipes(p) < 0) {
+		log_error(c->name, "cannot spawn: pipe: %s", strerror(errno));
+		close_pipes(p);
+		return -1;
+	}
+	pid_t pid = fork_worker(c, p);
+	if (pid < 0) {
+		log_error(c->name, "cannot spawn: fork: %s", strerror(errno));
+		close_pipes(p);
+		return -1;
+	}
+	setpgid(pid, pid);	/* both sides set it: no race with kill(-pid) */
+	ev_child_init(&c->w_child, on_exit_status, pid, 0);
+	c->w_child.data = c;
+	ev_child_start(LOOP, &c->w_child);
+	attach(c, p);
+	close_pipes(p);
+	c->pid = pid;
+	c->state = CS_STARTING;
+	c->health = CH_INITIALIZING;
+	c->started = ev_now(LOOP);
+	c->failed = c->reaped = false;
+	c->next_id = INIT_ID;
+	memset(&c->stats, 0, sizeof c->stats);
+	c->stats.last_activity = c->started;
+	log_debug(c->name, "spawned pid %d", pid);
+	json_t *args = json_pack("{s:b,s:s}", "initialization", 1, "worker_id",
+	    c->name);
+	send_request(c, "ping", args, NULL, c->cfg->worker.init_timeout_ms,
+	    init_reply, c, true);
+	return 0;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Re-arms the deadline timer at the earliest pending deadline. The table
+ * is bounded by max_inflight, so the scan is too. */
+static void
+arm_deadline(struct child *c)
+{
+	ev_tstamp first = 0;
+	for (unsigned i = 0; i <= c->pend_mask && c->npend; i++) {
+		ev_tstamp d = c->pend[i].fn ? c->pend[i].deadline : 0;
+		if (d > 0 && (first == 0 || d < first))
+			first = d;
+	}
+	ev_timer_stop(LOOP, &c->t_deadline);
+	if (first > 0) {
+		ev_timer_set(&c->t_deadline, first - ev_now(LOOP), 0.);
+		ev_timer_start(LOOP, &c->t_deadline);
+	}
+}
+
+/* A free slot for the next id (ids are unique among requests in flight). */
+static struct pend *
+pend_slot(struct child *c)
+{
+	if (c->npend > c->pend_mask)
+		return NULL;
+	while (c->pend[c->next_id & c->pend_mask].fn)
+		c->next_id++;
+	struct pend *p = &c->pend[c->next_id & c->pend_mask];
+	p->id = c->next_id++;
+	return p;
+}
+
+static struct pend *
+pend_find(struct child *c, json_int_t id)
+{
+	struct pend *p = &c->pend[id & c->pend_mask];
+	return p->fn && p->id == id ? p : NULL;
+}
+
+/* Removes p and calls its callback; the child may be idle afterwards. */
+static void
+pend_finish(struct child *c, struct pend *p, json_t *reply, enum msg_code err,
+    const char *why)
+{
+	child_reply_fn *fn = p->fn;
+	void *arg = p->arg;
+	bool internal = p->internal;
+	p->fn = NULL;
+	c->npend--;
+	if (!internal)
+		c->nuser--;
+	if (p->deadline > 0)
+		arm_deadline(c);
+	fn(arg, reply, err, why);
+	if (!internal && c->nuser == 0 && c->state == CS_READY && c->ev->idle)
+		c->ev->idle(c, c->owner);
+}
+
+static void
+fail_pending(struct child *c, enum msg_code err, const char *why)
+{
+	for (unsigned i = 0; i <= c->pend_mask && c->npend; i++)
+		if (c->pend[i].fn)
+			pend_finish(c, &c->pend[i], NULL, err, why);
+}
+
+static void
+flush_out(struct child *c)
+{
+	if (buf_write_fd(&c->out, c->fd_in) < 0) {
+		buf_release(&c->out);	/* EPIPE: the exit status will follow */
+		ev_io_stop(LOOP, &c->w_in);
+		return;
+	}
+	if (buf_used(&c->out) == 0)
+		ev_io_stop(LOOP, &c->w_in);
+	else
+		ev_io_start(LOOP, &c->w_in);
+}
+
+static int
+send_request(struct child *c, const char *command, json_t *args,
+    const char *session, int timeout_ms, child_reply_fn *fn, void *arg,
+    bool internal)
+{
+	struct pend *p = c->fd_in >= 0 ? pend_slot(c) : NULL;
+	if (p == NULL) {
+		json_decref(args);
+		return -1;
+	}
+	json_t *req = msg_worker_request(p->id, command, args, session);
+	frame_put_json(&c->out, req);
+	json_decref(req);
+	p->fn = fn;
+	p->arg = arg;
+	p->internal = internal;
+	p->deadline = timeout_ms > 0 ? ev_now(LOOP) + timeout_ms / 1000.0 : 0;
+	c->npend++;
+	if (!internal)
+		c->nuser++;
+	if (p->deadline > 0)
+		arm_deadline(c);
+	flush_out(c);
+	return 0;
+}
+
+int
+child_request(struct child *c, const char *command, json_t *args,
+    const char *session, int timeout_ms, child_reply_fn *fn, void *arg)
+{
+	if (c->state != CS_READY || c->failed || c->reaped) {
+		json_decref(args);
+		return -1;
+	}
+	return send_request(c, command, args, session, timeout_ms, fn, arg, false);
+}
+
+/* The init ping's answer makes the child ready; anything else kills it. */
+static void
+init_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+{
+	struct child *c = arg;
+	if (reply == NULL) {
+		if (err == ERR_TIMEOUT)
+			log_warn(c->name, "no answer to the init ping within %d ms",
+			    c->cfg->worker.init_timeout_ms);
+		return;		/* the timeout path kills; a crash is reported */
+	}
+	if (!json_is_true(json_object_get(reply, "success"))) {
+		child_kill(c, "init ping answered with an error");
+		return;
+	}
+	c->state = CS_READY;
+	c->health = CH_HEALTHY;
+	log_info(c->name, "ready (pid %d, %.0f ms)", c->pid,
+	    (ev_now(LOOP) - c->started) * 1000);
+	if (c->cfg->worker.health_interval_ms > 0) {
+		double iv = c->cfg->worker.health_interval_ms / 1000.0;
+		ev_timer_set(&c->t_health, iv, iv);
+		ev_timer_start(LOOP, &c->t_health);
+	}
+	c->ev->ready(c, c->owner);
+}
+
+/* ---- reading the worker ------------------------------------------------ */
+
+/* A broken protocol stream: the worker is killed and replaced. */
+static void
+protocol_failure(struct child *c, const char *why)
+{
+	if (c->failed)
+		return;
+	log_warn(c->name, "protocol failure: %s", why);
+	child_kill(c, why);
+	fail_pending(c, ERR_WORKER_CRASHED, why);
+}
+
+static void
+handle_reply(struct child *c, const char *payload, size_t len)
+{
+	json_t *reply = frame_parse(payload, len, NULL);
+	json_int_t id;
+	if (reply == NULL || !msg_int(reply, "id", &id)) {
+		json_decref(reply);
+		protocol_failure(c, reply ? "reply without id" : "invalid JSON");
+		return;
+	}
+	struct pend *p = pend_find(c, id);
+	if (p == NULL && c->state == CS_STOPPING) {
+		json_decref(reply);	/* e.g. the answer to shutdown */
+		return;
+	}
+	if (p == NULL) {
+		json_decref(reply);
+		protocol_failure(c, "reply with an unknown id");
+		return;
+	}
+	c->stats.last_activity = ev_now(LOOP);
+	if (!p->internal) {
+		c->stats.requests_handled++;
+		if (!json_is_true(json_object_get(reply, "success")))
+			c->stats.errors++;
+	}
+	pend_finish(c, p, reply, 0, NULL);
+	json_decref(reply);
+}
+
+/* Decodes every whole frame buffered from the worker's stdout. */
+static void
+drain_frames(struct child *c)
+{
+	const char *payload;
+	size_t len;
+	while (!c->failed) {
+		enum frame_status st = frame_peek(&c->in,
+		    (size_t)c->cfg->worker.max_frame_bytes, &payload, &len);
+		if (st == FRAME_MORE)
+			return;
+		if (st == FRAME_TOO_LARGE) {
+			protocol_failure(c, "frame larger than max_frame_bytes");
+			return;
+		}
+		handle_reply(c, payload, len);
+		if (c->fd_out >= 0)	/* the callback may have torn us down */
+			frame_done(&c->in, len);
+	}
+}
+
+static void
+on_out(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = w->data;
+	ssize_t n = buf_read_fd(&c->in, c->fd_out);
+	if (n > 0) {
+		drain_frames(c);
+		return;
+	}
+	if (n < 0 && errno == EAGAIN)
+		return;
+	ev_io_stop(loop, w);
+	if (c->state != CS_STOPPING)
+		protocol_failure(c, n == 0 ? "stdout closed" : strerror(errno));
+}
+
+static void
+on_in(struct ev_loop *loop, ev_io *w, int revents)
+{
+	flush_out(w->data);
+}
+
+/* Logs each whole line of stderr; an over-long line is logged in pieces. */
+static void
+log_stderr(struct child *c, bool final)
+{
+	for (;;) {
+		char *head = buf_head(&c->err);
+		size_t used = buf_used(&c->err);
+		char *nl = memchr(head, '\n', used);
+		size_t len = nl ? (size_t)(nl - head) : used;
+		if (!nl && !final && used < STDERR_LINE_MAX)
+			return;
+		if (used == 0)
+			return;
+		if (len > STDERR_LINE_MAX)
+			len = STDERR_LINE_MAX;
+		log_line(c->name, head, len);
+		buf_consume(&c->err, nl && len == (size_t)(nl - head) ? len + 1 : len);
+	}
+}
+
+static void
+on_err(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct child *c = w->data;
+	ssize_t n = buf_read_fd(&c->err, c->fd_err);
+	if (n > 0) {
+		log_stderr(c, false);
+		return;
+	}
+	if (n < 0 && errno == EAGAIN)
+		return;
+	log_stderr(c, true);
+	ev_io_stop(loop, w);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void
+on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+	ev_tstamp now = ev_now(loop);
+	bool expired = false;
+	for (unsigned i = 0; i <= c->pend_mask; i++) {
+		struct pend *p = &c->pend[i];
+		if (p->fn && p->deadline > 0 && p->deadline <= now) {
+			expired = true;
+			if (p->internal && c->health == CH_HEALTHY)
+				c->health = CH_UNHEALTHY;
+			pend_finish(c, p, NULL, ERR_TIMEOUT, "deadline passed");
+		}
+	}
+	if (expired && c->pid > 0 && !c->failed)
+		child_kill(c, "request deadline passed");
+	else
+		arm_deadline(c);
+}
+
+static void
+health_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+{
+	struct child *c = arg;
+	if (reply && json_is_true(json_object_get(reply, "success")))
+		c->health = CH_HEALTHY;
+	else if (reply)
+		c->health = CH_UNHEALTHY;
+}
+
+/* Pings the child when it is idle; a missed deadline kills it. */
+static void
+on_health(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+	if (c->state != CS_READY || c->npend > 0)
+		return;
+	send_request(c, "ping", NULL, NULL, c->cfg->worker.health_timeout_ms,
+	    health_reply, c, true);
+}
+
+static void
+on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+	log_warn(c->name, "did not stop within %d ms: SIGKILL",
+	    c->cfg->worker.shutdown_timeout_ms);
+	kill(-c->pid, SIGKILL);
+}
+
+static void
+on_backoff(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct child *c = w->data;
+	if (child_spawn(c) < 0)
+		c->ev->exited(c, c->owner);	/* the owner backs off again */
+}
+
+/* ---- stopping and exit --------------------------------------------------- */
+
+void
+child_stop(struct child *c)
+{
+	if (c->pid <= 0 || c->state == CS_STOPPING)
+		return;
+	c->state = CS_STOPPING;
+	ev_timer_stop(LOOP, &c->t_health);
+	if (!c->failed && c->fd_in >= 0) {
+		json_t *req = msg_worker_request(c->next_id++, "shutdown", NULL, NULL);
+		frame_put_json(&c->out, req);
+		json_decref(req);
+		flush_out(c);
+	}
+	kill(-c->pid, SIGTERM);
+	ev_timer_set(&c->t_kill, c->cfg->worker.shutdown_timeout_ms / 1000.0, 0.);
+	ev_timer_start(LOOP, &c->t_kill);
+}
+
+void
+child_kill(struct child *c, const char *why)
+{
+	if (c->pid <= 0)
+		return;
+	if (why)
+		log_warn(c->name, "killing pid %d: %s", c->pid, why);
+	c->failed = true;
+	ev_io_stop(LOOP, &c->w_out);
+	ev_timer_stop(LOOP, &c->t_health);
+	kill(-c->pid, SIGKILL);
+}
+
+void
+child_backoff(struct child *c, int ms)
+{
+	c->state = CS_BACKOFF;
+	ev_timer_set(&c->t_backoff, ms / 1000.0, 0.);
+	ev_timer_start(LOOP, &c->t_backoff);
+}
+
+void
+child_set_down(struct child *c, enum child_state s)
+{
+	ev_timer_stop(LOOP, &c->t_backoff);
+	if (c->pid <= 0)
+		c->state = s;
+}
+
+static void
+log_exit(struct child *c)
+{
+	int st = c->status;
+	if (WIFEXITED(st))
+		log_msg(WEXITSTATUS(st) || c->state != CS_STOPPING ? LOG_WARN : LOG_INFO,
+		    c->name, "pid %d exited with status %d", c->pid, WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		log_msg(c->state == CS_STOPPING ? LOG_INFO : LOG_WARN, c->name,
+		    "pid %d killed by signal %d (%s)", c->pid, WTERMSIG(st),
+		    strsignal(WTERMSIG(st)));
+}
+
+/* The process is reaped: read what it left, close up, fail what it held,
+ * and take down anything it left in its process group. */
+static void
+on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct child *c = w->data;
+	ev_child_stop(loop, w);
+	c->status = w->rstatus;
+	c->reaped = true;
+	c->exited_at = ev_now(loop);
+	log_exit(c);
+	if (!c->failed && c->fd_out >= 0 && buf_read_fd(&c->in, c->fd_out) > 0)
+		drain_frames(c);
+	if (c->fd_err >= 0 && buf_read_fd(&c->err, c->fd_err) >= 0)
+		log_stderr(c, true);
+	kill(-c->pid, SIGKILL);
+	teardown(c);
+	c->pid = 0;
+	fail_pending(c, ERR_WORKER_CRASHED, "worker exited");
+	c->health = CH_INITIALIZING;
+	c->ev->exited(c, c->owner);
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+const char *child_name(const struct child *c) { return c->name; }
+pid_t child_pid(const struct child *c) { return c->pid; }
+bool child_alive(const struct child *c) { return c->pid > 0; }
+int child_exit_status(const struct child *c) { return c->status; }
+unsigned child_inflight(const struct child *c) { return c->nuser; }
+unsigned child_restarts(const struct child *c) { return c->restarts; }
+void child_count_restart(struct child *c) { c->restarts++; }
+struct child_stats *child_stats(struct child *c) { return &c->stats; }
+void child_sessions_add(struct child *c, int d) { c->sessions += d; }
+void *child_owner_data(const struct child *c) { return c->owner_data; }
+void child_set_owner_data(struct child *c, void *d) { c->owner_data = d; }
+
+enum child_state
+child_state(const struct child *c)
+{
+	if (c->state == CS_READY && c->nuser > 0)
+		return CS_BUSY;
+	return c->state;
+}
+
+bool
+child_exit_abnormal(const struct child *c)
+{
+	return c->failed || !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0;
+}
+
+double
+child_uptime(const struct child *c)
+{
+	return c->pid > 0 ? ev_now(LOOP) - c->started : 0;
+}
+
+double
+child_last_run(const struct child *c)
+{
+	return c->exited_at - c->started;
+}
+
+void *
+child_owner(const struct child *c)
+{
+	return c->owner;
+}
+
+json_t *
+child_json(const struct child *c)
+{
+	const struct child_stats *s = &c->stats;
+	json_int_t up = (json_int_t)(child_uptime(c) * 1000);
+	json_int_t idle = c->pid > 0 ?
+	    (json_int_t)((ev_now(LOOP) - s->last_activity) * 1000) : 0;
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:[],s:I,s:s,s:i,"
+	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+	    "name", c->name, "kind", "worker",
+	    "state", child_state_name(child_state(c)),
+	    "restarts", (json_int_t)c->restarts, "uptime_ms", up, "children",
+	    "pid", (json_int_t)c->pid, "health", child_health_name(c->health),
+	    "session", c->sessions, "stats",
+	    "requests_handled", (json_int_t)s->requests_handled,
+	    "errors", (json_int_t)s->errors,
+	    "sessions_served", (json_int_t)s->sessions_served,
+	    "checkouts", (json_int_t)s->checkouts,
+	    "uptime_ms", up, "last_activity_ms", idle);
+}

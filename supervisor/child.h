@@ -1,0 +1,99 @@
+/* child: one worker slot of the tree and the process that runs in it.
+ *
+ * The slot keeps its name, restart count and backoff across restarts; each
+ * spawn makes a new process with pipes on 0/1/2, its own process group, a
+ * parent-death signal and a clean signal mask. The child speaks the worker
+ * protocol (SPEC 5): the init ping, requests with deadlines, health pings,
+ * the stop escalation (shutdown frame, SIGTERM, SIGKILL). It never decides
+ * about restarts: it reports to its owner through struct child_events and
+ * the owner (a supervisor) applies restart type, intensity and backoff. */
+#ifndef ARBOR_CHILD_H
+#define ARBOR_CHILD_H
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "proto/msg.h"
+#include "supervisor/config.h"
+
+enum child_state {
+	CS_STARTING, CS_READY, CS_BUSY, CS_STOPPING, CS_BACKOFF, CS_STOPPED,
+	CS_FAILED
+};
+enum child_health { CH_INITIALIZING, CH_HEALTHY, CH_UNHEALTHY };
+
+struct child;
+
+/* What the child tells its owner. Callbacks run from the event loop; the
+ * owner must not free the child inside them. */
+struct child_events {
+	/* The init ping was answered: the child takes requests. */
+	void	(*ready)(struct child *, void *owner);
+	/* The last request in flight finished (the child is idle again). */
+	void	(*idle)(struct child *, void *owner);
+	/* The process is gone: reaped, pipes closed, requests failed. The
+	 * state is still CS_STARTING/READY/STOPPING: the owner sets the next
+	 * one (child_spawn, child_backoff, child_set_down). */
+	void	(*exited)(struct child *, void *owner);
+};
+
+/* A request's outcome: reply is the worker's response object (borrowed),
+ * or NULL with err set (ERR_WORKER_CRASHED, ERR_TIMEOUT) and why. */
+typedef void child_reply_fn(void *arg, json_t *reply, enum msg_code err,
+    const char *why);
+
+struct child_stats {
+	unsigned long	requests_handled, errors, sessions_served, checkouts;
+	double		last_activity;	/* ev_now() of the last reply */
+};
+
+/* name is copied; cfg and argv are borrowed until child_reconfigure()
+ * replaces them or the child is freed. */
+struct child *child_new(const char *name, const struct config *cfg,
+	    char *const *argv, const struct child_events *, void *owner);
+void	child_free(struct child *);	/* kills a live process; NULL ok */
+void	child_reconfigure(struct child *, const struct config *,
+	    char *const *argv);
+
+/* Starts a process (state starting). -1 if it could not be forked; the
+ * owner treats that like a crash. */
+int	child_spawn(struct child *);
+/* Graceful stop of a live process (state stopping); exited follows. */
+void	child_stop(struct child *);
+/* SIGKILL to the whole process group now; exited follows. */
+void	child_kill(struct child *, const char *why);
+/* No process: wait ms, then spawn (state backoff). */
+void	child_backoff(struct child *, int ms);
+/* No process and none wanted: state stopped or failed. */
+void	child_set_down(struct child *, enum child_state);
+
+/* Sends a request; fn is called exactly once. timeout_ms <= 0: none.
+ * session may be NULL. Steals args (may be NULL). 0, or -1 when the child
+ * cannot take requests (fn is not called). */
+int	child_request(struct child *, const char *command, json_t *args,
+	    const char *session, int timeout_ms, child_reply_fn *, void *arg);
+
+const char	*child_name(const struct child *);
+enum child_state child_state(const struct child *);
+bool	child_alive(const struct child *);	/* a process exists */
+pid_t	child_pid(const struct child *);	/* 0 when none */
+int	child_exit_status(const struct child *); /* wait status of the last exit */
+bool	child_exit_abnormal(const struct child *);
+double	child_uptime(const struct child *);	/* seconds since spawn, 0 if none */
+double	child_last_run(const struct child *);	/* seconds the last process ran */
+void	*child_owner(const struct child *);	/* the owner given to child_new */
+unsigned child_inflight(const struct child *);	/* user requests in flight */
+unsigned child_restarts(const struct child *);
+void	child_count_restart(struct child *);
+struct child_stats *child_stats(struct child *);
+void	child_sessions_add(struct child *, int delta);
+void	*child_owner_data(const struct child *);
+void	child_set_owner_data(struct child *, void *);
+
+/* The NODE of SPEC 6 for this child. New reference. */
+json_t	*child_json(const struct child *);
+
+const char *child_state_name(enum child_state);
+const char *child_health_name(enum child_health);
+
+#endif

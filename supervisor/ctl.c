@@ -1,0 +1,379 @@
+#include "supervisor/ctl.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proto/frame.h"
+#include "proto/msg.h"
+#include "proto/xmalloc.h"
+#include "supervisor/log.h"
+
+#define LOOP		EV_DEFAULT_UC
+#define ACCEPT_PAUSE_S	1.0	/* out of descriptors: retry accept after this */
+
+struct ctl_conn {
+	struct ctl	*ctl;
+	struct ctl_conn	*next, *prev;
+	int		 fd;
+	ev_io		 w_read, w_write;
+	struct buf	 in, out;
+	unsigned	 refs;		/* 1 while open + 1 per owed reply */
+	bool		 closing;	/* close once out is flushed */
+	bool		 closed;
+};
+
+struct ctl {
+	const struct config	*cfg;
+	ctl_handler		*handler;
+	void			*arg;
+	char			*path;
+	int			 fd;
+	ev_io			 w_accept;
+	ev_timer		 t_pause;
+	struct ctl_conn		*conns;
+	size_t			 nconns;
+};
+
+static void conn_close(struct ctl_conn *);
+
+/* ---- the listening socket ------------------------------------------------ */
+
+static int
+fill_addr(struct sockaddr_un *sa, const char *path, char *err, size_t errlen)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sa->sun_path) {
+		snprintf(err, errlen, "%s: socket path too long", path);
+		return -1;
+	}
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+/* Refuses a socket a live arbord answers on; removes a stale one. */
+static int
+claim_path(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	struct sockaddr_un sa;
+	fill_addr(&sa, path, err, errlen);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		struct ucred cr;
+		socklen_t len = sizeof cr;
+		int pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ?
+		    cr.pid : 0;
+		close(fd);
+		snprintf(err, errlen, "%s is in use by a running arbord (pid %d)",
+		    path, pid);
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	log_info("ctl", "removing stale socket %s", path);
+	unlink(path);
+	return 0;
+}
+
+/* Creates the socket's directory when only the last level is missing. */
+static void
+make_dir(const char *path)
+{
+	char *copy = xstrdup(path);
+	mkdir(dirname(copy), 0755);
+	free(copy);
+}
+
+static int
+listen_on(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	if (fill_addr(&sa, path, err, errlen) < 0 ||
+	    claim_path(path, err, errlen) < 0)
+		return -1;
+	make_dir(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	mode_t old = umask(0777 & ~mode);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || chmod(path, mode) < 0 || listen(fd, 512) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void on_accept(struct ev_loop *, ev_io *, int);
+static void on_pause(struct ev_loop *, ev_timer *, int);
+
+struct ctl *
+ctl_open(const struct config *cfg, ctl_handler *handler, void *arg, char *err,
+    size_t errlen)
+{
+	int fd = listen_on(cfg->control.socket, cfg->control.mode, err, errlen);
+	if (fd < 0)
+		return NULL;
+	struct ctl *c = xcalloc(1, sizeof *c);
+	c->cfg = cfg;
+	c->handler = handler;
+	c->arg = arg;
+	c->path = xstrdup(cfg->control.socket);
+	c->fd = fd;
+	ev_io_init(&c->w_accept, on_accept, fd, EV_READ);
+	ev_init(&c->t_pause, on_pause);
+	c->w_accept.data = c->t_pause.data = c;
+	ev_io_start(LOOP, &c->w_accept);
+	log_info("ctl", "listening on %s", c->path);
+	return c;
+}
+
+void
+ctl_close(struct ctl *c)
+{
+	if (c == NULL)
+		return;
+	while (c->conns)
+		conn_close(c->conns);
+	ev_io_stop(LOOP, &c->w_accept);
+	ev_timer_stop(LOOP, &c->t_pause);
+	close(c->fd);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+}
+
+void
+ctl_reconfigure(struct ctl *c, const struct config *cfg)
+{
+	c->cfg = cfg;
+}
+
+size_t
+ctl_nconns(const struct ctl *c)
+{
+	return c->nconns;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void
+conn_unref(struct ctl_conn *cn)
+{
+	if (--cn->refs == 0) {
+		buf_release(&cn->in);
+		buf_release(&cn->out);
+		free(cn);
+	}
+}
+
+static void
+conn_close(struct ctl_conn *cn)
+{
+	if (cn->closed)
+		return;
+	struct ctl *c = cn->ctl;
+	cn->closed = true;
+	ev_io_stop(LOOP, &cn->w_read);
+	ev_io_stop(LOOP, &cn->w_write);
+	close(cn->fd);
+	if (cn->prev)
+		cn->prev->next = cn->next;
+	else
+		c->conns = cn->next;
+	if (cn->next)
+		cn->next->prev = cn->prev;
+	c->nconns--;
+	conn_unref(cn);
+}
+
+/* Writes what is queued; closes the connection when asked and done. */
+static void
+conn_flush(struct ctl_conn *cn)
+{
+	if (buf_write_fd(&cn->out, cn->fd) < 0) {
+		conn_close(cn);
+		return;
+	}
+	if (buf_used(&cn->out) > 0) {
+		ev_io_start(LOOP, &cn->w_write);
+		return;
+	}
+	ev_io_stop(LOOP, &cn->w_write);
+	if (cn->closing)
+		conn_close(cn);
+}
+
+void
+ctl_reply(struct ctl_conn *cn, json_t *reply)
+{
+	if (!cn->closed) {
+		frame_put_json(&cn->out, reply);
+		conn_flush(cn);
+	}
+	json_decref(reply);
+}
+
+void
+ctl_hold(struct ctl_conn *cn)
+{
+	cn->refs++;
+}
+
+void
+ctl_release(struct ctl_conn *cn)
+{
+	conn_unref(cn);
+}
+
+/* A framing error: one error reply, then the connection is closed. */
+static void
+conn_abort(struct ctl_conn *cn, json_t *reply)
+{
+	cn->closing = true;
+	ev_io_stop(LOOP, &cn->w_read);
+	ctl_reply(cn, reply);
+}
+
+/* Parses one request frame and hands it to the handler. */
+static void
+conn_request(struct ctl_conn *cn, const char *payload, size_t len)
+{
+	json_error_t e;
+	json_t *req = frame_parse(payload, len, &e);
+	if (req == NULL) {
+		ctl_reply(cn, msg_error(NULL, ERR_BAD_REQUEST, "invalid JSON: %s",
+		    e.text));
+		return;
+	}
+	cn->ctl->handler(cn, req, cn->ctl->arg);
+	json_decref(req);
+}
+
+static void
+conn_frames(struct ctl_conn *cn)
+{
+	const char *payload;
+	size_t len;
+	size_t max = (size_t)cn->ctl->cfg->control.max_frame_bytes;
+	ctl_hold(cn);	/* the handler may close it */
+	while (!cn->closed && !cn->closing) {
+		enum frame_status st = frame_peek(&cn->in, max, &payload, &len);
+		if (st == FRAME_MORE)
+			break;
+		if (st == FRAME_TOO_LARGE) {
+			conn_abort(cn, msg_error(NULL, ERR_FRAME_TOO_LARGE,
+			    "frame of %zu bytes exceeds %zu", len, max));
+			break;
+		}
+		conn_request(cn, payload, len);
+		frame_done(&cn->in, len);
+	}
+	ctl_release(cn);
+}
+
+static void
+on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_conn *cn = w->data;
+	ssize_t n = buf_read_fd(&cn->in, cn->fd);
+	if (n > 0)
+		conn_frames(cn);
+	else if (n == 0 || errno != EAGAIN)
+		conn_close(cn);
+}
+
+static void
+on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	conn_flush(w->data);
+}
+
+/* Refuses a peer with one error frame, written without waiting. */
+static void
+refuse(int fd, enum msg_code code, const char *why)
+{
+	struct buf b;
+	buf_init(&b);
+	json_t *j = msg_error(NULL, code, "%s", why);
+	frame_put_json(&b, j);
+	json_decref(j);
+	buf_write_fd(&b, fd);
+	buf_release(&b);
+	close(fd);
+}
+
+static bool
+peer_allowed(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	return cr.uid == 0 || cr.uid == getuid();
+}
+
+static void
+conn_new(struct ctl *c, int fd)
+{
+	struct ctl_conn *cn = xcalloc(1, sizeof *cn);
+	cn->ctl = c;
+	cn->fd = fd;
+	cn->refs = 1;
+	ev_io_init(&cn->w_read, on_read, fd, EV_READ);
+	ev_io_init(&cn->w_write, on_write, fd, EV_WRITE);
+	cn->w_read.data = cn->w_write.data = cn;
+	ev_io_start(LOOP, &cn->w_read);
+	cn->next = c->conns;
+	if (c->conns)
+		c->conns->prev = cn;
+	c->conns = cn;
+	c->nconns++;
+}
+
+static void
+on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl *c = w->data;
+	int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE) {
+			log_warn("ctl", "accept: %s: pausing", strerror(errno));
+			ev_io_stop(loop, w);
+			ev_timer_set(&c->t_pause, ACCEPT_PAUSE_S, 0.);
+			ev_timer_start(loop, &c->t_pause);
+		}
+		return;
+	}
+	if (!peer_allowed(fd))
+		refuse(fd, ERR_PERMISSION_DENIED, "peer uid not allowed");
+	else if (c->nconns >= (size_t)c->cfg->control.max_clients)
+		refuse(fd, ERR_OVERLOADED, "too many clients");
+	else
+		conn_new(c, fd);
+}
+
+static void
+on_pause(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl *c = w->data;
+	ev_io_start(loop, &c->w_accept);
+}

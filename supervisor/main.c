@@ -1,0 +1,216 @@
+/* arbord: the arbor daemon. CLI, config, the event loop, exit codes. */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/xmalloc.h"
+#include "registry/registry.h"
+#include "supervisor/cond.h"
+#include "supervisor/config.h"
+#include "supervisor/ctl.h"
+#include "supervisor/log.h"
+#include "supervisor/ops.h"
+#include "supervisor/version.h"
+
+#define EXIT_GAVE_UP	1
+#define EXIT_USAGE	64
+#define EXIT_CONFIG	78
+
+struct daemon {
+	struct config	*cfg;
+	struct registry	*reg;
+	struct root	*root;
+	struct ctl	*ctl;
+	struct ops_env	 ops;
+	ev_signal	 sig_term, sig_int, sig_hup;
+	int		 exit_code;
+	bool		 stopping;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: arbord [-c FILE] [-e ENV] [-t] [-v|-q] [--version] [-h]\n"
+	    "  -c FILE    config file (default $ARBOR_CONF, else /etc/arbor/arbor.conf)\n"
+	    "  -e ENV     environment (default $ARBOR_ENV, else default_environment, else dev)\n"
+	    "  -t         check the config, print the resolved settings and exit\n"
+	    "  -v / -q    more (debug) / less (warnings and errors) logging\n");
+}
+
+struct args {
+	const char	*conf, *env;
+	bool		 test;
+	int		 verbosity;	/* -1 quiet, 0, 1 verbose */
+};
+
+/* Parses argv into a; exits 0 for -h/--version and 64 on misuse. */
+static void
+parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option longopts[] = {
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "c:e:tvqh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': a->conf = optarg; break;
+		case 'e': a->env = optarg; break;
+		case 't': a->test = true; break;
+		case 'v': a->verbosity = 1; break;
+		case 'q': a->verbosity = -1; break;
+		case 'V': printf("arbord %s\n", ARBOR_VERSION); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(EXIT_USAGE);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		exit(EXIT_USAGE);
+	}
+	if (a->conf == NULL)
+		a->conf = getenv("ARBOR_CONF");
+	if (a->conf == NULL)
+		a->conf = "/etc/arbor/arbor.conf";
+}
+
+/* The directory of this executable: mock_worker lives beside it. */
+static char *
+self_dir(void)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+	if (n < 0)
+		return xstrdup(".");
+	path[n] = '\0';
+	return xstrdup(dirname(path));
+}
+
+static void
+on_root_stopped(struct root *r, void *arg)
+{
+	struct daemon *d = arg;
+	ctl_close(d->ctl);
+	d->ctl = NULL;
+	log_info("arbord", "stopped");
+	ev_break(EV_DEFAULT_UC, EVBREAK_ALL);
+}
+
+static void
+on_gave_up(struct root *r, void *arg)
+{
+	struct daemon *d = arg;
+	d->exit_code = EXIT_GAVE_UP;
+	log_error("arbord", "the root supervisor gave up: exiting 1");
+	on_root_stopped(r, d);
+}
+
+/* Graceful stop; a second request while stopping kills the tree at once. */
+static void
+begin_shutdown(void *arg)
+{
+	struct daemon *d = arg;
+	if (d->stopping) {
+		log_warn("arbord", "second stop request: killing workers now");
+		root_kill(d->root);
+		return;
+	}
+	d->stopping = true;
+	d->ops.draining = true;
+	log_info("arbord", "shutting down");
+	root_stop(d->root);
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+	if (w->signum == SIGHUP) {
+		log_warn("arbord", "SIGHUP: reload is not supported yet");
+		return;
+	}
+	begin_shutdown(d);
+}
+
+static void
+watch_signals(struct daemon *d)
+{
+	struct ev_loop *loop = EV_DEFAULT_UC;
+	signal(SIGPIPE, SIG_IGN);
+	ev_signal_init(&d->sig_term, on_signal, SIGTERM);
+	ev_signal_init(&d->sig_int, on_signal, SIGINT);
+	ev_signal_init(&d->sig_hup, on_signal, SIGHUP);
+	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+	ev_signal_start(loop, &d->sig_term);
+	ev_signal_start(loop, &d->sig_int);
+	ev_signal_start(loop, &d->sig_hup);
+}
+
+static const struct root_events root_events = { on_gave_up, on_root_stopped };
+
+static int
+run(struct daemon *d)
+{
+	char err[1024];
+	if (ev_default_loop(EVFLAG_AUTO) == NULL) {
+		fprintf(stderr, "arbord: cannot start the event loop\n");
+		return EXIT_GAVE_UP;
+	}
+	watch_signals(d);
+	d->reg = reg_new();
+	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
+	    .arg = d };
+	d->ctl = ctl_open(d->cfg, ops_handle, &d->ops, err, sizeof err);
+	if (d->ctl == NULL) {
+		log_error("arbord", "%s", err);
+		return EXIT_GAVE_UP;
+	}
+	char *dir = self_dir();
+	d->root = root_new(d->cfg, d->reg, dir, &root_events, d);
+	free(dir);
+	d->ops.root = d->root;
+	log_info("arbord", "arbord %s starting (pid %d, config %s)",
+	    ARBOR_VERSION, getpid(), d->cfg->path);
+	root_start(d->root);
+	ev_run(EV_DEFAULT_UC, 0);
+	ctl_close(d->ctl);
+	root_free(d->root);
+	reg_free(d->reg);
+	return d->exit_code;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	char err[1024];
+	parse_args(argc, argv, &a);
+	struct daemon d = { 0 };
+	d.cfg = config_load(a.conf, a.env, err, sizeof err);
+	if (d.cfg == NULL) {
+		fprintf(stderr, "arbord: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (a.test) {
+		config_print(d.cfg, stdout);
+		config_free(d.cfg);
+		return 0;
+	}
+	enum cfg_log_level lv = d.cfg->log.level;
+	if (a.verbosity > 0)
+		lv = LOG_DEBUG;
+	else if (a.verbosity < 0 && lv < LOG_WARN)
+		lv = LOG_WARN;
+	log_setup(lv, d.cfg->log.format);
+	int rc = run(&d);
+	config_free(d.cfg);
+	return rc;
+}

@@ -1,0 +1,194 @@
+#include "supervisor/ops.h"
+
+#include <string.h>
+
+#include "proto/msg.h"
+#include "supervisor/child.h"
+#include "supervisor/log.h"
+#include "supervisor/tree.h"
+
+/* An op gets the request (borrowed) and its id (borrowed); it returns the
+ * reply (new reference), or NULL when it will reply later itself. */
+typedef json_t *op_fn(struct ops_env *, struct ctl_conn *, json_t *req,
+    json_t *id);
+
+static json_t *
+op_ping(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "pong", json_true());
+	return r;
+}
+
+/* The NODE at name (any kind), or NULL. */
+static json_t *
+node_json(struct ops_env *env, const char *name)
+{
+	enum reg_kind kind;
+	void *obj = reg_lookup(env->reg, name, &kind);
+	if (obj == NULL)
+		return NULL;
+	switch (kind) {
+	case REG_ROOT:
+		return root_json(obj);
+	case REG_SUPERVISOR:
+		return sup_json(obj);
+	case REG_WORKER:
+		return child_json(obj);
+	}
+	return NULL;
+}
+
+static json_t *
+op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	json_t *jn = json_object_get(req, "name");
+	if (jn && !json_is_string(jn) && !json_is_null(jn))
+		return msg_error(id, ERR_BAD_REQUEST, "name must be a string");
+	const char *name = jn && json_is_string(jn) ? json_string_value(jn) : "root";
+	json_t *tree = node_json(env, name);
+	if (tree == NULL)
+		return msg_error(id, ERR_NOT_FOUND, "no node named '%s'", name);
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "tree", tree);
+	return r;
+}
+
+/* Counts workers ready or busy against the configured size. */
+static json_t *
+op_health(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	struct sup *s = root_subtree(env->root);
+	const struct config *cfg = root_config(env->root);
+	int ready = 0, expected = 0;
+	if (s) {
+		expected = cfg->mode == MODE_POOL ? cfg->pool.size : 1;
+		for (size_t i = 0; i < sup_nchildren(s); i++) {
+			enum child_state st = child_state(sup_child(s, i));
+			ready += st == CS_READY || st == CS_BUSY;
+		}
+	}
+	const char *h = ready >= expected ? "healthy" : ready == 0 ? "down" :
+	    "degraded";
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "health", json_string(h));
+	json_object_set_new(r, "ready", json_integer(ready));
+	json_object_set_new(r, "expected", json_integer(expected));
+	return r;
+}
+
+/* Looks up params.name; on failure *err is the reply to send. */
+static void *
+lookup_name(struct ops_env *env, json_t *req, json_t *id, enum reg_kind *kind,
+    json_t **err)
+{
+	const char *name = msg_str(req, "name");
+	if (name == NULL) {
+		*err = msg_error(id, ERR_BAD_REQUEST, "missing string param 'name'");
+		return NULL;
+	}
+	void *obj = reg_lookup(env->reg, name, kind);
+	if (obj == NULL)
+		*err = msg_error(id, ERR_NOT_FOUND, "no node named '%s'", name);
+	return obj;
+}
+
+static json_t *
+op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	enum reg_kind kind;
+	json_t *err = NULL;
+	void *obj = lookup_name(env, req, id, &kind, &err);
+	if (obj == NULL)
+		return err;
+	if (kind == REG_ROOT)
+		root_restart(obj);
+	else if (kind == REG_SUPERVISOR)
+		sup_restart(obj);
+	else
+		sup_restart_child(child_owner(obj), obj);
+	log_info("ops", "restart %s", msg_str(req, "name"));
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "restarted", json_string(msg_str(req, "name")));
+	return r;
+}
+
+/* stop and start: a worker's wanted state. */
+static json_t *
+want(struct ops_env *env, json_t *req, json_t *id, bool up)
+{
+	enum reg_kind kind;
+	json_t *err = NULL;
+	struct child *c = lookup_name(env, req, id, &kind, &err);
+	if (c == NULL)
+		return err;
+	if (kind != REG_WORKER)
+		return msg_error(id, ERR_BAD_REQUEST, "%s takes a worker name",
+		    up ? "start" : "stop");
+	log_info("ops", "%s %s", up ? "start" : "stop", child_name(c));
+	if (up)
+		sup_start_child(child_owner(c), c);
+	else
+		sup_stop_child(child_owner(c), c);
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "state",
+	    json_string(child_state_name(child_state(c))));
+	return r;
+}
+
+static json_t *
+op_stop(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	return want(env, req, id, false);
+}
+
+static json_t *
+op_start(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	return want(env, req, id, true);
+}
+
+static json_t *
+op_shutdown(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "stopping", json_true());
+	ctl_reply(cn, r);	/* before the socket goes away */
+	env->shutdown(env->arg);
+	return NULL;
+}
+
+static const struct op {
+	const char	*name;
+	op_fn		*fn;
+} ops[] = {
+	{ "ping", op_ping },
+	{ "status", op_status },
+	{ "health", op_health },
+	{ "restart", op_restart },
+	{ "stop", op_stop },
+	{ "start", op_start },
+	{ "shutdown", op_shutdown },
+};
+
+void
+ops_handle(struct ctl_conn *cn, json_t *req, void *arg)
+{
+	struct ops_env *env = arg;
+	json_t *id = json_object_get(req, "id");
+	const char *op = msg_str(req, "op");
+	if (op == NULL) {
+		ctl_reply(cn, msg_error(id, ERR_BAD_REQUEST,
+		    "missing string field 'op'"));
+		return;
+	}
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+		if (strcmp(ops[i].name, op) == 0) {
+			json_t *r = ops[i].fn(env, cn, req, id);
+			if (r)
+				ctl_reply(cn, r);
+			return;
+		}
+	}
+	ctl_reply(cn, msg_error(id, ERR_UNKNOWN_OP, "unknown op '%s'", op));
+}

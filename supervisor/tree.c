@@ -1,0 +1,377 @@
+#include "supervisor/tree.h"
+
+#include <ev.h>
+#include <string.h>
+
+#include "proto/xmalloc.h"
+#include "supervisor/backoff.h"
+#include "supervisor/intensity.h"
+#include "supervisor/log.h"
+
+#define LOOP		EV_DEFAULT_UC
+#define SPAWN_RETRY_MS	100	/* a fork that failed is retried after this */
+
+/* What the supervisor does once every child is down. */
+enum after_down { AFTER_NOTHING, AFTER_STOPPED, AFTER_FAILED, AFTER_RESTART };
+
+struct slot {
+	struct child	*c;
+	bool		 want_up;
+	bool		 restart_now;	/* an operator restart: no intensity */
+	struct backoff	 backoff;
+};
+
+struct sup {
+	char			*name;
+	const struct config	*cfg;
+	char *const		*argv;
+	struct registry		*reg;
+	const struct sup_events	*ev;
+	void			*owner;
+
+	enum sup_state		 state;
+	enum after_down		 after;
+	struct intensity	 window;
+	unsigned		 restarts;
+	ev_tstamp		 started;
+
+	struct slot		**slots;	/* start order */
+	size_t			 n, cap;
+};
+
+static void on_ready(struct child *, void *);
+static void on_idle(struct child *, void *);
+static void on_exited(struct child *, void *);
+static const struct child_events child_events = { on_ready, on_idle, on_exited };
+
+static const char *const state_names[] = {
+	[SS_RUNNING] = "running", [SS_RESTARTING] = "restarting",
+	[SS_STOPPED] = "stopped", [SS_FAILED] = "failed",
+	[SS_STOPPING] = "stopping",
+};
+
+const char *
+sup_state_name(enum sup_state s)
+{
+	return state_names[s];
+}
+
+struct sup *
+sup_new(const char *name, int max_restarts, int max_seconds,
+    const struct config *cfg, char *const *argv, struct registry *reg,
+    const struct sup_events *ev, void *owner)
+{
+	struct sup *s = xcalloc(1, sizeof *s);
+	s->name = xstrdup(name);
+	s->cfg = cfg;
+	s->argv = argv;
+	s->reg = reg;
+	s->ev = ev;
+	s->owner = owner;
+	s->state = SS_STOPPED;
+	intensity_init(&s->window, max_restarts, max_seconds);
+	reg_add(reg, name, REG_SUPERVISOR, s);
+	return s;
+}
+
+void
+sup_free(struct sup *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		reg_remove(s->reg, child_name(s->slots[i]->c));
+		child_free(s->slots[i]->c);
+		free(s->slots[i]);
+	}
+	reg_remove(s->reg, s->name);
+	intensity_release(&s->window);
+	free(s->slots);
+	free(s->name);
+	free(s);
+}
+
+void
+sup_reconfigure(struct sup *s, const struct config *cfg, char *const *argv)
+{
+	s->cfg = cfg;
+	s->argv = argv;
+	for (size_t i = 0; i < s->n; i++)
+		child_reconfigure(s->slots[i]->c, cfg, argv);
+}
+
+struct child *
+sup_add_worker(struct sup *s, const char *leaf)
+{
+	char *name = xasprintf("%s/%s", s->name, leaf);
+	struct slot *sl = xcalloc(1, sizeof *sl);
+	sl->c = child_new(name, s->cfg, s->argv, &child_events, s);
+	sl->want_up = true;
+	child_set_owner_data(sl->c, sl);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 8;
+		s->slots = xrealloc(s->slots, s->cap * sizeof *s->slots);
+	}
+	s->slots[s->n++] = sl;
+	reg_add(s->reg, name, REG_WORKER, sl->c);
+	free(name);
+	return sl->c;
+}
+
+void
+sup_remove_worker(struct sup *s, struct child *c)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->slots[i]->c != c)
+			continue;
+		reg_remove(s->reg, child_name(c));
+		free(s->slots[i]);
+		child_free(c);
+		memmove(&s->slots[i], &s->slots[i + 1],
+		    (s->n - i - 1) * sizeof *s->slots);
+		s->n--;
+		return;
+	}
+}
+
+/* Spawns c now, or retries later when the fork itself failed. */
+static void
+spawn(struct sup *s, struct slot *sl)
+{
+	if (child_spawn(sl->c) < 0)
+		child_backoff(sl->c, SPAWN_RETRY_MS);
+}
+
+void
+sup_start(struct sup *s)
+{
+	s->state = SS_RUNNING;
+	s->after = AFTER_NOTHING;
+	s->started = ev_now(LOOP);
+	intensity_reset(&s->window);
+	log_info(s->name, "starting %zu worker%s", s->n, s->n == 1 ? "" : "s");
+	for (size_t i = 0; i < s->n; i++) {
+		s->slots[i]->backoff.quick_deaths = 0;
+		if (s->slots[i]->want_up && !child_alive(s->slots[i]->c))
+			spawn(s, s->slots[i]);
+	}
+}
+
+static bool
+all_down(const struct sup *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (child_alive(s->slots[i]->c))
+			return false;
+	return true;
+}
+
+/* Every child is down: finish what the supervisor was doing. */
+static void
+settle(struct sup *s)
+{
+	enum after_down after = s->after;
+	s->after = AFTER_NOTHING;
+	switch (after) {
+	case AFTER_NOTHING:
+		break;
+	case AFTER_STOPPED:
+		s->state = SS_STOPPED;
+		log_info(s->name, "stopped");
+		if (s->ev->stopped)
+			s->ev->stopped(s, s->owner);
+		break;
+	case AFTER_FAILED:
+		s->state = SS_FAILED;
+		s->ev->failed(s, s->owner);
+		break;
+	case AFTER_RESTART:
+		s->restarts++;
+		sup_start(s);
+		break;
+	}
+}
+
+/* Stops every child (in parallel); settle() runs when the last is down. */
+static void
+stop_all(struct sup *s, enum after_down after, enum sup_state st)
+{
+	s->state = st;
+	s->after = after;
+	for (size_t i = 0; i < s->n; i++) {
+		child_set_down(s->slots[i]->c, CS_STOPPED);
+		child_stop(s->slots[i]->c);
+	}
+	if (all_down(s))
+		settle(s);
+}
+
+void
+sup_stop(struct sup *s)
+{
+	if (s->state == SS_STOPPED || s->state == SS_FAILED) {
+		s->state = SS_STOPPED;
+		if (s->ev->stopped)
+			s->ev->stopped(s, s->owner);
+		return;
+	}
+	stop_all(s, AFTER_STOPPED, SS_STOPPING);
+}
+
+void
+sup_kill(struct sup *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		child_kill(s->slots[i]->c, NULL);
+}
+
+void
+sup_restart(struct sup *s)
+{
+	log_info(s->name, "restarting");
+	stop_all(s, AFTER_RESTART, SS_RESTARTING);
+}
+
+static void
+fail(struct sup *s)
+{
+	log_error(s->name, "more than %d restarts within %d s: giving up, "
+	    "stopping children", s->window.max_restarts,
+	    (int)s->window.max_seconds);
+	stop_all(s, AFTER_FAILED, SS_RESTARTING);
+}
+
+/* ---- one child's lifecycle ---------------------------------------------- */
+
+static void
+on_ready(struct child *c, void *arg)
+{
+	struct sup *s = arg;
+	if (s->ev->worker_ready)
+		s->ev->worker_ready(s, c, s->owner);
+}
+
+static void
+on_idle(struct child *c, void *arg)
+{
+	struct sup *s = arg;
+	if (s->ev->worker_idle)
+		s->ev->worker_idle(s, c, s->owner);
+}
+
+/* Whether the exit of c calls for a restart under its restart type. */
+static bool
+wants_restart(const struct sup *s, const struct child *c)
+{
+	switch (s->cfg->worker.restart) {
+	case RESTART_PERMANENT:
+		return true;
+	case RESTART_TRANSIENT:
+		return child_exit_abnormal(c);
+	case RESTART_TEMPORARY:
+		return false;
+	}
+	return false;
+}
+
+/* Restarts a crashed child unless that overflows the intensity window. */
+static void
+restart_crashed(struct sup *s, struct slot *sl)
+{
+	if (intensity_add(&s->window, ev_now(LOOP))) {
+		fail(s);
+		return;
+	}
+	child_count_restart(sl->c);
+	int ms = backoff_next(&sl->backoff, child_last_run(sl->c),
+	    s->cfg->worker.restart_delay_ms, s->cfg->worker.max_restart_delay_ms);
+	if (ms > 0) {
+		log_info(child_name(sl->c), "restarting in %d ms", ms);
+		child_backoff(sl->c, ms);
+	} else {
+		spawn(s, sl);
+	}
+}
+
+static void
+on_exited(struct child *c, void *arg)
+{
+	struct sup *s = arg;
+	struct slot *sl = child_owner_data(c);
+	if (s->ev->worker_down)
+		s->ev->worker_down(s, c, s->owner);
+	if (s->state != SS_RUNNING) {
+		child_set_down(c, CS_STOPPED);
+		if (all_down(s))
+			settle(s);
+	} else if (!sl->want_up) {
+		child_set_down(c, CS_STOPPED);
+	} else if (sl->restart_now) {
+		sl->restart_now = false;
+		child_count_restart(c);
+		spawn(s, sl);
+	} else if (!wants_restart(s, c)) {
+		sl->want_up = false;
+		child_set_down(c, child_exit_abnormal(c) ? CS_FAILED : CS_STOPPED);
+	} else {
+		restart_crashed(s, sl);
+	}
+}
+
+void
+sup_stop_child(struct sup *s, struct child *c)
+{
+	struct slot *sl = child_owner_data(c);
+	sl->want_up = false;
+	sl->restart_now = false;
+	child_set_down(c, CS_STOPPED);
+	child_stop(c);
+}
+
+void
+sup_start_child(struct sup *s, struct child *c)
+{
+	struct slot *sl = child_owner_data(c);
+	sl->want_up = true;
+	if (!child_alive(c) && s->state == SS_RUNNING) {
+		sl->backoff.quick_deaths = 0;
+		spawn(s, sl);
+	}
+}
+
+void
+sup_restart_child(struct sup *s, struct child *c)
+{
+	struct slot *sl = child_owner_data(c);
+	sl->want_up = true;
+	if (child_alive(c)) {
+		sl->restart_now = true;
+		child_stop(c);
+	} else {
+		sup_start_child(s, c);
+	}
+}
+
+const char *sup_name(const struct sup *s) { return s->name; }
+enum sup_state sup_state(const struct sup *s) { return s->state; }
+unsigned sup_restarts(const struct sup *s) { return s->restarts; }
+void sup_count_restart(struct sup *s) { s->restarts++; }
+size_t sup_nchildren(const struct sup *s) { return s->n; }
+struct child *sup_child(const struct sup *s, size_t i) { return s->slots[i]->c; }
+void *sup_owner(const struct sup *s) { return s->owner; }
+
+json_t *
+sup_json(const struct sup *s)
+{
+	json_t *kids = json_array();
+	for (size_t i = 0; i < s->n; i++)
+		json_array_append_new(kids, child_json(s->slots[i]->c));
+	json_int_t up = s->state == SS_RUNNING ?
+	    (json_int_t)((ev_now(LOOP) - s->started) * 1000) : 0;
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:s,s:i,s:i}",
+	    "name", s->name, "kind", "supervisor", "state",
+	    sup_state_name(s->state), "restarts", (json_int_t)s->restarts,
+	    "uptime_ms", up, "children", kids, "strategy", "one_for_one",
+	    "max_restarts", s->window.max_restarts,
+	    "max_seconds", (int)s->window.max_seconds);
+}

@@ -1,0 +1,66 @@
+/* tree: a supervisor of worker children (one_for_one), as in OTP.
+ *
+ * It keeps its children in start order, knows what each should be (want
+ * up or down, runit style) and reconciles that with what it is: a child
+ * that exits is restarted per its restart type, after its backoff delay,
+ * counted in the supervisor's sliding intensity window. When the window
+ * overflows the supervisor stops all its children and fails upward. */
+#ifndef ARBOR_TREE_H
+#define ARBOR_TREE_H
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "registry/registry.h"
+#include "supervisor/child.h"
+#include "supervisor/config.h"
+
+enum sup_state { SS_RUNNING, SS_RESTARTING, SS_STOPPED, SS_FAILED, SS_STOPPING };
+
+struct sup;
+
+/* What a supervisor tells its owner (the root, and the routing layer on
+ * top of it). Callbacks run from the loop; none may free the sup. */
+struct sup_events {
+	void	(*failed)(struct sup *, void *owner);	/* intensity exceeded; all down */
+	void	(*stopped)(struct sup *, void *owner);	/* sup_stop finished */
+	void	(*worker_ready)(struct sup *, struct child *, void *owner);
+	void	(*worker_idle)(struct sup *, struct child *, void *owner);
+	void	(*worker_down)(struct sup *, struct child *, void *owner);
+};
+
+/* cfg and argv are borrowed (see sup_reconfigure). The supervisor
+ * registers itself and its children in reg under their full names. */
+struct sup *sup_new(const char *name, int max_restarts, int max_seconds,
+	    const struct config *cfg, char *const *argv, struct registry *reg,
+	    const struct sup_events *, void *owner);
+void	sup_free(struct sup *);		/* kills what still runs; NULL ok */
+void	sup_reconfigure(struct sup *, const struct config *, char *const *argv);
+
+/* Adds a worker child named "<sup name>/<leaf>" (not started). */
+struct child *sup_add_worker(struct sup *, const char *leaf);
+/* Removes a child with no process (e.g. an idle overflow worker). */
+void	sup_remove_worker(struct sup *, struct child *);
+
+void	sup_start(struct sup *);	/* starts all children wanted up */
+void	sup_stop(struct sup *);		/* stops all in parallel; then stopped */
+void	sup_restart(struct sup *);	/* stop all, start all; restarts + 1 */
+void	sup_kill(struct sup *);		/* SIGKILL every child now */
+
+/* Operator requests on one child (SPEC 6 stop/start/restart). */
+void	sup_stop_child(struct sup *, struct child *);
+void	sup_start_child(struct sup *, struct child *);
+void	sup_restart_child(struct sup *, struct child *);
+
+const char	*sup_name(const struct sup *);
+enum sup_state	 sup_state(const struct sup *);
+unsigned	 sup_restarts(const struct sup *);
+void		 sup_count_restart(struct sup *);
+size_t		 sup_nchildren(const struct sup *);
+struct child	*sup_child(const struct sup *, size_t i);
+void		*sup_owner(const struct sup *);
+
+/* The NODE of SPEC 6 with its children. New reference. */
+json_t	*sup_json(const struct sup *);
+const char *sup_state_name(enum sup_state);
+
+#endif

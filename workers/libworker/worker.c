@@ -1,0 +1,371 @@
+#include "workers/libworker/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/buf.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+#include "proto/xmalloc.h"
+
+/* worker_serve() result meaning "go on with the next request". */
+#define SERVE_MORE	(-1)
+
+struct handler {
+	char		*command;
+	worker_fn	 fn;
+};
+
+struct worker {
+	int		 in_fd;
+	int		 out_fd;	/* the protocol stream (a copy of fd 1) */
+	struct buf	 in;
+	struct buf	 out;
+	struct handler	*handlers;
+	size_t		 nhandlers;
+	char		*id;		/* from the init ping, or NULL */
+	void		*data;
+	unsigned long	 requests;
+	unsigned long	 errors;
+	/* The request being handled. */
+	json_t		*req_id;	/* borrowed from the request */
+	const char	*command;	/* borrowed from the request */
+	char		*err;		/* set by worker_fail() */
+	bool		 no_reply;
+};
+
+static json_t	*builtin_ping(struct worker *, json_t *, const char *);
+static json_t	*builtin_shutdown(struct worker *, json_t *, const char *);
+
+/* Messages on stderr carry the program's name, as any Unix tool's do. */
+static void
+complain(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Takes fd 1 for the protocol and sends fd 1 to stderr, so that a stray
+ * printf() cannot corrupt the frame stream. */
+static int
+claim_stdout(void)
+{
+	fflush(stdout);
+	int fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+		return fd < 0 ? STDOUT_FILENO : fd;
+	return fd;
+}
+
+struct worker *
+worker_new(void)
+{
+	struct worker *w = xcalloc(1, sizeof *w);
+	w->in_fd = STDIN_FILENO;
+	w->out_fd = claim_stdout();
+	buf_init(&w->in);
+	buf_init(&w->out);
+	worker_on(w, "ping", builtin_ping);
+	worker_on(w, "shutdown", builtin_shutdown);
+	return w;
+}
+
+void
+worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	for (size_t i = 0; i < w->nhandlers; i++)
+		free(w->handlers[i].command);
+	free(w->handlers);
+	buf_release(&w->in);
+	buf_release(&w->out);
+	free(w->id);
+	free(w->err);
+	free(w);
+}
+
+static struct handler *
+find_handler(const struct worker *w, const char *command)
+{
+	for (size_t i = 0; i < w->nhandlers; i++)
+		if (strcmp(w->handlers[i].command, command) == 0)
+			return &w->handlers[i];
+	return NULL;
+}
+
+void
+worker_on(struct worker *w, const char *command, worker_fn fn)
+{
+	struct handler *h = find_handler(w, command);
+	if (h == NULL) {
+		w->handlers = xrealloc(w->handlers,
+		    (w->nhandlers + 1) * sizeof *w->handlers);
+		h = &w->handlers[w->nhandlers++];
+		h->command = xstrdup(command);
+	}
+	h->fn = fn;
+}
+
+void
+worker_set_data(struct worker *w, void *data)
+{
+	w->data = data;
+}
+
+void *
+worker_data(const struct worker *w)
+{
+	return w->data;
+}
+
+json_t *
+worker_fail(struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+	free(w->err);
+	va_start(ap, fmt);
+	if (vasprintf(&w->err, fmt, ap) < 0)
+		w->err = xstrdup("out of memory formatting an error");
+	va_end(ap);
+	return NULL;
+}
+
+json_t *
+worker_no_reply(struct worker *w)
+{
+	w->no_reply = true;
+	return NULL;
+}
+
+json_t *
+worker_request_id(const struct worker *w)
+{
+	return w->req_id ? w->req_id : json_null();
+}
+
+const char *
+worker_command(const struct worker *w)
+{
+	return w->command;
+}
+
+const char *
+worker_id(const struct worker *w)
+{
+	return w->id;
+}
+
+void
+worker_counts(const struct worker *w, unsigned long *requests,
+    unsigned long *errors)
+{
+	*requests = w->requests;
+	*errors = w->errors;
+}
+
+/* Writes everything queued in w->out; a short write that would block is an
+ * error too, since the stream is blocking. */
+static int
+flush_out(struct worker *w)
+{
+	if (buf_write_fd(&w->out, w->out_fd) < 0)
+		return -1;
+	if (buf_used(&w->out) > 0) {
+		buf_consume(&w->out, buf_used(&w->out));
+		errno = EAGAIN;
+		return -1;
+	}
+	return 0;
+}
+
+int
+worker_write_raw(struct worker *w, const void *p, size_t n)
+{
+	buf_append(&w->out, p, n);
+	return flush_out(w);
+}
+
+int
+worker_write_frame(struct worker *w, const void *p, size_t n)
+{
+	frame_put(&w->out, p, n);
+	return flush_out(w);
+}
+
+int
+worker_write_json(struct worker *w, const json_t *j)
+{
+	frame_put_json(&w->out, j);
+	return flush_out(w);
+}
+
+/* ping: {"pong": true, "worker_id": <name or null>}. */
+static json_t *
+builtin_ping(struct worker *w, json_t *args, const char *session_id)
+{
+	return json_pack("{s:b,s:s?}", "pong", 1, "worker_id", w->id);
+}
+
+/* shutdown: acknowledged; worker_serve() then ends the loop. */
+static json_t *
+builtin_shutdown(struct worker *w, json_t *args, const char *session_id)
+{
+	return json_pack("{s:b}", "shutdown", 1);
+}
+
+/* Any ping may carry the name; the init ping always does (SPEC 5). */
+static void
+note_worker_id(struct worker *w, const json_t *args)
+{
+	const char *id = msg_str(args, "worker_id");
+	if (id != NULL) {
+		free(w->id);
+		w->id = xstrdup(id);
+	}
+}
+
+/* The error reply, built without msg_worker_err()'s size limit. */
+static json_t *
+error_reply(struct worker *w)
+{
+	json_t *r = json_pack("{s:O,s:b}", "id", w->req_id, "success", 0);
+	json_t *text = json_string(w->err);
+	if (text == NULL)
+		text = json_string("(error message is not valid UTF-8)");
+	json_object_set_new(r, "error", text);
+	w->errors++;
+	return r;
+}
+
+/* Runs the handler of the current request; result as worker_fn's. */
+static json_t *
+dispatch(struct worker *w, json_t *args, const char *session_id)
+{
+	if (w->command == NULL)
+		return worker_fail(w, "bad request: no command");
+	if (!json_is_object(args))
+		return worker_fail(w, "bad request: args must be an object");
+	if (strcmp(w->command, "ping") == 0)
+		note_worker_id(w, args);
+	struct handler *h = find_handler(w, w->command);
+	if (h == NULL)
+		return worker_fail(w, "unknown command: %s", w->command);
+	json_t *result = h->fn(w, args, session_id);
+	if (result == NULL && w->err == NULL && !w->no_reply)
+		worker_fail(w, "%s: handler failed", w->command);
+	return result;
+}
+
+/* Writes the reply the handler's outcome calls for (steals result). */
+static int
+reply(struct worker *w, json_t *result)
+{
+	if (w->no_reply) {
+		json_decref(result);
+		return 0;
+	}
+	json_t *r;
+	if (w->err != NULL) {
+		json_decref(result);
+		r = error_reply(w);
+	} else
+		r = msg_worker_ok(w->req_id, result);
+	int rc = worker_write_json(w, r);
+	json_decref(r);
+	return rc;
+}
+
+/* Sets up the per-request state for req and clears what the last left. */
+static void
+begin_request(struct worker *w, json_t *req)
+{
+	free(w->err);
+	w->err = NULL;
+	w->no_reply = false;
+	w->requests++;
+	w->req_id = json_object_get(req, "id");
+	if (w->req_id == NULL)
+		w->req_id = json_null();
+	w->command = msg_str(req, "command");
+	if (json_object_get(req, "args") == NULL ||
+	    json_is_null(json_object_get(req, "args")))
+		json_object_set_new(req, "args", json_object());
+}
+
+/* Handles one parsed request (borrowed): SERVE_MORE, or an exit status. */
+static int
+handle(struct worker *w, json_t *req)
+{
+	begin_request(w, req);
+	json_t *result = dispatch(w, json_object_get(req, "args"),
+	    msg_str(req, "session_id"));
+	bool shutdown = w->command && strcmp(w->command, "shutdown") == 0;
+	int rc = reply(w, result);
+	w->req_id = NULL;
+	w->command = NULL;
+	if (rc < 0) {
+		complain("writing a reply: %s", strerror(errno));
+		return WORKER_EXIT_IO;
+	}
+	return shutdown ? WORKER_EXIT_OK : SERVE_MORE;
+}
+
+/* Explains why no request frame could be read; returns the exit status. */
+static int
+read_failed(struct worker *w, size_t len)
+{
+	switch (errno) {
+	case EMSGSIZE:
+		complain("request frame of %zu bytes exceeds %u", len,
+		    WORKER_MAX_FRAME);
+		return WORKER_EXIT_PROTOCOL;
+	case EPROTO:
+		complain("end of input inside a request frame");
+		return WORKER_EXIT_PROTOCOL;
+	default:
+		complain("reading a request: %s", strerror(errno));
+		return WORKER_EXIT_IO;
+	}
+}
+
+/* Reads and handles one request: SERVE_MORE, or an exit status. */
+static int
+serve_one(struct worker *w)
+{
+	const char *p = NULL;
+	size_t n = 0;
+	int r = frame_read_blocking(w->in_fd, &w->in, WORKER_MAX_FRAME, &p, &n);
+	if (r == 0)
+		return WORKER_EXIT_OK;
+	if (r < 0)
+		return read_failed(w, n);
+	json_error_t e;
+	json_t *req = frame_parse(p, n, &e);
+	frame_done(&w->in, n);
+	if (req == NULL) {
+		complain("invalid request: %s", e.text);
+		return WORKER_EXIT_PROTOCOL;
+	}
+	int rc = handle(w, req);
+	json_decref(req);
+	return rc;
+}
+
+int
+worker_run(struct worker *w)
+{
+	int rc;
+	while ((rc = serve_one(w)) == SERVE_MORE)
+		;
+	return rc;
+}

@@ -1,0 +1,631 @@
+/* mock_worker: a worker in C with no Python, for tests and for the
+ * bridge_mock adapter (SPEC 3, SPEC 5). It handles one request at a time.
+ *
+ * Usage: mock_worker [--crash-at-start CODE] [--no-init] [--ignore-term]
+ *                    [--stderr-at-start TEXT]
+ *
+ * Knobs, as environment variables or the flags above (a flag wins):
+ *   MOCK_WORKER_STDERR_AT_START=TEXT  write TEXT and a newline to stderr
+ *                                     first thing
+ *   MOCK_WORKER_IGNORE_TERM=1         ignore SIGTERM (only SIGKILL stops it)
+ *   MOCK_WORKER_CRASH_AT_START=CODE   exit with CODE before reading anything
+ *   MOCK_WORKER_NO_INIT=1             read and discard stdin, never answer
+ *                                     anything (not even the init ping);
+ *                                     exit 0 at EOF
+ * They apply in that order. A boolean knob is on unless empty or "0".
+ *
+ * Test commands:
+ *   ping                      {"pong": true, "worker_id": <init ping's>}
+ *   echo ARGS                 ARGS
+ *   sleep {"ms"}              sleeps, then {"slept": ms}
+ *   crash {"code"?, "signal"?}  exits at once with code (default 1), or
+ *                             dies of the signal number when given; no reply
+ *   hang                      never answers (a default SIGTERM still kills)
+ *   garbage                   a whole frame whose payload is not JSON
+ *   big {"bytes"}             a reply whose JSON payload is exactly that
+ *                             many bytes (when bytes exceeds the ~50 bytes
+ *                             of the reply's own shape): {"data": "xx..."}
+ *   stderr {"line"}           writes line + "\n" to stderr, {"written": true}
+ *   shutdown                  {"shutdown": true}, then exit 0
+ *
+ * Bridge commands (SPEC 5 table), with programs kept in memory per
+ * session_id; requests without one share an anonymous space:
+ *   create_program {"program_id"?, "signature"}   {"program_id"}
+ *       generated ids are "program_<n>"; an existing id is an error
+ *   execute_program {"program_id", "inputs"}      {"program_id", "outputs"}
+ *   list_programs                                 {"programs": [ids]}
+ *   delete_program {"program_id"}                 {"deleted": true}
+ *   get_program_info {"program_id"}     {"program_id", "signature",
+ *                                        "executions"}
+ *   get_stats                 {"programs_count" (all spaces), "sessions",
+ *                              "command_count", "error_count", "uptime_ms"}
+ *   cleanup_session {"session_id"}  {"cleaned": n} (defaults to the
+ *                                    request's own session_id)
+ *   reset_state               drops every program: {"reset": true}
+ * An unknown program_id is the error "program not found: <id>".
+ *
+ * The mock model: a signature is "in1, in2 -> out1, out2" (a ": type"
+ * after a field name is ignored). execute_program needs every input field
+ * and sets every output field to "mock " followed by the input values in
+ * signature order, joined by single spaces; a value that is not a string
+ * is written as compact JSON. So "question -> answer" with
+ * {"question": "2+2?"} gives {"answer": "mock 2+2?"}, and "a, b -> c, d"
+ * with {"a": "x", "b": 1} gives {"c": "mock x 1", "d": "mock x 1"}.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/msg.h"
+#include "proto/xmalloc.h"
+#include "workers/libworker/worker.h"
+
+#define EXIT_USAGE	64
+#define BIG_MAX_BYTES	(256 * 1024 * 1024)
+
+struct mock {
+	json_t		*sessions;	/* session_id -> space */
+	json_t		*anonymous;	/* the space of requests without one */
+	unsigned long	 next_program;
+	struct timespec	 started;
+};
+
+/* A space maps program_id -> {"signature", "inputs": [..], "outputs": [..],
+ * "executions"}. */
+
+struct opts {
+	const char	*stderr_line;
+	bool		 ignore_term;
+	bool		 crash;
+	int		 crash_code;
+	bool		 no_init;
+};
+
+static struct mock *
+mock_of(struct worker *w)
+{
+	return worker_data(w);
+}
+
+/* The space of a session (NULL: the anonymous one); created on demand when
+ * create is set, else NULL when the session has none yet. Borrowed. */
+static json_t *
+space_of(struct worker *w, const char *session_id, bool create)
+{
+	struct mock *m = mock_of(w);
+	if (session_id == NULL)
+		return m->anonymous;
+	json_t *space = json_object_get(m->sessions, session_id);
+	if (space == NULL && create) {
+		space = json_object();
+		json_object_set_new(m->sessions, session_id, space);
+	}
+	return space;
+}
+
+/* The program named by args.program_id in the session's space (borrowed),
+ * or NULL after worker_fail(). */
+static json_t *
+find_program(struct worker *w, json_t *args, const char *session_id)
+{
+	const char *id = msg_str(args, "program_id");
+	if (id == NULL)
+		return worker_fail(w, "missing argument: program_id");
+	json_t *prog = json_object_get(space_of(w, session_id, false), id);
+	if (prog == NULL)
+		return worker_fail(w, "program not found: %s", id);
+	return prog;
+}
+
+/* Appends to fields the name in s[0..n), trimmed and without a ": type"
+ * suffix; false if that leaves nothing. */
+static bool
+add_field(json_t *fields, const char *s, size_t n)
+{
+	const char *colon = memchr(s, ':', n);
+	if (colon != NULL)
+		n = (size_t)(colon - s);
+	while (n > 0 && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n == 0)
+		return false;
+	json_array_append_new(fields, json_stringn(s, n));
+	return true;
+}
+
+/* "a, b" in s[0..n) -> ["a", "b"] (new reference), NULL if malformed. */
+static json_t *
+parse_fields(const char *s, size_t n)
+{
+	json_t *fields = json_array();
+	const char *end = s + n;
+	for (;;) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		const char *stop = comma ? comma : end;
+		if (!add_field(fields, s, (size_t)(stop - s))) {
+			json_decref(fields);
+			return NULL;
+		}
+		if (comma == NULL)
+			return fields;
+		s = comma + 1;
+	}
+}
+
+/* "a, b -> c" -> {"signature", "inputs", "outputs", "executions": 0}
+ * (new reference), NULL if malformed. */
+static json_t *
+parse_signature(const char *sig)
+{
+	const char *arrow = strstr(sig, "->");
+	if (arrow == NULL)
+		return NULL;
+	json_t *in = parse_fields(sig, (size_t)(arrow - sig));
+	json_t *out = parse_fields(arrow + 2, strlen(arrow + 2));
+	if (in == NULL || out == NULL) {
+		json_decref(in);
+		json_decref(out);
+		return NULL;
+	}
+	return json_pack("{s:s,s:o,s:o,s:i}", "signature", sig, "inputs", in,
+	    "outputs", out, "executions", 0);
+}
+
+/* A fresh "program_<n>" id not used in space (caller frees). */
+static char *
+new_program_id(struct worker *w, const json_t *space)
+{
+	struct mock *m = mock_of(w);
+	for (;;) {
+		char *id = xasprintf("program_%lu", ++m->next_program);
+		if (json_object_get(space, id) == NULL)
+			return id;
+		free(id);
+	}
+}
+
+static json_t *
+on_create_program(struct worker *w, json_t *args, const char *session_id)
+{
+	json_t *given = json_object_get(args, "program_id");
+	if (given != NULL && !json_is_string(given))
+		return worker_fail(w, "program_id must be a string");
+	const char *sig = msg_str(args, "signature");
+	if (sig == NULL)
+		return worker_fail(w, "missing argument: signature");
+	json_t *prog = parse_signature(sig);
+	if (prog == NULL)
+		return worker_fail(w, "invalid signature: %s", sig);
+	json_t *space = space_of(w, session_id, true);
+	char *id = given ? xstrdup(json_string_value(given)) :
+	    new_program_id(w, space);
+	json_t *result = NULL;
+	if (json_object_get(space, id) != NULL) {
+		worker_fail(w, "program already exists: %s", id);
+		json_decref(prog);
+	} else {
+		json_object_set_new(space, id, prog);
+		result = json_pack("{s:s}", "program_id", id);
+	}
+	free(id);
+	return result;
+}
+
+/* Appends one input value to the mock model's text. */
+static void
+put_value(FILE *f, const json_t *v)
+{
+	if (json_is_string(v)) {
+		fwrite(json_string_value(v), 1, json_string_length(v), f);
+		return;
+	}
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	fputs(s ? s : "null", f);
+	free(s);
+}
+
+/* The mock model's text (see the top of the file); NULL after
+ * worker_fail() when an input is missing. Caller frees. */
+static char *
+model_text(struct worker *w, const json_t *prog, const json_t *inputs)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (f == NULL)
+		abort();
+	fputs("mock", f);
+	size_t i;
+	const json_t *field;
+	json_array_foreach(json_object_get(prog, "inputs"), i, field) {
+		const char *name = json_string_value(field);
+		const json_t *v = json_object_get(inputs, name);
+		if (v == NULL) {
+			fclose(f);
+			free(text);
+			worker_fail(w, "missing input: %s", name);
+			return NULL;
+		}
+		fputc(' ', f);
+		put_value(f, v);
+	}
+	fclose(f);
+	return text;
+}
+
+static json_t *
+on_execute_program(struct worker *w, json_t *args, const char *session_id)
+{
+	json_t *prog = find_program(w, args, session_id);
+	if (prog == NULL)
+		return NULL;
+	json_t *inputs = json_object_get(args, "inputs");
+	if (inputs != NULL && !json_is_object(inputs))
+		return worker_fail(w, "inputs must be an object");
+	char *text = model_text(w, prog, inputs);
+	if (text == NULL)
+		return NULL;
+	json_t *outputs = json_object();
+	size_t i;
+	json_t *field;
+	json_array_foreach(json_object_get(prog, "outputs"), i, field)
+		json_object_set_new(outputs, json_string_value(field),
+		    json_string(text));
+	free(text);
+	json_int_t n = json_integer_value(json_object_get(prog, "executions"));
+	json_object_set_new(prog, "executions", json_integer(n + 1));
+	return json_pack("{s:O,s:o}", "program_id",
+	    json_object_get(args, "program_id"), "outputs", outputs);
+}
+
+static json_t *
+on_list_programs(struct worker *w, json_t *args, const char *session_id)
+{
+	json_t *ids = json_array();
+	const char *id;
+	json_t *prog;
+	json_object_foreach(space_of(w, session_id, false), id, prog)
+		json_array_append_new(ids, json_string(id));
+	return json_pack("{s:o}", "programs", ids);
+}
+
+static json_t *
+on_delete_program(struct worker *w, json_t *args, const char *session_id)
+{
+	if (find_program(w, args, session_id) == NULL)
+		return NULL;
+	json_object_del(space_of(w, session_id, false),
+	    msg_str(args, "program_id"));
+	return json_pack("{s:b}", "deleted", 1);
+}
+
+static json_t *
+on_get_program_info(struct worker *w, json_t *args, const char *session_id)
+{
+	json_t *prog = find_program(w, args, session_id);
+	if (prog == NULL)
+		return NULL;
+	return json_pack("{s:O,s:O,s:O}", "program_id",
+	    json_object_get(args, "program_id"), "signature",
+	    json_object_get(prog, "signature"), "executions",
+	    json_object_get(prog, "executions"));
+}
+
+/* Milliseconds since start (monotonic). */
+static json_int_t
+uptime_ms(const struct mock *m)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (json_int_t)(now.tv_sec - m->started.tv_sec) * 1000 +
+	    (now.tv_nsec - m->started.tv_nsec) / 1000000;
+}
+
+/* Programs in every space. */
+static size_t
+programs_count(const struct mock *m)
+{
+	size_t n = json_object_size(m->anonymous);
+	const char *sid;
+	json_t *space;
+	json_object_foreach(m->sessions, sid, space)
+		n += json_object_size(space);
+	return n;
+}
+
+static json_t *
+on_get_stats(struct worker *w, json_t *args, const char *session_id)
+{
+	struct mock *m = mock_of(w);
+	unsigned long requests, errors;
+	worker_counts(w, &requests, &errors);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	    "programs_count", (json_int_t)programs_count(m),
+	    "sessions", (json_int_t)json_object_size(m->sessions),
+	    "command_count", (json_int_t)requests,
+	    "error_count", (json_int_t)errors,
+	    "uptime_ms", uptime_ms(m));
+}
+
+static json_t *
+on_cleanup_session(struct worker *w, json_t *args, const char *session_id)
+{
+	const char *sid = msg_str(args, "session_id");
+	if (sid == NULL)
+		sid = session_id;
+	if (sid == NULL)
+		return worker_fail(w, "missing argument: session_id");
+	struct mock *m = mock_of(w);
+	size_t n = json_object_size(json_object_get(m->sessions, sid));
+	json_object_del(m->sessions, sid);
+	return json_pack("{s:I}", "cleaned", (json_int_t)n);
+}
+
+static json_t *
+on_reset_state(struct worker *w, json_t *args, const char *session_id)
+{
+	struct mock *m = mock_of(w);
+	json_object_clear(m->sessions);
+	json_object_clear(m->anonymous);
+	return json_pack("{s:b}", "reset", 1);
+}
+
+static json_t *
+on_echo(struct worker *w, json_t *args, const char *session_id)
+{
+	return json_incref(args);
+}
+
+/* A non-negative integer argument; false after worker_fail(). */
+static bool
+arg_count(struct worker *w, json_t *args, const char *key, json_int_t max,
+    json_int_t *out)
+{
+	if (!msg_int(args, key, out)) {
+		worker_fail(w, "%s must be an integer", key);
+		return false;
+	}
+	if (*out < 0 || *out > max) {
+		worker_fail(w, "%s out of range 0..%" JSON_INTEGER_FORMAT, key,
+		    max);
+		return false;
+	}
+	return true;
+}
+
+static json_t *
+on_sleep(struct worker *w, json_t *args, const char *session_id)
+{
+	json_int_t ms;
+	if (!arg_count(w, args, "ms", 24 * 3600 * 1000, &ms))
+		return NULL;
+	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	return json_pack("{s:I}", "slept", ms);
+}
+
+static json_t *
+on_crash(struct worker *w, json_t *args, const char *session_id)
+{
+	json_int_t code = 1, sig;
+	msg_int(args, "code", &code);
+	if (msg_int(args, "signal", &sig) && sig > 0 && sig < NSIG) {
+		signal((int)sig, SIG_DFL);
+		raise((int)sig);
+	}
+	_exit((int)code);
+}
+
+static json_t *
+on_hang(struct worker *w, json_t *args, const char *session_id)
+{
+	for (;;)
+		pause();
+	return worker_no_reply(w);	/* not reached */
+}
+
+static json_t *
+on_garbage(struct worker *w, json_t *args, const char *session_id)
+{
+	static const char junk[] = "this is {not JSON";
+	worker_write_frame(w, junk, sizeof junk - 1);
+	return worker_no_reply(w);
+}
+
+/* The payload size of the reply to this request with result
+ * {"data": ""}: what big's data must fill up to the size asked for. */
+static size_t
+big_overhead(struct worker *w)
+{
+	json_t *r = msg_worker_ok(worker_request_id(w),
+	    json_pack("{s:s}", "data", ""));
+	size_t n = json_dumpb(r, NULL, 0, JSON_COMPACT);
+	json_decref(r);
+	return n;
+}
+
+static json_t *
+on_big(struct worker *w, json_t *args, const char *session_id)
+{
+	json_int_t bytes;
+	if (!arg_count(w, args, "bytes", BIG_MAX_BYTES, &bytes))
+		return NULL;
+	size_t overhead = big_overhead(w);
+	size_t n = (size_t)bytes > overhead ? (size_t)bytes - overhead : 0;
+	char *data = xmalloc(n);
+	memset(data, 'x', n);
+	json_t *s = json_stringn_nocheck(data, n);
+	free(data);
+	return json_pack("{s:o}", "data", s);
+}
+
+static json_t *
+on_stderr(struct worker *w, json_t *args, const char *session_id)
+{
+	const char *line = msg_str(args, "line");
+	if (line == NULL)
+		return worker_fail(w, "line must be a string");
+	char *s = xasprintf("%s\n", line);
+	ssize_t n = write(STDERR_FILENO, s, strlen(s));
+	free(s);
+	if (n < 0)
+		return worker_fail(w, "writing to stderr: %s", strerror(errno));
+	return json_pack("{s:b}", "written", 1);
+}
+
+static const struct {
+	const char	*command;
+	worker_fn	 fn;
+} commands[] = {
+	{ "echo", on_echo },
+	{ "sleep", on_sleep },
+	{ "crash", on_crash },
+	{ "hang", on_hang },
+	{ "garbage", on_garbage },
+	{ "big", on_big },
+	{ "stderr", on_stderr },
+	{ "create_program", on_create_program },
+	{ "execute_program", on_execute_program },
+	{ "list_programs", on_list_programs },
+	{ "delete_program", on_delete_program },
+	{ "get_program_info", on_get_program_info },
+	{ "get_stats", on_get_stats },
+	{ "cleanup_session", on_cleanup_session },
+	{ "reset_state", on_reset_state },
+};
+
+/* Serves requests until EOF or shutdown; returns the exit status. */
+static int
+serve(void)
+{
+	struct mock m = { .sessions = json_object(),
+	    .anonymous = json_object() };
+	clock_gettime(CLOCK_MONOTONIC, &m.started);
+	struct worker *w = worker_new();
+	worker_set_data(w, &m);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		worker_on(w, commands[i].command, commands[i].fn);
+	int rc = worker_run(w);
+	worker_free(w);
+	json_decref(m.sessions);
+	json_decref(m.anonymous);
+	return rc;
+}
+
+/* MOCK_WORKER_NO_INIT: reads stdin to its end and answers nothing. */
+static int
+swallow_input(void)
+{
+	char b[4096];
+	ssize_t n;
+	while ((n = read(STDIN_FILENO, b, sizeof b)) > 0 ||
+	    (n < 0 && errno == EINTR))
+		;
+	return 0;
+}
+
+static bool
+env_flag(const char *name)
+{
+	const char *v = getenv(name);
+	return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
+
+/* An exit code 0..255 from s; false if s is not one. */
+static bool
+parse_code(const char *s, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > 255)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/* Prints the usage line: on stdout and exit 0 when asked for, else on
+ * stderr and exit 64. */
+static void
+usage(bool asked)
+{
+	fprintf(asked ? stdout : stderr, "usage: mock_worker"
+	    " [--crash-at-start CODE] [--no-init] [--ignore-term]"
+	    " [--stderr-at-start TEXT]\n");
+	exit(asked ? 0 : EXIT_USAGE);
+}
+
+/* The environment's knobs. */
+static void
+opts_from_env(struct opts *o)
+{
+	o->stderr_line = getenv("MOCK_WORKER_STDERR_AT_START");
+	o->ignore_term = env_flag("MOCK_WORKER_IGNORE_TERM");
+	o->no_init = env_flag("MOCK_WORKER_NO_INIT");
+	const char *code = getenv("MOCK_WORKER_CRASH_AT_START");
+	if (code != NULL && *code != '\0') {
+		o->crash = true;
+		if (!parse_code(code, &o->crash_code)) {
+			fprintf(stderr, "mock_worker: MOCK_WORKER_CRASH_AT_START:"
+			    " not an exit code: %s\n", code);
+			exit(EXIT_USAGE);
+		}
+	}
+}
+
+/* The flags, over the environment's knobs. */
+static void
+opts_from_argv(struct opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "crash-at-start", required_argument, NULL, 'c' },
+		{ "no-init", no_argument, NULL, 'n' },
+		{ "ignore-term", no_argument, NULL, 'i' },
+		{ "stderr-at-start", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->crash = true;
+			if (!parse_code(optarg, &o->crash_code))
+				usage(false);
+			break;
+		case 'n': o->no_init = true; break;
+		case 'i': o->ignore_term = true; break;
+		case 's': o->stderr_line = optarg; break;
+		case 'h': usage(true); break;
+		default: usage(false);
+		}
+	}
+	if (optind < argc)
+		usage(false);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { 0 };
+	opts_from_env(&o);
+	opts_from_argv(&o, argc, argv);
+	if (o.stderr_line != NULL)
+		fprintf(stderr, "%s\n", o.stderr_line);
+	if (o.ignore_term)
+		signal(SIGTERM, SIG_IGN);
+	if (o.crash)
+		return o.crash_code;
+	if (o.no_init)
+		return swallow_input();
+	return serve();
+}

@@ -1,0 +1,369 @@
+"""arbor_worker: write arbor workers in Python (SPEC 5), standard library only.
+
+A worker registers one handler per command and calls run()::
+
+    from arbor_worker import Worker, CommandError
+
+    worker = Worker()
+
+    @worker.command("add")
+    def add(args, session_id):
+        if "a" not in args or "b" not in args:
+            raise CommandError("a and b are required")
+        return {"sum": args["a"] + args["b"]}
+
+    worker.run()
+
+The SDK reads request frames on stdin, one at a time, and writes exactly one
+reply frame per request. A frame is a 4-byte big-endian length followed by
+that many bytes of UTF-8 JSON. Replies are::
+
+    {"id": <request id, unchanged>, "success": true,  "result": <handler result>}
+    {"id": <request id, unchanged>, "success": false, "error": "<message>"}
+
+Handlers are called as ``fn(args, session_id)``: ``args`` is the request's
+"args" object ({} when absent) and ``session_id`` its "session_id" or None.
+The return value (any JSON-serialisable value) becomes the result.
+
+Built in:
+
+* ``ping`` answers {"pong": true, "worker_id": <name>, "pid": <pid>}; the
+  name comes from the init ping's args.worker_id. A handler registered for
+  "ping" replaces the reply (worker_id is remembered all the same).
+* ``shutdown`` answers {"shutting_down": true} and the process exits 0. A
+  handler registered for "shutdown" runs first (for cleanup); a non-None
+  return value replaces the reply. The process exits either way.
+* An unknown command gets the error "unknown command: <name>".
+* A handler raising CommandError gets its message as the error, verbatim.
+  Any other exception gets "<ExceptionType>: <message>" and its traceback
+  goes to stderr; the worker keeps serving.
+
+Protocol stream hygiene: creating the Worker moves the protocol to private
+duplicates of fds 0 and 1, then points fd 1 (and sys.stdout) at stderr and
+fd 0 at /dev/null. From then on print(), C extensions and child processes
+write to stderr, which arbord logs line by line, and cannot read or corrupt
+frames. Create the Worker before anything may print (output still buffered
+in sys.stdout at that moment is sent to stderr too).
+
+Exit statuses (the process exits with these when run() returns):
+
+* 0 (EXIT_OK): EOF on stdin between frames, shutdown, SIGTERM or SIGINT.
+* 1 (EXIT_IO): reading or writing the protocol stream failed.
+* 2 (EXIT_PROTOCOL): a request frame larger than the maximum (default
+  16 MiB, env ARBOR_MAX_FRAME_BYTES), a truncated frame, a payload that is
+  not UTF-8 JSON, or a request that is not a JSON object.
+
+A reply that would exceed the maximum frame size, or whose result is not
+JSON-serialisable, is replaced by an error reply.
+"""
+
+import json
+import os
+import signal
+import struct
+import sys
+import time
+import traceback
+
+__all__ = ["Worker", "CommandError", "EXIT_OK", "EXIT_IO", "EXIT_PROTOCOL",
+           "DEFAULT_MAX_FRAME_BYTES"]
+
+EXIT_OK = 0
+EXIT_IO = 1
+EXIT_PROTOCOL = 2
+
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+_HEADER = struct.Struct(">I")
+
+
+class CommandError(Exception):
+    """Raise from a handler to reply with exactly this error message."""
+
+
+class ProtocolError(Exception):
+    """The parent broke the framing or sent something that is not a request."""
+
+
+class _Stop(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to unwind out of run() cleanly.
+
+    A BaseException, so that a handler's ``except Exception`` does not
+    swallow it.
+    """
+
+
+def _max_frame_from_env():
+    """Returns ARBOR_MAX_FRAME_BYTES if set to a positive integer, else the default."""
+    raw = os.environ.get("ARBOR_MAX_FRAME_BYTES")
+    if not raw:
+        return DEFAULT_MAX_FRAME_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        _log("ignoring invalid ARBOR_MAX_FRAME_BYTES=%r" % raw)
+        return DEFAULT_MAX_FRAME_BYTES
+    return value
+
+
+def _log(message):
+    """Writes one line to stderr (arbord logs it under the worker's name)."""
+    try:
+        sys.stderr.write("arbor_worker: %s\n" % message)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _reject_constant(name):
+    """json.loads hook: NaN and Infinity are not JSON."""
+    raise ValueError("invalid JSON constant %s" % name)
+
+
+class Worker:
+    """A command dispatcher speaking the arbor worker protocol on stdin/stdout."""
+
+    def __init__(self, max_frame_bytes=None):
+        """Creates a worker with no handlers and claims the process's stdio.
+
+        max_frame_bytes bounds request and reply frames; default: the
+        environment variable ARBOR_MAX_FRAME_BYTES, else 16 MiB.
+        """
+        self.max_frame_bytes = max_frame_bytes or _max_frame_from_env()
+        self.worker_id = None      # from the init ping's args.worker_id
+        self.commands_handled = 0  # requests received, the current one included
+        self.errors = 0            # error replies sent
+        self.started = time.monotonic()
+        self._handlers = {}
+        self._stopping = False
+        self._in, self._out = _claim_stdio()
+
+    # -- registration -----------------------------------------------------
+
+    def register(self, name, fn):
+        """Registers fn(args, session_id) for command name; returns fn."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("command name must be a non-empty string")
+        if not callable(fn):
+            raise TypeError("handler for %r is not callable" % name)
+        self._handlers[name] = fn
+        return fn
+
+    def command(self, name=None):
+        """Decorator form of register(): ``@worker.command("name")``.
+
+        ``@worker.command`` without a name uses the function's name.
+        """
+        if callable(name):
+            return self.register(name.__name__, name)
+
+        def decorate(fn):
+            return self.register(name or fn.__name__, fn)
+        return decorate
+
+    def uptime_ms(self):
+        """Milliseconds since the worker was created."""
+        return int((time.monotonic() - self.started) * 1000)
+
+    def reset_counters(self):
+        """Zeroes commands_handled and errors."""
+        self.commands_handled = 0
+        self.errors = 0
+
+    # -- dispatch ----------------------------------------------------------
+
+    def handle(self, request):
+        """Runs one request (a dict) and returns its reply dict.
+
+        Never raises for handler failures; sets self._stopping after a
+        shutdown request.
+        """
+        self.commands_handled += 1
+        req_id = request.get("id")
+        command = request.get("command")
+        args = request.get("args")
+        session_id = request.get("session_id")
+        if args is None:
+            args = {}
+        try:
+            if not isinstance(command, str) or not command:
+                raise CommandError("invalid request: command must be a non-empty string")
+            if not isinstance(args, dict):
+                raise CommandError("invalid request: args must be an object")
+            if session_id is not None and not isinstance(session_id, str):
+                raise CommandError("invalid request: session_id must be a string")
+            result = self._dispatch(command, args, session_id)
+        except CommandError as exc:
+            return self._error(req_id, str(exc))
+        except Exception as exc:  # any handler failure becomes an error reply
+            _log("command %r failed:\n%s" % (command, traceback.format_exc().rstrip()))
+            return self._error(req_id, _describe(exc))
+        return {"id": req_id, "success": True, "result": result}
+
+    def _dispatch(self, command, args, session_id):
+        """Calls the handler for command, or the built-in one."""
+        if command == "ping" and isinstance(args.get("worker_id"), str):
+            self.worker_id = args["worker_id"]
+        if command == "shutdown":
+            self._stopping = True
+        fn = self._handlers.get(command)
+        if fn is not None:
+            result = fn(args, session_id)
+            if command == "shutdown" and result is None:
+                result = {"shutting_down": True}
+            return result
+        if command == "ping":
+            return {"pong": True, "worker_id": self.worker_id, "pid": os.getpid()}
+        if command == "shutdown":
+            return {"shutting_down": True}
+        raise CommandError("unknown command: %s" % command)
+
+    def _error(self, req_id, message):
+        """Builds an error reply and counts it."""
+        self.errors += 1
+        return {"id": req_id, "success": False, "error": message}
+
+    # -- framing -----------------------------------------------------------
+
+    def _read_exact(self, n):
+        """Reads exactly n bytes; returns fewer only at EOF."""
+        chunks = []
+        while n > 0:
+            chunk = self._in.read(n)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def read_request(self):
+        """Reads one request frame; returns the request dict, or None at EOF.
+
+        Raises ProtocolError on a truncated or oversized frame, a payload
+        that is not UTF-8 JSON, or JSON that is not an object.
+        """
+        header = self._read_exact(_HEADER.size)
+        if not header:
+            return None
+        if len(header) < _HEADER.size:
+            raise ProtocolError("truncated frame header (%d bytes)" % len(header))
+        (length,) = _HEADER.unpack(header)
+        if length > self.max_frame_bytes:
+            raise ProtocolError("frame of %d bytes exceeds max_frame_bytes %d"
+                                % (length, self.max_frame_bytes))
+        payload = self._read_exact(length)
+        if len(payload) < length:
+            raise ProtocolError("truncated frame: %d of %d bytes" % (len(payload), length))
+        try:
+            request = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+            raise ProtocolError("invalid JSON in request: %s" % exc) from None
+        if not isinstance(request, dict):
+            raise ProtocolError("request is not a JSON object")
+        return request
+
+    def encode_reply(self, reply):
+        """Serialises a reply to a frame, degrading it to an error reply if
+        the result is not JSON or the frame would be too large."""
+        try:
+            payload = json.dumps(reply, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            _log("reply to request %r is not JSON: %s" % (reply.get("id"), exc))
+            reply = self._error(reply.get("id"), "%s: %s" % (type(exc).__name__, exc))
+            payload = json.dumps(reply, separators=(",", ":")).encode("utf-8")
+        if len(payload) > self.max_frame_bytes:
+            size = len(payload)
+            reply = self._error(reply.get("id"), "reply too large: %d bytes exceeds "
+                                "max_frame_bytes %d" % (size, self.max_frame_bytes))
+            payload = json.dumps(reply, separators=(",", ":")).encode("utf-8")
+        return _HEADER.pack(len(payload)) + payload
+
+    def write_reply(self, reply):
+        """Writes one reply frame and flushes it, with SIGTERM/SIGINT held off
+        so that a frame is never cut in half by our own exit."""
+        frame = self.encode_reply(reply)
+        held = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            self._out.write(frame)
+            self._out.flush()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+    # -- process -----------------------------------------------------------
+
+    def _on_signal(self, signum, frame):
+        """SIGTERM/SIGINT: leave run() at the next opportunity, exit 0."""
+        if not self._stopping:
+            self._stopping = True
+            raise _Stop()
+
+    def serve(self):
+        """Serves requests and returns the exit status."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            while not self._stopping:
+                request = self.read_request()
+                if request is None:
+                    return EXIT_OK
+                self.write_reply(self.handle(request))
+            return EXIT_OK
+        except _Stop:
+            return EXIT_OK
+        except ProtocolError as exc:
+            _log("protocol error: %s" % exc)
+            return EXIT_PROTOCOL
+        except BrokenPipeError:
+            _log("stdout closed by the parent")
+            return EXIT_IO
+        except OSError as exc:
+            _log("I/O error on the protocol stream: %s" % exc)
+            return EXIT_IO
+        finally:
+            # The handlers stay installed: with _stopping set, a late
+            # SIGTERM no longer interrupts the exit or turns it abnormal.
+            self._stopping = True
+
+    def run(self):
+        """Serves requests until EOF, shutdown, a signal or a protocol error,
+        then exits the process with the matching status. Does not return."""
+        code = self.serve()
+        try:
+            self._out.close()
+        except OSError:
+            pass
+        sys.exit(code)
+
+
+_claimed = None
+
+
+def _claim_stdio():
+    """Moves the protocol to private fds (once per process) and returns the
+    (input, output) binary streams; fd 1 -> stderr, fd 0 -> /dev/null."""
+    global _claimed
+    if _claimed is None:
+        in_fd = os.dup(0)   # os.dup() fds are not inherited by children
+        out_fd = os.dup(1)
+        os.dup2(2, 1)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        # Whatever print() left buffered so far now goes to stderr.
+        try:
+            sys.stdout.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        sys.stdout = sys.stderr
+        _claimed = (os.fdopen(in_fd, "rb", buffering=0), os.fdopen(out_fd, "wb"))
+    return _claimed
+
+
+def _describe(exc):
+    """'ExceptionType: message', or just the type name when the message is empty."""
+    message = str(exc)
+    name = type(exc).__name__
+    return "%s: %s" % (name, message) if message else name

@@ -1,0 +1,250 @@
+"""Tests for the arbor_worker SDK: a handler worker run over pipes.
+
+Run from this directory: python3 -m unittest -v
+"""
+
+import os
+import signal
+import struct
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "testdata"))
+
+from wire import WorkerProc, frame  # noqa: E402
+
+HANDLERS = os.path.join(HERE, "testdata", "handlers_worker.py")
+
+
+class WorkerTestCase(unittest.TestCase):
+    """Starts a fresh handlers worker per test and always reaps it."""
+
+    env = None
+
+    def setUp(self):
+        self.w = WorkerProc(HANDLERS, env=self.env)
+        self.addCleanup(self.w.close)
+
+    def spawn(self, env):
+        """Another worker with a different environment."""
+        w = WorkerProc(HANDLERS, env=env)
+        self.addCleanup(w.close)
+        return w
+
+
+class FramingTest(WorkerTestCase):
+
+    def test_round_trip(self):
+        args = {"text": "héllo ✓", "n": [1, 2.5, None, True], "nested": {"a": {}}}
+        reply = self.w.call("echo", args)
+        self.assertEqual(reply, {"id": 1, "success": True,
+                                 "result": {"args": args, "session_id": None}})
+
+    def test_session_id_reaches_handler(self):
+        reply = self.w.call("echo", {}, session_id="s1")
+        self.assertEqual(reply["result"]["session_id"], "s1")
+
+    def test_missing_args_is_empty_object(self):
+        self.assertEqual(self.w.call("echo")["result"]["args"], {})
+
+    def test_ids_pass_through_unchanged(self):
+        for req_id in (2, 0, 2**53 + 1, 10**30, "req-7", None, 1.5):
+            reply = self.w.call("echo", {}, req_id=req_id)
+            self.assertEqual(reply["id"], req_id)
+            self.assertIs(type(reply["id"]), type(req_id))
+
+    def test_split_frame(self):
+        data = frame({"id": 5, "command": "echo", "args": {"x": "split"}})
+        self.w.send_raw(data[:2])
+        time.sleep(0.1)
+        self.w.send_raw(data[2:4])
+        time.sleep(0.2)
+        self.w.send_raw(data[4:10])
+        time.sleep(0.1)
+        self.w.send_raw(data[10:])
+        reply = self.w.recv()
+        self.assertEqual(reply["id"], 5)
+        self.assertEqual(reply["result"]["args"], {"x": "split"})
+
+    def test_pipelined_requests_answered_in_order(self):
+        self.w.send_raw(b"".join(frame({"id": i, "command": "echo", "args": {"i": i}})
+                                 for i in range(100)))
+        for i in range(100):
+            reply = self.w.recv()
+            self.assertEqual((reply["id"], reply["result"]["args"]["i"]), (i, i))
+
+    def test_reply_is_compact_utf8_json(self):
+        self.w.send({"id": 1, "command": "echo", "args": {"k": "ü"}})
+        payload = self.w.recv_raw()
+        payload.decode("utf-8")
+        self.assertNotIn(b"\n", payload)
+
+
+class PingTest(WorkerTestCase):
+
+    def test_init_ping(self):
+        reply = self.w.call("ping", {"initialization": True, "worker_id": "pool/worker.3"})
+        self.assertEqual(reply, {"id": 1, "success": True, "result": {
+            "pong": True, "worker_id": "pool/worker.3", "pid": self.w.proc.pid}})
+        # Health pings carry no worker_id; the name is remembered.
+        self.assertEqual(self.w.call("ping")["result"]["worker_id"], "pool/worker.3")
+
+    def test_ping_before_init(self):
+        reply = self.w.call("ping")
+        self.assertTrue(reply["success"])
+        self.assertIsNone(reply["result"]["worker_id"])
+        self.assertTrue(reply["result"]["pong"])
+
+    def test_ping_override(self):
+        w = self.spawn({"HANDLERS_PING_OVERRIDE": "1"})
+        reply = w.call("ping", {"initialization": True, "worker_id": "bridge/worker"})
+        self.assertEqual(reply["result"], {"custom": True, "worker_id": "bridge/worker"})
+
+
+class ErrorTest(WorkerTestCase):
+
+    def test_exception_becomes_error_reply(self):
+        reply = self.w.call("boom")
+        self.assertEqual(reply, {"id": 1, "success": False, "error": "ValueError: bad things"})
+        self.assertTrue(self.w.wait_stderr("Traceback"))
+        self.assertTrue(self.w.call("echo")["success"], "worker survives")
+
+    def test_command_error_message_is_verbatim(self):
+        reply = self.w.call("fail", {"message": "program not found: p1"})
+        self.assertEqual(reply["error"], "program not found: p1")
+        self.assertFalse(reply["success"])
+
+    def test_unknown_command(self):
+        reply = self.w.call("frobnicate")
+        self.assertEqual(reply, {"id": 1, "success": False,
+                                 "error": "unknown command: frobnicate"})
+        self.assertTrue(self.w.call("echo")["success"])
+
+    def test_malformed_requests_get_error_replies(self):
+        self.w.send({"id": 1, "args": {}})
+        self.assertIn("command", self.w.recv()["error"])
+        self.w.send({"id": 2, "command": "echo", "args": [1, 2]})
+        self.assertIn("args must be an object", self.w.recv()["error"])
+        self.w.send({"id": 3, "command": "echo", "session_id": 5})
+        self.assertIn("session_id", self.w.recv()["error"])
+        self.assertTrue(self.w.call("echo", req_id=4)["success"])
+
+    def test_unserializable_result(self):
+        reply = self.w.call("unserializable")
+        self.assertFalse(reply["success"])
+        self.assertTrue(reply["error"].startswith("TypeError: "), reply["error"])
+        self.assertTrue(self.w.call("echo")["success"])
+
+    def test_reply_too_large(self):
+        w = self.spawn({"ARBOR_MAX_FRAME_BYTES": "1000"})
+        self.assertTrue(w.call("big", {"bytes": 900})["success"])
+        reply = w.call("big", {"bytes": 2000})
+        self.assertFalse(reply["success"])
+        self.assertIn("reply too large", reply["error"])
+        self.assertTrue(w.call("echo")["success"])
+
+
+class StdoutHygieneTest(WorkerTestCase):
+
+    def test_print_goes_to_stderr(self):
+        reply = self.w.call("noisy", {"n": 42})
+        self.assertEqual(reply, {"id": 1, "success": True, "result": {"printed": True}})
+        self.assertTrue(self.w.call("echo", {"after": 1})["success"])
+        for line in ("hello from print 42", "via sys.stdout", "via fd 1",
+                     "via child process"):
+            self.assertTrue(self.w.wait_stderr(line + "\n"), line)
+
+    def test_print_before_run_goes_to_stderr(self):
+        for unbuffered in ("1", None):
+            w = self.spawn({"HANDLERS_EARLY_PRINT": "1", "PYTHONUNBUFFERED": unbuffered})
+            self.assertTrue(w.call("ping")["success"])
+            self.assertTrue(w.wait_stderr("printed before run\n"))
+
+    def test_handler_cannot_read_protocol_stdin(self):
+        self.w.send_raw(frame({"id": 1, "command": "read_stdin"}) +
+                        frame({"id": 2, "command": "echo", "args": {"n": 2}}))
+        first = self.w.recv()
+        self.assertEqual(first["id"], 1)
+        self.assertFalse(first["success"])
+        self.assertTrue(first["error"].startswith("EOFError"), first["error"])
+        self.assertEqual(self.w.recv()["result"]["args"], {"n": 2})
+
+
+class LifecycleTest(WorkerTestCase):
+
+    def test_eof_exits_0(self):
+        self.w.close_stdin()
+        self.assertEqual(self.w.wait(), 0)
+
+    def test_eof_after_requests_exits_0(self):
+        self.w.call("ping", {"worker_id": "w"})
+        self.w.call("boom")
+        self.w.close_stdin()
+        self.assertEqual(self.w.wait(), 0)
+        self.assertTrue(self.w.at_eof())
+
+    def test_shutdown(self):
+        reply = self.w.call("shutdown")
+        self.assertEqual(reply, {"id": 1, "success": True, "result": {"shutting_down": True}})
+        self.assertTrue(self.w.at_eof())
+        self.assertEqual(self.w.wait(), 0)
+
+    def test_sigterm_idle_exits_0(self):
+        self.assertTrue(self.w.call("ping")["success"])
+        self.w.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.w.wait(), 0)
+        self.assertNotIn("Traceback", self.w.stderr())
+
+    def test_sigterm_in_handler_exits_0(self):
+        self.assertTrue(self.w.call("ping")["success"])
+        self.w.send({"id": 2, "command": "sleep", "args": {"ms": 10000}})
+        time.sleep(0.3)
+        start = time.monotonic()
+        self.w.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.w.wait(), 0)
+        self.assertLess(time.monotonic() - start, 3)
+        self.assertNotIn("Traceback", self.w.stderr())
+
+
+class ProtocolErrorTest(WorkerTestCase):
+    """Broken input from the parent: log on stderr and exit 2."""
+
+    def assertExit2(self, w, message):
+        self.assertEqual(w.wait(), 2)
+        self.assertIn(message, w.stderr())
+
+    def test_oversized_frame(self):
+        w = self.spawn({"ARBOR_MAX_FRAME_BYTES": "200"})
+        self.assertTrue(w.call("echo", {"s": "ok"})["success"])
+        w.send_raw(struct.pack(">I", 201) + b" " * 201)
+        self.assertExit2(w, "exceeds max_frame_bytes 200")
+
+    def test_default_max_frame_is_16_mib(self):
+        self.w.send_raw(struct.pack(">I", 16 * 1024 * 1024 + 1))
+        self.assertExit2(self.w, "exceeds max_frame_bytes 16777216")
+
+    def test_invalid_json(self):
+        body = b"{not json"
+        self.w.send_raw(struct.pack(">I", len(body)) + body)
+        self.assertExit2(self.w, "invalid JSON")
+
+    def test_invalid_utf8(self):
+        body = b'{"id": 1, "command": "\xff"}'
+        self.w.send_raw(struct.pack(">I", len(body)) + body)
+        self.assertExit2(self.w, "invalid JSON")
+
+    def test_not_an_object(self):
+        body = b"[1, 2, 3]"
+        self.w.send_raw(struct.pack(">I", len(body)) + body)
+        self.assertExit2(self.w, "not a JSON object")
+
+    def test_truncated_frame(self):
+        self.w.send_raw(struct.pack(">I", 100) + b'{"id": 1')
+        self.w.close_stdin()
+        self.assertExit2(self.w, "truncated frame")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,74 @@
+"""A worker with test handlers, built on arbor_worker.
+
+Env: HANDLERS_PING_OVERRIDE=1 registers its own ping;
+HANDLERS_EARLY_PRINT=1 prints between Worker() and run() (must end up
+on stderr).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from arbor_worker import CommandError, Worker  # noqa: E402
+
+worker = Worker()
+
+if os.environ.get("HANDLERS_EARLY_PRINT") == "1":
+    print("printed before run")
+
+
+@worker.command("echo")
+def echo(args, session_id):
+    return {"args": args, "session_id": session_id}
+
+
+@worker.command("boom")
+def boom(args, session_id):
+    raise ValueError("bad things")
+
+
+@worker.command
+def fail(args, session_id):
+    raise CommandError(args.get("message", "failed on purpose"))
+
+
+def noisy(args, session_id):
+    print("hello from print", args.get("n"))
+    sys.stdout.write("via sys.stdout\n")
+    os.write(1, b"via fd 1\n")
+    os.system("echo via child process")
+    return {"printed": True}
+
+
+worker.register("noisy", noisy)
+
+
+@worker.command("read_stdin")
+def read_stdin(args, session_id):
+    return {"line": input()}
+
+
+@worker.command("unserializable")
+def unserializable(args, session_id):
+    return {"obj": object()}
+
+
+@worker.command("big")
+def big(args, session_id):
+    return "x" * int(args["bytes"])
+
+
+@worker.command("sleep")
+def sleep(args, session_id):
+    import time
+    time.sleep(args.get("ms", 0) / 1000.0)
+    return {"slept": True}
+
+
+if os.environ.get("HANDLERS_PING_OVERRIDE") == "1":
+    @worker.command("ping")
+    def ping(args, session_id):
+        return {"custom": True, "worker_id": worker.worker_id}
+
+worker.run()
