@@ -44,6 +44,8 @@ buf_reserve(struct buf *b, size_t n)
 void
 buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;		/* data may still be NULL: no memcpy */
 	buf_reserve(b, n);
 	memcpy(b->data + b->len, p, n);
 	b->len += n;

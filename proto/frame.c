@@ -47,7 +47,8 @@ frame_put(struct buf *out, const char *p, size_t n)
 {
 	buf_reserve(out, FRAME_HDR + n);
 	put_be32((unsigned char *)buf_tail(out), (uint32_t)n);
-	memcpy(buf_tail(out) + FRAME_HDR, p, n);
+	if (n > 0)	/* p may be NULL for an empty frame */
+		memcpy(buf_tail(out) + FRAME_HDR, p, n);
 	out->len += FRAME_HDR + n;
 }
 

@@ -17,6 +17,7 @@
 #define LOOP		EV_DEFAULT_UC
 #define INIT_ID		1
 #define STDERR_LINE_MAX	4096
+#define EOF_GRACE_S	0.5	/* stdout EOF -> exit status, at most this */
 
 extern char **environ;
 
@@ -34,7 +35,7 @@ struct child {
 	const struct config	*cfg;
 	char *const		*argv;
 	const struct child_events *ev;
-	void			*owner, *owner_data;
+	void			*owner, *owner_data, *udata;
 
 	enum child_state	 state;
 	enum child_health	 health;
@@ -172,6 +173,8 @@ child_free(struct child *c)
 		kill(-c->pid, SIGKILL);
 		ev_child_stop(LOOP, &c->w_child);
 	}
+	c->state = CS_STOPPED;	/* no idle event while failing what it held */
+	c->reaped = true;
 	fail_pending(c, ERR_WORKER_CRASHED, "worker removed");
 	teardown(c);
 	ev_timer_stop(LOOP, &c->t_backoff);
@@ -452,6 +455,22 @@ child_request(struct child *c, const char *command, json_t *args,
 	return send_request(c, command, args, session, timeout_ms, fn, arg, false);
 }
 
+static void
+notify_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+{
+}
+
+int
+child_notify(struct child *c, const char *command, json_t *args)
+{
+	if (c->pid <= 0 || c->failed || c->reaped || c->state == CS_STOPPING) {
+		json_decref(args);
+		return -1;
+	}
+	return send_request(c, command, args, NULL,
+	    c->cfg->worker.request_timeout_ms, notify_reply, c, true);
+}
+
 /* The init ping's answer makes the child ready; anything else kills it. */
 static void
 init_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
@@ -554,9 +573,13 @@ on_out(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (n < 0 && errno == EAGAIN)
 		return;
+	/* EOF: usually the process is exiting and its status follows; one
+	 * that is still there after EOF_GRACE_S broke the protocol. */
 	ev_io_stop(loop, w);
-	if (c->state != CS_STOPPING)
-		protocol_failure(c, n == 0 ? "stdout closed" : strerror(errno));
+	if (c->state != CS_STOPPING) {
+		ev_timer_set(&c->t_kill, EOF_GRACE_S, 0.);
+		ev_timer_start(loop, &c->t_kill);
+	}
 }
 
 static void
@@ -644,10 +667,15 @@ on_health(struct ev_loop *loop, ev_timer *w, int revents)
 	    health_reply, c, true);
 }
 
+/* The stop escalation's SIGKILL, or the end of the grace after EOF. */
 static void
 on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
+	if (c->state != CS_STOPPING) {
+		protocol_failure(c, "stdout closed while running");
+		return;
+	}
 	log_warn(c->name, "did not stop within %d ms: SIGKILL",
 	    c->cfg->worker.shutdown_timeout_ms);
 	kill(-c->pid, SIGKILL);
@@ -670,6 +698,7 @@ child_stop(struct child *c)
 		return;
 	c->state = CS_STOPPING;
 	ev_timer_stop(LOOP, &c->t_health);
+	ev_timer_stop(LOOP, &c->t_kill);
 	if (!c->failed && c->fd_in >= 0) {
 		json_t *req = msg_worker_request(c->next_id++, "shutdown", NULL, NULL);
 		frame_put_json(&c->out, req);
@@ -759,6 +788,8 @@ struct child_stats *child_stats(struct child *c) { return &c->stats; }
 void child_sessions_add(struct child *c, int d) { c->sessions += d; }
 void *child_owner_data(const struct child *c) { return c->owner_data; }
 void child_set_owner_data(struct child *c, void *d) { c->owner_data = d; }
+void *child_udata(const struct child *c) { return c->udata; }
+void child_set_udata(struct child *c, void *d) { c->udata = d; }
 
 enum child_state
 child_state(const struct child *c)

@@ -87,8 +87,13 @@ unsigned child_restarts(const struct child *);
 void	child_count_restart(struct child *);
 struct child_stats *child_stats(struct child *);
 void	child_sessions_add(struct child *, int delta);
-void	*child_owner_data(const struct child *);
+void	*child_owner_data(const struct child *);	/* the supervisor's */
 void	child_set_owner_data(struct child *, void *);
+void	*child_udata(const struct child *);		/* the router's */
+void	child_set_udata(struct child *, void *);
+/* Sends a request whose answer nobody waits for (cleanup_session); it
+ * does not make the child busy. 0, or -1 if the child has no process. */
+int	child_notify(struct child *, const char *command, json_t *args);
 
 /* The NODE of SPEC 6 for this child. New reference. */
 json_t	*child_json(const struct child *);

@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
+#include "supervisor/bridge.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
+#include "supervisor/pool.h"
 #include "supervisor/version.h"
 
 #define LOOP	EV_DEFAULT_UC
@@ -21,7 +23,10 @@ struct root {
 	struct intensity	 window;
 	unsigned		 restarts;
 	ev_tstamp		 started;
-	struct sup		*sub;
+	struct sup		*sub;		/* the pool's or the bridge's */
+	struct pool		*pool;		/* mode pool */
+	struct bridge		*bridge;	/* mode single */
+	struct route_stats	 st;		/* adapter mock, mode disabled */
 };
 
 static void on_sub_failed(struct sup *, void *);
@@ -39,27 +44,19 @@ worker_argv(const struct root *r)
 }
 
 /* Builds the subtree the mode calls for (none for disabled and mock). */
-static struct sup *
+static void
 make_subtree(struct root *r)
 {
 	const struct config *c = r->cfg;
 	if (c->mode == MODE_DISABLED || c->adapter == ADAPTER_MOCK)
-		return NULL;
+		return;
 	if (c->mode == MODE_SINGLE) {
-		struct sup *s = sup_new("bridge", c->bridge.max_restarts,
-		    c->bridge.max_seconds, c, worker_argv(r), r->reg,
-		    &sub_events, r);
-		sup_add_worker(s, "worker");
-		return s;
+		r->bridge = bridge_new(c, worker_argv(r), r->reg, &sub_events, r);
+		r->sub = bridge_sup(r->bridge);
+	} else {
+		r->pool = pool_new(c, worker_argv(r), r->reg, &sub_events, r);
+		r->sub = pool_sup(r->pool);
 	}
-	struct sup *s = sup_new("pool", c->pool.max_restarts,
-	    c->pool.max_seconds, c, worker_argv(r), r->reg, &sub_events, r);
-	for (int i = 1; i <= c->pool.size; i++) {
-		char leaf[32];
-		snprintf(leaf, sizeof leaf, "worker.%d", i);
-		sup_add_worker(s, leaf);
-	}
-	return s;
 }
 
 struct root *
@@ -76,7 +73,7 @@ root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
 	intensity_init(&r->window, cfg->supervisor.max_restarts,
 	    cfg->supervisor.max_seconds);
 	reg_add(reg, "root", REG_ROOT, r);
-	r->sub = make_subtree(r);
+	make_subtree(r);
 	return r;
 }
 
@@ -85,7 +82,8 @@ root_free(struct root *r)
 {
 	if (r == NULL)
 		return;
-	sup_free(r->sub);
+	pool_free(r->pool);
+	bridge_free(r->bridge);
 	reg_remove(r->reg, "root");
 	intensity_release(&r->window);
 	free(r->mock_argv[0]);
@@ -158,6 +156,76 @@ on_sub_stopped(struct sup *s, void *arg)
 }
 
 struct sup *root_subtree(const struct root *r) { return r->sub; }
+
+json_t *
+root_node(const struct root *r, const struct sup *s)
+{
+	json_t *node = sup_json(s);
+	if (r->pool && s == r->sub)
+		pool_node_extra(r->pool, node);
+	return node;
+}
+
+/* Adapter mock: arbord answers itself (SPEC 3). */
+static void
+mock_answer(struct root *r, struct job *job)
+{
+	json_t *res = json_pack("{s:b,s:s,s:O}", "mock", 1, "command",
+	    job->command, "args", job->args);
+	r->st.total++;
+	r->st.ok++;
+	job_ok(job, res, "mock");
+	json_decref(res);
+}
+
+void
+root_submit(struct root *r, struct job *job)
+{
+	if (r->pool)
+		pool_submit(r->pool, job);
+	else if (r->bridge)
+		bridge_submit(r->bridge, job);
+	else if (r->cfg->mode != MODE_DISABLED)
+		mock_answer(r, job);
+	else {
+		r->st.total++;
+		r->st.failed++;
+		job_fail(job, ERR_BRIDGE_DISABLED, "the bridge is disabled "
+		    "(environment %s)", r->cfg->env);
+	}
+}
+
+bool
+root_end_session(struct root *r, const char *id)
+{
+	return r->pool ? pool_end_session(r->pool, id) :
+	    r->bridge ? bridge_end_session(r->bridge, id) : false;
+}
+
+size_t
+root_inflight(const struct root *r)
+{
+	return r->pool ? pool_inflight(r->pool) :
+	    r->bridge ? bridge_inflight(r->bridge) : 0;
+}
+
+json_t *
+root_stats(const struct root *r)
+{
+	if (r->pool)
+		return pool_stats(r->pool);
+	if (r->bridge)
+		return bridge_stats(r->bridge);
+	const struct route_stats *st = &r->st;
+	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i,"
+	    "s:I,s:i,s:i,s:i}", "mode", cfg_mode_name(r->cfg->mode),
+	    "size", 0, "max_overflow", 0, "ready", 0, "busy", 0, "overflow", 0,
+	    "waiting", 0, "sessions", 0, "total_operations", (json_int_t)st->total,
+	    "successful_operations", (json_int_t)st->ok,
+	    "failed_operations", (json_int_t)st->failed, "pool_timeouts", 0,
+	    "worker_errors", (json_int_t)st->worker_errors, "total_sessions", 0,
+	    "stale_sessions_cleaned", 0, "restarts", 0);
+}
 const struct config *root_config(const struct root *r) { return r->cfg; }
 
 json_t *
@@ -165,7 +233,7 @@ root_json(const struct root *r)
 {
 	json_t *kids = json_array();
 	if (r->sub)
-		json_array_append_new(kids, sup_json(r->sub));
+		json_array_append_new(kids, root_node(r, r->sub));
 	json_int_t up = (json_int_t)((ev_now(LOOP) - r->started) * 1000);
 	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:s,s:i,s:i,"
 	    "s:I,s:s,s:s,s:s,s:s}",

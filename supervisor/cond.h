@@ -9,6 +9,7 @@
 
 #include "registry/registry.h"
 #include "supervisor/config.h"
+#include "supervisor/job.h"
 #include "supervisor/tree.h"
 
 struct root;
@@ -33,7 +34,17 @@ void	root_kill(struct root *);	/* SIGKILL every worker now */
 struct sup *root_subtree(const struct root *);
 const struct config *root_config(const struct root *);
 
-/* The root's NODE with the whole tree. New reference. */
+/* Routes an execute job by mode and adapter; it is finished exactly once. */
+void	root_submit(struct root *, struct job *);
+/* Ends a session (its worker is told); false if there was none. */
+bool	root_end_session(struct root *, const char *id);
+size_t	root_inflight(const struct root *);	/* jobs held by workers */
+
+/* The root's NODE with the whole tree; a subtree's NODE (with the pool's
+ * extra fields). New references. */
 json_t	*root_json(const struct root *);
+json_t	*root_node(const struct root *, const struct sup *);
+/* The stats op's object (SPEC 6). New reference. */
+json_t	*root_stats(const struct root *);
 
 #endif

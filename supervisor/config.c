@@ -36,7 +36,9 @@ static const char *const restart_words[] = {
 	"permanent", "transient", "temporary", NULL
 };
 static const char *const strategy_words[] = { "fifo", "lifo", NULL };
-static const char *const affinity_words[] = { "strict", "prefer", "none", NULL };
+static const char *const affinity_words[] = {
+	"strict", "prefer", "none", NULL
+};
 static const char *const level_words[] = {
 	"debug", "info", "warn", "error", NULL
 };
@@ -88,7 +90,8 @@ static const struct kdesc keys[] = {
 
 	OTHER("worker.command", KK_ARGV, worker.argv, 0),
 	OTHER("worker.env", KK_ENV, worker.env, 0),
-	ENUM("worker.restart", worker.restart, restart_words, RESTART_PERMANENT),
+	ENUM("worker.restart", worker.restart, restart_words,
+	    RESTART_PERMANENT),
 	INT("worker.init_timeout_ms", worker.init_timeout_ms, 1, 5000),
 	INT("worker.request_timeout_ms", worker.request_timeout_ms, 1, 30000),
 	INT("worker.health_interval_ms", worker.health_interval_ms, 0, 30000),
@@ -96,9 +99,11 @@ static const struct kdesc keys[] = {
 	INT("worker.shutdown_timeout_ms", worker.shutdown_timeout_ms, 0, 5000),
 	LONG("worker.max_requests", worker.max_requests, 0, LONG_MAX, 0),
 	LONG("worker.max_errors", worker.max_errors, 0, LONG_MAX, 10),
-	LONG("worker.max_frame_bytes", worker.max_frame_bytes, 64, GIB, 16777216),
+	LONG("worker.max_frame_bytes", worker.max_frame_bytes, 64, GIB,
+	    16777216),
 	INT("worker.restart_delay_ms", worker.restart_delay_ms, 0, 100),
-	INT("worker.max_restart_delay_ms", worker.max_restart_delay_ms, 0, 5000),
+	INT("worker.max_restart_delay_ms", worker.max_restart_delay_ms, 0,
+	    5000),
 	INT("worker.max_inflight", worker.max_inflight, 1, 64),
 
 	INT("pool.size", pool.size, 0, 0),
@@ -116,7 +121,8 @@ static const struct kdesc keys[] = {
 	OTHER("control.socket", KK_PATH, control.socket, 0),
 	OTHER("control.mode", KK_MODE, control.mode, 0600),
 	INT("control.max_clients", control.max_clients, 1, 1024),
-	LONG("control.max_frame_bytes", control.max_frame_bytes, 64, GIB, 1048576),
+	LONG("control.max_frame_bytes", control.max_frame_bytes, 64, GIB,
+	    1048576),
 
 	ENUM("log.level", log.level, level_words, LOG_INFO),
 	ENUM("log.format", log.format, format_words, LOG_TEXT),
@@ -127,7 +133,8 @@ typedef char *str_t;	/* for CFIELD: const str_t * is char *const * */
 typedef char **strv_t;
 
 #define FIELD(c, k, T)	((T *)(void *)((char *)(c) + (k)->off))
-#define CFIELD(c, k, T)	((const T *)(const void *)((const char *)(c) + (k)->off))
+#define CFIELD(c, k, T)	\
+	((const T *)(const void *)((const char *)(c) + (k)->off))
 
 /* What a load needs to report errors and resolve paths. */
 struct ld {
@@ -135,10 +142,12 @@ struct ld {
 	char	*dir;		/* its directory, a realpath */
 	char	*err;
 	size_t	 errlen;
+	bool	 overlay;	/* applying an environment */
 };
 
 /* ---- names ---- */
 
+/* words[i], or "?" for a value outside the table. */
 static const char *
 word_at(const char *const *words, int i)
 {
@@ -148,13 +157,47 @@ word_at(const char *const *words, int i)
 	return "?";
 }
 
-const char *cfg_mode_name(enum cfg_mode m) { return word_at(mode_words, (int)m); }
-const char *cfg_adapter_name(enum cfg_adapter a) { return word_at(adapter_words, (int)a); }
-const char *cfg_restart_name(enum cfg_restart r) { return word_at(restart_words, (int)r); }
-const char *cfg_strategy_name(enum cfg_strategy s) { return word_at(strategy_words, (int)s); }
-const char *cfg_affinity_name(enum cfg_affinity a) { return word_at(affinity_words, (int)a); }
-const char *cfg_log_level_name(enum cfg_log_level l) { return word_at(level_words, (int)l); }
-const char *cfg_log_format_name(enum cfg_log_format f) { return word_at(format_words, (int)f); }
+const char *
+cfg_mode_name(enum cfg_mode v)
+{
+	return word_at(mode_words, (int)v);
+}
+
+const char *
+cfg_adapter_name(enum cfg_adapter v)
+{
+	return word_at(adapter_words, (int)v);
+}
+
+const char *
+cfg_restart_name(enum cfg_restart v)
+{
+	return word_at(restart_words, (int)v);
+}
+
+const char *
+cfg_strategy_name(enum cfg_strategy v)
+{
+	return word_at(strategy_words, (int)v);
+}
+
+const char *
+cfg_affinity_name(enum cfg_affinity v)
+{
+	return word_at(affinity_words, (int)v);
+}
+
+const char *
+cfg_log_level_name(enum cfg_log_level v)
+{
+	return word_at(level_words, (int)v);
+}
+
+const char *
+cfg_log_format_name(enum cfg_log_format v)
+{
+	return word_at(format_words, (int)v);
+}
 
 /* "a | b | c" for error messages. */
 static void
@@ -183,6 +226,19 @@ seterr(struct ld *ld, const char *fmt, ...)
 	return -1;
 }
 
+/* The file libconfig names (an @include is named as written, relative to
+ * the include directory, ld->dir) as an absolute path in buf. */
+static const char *
+abs_file(const struct ld *ld, const char *file, char *buf, size_t len)
+{
+	if (file == NULL)
+		file = ld->file;
+	if (file[0] == '/')
+		return file;
+	snprintf(buf, len, "%s/%s", ld->dir, file);
+	return buf;
+}
+
 /* "file:line: key: reason" for the setting s (or "file: key: reason"). */
 static int __attribute__((format(printf, 4, 5)))
 fail(struct ld *ld, const config_setting_t *s, const char *key,
@@ -195,8 +251,9 @@ fail(struct ld *ld, const config_setting_t *s, const char *key,
 	va_end(ap);
 	if (s == NULL)
 		return seterr(ld, "%s: %s: %s", ld->file, key, reason);
-	const char *file = config_setting_source_file(s);
-	return seterr(ld, "%s:%u: %s: %s", file ? file : ld->file,
+	char file[PATH_MAX];
+	return seterr(ld, "%s:%u: %s: %s",
+	    abs_file(ld, config_setting_source_file(s), file, sizeof file),
 	    config_setting_source_line(s), key, reason);
 }
 
@@ -299,6 +356,13 @@ argv_resolved(const char *dir, const char *const *argv, size_t n)
 }
 
 /* ---- the table: numbers, defaults ---- */
+
+/* The i-th member of a group or list. */
+static const config_setting_t *
+elem(const config_setting_t *s, int i)
+{
+	return config_setting_get_elem(s, (unsigned)i);
+}
 
 static const struct kdesc *
 find_key(const char *name)
@@ -474,12 +538,13 @@ apply_argv(struct ld *ld, const struct kdesc *k, const config_setting_t *s,
 		return fail(ld, s, key, "%s", bad);
 	const char **argv = xcalloc((size_t)n + 1, sizeof *argv);
 	for (int i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const config_setting_t *e = elem(s, i);
 		argv[i] = config_setting_get_string(e);
 		if (argv[i] == NULL || (i == 0 && argv[0][0] == '\0')) {
+			const char *why = argv[i] ? "empty" : "not a string";
 			free(argv);
 			return fail(ld, e, key, "%s (element %d is %s)", bad,
-			    i + 1, argv[i] ? "empty" : "not a string");
+			    i + 1, why);
 		}
 	}
 	strv_free(*FIELD(c, k, char **));
@@ -488,7 +553,8 @@ apply_argv(struct ld *ld, const struct kdesc *k, const config_setting_t *s,
 	return 0;
 }
 
-/* worker.env overlays variable by variable, like every other group. */
+/* worker.env replaces the default; an environment's worker.env overlays
+ * the base variable by variable, like every other group. */
 static int
 apply_env(struct ld *ld, const struct kdesc *k, const config_setting_t *s,
     const char *key, struct config *c)
@@ -496,8 +562,12 @@ apply_env(struct ld *ld, const struct kdesc *k, const config_setting_t *s,
 	char sub[KEYMAX];
 	if (!config_setting_is_group(s))
 		return fail(ld, s, key, "must be a group of NAME = \"value\"");
+	if (!ld->overlay) {
+		strv_free(*FIELD(c, k, char **));
+		*FIELD(c, k, char **) = xcalloc(1, sizeof(char *));
+	}
 	for (int i = 0; i < config_setting_length(s); i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const config_setting_t *e = elem(s, i);
 		const char *v = config_setting_get_string(e);
 		snprintf(sub, sizeof sub, "%s.%s", key, config_setting_name(e));
 		if (v == NULL)
@@ -531,7 +601,7 @@ apply_group(struct ld *ld, const config_setting_t *s, const char *gname,
 {
 	char local[KEYMAX], full[2 * KEYMAX];
 	for (int i = 0; i < config_setting_length(s); i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const config_setting_t *e = elem(s, i);
 		const char *name = config_setting_name(e);
 		snprintf(local, sizeof local, "%s.%s", gname, name);
 		snprintf(full, sizeof full, "%s.%s", gkey, name);
@@ -551,7 +621,7 @@ apply_groups(struct ld *ld, const config_setting_t *root, const char *prefix,
 {
 	char key[KEYMAX];
 	for (int i = 0; i < config_setting_length(root); i++) {
-		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const config_setting_t *s = elem(root, i);
 		const char *name = config_setting_name(s);
 		snprintf(key, sizeof key, "%s%s", prefix, name);
 		if (top && (strcmp(name, "default_environment") == 0 ||
@@ -567,6 +637,7 @@ apply_groups(struct ld *ld, const config_setting_t *root, const char *prefix,
 	return 0;
 }
 
+/* default_environment, when the file names one. */
 static int
 read_default_env(struct ld *ld, const config_setting_t *root, const char **out)
 {
@@ -594,13 +665,16 @@ check_environments(struct ld *ld, const config_setting_t *root)
 	if (!config_setting_is_group(envs))
 		return fail(ld, envs, "environments", "must be a group");
 	for (int i = 0; i < config_setting_length(envs); i++) {
-		const config_setting_t *e = config_setting_get_elem(envs, (unsigned)i);
-		snprintf(key, sizeof key, "environments.%s", config_setting_name(e));
+		const config_setting_t *e = elem(envs, i);
+		snprintf(key, sizeof key, "environments.%s",
+		    config_setting_name(e));
 		if (!config_setting_is_group(e))
 			return fail(ld, e, key, "must be a group");
 		strncat(key, ".", sizeof key - strlen(key) - 1);
 		struct config *scratch = config_defaults(ld);
+		ld->overlay = true;
 		int rc = apply_groups(ld, e, key, false, scratch);
+		ld->overlay = false;
 		config_free(scratch);
 		if (rc < 0)
 			return -1;
@@ -608,6 +682,7 @@ check_environments(struct ld *ld, const config_setting_t *root)
 	return 0;
 }
 
+/* An unset or empty string is no choice. */
 static const char *
 nonempty(const char *s)
 {
@@ -669,6 +744,7 @@ apply_test_mode(struct ld *ld, struct config *c)
 	    "mock_adapter | bridge_mock | full_integration)", tm);
 }
 
+/* Mode, adapter, TEST_MODE and pool.size, after the overlay (SPEC 3). */
 static int
 resolve(struct ld *ld, struct config *c)
 {
@@ -704,7 +780,8 @@ locate(struct ld *ld, const char *path)
 	int rc = fstat(fd, &st);
 	close(fd);
 	if (rc == 0 && S_ISDIR(st.st_mode))
-		return seterr(ld, "%s: cannot open: %s", path, strerror(EISDIR));
+		return seterr(ld, "%s: cannot open: %s", path,
+		    strerror(EISDIR));
 	ld->dir = xstrdup(ld->file);
 	char *sl = strrchr(ld->dir, '/');
 	sl[sl == ld->dir ? 1 : 0] = '\0';
@@ -717,8 +794,8 @@ parse(struct ld *ld, config_t *lc)
 	config_set_include_dir(lc, ld->dir);
 	if (config_read_file(lc, ld->file))
 		return 0;
-	const char *file = config_error_file(lc) ? config_error_file(lc) :
-	    ld->file;
+	char buf[PATH_MAX];
+	const char *file = abs_file(ld, config_error_file(lc), buf, sizeof buf);
 	if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
 		return seterr(ld, "%s: cannot open: %s", file,
 		    config_error_text(lc));
@@ -742,6 +819,7 @@ build(struct ld *ld, const config_setting_t *root, const char *env)
 	    select_env(ld, root, env, defenv, c, &overlay) < 0)
 		goto err;
 	snprintf(prefix, sizeof prefix, "environments.%s.", c->env);
+	ld->overlay = true;
 	if (apply_groups(ld, overlay, prefix, false, c) < 0 ||
 	    resolve(ld, c) < 0)
 		goto err;

@@ -4,6 +4,7 @@
 
 #include "proto/msg.h"
 #include "supervisor/child.h"
+#include "supervisor/job.h"
 #include "supervisor/log.h"
 #include "supervisor/tree.h"
 
@@ -32,7 +33,7 @@ node_json(struct ops_env *env, const char *name)
 	case REG_ROOT:
 		return root_json(obj);
 	case REG_SUPERVISOR:
-		return sup_json(obj);
+		return root_node(env->root, obj);
 	case REG_WORKER:
 		return child_json(obj);
 	}
@@ -158,6 +159,76 @@ op_shutdown(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	return NULL;
 }
 
+/* A job's reply goes back on the connection that asked. */
+static void
+job_done(struct job *job, json_t *reply)
+{
+	struct ctl_conn *cn = job->arg;
+	ctl_reply(cn, reply);
+	ctl_release(cn);
+}
+
+/* Checks execute's params; NULL when fine, else the error reply. */
+static json_t *
+check_execute(json_t *req, json_t *id, int *timeout_ms)
+{
+	json_t *cmd = json_object_get(req, "command");
+	json_t *sess = json_object_get(req, "session_id");
+	json_t *tmo = json_object_get(req, "timeout_ms");
+	if (!json_is_string(cmd) || json_string_length(cmd) == 0)
+		return msg_error(id, ERR_BAD_REQUEST, "missing string param 'command'");
+	if (sess && !json_is_string(sess) && !json_is_null(sess))
+		return msg_error(id, ERR_BAD_REQUEST, "session_id must be a string");
+	if (tmo && !json_is_null(tmo) &&
+	    (!json_is_integer(tmo) || json_integer_value(tmo) <= 0 ||
+	    json_integer_value(tmo) > 86400000))
+		return msg_error(id, ERR_BAD_REQUEST,
+		    "timeout_ms must be an integer in 1..86400000");
+	if (json_is_integer(tmo))
+		*timeout_ms = (int)json_integer_value(tmo);
+	return NULL;
+}
+
+static json_t *
+op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	if (env->draining)
+		return msg_error(id, ERR_SHUTTING_DOWN, "arbord is shutting down");
+	int timeout_ms = root_config(env->root)->worker.request_timeout_ms;
+	json_t *err = check_execute(req, id, &timeout_ms);
+	if (err)
+		return err;
+	json_t *args = json_object_get(req, "args");
+	ctl_hold(cn);
+	struct job *job = job_new(json_incref(id), msg_str(req, "command"),
+	    args && !json_is_null(args) ? json_incref(args) : json_object(),
+	    msg_str(req, "session_id"), timeout_ms, job_done, cn);
+	root_submit(env->root, job);
+	return NULL;
+}
+
+static json_t *
+op_end_session(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    json_t *id)
+{
+	const char *sid = msg_str(req, "session_id");
+	if (sid == NULL)
+		return msg_error(id, ERR_BAD_REQUEST,
+		    "missing string param 'session_id'");
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "ended",
+	    json_boolean(root_end_session(env->root, sid)));
+	return r;
+}
+
+static json_t *
+op_stats(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "stats", root_stats(env->root));
+	return r;
+}
+
 static const struct op {
 	const char	*name;
 	op_fn		*fn;
@@ -165,6 +236,9 @@ static const struct op {
 	{ "ping", op_ping },
 	{ "status", op_status },
 	{ "health", op_health },
+	{ "stats", op_stats },
+	{ "execute", op_execute },
+	{ "end_session", op_end_session },
 	{ "restart", op_restart },
 	{ "stop", op_stop },
 	{ "start", op_start },

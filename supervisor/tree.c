@@ -100,13 +100,21 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *const *argv)
 		child_reconfigure(s->slots[i]->c, cfg, argv);
 }
 
+/* Spawns c now, or retries later when the fork itself failed. */
+static void
+spawn(struct sup *s, struct slot *sl)
+{
+	if (child_spawn(sl->c) < 0)
+		child_backoff(sl->c, SPAWN_RETRY_MS);
+}
+
 struct child *
-sup_add_worker(struct sup *s, const char *leaf)
+sup_add_worker(struct sup *s, const char *leaf, bool want_up)
 {
 	char *name = xasprintf("%s/%s", s->name, leaf);
 	struct slot *sl = xcalloc(1, sizeof *sl);
 	sl->c = child_new(name, s->cfg, s->argv, &child_events, s);
-	sl->want_up = true;
+	sl->want_up = want_up;
 	child_set_owner_data(sl->c, sl);
 	if (s->n == s->cap) {
 		s->cap = s->cap ? 2 * s->cap : 8;
@@ -115,6 +123,8 @@ sup_add_worker(struct sup *s, const char *leaf)
 	s->slots[s->n++] = sl;
 	reg_add(s->reg, name, REG_WORKER, sl->c);
 	free(name);
+	if (want_up && s->state == SS_RUNNING)
+		spawn(s, sl);
 	return sl->c;
 }
 
@@ -132,14 +142,6 @@ sup_remove_worker(struct sup *s, struct child *c)
 		s->n--;
 		return;
 	}
-}
-
-/* Spawns c now, or retries later when the fork itself failed. */
-static void
-spawn(struct sup *s, struct slot *sl)
-{
-	if (child_spawn(sl->c) < 0)
-		child_backoff(sl->c, SPAWN_RETRY_MS);
 }
 
 void

@@ -36,8 +36,9 @@ struct sup *sup_new(const char *name, int max_restarts, int max_seconds,
 void	sup_free(struct sup *);		/* kills what still runs; NULL ok */
 void	sup_reconfigure(struct sup *, const struct config *, char *const *argv);
 
-/* Adds a worker child named "<sup name>/<leaf>" (not started). */
-struct child *sup_add_worker(struct sup *, const char *leaf);
+/* Adds a worker child named "<sup name>/<leaf>". It starts with the
+ * supervisor (or now, if that runs) when want_up; else on sup_start_child. */
+struct child *sup_add_worker(struct sup *, const char *leaf, bool want_up);
 /* Removes a child with no process (e.g. an idle overflow worker). */
 void	sup_remove_worker(struct sup *, struct child *);
 

@@ -13,9 +13,11 @@
  *                                     anything (not even the init ping);
  *                                     exit 0 at EOF
  * They apply in that order. A boolean knob is on unless empty or "0".
+ * ARBOR_MAX_FRAME_BYTES bounds request frames (see libworker).
  *
  * Test commands:
- *   ping                      {"pong": true, "worker_id": <init ping's>}
+ *   ping                      {"pong": true, "worker_id": <init ping's>,
+ *                              "pid": <pid>}
  *   echo ARGS                 ARGS
  *   sleep {"ms"}              sleeps, then {"slept": ms}
  *   crash {"code"?, "signal"?}  exits at once with code (default 1), or
@@ -24,34 +26,50 @@
  *   garbage                   a whole frame whose payload is not JSON
  *   big {"bytes"}             a reply whose JSON payload is exactly that
  *                             many bytes (when bytes exceeds the ~50 bytes
- *                             of the reply's own shape): {"data": "xx..."}
+ *                             of the reply's own shape): {"data": "xx..."};
+ *                             sent even beyond the maximum frame size, to
+ *                             test the reader's limit
  *   stderr {"line"}           writes line + "\n" to stderr, {"written": true}
- *   shutdown                  {"shutdown": true}, then exit 0
+ *   shutdown                  {"shutting_down": true}, then exit 0
  *
- * Bridge commands (SPEC 5 table), with programs kept in memory per
- * session_id; requests without one share an anonymous space:
- *   create_program {"program_id"?, "signature"}   {"program_id"}
- *       generated ids are "program_<n>"; an existing id is an error
+ * Bridge commands (SPEC 5 table), the same as the Python bridge worker's:
+ *   create_program {"program_id"?, "signature"?}  {"program_id"}
  *   execute_program {"program_id", "inputs"}      {"program_id", "outputs"}
  *   list_programs                                 {"programs": [ids]}
  *   delete_program {"program_id"}                 {"deleted": true}
- *   get_program_info {"program_id"}     {"program_id", "signature",
- *                                        "executions"}
- *   get_stats                 {"programs_count" (all spaces), "sessions",
- *                              "command_count", "error_count", "uptime_ms"}
- *   cleanup_session {"session_id"}  {"cleaned": n} (defaults to the
- *                                    request's own session_id)
- *   reset_state               drops every program: {"reset": true}
- * An unknown program_id is the error "program not found: <id>".
+ *   get_program_info {"program_id"}   {"program_id", "signature",
+ *                                      "executions", "inputs", "outputs"}
+ *   get_stats        {"programs_count", "command_count", "error_count",
+ *                     "uptime_ms", "sessions_count"}
+ *   cleanup_session {"session_id"}    {"cleaned": n} (default: the
+ *                                      request's own session_id)
+ *   reset_state      {"reset": true}: drops every program of every space
+ *                    and zeroes the counters
  *
- * The mock model: a signature is "in1, in2 -> out1, out2" (a ": type"
- * after a field name is ignored). execute_program needs every input field
- * and sets every output field to "mock " followed by the input values in
- * signature order, joined by single spaces; a value that is not a string
- * is written as compact JSON. So "question -> answer" with
- * {"question": "2+2?"} gives {"answer": "mock 2+2?"}, and "a, b -> c, d"
- * with {"a": "x", "b": 1} gives {"c": "mock x 1", "d": "mock x 1"}.
+ * Programs live in memory, per session_id; requests without one share an
+ * anonymous space, and the same program_id may exist in several spaces.
+ * A program created without a program_id gets "prog_<n>", n counting up
+ * per process (skipping ids taken in the space). command_count counts the
+ * requests received (the get_stats being answered included), error_count
+ * the error replies sent; programs_count and sessions_count cover all
+ * sessions. Errors: "program not found: <id>", "program already exists:
+ * <id>", "invalid signature: ...", "missing input: <field>", and argument
+ * type errors.
+ *
+ * The mock model: a signature is "in1, in2 -> out1, out2" (default
+ * "question -> answer"): comma-separated distinct names, at least one on
+ * each side. execute_program needs every input field (extra ones are
+ * ignored) and sets every output field to
+ *
+ *	"<output field>: " + the input values in signature order, joined by
+ *	single spaces
+ *
+ * a value that is not a string being written as compact JSON with sorted
+ * keys and ASCII escapes. So "question -> answer" with {"question": "hi"}
+ * gives {"answer": "answer: hi"}, and "a, b -> c, d" with {"a": "x", "b": 1}
+ * gives {"c": "c: x 1", "d": "d: x 1"}.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -68,15 +86,16 @@
 
 #define EXIT_USAGE	64
 #define BIG_MAX_BYTES	(256 * 1024 * 1024)
+#define DEFAULT_SIGNATURE	"question -> answer"
 
 struct mock {
 	json_t		*sessions;	/* session_id -> space */
 	json_t		*anonymous;	/* the space of requests without one */
-	unsigned long	 next_program;
+	unsigned long	 next_program;	/* the next "prog_<n>" to try */
 	struct timespec	 started;
 };
 
-/* A space maps program_id -> {"signature", "inputs": [..], "outputs": [..],
+/* A space maps program_id -> {"inputs": [..], "outputs": [..],
  * "executions"}. */
 
 struct opts {
@@ -115,108 +134,181 @@ static json_t *
 find_program(struct worker *w, json_t *args, const char *session_id)
 {
 	const char *id = msg_str(args, "program_id");
-	if (id == NULL)
-		return worker_fail(w, "missing argument: program_id");
+	if (id == NULL || *id == '\0')
+		return worker_fail(w, "program_id is required (a non-empty string)");
 	json_t *prog = json_object_get(space_of(w, session_id, false), id);
 	if (prog == NULL)
 		return worker_fail(w, "program not found: %s", id);
 	return prog;
 }
 
-/* Appends to fields the name in s[0..n), trimmed and without a ": type"
- * suffix; false if that leaves nothing. */
+/* A name as a signature field: letters, digits, '_' (and any non-ASCII
+ * byte), not starting with a digit. */
 static bool
-add_field(json_t *fields, const char *s, size_t n)
+is_name(const char *s, size_t n)
 {
-	const char *colon = memchr(s, ':', n);
-	if (colon != NULL)
-		n = (size_t)(colon - s);
-	while (n > 0 && (*s == ' ' || *s == '\t'))
-		s++, n--;
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		n--;
-	if (n == 0)
+	if (n == 0 || isdigit((unsigned char)s[0]))
 		return false;
-	json_array_append_new(fields, json_stringn(s, n));
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && c != '_' && c < 0x80)
+			return false;
+	}
 	return true;
 }
 
-/* "a, b" in s[0..n) -> ["a", "b"] (new reference), NULL if malformed. */
-static json_t *
-parse_fields(const char *s, size_t n)
+/* Appends the field in s[0..n), trimmed, to fields unless it is not a
+ * name or already in seen; false then. */
+static bool
+add_field(json_t *fields, const json_t *seen, const char *s, size_t n)
 {
-	json_t *fields = json_array();
+	while (n > 0 && isspace((unsigned char)*s))
+		s++, n--;
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		n--;
+	if (!is_name(s, n))
+		return false;
+	json_t *name = json_stringn(s, n);
+	size_t i;
+	const json_t *v;
+	json_array_foreach(seen, i, v)
+		if (json_equal(v, name)) {
+			json_decref(name);
+			return false;
+		}
+	json_array_append_new(fields, name);
+	return true;
+}
+
+/* Parses "a, b" in s[0..n) onto the end of fields (which holds the fields
+ * seen so far); false if a field is no name or a repeat. */
+static bool
+parse_fields(json_t *fields, const char *s, size_t n)
+{
 	const char *end = s + n;
 	for (;;) {
 		const char *comma = memchr(s, ',', (size_t)(end - s));
 		const char *stop = comma ? comma : end;
-		if (!add_field(fields, s, (size_t)(stop - s))) {
-			json_decref(fields);
-			return NULL;
-		}
+		if (!add_field(fields, fields, s, (size_t)(stop - s)))
+			return false;
 		if (comma == NULL)
-			return fields;
+			return true;
 		s = comma + 1;
 	}
 }
 
-/* "a, b -> c" -> {"signature", "inputs", "outputs", "executions": 0}
- * (new reference), NULL if malformed. */
+/* "a, b -> c" -> a new program {"inputs", "outputs", "executions": 0}
+ * (new reference), or NULL after worker_fail(). */
 static json_t *
-parse_signature(const char *sig)
+parse_signature(struct worker *w, const char *sig)
 {
 	const char *arrow = strstr(sig, "->");
-	if (arrow == NULL)
-		return NULL;
-	json_t *in = parse_fields(sig, (size_t)(arrow - sig));
-	json_t *out = parse_fields(arrow + 2, strlen(arrow + 2));
-	if (in == NULL || out == NULL) {
-		json_decref(in);
-		json_decref(out);
-		return NULL;
+	if (arrow == NULL || strstr(arrow + 2, "->") != NULL)
+		return worker_fail(w, "invalid signature: '%s' needs exactly"
+		    " one '->'", sig);
+	json_t *all = json_array();
+	bool good = parse_fields(all, sig, (size_t)(arrow - sig));
+	size_t nin = json_array_size(all);
+	good = good && parse_fields(all, arrow + 2, strlen(arrow + 2));
+	if (!good) {
+		json_decref(all);
+		return worker_fail(w, "invalid signature: '%s': fields must be"
+		    " distinct comma-separated names", sig);
 	}
-	return json_pack("{s:s,s:o,s:o,s:i}", "signature", sig, "inputs", in,
-	    "outputs", out, "executions", 0);
+	json_t *in = json_array();
+	for (size_t i = 0; i < nin; i++) {
+		json_array_append(in, json_array_get(all, 0));
+		json_array_remove(all, 0);
+	}
+	return json_pack("{s:o,s:o,s:i}", "inputs", in, "outputs", all,
+	    "executions", 0);
 }
 
-/* A fresh "program_<n>" id not used in space (caller frees). */
+/* A program's signature, normalised: "a, b -> c" (caller frees). */
+static char *
+signature_of(const json_t *prog)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (f == NULL)
+		abort();
+	static const char *const sides[] = { "inputs", "outputs" };
+	for (size_t s = 0; s < 2; s++) {
+		size_t i;
+		const json_t *name;
+		json_array_foreach(json_object_get(prog, sides[s]), i, name)
+			fprintf(f, "%s%s", i ? ", " : "", json_string_value(name));
+		if (s == 0)
+			fputs(" -> ", f);
+	}
+	fclose(f);
+	return text;
+}
+
+/* A fresh "prog_<n>" id not used in space (caller frees). */
 static char *
 new_program_id(struct worker *w, const json_t *space)
 {
 	struct mock *m = mock_of(w);
 	for (;;) {
-		char *id = xasprintf("program_%lu", ++m->next_program);
+		char *id = xasprintf("prog_%lu", m->next_program++);
 		if (json_object_get(space, id) == NULL)
 			return id;
 		free(id);
 	}
 }
 
+/* The program to create from args (new reference), or NULL after
+ * worker_fail(). */
+static json_t *
+program_from_args(struct worker *w, json_t *args)
+{
+	json_t *sig = json_object_get(args, "signature");
+	if (sig == NULL)
+		return parse_signature(w, DEFAULT_SIGNATURE);
+	if (!json_is_string(sig))
+		return worker_fail(w, "invalid signature: must be a string like"
+		    " '%s'", DEFAULT_SIGNATURE);
+	return parse_signature(w, json_string_value(sig));
+}
+
 static json_t *
 on_create_program(struct worker *w, json_t *args, const char *session_id)
 {
-	json_t *given = json_object_get(args, "program_id");
-	if (given != NULL && !json_is_string(given))
-		return worker_fail(w, "program_id must be a string");
-	const char *sig = msg_str(args, "signature");
-	if (sig == NULL)
-		return worker_fail(w, "missing argument: signature");
-	json_t *prog = parse_signature(sig);
+	json_t *prog = program_from_args(w, args);
 	if (prog == NULL)
-		return worker_fail(w, "invalid signature: %s", sig);
-	json_t *space = space_of(w, session_id, true);
-	char *id = given ? xstrdup(json_string_value(given)) :
-	    new_program_id(w, space);
-	json_t *result = NULL;
-	if (json_object_get(space, id) != NULL) {
-		worker_fail(w, "program already exists: %s", id);
+		return NULL;
+	json_t *given = json_object_get(args, "program_id");
+	const char *name = json_string_value(given);
+	if (given != NULL && (name == NULL || *name == '\0')) {
 		json_decref(prog);
-	} else {
-		json_object_set_new(space, id, prog);
-		result = json_pack("{s:s}", "program_id", id);
+		return worker_fail(w, "program_id must be a non-empty string");
 	}
+	json_t *space = space_of(w, session_id, true);
+	if (name != NULL && json_object_get(space, name) != NULL) {
+		json_decref(prog);
+		return worker_fail(w, "program already exists: %s", name);
+	}
+	char *id = name ? xstrdup(name) : new_program_id(w, space);
+	json_object_set_new(space, id, prog);
+	json_t *result = json_pack("{s:s}", "program_id", id);
 	free(id);
 	return result;
+}
+
+/* Lowercases the hex digits of the \uXXXX escapes in JSON text s, as
+ * Python's json.dumps writes them (so both bridges say the same). */
+static void
+lower_escapes(char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s != '\\' || s[1] == '\0')
+			continue;
+		s++;
+		for (int i = 1; *s == 'u' && i <= 4 && s[i] != '\0'; i++)
+			s[i] = (char)tolower((unsigned char)s[i]);
+	}
 }
 
 /* Appends one input value to the mock model's text. */
@@ -227,22 +319,24 @@ put_value(FILE *f, const json_t *v)
 		fwrite(json_string_value(v), 1, json_string_length(v), f);
 		return;
 	}
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+	    JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	if (s != NULL)
+		lower_escapes(s);
 	fputs(s ? s : "null", f);
 	free(s);
 }
 
-/* The mock model's text (see the top of the file); NULL after
+/* The input values joined by spaces (see the top of the file); NULL after
  * worker_fail() when an input is missing. Caller frees. */
 static char *
-model_text(struct worker *w, const json_t *prog, const json_t *inputs)
+joined_inputs(struct worker *w, const json_t *prog, const json_t *inputs)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
 		abort();
-	fputs("mock", f);
 	size_t i;
 	const json_t *field;
 	json_array_foreach(json_object_get(prog, "inputs"), i, field) {
@@ -254,11 +348,27 @@ model_text(struct worker *w, const json_t *prog, const json_t *inputs)
 			worker_fail(w, "missing input: %s", name);
 			return NULL;
 		}
-		fputc(' ', f);
+		if (i > 0)
+			fputc(' ', f);
 		put_value(f, v);
 	}
 	fclose(f);
 	return text;
+}
+
+/* The mock model: every output field from the joined inputs. */
+static json_t *
+model_outputs(const json_t *prog, const char *joined)
+{
+	json_t *outputs = json_object();
+	size_t i;
+	const json_t *field;
+	json_array_foreach(json_object_get(prog, "outputs"), i, field) {
+		const char *name = json_string_value(field);
+		json_object_set_new(outputs, name,
+		    json_sprintf("%s: %s", name, joined));
+	}
+	return outputs;
 }
 
 static json_t *
@@ -270,16 +380,11 @@ on_execute_program(struct worker *w, json_t *args, const char *session_id)
 	json_t *inputs = json_object_get(args, "inputs");
 	if (inputs != NULL && !json_is_object(inputs))
 		return worker_fail(w, "inputs must be an object");
-	char *text = model_text(w, prog, inputs);
-	if (text == NULL)
+	char *joined = joined_inputs(w, prog, inputs);
+	if (joined == NULL)
 		return NULL;
-	json_t *outputs = json_object();
-	size_t i;
-	json_t *field;
-	json_array_foreach(json_object_get(prog, "outputs"), i, field)
-		json_object_set_new(outputs, json_string_value(field),
-		    json_string(text));
-	free(text);
+	json_t *outputs = model_outputs(prog, joined);
+	free(joined);
 	json_int_t n = json_integer_value(json_object_get(prog, "executions"));
 	json_object_set_new(prog, "executions", json_integer(n + 1));
 	return json_pack("{s:O,s:o}", "program_id",
@@ -297,13 +402,16 @@ on_list_programs(struct worker *w, json_t *args, const char *session_id)
 	return json_pack("{s:o}", "programs", ids);
 }
 
+/* Deletes the program; a session's space goes with its last program. */
 static json_t *
 on_delete_program(struct worker *w, json_t *args, const char *session_id)
 {
 	if (find_program(w, args, session_id) == NULL)
 		return NULL;
-	json_object_del(space_of(w, session_id, false),
-	    msg_str(args, "program_id"));
+	json_t *space = space_of(w, session_id, false);
+	json_object_del(space, msg_str(args, "program_id"));
+	if (session_id != NULL && json_object_size(space) == 0)
+		json_object_del(mock_of(w)->sessions, session_id);
 	return json_pack("{s:b}", "deleted", 1);
 }
 
@@ -313,10 +421,14 @@ on_get_program_info(struct worker *w, json_t *args, const char *session_id)
 	json_t *prog = find_program(w, args, session_id);
 	if (prog == NULL)
 		return NULL;
-	return json_pack("{s:O,s:O,s:O}", "program_id",
-	    json_object_get(args, "program_id"), "signature",
-	    json_object_get(prog, "signature"), "executions",
-	    json_object_get(prog, "executions"));
+	char *sig = signature_of(prog);
+	json_t *info = json_pack("{s:O,s:s,s:O,s:O,s:O}", "program_id",
+	    json_object_get(args, "program_id"), "signature", sig,
+	    "executions", json_object_get(prog, "executions"),
+	    "inputs", json_object_get(prog, "inputs"),
+	    "outputs", json_object_get(prog, "outputs"));
+	free(sig);
+	return info;
 }
 
 /* Milliseconds since start (monotonic). */
@@ -349,20 +461,19 @@ on_get_stats(struct worker *w, json_t *args, const char *session_id)
 	worker_counts(w, &requests, &errors);
 	return json_pack("{s:I,s:I,s:I,s:I,s:I}",
 	    "programs_count", (json_int_t)programs_count(m),
-	    "sessions", (json_int_t)json_object_size(m->sessions),
 	    "command_count", (json_int_t)requests,
 	    "error_count", (json_int_t)errors,
-	    "uptime_ms", uptime_ms(m));
+	    "uptime_ms", uptime_ms(m),
+	    "sessions_count", (json_int_t)json_object_size(m->sessions));
 }
 
 static json_t *
 on_cleanup_session(struct worker *w, json_t *args, const char *session_id)
 {
-	const char *sid = msg_str(args, "session_id");
-	if (sid == NULL)
-		sid = session_id;
-	if (sid == NULL)
-		return worker_fail(w, "missing argument: session_id");
+	json_t *given = json_object_get(args, "session_id");
+	const char *sid = given ? json_string_value(given) : session_id;
+	if (sid == NULL || *sid == '\0')
+		return worker_fail(w, "session_id is required (a non-empty string)");
 	struct mock *m = mock_of(w);
 	size_t n = json_object_size(json_object_get(m->sessions, sid));
 	json_object_del(m->sessions, sid);
@@ -375,6 +486,8 @@ on_reset_state(struct worker *w, json_t *args, const char *session_id)
 	struct mock *m = mock_of(w);
 	json_object_clear(m->sessions);
 	json_object_clear(m->anonymous);
+	m->next_program = 1;
+	worker_reset_counts(w);
 	return json_pack("{s:b}", "reset", 1);
 }
 
@@ -463,9 +576,15 @@ on_big(struct worker *w, json_t *args, const char *session_id)
 	size_t n = (size_t)bytes > overhead ? (size_t)bytes - overhead : 0;
 	char *data = xmalloc(n);
 	memset(data, 'x', n);
-	json_t *s = json_stringn_nocheck(data, n);
+	json_t *r = msg_worker_ok(worker_request_id(w),
+	    json_pack("{s:o}", "data", json_stringn_nocheck(data, n)));
 	free(data);
-	return json_pack("{s:o}", "data", s);
+	/* Written here, not returned: the library would refuse a reply over
+	 * the maximum frame size, and testing that limit is the point. */
+	if (worker_write_json(w, r) < 0)
+		fprintf(stderr, "mock_worker: big: %s\n", strerror(errno));
+	json_decref(r);
+	return worker_no_reply(w);
 }
 
 static json_t *
@@ -508,7 +627,7 @@ static int
 serve(void)
 {
 	struct mock m = { .sessions = json_object(),
-	    .anonymous = json_object() };
+	    .anonymous = json_object(), .next_program = 1 };
 	clock_gettime(CLOCK_MONOTONIC, &m.started);
 	struct worker *w = worker_new();
 	worker_set_data(w, &m);

@@ -81,6 +81,9 @@ pid_t	arb_pid(const struct arb *);
 /* ---- the daemon's log ---- */
 char	*arb_log(const struct arb *);	/* whole log; caller frees */
 bool	arb_log_contains(const struct arb *, const char *needle); /* case-insensitive */
+/* True if one line of the log holds every word (case-insensitive); the
+ * words are NULL-terminated. */
+bool	arb_log_has_line(const struct arb *, ...) ARB_SENTINEL;
 void	arb_dump_log(const struct arb *);	/* to stderr, with a header */
 
 /* ---- control requests (one connection per request) ---- */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
@@ -251,6 +252,15 @@ test_overlay_key_by_key(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->pool.size, 3);
 	assert_string_equal(c->worker.env[1], "B=2");
+	config_free(c);
+
+	/* Without a base worker.env, an environment's adds to the default. */
+	c = load(fx, "environments = { dev = {\n"
+	    "  worker = { env = { X = \"1\"; }; }; }; };\n", NULL);
+	assert_non_null(c);
+	assert_string_equal(c->worker.env[0], "PYTHONUNBUFFERED=1");
+	assert_string_equal(c->worker.env[1], "X=1");
+	assert_null(c->worker.env[2]);
 	config_free(c);
 
 	c = load(fx, overlay_conf, "other");
@@ -496,6 +506,11 @@ test_include(void **state)
 	char *want = xasprintf("%s:2: pool.size: must be >= 0", inc);
 	assert_string_equal(fx->err, want);
 	free(want);
+	write_file(inc, "\n\npool = { size = ; };\n");
+	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
+	want = xasprintf("%s:3: syntax: ", inc);
+	assert_memory_equal(fx->err, want, strlen(want));
+	free(want);
 	free(inc);
 }
 
@@ -676,7 +691,7 @@ test_err_syntax(void **state)
 	struct fx *fx = *state;
 	expect_error_prefix(fx, "pool = {\n  size = ;\n};\n" MINIMAL, 2,
 	    "syntax: ");
-	expect_error_prefix(fx, MINIMAL "\n\nlog = { level = \"x\" }\n", 4,
+	expect_error_prefix(fx, MINIMAL "\n\nlog = { level = = \"x\"; };\n", 4,
 	    "syntax: ");
 	/* A key given twice is the parser's business too. */
 	expect_error_prefix(fx, "pool = { size = 1;\n size = 2; };\n" MINIMAL,

@@ -197,7 +197,7 @@ static void
 test_zero_length(void **state)
 {
 	struct fx *f = *state;
-	frame_put(&f->b, "", 0);
+	frame_put(&f->b, NULL, 0);
 	assert_int_equal(buf_used(&f->b), FRAME_HDR);
 	const char *p = NULL;
 	size_t n = 99;

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,8 +24,9 @@ struct handler {
 };
 
 struct worker {
-	int		 in_fd;
-	int		 out_fd;	/* the protocol stream (a copy of fd 1) */
+	int		 in_fd;		/* the protocol stream: a copy of fd 0 */
+	int		 out_fd;	/* ... and of fd 1 */
+	size_t		 max_frame;
 	struct buf	 in;
 	struct buf	 out;
 	struct handler	*handlers;
@@ -54,24 +57,49 @@ complain(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Takes fd 1 for the protocol and sends fd 1 to stderr, so that a stray
- * printf() cannot corrupt the frame stream. */
+/* Moves fd (0 or 1) to a private close-on-exec copy and puts the file
+ * named by path (0) or stderr (1) in its place, so that stray reads and
+ * printf()s, ours or a child's, cannot touch the frame stream. Returns the
+ * copy, or fd itself if it cannot be copied. */
 static int
-claim_stdout(void)
+claim_fd(int fd)
 {
-	fflush(stdout);
-	int fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
-		return fd < 0 ? STDOUT_FILENO : fd;
-	return fd;
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return fd;
+	int repl = fd == STDIN_FILENO ? open("/dev/null", O_RDONLY) :
+	    STDERR_FILENO;
+	if (repl >= 0 && dup2(repl, fd) >= 0 && repl != STDERR_FILENO)
+		close(repl);
+	return copy;
+}
+
+/* ARBOR_MAX_FRAME_BYTES if it is a positive integer, else the default. */
+static size_t
+max_frame_from_env(void)
+{
+	const char *s = getenv("ARBOR_MAX_FRAME_BYTES");
+	if (s == NULL || *s == '\0')
+		return WORKER_MAX_FRAME;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX ||
+	    *s == '-') {
+		complain("ignoring invalid ARBOR_MAX_FRAME_BYTES=%s", s);
+		return WORKER_MAX_FRAME;
+	}
+	return (size_t)v;
 }
 
 struct worker *
 worker_new(void)
 {
 	struct worker *w = xcalloc(1, sizeof *w);
-	w->in_fd = STDIN_FILENO;
-	w->out_fd = claim_stdout();
+	fflush(stdout);
+	w->in_fd = claim_fd(STDIN_FILENO);
+	w->out_fd = claim_fd(STDOUT_FILENO);
+	w->max_frame = max_frame_from_env();
 	buf_init(&w->in);
 	buf_init(&w->out);
 	worker_on(w, "ping", builtin_ping);
@@ -173,6 +201,13 @@ worker_counts(const struct worker *w, unsigned long *requests,
 	*errors = w->errors;
 }
 
+void
+worker_reset_counts(struct worker *w)
+{
+	w->requests = 0;
+	w->errors = 0;
+}
+
 /* Writes everything queued in w->out; a short write that would block is an
  * error too, since the stream is blocking. */
 static int
@@ -209,18 +244,20 @@ worker_write_json(struct worker *w, const json_t *j)
 	return flush_out(w);
 }
 
-/* ping: {"pong": true, "worker_id": <name or null>}. */
+/* ping: {"pong": true, "worker_id": <name or null>, "pid": <pid>}. */
 static json_t *
 builtin_ping(struct worker *w, json_t *args, const char *session_id)
 {
-	return json_pack("{s:b,s:s?}", "pong", 1, "worker_id", w->id);
+	return json_pack("{s:b,s:o,s:I}", "pong", 1, "worker_id",
+	    w->id ? json_string(w->id) : json_null(), "pid",
+	    (json_int_t)getpid());
 }
 
-/* shutdown: acknowledged; worker_serve() then ends the loop. */
+/* shutdown: acknowledged; handle() then ends the loop. */
 static json_t *
 builtin_shutdown(struct worker *w, json_t *args, const char *session_id)
 {
-	return json_pack("{s:b}", "shutdown", 1);
+	return json_pack("{s:b}", "shutting_down", 1);
 }
 
 /* Any ping may carry the name; the init ping always does (SPEC 5). */
@@ -266,6 +303,22 @@ dispatch(struct worker *w, json_t *args, const char *session_id)
 	return result;
 }
 
+/* Queues reply r (borrowed) in w->out, or an error reply in its place when
+ * r is too large to send. */
+static void
+queue_reply(struct worker *w, const json_t *r)
+{
+	size_t n = frame_put_json(&w->out, r);
+	if (n <= w->max_frame)
+		return;
+	w->out.len -= FRAME_HDR + n;
+	worker_fail(w, "%s: reply of %zu bytes exceeds the maximum frame size"
+	    " %zu", w->command, n, w->max_frame);
+	json_t *e = error_reply(w);
+	frame_put_json(&w->out, e);
+	json_decref(e);
+}
+
 /* Writes the reply the handler's outcome calls for (steals result). */
 static int
 reply(struct worker *w, json_t *result)
@@ -280,9 +333,9 @@ reply(struct worker *w, json_t *result)
 		r = error_reply(w);
 	} else
 		r = msg_worker_ok(w->req_id, result);
-	int rc = worker_write_json(w, r);
+	queue_reply(w, r);
 	json_decref(r);
-	return rc;
+	return flush_out(w);
 }
 
 /* Sets up the per-request state for req and clears what the last left. */
@@ -326,8 +379,8 @@ read_failed(struct worker *w, size_t len)
 {
 	switch (errno) {
 	case EMSGSIZE:
-		complain("request frame of %zu bytes exceeds %u", len,
-		    WORKER_MAX_FRAME);
+		complain("request frame of %zu bytes exceeds the maximum %zu",
+		    len, w->max_frame);
 		return WORKER_EXIT_PROTOCOL;
 	case EPROTO:
 		complain("end of input inside a request frame");
@@ -344,7 +397,7 @@ serve_one(struct worker *w)
 {
 	const char *p = NULL;
 	size_t n = 0;
-	int r = frame_read_blocking(w->in_fd, &w->in, WORKER_MAX_FRAME, &p, &n);
+	int r = frame_read_blocking(w->in_fd, &w->in, w->max_frame, &p, &n);
 	if (r == 0)
 		return WORKER_EXIT_OK;
 	if (r < 0)

@@ -7,16 +7,20 @@
  *	{"id": <request id>, "success": true,  "result": <handler result>}
  *	{"id": <request id>, "success": false, "error": "<message>"}
  *
- * The library answers `ping` itself ({"pong": true, "worker_id": <name>},
- * the name being remembered from the init ping's args.worker_id) and
- * `shutdown` ({"shutdown": true}, then worker_run() returns 0); a handler
- * registered for either name replaces the built-in reply, but worker_id is
- * still remembered and worker_run() still returns after a shutdown. An
- * unknown command gets the error "unknown command: <name>".
+ * The library answers `ping` itself ({"pong": true, "worker_id": <name>,
+ * "pid": <pid>}, the name being remembered from the init ping's
+ * args.worker_id, null before) and `shutdown` ({"shutting_down": true},
+ * then worker_run() returns 0); a handler registered for either name
+ * replaces the built-in reply, but worker_id is still remembered and
+ * worker_run() still returns after a shutdown. An unknown command gets the
+ * error "unknown command: <name>". A reply larger than the maximum frame
+ * size is replaced by an error reply (a handler that means to send one
+ * anyway writes it with worker_write_json() and returns worker_no_reply()).
  *
- * The protocol stream is private: worker_new() moves it to a copy of fd 1
- * and points fd 1 at stderr, so stray printf() output ends up in the log
- * that arbord keeps for the worker instead of corrupting the frames.
+ * The protocol stream is private: worker_new() moves it to copies of fds 0
+ * and 1, points fd 0 at /dev/null and fd 1 at stderr, so stray printf()
+ * output (or a child process) ends up in the log that arbord keeps for the
+ * worker instead of corrupting the frames.
  *
  *	static json_t *
  *	on_add(struct worker *w, json_t *args, const char *session_id)
@@ -47,8 +51,10 @@
 #define WORKER_EXIT_PROTOCOL	2	/* a request that is not a JSON object, a
 					 * truncated or oversized frame */
 
-/* The largest request frame accepted; a larger one is a protocol error. */
-#define WORKER_MAX_FRAME	(64u * 1024 * 1024)
+/* The largest frame, request or reply: ARBOR_MAX_FRAME_BYTES from the
+ * environment when it is a positive integer, else this. A larger request
+ * is a protocol error. */
+#define WORKER_MAX_FRAME	(16u * 1024 * 1024)
 
 struct worker;
 
@@ -61,7 +67,7 @@ struct worker;
 typedef json_t *(*worker_fn)(struct worker *, json_t *args,
     const char *session_id);
 
-/* Creates a worker speaking on stdin/stdout (see above about fd 1). */
+/* Creates a worker speaking on stdin/stdout (see above about fds 0, 1). */
 struct worker	*worker_new(void);
 /* Frees the worker and its handlers; NULL is fine. */
 void		 worker_free(struct worker *);
@@ -93,6 +99,8 @@ const char	*worker_id(const struct worker *);
  * included in requests). */
 void		 worker_counts(const struct worker *, unsigned long *requests,
 		    unsigned long *errors);
+/* Zeroes both counts (the current request is no longer counted). */
+void		 worker_reset_counts(struct worker *);
 
 /* Raw output for handlers that take the reply over: writes bytes, or one
  * frame holding p[0..n), on the protocol stream. 0 or -1 (errno). */

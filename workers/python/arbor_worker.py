@@ -268,17 +268,23 @@ class Worker:
         """Serialises a reply to a frame, degrading it to an error reply if
         the result is not JSON or the frame would be too large."""
         try:
-            payload = json.dumps(reply, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            payload = _dumps(reply)
         except (TypeError, ValueError) as exc:
             _log("reply to request %r is not JSON: %s" % (reply.get("id"), exc))
-            reply = self._error(reply.get("id"), "%s: %s" % (type(exc).__name__, exc))
-            payload = json.dumps(reply, separators=(",", ":")).encode("utf-8")
+            reply = self._replace_reply(reply, _describe(exc))
+            payload = _dumps(reply)
         if len(payload) > self.max_frame_bytes:
-            size = len(payload)
-            reply = self._error(reply.get("id"), "reply too large: %d bytes exceeds "
-                                "max_frame_bytes %d" % (size, self.max_frame_bytes))
-            payload = json.dumps(reply, separators=(",", ":")).encode("utf-8")
+            reply = self._replace_reply(reply, "reply too large: %d bytes exceeds "
+                                        "max_frame_bytes %d"
+                                        % (len(payload), self.max_frame_bytes))
+            payload = _dumps(reply)
         return _HEADER.pack(len(payload)) + payload
+
+    def _replace_reply(self, reply, message):
+        """An error reply standing in for reply (counted once as an error)."""
+        if reply.get("success"):
+            self.errors += 1
+        return {"id": reply.get("id"), "success": False, "error": message}
 
     def write_reply(self, reply):
         """Writes one reply frame and flushes it, with SIGTERM/SIGINT held off
@@ -336,6 +342,11 @@ class Worker:
         except OSError:
             pass
         sys.exit(code)
+
+
+def _dumps(obj):
+    """Compact UTF-8 JSON; NaN and Infinity are refused (not JSON)."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 _claimed = None

@@ -1,0 +1,235 @@
+#include "supervisor/bridge.h"
+
+#include <ev.h>
+
+#include "proto/xmalloc.h"
+#include "supervisor/child.h"
+#include "supervisor/log.h"
+#include "supervisor/session.h"
+#include "supervisor/waitq.h"
+
+#define LOOP	EV_DEFAULT_UC
+
+struct bridge {
+	const struct config	*cfg;
+	struct sup		*sup;
+	struct child		*worker;
+	const struct sup_events	*root_ev;
+	void			*root;
+	struct waitq		 wq;
+	size_t			 inflight;
+	struct sessions		*sessions;	/* to tell resets */
+	struct sess_anchor	 anchor;	/* every session binds here */
+	struct route_stats	 st;
+};
+
+/* One request in flight: the job and the bridge it belongs to. */
+struct flight {
+	struct bridge	*b;
+	struct job	*job;
+};
+
+static void on_failed(struct sup *, void *);
+static void on_stopped(struct sup *, void *);
+static void on_ready(struct sup *, struct child *, void *);
+static void on_down(struct sup *, struct child *, void *);
+static const struct sup_events events = {
+	.failed = on_failed, .stopped = on_stopped, .worker_ready = on_ready,
+	.worker_idle = on_ready, .worker_down = on_down,
+};
+static void on_expired(struct job *, void *);
+static void cleanup_session(void *, const char *, struct sess_anchor *);
+
+struct bridge *
+bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
+    const struct sup_events *root_ev, void *root)
+{
+	struct bridge *b = xcalloc(1, sizeof *b);
+	b->cfg = cfg;
+	b->root_ev = root_ev;
+	b->root = root;
+	b->sessions = sess_new(cfg->pool.session_ttl_ms, cleanup_session, b,
+	    &b->st.stale_sessions);
+	LIST_INIT(&b->anchor.list);
+	waitq_init(&b->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
+	    on_expired, b);
+	b->sup = sup_new("bridge", cfg->bridge.max_restarts,
+	    cfg->bridge.max_seconds, cfg, argv, reg, &events, b);
+	b->worker = sup_add_worker(b->sup, "worker", true);
+	return b;
+}
+
+void
+bridge_free(struct bridge *b)
+{
+	if (b == NULL)
+		return;
+	bridge_fail_waiting(b, ERR_SHUTTING_DOWN, "bridge removed");
+	sup_free(b->sup);
+	waitq_release(&b->wq);
+	sess_free(b->sessions);
+	free(b);
+}
+
+struct sup *bridge_sup(const struct bridge *b) { return b->sup; }
+size_t bridge_inflight(const struct bridge *b) { return b->inflight; }
+
+static void
+fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
+{
+	b->st.total++;
+	b->st.failed++;
+	b->st.pool_timeouts += code == ERR_POOL_TIMEOUT;
+	job_fail(j, code, "%s", why);
+}
+
+static void
+on_expired(struct job *j, void *arg)
+{
+	fail_job(arg, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
+}
+
+void
+bridge_fail_waiting(struct bridge *b, enum msg_code code, const char *why)
+{
+	struct job *j;
+	while ((j = waitq_first(&b->wq)) != NULL) {
+		waitq_remove(&b->wq, j);
+		fail_job(b, j, code, why);
+	}
+}
+
+static void
+on_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+{
+	struct flight *f = arg;
+	struct bridge *b = f->b;
+	b->inflight--;
+	job_from_reply(f->job, reply, err, why, child_name(b->worker), &b->st);
+	free(f);
+}
+
+/* Sends job to the worker now. */
+static void
+send_job(struct bridge *b, struct job *job)
+{
+	struct flight *f = xmalloc(sizeof *f);
+	*f = (struct flight){ b, job };
+	if (job->session) {
+		bool created;
+		sess_lookup(b->sessions, job->session, ev_now(LOOP), &created);
+		b->st.total_sessions += created;
+		if (sess_bind(b->sessions, job->session, &b->anchor))
+			child_stats(b->worker)->sessions_served++;
+		job->session_reset = sess_take_reset(b->sessions, job->session);
+	}
+	child_stats(b->worker)->checkouts++;
+	b->inflight++;
+	if (child_request(b->worker, job->command, json_incref(job->args),
+	    job->session, job->timeout_ms, on_reply, f) < 0) {
+		b->inflight--;
+		free(f);
+		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
+	}
+}
+
+static bool
+can_send(const struct bridge *b)
+{
+	enum child_state st = child_state(b->worker);
+	return (st == CS_READY || st == CS_BUSY) &&
+	    b->inflight < (size_t)b->cfg->worker.max_inflight;
+}
+
+/* Sends waiting jobs while the pipeline has room. */
+static void
+pump(struct bridge *b)
+{
+	struct job *j;
+	while (can_send(b) && (j = waitq_first(&b->wq)) != NULL) {
+		waitq_remove(&b->wq, j);
+		send_job(b, j);
+	}
+}
+
+void
+bridge_submit(struct bridge *b, struct job *job)
+{
+	if (b->wq.n == 0 && can_send(b)) {
+		send_job(b, job);
+		return;
+	}
+	if (waitq_full(&b->wq)) {
+		fail_job(b, job, ERR_OVERLOADED, "too many requests waiting");
+		return;
+	}
+	waitq_add(&b->wq, job);
+}
+
+static void
+cleanup_session(void *arg, const char *id, struct sess_anchor *a)
+{
+	struct bridge *b = arg;
+	if (a)
+		child_notify(b->worker, "cleanup_session",
+		    json_pack("{s:s}", "session_id", id));
+}
+
+bool
+bridge_end_session(struct bridge *b, const char *id)
+{
+	struct sess_anchor *a;
+	if (!sess_end(b->sessions, id, &a))
+		return false;
+	cleanup_session(b, id, a);
+	return true;
+}
+
+static void
+on_ready(struct sup *s, struct child *c, void *arg)
+{
+	pump(arg);
+}
+
+static void
+on_down(struct sup *s, struct child *c, void *arg)
+{
+	struct bridge *b = arg;
+	sess_drop_anchor(b->sessions, &b->anchor);
+}
+
+static void
+on_failed(struct sup *s, void *arg)
+{
+	struct bridge *b = arg;
+	b->root_ev->failed(s, b->root);
+}
+
+static void
+on_stopped(struct sup *s, void *arg)
+{
+	struct bridge *b = arg;
+	b->root_ev->stopped(s, b->root);
+}
+
+json_t *
+bridge_stats(const struct bridge *b)
+{
+	enum child_state st = child_state(b->worker);
+	const struct route_stats *r = &b->st;
+	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:I,s:I,s:I,s:I,s:I}", "mode", "single", "size", 1,
+	    "max_overflow", 0, "ready", st == CS_READY, "busy", st == CS_BUSY,
+	    "overflow", 0, "waiting", (json_int_t)b->wq.n,
+	    "sessions", (json_int_t)sess_count(b->sessions),
+	    "inflight", (json_int_t)b->inflight,
+	    "total_operations", (json_int_t)r->total,
+	    "successful_operations", (json_int_t)r->ok,
+	    "failed_operations", (json_int_t)r->failed,
+	    "pool_timeouts", (json_int_t)r->pool_timeouts,
+	    "worker_errors", (json_int_t)r->worker_errors,
+	    "total_sessions", (json_int_t)r->total_sessions,
+	    "stale_sessions_cleaned", (json_int_t)r->stale_sessions,
+	    "restarts", (json_int_t)(child_restarts(b->worker) +
+	    sup_restarts(b->sup)));
+}

@@ -1,0 +1,27 @@
+/* bridge: single mode (SPEC 6). One worker, bridge/worker, under the
+ * bridge supervisor; requests are pipelined to it up to max_inflight and
+ * matched by id; more wait in arrival order (bounded like a pool checkout). */
+#ifndef ARBOR_BRIDGE_H
+#define ARBOR_BRIDGE_H
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "registry/registry.h"
+#include "supervisor/config.h"
+#include "supervisor/job.h"
+#include "supervisor/tree.h"
+
+struct bridge;
+
+struct bridge *bridge_new(const struct config *, char *const *argv,
+	    struct registry *, const struct sup_events *root_events, void *root);
+void	bridge_free(struct bridge *);
+struct sup *bridge_sup(const struct bridge *);
+
+void	bridge_submit(struct bridge *, struct job *);
+bool	bridge_end_session(struct bridge *, const char *id);
+void	bridge_fail_waiting(struct bridge *, enum msg_code, const char *why);
+size_t	bridge_inflight(const struct bridge *);
+json_t	*bridge_stats(const struct bridge *);
+
+#endif

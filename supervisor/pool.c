@@ -1,0 +1,532 @@
+#include "supervisor/pool.h"
+
+#include <ev.h>
+#include <string.h>
+
+#include "proto/xmalloc.h"
+#include "supervisor/child.h"
+#include "supervisor/log.h"
+#include "supervisor/session.h"
+#include "supervisor/waitq.h"
+
+#define LOOP		EV_DEFAULT_UC
+
+/* The pool's view of one worker. */
+struct pworker {
+	struct pool		*pool;
+	struct child		*c;
+	bool			 overflow, idle, retiring;
+	bool			 lazy_pending;	/* lazy: not started yet */
+	int			 overflow_index;
+	struct job		*job;		/* the job it holds */
+	struct job_queue	 waiting;	/* strict sessions waiting for it */
+	struct sess_anchor	 anchor;
+	ev_timer		 t_idle;	/* overflow: stop when idle */
+	TAILQ_ENTRY(pworker)	 idle_link;
+};
+
+struct pool {
+	const struct config	*cfg;
+	struct sup		*sup;
+	const struct sup_events	*root_ev;
+	void			*root;
+	TAILQ_HEAD(, pworker)	 idle;		/* take from the head */
+	struct job_queue	 waiting;	/* jobs any worker may take */
+	struct waitq		 wq;		/* every waiting job, by arrival */
+	size_t			 inflight;
+	unsigned long		 overflow_used;	/* bit i: overflow.(i+1) exists */
+	int			 noverflow;
+	struct sessions		*sessions;
+	struct route_stats	 st;
+};
+
+static void on_failed(struct sup *, void *);
+static void on_stopped(struct sup *, void *);
+static void on_ready(struct sup *, struct child *, void *);
+static void on_down(struct sup *, struct child *, void *);
+static const struct sup_events events = {
+	.failed = on_failed, .stopped = on_stopped, .worker_ready = on_ready,
+	.worker_idle = on_ready, .worker_down = on_down,
+};
+
+static void on_wait_expired(struct job *, void *);
+static void cleanup_session(void *, const char *, struct sess_anchor *);
+static void on_idle_timer(struct ev_loop *, ev_timer *, int);
+
+static struct pworker *
+pw_add(struct pool *p, const char *leaf, bool start, bool overflow)
+{
+	struct pworker *pw = xcalloc(1, sizeof *pw);
+	pw->pool = p;
+	pw->overflow = overflow;
+	TAILQ_INIT(&pw->waiting);
+	LIST_INIT(&pw->anchor.list);
+	pw->anchor.worker = pw;
+	ev_init(&pw->t_idle, on_idle_timer);
+	pw->t_idle.data = pw;
+	pw->c = sup_add_worker(p->sup, leaf, start);
+	child_set_udata(pw->c, pw);
+	return pw;
+}
+
+struct pool *
+pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
+    const struct sup_events *root_ev, void *root)
+{
+	struct pool *p = xcalloc(1, sizeof *p);
+	p->cfg = cfg;
+	p->root_ev = root_ev;
+	p->root = root;
+	TAILQ_INIT(&p->idle);
+	TAILQ_INIT(&p->waiting);
+	waitq_init(&p->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
+	    on_wait_expired, p);
+	p->sessions = sess_new(cfg->pool.session_ttl_ms, cleanup_session, p,
+	    &p->st.stale_sessions);
+	p->sup = sup_new("pool", cfg->pool.max_restarts, cfg->pool.max_seconds,
+	    cfg, argv, reg, &events, p);
+	for (int i = 1; i <= cfg->pool.size; i++) {
+		char leaf[32];
+		snprintf(leaf, sizeof leaf, "worker.%d", i);
+		struct pworker *pw = pw_add(p, leaf, !cfg->pool.lazy, false);
+		pw->lazy_pending = cfg->pool.lazy;
+	}
+	return p;
+}
+
+void
+pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	pool_fail_waiting(p, ERR_SHUTTING_DOWN, "pool removed");
+	sess_free(p->sessions);
+	size_t n = sup_nchildren(p->sup);
+	struct pworker **pws = xcalloc(n, sizeof *pws);
+	for (size_t i = 0; i < n; i++)
+		pws[i] = child_udata(sup_child(p->sup, i));
+	sup_free(p->sup);	/* may fail jobs in flight: pws still live */
+	for (size_t i = 0; i < n; i++) {
+		ev_timer_stop(LOOP, &pws[i]->t_idle);
+		free(pws[i]);
+	}
+	free(pws);
+	waitq_release(&p->wq);
+	free(p);
+}
+
+struct sup *
+pool_sup(const struct pool *p)
+{
+	return p->sup;
+}
+
+size_t
+pool_inflight(const struct pool *p)
+{
+	return p->inflight;
+}
+
+/* ---- idle workers -------------------------------------------------------- */
+
+static void
+idle_remove(struct pworker *pw)
+{
+	if (!pw->idle)
+		return;
+	TAILQ_REMOVE(&pw->pool->idle, pw, idle_link);
+	pw->idle = false;
+	ev_timer_stop(LOOP, &pw->t_idle);
+}
+
+/* fifo takes the worker idle the longest, lifo the one idle the shortest. */
+static void
+idle_insert(struct pworker *pw)
+{
+	struct pool *p = pw->pool;
+	if (p->cfg->pool.strategy == STRATEGY_LIFO)
+		TAILQ_INSERT_HEAD(&p->idle, pw, idle_link);
+	else
+		TAILQ_INSERT_TAIL(&p->idle, pw, idle_link);
+	pw->idle = true;
+	if (pw->overflow) {
+		ev_timer_set(&pw->t_idle, p->cfg->pool.overflow_idle_ms / 1000.0, 0.);
+		ev_timer_start(LOOP, &pw->t_idle);
+	}
+}
+
+/* The idle worker with the fewest bound sessions (for a new session). */
+static struct pworker *
+idle_least_bound(struct pool *p)
+{
+	struct pworker *best = NULL, *pw;
+	TAILQ_FOREACH(pw, &p->idle, idle_link)
+		if (best == NULL || pw->anchor.n < best->anchor.n)
+			best = pw;
+	return best;
+}
+
+/* ---- checkout and checkin ------------------------------------------------ */
+
+static void
+fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
+{
+	p->st.total++;
+	p->st.failed++;
+	p->st.pool_timeouts += code == ERR_POOL_TIMEOUT;
+	job_fail(j, code, "%s", why);
+}
+
+
+static void on_reply(void *, json_t *, enum msg_code, const char *);
+
+/* Recycles a worker past max_requests or max_errors after its reply. */
+static void
+maybe_recycle(struct pworker *pw)
+{
+	const struct config *cfg = pw->pool->cfg;
+	struct child_stats *s = child_stats(pw->c);
+	if (cfg->worker.max_requests > 0 &&
+	    s->requests_handled >= (unsigned long)cfg->worker.max_requests) {
+		log_info(child_name(pw->c), "recycling after %lu requests",
+		    s->requests_handled);
+		sup_restart_child(pw->pool->sup, pw->c);
+	} else if (s->errors > (unsigned long)cfg->worker.max_errors) {
+		log_warn(child_name(pw->c), "replacing after %lu error replies",
+		    s->errors);
+		sup_restart_child(pw->pool->sup, pw->c);
+	}
+}
+
+/* Gives job to the idle worker pw. */
+static void
+assign(struct pworker *pw, struct job *job)
+{
+	struct pool *p = pw->pool;
+	idle_remove(pw);
+	struct child_stats *s = child_stats(pw->c);
+	if (job->session && p->cfg->pool.affinity != AFFINITY_NONE) {
+		if (sess_bind(p->sessions, job->session, &pw->anchor))
+			s->sessions_served++;
+		if (sess_take_reset(p->sessions, job->session))
+			job->session_reset = true;
+	}
+	s->checkouts++;
+	pw->job = job;
+	p->inflight++;
+	if (child_request(pw->c, job->command, json_incref(job->args),
+	    job->session, job->timeout_ms, on_reply, pw) < 0) {
+		pw->job = NULL;
+		p->inflight--;
+		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
+	}
+}
+
+static void
+on_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+{
+	struct pworker *pw = arg;
+	struct job *job = pw->job;
+	pw->job = NULL;
+	pw->pool->inflight--;
+	job_from_reply(job, reply, err, why, child_name(pw->c), &pw->pool->st);
+	if (reply)
+		maybe_recycle(pw);
+}
+
+static void
+unqueue(struct pool *p, struct job *job)
+{
+	struct pworker *target = job->target;
+	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, job, q);
+	waitq_remove(&p->wq, job);
+}
+
+/* The next job for pw: the earlier of its own waiters and everyone's. */
+static struct job *
+next_job(struct pworker *pw)
+{
+	struct job *mine = TAILQ_FIRST(&pw->waiting);
+	struct job *any = TAILQ_FIRST(&pw->pool->waiting);
+	struct job *j = mine && (!any || mine->seq < any->seq) ? mine : any;
+	if (j)
+		unqueue(pw->pool, j);
+	return j;
+}
+
+/* A worker is ready or idle again: serve a waiter or wait in the idle list. */
+static void
+on_ready(struct sup *s, struct child *c, void *arg)
+{
+	struct pworker *pw = child_udata(c);
+	if (pw->idle || pw->job || child_state(c) != CS_READY)
+		return;
+	struct job *job = next_job(pw);
+	if (job)
+		assign(pw, job);
+	else
+		idle_insert(pw);
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+static void
+on_wait_expired(struct job *j, void *arg)
+{
+	struct pool *p = arg;
+	struct pworker *target = j->target;
+	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, j, q);
+	fail_job(p, j, ERR_POOL_TIMEOUT, "no worker became free in time");
+}
+
+/* Queues job for target (strict affinity) or any worker. */
+static void
+enqueue(struct pool *p, struct job *job, struct pworker *target)
+{
+	if (waitq_full(&p->wq)) {
+		fail_job(p, job, ERR_OVERLOADED, "too many requests waiting");
+		return;
+	}
+	job->target = target;
+	TAILQ_INSERT_TAIL(target ? &target->waiting : &p->waiting, job, q);
+	waitq_add(&p->wq, job);
+}
+
+void
+pool_fail_waiting(struct pool *p, enum msg_code code, const char *why)
+{
+	struct job *j;
+	while ((j = waitq_first(&p->wq)) != NULL) {
+		unqueue(p, j);
+		fail_job(p, j, code, why);
+	}
+}
+
+/* ---- growing: lazy workers and overflow ----------------------------------- */
+
+/* Workers that will soon take a job: starting, or lazy and not started. */
+static struct pworker *
+grow_candidate(struct pool *p, int *starting)
+{
+	struct pworker *lazy = NULL;
+	*starting = 0;
+	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
+		struct child *c = sup_child(p->sup, i);
+		enum child_state st = child_state(c);
+		*starting += st == CS_STARTING || st == CS_BACKOFF;
+		struct pworker *pw = child_udata(c);
+		if (!lazy && pw->lazy_pending)
+			lazy = pw;
+	}
+	return lazy;
+}
+
+static void
+start_overflow(struct pool *p)
+{
+	int k = 0;
+	while (p->overflow_used & (1UL << k))
+		k++;
+	char leaf[32];
+	snprintf(leaf, sizeof leaf, "overflow.%d", k + 1);
+	p->overflow_used |= 1UL << k;
+	p->noverflow++;
+	struct pworker *pw = pw_add(p, leaf, true, true);
+	pw->overflow_index = k;
+	log_info("pool", "all workers busy: started %s", child_name(pw->c));
+}
+
+/* A job had to wait: start a lazy worker, or an overflow one, unless
+ * enough workers are already on their way. */
+static void
+grow(struct pool *p)
+{
+	int starting;
+	struct pworker *lazy = grow_candidate(p, &starting);
+	if ((size_t)starting >= p->wq.n)
+		return;
+	if (lazy) {
+		lazy->lazy_pending = false;
+		sup_start_child(p->sup, lazy->c);
+	}
+	else if (p->noverflow < p->cfg->pool.max_overflow)
+		start_overflow(p);
+}
+
+/* ---- submitting ---------------------------------------------------------- */
+
+/* Routes a session's job by affinity; false when it is not a session job
+ * (or affinity is none) and plain checkout applies. */
+static bool
+route_session(struct pool *p, struct job *job)
+{
+	if (job->session == NULL || p->cfg->pool.affinity == AFFINITY_NONE)
+		return false;
+	bool created;
+	struct sess_anchor *a = sess_lookup(p->sessions, job->session,
+	    ev_now(LOOP), &created);
+	if (created)
+		p->st.total_sessions++;
+	struct pworker *bound = a ? a->worker : NULL;
+	if (bound && bound->idle) {
+		assign(bound, job);
+		return true;
+	}
+	if (bound && p->cfg->pool.affinity == AFFINITY_STRICT) {
+		enqueue(p, job, bound);
+		return true;
+	}
+	struct pworker *pw = bound ? TAILQ_FIRST(&p->idle) : idle_least_bound(p);
+	if (pw == NULL)
+		return false;
+	assign(pw, job);
+	return true;
+}
+
+void
+pool_submit(struct pool *p, struct job *job)
+{
+	if (route_session(p, job))
+		return;
+	struct pworker *pw = TAILQ_FIRST(&p->idle);
+	if (pw) {
+		assign(pw, job);
+		return;
+	}
+	enqueue(p, job, NULL);
+	grow(p);
+}
+
+/* ---- workers leaving ----------------------------------------------------- */
+
+/* Moves the jobs that waited for pw (strict) to the common queue, keeping
+ * arrival order; they will find another worker and be told reset. */
+static void
+requeue_waiters(struct pool *p, struct pworker *pw)
+{
+	struct job *j;
+	while ((j = TAILQ_FIRST(&pw->waiting)) != NULL) {
+		TAILQ_REMOVE(&pw->waiting, j, q);
+		j->target = NULL;
+		struct job *at = TAILQ_LAST(&p->waiting, job_queue);
+		while (at && at->seq > j->seq)
+			at = TAILQ_PREV(at, job_queue, q);
+		if (at)
+			TAILQ_INSERT_AFTER(&p->waiting, at, j, q);
+		else
+			TAILQ_INSERT_HEAD(&p->waiting, j, q);
+	}
+}
+
+static void
+on_down(struct sup *s, struct child *c, void *arg)
+{
+	struct pool *p = arg;
+	struct pworker *pw = child_udata(c);
+	idle_remove(pw);
+	sess_drop_anchor(p->sessions, &pw->anchor);
+	requeue_waiters(p, pw);
+	if (pw->retiring) {	/* removed outside the callback */
+		ev_timer_set(&pw->t_idle, 0., 0.);
+		ev_timer_start(LOOP, &pw->t_idle);
+	}
+}
+
+static void
+remove_overflow(struct pool *p, struct pworker *pw)
+{
+	p->overflow_used &= ~(1UL << pw->overflow_index);
+	p->noverflow--;
+	sup_remove_worker(p->sup, pw->c);
+	free(pw);
+}
+
+/* An overflow worker idle for overflow_idle_ms is stopped, then removed. */
+static void
+on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pworker *pw = w->data;
+	struct pool *p = pw->pool;
+	if (pw->retiring && !child_alive(pw->c)) {
+		remove_overflow(p, pw);
+		return;
+	}
+	log_info(child_name(pw->c), "idle for %d ms: stopping",
+	    p->cfg->pool.overflow_idle_ms);
+	idle_remove(pw);
+	pw->retiring = true;
+	sup_stop_child(p->sup, pw->c);
+}
+
+static void
+on_failed(struct sup *s, void *arg)
+{
+	struct pool *p = arg;
+	p->root_ev->failed(s, p->root);
+}
+
+static void
+on_stopped(struct sup *s, void *arg)
+{
+	struct pool *p = arg;
+	p->root_ev->stopped(s, p->root);
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+static void
+cleanup_session(void *arg, const char *id, struct sess_anchor *a)
+{
+	struct pworker *pw = a ? a->worker : NULL;
+	if (pw)
+		child_notify(pw->c, "cleanup_session",
+		    json_pack("{s:s}", "session_id", id));
+}
+
+bool
+pool_end_session(struct pool *p, const char *id)
+{
+	struct sess_anchor *a;
+	if (!sess_end(p->sessions, id, &a))
+		return false;
+	cleanup_session(p, id, a);
+	return true;
+}
+
+/* ---- reporting ----------------------------------------------------------- */
+
+json_t *
+pool_stats(const struct pool *p)
+{
+	int ready = 0, busy = 0;
+	unsigned long restarts = sup_restarts(p->sup);
+	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
+		struct child *c = sup_child(p->sup, i);
+		ready += child_state(c) == CS_READY;
+		busy += child_state(c) == CS_BUSY;
+		restarts += child_restarts(c);
+	}
+	const struct route_stats *st = &p->st;
+	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:I,s:I,s:I,s:I}", "mode", "pool", "size", p->cfg->pool.size,
+	    "max_overflow", p->cfg->pool.max_overflow, "ready", ready,
+	    "busy", busy, "overflow", p->noverflow,
+	    "waiting", (json_int_t)p->wq.n,
+	    "sessions", (json_int_t)sess_count(p->sessions),
+	    "total_operations", (json_int_t)st->total,
+	    "successful_operations", (json_int_t)st->ok,
+	    "failed_operations", (json_int_t)st->failed,
+	    "pool_timeouts", (json_int_t)st->pool_timeouts,
+	    "worker_errors", (json_int_t)st->worker_errors,
+	    "total_sessions", (json_int_t)st->total_sessions,
+	    "stale_sessions_cleaned", (json_int_t)st->stale_sessions,
+	    "restarts", (json_int_t)restarts);
+}
+
+void
+pool_node_extra(const struct pool *p, json_t *node)
+{
+	json_object_set_new(node, "max_overflow",
+	    json_integer(p->cfg->pool.max_overflow));
+	json_object_set_new(node, "waiting", json_integer((json_int_t)p->wq.n));
+}

@@ -1,0 +1,37 @@
+/* pool: the pool supervisor's routing (SPEC 6 "Routing in pool mode").
+ * Each request checks out one idle worker exclusively and checks it in
+ * after the reply. Requests that find none wait in arrival order until a
+ * deadline (pool_timeout); overflow workers are started when all are busy
+ * and stopped when idle; sessions stick to their worker (affinity). The
+ * workers themselves live in a tree supervisor (tree.h) owned here. */
+#ifndef ARBOR_POOL_H
+#define ARBOR_POOL_H
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "registry/registry.h"
+#include "supervisor/config.h"
+#include "supervisor/job.h"
+#include "supervisor/tree.h"
+
+struct pool;
+
+/* The pool's supervisor reports failure and stop to the root via these. */
+struct pool *pool_new(const struct config *, char *const *argv,
+	    struct registry *, const struct sup_events *root_events, void *root);
+void	pool_free(struct pool *);
+struct sup *pool_sup(const struct pool *);
+
+/* Takes the job: it will be finished exactly once. */
+void	pool_submit(struct pool *, struct job *);
+/* Ends a session (its worker gets cleanup_session); false if unknown. */
+bool	pool_end_session(struct pool *, const char *id);
+/* Fails every waiting job with code (shutdown, mode change). */
+void	pool_fail_waiting(struct pool *, enum msg_code, const char *why);
+size_t	pool_inflight(const struct pool *);	/* jobs held by workers */
+
+/* The stats op's object, and fields added to the pool's NODE. */
+json_t	*pool_stats(const struct pool *);
+void	pool_node_extra(const struct pool *, json_t *node);
+
+#endif

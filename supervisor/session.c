@@ -1,0 +1,171 @@
+#include "supervisor/session.h"
+
+#include <ev.h>
+#include <string.h>
+
+#include "proto/xmalloc.h"
+#include "registry/registry.h"
+
+struct binding {
+	char			*id;
+	struct sess_anchor	*anchor;	/* NULL: unbound */
+	double			 last_used;
+	bool			 reset;		/* its worker was lost */
+	LIST_ENTRY(binding)	 by_anchor;
+	TAILQ_ENTRY(binding)	 lru;
+};
+
+#define SWEEP_MAX_S	1.0	/* expiry runs at least this often */
+
+struct sessions {
+	struct registry		*map;		/* id -> binding (a string map) */
+	TAILQ_HEAD(, binding)	 lru;		/* least recently used first */
+	double			 ttl;		/* seconds; 0: never expire */
+	ev_timer		 t_sweep;
+	sess_expire_fn		*expired;
+	void			*arg;
+	unsigned long		*count;
+};
+
+static void on_sweep(struct ev_loop *, ev_timer *, int);
+
+struct sessions *
+sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count)
+{
+	struct sessions *s = xcalloc(1, sizeof *s);
+	s->map = reg_new();
+	TAILQ_INIT(&s->lru);
+	s->expired = fn;
+	s->arg = arg;
+	s->count = count;
+	ev_init(&s->t_sweep, on_sweep);
+	s->t_sweep.data = s;
+	sess_set_ttl(s, ttl_ms);
+	return s;
+}
+
+void
+sess_set_ttl(struct sessions *s, long ttl_ms)
+{
+	s->ttl = ttl_ms / 1000.0;
+	ev_timer_stop(EV_DEFAULT_UC, &s->t_sweep);
+	if (ttl_ms <= 0)
+		return;
+	double iv = s->ttl / 4 < SWEEP_MAX_S ? s->ttl / 4 : SWEEP_MAX_S;
+	ev_timer_set(&s->t_sweep, iv, iv);
+	ev_timer_start(EV_DEFAULT_UC, &s->t_sweep);
+}
+
+static void
+unbind(struct binding *b)
+{
+	if (b->anchor) {
+		LIST_REMOVE(b, by_anchor);
+		b->anchor->n--;
+		b->anchor = NULL;
+	}
+}
+
+static void
+drop(struct sessions *s, struct binding *b)
+{
+	unbind(b);
+	TAILQ_REMOVE(&s->lru, b, lru);
+	reg_remove(s->map, b->id);
+	free(b->id);
+	free(b);
+}
+
+void
+sess_free(struct sessions *s)
+{
+	if (s == NULL)
+		return;
+	ev_timer_stop(EV_DEFAULT_UC, &s->t_sweep);
+	while (!TAILQ_EMPTY(&s->lru))
+		drop(s, TAILQ_FIRST(&s->lru));
+	reg_free(s->map);
+	free(s);
+}
+
+struct sess_anchor *
+sess_lookup(struct sessions *s, const char *id, double now, bool *created)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	*created = b == NULL;
+	if (b == NULL) {
+		b = xcalloc(1, sizeof *b);
+		b->id = xstrdup(id);
+		reg_add(s->map, id, REG_WORKER, b);
+	} else {
+		TAILQ_REMOVE(&s->lru, b, lru);
+	}
+	TAILQ_INSERT_TAIL(&s->lru, b, lru);
+	b->last_used = now;
+	return b->anchor;
+}
+
+bool
+sess_bind(struct sessions *s, const char *id, struct sess_anchor *a)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b == NULL || b->anchor == a)
+		return false;
+	unbind(b);
+	b->anchor = a;
+	LIST_INSERT_HEAD(&a->list, b, by_anchor);
+	a->n++;
+	return true;
+}
+
+bool
+sess_take_reset(struct sessions *s, const char *id)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	bool r = b && b->reset;
+	if (b)
+		b->reset = false;
+	return r;
+}
+
+bool
+sess_end(struct sessions *s, const char *id, struct sess_anchor **a)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	*a = b ? b->anchor : NULL;
+	if (b)
+		drop(s, b);
+	return b != NULL;
+}
+
+void
+sess_drop_anchor(struct sessions *s, struct sess_anchor *a)
+{
+	struct binding *b;
+	while ((b = LIST_FIRST(&a->list)) != NULL) {
+		unbind(b);
+		b->reset = true;
+	}
+}
+
+/* Ends the sessions idle longer than the ttl: the LRU head first. */
+static void
+on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sessions *s = w->data;
+	struct binding *b;
+	while ((b = TAILQ_FIRST(&s->lru)) != NULL &&
+	    ev_now(loop) - b->last_used > s->ttl) {
+		if (s->expired)
+			s->expired(s->arg, b->id, b->anchor);
+		if (s->count)
+			(*s->count)++;
+		drop(s, b);
+	}
+}
+
+size_t
+sess_count(const struct sessions *s)
+{
+	return reg_count(s->map);
+}

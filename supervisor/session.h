@@ -1,0 +1,47 @@
+/* session: session -> worker bindings (SPEC 6 affinity), with idle expiry.
+ * Lookups are O(1) (hash), expiry walks only the expired (LRU order), and
+ * a lost worker drops exactly its own bindings (a list per worker). */
+#ifndef ARBOR_SESSION_H
+#define ARBOR_SESSION_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+
+struct binding;
+LIST_HEAD(binding_list, binding);
+
+/* Embedded in whatever a session binds to (a pool worker). */
+struct sess_anchor {
+	struct binding_list	list;
+	size_t			n;	/* bound sessions */
+	void			*worker;
+};
+
+struct sessions;
+
+/* Called for each session that expires (ttl idle); a is its anchor. */
+typedef void sess_expire_fn(void *arg, const char *id, struct sess_anchor *a);
+
+/* Sessions idle longer than ttl_ms end by themselves (fn is told; *count
+ * counts them); ttl_ms 0: never. */
+struct sessions *sess_new(long ttl_ms, sess_expire_fn *fn, void *arg,
+	    unsigned long *count);
+void	sess_set_ttl(struct sessions *, long ttl_ms);
+void	sess_free(struct sessions *);
+
+/* The anchor a session is bound to (NULL: none, or its worker was lost).
+ * Touches the session's idle clock; unknown sessions are created unbound. */
+struct sess_anchor *sess_lookup(struct sessions *, const char *id,
+	    double now, bool *created);
+/* Binds (or rebinds) a known session to a; true if that is a change. */
+bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
+/* True, once, when the session's worker was lost since it was last told. */
+bool	sess_take_reset(struct sessions *, const char *id);
+/* Ends a session; returns the anchor it was bound to (may be NULL) via
+ * *a, false when there was no such session. */
+bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);
+/* A worker is gone: its sessions become unbound and will be told reset. */
+void	sess_drop_anchor(struct sessions *, struct sess_anchor *);
+size_t	sess_count(const struct sessions *);
+
+#endif

@@ -1,0 +1,78 @@
+#include "supervisor/waitq.h"
+
+#define LOOP	EV_DEFAULT_UC
+
+static void
+arm(struct waitq *q)
+{
+	struct job *head = TAILQ_FIRST(&q->all);
+	ev_timer_stop(LOOP, &q->t);
+	if (head) {
+		ev_timer_set(&q->t, head->deadline - ev_now(LOOP), 0.);
+		ev_timer_start(LOOP, &q->t);
+	}
+}
+
+static void
+on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct waitq *q = w->data;
+	struct job *j;
+	while ((j = TAILQ_FIRST(&q->all)) != NULL && j->deadline <= ev_now(loop)) {
+		TAILQ_REMOVE(&q->all, j, all);
+		q->n--;
+		q->expired(j, q->arg);
+	}
+	arm(q);
+}
+
+void
+waitq_init(struct waitq *q, int timeout_ms, int max, waitq_expired_fn *fn,
+    void *arg)
+{
+	TAILQ_INIT(&q->all);
+	q->n = 0;
+	q->expired = fn;
+	q->arg = arg;
+	waitq_configure(q, timeout_ms, max);
+	ev_init(&q->t, on_deadline);
+	q->t.data = q;
+}
+
+void
+waitq_configure(struct waitq *q, int timeout_ms, int max)
+{
+	q->timeout_s = timeout_ms / 1000.0;
+	q->max = (size_t)max;
+}
+
+void
+waitq_release(struct waitq *q)
+{
+	ev_timer_stop(LOOP, &q->t);
+}
+
+bool
+waitq_full(const struct waitq *q)
+{
+	return q->n >= q->max;
+}
+
+void
+waitq_add(struct waitq *q, struct job *j)
+{
+	j->deadline = ev_now(LOOP) + q->timeout_s;
+	TAILQ_INSERT_TAIL(&q->all, j, all);
+	if (q->n++ == 0)
+		arm(q);
+}
+
+void
+waitq_remove(struct waitq *q, struct job *j)
+{
+	bool head = j == TAILQ_FIRST(&q->all);
+	TAILQ_REMOVE(&q->all, j, all);
+	q->n--;
+	if (head)
+		arm(q);
+}

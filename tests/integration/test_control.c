@@ -1,0 +1,461 @@
+/* The control socket end to end (SPEC 6, 7, 8): malformed input gets an
+ * error reply and never stops arbord from serving; unknown ops and names
+ * get their codes; pipelined requests each get one reply with their id;
+ * arborctl's exit codes. One arbord (control.max_frame_bytes = 1024)
+ * serves every test of the group. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto/buf.h"
+#include "proto/frame.h"
+#include "proto/xmalloc.h"
+#include "tests/integration/harness.h"
+
+#define MAX_FRAME	1024
+#define CLOSE_MS	5000	/* bound for arbord closing a connection */
+#define OUT_MAX		65536
+
+static const char CONTROL_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; };\n"
+    "control = { socket = \"arbor.sock\"; max_frame_bytes = 1024; };\n"
+    "environments = { dev = { }; };\n";
+
+static int
+group_setup(void **state)
+{
+	struct arb *a = arb_start(CONTROL_CONF, "dev", NULL);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	*state = a;
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	return arb_stop(*state) == 0 ? 0 : -1;
+}
+
+/* A new connection still gets pong: arbord survived whatever came before. */
+static void
+assert_serving(struct arb *a)
+{
+	json_t *r = arb_op_ok(a, "ping");
+	assert_true(json_is_true(json_object_get(r, "pong")));
+	json_decref(r);
+}
+
+/* An error reply with code, and id when id >= 0. */
+static void
+assert_error(const json_t *r, const char *code, json_int_t id)
+{
+	if (r == NULL)
+		fail_msg("no reply, expected error %s", code);
+	const char *got = arb_reply_code(r);
+	if (arb_reply_ok(r) || got == NULL || strcmp(got, code) != 0) {
+		char *s = json_dumps(r, JSON_COMPACT);
+		fprintf(stderr, "reply: %s\n", s);
+		free(s);
+		fail_msg("expected error %s", code);
+	}
+	assert_true(json_is_string(json_object_get(json_object_get(r,
+	    "error"), "message")));
+	if (id >= 0)
+		assert_int_equal(arb_node_int(r, "id"), id);
+}
+
+/* Sends bytes on a fresh connection and returns the one reply. */
+static json_t *
+exchange(struct arb *a, const void *bytes, size_t n, bool expect_close)
+{
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, bytes, n), 0);
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+	if (expect_close && !arb_conn_closed(c, CLOSE_MS))
+		fail_msg("arbord kept the connection open after a framing "
+		    "error");
+	arb_conn_close(c);
+	return r;
+}
+
+/* One frame holding payload, sent on a fresh connection. */
+static json_t *
+exchange_frame(struct arb *a, const char *payload, size_t n)
+{
+	struct buf out;
+	buf_init(&out);
+	frame_put(&out, payload, n);
+	json_t *r = exchange(a, buf_head(&out), buf_used(&out), false);
+	buf_release(&out);
+	return r;
+}
+
+static void
+test_garbage_bytes(void **state)
+{
+	struct arb *a = *state;
+	static const char junk[] = "this is not a frame, only text\r\n\r\n";
+	json_t *r = exchange(a, junk, sizeof junk - 1, true);
+	assert_non_null(r);
+	const char *code = arb_reply_code(r);
+	assert_false(arb_reply_ok(r));
+	assert_non_null(code);
+	assert_true(strcmp(code, "bad_request") == 0 ||
+	    strcmp(code, "frame_too_large") == 0);
+	json_decref(r);
+	assert_serving(a);
+}
+
+static void
+test_invalid_json(void **state)
+{
+	struct arb *a = *state;
+	static const char bad[] = "{\"id\": 1, \"op\": ";
+	json_t *r = exchange_frame(a, bad, sizeof bad - 1);
+	assert_error(r, "bad_request", -1);
+	json_decref(r);
+	assert_serving(a);
+}
+
+static void
+test_json_non_object(void **state)
+{
+	struct arb *a = *state;
+	static const char *const bad[] = { "[1, 2, 3]", "42", "\"ping\"",
+	    "null", "", "{\"op\": \"ping\"} trailing" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *r = exchange_frame(a, bad[i], strlen(bad[i]));
+		assert_error(r, "bad_request", -1);
+		json_decref(r);
+		assert_serving(a);
+	}
+}
+
+static void
+test_missing_or_mistyped_fields(void **state)
+{
+	struct arb *a = *state;
+	json_t *r = arb_call(a, json_pack("{s:i}", "id", 8));
+	assert_error(r, "bad_request", 8);
+	json_decref(r);
+	r = arb_call(a, json_pack("{s:i, s:i}", "id", 9, "op", 5));
+	assert_error(r, "bad_request", 9);
+	json_decref(r);
+	r = arb_call(a, json_pack("{s:i, s:s, s:i}", "id", 10, "op", "status",
+	    "name", 7));
+	assert_error(r, "bad_request", 10);
+	json_decref(r);
+	r = arb_call(a, json_pack("{s:i, s:s, s:i}", "id", 11, "op",
+	    "execute", "command", 7));
+	assert_error(r, "bad_request", 11);
+	json_decref(r);
+	assert_serving(a);
+}
+
+static void
+test_frame_too_large(void **state)
+{
+	struct arb *a = *state;
+	struct arb_conn *other = arb_conn_open(a);	/* a bystander */
+	assert_non_null(other);
+	static const size_t sizes[] = { MAX_FRAME + 1, 2 * MAX_FRAME,
+	    0x7fffffff };
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		unsigned char msg[4 + 100];
+		uint32_t n = (uint32_t)sizes[i];
+		msg[0] = n >> 24, msg[1] = n >> 16, msg[2] = n >> 8, msg[3] = n;
+		memset(msg + 4, 'x', 100);
+		json_t *r = exchange(a, msg, sizeof msg, true);
+		assert_error(r, "frame_too_large", -1);
+		json_decref(r);
+	}
+	json_t *ping = json_pack("{s:i, s:s}", "id", 77, "op", "ping");
+	assert_int_equal(arb_conn_send(other, ping), 0);
+	json_decref(ping);
+	json_t *r = arb_conn_recv(other, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	assert_int_equal(arb_node_int(r, "id"), 77);
+	json_decref(r);
+	arb_conn_close(other);
+	assert_serving(a);
+}
+
+/* A ping padded with blanks to exactly n bytes of JSON. */
+static char *
+padded_ping(int id, size_t n)
+{
+	char *s = xmalloc(n + 1);
+	int len = snprintf(s, n + 1, "{\"id\": %d, \"op\": \"ping\"", id);
+	memset(s + len, ' ', n - (size_t)len - 1);
+	s[n - 1] = '}';
+	s[n] = '\0';
+	return s;
+}
+
+/* max_frame_bytes is inclusive; the stream stays in step after it. */
+static void
+test_frame_at_limit(void **state)
+{
+	struct arb *a = *state;
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	char *p = padded_ping(21, MAX_FRAME);
+	struct buf out;
+	buf_init(&out);
+	frame_put(&out, p, MAX_FRAME);
+	free(p);
+	json_t *ping = json_pack("{s:i, s:s}", "id", 22, "op", "ping");
+	frame_put_json(&out, ping);
+	json_decref(ping);
+	assert_int_equal(arb_conn_send_raw(c, buf_head(&out), buf_used(&out)), 0);
+	buf_release(&out);
+	for (int i = 0; i < 2; i++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_true(arb_reply_ok(r));
+		assert_int_equal(arb_node_int(r, "id"), 21 + i);
+		json_decref(r);
+	}
+	arb_conn_close(c);
+
+	p = padded_ping(23, MAX_FRAME + 1);
+	json_t *r = exchange_frame(a, p, MAX_FRAME + 1);
+	free(p);
+	assert_error(r, "frame_too_large", -1);
+	json_decref(r);
+	assert_serving(a);
+}
+
+/* A client that hangs up mid-frame costs arbord nothing. */
+static void
+test_partial_frame_then_close(void **state)
+{
+	struct arb *a = *state;
+	static const char half_header[] = { 0, 0 };
+	static const char half_frame[] = { 0, 0, 0, 40, '{', '"', 'o', 'p' };
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, half_header, 2), 0);
+	arb_conn_close(c);
+	c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, half_frame, sizeof half_frame), 0);
+	arb_conn_close(c);
+	c = arb_conn_open(a);	/* and one that says nothing at all */
+	assert_non_null(c);
+	arb_conn_close(c);
+	assert_serving(a);
+}
+
+static void
+test_unknown_op(void **state)
+{
+	struct arb *a = *state;
+	json_t *r = arb_call(a, json_pack("{s:i, s:s}", "id", 7, "op",
+	    "frobnicate"));
+	assert_error(r, "unknown_op", 7);
+	json_decref(r);
+	assert_serving(a);
+}
+
+static void
+test_status_unknown_name(void **state)
+{
+	struct arb *a = *state;
+	json_t *r = arb_call(a, json_pack("{s:i, s:s, s:s}", "id", 12, "op",
+	    "status", "name", "pool/worker.9"));
+	assert_error(r, "not_found", 12);
+	json_decref(r);
+	r = arb_call(a, json_pack("{s:i, s:s, s:s}", "id", 13, "op", "status",
+	    "name", "worker"));	/* names are full paths */
+	assert_error(r, "not_found", 13);
+	json_decref(r);
+	json_t *node = arb_status(a, "bridge/worker");
+	assert_non_null(node);
+	assert_string_equal(arb_node_str(node, "name"), "bridge/worker");
+	json_decref(node);
+}
+
+#define NPIPE	50
+
+/* 50 pings in one write: 50 replies, each id exactly once. */
+static void
+test_pipelined_pings(void **state)
+{
+	struct arb *a = *state;
+	struct buf out;
+	buf_init(&out);
+	for (int i = 0; i < NPIPE; i++) {
+		json_t *ping = json_pack("{s:i, s:s}", "id", 1000 + i, "op",
+		    "ping");
+		frame_put_json(&out, ping);
+		json_decref(ping);
+	}
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, buf_head(&out), buf_used(&out)), 0);
+	buf_release(&out);
+	bool seen[NPIPE] = { false };
+	for (int i = 0; i < NPIPE; i++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		if (r == NULL)
+			fail_msg("reply %d of %d missing", i + 1, NPIPE);
+		assert_true(arb_reply_ok(r));
+		assert_true(json_is_true(json_object_get(r, "pong")));
+		json_int_t id = arb_node_int(r, "id") - 1000;
+		assert_in_range(id, 0, NPIPE - 1);
+		assert_false(seen[id]);
+		seen[id] = true;
+		json_decref(r);
+	}
+	arb_conn_close(c);
+}
+
+/* Different ops pipelined on one connection, each answered once. */
+static void
+test_pipelined_mixed_ops(void **state)
+{
+	struct arb *a = *state;
+	static const char *const ops[] = { "status", "ping", "health",
+	    "frobnicate", "stats" };
+	enum { NOPS = sizeof ops / sizeof ops[0] };
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	for (int i = 0; i < NOPS; i++) {
+		json_t *req = json_pack("{s:i, s:s}", "id", 500 + i, "op", ops[i]);
+		assert_int_equal(arb_conn_send(c, req), 0);
+		json_decref(req);
+	}
+	bool seen[NOPS] = { false };
+	for (int i = 0; i < NOPS; i++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		json_int_t k = arb_node_int(r, "id") - 500;
+		assert_in_range(k, 0, NOPS - 1);
+		assert_false(seen[k]);
+		seen[k] = true;
+		if (arb_reply_ok(r) != (strcmp(ops[k], "frobnicate") != 0)) {
+			char *d = json_dumps(r, JSON_COMPACT);
+			fprintf(stderr, "%s: %s\n", ops[k], d);
+			free(d);
+			fail_msg("unexpected reply to %s", ops[k]);
+		}
+		json_decref(r);
+	}
+	arb_conn_close(c);
+}
+
+static void
+test_socket_mode(void **state)
+{
+	struct arb *a = *state;
+	struct stat st;
+	assert_int_equal(stat(arb_socket_path(a), &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+/* Runs arborctl argv[1..] (no -s) with one extra variable; stderr in err. */
+static int
+ctl_raw(const char *var, char *out, char *err, ...)
+{
+	const char *argv[16];
+	size_t n = 0;
+	char *bin = arb_bin_path("arborctl");
+	argv[n++] = bin;
+	va_list ap;
+	va_start(ap, err);
+	const char *s;
+	while ((s = va_arg(ap, const char *)) != NULL && n < 15)
+		argv[n++] = s;
+	va_end(ap);
+	argv[n] = NULL;
+	const char *extra[] = { var, NULL };
+	int code = arb_run(argv, extra, out, OUT_MAX, err, OUT_MAX);
+	free(bin);
+	return code;
+}
+
+/* True if s is exactly one non-empty line. */
+static bool
+one_line(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 1 && strchr(s, '\n') == s + n - 1;
+}
+
+static void
+test_arborctl_exit_codes(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX], err[OUT_MAX];
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", NULL), 0);
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", "pool/worker.9",
+	    NULL), 1);
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "restart", "nosuch", NULL), 1);
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, NULL), 2);
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "frobnicate", NULL), 2);
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "restart", NULL), 2);
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "call", "echo", "{not json",
+	    NULL), 2);
+
+	char *absent = xasprintf("%s/absent.sock", arb_dir(a));
+	int code = ctl_raw(NULL, out, err, "-s", absent, "status", NULL);
+	if (code != 3 || !one_line(err) || strstr(err, absent) == NULL) {
+		fprintf(stderr, "exit %d, stderr:\n%s\n", code, err);
+		fail_msg("expected exit 3 and one line naming %s", absent);
+	}
+	free(absent);
+	assert_serving(a);
+}
+
+/* The socket comes from -s, else $ARBOR_SOCKET, else the config's. */
+static void
+test_arborctl_finds_socket(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX], err[OUT_MAX];
+	char *var = xasprintf("ARBOR_SOCKET=%s", arb_socket_path(a));
+	assert_int_equal(ctl_raw(var, out, err, "status", NULL), 0);
+	free(var);
+	assert_int_equal(ctl_raw(NULL, out, err, "-c", arb_conf_path(a),
+	    "status", NULL), 0);
+	var = xasprintf("ARBOR_CONF=%s", arb_conf_path(a));
+	assert_int_equal(ctl_raw(var, out, err, "status", NULL), 0);
+	free(var);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_garbage_bytes),
+		cmocka_unit_test(test_invalid_json),
+		cmocka_unit_test(test_json_non_object),
+		cmocka_unit_test(test_missing_or_mistyped_fields),
+		cmocka_unit_test(test_frame_too_large),
+		cmocka_unit_test(test_frame_at_limit),
+		cmocka_unit_test(test_partial_frame_then_close),
+		cmocka_unit_test(test_unknown_op),
+		cmocka_unit_test(test_status_unknown_name),
+		cmocka_unit_test(test_pipelined_pings),
+		cmocka_unit_test(test_pipelined_mixed_ops),
+		cmocka_unit_test(test_socket_mode),
+		cmocka_unit_test(test_arborctl_exit_codes),
+		cmocka_unit_test(test_arborctl_finds_socket),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

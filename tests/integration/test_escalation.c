@@ -1,0 +1,178 @@
+/* Escalation end to end (SPEC 4): a supervisor that exceeds its restart
+ * intensity stops its children and fails, its parent restarts it, and when
+ * the root itself gives up arbord stops everything and exits 1, leaving no
+ * process behind and saying why in its log. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+/* Every worker exits 3 at once; the pool fails after 2 restarts, the root
+ * restarts it once, then gives up. */
+static const char CRASH_POOL_CONF[] =
+    "supervisor = { max_restarts = 1; max_seconds = 30; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = {\n"
+    "  restart_delay_ms = 0;\n"
+    "  env = { MOCK_WORKER_CRASH_AT_START = \"3\"; };\n"
+    "};\n"
+    "pool = { size = 2; max_restarts = 2; max_seconds = 10; };\n"
+    "environments = { dev = { }; };\n";
+
+/* The same in single mode: the bridge supervisor fails instead. */
+static const char CRASH_SINGLE_CONF[] =
+    "supervisor = { max_restarts = 1; max_seconds = 30; };\n"
+    "bridge = { adapter = \"bridge_mock\"; max_restarts = 2; max_seconds = 10; };\n"
+    "worker = {\n"
+    "  restart_delay_ms = 0;\n"
+    "  env = { MOCK_WORKER_CRASH_AT_START = \"3\"; };\n"
+    "};\n"
+    "environments = { dev = { }; };\n";
+
+/* Healthy workers that the test crashes on demand. */
+static const char CRASH_ON_DEMAND_CONF[] =
+    "supervisor = { max_restarts = 1; max_seconds = 30; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 0; };\n"
+    "pool = { size = 2; max_restarts = 2; max_seconds = 10; };\n"
+    "environments = { dev = { }; };\n";
+
+/* The log explains the exit: the root gave up on its restart intensity. */
+static void
+assert_gave_up_logged(struct arb *a)
+{
+	static const char *const words[] = { "gave up", "giving up",
+	    "intensity", "max_restarts" };
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (arb_log_contains(a, words[i]))
+			return;
+	fail_msg("the log does not say that the root gave up");
+}
+
+/* Runs a config whose workers crash at start until arbord exits. */
+static void
+run_until_root_gives_up(const char *conf, const char *sup)
+{
+	struct arb *a = arb_new(conf);
+	arb_spawn(a, "dev", NULL);
+	int code = arb_wait_exit(a, ARB_EXIT_MS);
+	if (code != 1)
+		fail_msg("arbord: exit %d, expected 1 (root gave up)", code);
+	assert_gave_up_logged(a);
+	/* The root restarted the failed supervisor before giving up. */
+	if (!arb_log_has_line(a, "root", sup, "restart", NULL))
+		fail_msg("no log line says the root restarted %s", sup);
+	assert_int_equal(arb_stop(a), 1);	/* also: nothing left behind */
+}
+
+static void
+test_pool_crashes_root_gives_up(void **state)
+{
+	run_until_root_gives_up(CRASH_POOL_CONF, "pool");
+}
+
+static void
+test_bridge_crashes_root_gives_up(void **state)
+{
+	run_until_root_gives_up(CRASH_SINGLE_CONF, "bridge");
+}
+
+/* Crashes one worker through execute: the request fails worker_crashed. */
+static void
+crash_one(struct arb *a)
+{
+	json_t *r = arb_call_err(a, json_pack("{s:s, s:s, s:{s:i}}", "op",
+	    "execute", "command", "crash", "args", "code", 3),
+	    "worker_crashed");
+	json_decref(r);
+}
+
+struct pool_back {
+	json_int_t restarts;
+	json_int_t old[2];
+};
+
+/* The pool was restarted by the root and runs two new ready workers. */
+static bool
+pool_back(json_t *tree, void *ctx)
+{
+	const struct pool_back *w = ctx;
+	json_t *pool = arb_find(tree, "pool");
+	const char *st = arb_node_str(pool, "state");
+	if (st == NULL || strcmp(st, "running") != 0 ||
+	    arb_node_int(pool, "restarts") != w->restarts)
+		return false;
+	json_int_t pids[4];
+	if (arb_worker_pids(pool, pids, 4) != 2)
+		return false;
+	size_t i;
+	json_t *kid;
+	json_array_foreach(json_object_get(pool, "children"), i, kid) {
+		const char *ks = arb_node_str(kid, "state");
+		if (ks == NULL || strcmp(ks, "ready") != 0)
+			return false;
+	}
+	for (i = 0; i < 2; i++)
+		if (pids[i] == w->old[0] || pids[i] == w->old[1])
+			return false;
+	return true;
+}
+
+/* Three crashes (more than pool.max_restarts = 2) fail the pool once;
+ * last gets the worker pids from just before the third. */
+static void
+exhaust_pool(struct arb *a, json_int_t last[2])
+{
+	for (int i = 0; i < 3; i++) {
+		json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+		assert_non_null(tree);
+		assert_int_equal(arb_worker_pids(tree, last, 2), 2);
+		json_decref(tree);
+		crash_one(a);
+	}
+}
+
+static void
+test_root_restarts_failed_pool(void **state)
+{
+	struct arb *a = arb_start(CRASH_ON_DEMAND_CONF, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_t *pool = arb_find(tree, "pool");
+	struct pool_back w = { arb_node_int(pool, "restarts") + 1, { 0, 0 } };
+	assert_int_equal(w.restarts, 1);
+	json_decref(tree);
+
+	/* The pool restart replaces both workers of the last generation. */
+	exhaust_pool(a, w.old);
+	tree = arb_wait_for(a, pool_back, &w, ARB_EVENT_MS,
+	    "the pool restarted by the root (restarts 1) with ready workers");
+	assert_non_null(tree);
+	json_decref(tree);
+	json_t *r = arb_op_ok(a, "ping");
+	json_decref(r);
+
+	/* Once more: the root's second restart exceeds max_restarts = 1. */
+	json_int_t last[2];
+	exhaust_pool(a, last);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 1);
+	assert_gave_up_logged(a);
+	assert_int_equal(arb_stop(a), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_pool_crashes_root_gives_up, arb_teardown),
+		cmocka_unit_test_teardown(test_bridge_crashes_root_gives_up, arb_teardown),
+		cmocka_unit_test_teardown(test_root_restarts_failed_pool, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

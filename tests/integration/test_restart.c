@@ -1,0 +1,284 @@
+/* Restarts end to end: a killed worker comes back under its name with a
+ * new pid; stop/start hold and release a worker; `restart pool` replaces
+ * the whole subtree; a worker that never answers its init ping is killed
+ * after init_timeout_ms (SPEC 4). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+static const char POOL_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 50; max_restart_delay_ms = 200; };\n"
+    "pool = { size = 2; };\n"
+    "environments = { dev = { }; };\n";
+
+/* Workers that never answer the init ping; intensities high enough that
+ * neither the pool nor the root gives up while the test watches. */
+static const char NO_INIT_CONF[] =
+    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = {\n"
+    "  init_timeout_ms = 300;\n"
+    "  restart_delay_ms = 50; max_restart_delay_ms = 100;\n"
+    "  env = { MOCK_WORKER_NO_INIT = \"1\"; };\n"
+    "};\n"
+    "pool = { size = 1; max_restarts = 100; max_seconds = 60; };\n"
+    "environments = { dev = { }; };\n";
+
+/* Starts POOL_CONF and waits for both workers. */
+static struct arb *
+start_pool(void)
+{
+	struct arb *a = arb_start(POOL_CONF, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	return a;
+}
+
+/* A node of the current tree (new reference); fails if absent. */
+static json_t *
+node_now(struct arb *a, const char *name)
+{
+	json_t *node = arb_status(a, name);
+	if (node == NULL)
+		fail_msg("no status for %s", name);
+	return node;
+}
+
+static void
+test_kill9_worker_comes_back(void **state)
+{
+	struct arb *a = start_pool();
+	json_t *before = node_now(a, "pool/worker.1");
+	json_t *other = node_now(a, "pool/worker.2");
+	json_t *pool = node_now(a, "pool");
+	json_int_t pid = arb_node_pid(before);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+
+	json_t *after = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(after);
+	assert_true(arb_node_pid(after) != pid);
+	assert_int_equal(arb_node_int(after, "restarts"),
+	    arb_node_int(before, "restarts") + 1);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));	/* reaped */
+
+	/* one_for_one: the sibling and the pool itself are untouched. */
+	json_t *other2 = node_now(a, "pool/worker.2");
+	assert_int_equal(arb_node_pid(other2), arb_node_pid(other));
+	assert_int_equal(arb_node_int(other2, "restarts"),
+	    arb_node_int(other, "restarts"));
+	json_t *pool2 = node_now(a, "pool");
+	assert_int_equal(arb_node_int(pool2, "restarts"),
+	    arb_node_int(pool, "restarts"));
+	json_decref(before), json_decref(after), json_decref(other);
+	json_decref(other2), json_decref(pool), json_decref(pool2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A stopped worker has no process: no pid, or a null or zero one. */
+static void
+assert_stopped_node(const json_t *node)
+{
+	assert_string_equal(arb_node_str(node, "state"), "stopped");
+	json_t *pid = json_object_get(node, "pid");
+	assert_true(pid == NULL || json_is_null(pid) ||
+	    (json_is_integer(pid) && json_integer_value(pid) <= 0));
+}
+
+static void
+test_stop_holds_until_start(void **state)
+{
+	struct arb *a = start_pool();
+	json_t *before = node_now(a, "pool/worker.2");
+	json_int_t pid = arb_node_pid(before);
+
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", "pool/worker.2"));
+	assert_non_null(arb_node_str(r, "state"));
+	json_decref(r);
+	json_t *node = arb_wait_node(a, "pool/worker.2", "stopped", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_stopped_node(node);
+	json_decref(node);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+
+	/* It stays down: nothing restarts a worker stopped on request. */
+	for (long long end = arb_now_ms() + 1500; arb_now_ms() < end;
+	    arb_sleep_ms(100)) {
+		node = node_now(a, "pool/worker.2");
+		assert_stopped_node(node);
+		json_decref(node);
+	}
+	r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "start",
+	    "name", "pool/worker.2"));
+	assert_non_null(arb_node_str(r, "state"));
+	json_decref(r);
+	node = arb_wait_node(a, "pool/worker.2", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(before);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_stop_unknown_name(void **state)
+{
+	struct arb *a = start_pool();
+	json_t *r = arb_call_err(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", "pool/worker.9"), "not_found");
+	json_decref(r);
+	r = arb_call_err(a, json_pack("{s:s, s:s}", "op", "start",
+	    "name", "worker.1"), "not_found");	/* names are full paths */
+	json_decref(r);
+	r = arb_call_err(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "nosuch"), "not_found");
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+struct pool_restarted {
+	json_int_t restarts;	/* the pool's count it must reach */
+	json_int_t old[2];	/* worker pids it must no longer have */
+};
+
+/* The pool was restarted once more and both workers are new and ready. */
+static bool
+pool_restarted(json_t *tree, void *ctx)
+{
+	const struct pool_restarted *w = ctx;
+	json_t *pool = arb_find(tree, "pool");
+	if (arb_node_int(pool, "restarts") != w->restarts)
+		return false;
+	json_int_t pids[4];
+	if (arb_worker_pids(pool, pids, 4) != 2)
+		return false;
+	for (size_t i = 0; i < 2; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "pool/worker.%zu", i + 1);
+		const char *st = arb_node_str(arb_find(tree, name), "state");
+		if (st == NULL || strcmp(st, "ready") != 0)
+			return false;
+		if (pids[i] == w->old[0] || pids[i] == w->old[1])
+			return false;
+	}
+	return true;
+}
+
+static void
+test_restart_pool_subtree(void **state)
+{
+	struct arb *a = start_pool();
+	json_t *pool = node_now(a, "pool");
+	struct pool_restarted w = { arb_node_int(pool, "restarts") + 1,
+	    { 0, 0 } };
+	assert_int_equal(arb_worker_pids(pool, w.old, 2), 2);
+
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "pool"));
+	assert_string_equal(arb_node_str(r, "restarted"), "pool");
+	json_decref(r);
+	json_t *tree = arb_wait_for(a, pool_restarted, &w, ARB_EVENT_MS,
+	    "pool restarted with two new ready workers");
+	assert_non_null(tree);
+	assert_true(proc_wait_gone((pid_t)w.old[0], ARB_EVENT_MS));
+	assert_true(proc_wait_gone((pid_t)w.old[1], ARB_EVENT_MS));
+	json_decref(tree);
+	json_decref(pool);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_restart_one_worker(void **state)
+{
+	struct arb *a = start_pool();
+	json_t *w1 = node_now(a, "pool/worker.1");
+	json_t *w2 = node_now(a, "pool/worker.2");
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "pool/worker.1"));
+	assert_string_equal(arb_node_str(r, "restarted"), "pool/worker.1");
+	json_decref(r);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready",
+	    arb_node_pid(w1), ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	node = node_now(a, "pool/worker.2");
+	assert_int_equal(arb_node_pid(node), arb_node_pid(w2));
+	json_decref(node), json_decref(w1), json_decref(w2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* What the init-timeout watch has seen of pool/worker.1. */
+struct no_init_watch {
+	json_int_t pids[64];
+	size_t	npids;
+	json_int_t restarts;
+	bool	ever_ready;
+};
+
+/* Records each incarnation; done after three pids and two restarts. */
+static bool
+no_init_progress(json_t *tree, void *ctx)
+{
+	struct no_init_watch *w = ctx;
+	json_t *node = arb_find(tree, "pool/worker.1");
+	const char *st = arb_node_str(node, "state");
+	const char *health = arb_node_str(node, "health");
+	if ((st && strcmp(st, "ready") == 0) ||
+	    (health && strcmp(health, "healthy") == 0))
+		w->ever_ready = true;
+	json_int_t pid = arb_node_pid(node);
+	if (pid > 0 && w->npids < 64 &&
+	    (w->npids == 0 || w->pids[w->npids - 1] != pid))
+		w->pids[w->npids++] = pid;
+	if (arb_node_int(node, "restarts") > w->restarts)
+		w->restarts = arb_node_int(node, "restarts");
+	return w->ever_ready || (w->npids >= 3 && w->restarts >= 2);
+}
+
+static void
+test_init_timeout_kills_worker(void **state)
+{
+	struct arb *a = arb_start(NO_INIT_CONF, "dev", NULL);
+	struct no_init_watch w = { .npids = 0 };
+	json_t *tree = arb_wait_for(a, no_init_progress, &w, ARB_EVENT_MS,
+	    "pool/worker.1 killed and respawned twice");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_false(w.ever_ready);
+	assert_true(w.restarts >= 2);
+	assert_true(proc_wait_gone((pid_t)w.pids[0], ARB_EVENT_MS));
+	assert_true(proc_wait_gone((pid_t)w.pids[1], ARB_EVENT_MS));
+
+	json_t *r = arb_op_ok(a, "health");
+	assert_string_equal(arb_node_str(r, "health"), "down");
+	assert_int_equal(arb_node_int(r, "ready"), 0);
+	assert_int_equal(arb_node_int(r, "expected"), 1);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_kill9_worker_comes_back, arb_teardown),
+		cmocka_unit_test_teardown(test_stop_holds_until_start, arb_teardown),
+		cmocka_unit_test_teardown(test_stop_unknown_name, arb_teardown),
+		cmocka_unit_test_teardown(test_restart_pool_subtree, arb_teardown),
+		cmocka_unit_test_teardown(test_restart_one_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_init_timeout_kills_worker, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,174 @@
+/* Graceful shutdown end to end (SPEC 7): SIGTERM, SIGINT, the shutdown op
+ * and `arborctl shutdown` each stop the tree, remove the socket and exit 0
+ * with no zombie and no orphan; a worker deaf to SIGTERM is killed after
+ * shutdown_timeout_ms; a request in flight finishes, a new one is refused
+ * with shutting_down. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+static const char POOL_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "pool = { size = 3; };\n"
+    "environments = { dev = { }; };\n";
+
+static const char SINGLE_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; };\n"
+    "environments = { dev = { }; };\n";
+
+static const char DEAF_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = {\n"
+    "  shutdown_timeout_ms = 500;\n"
+    "  env = { MOCK_WORKER_IGNORE_TERM = \"1\"; };\n"
+    "};\n"
+    "pool = { size = 2; };\n"
+    "environments = { dev = { }; };\n";
+
+static const char SLOW_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { shutdown_timeout_ms = 10000; };\n"
+    "pool = { size = 1; };\n"
+    "environments = { dev = { }; };\n";
+
+/* Starts conf and waits until the n workers under parent are ready;
+ * their pids go to pids. */
+static struct arb *
+start_ready(const char *conf, const char *parent, size_t n, json_int_t *pids)
+{
+	struct arb *a = arb_start(conf, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, parent, n, ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_worker_pids(tree, pids, n), n);
+	json_decref(tree);
+	return a;
+}
+
+/* After arbord's exit: exit 0, socket gone, every worker gone from /proc
+ * (neither running nor a zombie). arb_stop() then checks for orphans. */
+static void
+assert_clean_exit(struct arb *a, const json_int_t *pids, size_t n)
+{
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
+	assert_int_equal(access(arb_socket_path(a), F_OK), -1);
+	for (size_t i = 0; i < n; i++)
+		if (proc_exists((pid_t)pids[i]))
+			fail_msg("worker pid %lld still exists (%s) after "
+			    "arbord's exit", (long long)pids[i],
+			    proc_is_zombie((pid_t)pids[i]) ? "zombie" : "alive");
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_sigterm(void **state)
+{
+	json_int_t pids[3];
+	struct arb *a = start_ready(POOL_CONF, "pool", 3, pids);
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	assert_clean_exit(a, pids, 3);
+}
+
+static void
+test_sigint(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SINGLE_CONF, "bridge", 1, pids);
+	assert_int_equal(arb_kill(a, SIGINT), 0);
+	assert_clean_exit(a, pids, 1);
+}
+
+static void
+test_shutdown_op(void **state)
+{
+	json_int_t pids[3];
+	struct arb *a = start_ready(POOL_CONF, "pool", 3, pids);
+	json_t *r = arb_op_ok(a, "shutdown");
+	assert_true(json_is_true(json_object_get(r, "stopping")));
+	json_decref(r);
+	assert_clean_exit(a, pids, 3);
+}
+
+static void
+test_arborctl_shutdown(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SINGLE_CONF, "bridge", 1, pids);
+	assert_int_equal(arb_ctl(a, NULL, 0, "shutdown", NULL), 0);
+	assert_clean_exit(a, pids, 1);
+}
+
+/* Workers ignoring SIGTERM are killed after shutdown_timeout_ms. */
+static void
+test_deaf_workers_killed(void **state)
+{
+	json_int_t pids[2];
+	struct arb *a = start_ready(DEAF_CONF, "pool", 2, pids);
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	assert_clean_exit(a, pids, 2);
+}
+
+/* A request in flight when shutdown begins still gets its reply; a new
+ * request on an open connection gets shutting_down. */
+static void
+test_inflight_finishes(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
+	struct arb_conn *slow = arb_conn_open(a);
+	struct arb_conn *late = arb_conn_open(a);
+	assert_non_null(slow);
+	assert_non_null(late);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "sleep", "args", "ms", 2000);
+	assert_int_equal(arb_conn_send(slow, req), 0);
+	json_decref(req);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "busy", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+
+	json_t *r = arb_op_ok(a, "shutdown");
+	json_decref(r);
+	req = json_pack("{s:i, s:s, s:s}", "id", 2, "op", "execute",
+	    "command", "ping");
+	assert_int_equal(arb_conn_send(late, req), 0);
+	json_decref(req);
+	r = arb_conn_recv(late, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_int_equal(arb_node_int(r, "id"), 2);
+	assert_false(arb_reply_ok(r));
+	assert_string_equal(arb_reply_code(r), "shutting_down");
+	json_decref(r);
+
+	r = arb_conn_recv(slow, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_int_equal(arb_node_int(r, "id"), 1);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	arb_conn_close(slow);
+	arb_conn_close(late);
+	assert_clean_exit(a, pids, 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_sigterm, arb_teardown),
+		cmocka_unit_test_teardown(test_sigint, arb_teardown),
+		cmocka_unit_test_teardown(test_shutdown_op, arb_teardown),
+		cmocka_unit_test_teardown(test_arborctl_shutdown, arb_teardown),
+		cmocka_unit_test_teardown(test_deaf_workers_killed, arb_teardown),
+		cmocka_unit_test_teardown(test_inflight_finishes, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

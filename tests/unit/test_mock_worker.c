@@ -1,0 +1,1028 @@
+/* Tests of build/mock_worker (SPEC 5), and through it of libworker: each
+ * test starts the real program over pipes, talks the worker protocol to it
+ * and checks its replies, its exit status and its stderr. Run from the
+ * repository root. Every child is killed and reaped by the teardown, also
+ * when an assertion fails. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proto/buf.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+
+#ifndef MOCK_WORKER
+#define MOCK_WORKER	"./build/mock_worker"
+#endif
+#define REPLY_MS	5000		/* how long a reply may take */
+#define QUIET_MS	300		/* how long "no reply" is watched */
+#define MAX_FRAME	(64u << 20)
+
+struct fx {
+	pid_t		pid;		/* -1 when none or reaped */
+	int		status;		/* once reaped */
+	int		in;		/* the worker's stdin */
+	int		out;		/* the worker's stdout */
+	int		err;		/* the worker's stderr */
+	struct buf	rbuf;		/* bytes read from out */
+	char		errtext[65536];	/* bytes read from err */
+	size_t		errlen;
+	json_int_t	next_id;
+	json_t		*last;		/* the last reply */
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	if (f == NULL)
+		return -1;
+	f->pid = -1;
+	f->in = f->out = f->err = -1;
+	f->next_id = 1;
+	buf_init(&f->rbuf);
+	*state = f;
+	return 0;
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		while (waitpid(f->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	close_fd(&f->in);
+	close_fd(&f->out);
+	close_fd(&f->err);
+	buf_release(&f->rbuf);
+	json_decref(f->last);
+	free(f);
+	return 0;
+}
+
+/* In the child: the environment knobs given, and none inherited. */
+static void
+child_env(const char *const *env)
+{
+	unsetenv("MOCK_WORKER_CRASH_AT_START");
+	unsetenv("MOCK_WORKER_NO_INIT");
+	unsetenv("MOCK_WORKER_IGNORE_TERM");
+	unsetenv("MOCK_WORKER_STDERR_AT_START");
+	for (; env && *env; env++)
+		putenv((char *)*env);
+}
+
+/* In the child: stdio onto the pipes, then exec. */
+static void
+child_exec(int in, int out, int err, const char *const *args,
+    const char *const *env)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	child_env(env);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(126);
+	char *argv[16] = { (char *)MOCK_WORKER };
+	for (size_t i = 0; args && args[i] && i < 14; i++)
+		argv[i + 1] = (char *)args[i];
+	execv(MOCK_WORKER, argv);
+	_exit(127);
+}
+
+/* Starts mock_worker with extra arguments and NAME=VALUE environment
+ * entries (both NULL-terminated, may be NULL). */
+static void
+spawn(struct fx *f, const char *const *args, const char *const *env)
+{
+	int pin[2], pout[2], perr[2];
+	assert_int_equal(pipe2(pin, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(pout, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(perr, O_CLOEXEC), 0);
+	f->pid = fork();
+	assert_true(f->pid >= 0);
+	if (f->pid == 0)
+		child_exec(pin[0], pout[1], perr[1], args, env);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	f->in = pin[1];
+	f->out = pout[0];
+	f->err = perr[0];
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Waits up to ms for fd to be readable: true if it is (or at EOF). */
+static bool
+wait_readable(int fd, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)left);
+		if (r > 0)
+			return true;
+		if (r < 0 && errno != EINTR)
+			fail_msg("poll: %s", strerror(errno));
+	}
+}
+
+/* Reads one frame from the worker's stdout within ms: 1 and a copy of the
+ * payload in *out (caller frees), 0 at EOF, -1 on timeout. */
+static int
+recv_frame(struct fx *f, int ms, char **out, size_t *len)
+{
+	int64_t deadline = now_ms() + ms;
+	for (;;) {
+		const char *p;
+		enum frame_status s = frame_peek(&f->rbuf, MAX_FRAME, &p, len);
+		assert_int_not_equal(s, FRAME_TOO_LARGE);
+		if (s == FRAME_OK) {
+			*out = malloc(*len + 1);
+			memcpy(*out, p, *len);
+			(*out)[*len] = '\0';
+			frame_done(&f->rbuf, *len);
+			return 1;
+		}
+		if (!wait_readable(f->out, deadline))
+			return -1;
+		ssize_t n = buf_read_fd(&f->rbuf, f->out);
+		if (n == 0)
+			return 0;
+		assert_true(n > 0);
+	}
+}
+
+/* Writes one frame holding text to the worker. */
+static void
+send_text(struct fx *f, const char *text)
+{
+	assert_int_equal(frame_write_blocking(f->in, text, strlen(text)), 0);
+}
+
+/* JSON written with single quotes, for readable tests: 'a' -> "a". */
+static json_t *
+json_q(const char *text)
+{
+	char *s = strdup(text);
+	for (char *c = s; *c; c++)
+		if (*c == '\'')
+			*c = '"';
+	json_error_t e;
+	json_t *j = json_loads(s, JSON_DECODE_ANY, &e);
+	if (j == NULL)
+		fail_msg("bad test JSON %s: %s", s, e.text);
+	free(s);
+	return j;
+}
+
+/* Sends a request (args in json_q() notation, or NULL) and returns its
+ * reply (borrowed: kept in f->last until the next call). */
+static json_t *
+call(struct fx *f, const char *command, const char *args, const char *session)
+{
+	json_int_t id = f->next_id++;
+	json_t *req = msg_worker_request(id, command, args ? json_q(args) : NULL,
+	    session);
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	send_text(f, text);
+	free(text);
+	char *p;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	json_decref(f->last);
+	f->last = frame_parse(p, n, NULL);
+	if (f->last == NULL)
+		fail_msg("reply is not a JSON object: %s", p);
+	free(p);
+	json_int_t got;
+	assert_true(msg_int(f->last, "id", &got));
+	assert_int_equal(got, id);
+	return f->last;
+}
+
+/* call() that must succeed: its result (borrowed). */
+static json_t *
+ok(struct fx *f, const char *command, const char *args, const char *session)
+{
+	json_t *r = call(f, command, args, session);
+	if (!json_is_true(json_object_get(r, "success")))
+		fail_msg("%s failed: %s", command, msg_str(r, "error"));
+	assert_int_equal(json_object_size(r), 3);
+	assert_non_null(json_object_get(r, "result"));
+	return json_object_get(r, "result");
+}
+
+/* call() that must fail: its error message (borrowed). */
+static const char *
+err(struct fx *f, const char *command, const char *args, const char *session)
+{
+	json_t *r = call(f, command, args, session);
+	assert_true(json_is_false(json_object_get(r, "success")));
+	assert_int_equal(json_object_size(r), 3);
+	assert_non_null(msg_str(r, "error"));
+	return msg_str(r, "error");
+}
+
+/* Asserts that result equals the json_q() text want. */
+static void
+expect_json(const json_t *result, const char *want)
+{
+	json_t *w = json_q(want);
+	if (!json_equal(result, w)) {
+		char *got = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+		fail_msg("got %s, want %s", got, want);
+	}
+	json_decref(w);
+}
+
+/* Waits up to ms for the worker to exit; returns its wait status. */
+static int
+wait_exit(struct fx *f, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+	for (;;) {
+		pid_t r = waitpid(f->pid, &f->status, WNOHANG);
+		if (r == f->pid) {
+			f->pid = -1;
+			return f->status;
+		}
+		if (now_ms() > deadline)
+			fail_msg("worker still running after %d ms", ms);
+		usleep(5000);
+	}
+}
+
+static void
+expect_exit_code(struct fx *f, int code)
+{
+	int st = wait_exit(f, REPLY_MS);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), code);
+}
+
+/* Asserts that nothing comes on stdout for a while (the worker lives). */
+static void
+expect_silence(struct fx *f)
+{
+	char *p = NULL;
+	size_t n;
+	int r = recv_frame(f, QUIET_MS, &p, &n);
+	free(p);
+	assert_int_equal(r, -1);
+}
+
+/* Reads the worker's stderr until it holds needle, within ms. */
+static bool
+stderr_has(struct fx *f, const char *needle, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+	for (;;) {
+		f->errtext[f->errlen] = '\0';
+		if (strstr(f->errtext, needle) != NULL)
+			return true;
+		if (f->errlen + 1 >= sizeof f->errtext ||
+		    !wait_readable(f->err, deadline))
+			return false;
+		ssize_t n = read(f->err, f->errtext + f->errlen,
+		    sizeof f->errtext - 1 - f->errlen);
+		if (n <= 0)
+			return false;
+		f->errlen += (size_t)n;
+	}
+}
+
+/* Asserts that r is the result of a ping to this worker named name. */
+static void
+expect_pong(struct fx *f, const json_t *r, const char *name)
+{
+	assert_int_equal(json_object_size(r), 3);
+	assert_true(json_is_true(json_object_get(r, "pong")));
+	if (name != NULL)
+		assert_string_equal(msg_str(r, "worker_id"), name);
+	else
+		assert_true(json_is_null(json_object_get(r, "worker_id")));
+	json_int_t pid;
+	assert_true(msg_int(r, "pid", &pid));
+	assert_int_equal(pid, f->pid);
+}
+
+/* The init ping, as arbord sends it. */
+static void
+init_ping(struct fx *f, const char *name)
+{
+	char args[256];
+	snprintf(args, sizeof args,
+	    "{'initialization': true, 'worker_id': '%s'}", name);
+	expect_pong(f, ok(f, "ping", args, NULL), name);
+}
+
+static struct fx *
+started(void **state)
+{
+	struct fx *f = *state;
+	spawn(f, NULL, NULL);
+	init_ping(f, "pool/worker.1");
+	return f;
+}
+
+/* --- the test commands ------------------------------------------------ */
+
+static void
+test_ping(void **state)
+{
+	struct fx *f = started(state);
+	expect_pong(f, ok(f, "ping", NULL, NULL), "pool/worker.1");
+	/* A later name replaces the first. */
+	expect_pong(f, ok(f, "ping", "{'worker_id': 'pool/worker.9'}", NULL),
+	    "pool/worker.9");
+	/* The id comes back as sent, whatever its type. */
+	send_text(f, "{\"id\":\"abc\",\"command\":\"ping\"}");
+	char *p;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	json_t *r = frame_parse(p, n, NULL);
+	assert_string_equal(msg_str(r, "id"), "abc");
+	json_decref(r);
+	free(p);
+}
+
+static void
+test_ping_without_init(void **state)
+{
+	struct fx *f = *state;
+	spawn(f, NULL, NULL);
+	expect_pong(f, ok(f, "ping", NULL, NULL), NULL);
+}
+
+static void
+test_echo(void **state)
+{
+	struct fx *f = started(state);
+	const char *args = "{'a': [1, 2.5, null], 'b': {'c': 'ünïcødé'}}";
+	expect_json(ok(f, "echo", args, NULL), args);
+	expect_json(ok(f, "echo", NULL, NULL), "{}");
+	expect_json(ok(f, "echo", "{'x': 1}", "s1"), "{'x': 1}");
+}
+
+static void
+test_sleep(void **state)
+{
+	struct fx *f = started(state);
+	int64_t t0 = now_ms();
+	expect_json(ok(f, "sleep", "{'ms': 120}", NULL), "{'slept': 120}");
+	assert_true(now_ms() - t0 >= 120);
+	expect_json(ok(f, "sleep", "{'ms': 0}", NULL), "{'slept': 0}");
+	assert_string_equal(err(f, "sleep", "{'ms': -1}", NULL),
+	    "ms out of range 0..86400000");
+	assert_string_equal(err(f, "sleep", "{}", NULL),
+	    "ms must be an integer");
+}
+
+static void
+test_crash_with_code(void **state)
+{
+	struct fx *f = started(state);
+	send_text(f, "{\"id\":2,\"command\":\"crash\",\"args\":{\"code\":7}}");
+	char *p = NULL;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 0);	/* no reply */
+	expect_exit_code(f, 7);
+}
+
+static void
+test_crash_default_code(void **state)
+{
+	struct fx *f = started(state);
+	send_text(f, "{\"id\":2,\"command\":\"crash\"}");
+	expect_exit_code(f, 1);
+}
+
+static void
+test_crash_with_signal(void **state)
+{
+	struct fx *f = started(state);
+	char text[128];
+	snprintf(text, sizeof text,
+	    "{\"id\":2,\"command\":\"crash\",\"args\":{\"signal\":%d}}", SIGUSR1);
+	send_text(f, text);
+	int st = wait_exit(f, REPLY_MS);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGUSR1);
+}
+
+static void
+test_hang_dies_on_term(void **state)
+{
+	struct fx *f = started(state);
+	send_text(f, "{\"id\":2,\"command\":\"hang\"}");
+	expect_silence(f);
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	int st = wait_exit(f, REPLY_MS);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGTERM);
+}
+
+static void
+test_garbage(void **state)
+{
+	struct fx *f = started(state);
+	send_text(f, "{\"id\":2,\"command\":\"garbage\"}");
+	char *p;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	assert_true(n > 0);
+	json_error_t e;
+	assert_null(frame_parse(p, n, &e));
+	free(p);
+	/* A whole frame: the stream is still in step, the worker alive. */
+	expect_pong(f, ok(f, "ping", NULL, NULL), "pool/worker.1");
+}
+
+/* Asks big for bytes and checks the reply's payload size and content. */
+static void
+check_big(struct fx *f, json_int_t bytes)
+{
+	char text[128];
+	snprintf(text, sizeof text, "{\"id\":%" JSON_INTEGER_FORMAT
+	    ",\"command\":\"big\",\"args\":{\"bytes\":%" JSON_INTEGER_FORMAT "}}",
+	    f->next_id++, bytes);
+	send_text(f, text);
+	char *p;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	assert_int_equal(n, (size_t)bytes);
+	json_t *r = frame_parse(p, n, NULL);
+	assert_non_null(r);
+	assert_true(json_is_true(json_object_get(r, "success")));
+	const json_t *data = json_object_get(json_object_get(r, "result"),
+	    "data");
+	const char *s = json_string_value(data);
+	assert_non_null(s);
+	for (size_t i = 0; i < json_string_length(data); i++)
+		assert_int_equal(s[i], 'x');
+	json_decref(r);
+	free(p);
+}
+
+static void
+test_big(void **state)
+{
+	struct fx *f = started(state);
+	check_big(f, 100);
+	check_big(f, 100000);
+	check_big(f, 3 * 1000 * 1000);		/* far more than a pipe holds */
+	/* Smaller than the reply's own shape: the smallest reply. */
+	json_t *r = ok(f, "big", "{'bytes': 1}", NULL);
+	expect_json(r, "{'data': ''}");
+	assert_string_equal(err(f, "big", "{'bytes': -5}", NULL),
+	    "bytes out of range 0..268435456");
+}
+
+static void
+test_stderr(void **state)
+{
+	struct fx *f = started(state);
+	expect_json(ok(f, "stderr", "{'line': 'hello from the worker'}", NULL),
+	    "{'written': true}");
+	assert_true(stderr_has(f, "hello from the worker\n", REPLY_MS));
+	assert_string_equal(err(f, "stderr", "{}", NULL),
+	    "line must be a string");
+}
+
+static void
+test_shutdown(void **state)
+{
+	struct fx *f = started(state);
+	expect_json(ok(f, "shutdown", NULL, NULL), "{'shutting_down': true}");
+	expect_exit_code(f, 0);
+}
+
+static void
+test_eof_exits_0(void **state)
+{
+	struct fx *f = started(state);
+	close_fd(&f->in);
+	expect_exit_code(f, 0);
+}
+
+static void
+test_unknown_command(void **state)
+{
+	struct fx *f = started(state);
+	assert_string_equal(err(f, "frobnicate", NULL, NULL),
+	    "unknown command: frobnicate");
+	/* An error reply changes nothing: the worker goes on. */
+	expect_json(ok(f, "echo", "{'a': 1}", NULL), "{'a': 1}");
+}
+
+static void
+test_bad_requests_get_errors(void **state)
+{
+	struct fx *f = started(state);
+	send_text(f, "{\"id\":2}");
+	char *p;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	json_t *r = frame_parse(p, n, NULL);
+	free(p);
+	assert_true(json_is_false(json_object_get(r, "success")));
+	assert_string_equal(msg_str(r, "error"), "bad request: no command");
+	json_decref(r);
+	send_text(f, "{\"id\":3,\"command\":\"echo\",\"args\":[1]}");
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	r = frame_parse(p, n, NULL);
+	free(p);
+	assert_string_equal(msg_str(r, "error"),
+	    "bad request: args must be an object");
+	json_decref(r);
+}
+
+static void
+test_invalid_json_exits_2(void **state)
+{
+	struct fx *f = started(state);
+	send_text(f, "{\"id\": 2, \"command\": ");
+	expect_exit_code(f, 2);
+	assert_true(stderr_has(f, "invalid request", REPLY_MS));
+}
+
+static void
+test_eof_inside_frame_exits_2(void **state)
+{
+	struct fx *f = started(state);
+	static const unsigned char part[] = { 0, 0, 0, 50, '{' };
+	assert_int_equal(write(f->in, part, sizeof part), (ssize_t)sizeof part);
+	close_fd(&f->in);
+	expect_exit_code(f, 2);
+	assert_true(stderr_has(f, "inside a request frame", REPLY_MS));
+}
+
+static void
+test_oversized_request_exits_2(void **state)
+{
+	struct fx *f = started(state);
+	static const unsigned char hdr[] = { 0x7f, 0, 0, 0 };
+	assert_int_equal(write(f->in, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+	expect_exit_code(f, 2);
+	assert_true(stderr_has(f, "exceeds", REPLY_MS));
+}
+
+/* --- the bridge commands ---------------------------------------------- */
+
+static void
+test_programs_per_session(void **state)
+{
+	struct fx *f = started(state);
+	const char *sig = "{'program_id': 'p1', 'signature': 'question -> answer'}";
+	expect_json(ok(f, "create_program", sig, "s1"), "{'program_id': 'p1'}");
+	expect_json(ok(f, "list_programs", NULL, "s1"), "{'programs': ['p1']}");
+	expect_json(ok(f, "list_programs", NULL, "s2"), "{'programs': []}");
+	expect_json(ok(f, "list_programs", NULL, NULL), "{'programs': []}");
+	assert_string_equal(err(f, "execute_program",
+	    "{'program_id': 'p1', 'inputs': {'question': 'q'}}", "s2"),
+	    "program not found: p1");
+	assert_string_equal(err(f, "get_program_info", "{'program_id': 'p1'}",
+	    NULL), "program not found: p1");
+	/* The same id in another space is another program. */
+	expect_json(ok(f, "create_program",
+	    "{'program_id': 'p1', 'signature': 'x -> y'}", "s2"),
+	    "{'program_id': 'p1'}");
+	expect_json(ok(f, "get_program_info", "{'program_id': 'p1'}", "s1"),
+	    "{'program_id': 'p1', 'signature': 'question -> answer', "
+	    "'executions': 0, 'inputs': ['question'], 'outputs': ['answer']}");
+	expect_json(ok(f, "get_program_info", "{'program_id': 'p1'}", "s2"),
+	    "{'program_id': 'p1', 'signature': 'x -> y', 'executions': 0, "
+	    "'inputs': ['x'], 'outputs': ['y']}");
+	/* The anonymous space is one more space. */
+	ok(f, "create_program", "{'program_id': 'anon'}", NULL);
+	expect_json(ok(f, "list_programs", NULL, NULL), "{'programs': ['anon']}");
+	expect_json(ok(f, "list_programs", NULL, "s1"), "{'programs': ['p1']}");
+}
+
+static void
+test_execute_program(void **state)
+{
+	struct fx *f = started(state);
+	ok(f, "create_program",
+	    "{'program_id': 'qa', 'signature': 'question -> answer'}", NULL);
+	expect_json(ok(f, "execute_program",
+	    "{'program_id': 'qa', 'inputs': {'question': '2+2?'}}", NULL),
+	    "{'program_id': 'qa', 'outputs': {'answer': 'answer: 2+2?'}}");
+	ok(f, "create_program",
+	    "{'program_id': 'm', 'signature': 'a,b->c , d'}", NULL);
+	expect_json(ok(f, "execute_program",
+	    "{'program_id': 'm', 'inputs': {'b': 1, 'a': 'x', 'z': 0}}", NULL),
+	    "{'program_id': 'm', 'outputs': {'c': 'c: x 1', 'd': 'd: x 1'}}");
+	/* Values that are not strings: compact JSON, sorted, ASCII. */
+	json_t *out = json_object_get(ok(f, "execute_program",
+	    "{'program_id': 'm', 'inputs': "
+	    "{'a': {'z': [true, null], 'y': 'é'}, 'b': 2.5}}", NULL), "outputs");
+	assert_string_equal(msg_str(out, "c"),
+	    "c: {\"y\":\"\\u00e9\",\"z\":[true,null]} 2.5");
+	assert_string_equal(msg_str(out, "d"),
+	    "d: {\"y\":\"\\u00e9\",\"z\":[true,null]} 2.5");
+	assert_string_equal(err(f, "execute_program",
+	    "{'program_id': 'm', 'inputs': {'a': 'x'}}", NULL),
+	    "missing input: b");
+	assert_string_equal(err(f, "execute_program", "{'program_id': 'm'}",
+	    NULL), "missing input: a");
+	assert_string_equal(err(f, "execute_program",
+	    "{'program_id': 'm', 'inputs': 3}", NULL),
+	    "inputs must be an object");
+	assert_string_equal(err(f, "execute_program", "{}", NULL),
+	    "program_id is required (a non-empty string)");
+	assert_string_equal(err(f, "execute_program",
+	    "{'program_id': 'nope', 'inputs': {}}", NULL),
+	    "program not found: nope");
+	json_t *info = ok(f, "get_program_info", "{'program_id': 'm'}", NULL);
+	assert_string_equal(msg_str(info, "signature"), "a, b -> c, d");
+	info = ok(f, "get_program_info", "{'program_id': 'qa'}", NULL);
+	json_int_t n;
+	assert_true(msg_int(info, "executions", &n) && n == 1);
+}
+
+static void
+test_create_program_ids(void **state)
+{
+	struct fx *f = started(state);
+	expect_json(ok(f, "create_program", NULL, "s"), "{'program_id': 'prog_1'}");
+	/* A taken id is skipped; the counter is per process. */
+	ok(f, "create_program", "{'program_id': 'prog_3'}", "s");
+	expect_json(ok(f, "create_program", NULL, "s"), "{'program_id': 'prog_2'}");
+	expect_json(ok(f, "create_program", NULL, "s"), "{'program_id': 'prog_4'}");
+	expect_json(ok(f, "create_program", NULL, "t"), "{'program_id': 'prog_5'}");
+	expect_json(ok(f, "get_program_info", "{'program_id': 'prog_1'}", "s"),
+	    "{'program_id': 'prog_1', 'signature': 'question -> answer', "
+	    "'executions': 0, 'inputs': ['question'], 'outputs': ['answer']}");
+	assert_string_equal(err(f, "create_program",
+	    "{'program_id': 'prog_3', 'signature': 'q -> a'}", "s"),
+	    "program already exists: prog_3");
+	assert_string_equal(err(f, "create_program", "{'program_id': 5}", "s"),
+	    "program_id must be a non-empty string");
+	assert_string_equal(err(f, "create_program", "{'program_id': ''}", "s"),
+	    "program_id must be a non-empty string");
+}
+
+static void
+test_create_program_bad_signatures(void **state)
+{
+	struct fx *f = started(state);
+	static const char *const arrows[] = { "no arrow", "a -> b -> c", "" };
+	for (size_t i = 0; i < sizeof arrows / sizeof arrows[0]; i++) {
+		char args[128], want[128];
+		snprintf(args, sizeof args, "{'signature': '%s'}", arrows[i]);
+		snprintf(want, sizeof want, "invalid signature: '%s' needs "
+		    "exactly one '->'", arrows[i]);
+		assert_string_equal(err(f, "create_program", args, NULL), want);
+	}
+	static const char *const fields[] = { "-> a", "q ->", "a,,b -> c",
+	    "q -> a, ", "a b -> c", "a, a -> b", "a -> a", "1a -> b",
+	    "a: int -> b" };
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		char args[128], want[128];
+		snprintf(args, sizeof args, "{'signature': '%s'}", fields[i]);
+		snprintf(want, sizeof want, "invalid signature: '%s': fields "
+		    "must be distinct comma-separated names", fields[i]);
+		assert_string_equal(err(f, "create_program", args, NULL), want);
+	}
+	assert_string_equal(err(f, "create_program", "{'signature': 3}", NULL),
+	    "invalid signature: must be a string like 'question -> answer'");
+	expect_json(ok(f, "list_programs", NULL, NULL), "{'programs': []}");
+}
+
+static void
+test_delete_program(void **state)
+{
+	struct fx *f = started(state);
+	ok(f, "create_program", "{'program_id': 'a'}", "s1");
+	ok(f, "create_program", "{'program_id': 'b'}", "s1");
+	expect_json(ok(f, "list_programs", NULL, "s1"),
+	    "{'programs': ['a', 'b']}");
+	expect_json(ok(f, "delete_program", "{'program_id': 'a'}", "s1"),
+	    "{'deleted': true}");
+	expect_json(ok(f, "list_programs", NULL, "s1"), "{'programs': ['b']}");
+	assert_string_equal(err(f, "delete_program", "{'program_id': 'a'}",
+	    "s1"), "program not found: a");
+	assert_string_equal(err(f, "delete_program", "{'program_id': 'b'}",
+	    "s2"), "program not found: b");
+	assert_string_equal(err(f, "delete_program", NULL, "s1"),
+	    "program_id is required (a non-empty string)");
+	/* A session's space goes with its last program. */
+	json_int_t n;
+	assert_true(msg_int(ok(f, "get_stats", NULL, NULL), "sessions_count",
+	    &n) && n == 1);
+	ok(f, "delete_program", "{'program_id': 'b'}", "s1");
+	assert_true(msg_int(ok(f, "get_stats", NULL, NULL), "sessions_count",
+	    &n) && n == 0);
+}
+
+/* Asserts get_stats' counters. */
+static void
+expect_stats(struct fx *f, json_int_t programs, json_int_t commands,
+    json_int_t errors, json_int_t sessions)
+{
+	json_t *st = ok(f, "get_stats", NULL, NULL);
+	assert_int_equal(json_object_size(st), 5);
+	json_int_t v;
+	assert_true(msg_int(st, "programs_count", &v));
+	assert_int_equal(v, programs);
+	assert_true(msg_int(st, "command_count", &v));
+	assert_int_equal(v, commands);
+	assert_true(msg_int(st, "error_count", &v));
+	assert_int_equal(v, errors);
+	assert_true(msg_int(st, "sessions_count", &v));
+	assert_int_equal(v, sessions);
+	assert_true(msg_int(st, "uptime_ms", &v) && v >= 0);
+}
+
+static void
+test_stats_cleanup_reset(void **state)
+{
+	struct fx *f = started(state);
+	ok(f, "create_program", "{'program_id': 'a'}", "s1");
+	ok(f, "create_program", "{'program_id': 'b'}", "s1");
+	ok(f, "create_program", "{'program_id': 'c'}", "s2");
+	ok(f, "create_program", "{'program_id': 'd'}", NULL);
+	err(f, "nope", NULL, NULL);
+	expect_stats(f, 4, 7, 1, 2);	/* the init ping counts */
+
+	expect_json(ok(f, "cleanup_session", "{'session_id': 's1'}", NULL),
+	    "{'cleaned': 2}");
+	expect_json(ok(f, "list_programs", NULL, "s1"), "{'programs': []}");
+	expect_json(ok(f, "cleanup_session", "{'session_id': 's1'}", NULL),
+	    "{'cleaned': 0}");
+	/* Without args, the request's own session. */
+	expect_json(ok(f, "cleanup_session", NULL, "s2"), "{'cleaned': 1}");
+	assert_string_equal(err(f, "cleanup_session", NULL, NULL),
+	    "session_id is required (a non-empty string)");
+	assert_string_equal(err(f, "cleanup_session", "{'session_id': 1}",
+	    "s2"), "session_id is required (a non-empty string)");
+	expect_stats(f, 1, 14, 3, 0);
+
+	ok(f, "create_program", NULL, "s3");
+	expect_json(ok(f, "reset_state", NULL, NULL), "{'reset': true}");
+	expect_stats(f, 0, 1, 0, 0);
+	expect_json(ok(f, "list_programs", NULL, NULL), "{'programs': []}");
+	expect_json(ok(f, "list_programs", NULL, "s3"), "{'programs': []}");
+	/* Generated ids start over too. */
+	expect_json(ok(f, "create_program", NULL, "s3"),
+	    "{'program_id': 'prog_1'}");
+}
+
+/* --- frame size limits (ARBOR_MAX_FRAME_BYTES) -------------------------- */
+
+static void
+test_reply_over_limit_becomes_error(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = { "ARBOR_MAX_FRAME_BYTES=200", NULL };
+	spawn(f, NULL, env);
+	init_ping(f, "w");
+	for (int i = 0; i < 10; i++) {
+		char args[64];
+		snprintf(args, sizeof args, "{'program_id': 'program-number-%d'}",
+		    i);
+		ok(f, "create_program", args, NULL);
+	}
+	const char *e = err(f, "list_programs", NULL, NULL);
+	assert_non_null(strstr(e, "list_programs: reply of "));
+	assert_non_null(strstr(e, "exceeds the maximum frame size 200"));
+	/* big is the exception: it sends what was asked for. */
+	check_big(f, 5000);
+}
+
+static void
+test_request_over_limit_exits_2(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = { "ARBOR_MAX_FRAME_BYTES=100", NULL };
+	spawn(f, NULL, env);
+	init_ping(f, "w");
+	char args[200];
+	snprintf(args, sizeof args, "{'s': '%0120d'}", 0);
+	json_t *req = msg_worker_request(2, "echo", json_q(args), NULL);
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	send_text(f, text);
+	free(text);
+	expect_exit_code(f, 2);
+	assert_true(stderr_has(f, "exceeds the maximum 100", REPLY_MS));
+}
+
+/* --- the knobs ---------------------------------------------------------- */
+
+static void
+test_crash_at_start_env(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = { "MOCK_WORKER_CRASH_AT_START=3",
+	    NULL };
+	spawn(f, NULL, env);
+	expect_exit_code(f, 3);
+	char *p = NULL;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 0);
+}
+
+static void
+test_crash_at_start_flag(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--crash-at-start", "42", NULL };
+	spawn(f, args, NULL);
+	expect_exit_code(f, 42);
+}
+
+/* A worker that never answers, which still exits at EOF. */
+static void
+expect_no_init(struct fx *f)
+{
+	send_text(f, "{\"id\":1,\"command\":\"ping\",\"args\":"
+	    "{\"initialization\":true,\"worker_id\":\"bridge/worker\"}}");
+	expect_silence(f);
+	send_text(f, "{\"id\":2,\"command\":\"ping\"}");
+	expect_silence(f);
+	close_fd(&f->in);
+	expect_exit_code(f, 0);
+}
+
+static void
+test_no_init_env(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = { "MOCK_WORKER_NO_INIT=1", NULL };
+	spawn(f, NULL, env);
+	expect_no_init(f);
+}
+
+static void
+test_no_init_flag(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--no-init", NULL };
+	spawn(f, args, NULL);
+	expect_no_init(f);
+}
+
+/* SIGTERM does nothing; the worker still answers; SIGKILL still works. */
+static void
+expect_ignores_term(struct fx *f)
+{
+	init_ping(f, "pool/worker.2");
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	expect_json(ok(f, "sleep", "{'ms': 50}", NULL), "{'slept': 50}");
+	assert_int_equal(waitpid(f->pid, NULL, WNOHANG), 0);
+	send_text(f, "{\"id\":99,\"command\":\"hang\"}");
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	expect_silence(f);
+	assert_int_equal(waitpid(f->pid, NULL, WNOHANG), 0);
+	assert_int_equal(kill(f->pid, SIGKILL), 0);
+	int st = wait_exit(f, REPLY_MS);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static void
+test_ignore_term_env(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = { "MOCK_WORKER_IGNORE_TERM=1", NULL };
+	spawn(f, NULL, env);
+	expect_ignores_term(f);
+}
+
+static void
+test_ignore_term_flag(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--ignore-term", NULL };
+	spawn(f, args, NULL);
+	expect_ignores_term(f);
+}
+
+static void
+test_term_by_default(void **state)
+{
+	struct fx *f = started(state);
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	int st = wait_exit(f, REPLY_MS);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+}
+
+static void
+test_stderr_at_start_env(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = {
+	    "MOCK_WORKER_STDERR_AT_START=starting up, slowly", NULL };
+	spawn(f, NULL, env);
+	assert_true(stderr_has(f, "starting up, slowly\n", REPLY_MS));
+	init_ping(f, "pool/worker.3");
+}
+
+/* Knobs combine: the line comes out before the crash. */
+static void
+test_stderr_at_start_flag_then_crash(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--stderr-at-start", "bye",
+	    "--crash-at-start", "5", NULL };
+	spawn(f, args, NULL);
+	expect_exit_code(f, 5);
+	assert_true(stderr_has(f, "bye\n", REPLY_MS));
+}
+
+static void
+test_bad_usage(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--crash-at-start", "x", NULL };
+	spawn(f, args, NULL);
+	expect_exit_code(f, 64);
+	assert_true(stderr_has(f, "usage:", REPLY_MS));
+}
+
+#define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int
+main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (access(MOCK_WORKER, X_OK) != 0) {
+		fprintf(stderr, "test_mock_worker: %s not found (run from the"
+		    " repository root after building it)\n", MOCK_WORKER);
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		T(test_ping),
+		T(test_ping_without_init),
+		T(test_echo),
+		T(test_sleep),
+		T(test_crash_with_code),
+		T(test_crash_default_code),
+		T(test_crash_with_signal),
+		T(test_hang_dies_on_term),
+		T(test_garbage),
+		T(test_big),
+		T(test_stderr),
+		T(test_shutdown),
+		T(test_eof_exits_0),
+		T(test_unknown_command),
+		T(test_bad_requests_get_errors),
+		T(test_invalid_json_exits_2),
+		T(test_eof_inside_frame_exits_2),
+		T(test_oversized_request_exits_2),
+		T(test_programs_per_session),
+		T(test_execute_program),
+		T(test_create_program_ids),
+		T(test_create_program_bad_signatures),
+		T(test_delete_program),
+		T(test_stats_cleanup_reset),
+		T(test_reply_over_limit_becomes_error),
+		T(test_request_over_limit_exits_2),
+		T(test_crash_at_start_env),
+		T(test_crash_at_start_flag),
+		T(test_no_init_env),
+		T(test_no_init_flag),
+		T(test_ignore_term_env),
+		T(test_ignore_term_flag),
+		T(test_term_by_default),
+		T(test_stderr_at_start_env),
+		T(test_stderr_at_start_flag_then_crash),
+		T(test_bad_usage),
+	};
+	return cmocka_run_group_tests_name("mock_worker", tests, NULL, NULL);
+}
