@@ -38,6 +38,7 @@ static const struct sup_events events = {
 	.worker_idle = on_ready, .worker_down = on_down,
 };
 static void on_expired(struct job *, void *);
+static void pump(struct bridge *);
 static void cleanup_session(void *, const char *, struct sess_anchor *);
 
 struct bridge *
@@ -72,7 +73,7 @@ bridge_free(struct bridge *b)
 }
 
 struct sup *bridge_sup(const struct bridge *b) { return b->sup; }
-size_t bridge_inflight(const struct bridge *b) { return b->inflight; }
+size_t bridge_pending(const struct bridge *b) { return b->inflight + b->wq.n; }
 
 static void
 fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
@@ -87,6 +88,29 @@ static void
 on_expired(struct job *j, void *arg)
 {
 	fail_job(arg, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
+}
+
+void
+bridge_reconfigure(struct bridge *b, const struct config *cfg,
+    char *const *argv)
+{
+	b->cfg = cfg;
+	sup_reconfigure(b->sup, cfg, argv);
+	sup_set_intensity(b->sup, cfg->bridge.max_restarts,
+	    cfg->bridge.max_seconds);
+	waitq_configure(&b->wq, cfg->pool.checkout_timeout_ms,
+	    cfg->pool.max_waiting);
+	sess_set_ttl(b->sessions, cfg->pool.session_ttl_ms);
+	pump(b);	/* max_inflight may have grown */
+}
+
+struct job *
+bridge_take_waiting(struct bridge *b)
+{
+	struct job *j = waitq_first(&b->wq);
+	if (j)
+		waitq_remove(&b->wq, j);
+	return j;
 }
 
 void

@@ -20,8 +20,11 @@ struct sup *bridge_sup(const struct bridge *);
 
 void	bridge_submit(struct bridge *, struct job *);
 bool	bridge_end_session(struct bridge *, const char *id);
+void	bridge_reconfigure(struct bridge *, const struct config *,
+	    char *const *argv);
+struct job *bridge_take_waiting(struct bridge *);
 void	bridge_fail_waiting(struct bridge *, enum msg_code, const char *why);
-size_t	bridge_inflight(const struct bridge *);
+size_t	bridge_pending(const struct bridge *);
 json_t	*bridge_stats(const struct bridge *);
 
 #endif

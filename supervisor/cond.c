@@ -1,6 +1,7 @@
 #include "supervisor/cond.h"
 
 #include <ev.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
@@ -11,6 +12,13 @@
 #include "supervisor/version.h"
 
 #define LOOP	EV_DEFAULT_UC
+
+/* The root's one child: a pool or a bridge with its supervisor. */
+struct subtree {
+	struct sup	*sup;
+	struct pool	*pool;		/* mode pool */
+	struct bridge	*bridge;	/* mode single */
+};
 
 struct root {
 	const struct config	*cfg;
@@ -23,9 +31,9 @@ struct root {
 	struct intensity	 window;
 	unsigned		 restarts;
 	ev_tstamp		 started;
-	struct sup		*sub;		/* the pool's or the bridge's */
-	struct pool		*pool;		/* mode pool */
-	struct bridge		*bridge;	/* mode single */
+	struct subtree		 cur;		/* none in disabled and mock */
+	struct subtree		 old;		/* replaced by a reload, winding down */
+	ev_check		 w_old;
 	struct route_stats	 st;		/* adapter mock, mode disabled */
 };
 
@@ -34,6 +42,7 @@ static void on_sub_stopped(struct sup *, void *);
 static const struct sup_events sub_events = {
 	.failed = on_sub_failed, .stopped = on_sub_stopped,
 };
+static void on_old_check(struct ev_loop *, ev_check *, int);
 
 /* The command every worker runs under the resolved adapter. */
 static char *const *
@@ -44,19 +53,36 @@ worker_argv(const struct root *r)
 }
 
 /* Builds the subtree the mode calls for (none for disabled and mock). */
-static void
+static struct subtree
 make_subtree(struct root *r)
 {
 	const struct config *c = r->cfg;
+	struct subtree t = { 0 };
 	if (c->mode == MODE_DISABLED || c->adapter == ADAPTER_MOCK)
-		return;
+		return t;
 	if (c->mode == MODE_SINGLE) {
-		r->bridge = bridge_new(c, worker_argv(r), r->reg, &sub_events, r);
-		r->sub = bridge_sup(r->bridge);
+		t.bridge = bridge_new(c, worker_argv(r), r->reg, &sub_events, r);
+		t.sup = bridge_sup(t.bridge);
 	} else {
-		r->pool = pool_new(c, worker_argv(r), r->reg, &sub_events, r);
-		r->sub = pool_sup(r->pool);
+		t.pool = pool_new(c, worker_argv(r), r->reg, &sub_events, r);
+		t.sup = pool_sup(t.pool);
 	}
+	return t;
+}
+
+static void
+free_subtree(struct subtree *t)
+{
+	pool_free(t->pool);
+	bridge_free(t->bridge);
+	memset(t, 0, sizeof *t);
+}
+
+static size_t
+subtree_pending(const struct subtree *t)
+{
+	return t->pool ? pool_pending(t->pool) :
+	    t->bridge ? bridge_pending(t->bridge) : 0;
 }
 
 struct root *
@@ -72,8 +98,10 @@ root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
 	r->state = SS_STOPPED;
 	intensity_init(&r->window, cfg->supervisor.max_restarts,
 	    cfg->supervisor.max_seconds);
+	ev_check_init(&r->w_old, on_old_check);
+	r->w_old.data = r;
 	reg_add(reg, "root", REG_ROOT, r);
-	make_subtree(r);
+	r->cur = make_subtree(r);
 	return r;
 }
 
@@ -82,8 +110,9 @@ root_free(struct root *r)
 {
 	if (r == NULL)
 		return;
-	pool_free(r->pool);
-	bridge_free(r->bridge);
+	ev_check_stop(LOOP, &r->w_old);
+	free_subtree(&r->old);
+	free_subtree(&r->cur);
 	reg_remove(r->reg, "root");
 	intensity_release(&r->window);
 	free(r->mock_argv[0]);
@@ -97,32 +126,52 @@ root_start(struct root *r)
 	r->started = ev_now(LOOP);
 	log_info("root", "env=%s mode=%s adapter=%s", r->cfg->env,
 	    cfg_mode_name(r->cfg->mode), cfg_adapter_name(r->cfg->adapter));
-	if (r->sub)
-		sup_start(r->sub);
+	if (r->cur.sup)
+		sup_start(r->cur.sup);
+}
+
+static bool
+down(const struct subtree *t)
+{
+	return t->sup == NULL || sup_state(t->sup) == SS_STOPPED ||
+	    sup_state(t->sup) == SS_FAILED;
+}
+
+/* Stopping: done once the subtree and any old one are down. */
+static void
+maybe_stopped(struct root *r)
+{
+	if (r->state == SS_STOPPING && down(&r->cur) && down(&r->old)) {
+		r->state = SS_STOPPED;
+		r->ev->stopped(r, r->arg);
+	}
 }
 
 void
 root_stop(struct root *r)
 {
 	r->state = SS_STOPPING;
-	if (r->sub)
-		sup_stop(r->sub);
-	else
-		on_sub_stopped(NULL, r);
+	if (r->old.sup && !down(&r->old))
+		sup_stop(r->old.sup);
+	if (r->cur.sup)
+		sup_stop(r->cur.sup);
+	maybe_stopped(r);
 }
 
 void
 root_kill(struct root *r)
 {
-	if (r->sub)
-		sup_kill(r->sub);
+	if (r->old.sup)
+		sup_kill(r->old.sup);
+	if (r->cur.sup)
+		sup_kill(r->cur.sup);
 }
 
 void
 root_restart(struct root *r)
 {
-	if (r->sub)
-		sup_restart(r->sub);
+	if (r->cur.sup)
+		sup_restart(r->cur.sup);
 }
 
 /* The subtree failed: restart it, or give up when that is too often. */
@@ -130,8 +179,8 @@ static void
 on_sub_failed(struct sup *s, void *arg)
 {
 	struct root *r = arg;
-	if (r->state != SS_RUNNING)
-		return;
+	if (r->state != SS_RUNNING || s != r->cur.sup)
+		return;		/* an old subtree is not restarted */
 	if (intensity_add(&r->window, ev_now(LOOP))) {
 		log_error("root", "%s failed more than %d times within %d s: "
 		    "giving up", sup_name(s), r->cfg->supervisor.max_restarts,
@@ -148,23 +197,94 @@ on_sub_failed(struct sup *s, void *arg)
 static void
 on_sub_stopped(struct sup *s, void *arg)
 {
-	struct root *r = arg;
-	if (r->state != SS_STOPPING)
-		return;
-	r->state = SS_STOPPED;
-	r->ev->stopped(r, r->arg);
+	maybe_stopped(arg);
 }
 
-struct sup *root_subtree(const struct root *r) { return r->sub; }
+/* ---- reload -------------------------------------------------------------- */
 
-json_t *
-root_node(const struct root *r, const struct sup *s)
+/* The old subtree finishes what it holds, stops, and is freed here (never
+ * inside one of its own callbacks). */
+static void
+on_old_check(struct ev_loop *loop, ev_check *w, int revents)
 {
-	json_t *node = sup_json(s);
-	if (r->pool && s == r->sub)
-		pool_node_extra(r->pool, node);
-	return node;
+	struct root *r = w->data;
+	if (r->state == SS_STOPPING)
+		return;		/* root_stop stops it; root_free frees it */
+	if (!down(&r->old)) {
+		if (subtree_pending(&r->old) == 0 &&
+		    sup_state(r->old.sup) == SS_RUNNING)
+			sup_stop(r->old.sup);
+		return;
+	}
+	log_info("root", "old %s stopped", sup_name(r->old.sup));
+	ev_check_stop(loop, w);
+	free_subtree(&r->old);
 }
+
+/* Whether cfg calls for another subtree than the running one. */
+static bool
+needs_rebuild(const struct config *a, const struct config *b)
+{
+	if (a->mode != b->mode || a->adapter != b->adapter)
+		return true;
+	char *const *x = a->worker.argv, *const *y = b->worker.argv;
+	for (; *x && *y; x++, y++)
+		if (strcmp(*x, *y) != 0)
+			return true;
+	return *x || *y;
+}
+
+/* Replaces the subtree: the new one takes the names and the waiting
+ * requests; the old one finishes the requests it holds, then stops. */
+static void
+rebuild(struct root *r)
+{
+	if (r->old.sup) {	/* a reload during a reload: no more waiting */
+		log_warn("root", "replacing the subtree again: killing the old one");
+		sup_kill(r->old.sup);
+		free_subtree(&r->old);
+	}
+	r->old = r->cur;
+	if (r->old.sup)
+		sup_unregister(r->old.sup);
+	r->cur = make_subtree(r);
+	log_info("root", "mode=%s adapter=%s", cfg_mode_name(r->cfg->mode),
+	    cfg_adapter_name(r->cfg->adapter));
+	if (r->cur.sup)
+		sup_start(r->cur.sup);
+	struct job *j;
+	while (r->old.pool && (j = pool_take_waiting(r->old.pool)) != NULL)
+		root_submit(r, j);
+	while (r->old.bridge && (j = bridge_take_waiting(r->old.bridge)) != NULL)
+		root_submit(r, j);
+	if (r->old.sup)
+		ev_check_start(LOOP, &r->w_old);
+}
+
+void
+root_reload(struct root *r, const struct config *cfg)
+{
+	const struct config *prev = r->cfg;
+	r->cfg = cfg;
+	if (prev->supervisor.max_restarts != cfg->supervisor.max_restarts ||
+	    prev->supervisor.max_seconds != cfg->supervisor.max_seconds) {
+		intensity_release(&r->window);
+		intensity_init(&r->window, cfg->supervisor.max_restarts,
+		    cfg->supervisor.max_seconds);
+	}
+	if (r->old.pool)	/* it must not keep the config about to go */
+		pool_reconfigure(r->old.pool, cfg, worker_argv(r), false);
+	if (r->old.bridge)
+		bridge_reconfigure(r->old.bridge, cfg, worker_argv(r));
+	if (needs_rebuild(prev, cfg))
+		rebuild(r);
+	else if (r->cur.pool)
+		pool_reconfigure(r->cur.pool, cfg, worker_argv(r), true);
+	else if (r->cur.bridge)
+		bridge_reconfigure(r->cur.bridge, cfg, worker_argv(r));
+}
+
+/* ---- requests ------------------------------------------------------------ */
 
 /* Adapter mock: arbord answers itself (SPEC 3). */
 static void
@@ -181,10 +301,10 @@ mock_answer(struct root *r, struct job *job)
 void
 root_submit(struct root *r, struct job *job)
 {
-	if (r->pool)
-		pool_submit(r->pool, job);
-	else if (r->bridge)
-		bridge_submit(r->bridge, job);
+	if (r->cur.pool)
+		pool_submit(r->cur.pool, job);
+	else if (r->cur.bridge)
+		bridge_submit(r->cur.bridge, job);
 	else if (r->cfg->mode != MODE_DISABLED)
 		mock_answer(r, job);
 	else {
@@ -198,24 +318,49 @@ root_submit(struct root *r, struct job *job)
 bool
 root_end_session(struct root *r, const char *id)
 {
-	return r->pool ? pool_end_session(r->pool, id) :
-	    r->bridge ? bridge_end_session(r->bridge, id) : false;
+	return r->cur.pool ? pool_end_session(r->cur.pool, id) :
+	    r->cur.bridge ? bridge_end_session(r->cur.bridge, id) : false;
 }
 
 size_t
-root_inflight(const struct root *r)
+root_pending(const struct root *r)
 {
-	return r->pool ? pool_inflight(r->pool) :
-	    r->bridge ? bridge_inflight(r->bridge) : 0;
+	return subtree_pending(&r->cur) + subtree_pending(&r->old);
+}
+
+void
+root_fail_waiting(struct root *r, enum msg_code code, const char *why)
+{
+	struct subtree *ts[] = { &r->cur, &r->old };
+	for (size_t i = 0; i < 2; i++) {
+		if (ts[i]->pool)
+			pool_fail_waiting(ts[i]->pool, code, why);
+		if (ts[i]->bridge)
+			bridge_fail_waiting(ts[i]->bridge, code, why);
+	}
+}
+
+/* ---- reporting ----------------------------------------------------------- */
+
+struct sup *root_subtree(const struct root *r) { return r->cur.sup; }
+const struct config *root_config(const struct root *r) { return r->cfg; }
+
+json_t *
+root_node(const struct root *r, const struct sup *s)
+{
+	json_t *node = sup_json(s);
+	if (r->cur.pool && s == r->cur.sup)
+		pool_node_extra(r->cur.pool, node);
+	return node;
 }
 
 json_t *
 root_stats(const struct root *r)
 {
-	if (r->pool)
-		return pool_stats(r->pool);
-	if (r->bridge)
-		return bridge_stats(r->bridge);
+	if (r->cur.pool)
+		return pool_stats(r->cur.pool);
+	if (r->cur.bridge)
+		return bridge_stats(r->cur.bridge);
 	const struct route_stats *st = &r->st;
 	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i,"
 	    "s:I,s:i,s:i,s:i}", "mode", cfg_mode_name(r->cfg->mode),
@@ -226,14 +371,13 @@ root_stats(const struct root *r)
 	    "worker_errors", (json_int_t)st->worker_errors, "total_sessions", 0,
 	    "stale_sessions_cleaned", 0, "restarts", 0);
 }
-const struct config *root_config(const struct root *r) { return r->cfg; }
 
 json_t *
 root_json(const struct root *r)
 {
 	json_t *kids = json_array();
-	if (r->sub)
-		json_array_append_new(kids, root_node(r, r->sub));
+	if (r->cur.sup)
+		json_array_append_new(kids, root_node(r, r->cur.sup));
 	json_int_t up = (json_int_t)((ev_now(LOOP) - r->started) * 1000);
 	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:s,s:i,s:i,"
 	    "s:I,s:s,s:s,s:s,s:s}",

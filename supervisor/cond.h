@@ -29,6 +29,10 @@ void	root_start(struct root *);
 void	root_stop(struct root *);	/* subtrees in reverse start order */
 void	root_restart(struct root *);	/* restarts the subtree */
 void	root_kill(struct root *);	/* SIGKILL every worker now */
+/* Applies a validated reloaded config (the caller frees the old one after
+ * this returns): timeouts and sizes in place; a new mode, adapter or
+ * command gets a new subtree while the old one finishes what it holds. */
+void	root_reload(struct root *, const struct config *);
 
 /* The subtree ("pool" or "bridge"), or NULL in modes disabled and mock. */
 struct sup *root_subtree(const struct root *);
@@ -38,7 +42,9 @@ const struct config *root_config(const struct root *);
 void	root_submit(struct root *, struct job *);
 /* Ends a session (its worker is told); false if there was none. */
 bool	root_end_session(struct root *, const char *id);
-size_t	root_inflight(const struct root *);	/* jobs held by workers */
+size_t	root_pending(const struct root *);	/* jobs accepted, not answered */
+/* Fails the jobs still waiting for a worker (shutdown). */
+void	root_fail_waiting(struct root *, enum msg_code, const char *why);
 
 /* The root's NODE with the whole tree; a subtree's NODE (with the pool's
  * extra fields). New references. */

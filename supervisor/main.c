@@ -30,6 +30,10 @@ struct daemon {
 	struct ctl	*ctl;
 	struct ops_env	 ops;
 	ev_signal	 sig_term, sig_int, sig_hup;
+	ev_check	 w_drain;	/* shutting down: waits for pending jobs */
+	ev_timer	 t_drain;	/* ... up to worker.shutdown_timeout_ms */
+	const char	*conf_path, *env_arg;	/* as given: reload reads them again */
+	int		 verbosity;
 	int		 exit_code;
 	bool		 stopping;
 };
@@ -113,28 +117,110 @@ on_gave_up(struct root *r, void *arg)
 	on_root_stopped(r, d);
 }
 
-/* Graceful stop; a second request while stopping kills the tree at once. */
+/* The drain is over (no job pending, or its time is up): stop the tree. */
+static void
+end_drain(struct daemon *d)
+{
+	struct ev_loop *loop = EV_DEFAULT_UC;
+	if (!ev_is_active(&d->w_drain))
+		return;
+	ev_check_stop(loop, &d->w_drain);
+	ev_timer_stop(loop, &d->t_drain);
+	root_fail_waiting(d->root, ERR_SHUTTING_DOWN, "arbord is shutting down");
+	log_info("arbord", "stopping the tree");
+	root_stop(d->root);
+}
+
+static void
+on_drain_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct daemon *d = w->data;
+	if (root_pending(d->root) == 0)
+		end_drain(d);
+}
+
+static void
+on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	log_warn("arbord", "%zu requests still pending after %d ms: stopping "
+	    "anyway", root_pending(d->root), d->cfg->worker.shutdown_timeout_ms);
+	end_drain(d);
+}
+
+/* Graceful stop (SPEC 7): refuse new requests, let pending ones finish,
+ * then stop the tree. A second request stops at once. */
 static void
 begin_shutdown(void *arg)
 {
 	struct daemon *d = arg;
+	struct ev_loop *loop = EV_DEFAULT_UC;
 	if (d->stopping) {
 		log_warn("arbord", "second stop request: killing workers now");
+		end_drain(d);
 		root_kill(d->root);
 		return;
 	}
 	d->stopping = true;
 	d->ops.draining = true;
-	log_info("arbord", "shutting down");
-	root_stop(d->root);
+	log_info("arbord", "shutting down: draining %zu pending requests",
+	    root_pending(d->root));
+	ev_check_init(&d->w_drain, on_drain_check);
+	ev_timer_init(&d->t_drain, on_drain_timeout,
+	    d->cfg->worker.shutdown_timeout_ms / 1000.0, 0.);
+	d->w_drain.data = d->t_drain.data = d;
+	ev_check_start(loop, &d->w_drain);
+	ev_timer_start(loop, &d->t_drain);
+}
+
+static void
+apply_log_level(const struct config *cfg, int verbosity)
+{
+	enum cfg_log_level lv = cfg->log.level;
+	if (verbosity > 0)
+		lv = LOG_DEBUG;
+	else if (verbosity < 0 && lv < LOG_WARN)
+		lv = LOG_WARN;
+	log_setup(lv, cfg->log.format);
+}
+
+/* Reads the config again; applies it if valid (SPEC 7). Returns the
+ * changed keys, or NULL with the error (nothing changed then). */
+static json_t *
+reload(void *arg, char *err, size_t errlen)
+{
+	struct daemon *d = arg;
+	struct config *cfg = config_load(d->conf_path, d->env_arg, err, errlen);
+	if (cfg == NULL) {
+		log_error("arbord", "reload: %s (keeping the running config)", err);
+		return NULL;
+	}
+	const char **keys = config_diff(d->cfg, cfg);
+	json_t *changed = json_array();
+	for (const char **k = keys; *k; k++)
+		json_array_append_new(changed, json_string(*k));
+	free(keys);
+	if (strcmp(cfg->control.socket, d->cfg->control.socket) != 0)
+		log_warn("arbord", "reload: control.socket changes at restart");
+	apply_log_level(cfg, d->verbosity);
+	root_reload(d->root, cfg);
+	ctl_reconfigure(d->ctl, cfg);
+	config_free(d->cfg);
+	d->cfg = cfg;
+	char *s = json_dumps(changed, JSON_COMPACT);
+	log_info("arbord", "reloaded: changed %s", s);
+	free(s);
+	return changed;
 }
 
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
+	char err[1024];
 	if (w->signum == SIGHUP) {
-		log_warn("arbord", "SIGHUP: reload is not supported yet");
+		log_info("arbord", "SIGHUP: reloading %s", d->conf_path);
+		json_decref(reload(d, err, sizeof err));
 		return;
 	}
 	begin_shutdown(d);
@@ -167,7 +253,7 @@ run(struct daemon *d)
 	watch_signals(d);
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
-	    .arg = d };
+	    .reload = reload, .arg = d };
 	d->ctl = ctl_open(d->cfg, ops_handle, &d->ops, err, sizeof err);
 	if (d->ctl == NULL) {
 		log_error("arbord", "%s", err);
@@ -204,12 +290,10 @@ main(int argc, char **argv)
 		config_free(d.cfg);
 		return 0;
 	}
-	enum cfg_log_level lv = d.cfg->log.level;
-	if (a.verbosity > 0)
-		lv = LOG_DEBUG;
-	else if (a.verbosity < 0 && lv < LOG_WARN)
-		lv = LOG_WARN;
-	log_setup(lv, d.cfg->log.format);
+	d.conf_path = a.conf;
+	d.env_arg = a.env;
+	d.verbosity = a.verbosity;
+	apply_log_level(d.cfg, d.verbosity);
 	int rc = run(&d);
 	config_free(d.cfg);
 	return rc;

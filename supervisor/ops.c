@@ -229,6 +229,18 @@ op_stats(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	return r;
 }
 
+static json_t *
+op_reload(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	char err[1024];
+	json_t *changed = env->reload(env->arg, err, sizeof err);
+	if (changed == NULL)
+		return msg_error(id, ERR_CONFIG_ERROR, "%s", err);
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "changed", changed);
+	return r;
+}
+
 static const struct op {
 	const char	*name;
 	op_fn		*fn;
@@ -243,6 +255,7 @@ static const struct op {
 	{ "stop", op_stop },
 	{ "start", op_start },
 	{ "shutdown", op_shutdown },
+	{ "reload", op_reload },
 };
 
 void

@@ -15,6 +15,9 @@ struct ops_env {
 	struct registry	*reg;
 	bool		 draining;	/* shutting down: no new work */
 	void		(*shutdown)(void *arg);	/* the shutdown op */
+	/* The reload op: the changed keys (new reference), or NULL with the
+	 * reason in err. */
+	json_t		*(*reload)(void *arg, char *err, size_t errlen);
 	void		*arg;
 };
 

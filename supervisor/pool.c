@@ -36,6 +36,7 @@ struct pool {
 	size_t			 inflight;
 	unsigned long		 overflow_used;	/* bit i: overflow.(i+1) exists */
 	int			 noverflow;
+	int			 size;		/* pool workers (not overflow) */
 	struct sessions		*sessions;
 	struct route_stats	 st;
 };
@@ -85,6 +86,7 @@ pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	    &p->st.stale_sessions);
 	p->sup = sup_new("pool", cfg->pool.max_restarts, cfg->pool.max_seconds,
 	    cfg, argv, reg, &events, p);
+	p->size = cfg->pool.size;
 	for (int i = 1; i <= cfg->pool.size; i++) {
 		char leaf[32];
 		snprintf(leaf, sizeof leaf, "worker.%d", i);
@@ -122,9 +124,9 @@ pool_sup(const struct pool *p)
 }
 
 size_t
-pool_inflight(const struct pool *p)
+pool_pending(const struct pool *p)
 {
-	return p->inflight;
+	return p->inflight + p->wq.n;
 }
 
 /* ---- idle workers -------------------------------------------------------- */
@@ -165,6 +167,8 @@ idle_least_bound(struct pool *p)
 			best = pw;
 	return best;
 }
+
+static struct pool *p_of(struct pworker *pw) { return pw->pool; }
 
 /* ---- checkout and checkin ------------------------------------------------ */
 
@@ -261,6 +265,10 @@ on_ready(struct sup *s, struct child *c, void *arg)
 	struct pworker *pw = child_udata(c);
 	if (pw->idle || pw->job || child_state(c) != CS_READY)
 		return;
+	if (pw->retiring) {
+		sup_stop_child(p_of(pw)->sup, c);
+		return;
+	}
 	struct job *job = next_job(pw);
 	if (job)
 		assign(pw, job);
@@ -433,29 +441,49 @@ on_down(struct sup *s, struct child *c, void *arg)
 }
 
 static void
-remove_overflow(struct pool *p, struct pworker *pw)
+remove_worker(struct pool *p, struct pworker *pw)
 {
-	p->overflow_used &= ~(1UL << pw->overflow_index);
-	p->noverflow--;
+	if (pw->overflow) {
+		p->overflow_used &= ~(1UL << pw->overflow_index);
+		p->noverflow--;
+	}
+	ev_timer_stop(LOOP, &pw->t_idle);
 	sup_remove_worker(p->sup, pw->c);
 	free(pw);
 }
 
-/* An overflow worker idle for overflow_idle_ms is stopped, then removed. */
+/* Stops a worker that is leaving the pool (an idle overflow worker, or
+ * one beyond a smaller pool.size); it is removed once its process is gone. */
+static void
+retire(struct pool *p, struct pworker *pw)
+{
+	idle_remove(pw);
+	pw->retiring = true;
+	pw->lazy_pending = false;
+	if (pw->job)
+		return;		/* stops after its reply (on_ready) */
+	sup_stop_child(p->sup, pw->c);	/* also cancels a backoff */
+	if (!child_alive(pw->c)) {
+		ev_timer_set(&pw->t_idle, 0., 0.);
+		ev_timer_start(LOOP, &pw->t_idle);
+	}
+}
+
+/* An overflow worker idle for overflow_idle_ms retires; a retired worker
+ * whose process is gone is removed. */
 static void
 on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pworker *pw = w->data;
 	struct pool *p = pw->pool;
-	if (pw->retiring && !child_alive(pw->c)) {
-		remove_overflow(p, pw);
+	if (pw->retiring) {
+		if (!child_alive(pw->c))
+			remove_worker(p, pw);
 		return;
 	}
 	log_info(child_name(pw->c), "idle for %d ms: stopping",
 	    p->cfg->pool.overflow_idle_ms);
-	idle_remove(pw);
-	pw->retiring = true;
-	sup_stop_child(p->sup, pw->c);
+	retire(p, pw);
 }
 
 static void
@@ -493,6 +521,68 @@ pool_end_session(struct pool *p, const char *id)
 	return true;
 }
 
+/* ---- reload ------------------------------------------------------------- */
+
+/* The pool worker named worker.<i>, or NULL. */
+static struct pworker *
+find_worker(struct pool *p, int i)
+{
+	char name[64];
+	snprintf(name, sizeof name, "pool/worker.%d", i);
+	for (size_t k = 0; k < sup_nchildren(p->sup); k++)
+		if (strcmp(child_name(sup_child(p->sup, k)), name) == 0)
+			return child_udata(sup_child(p->sup, k));
+	return NULL;
+}
+
+/* Grows or shrinks the pool to size: new workers start now (unless lazy),
+ * surplus ones finish their request and then stop. */
+static void
+resize(struct pool *p, int from, int to)
+{
+	for (int i = from + 1; i <= to; i++) {
+		struct pworker *pw = find_worker(p, i);
+		if (pw && pw->retiring)
+			continue;	/* still leaving: comes back with a later reload */
+		char leaf[32];
+		snprintf(leaf, sizeof leaf, "worker.%d", i);
+		pw = pw_add(p, leaf, !p->cfg->pool.lazy, false);
+		pw->lazy_pending = p->cfg->pool.lazy;
+	}
+	for (int i = to + 1; i <= from; i++) {
+		struct pworker *pw = find_worker(p, i);
+		if (pw && !pw->retiring)
+			retire(p, pw);
+	}
+	log_info("pool", "resized from %d to %d workers", from, to);
+}
+
+void
+pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv,
+    bool resize_now)
+{
+	int from = p->size;
+	p->cfg = cfg;
+	sup_reconfigure(p->sup, cfg, argv);
+	sup_set_intensity(p->sup, cfg->pool.max_restarts, cfg->pool.max_seconds);
+	waitq_configure(&p->wq, cfg->pool.checkout_timeout_ms,
+	    cfg->pool.max_waiting);
+	sess_set_ttl(p->sessions, cfg->pool.session_ttl_ms);
+	if (resize_now && from != cfg->pool.size) {
+		p->size = cfg->pool.size;
+		resize(p, from, cfg->pool.size);
+	}
+}
+
+struct job *
+pool_take_waiting(struct pool *p)
+{
+	struct job *j = waitq_first(&p->wq);
+	if (j)
+		unqueue(p, j);
+	return j;
+}
+
 /* ---- reporting ----------------------------------------------------------- */
 
 json_t *
@@ -508,7 +598,7 @@ pool_stats(const struct pool *p)
 	}
 	const struct route_stats *st = &p->st;
 	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:I,s:I,s:I,s:I}", "mode", "pool", "size", p->cfg->pool.size,
+	    "s:I,s:I,s:I,s:I}", "mode", "pool", "size", p->size,
 	    "max_overflow", p->cfg->pool.max_overflow, "ready", ready,
 	    "busy", busy, "overflow", p->noverflow,
 	    "waiting", (json_int_t)p->wq.n,

@@ -26,9 +26,15 @@ struct sup *pool_sup(const struct pool *);
 void	pool_submit(struct pool *, struct job *);
 /* Ends a session (its worker gets cleanup_session); false if unknown. */
 bool	pool_end_session(struct pool *, const char *id);
+/* Applies a reloaded config (same mode): timeouts, affinity, intensity,
+ * and pool.size (grow now, shrink as surplus workers finish). */
+void	pool_reconfigure(struct pool *, const struct config *, char *const *argv,
+	    bool resize);
+/* Takes the oldest waiting job out of the pool (NULL: none). */
+struct job *pool_take_waiting(struct pool *);
 /* Fails every waiting job with code (shutdown, mode change). */
 void	pool_fail_waiting(struct pool *, enum msg_code, const char *why);
-size_t	pool_inflight(const struct pool *);	/* jobs held by workers */
+size_t	pool_pending(const struct pool *);	/* jobs accepted, not answered */
 
 /* The stats op's object, and fields added to the pool's NODE. */
 json_t	*pool_stats(const struct pool *);

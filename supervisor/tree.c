@@ -79,16 +79,33 @@ sup_free(struct sup *s)
 {
 	if (s == NULL)
 		return;
+	sup_unregister(s);
 	for (size_t i = 0; i < s->n; i++) {
-		reg_remove(s->reg, child_name(s->slots[i]->c));
 		child_free(s->slots[i]->c);
 		free(s->slots[i]);
 	}
-	reg_remove(s->reg, s->name);
 	intensity_release(&s->window);
 	free(s->slots);
 	free(s->name);
 	free(s);
+}
+
+void
+sup_unregister(struct sup *s)
+{
+	if (s->reg == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		reg_remove(s->reg, child_name(s->slots[i]->c));
+	reg_remove(s->reg, s->name);
+	s->reg = NULL;
+}
+
+void
+sup_set_intensity(struct sup *s, int max_restarts, int max_seconds)
+{
+	intensity_release(&s->window);
+	intensity_init(&s->window, max_restarts, max_seconds);
 }
 
 void
@@ -121,7 +138,8 @@ sup_add_worker(struct sup *s, const char *leaf, bool want_up)
 		s->slots = xrealloc(s->slots, s->cap * sizeof *s->slots);
 	}
 	s->slots[s->n++] = sl;
-	reg_add(s->reg, name, REG_WORKER, sl->c);
+	if (s->reg)
+		reg_add(s->reg, name, REG_WORKER, sl->c);
 	free(name);
 	if (want_up && s->state == SS_RUNNING)
 		spawn(s, sl);
@@ -134,7 +152,8 @@ sup_remove_worker(struct sup *s, struct child *c)
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->slots[i]->c != c)
 			continue;
-		reg_remove(s->reg, child_name(c));
+		if (s->reg)
+			reg_remove(s->reg, child_name(c));
 		free(s->slots[i]);
 		child_free(c);
 		memmove(&s->slots[i], &s->slots[i + 1],

@@ -157,10 +157,10 @@ is_name(const char *s, size_t n)
 	return true;
 }
 
-/* Appends the field in s[0..n), trimmed, to fields unless it is not a
- * name or already in seen; false then. */
+/* Appends the field in s[0..n), trimmed, to fields; false if it is not a
+ * name. */
 static bool
-add_field(json_t *fields, const json_t *seen, const char *s, size_t n)
+add_field(json_t *fields, const char *s, size_t n)
 {
 	while (n > 0 && isspace((unsigned char)*s))
 		s++, n--;
@@ -168,20 +168,25 @@ add_field(json_t *fields, const json_t *seen, const char *s, size_t n)
 		n--;
 	if (!is_name(s, n))
 		return false;
-	json_t *name = json_stringn(s, n);
-	size_t i;
-	const json_t *v;
-	json_array_foreach(seen, i, v)
-		if (json_equal(v, name)) {
-			json_decref(name);
-			return false;
-		}
-	json_array_append_new(fields, name);
+	json_array_append_new(fields, json_stringn(s, n));
 	return true;
 }
 
-/* Parses "a, b" in s[0..n) onto the end of fields (which holds the fields
- * seen so far); false if a field is no name or a repeat. */
+/* Whether a field appears twice in fields. */
+static bool
+has_repeat(const json_t *fields)
+{
+	size_t n = json_array_size(fields);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (json_equal(json_array_get(fields, i),
+			    json_array_get(fields, j)))
+				return true;
+	return false;
+}
+
+/* Parses "a, b" in s[0..n) onto the end of fields; false if a field is not
+ * a name. */
 static bool
 parse_fields(json_t *fields, const char *s, size_t n)
 {
@@ -189,7 +194,7 @@ parse_fields(json_t *fields, const char *s, size_t n)
 	for (;;) {
 		const char *comma = memchr(s, ',', (size_t)(end - s));
 		const char *stop = comma ? comma : end;
-		if (!add_field(fields, fields, s, (size_t)(stop - s)))
+		if (!add_field(fields, s, (size_t)(stop - s)))
 			return false;
 		if (comma == NULL)
 			return true;
@@ -210,10 +215,11 @@ parse_signature(struct worker *w, const char *sig)
 	bool good = parse_fields(all, sig, (size_t)(arrow - sig));
 	size_t nin = json_array_size(all);
 	good = good && parse_fields(all, arrow + 2, strlen(arrow + 2));
-	if (!good) {
+	if (!good || has_repeat(all)) {
 		json_decref(all);
-		return worker_fail(w, "invalid signature: '%s': fields must be"
-		    " distinct comma-separated names", sig);
+		return worker_fail(w, good ? "invalid signature: '%s' repeats a"
+		    " field" : "invalid signature: '%s': fields must be"
+		    " comma-separated names", sig);
 	}
 	json_t *in = json_array();
 	for (size_t i = 0; i < nin; i++) {

@@ -441,7 +441,7 @@ arb_ctl(struct arb *a, char *out, size_t outlen, ...)
 		argv[n++] = s;
 	va_end(ap);
 	argv[n] = NULL;
-	char err[4096];
+	char err[4096] = "";
 	int code = arb_run(argv, NULL, out, outlen, err, sizeof err);
 	if (err[0] != '\0')	/* its first line, for the test's output */
 		fprintf(stderr, "arborctl (exit %d): %.*s\n", code,
@@ -516,6 +516,9 @@ arb_new(const char *config_body)
 void
 arb_spawn(struct arb *a, const char *env, const char *const *extra_env)
 {
+	if (a->pid > 0 && !a->reaped)
+		fail_msg("arb_spawn: arbord pid %d still runs", (int)a->pid);
+	a->reaped = false;
 	char *bin = arb_bin_path("arbord");
 	const char *argv[] = { bin, "-c", a->conf, env ? "-e" : NULL, env, NULL };
 	int log = open(a->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

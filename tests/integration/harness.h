@@ -45,7 +45,8 @@ struct arb *arb_new(const char *config_body);
 /* Starts arbord -c <conf> [-e env] (env may be NULL) with stderr and stdout
  * in <dir>/arbord.log, in its own process group. extra_env: NULL-terminated
  * "KEY=VALUE" strings (may be NULL); ARBOR_ENV, ARBOR_CONF, ARBOR_SOCKET and
- * TEST_MODE are removed from the inherited environment first. */
+ * TEST_MODE are removed from the inherited environment first. Once an
+ * arbord has exited (arb_wait_exit), the same arb may be spawned again. */
 void	arb_spawn(struct arb *, const char *env, const char *const *extra_env);
 /* Polls until the socket answers ping: 0, or -1 on timeout or if arbord
  * exited. */

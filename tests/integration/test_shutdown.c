@@ -2,7 +2,8 @@
  * and `arborctl shutdown` each stop the tree, remove the socket and exit 0
  * with no zombie and no orphan; a worker deaf to SIGTERM is killed after
  * shutdown_timeout_ms; a request in flight finishes, a new one is refused
- * with shutting_down. */
+ * with shutting_down. Workers die with a SIGKILLed arbord, whose stale
+ * socket the next one replaces; a second arbord on a live socket exits 1. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,8 +12,12 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "proto/xmalloc.h"
 
 #include "tests/integration/harness.h"
 
@@ -140,23 +145,91 @@ test_inflight_finishes(void **state)
 	json_decref(r);
 	req = json_pack("{s:i, s:s, s:s}", "id", 2, "op", "execute",
 	    "command", "ping");
-	assert_int_equal(arb_conn_send(late, req), 0);
+	if (arb_conn_send(late, req) < 0 ||
+	    (r = arb_conn_recv(late, ARB_REPLY_MS)) == NULL)
+		fail_msg("a request sent while shutting down got no reply");
 	json_decref(req);
-	r = arb_conn_recv(late, ARB_REPLY_MS);
-	assert_non_null(r);
 	assert_int_equal(arb_node_int(r, "id"), 2);
 	assert_false(arb_reply_ok(r));
 	assert_string_equal(arb_reply_code(r), "shutting_down");
 	json_decref(r);
 
-	r = arb_conn_recv(slow, ARB_REPLY_MS);
-	assert_non_null(r);
+	if ((r = arb_conn_recv(slow, ARB_REPLY_MS)) == NULL)
+		fail_msg("the request in flight at shutdown got no reply");
 	assert_int_equal(arb_node_int(r, "id"), 1);
-	assert_true(arb_reply_ok(r));
+	if (!arb_reply_ok(r))
+		fail_msg("the request in flight at shutdown failed: %s",
+		    arb_reply_code(r));
 	json_decref(r);
 	arb_conn_close(slow);
 	arb_conn_close(late);
 	assert_clean_exit(a, pids, 1);
+}
+
+/* Reaps pid, a worker handed to us when arbord died: true once it has
+ * exited (it must die of arbord's death, not linger). */
+static bool
+reap_orphan(pid_t pid, int timeout_ms)
+{
+	long long end = arb_now_ms() + timeout_ms;
+	while (proc_exists(pid)) {
+		if (proc_ppid(pid) == getpid() && waitpid(pid, NULL,
+		    WNOHANG) == pid)
+			return true;
+		if (arb_now_ms() >= end)
+			return false;
+		arb_sleep_ms(20);
+	}
+	return true;
+}
+
+/* Workers never outlive arbord, even a SIGKILLed one; the socket file it
+ * leaves is replaced by the next arbord. */
+static void
+test_sigkill_takes_workers_along(void **state)
+{
+	json_int_t pids[3];
+	struct arb *a = start_ready(POOL_CONF, "pool", 3, pids);
+	assert_int_equal(arb_kill(a, SIGKILL), 0);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 128 + SIGKILL);
+	for (size_t i = 0; i < 3; i++)
+		if (!reap_orphan((pid_t)pids[i], ARB_EVENT_MS))
+			fail_msg("worker %lld outlived a SIGKILLed arbord",
+			    (long long)pids[i]);
+	assert_int_equal(access(arb_socket_path(a), F_OK), 0);	/* stale */
+
+	arb_spawn(a, "dev", NULL);
+	assert_int_equal(arb_wait_ready(a, ARB_START_MS), 0);
+	json_t *tree = arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A second arbord on the socket of a live one exits 1 naming its pid,
+ * and leaves the first one's socket alone. */
+static void
+test_second_arbord_refused(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SINGLE_CONF, "bridge", 1, pids);
+	char *conf = xasprintf("bridge = { adapter = \"bridge_mock\"; };\n"
+	    "control = { socket = \"%s\"; };\n"
+	    "environments = { dev = { }; };\n", arb_socket_path(a));
+	struct arb *b = arb_new(conf);
+	free(conf);
+	arb_spawn(b, "dev", NULL);
+	assert_int_equal(arb_wait_exit(b, ARB_EXIT_MS), 1);
+	char pid[32];
+	snprintf(pid, sizeof pid, "%d", (int)arb_pid(a));
+	if (!arb_log_contains(b, pid)) {
+		arb_dump_log(b);
+		fail_msg("the second arbord does not name pid %s", pid);
+	}
+	assert_int_equal(arb_stop(b), 1);
+	json_t *r = arb_op_ok(a, "ping");
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
 }
 
 int
@@ -169,6 +242,8 @@ main(void)
 		cmocka_unit_test_teardown(test_arborctl_shutdown, arb_teardown),
 		cmocka_unit_test_teardown(test_deaf_workers_killed, arb_teardown),
 		cmocka_unit_test_teardown(test_inflight_finishes, arb_teardown),
+		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
+		cmocka_unit_test_teardown(test_second_arbord_refused, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

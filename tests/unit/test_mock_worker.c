@@ -560,14 +560,31 @@ test_bad_requests_get_errors(void **state)
 	json_t *r = frame_parse(p, n, NULL);
 	free(p);
 	assert_true(json_is_false(json_object_get(r, "success")));
-	assert_string_equal(msg_str(r, "error"), "bad request: no command");
+	assert_string_equal(msg_str(r, "error"),
+	    "invalid request: command must be a non-empty string");
 	json_decref(r);
 	send_text(f, "{\"id\":3,\"command\":\"echo\",\"args\":[1]}");
 	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
 	r = frame_parse(p, n, NULL);
 	free(p);
 	assert_string_equal(msg_str(r, "error"),
-	    "bad request: args must be an object");
+	    "invalid request: args must be an object");
+	json_decref(r);
+	send_text(f, "{\"id\":4,\"command\":\"echo\",\"session_id\":7}");
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	r = frame_parse(p, n, NULL);
+	free(p);
+	assert_string_equal(msg_str(r, "error"),
+	    "invalid request: session_id must be a string");
+	json_decref(r);
+	/* Null args and session_id are as good as none. */
+	send_text(f, "{\"id\":5,\"command\":\"echo\",\"args\":null,"
+	    "\"session_id\":null}");
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	r = frame_parse(p, n, NULL);
+	free(p);
+	assert_true(json_is_true(json_object_get(r, "success")));
+	expect_json(json_object_get(r, "result"), "{}");
 	json_decref(r);
 }
 
@@ -675,6 +692,19 @@ test_execute_program(void **state)
 	assert_true(msg_int(info, "executions", &n) && n == 1);
 }
 
+/* Error messages come through whole, however long. */
+static void
+test_long_error_message(void **state)
+{
+	struct fx *f = started(state);
+	char id[3001], args[3100], want[3100];
+	memset(id, 'k', sizeof id - 1);
+	id[sizeof id - 1] = '\0';
+	snprintf(args, sizeof args, "{'program_id': '%s'}", id);
+	snprintf(want, sizeof want, "program not found: %s", id);
+	assert_string_equal(err(f, "get_program_info", args, "s"), want);
+}
+
 static void
 test_create_program_ids(void **state)
 {
@@ -710,13 +740,21 @@ test_create_program_bad_signatures(void **state)
 		assert_string_equal(err(f, "create_program", args, NULL), want);
 	}
 	static const char *const fields[] = { "-> a", "q ->", "a,,b -> c",
-	    "q -> a, ", "a b -> c", "a, a -> b", "a -> a", "1a -> b",
-	    "a: int -> b" };
+	    "q -> a, ", "a b -> c", "1a -> b", "a: int -> b" };
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		char args[128], want[128];
 		snprintf(args, sizeof args, "{'signature': '%s'}", fields[i]);
 		snprintf(want, sizeof want, "invalid signature: '%s': fields "
-		    "must be distinct comma-separated names", fields[i]);
+		    "must be comma-separated names", fields[i]);
+		assert_string_equal(err(f, "create_program", args, NULL), want);
+	}
+	static const char *const repeats[] = { "a, a -> b", "a -> a",
+	    "a, b -> c, b" };
+	for (size_t i = 0; i < sizeof repeats / sizeof repeats[0]; i++) {
+		char args[128], want[128];
+		snprintf(args, sizeof args, "{'signature': '%s'}", repeats[i]);
+		snprintf(want, sizeof want, "invalid signature: '%s' repeats a "
+		    "field", repeats[i]);
 		assert_string_equal(err(f, "create_program", args, NULL), want);
 	}
 	assert_string_equal(err(f, "create_program", "{'signature': 3}", NULL),
@@ -1007,6 +1045,7 @@ main(void)
 		T(test_oversized_request_exits_2),
 		T(test_programs_per_session),
 		T(test_execute_program),
+		T(test_long_error_message),
 		T(test_create_program_ids),
 		T(test_create_program_bad_signatures),
 		T(test_delete_program),

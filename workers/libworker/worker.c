@@ -15,7 +15,7 @@
 #include "proto/msg.h"
 #include "proto/xmalloc.h"
 
-/* worker_serve() result meaning "go on with the next request". */
+/* serve_one() and handle() result meaning "go on with the next request". */
 #define SERVE_MORE	(-1)
 
 struct handler {
@@ -57,8 +57,8 @@ complain(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Moves fd (0 or 1) to a private close-on-exec copy and puts the file
- * named by path (0) or stderr (1) in its place, so that stray reads and
+/* Moves fd (0 or 1) to a private close-on-exec copy and puts /dev/null
+ * (0) or stderr (1) in its place, so that stray reads and
  * printf()s, ours or a child's, cannot touch the frame stream. Returns the
  * copy, or fd itself if it cannot be copied. */
 static int
@@ -115,6 +115,10 @@ worker_free(struct worker *w)
 	for (size_t i = 0; i < w->nhandlers; i++)
 		free(w->handlers[i].command);
 	free(w->handlers);
+	if (w->in_fd > STDERR_FILENO)
+		close(w->in_fd);
+	if (w->out_fd > STDERR_FILENO)
+		close(w->out_fd);
 	buf_release(&w->in);
 	buf_release(&w->out);
 	free(w->id);
@@ -122,6 +126,7 @@ worker_free(struct worker *w)
 	free(w);
 }
 
+/* The handler registered for command, or NULL. */
 static struct handler *
 find_handler(const struct worker *w, const char *command)
 {
@@ -271,27 +276,39 @@ note_worker_id(struct worker *w, const json_t *args)
 	}
 }
 
-/* The error reply, built without msg_worker_err()'s size limit. */
+/* The error reply carrying w->err (counted). */
 static json_t *
 error_reply(struct worker *w)
 {
-	json_t *r = json_pack("{s:O,s:b}", "id", w->req_id, "success", 0);
-	json_t *text = json_string(w->err);
-	if (text == NULL)
-		text = json_string("(error message is not valid UTF-8)");
-	json_object_set_new(r, "error", text);
 	w->errors++;
-	return r;
+	return msg_worker_err(w->req_id, "%s", w->err);
+}
+
+/* Checks the request's shape; false after worker_fail(). */
+static bool
+valid_request(struct worker *w, const json_t *req)
+{
+	json_t *sid = json_object_get(req, "session_id");
+	if (w->command == NULL || *w->command == '\0')
+		worker_fail(w, "invalid request: command must be a non-empty"
+		    " string");
+	else if (!json_is_object(json_object_get(req, "args")))
+		worker_fail(w, "invalid request: args must be an object");
+	else if (sid != NULL && !json_is_null(sid) && !json_is_string(sid))
+		worker_fail(w, "invalid request: session_id must be a string");
+	else
+		return true;
+	return false;
 }
 
 /* Runs the handler of the current request; result as worker_fn's. */
 static json_t *
-dispatch(struct worker *w, json_t *args, const char *session_id)
+dispatch(struct worker *w, json_t *req)
 {
-	if (w->command == NULL)
-		return worker_fail(w, "bad request: no command");
-	if (!json_is_object(args))
-		return worker_fail(w, "bad request: args must be an object");
+	if (!valid_request(w, req))
+		return NULL;
+	json_t *args = json_object_get(req, "args");
+	const char *session_id = msg_str(req, "session_id");
 	if (strcmp(w->command, "ping") == 0)
 		note_worker_id(w, args);
 	struct handler *h = find_handler(w, w->command);
@@ -360,8 +377,7 @@ static int
 handle(struct worker *w, json_t *req)
 {
 	begin_request(w, req);
-	json_t *result = dispatch(w, json_object_get(req, "args"),
-	    msg_str(req, "session_id"));
+	json_t *result = dispatch(w, req);
 	bool shutdown = w->command && strcmp(w->command, "shutdown") == 0;
 	int rc = reply(w, result);
 	w->req_id = NULL;
