@@ -17,7 +17,7 @@ CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -I. -D_GNU_SOURCE
 LDLIBS  := -lev -ljansson -lconfig
 
 ifeq ($(SAN),1)
-BUILD   := build
+BUILD   := build/san
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
@@ -47,7 +47,7 @@ LIBPROTO  := $(BUILD)/libproto.a
 LIBDAEMON := $(BUILD)/libarbord.a
 LIBWORKER := $(BUILD)/libworker.a
 
-.PHONY: all test unit integration run deps clean install bench
+.PHONY: all test unit integration test-python run deps deps-check clean install bench
 all: deps-check $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -94,15 +94,19 @@ deps-check:
 	@test -f /usr/include/ev.h -a -f /usr/include/jansson.h -a -f /usr/include/libconfig.h \
 	  || $(MAKE) --no-print-directory deps
 
-unit: deps $(UNIT_BIN)
-	@tests/run-unit $(UNIT_BIN)
+unit: deps $(BINS) $(UNIT_BIN)
+	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-unit $(UNIT_BIN)
 
 integration: deps $(BINS) $(ITEST_BIN)
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
 
 test: deps $(BINS) $(UNIT_BIN) $(ITEST_BIN)
-	@tests/run-unit $(UNIT_BIN)
+	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-unit $(UNIT_BIN)
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
+	@$(MAKE) --no-print-directory test-python
+
+test-python:
+	@cd workers/python && python3 -m unittest -q
 
 run: deps $(BINS)
 	$(BUILD)/arbord -c conf/arbor.conf -e dev

@@ -57,6 +57,7 @@ bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	b->sup = sup_new("bridge", cfg->bridge.max_restarts,
 	    cfg->bridge.max_seconds, cfg, argv, reg, &events, b);
 	b->worker = sup_add_worker(b->sup, "worker", true);
+	child_set_sessions(b->worker, &b->anchor.n);
 	return b;
 }
 

@@ -43,7 +43,7 @@ struct child {
 	int			 status;	/* wait status of the last exit */
 	ev_tstamp		 started, exited_at;
 	unsigned		 restarts;
-	int			 sessions;
+	const size_t		*sessions;	/* bound sessions, the router's */
 	struct child_stats	 stats;
 
 	int			 fd_in, fd_out, fd_err;
@@ -785,7 +785,7 @@ unsigned child_inflight(const struct child *c) { return c->nuser; }
 unsigned child_restarts(const struct child *c) { return c->restarts; }
 void child_count_restart(struct child *c) { c->restarts++; }
 struct child_stats *child_stats(struct child *c) { return &c->stats; }
-void child_sessions_add(struct child *c, int d) { c->sessions += d; }
+void child_set_sessions(struct child *c, const size_t *n) { c->sessions = n; }
 void *child_owner_data(const struct child *c) { return c->owner_data; }
 void child_set_owner_data(struct child *c, void *d) { c->owner_data = d; }
 void *child_udata(const struct child *c) { return c->udata; }
@@ -836,7 +836,7 @@ child_json(const struct child *c)
 	    "state", child_state_name(child_state(c)),
 	    "restarts", (json_int_t)c->restarts, "uptime_ms", up, "children",
 	    "pid", (json_int_t)c->pid, "health", child_health_name(c->health),
-	    "session", c->sessions, "stats",
+	    "session", c->sessions ? (int)*c->sessions : 0, "stats",
 	    "requests_handled", (json_int_t)s->requests_handled,
 	    "errors", (json_int_t)s->errors,
 	    "sessions_served", (json_int_t)s->sessions_served,

@@ -86,7 +86,8 @@ unsigned child_inflight(const struct child *);	/* user requests in flight */
 unsigned child_restarts(const struct child *);
 void	child_count_restart(struct child *);
 struct child_stats *child_stats(struct child *);
-void	child_sessions_add(struct child *, int delta);
+/* Where the router keeps this child's bound-session count (for NODE). */
+void	child_set_sessions(struct child *, const size_t *count);
 void	*child_owner_data(const struct child *);	/* the supervisor's */
 void	child_set_owner_data(struct child *, void *);
 void	*child_udata(const struct child *);		/* the router's */

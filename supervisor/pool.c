@@ -67,6 +67,7 @@ pw_add(struct pool *p, const char *leaf, bool start, bool overflow)
 	pw->t_idle.data = pw;
 	pw->c = sup_add_worker(p->sup, leaf, start);
 	child_set_udata(pw->c, pw);
+	child_set_sessions(pw->c, &pw->anchor.n);
 	return pw;
 }
 

@@ -655,6 +655,7 @@ arb_free(struct arb *a)
 {
 	if (a == NULL)
 		return;
+	kill_arbord(a);		/* a no-op unless the test forgot it */
 	for (struct arb **p = &live; *p != NULL; p = &(*p)->next)
 		if (*p == a) {
 			*p = a->next;
@@ -699,8 +700,9 @@ cleanup_all(void)
 	while (live != NULL) {
 		struct arb *a = live;
 		if (a->pid > 0) {
-			fprintf(stderr, "teardown: arbord pid %d (%s) was not "
-			    "stopped by the test\n", (int)a->pid, a->dir);
+			fprintf(stderr, "teardown: arbord pid %d (%s) was left "
+			    "to the teardown (did the test fail?)\n",
+			    (int)a->pid, a->dir);
 			arb_dump_log(a);
 		}
 		kill_arbord(a);

@@ -67,7 +67,8 @@ int	arb_wait_exit(struct arb *, int timeout_ms);
  * (in a status reply or as arbord's child) still exists, or if arbord left
  * any process behind; removes the temp dir and frees the arb. */
 int	arb_stop(struct arb *);
-/* Frees an arb whose arbord was never spawned or has been reaped. */
+/* Frees an arb without the checks of arb_stop(): for one whose arbord was
+ * never spawned (a running one is killed). */
 void	arb_free(struct arb *);
 /* cmocka teardown: kills and frees every arb still alive (a test that
  * failed before arb_stop), printing its log. Always returns 0. */

@@ -1,7 +1,8 @@
 /* Restarts end to end: a killed worker comes back under its name with a
  * new pid; stop/start hold and release a worker; `restart pool` replaces
  * the whole subtree; a worker that never answers its init ping is killed
- * after init_timeout_ms (SPEC 4). */
+ * after init_timeout_ms; permanent, transient and temporary workers are
+ * restarted as OTP would (SPEC 4). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -269,6 +270,94 @@ test_init_timeout_kills_worker(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* One pool worker with the given restart type. */
+static struct arb *
+start_typed(const char *restart)
+{
+	char conf[512];
+	snprintf(conf, sizeof conf,
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart = \"%s\"; restart_delay_ms = 0; };\n"
+	    "pool = { size = 1; };\n"
+	    "environments = { dev = { }; };\n", restart);
+	struct arb *a = arb_start(conf, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	return a;
+}
+
+/* Makes pool/worker.1 exit with code through execute; returns its pid. */
+static json_int_t
+crash_worker(struct arb *a, int code)
+{
+	json_t *node = node_now(a, "pool/worker.1");
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	json_t *r = arb_call_err(a, json_pack("{s:s, s:s, s:{s:i}}", "op",
+	    "execute", "command", "crash", "args", "code", code),
+	    "worker_crashed");
+	json_decref(r);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	return pid;
+}
+
+/* Watches pool/worker.1 for ms: it must not come back. */
+static void
+assert_stays_down(struct arb *a, json_int_t old_pid, int ms)
+{
+	for (long long end = arb_now_ms() + ms; arb_now_ms() < end;
+	    arb_sleep_ms(100)) {
+		json_t *tree = arb_status(a, NULL);
+		assert_non_null(tree);
+		json_t *node = arb_find(tree, "pool/worker.1");
+		json_int_t pid = arb_node_pid(node);
+		const char *st = arb_node_str(node, "state");
+		if ((pid > 0 && pid != old_pid) ||
+		    (st != NULL && strcmp(st, "ready") == 0))
+			fail_msg("pool/worker.1 was restarted (state %s, pid "
+			    "%lld)", st, (long long)pid);
+		json_decref(tree);
+	}
+}
+
+static void
+test_temporary_never_restarted(void **state)
+{
+	struct arb *a = start_typed("temporary");
+	json_int_t pid = crash_worker(a, 3);
+	assert_stays_down(a, pid, 1500);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_transient_restarted_after_abnormal_exit_only(void **state)
+{
+	struct arb *a = start_typed("transient");
+	json_int_t pid = crash_worker(a, 3);	/* abnormal: restarted */
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	json_decref(node);
+	pid = crash_worker(a, 0);		/* normal: left down */
+	assert_stays_down(a, pid, 1500);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_permanent_restarted_after_normal_exit(void **state)
+{
+	struct arb *a = start_typed("permanent");
+	json_int_t pid = crash_worker(a, 0);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -279,6 +368,9 @@ main(void)
 		cmocka_unit_test_teardown(test_restart_pool_subtree, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_one_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_init_timeout_kills_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_temporary_never_restarted, arb_teardown),
+		cmocka_unit_test_teardown(test_transient_restarted_after_abnormal_exit_only, arb_teardown),
+		cmocka_unit_test_teardown(test_permanent_restarted_after_normal_exit, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

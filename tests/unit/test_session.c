@@ -1,0 +1,544 @@
+/* Unit tests for supervisor/session.c: session -> worker bindings (SPEC 6
+ * affinity), worker loss, and idle expiry driven by the default libev
+ * loop. Expiry is waited for by running the loop until it has happened,
+ * bounded by a generous deadline, never by sleeping. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/xmalloc.h"
+#include "supervisor/session.h"
+
+#define LOOP		EV_DEFAULT
+#define BOUND_S		10.0	/* the most any wait may take */
+#define MAX_EXPIRED	64
+
+struct fx {
+	struct sessions		*s;
+	unsigned long		 count;		/* the module's counter */
+	int			 nexp;		/* callbacks seen */
+	char			*ids[MAX_EXPIRED];
+	struct sess_anchor	*anchors[MAX_EXPIRED];
+	struct sess_anchor	 a, b;
+};
+
+static void
+on_expired(void *arg, const char *id, struct sess_anchor *a)
+{
+	struct fx *fx = arg;
+	assert_true(fx->nexp < MAX_EXPIRED);
+	fx->ids[fx->nexp] = xstrdup(id);
+	fx->anchors[fx->nexp] = a;
+	fx->nexp++;
+}
+
+static struct fx *
+fx_new(long ttl_ms)
+{
+	struct fx *fx = xcalloc(1, sizeof *fx);
+	LIST_INIT(&fx->a.list);
+	LIST_INIT(&fx->b.list);
+	fx->a.worker = &fx->a;
+	fx->b.worker = &fx->b;
+	(void)ev_default_loop(0);
+	ev_now_update(LOOP);
+	fx->s = sess_new(ttl_ms, on_expired, fx, &fx->count);
+	return fx;
+}
+
+static int
+setup(void **state)
+{
+	*state = fx_new(3600000);
+	return 0;
+}
+
+static int
+setup_short_ttl(void **state)
+{
+	*state = fx_new(50);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	sess_free(fx->s);
+	for (int i = 0; i < fx->nexp; i++)
+		free(fx->ids[i]);
+	free(fx);
+	return 0;
+}
+
+static double
+now(void)
+{
+	return ev_now(LOOP);
+}
+
+/* Looks id up and returns its anchor; *created says whether it was new. */
+static struct sess_anchor *
+lookup(struct fx *fx, const char *id, bool *created)
+{
+	bool dummy;
+	return sess_lookup(fx->s, id, now(), created ? created : &dummy);
+}
+
+/* ---- running the loop until something happened ------------------------ */
+
+static bool timed_out;
+
+static void
+on_bound(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	timed_out = true;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Runs the default loop until done(arg) or bound_s seconds passed.
+ * Returns done(arg). */
+static bool
+run_until(bool (*done)(void *), void *arg, double bound_s)
+{
+	ev_timer t;
+	ev_now_update(LOOP);
+	ev_timer_init(&t, on_bound, bound_s, 0.);
+	timed_out = false;
+	ev_timer_start(LOOP, &t);
+	while (!done(arg) && !timed_out)
+		ev_run(LOOP, EVRUN_ONCE);
+	ev_timer_stop(LOOP, &t);
+	return done(arg);
+}
+
+static bool
+never(void *arg)
+{
+	return false;
+}
+
+/* Runs the loop for s seconds (for checks that something does not
+ * happen: the loop must have had every chance). */
+static void
+run_for(double s)
+{
+	run_until(never, NULL, s);
+}
+
+struct want_n {
+	struct fx	*fx;
+	int		 n;
+};
+
+static bool
+expired_n(void *arg)
+{
+	struct want_n *w = arg;
+	return w->fx->nexp >= w->n;
+}
+
+static bool
+wait_expired(struct fx *fx, int n)
+{
+	struct want_n w = { fx, n };
+	return run_until(expired_n, &w, BOUND_S);
+}
+
+/* ---- bindings ---------------------------------------------------------- */
+
+static void
+test_lookup_creates(void **state)
+{
+	struct fx *fx = *state;
+	bool created = false;
+	assert_int_equal(sess_count(fx->s), 0);
+	assert_null(lookup(fx, "s1", &created));
+	assert_true(created);
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_null(lookup(fx, "s1", &created));
+	assert_false(created);
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_null(lookup(fx, "s2", &created));
+	assert_true(created);
+	assert_int_equal(sess_count(fx->s), 2);
+}
+
+/* Bind, rebind, and the bound counts on the anchors. */
+static void
+test_bind_rebind(void **state)
+{
+	struct fx *fx = *state;
+	lookup(fx, "s1", NULL);
+	lookup(fx, "s2", NULL);
+	assert_true(sess_bind(fx->s, "s1", &fx->a));
+	assert_int_equal(fx->a.n, 1);
+	assert_ptr_equal(lookup(fx, "s1", NULL), &fx->a);
+	/* The same binding again is no change. */
+	assert_false(sess_bind(fx->s, "s1", &fx->a));
+	assert_int_equal(fx->a.n, 1);
+	assert_true(sess_bind(fx->s, "s2", &fx->a));
+	assert_int_equal(fx->a.n, 2);
+	/* Rebinding moves the session from one anchor to the other. */
+	assert_true(sess_bind(fx->s, "s1", &fx->b));
+	assert_int_equal(fx->a.n, 1);
+	assert_int_equal(fx->b.n, 1);
+	assert_ptr_equal(lookup(fx, "s1", NULL), &fx->b);
+	assert_ptr_equal(lookup(fx, "s2", NULL), &fx->a);
+	assert_int_equal(sess_count(fx->s), 2);
+}
+
+/* Only known sessions can be bound. */
+static void
+test_bind_unknown(void **state)
+{
+	struct fx *fx = *state;
+	assert_false(sess_bind(fx->s, "nobody", &fx->a));
+	assert_int_equal(fx->a.n, 0);
+	assert_true(LIST_EMPTY(&fx->a.list));
+	assert_int_equal(sess_count(fx->s), 0);
+}
+
+/* A lost worker: its sessions become unbound and each is told reset
+ * exactly once; sessions of other workers are untouched. */
+static void
+test_drop_anchor_reset_once(void **state)
+{
+	struct fx *fx = *state;
+	lookup(fx, "s1", NULL);
+	lookup(fx, "s2", NULL);
+	lookup(fx, "s3", NULL);
+	lookup(fx, "s4", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+	sess_bind(fx->s, "s2", &fx->a);
+	sess_bind(fx->s, "s3", &fx->b);
+	assert_false(sess_take_reset(fx->s, "s1"));
+
+	sess_drop_anchor(fx->s, &fx->a);
+	assert_int_equal(fx->a.n, 0);
+	assert_true(LIST_EMPTY(&fx->a.list));
+	assert_int_equal(fx->b.n, 1);
+	assert_int_equal(sess_count(fx->s), 4);
+	assert_null(lookup(fx, "s1", NULL));
+	assert_null(lookup(fx, "s2", NULL));
+	assert_ptr_equal(lookup(fx, "s3", NULL), &fx->b);
+
+	assert_true(sess_take_reset(fx->s, "s1"));
+	assert_false(sess_take_reset(fx->s, "s1"));
+	assert_true(sess_take_reset(fx->s, "s2"));
+	assert_false(sess_take_reset(fx->s, "s2"));
+	assert_false(sess_take_reset(fx->s, "s3"));
+	assert_false(sess_take_reset(fx->s, "s4"));	/* never bound */
+	assert_false(sess_take_reset(fx->s, "unknown"));
+	assert_int_equal(sess_count(fx->s), 4);	/* take_reset creates none */
+
+	/* The session goes on with another worker. */
+	assert_true(sess_bind(fx->s, "s1", &fx->b));
+	assert_int_equal(fx->b.n, 2);
+	assert_false(sess_take_reset(fx->s, "s1"));
+
+	/* Dropping an anchor with nothing bound is harmless. */
+	sess_drop_anchor(fx->s, &fx->a);
+	assert_int_equal(fx->a.n, 0);
+}
+
+/* A reset not yet taken survives a rebind: the next reply still says so. */
+static void
+test_reset_survives_rebind(void **state)
+{
+	struct fx *fx = *state;
+	lookup(fx, "s1", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+	sess_drop_anchor(fx->s, &fx->a);
+	assert_true(sess_bind(fx->s, "s1", &fx->b));
+	assert_true(sess_take_reset(fx->s, "s1"));
+	assert_false(sess_take_reset(fx->s, "s1"));
+}
+
+static void
+test_end(void **state)
+{
+	struct fx *fx = *state;
+	struct sess_anchor *a = &fx->b;
+	bool created;
+	lookup(fx, "s1", NULL);
+	lookup(fx, "s2", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+
+	assert_true(sess_end(fx->s, "s1", &a));
+	assert_ptr_equal(a, &fx->a);
+	assert_int_equal(fx->a.n, 0);
+	assert_true(LIST_EMPTY(&fx->a.list));
+	assert_int_equal(sess_count(fx->s), 1);
+
+	/* An unbound session ends with a NULL anchor. */
+	a = &fx->b;
+	assert_true(sess_end(fx->s, "s2", &a));
+	assert_null(a);
+	assert_int_equal(sess_count(fx->s), 0);
+
+	/* Unknown (and already ended) sessions. */
+	a = &fx->b;
+	assert_false(sess_end(fx->s, "s1", &a));
+	assert_null(a);
+	assert_false(sess_end(fx->s, "never", &a));
+	assert_null(a);
+
+	/* An ended session's id starts afresh: created, unbound. */
+	assert_null(lookup(fx, "s1", &created));
+	assert_true(created);
+}
+
+/* Many sessions over two anchors: counts stay exact through binds,
+ * ends and a worker loss. */
+static void
+test_many(void **state)
+{
+	struct fx *fx = *state;
+	char id[32];
+	const int n = 5000;
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "sess-%d", i);
+		lookup(fx, id, NULL);
+		assert_true(sess_bind(fx->s, id, i % 2 ? &fx->b : &fx->a));
+	}
+	assert_int_equal(sess_count(fx->s), n);
+	assert_int_equal(fx->a.n, n / 2);
+	assert_int_equal(fx->b.n, n / 2);
+	for (int i = 0; i < n; i += 4) {
+		struct sess_anchor *a = NULL;
+		snprintf(id, sizeof id, "sess-%d", i);
+		assert_true(sess_end(fx->s, id, &a));
+		assert_ptr_equal(a, &fx->a);
+	}
+	assert_int_equal(fx->a.n, n / 4);
+	sess_drop_anchor(fx->s, &fx->b);
+	assert_int_equal(fx->b.n, 0);
+	assert_int_equal(sess_count(fx->s), n - n / 4);
+	for (int i = 0; i < n; i++) {
+		bool created;
+		snprintf(id, sizeof id, "sess-%d", i);
+		struct sess_anchor *a = lookup(fx, id, &created);
+		if (i % 4 == 0) {
+			assert_true(created);
+			assert_null(a);
+		} else {
+			assert_false(created);
+			assert_ptr_equal(a, i % 2 ? NULL : &fx->a);
+			assert_int_equal(sess_take_reset(fx->s, id), i % 2 == 1);
+		}
+	}
+}
+
+/* Freeing the table leaves no anchor pointing into it. */
+static void
+test_free_unbinds(void **state)
+{
+	struct fx *fx = *state;
+	lookup(fx, "s1", NULL);
+	lookup(fx, "s2", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+	sess_bind(fx->s, "s2", &fx->a);
+	sess_free(fx->s);
+	fx->s = NULL;
+	assert_int_equal(fx->a.n, 0);
+	assert_true(LIST_EMPTY(&fx->a.list));
+	sess_free(NULL);
+}
+
+/* ---- expiry ------------------------------------------------------------- */
+
+/* Idle sessions expire: the callback gets each id with its anchor, the
+ * counter counts them, and they are gone (and unbound) afterwards. */
+static void
+test_expiry(void **state)
+{
+	struct fx *fx = *state;
+	lookup(fx, "s1", NULL);
+	lookup(fx, "s2", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+	assert_true(wait_expired(fx, 2));
+	assert_int_equal(fx->nexp, 2);
+	assert_int_equal(fx->count, 2);
+	/* Least recently used first. */
+	assert_string_equal(fx->ids[0], "s1");
+	assert_ptr_equal(fx->anchors[0], &fx->a);
+	assert_string_equal(fx->ids[1], "s2");
+	assert_null(fx->anchors[1]);
+	assert_int_equal(sess_count(fx->s), 0);
+	assert_int_equal(fx->a.n, 0);
+	assert_true(LIST_EMPTY(&fx->a.list));
+
+	/* A later session expires too, and the counter keeps counting. */
+	ev_now_update(LOOP);
+	lookup(fx, "s3", NULL);
+	sess_bind(fx->s, "s3", &fx->b);
+	assert_true(wait_expired(fx, 3));
+	assert_string_equal(fx->ids[2], "s3");
+	assert_ptr_equal(fx->anchors[2], &fx->b);
+	assert_int_equal(fx->count, 3);
+	assert_int_equal(fx->b.n, 0);
+}
+
+/* A session whose worker was lost expires with no anchor. */
+static void
+test_expiry_after_drop(void **state)
+{
+	struct fx *fx = *state;
+	lookup(fx, "s1", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+	sess_drop_anchor(fx->s, &fx->a);
+	assert_true(wait_expired(fx, 1));
+	assert_string_equal(fx->ids[0], "s1");
+	assert_null(fx->anchors[0]);
+	assert_int_equal(fx->count, 1);
+}
+
+/* An ended session never expires later. */
+static void
+test_ended_does_not_expire(void **state)
+{
+	struct fx *fx = *state;
+	struct sess_anchor *a;
+	lookup(fx, "gone", NULL);
+	lookup(fx, "stays", NULL);
+	assert_true(sess_end(fx->s, "gone", &a));
+	assert_true(wait_expired(fx, 1));
+	run_for(0.3);	/* several sweeps of a 50 ms ttl */
+	assert_int_equal(fx->nexp, 1);
+	assert_string_equal(fx->ids[0], "stays");
+	assert_int_equal(fx->count, 1);
+}
+
+/* Keeps one session busy: looks it up on every tick. */
+struct toucher {
+	ev_timer	 t;
+	struct fx	*fx;
+	const char	*id;
+	int		 ticks;
+};
+
+static void
+on_touch(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct toucher *tc = (struct toucher *)w;
+	lookup(tc->fx, tc->id, NULL);
+	tc->ticks++;
+}
+
+/* A session that keeps being looked up does not expire, while an idle
+ * one beside it does. The ttl is long next to the touch interval so a
+ * loaded machine cannot make the busy session look idle. */
+static void
+test_busy_session_does_not_expire(void **state)
+{
+	struct fx *fx = fx_new(1000);
+	struct toucher tc = { .fx = fx, .id = "busy" };
+	*state = fx;
+	lookup(fx, "busy", NULL);
+	lookup(fx, "idle", NULL);
+	sess_bind(fx->s, "busy", &fx->a);
+	ev_timer_init(&tc.t, on_touch, 0.05, 0.05);
+	ev_timer_start(LOOP, &tc.t);
+
+	assert_true(wait_expired(fx, 1));
+	assert_string_equal(fx->ids[0], "idle");
+	/* More than another ttl: the busy one would have expired by now. */
+	run_for(1.5);
+	ev_timer_stop(LOOP, &tc.t);
+	assert_true(tc.ticks > 20);
+	assert_int_equal(fx->nexp, 1);
+	assert_int_equal(fx->count, 1);
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_ptr_equal(lookup(fx, "busy", NULL), &fx->a);
+	assert_int_equal(fx->a.n, 1);
+
+	/* Left alone, it expires too. */
+	assert_true(wait_expired(fx, 2));
+	assert_string_equal(fx->ids[1], "busy");
+	assert_ptr_equal(fx->anchors[1], &fx->a);
+	assert_int_equal(fx->a.n, 0);
+}
+
+/* ttl 0: sessions never expire; setting a ttl later makes them. */
+static void
+test_ttl_zero_never(void **state)
+{
+	struct fx *fx = fx_new(0);
+	*state = fx;
+	lookup(fx, "s1", NULL);
+	run_for(0.3);
+	assert_int_equal(fx->nexp, 0);
+	assert_int_equal(sess_count(fx->s), 1);
+
+	sess_set_ttl(fx->s, 50);
+	assert_true(wait_expired(fx, 1));
+	assert_string_equal(fx->ids[0], "s1");
+	assert_int_equal(fx->count, 1);
+
+	/* And back to never. */
+	sess_set_ttl(fx->s, 0);
+	ev_now_update(LOOP);
+	lookup(fx, "s2", NULL);
+	run_for(0.3);
+	assert_int_equal(fx->nexp, 1);
+	assert_int_equal(sess_count(fx->s), 1);
+}
+
+static bool
+none_left(void *arg)
+{
+	return sess_count(arg) == 0;
+}
+
+/* Expiry without a callback or a counter still ends the sessions. */
+static void
+test_expiry_no_callback(void **state)
+{
+	struct fx *fx = fx_new(3600000);
+	*state = fx;
+	sess_free(fx->s);
+	fx->s = sess_new(50, NULL, NULL, NULL);
+	lookup(fx, "s1", NULL);
+	sess_bind(fx->s, "s1", &fx->a);
+	assert_true(run_until(none_left, fx->s, BOUND_S));
+	assert_int_equal(fx->a.n, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lookup_creates, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bind_rebind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bind_unknown, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_drop_anchor_reset_once,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_survives_rebind,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_unbinds, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup_short_ttl,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_after_drop,
+		    setup_short_ttl, teardown),
+		cmocka_unit_test_setup_teardown(test_ended_does_not_expire,
+		    setup_short_ttl, teardown),
+		cmocka_unit_test_teardown(test_busy_session_does_not_expire,
+		    teardown),
+		cmocka_unit_test_teardown(test_ttl_zero_never, teardown),
+		cmocka_unit_test_teardown(test_expiry_no_callback, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
