@@ -17,6 +17,8 @@
 
 #define LOOP		EV_DEFAULT_UC
 #define ACCEPT_PAUSE_S	1.0	/* out of descriptors: retry accept after this */
+#define OUT_PAUSE	(256 * 1024)	/* unsent replies: stop reading requests */
+#define OUT_MAX		(16 * 1024 * 1024) /* unsent replies: drop the client */
 
 struct ctl_conn {
 	struct ctl	*ctl;
@@ -27,6 +29,8 @@ struct ctl_conn {
 	unsigned	 refs;		/* 1 while open + 1 per owed reply */
 	bool		 closing;	/* close once out is flushed */
 	bool		 closed;
+	bool		 paused;	/* not reading: replies are backed up */
+	bool		 in_frames;	/* conn_frames is running */
 };
 
 struct ctl {
@@ -42,6 +46,7 @@ struct ctl {
 };
 
 static void conn_close(struct ctl_conn *);
+static void conn_frames(struct ctl_conn *);
 
 /* ---- the listening socket ------------------------------------------------ */
 
@@ -220,6 +225,8 @@ conn_flush(struct ctl_conn *cn)
 	ev_io_stop(LOOP, &cn->w_write);
 	if (cn->closing)
 		conn_close(cn);
+	else if (cn->paused && !cn->in_frames)
+		conn_frames(cn);	/* resumes reading when it catches up */
 }
 
 void
@@ -228,6 +235,11 @@ ctl_reply(struct ctl_conn *cn, json_t *reply)
 	if (!cn->closed) {
 		frame_put_json(&cn->out, reply);
 		conn_flush(cn);
+	}
+	if (!cn->closed && buf_used(&cn->out) > OUT_MAX) {
+		log_warn("ctl", "client does not read its replies (%zu bytes "
+		    "queued): disconnecting", buf_used(&cn->out));
+		conn_close(cn);
 	}
 	json_decref(reply);
 }
@@ -275,7 +287,17 @@ conn_frames(struct ctl_conn *cn)
 	size_t len;
 	size_t max = (size_t)cn->ctl->cfg->control.max_frame_bytes;
 	ctl_hold(cn);	/* the handler may close it */
+	cn->in_frames = true;
 	while (!cn->closed && !cn->closing) {
+		if (buf_used(&cn->out) > OUT_PAUSE) {
+			cn->paused = true;	/* conn_flush resumes us */
+			ev_io_stop(LOOP, &cn->w_read);
+			break;
+		}
+		if (cn->paused) {
+			cn->paused = false;
+			ev_io_start(LOOP, &cn->w_read);
+		}
 		enum frame_status st = frame_peek(&cn->in, max, &payload, &len);
 		if (st == FRAME_MORE)
 			break;
@@ -287,6 +309,7 @@ conn_frames(struct ctl_conn *cn)
 		conn_request(cn, payload, len);
 		frame_done(&cn->in, len);
 	}
+	cn->in_frames = false;
 	ctl_release(cn);
 }
 

@@ -1,5 +1,7 @@
 #include "supervisor/ops.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/msg.h"
@@ -229,6 +231,74 @@ op_stats(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	return r;
 }
 
+/* Prometheus text: every stats number, then one line per worker and stat. */
+static bool
+is_counter(const char *key)
+{
+	static const char *const counters[] = { "total_operations",
+	    "successful_operations", "failed_operations", "pool_timeouts",
+	    "worker_errors", "total_sessions", "stale_sessions_cleaned",
+	    "restarts" };
+	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+		if (strcmp(key, counters[i]) == 0)
+			return true;
+	return false;
+}
+
+static void
+metrics_stats(FILE *f, json_t *stats)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(stats, key, v)
+		if (json_is_integer(v))
+			fprintf(f, "# TYPE arbor_%s %s\narbor_%s %" JSON_INTEGER_FORMAT
+			    "\n", key, is_counter(key) ? "counter" : "gauge", key,
+			    json_integer_value(v));
+}
+
+static void
+metrics_workers(FILE *f, struct sup *s)
+{
+	static const char *const keys[] = { "requests_handled", "errors",
+	    "checkouts", "sessions_served" };
+	for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+		fprintf(f, "# TYPE arbor_worker_%s_total counter\n", keys[k]);
+		for (size_t i = 0; s && i < sup_nchildren(s); i++) {
+			json_t *n = child_json(sup_child(s, i));
+			fprintf(f, "arbor_worker_%s_total{worker=\"%s\"} %" JSON_INTEGER_FORMAT
+			    "\n", keys[k], child_name(sup_child(s, i)),
+			    json_integer_value(json_object_get(json_object_get(n,
+			    "stats"), keys[k])));
+			json_decref(n);
+		}
+	}
+	fprintf(f, "# TYPE arbor_worker_up gauge\n");
+	for (size_t i = 0; s && i < sup_nchildren(s); i++) {
+		enum child_state st = child_state(sup_child(s, i));
+		fprintf(f, "arbor_worker_up{worker=\"%s\",state=\"%s\"} %d\n",
+		    child_name(sup_child(s, i)), child_state_name(st),
+		    st == CS_READY || st == CS_BUSY);
+	}
+}
+
+static json_t *
+op_metrics(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	json_t *stats = root_stats(env->root);
+	metrics_stats(f, stats);
+	json_decref(stats);
+	metrics_workers(f, root_subtree(env->root));
+	fclose(f);
+	json_t *r = msg_ok(id);
+	json_object_set_new(r, "text", json_stringn(text, len));
+	free(text);
+	return r;
+}
+
 static json_t *
 op_reload(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
@@ -256,6 +326,7 @@ static const struct op {
 	{ "start", op_start },
 	{ "shutdown", op_shutdown },
 	{ "reload", op_reload },
+	{ "metrics", op_metrics },
 };
 
 void

@@ -1,0 +1,484 @@
+/* Unit tests for supervisor/waitq.c (with supervisor/job.c): jobs waiting
+ * for a worker in arrival order, each with a deadline served by one timer
+ * on the default libev loop. Expiry is waited for by running the loop
+ * until it has happened, bounded by a generous deadline. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/msg.h"
+#include "proto/xmalloc.h"
+#include "supervisor/job.h"
+#include "supervisor/waitq.h"
+
+#define LOOP		EV_DEFAULT
+#define BOUND_S		10.0	/* the most any wait may take */
+#define MAX_JOBS	64
+
+struct fx {
+	struct waitq	 q;
+	/* Expired jobs, in the order the waitq handed them out. */
+	int		 nexpired;
+	json_int_t	 expired_ids[MAX_JOBS];
+	ev_tstamp	 expired_at[MAX_JOBS];
+	ev_tstamp	 expired_deadline[MAX_JOBS];
+	size_t		 n_at_expiry[MAX_JOBS];	/* q.n when handed out */
+	/* Replies of finished jobs, by request id. */
+	int		 ndone;
+	char		*codes[MAX_JOBS];	/* "ok" or the error code */
+};
+
+/* The done callback: records the reply (stolen) by its id. */
+static void
+on_done(struct job *j, json_t *reply)
+{
+	struct fx *fx = j->arg;
+	json_int_t id = json_integer_value(json_object_get(reply, "id"));
+	assert_true(id >= 0 && id < MAX_JOBS);
+	assert_null(fx->codes[id]);	/* exactly one reply per job */
+	if (json_is_true(json_object_get(reply, "ok")))
+		fx->codes[id] = xstrdup("ok");
+	else
+		fx->codes[id] = xstrdup(json_string_value(json_object_get(
+		    json_object_get(reply, "error"), "code")));
+	fx->ndone++;
+	json_decref(reply);
+}
+
+/* The owner's expiry handler: the job is already out of the waitq; fail
+ * it as the pool does. */
+static void
+on_expired(struct job *j, void *arg)
+{
+	struct fx *fx = arg;
+	int k = fx->nexpired++;
+	assert_true(k < MAX_JOBS);
+	fx->expired_ids[k] = json_integer_value(j->id);
+	fx->expired_at[k] = ev_now(LOOP);
+	fx->expired_deadline[k] = j->deadline;
+	fx->n_at_expiry[k] = fx->q.n;
+	job_fail(j, ERR_POOL_TIMEOUT, "no worker within the checkout timeout");
+}
+
+static struct job *
+mkjob(struct fx *fx, int id)
+{
+	return job_new(json_integer(id), "echo", json_pack("{s:i}", "n", id),
+	    NULL, 0, on_done, fx);
+}
+
+static struct fx *
+fx_new(int timeout_ms, int max)
+{
+	struct fx *fx = xcalloc(1, sizeof *fx);
+	(void)ev_default_loop(0);
+	ev_now_update(LOOP);
+	waitq_init(&fx->q, timeout_ms, max, on_expired, fx);
+	return fx;
+}
+
+static int
+setup(void **state)
+{
+	*state = fx_new(60000, 16);
+	return 0;
+}
+
+static int
+setup_short(void **state)
+{
+	*state = fx_new(100, 16);
+	return 0;
+}
+
+/* Fails whatever still waits (so no job leaks), then frees the fixture. */
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	struct job *j;
+	while ((j = waitq_first(&fx->q)) != NULL) {
+		waitq_remove(&fx->q, j);
+		job_fail(j, ERR_SHUTTING_DOWN, "test over");
+	}
+	waitq_release(&fx->q);
+	for (int i = 0; i < MAX_JOBS; i++)
+		free(fx->codes[i]);
+	free(fx);
+	return 0;
+}
+
+/* ---- running the loop until something happened ------------------------ */
+
+static bool timed_out;
+
+static void
+on_bound(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	timed_out = true;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Runs the default loop until done(arg) or bound_s seconds passed.
+ * Returns done(arg). */
+static bool
+run_until(bool (*done)(void *), void *arg, double bound_s)
+{
+	ev_timer t;
+	ev_now_update(LOOP);
+	ev_timer_init(&t, on_bound, bound_s, 0.);
+	timed_out = false;
+	ev_timer_start(LOOP, &t);
+	while (!done(arg) && !timed_out)
+		ev_run(LOOP, EVRUN_ONCE);
+	ev_timer_stop(LOOP, &t);
+	return done(arg);
+}
+
+static bool
+never(void *arg)
+{
+	return false;
+}
+
+/* Lets time pass with the loop running (deadlines may fire meanwhile). */
+static void
+run_for(double s)
+{
+	run_until(never, NULL, s);
+}
+
+struct want_n {
+	struct fx	*fx;
+	int		 n;
+};
+
+static bool
+expired_n(void *arg)
+{
+	struct want_n *w = arg;
+	return w->fx->nexpired >= w->n;
+}
+
+static bool
+wait_expired(struct fx *fx, int n, double bound_s)
+{
+	struct want_n w = { fx, n };
+	return run_until(expired_n, &w, bound_s);
+}
+
+/* ---- order and bounds ---------------------------------------------------- */
+
+static void
+test_fifo(void **state)
+{
+	struct fx *fx = *state;
+	struct job *jobs[5];
+	assert_null(waitq_first(&fx->q));
+	for (int i = 0; i < 5; i++) {
+		jobs[i] = mkjob(fx, i);
+		waitq_add(&fx->q, jobs[i]);
+		assert_int_equal(fx->q.n, (size_t)i + 1);
+		assert_ptr_equal(waitq_first(&fx->q), jobs[0]);
+	}
+	/* Arrival order is also seq order. */
+	for (int i = 1; i < 5; i++)
+		assert_true(jobs[i]->seq > jobs[i - 1]->seq);
+	/* Taking from the head hands them out in arrival order. */
+	for (int i = 0; i < 5; i++) {
+		struct job *j = waitq_first(&fx->q);
+		assert_ptr_equal(j, jobs[i]);
+		waitq_remove(&fx->q, j);
+		assert_int_equal(fx->q.n, (size_t)(4 - i));
+		job_ok(j, NULL, "pool/worker.1");
+	}
+	assert_null(waitq_first(&fx->q));
+	assert_false(ev_is_active(&fx->q.t));
+	assert_int_equal(fx->ndone, 5);
+	for (int i = 0; i < 5; i++)
+		assert_string_equal(fx->codes[i], "ok");
+	assert_int_equal(fx->nexpired, 0);
+}
+
+/* Removing from the middle and the tail keeps the others in order. */
+static void
+test_remove_middle_and_tail(void **state)
+{
+	struct fx *fx = *state;
+	struct job *jobs[5];
+	for (int i = 0; i < 5; i++)
+		waitq_add(&fx->q, jobs[i] = mkjob(fx, i));
+	waitq_remove(&fx->q, jobs[2]);
+	job_fail(jobs[2], ERR_WORKER_CRASHED, "x");
+	waitq_remove(&fx->q, jobs[4]);
+	job_fail(jobs[4], ERR_WORKER_CRASHED, "x");
+	assert_int_equal(fx->q.n, 3);
+	static const int left[] = { 0, 1, 3 };
+	struct job *j;
+	int k = 0;
+	TAILQ_FOREACH(j, &fx->q.all, all)
+		assert_ptr_equal(j, jobs[left[k++]]);
+	assert_int_equal(k, 3);
+	assert_string_equal(fx->codes[2], "worker_crashed");
+	assert_string_equal(fx->codes[4], "worker_crashed");
+}
+
+static void
+test_full(void **state)
+{
+	struct fx *fx = fx_new(60000, 3);
+	struct job *jobs[3];
+	*state = fx;
+	assert_false(waitq_full(&fx->q));
+	for (int i = 0; i < 3; i++) {
+		assert_false(waitq_full(&fx->q));
+		waitq_add(&fx->q, jobs[i] = mkjob(fx, i));
+	}
+	assert_true(waitq_full(&fx->q));
+	waitq_remove(&fx->q, jobs[1]);
+	job_fail(jobs[1], ERR_OVERLOADED, "x");
+	assert_false(waitq_full(&fx->q));
+	waitq_add(&fx->q, jobs[1] = mkjob(fx, 10));
+	assert_true(waitq_full(&fx->q));
+
+	/* A larger max (a reload) makes room; a smaller one is full at once. */
+	waitq_configure(&fx->q, 60000, 4);
+	assert_false(waitq_full(&fx->q));
+	waitq_configure(&fx->q, 60000, 2);
+	assert_true(waitq_full(&fx->q));
+	assert_int_equal(fx->q.n, 3);
+}
+
+/* max 0: no job may wait. */
+static void
+test_full_at_zero(void **state)
+{
+	struct fx *fx = fx_new(60000, 0);
+	*state = fx;
+	assert_true(waitq_full(&fx->q));
+}
+
+/* ---- expiry -------------------------------------------------------------- */
+
+/* Jobs added together expire in arrival order, each no earlier than its
+ * deadline, and each gets exactly one reply. */
+static void
+test_expiry_in_order(void **state)
+{
+	struct fx *fx = *state;
+	for (int i = 0; i < 4; i++)
+		waitq_add(&fx->q, mkjob(fx, i));
+	assert_true(ev_is_active(&fx->q.t));
+	assert_true(wait_expired(fx, 4, BOUND_S));
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(fx->expired_ids[i], i);
+		assert_true(fx->expired_at[i] >= fx->expired_deadline[i]);
+		assert_string_equal(fx->codes[i], "pool_timeout");
+	}
+	assert_int_equal(fx->ndone, 4);
+	assert_int_equal(fx->q.n, 0);
+	assert_null(waitq_first(&fx->q));
+	assert_false(ev_is_active(&fx->q.t));
+}
+
+/* Jobs that arrive at different times expire one by one, in order, each
+ * at its own deadline: the later ones are still waiting when the first
+ * expires (the timer re-arms for the next head). */
+static void
+test_expiry_staggered(void **state)
+{
+	struct fx *fx = fx_new(300, 16);
+	struct job *jobs[3];
+	*state = fx;
+	for (int i = 0; i < 3; i++) {
+		if (i > 0)
+			run_for(0.1);
+		ev_now_update(LOOP);
+		waitq_add(&fx->q, jobs[i] = mkjob(fx, i));
+		assert_true(jobs[i]->deadline > ev_now(LOOP) + 0.299);
+	}
+	assert_true(wait_expired(fx, 3, BOUND_S));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fx->expired_ids[i], i);
+		assert_true(fx->expired_at[i] >= fx->expired_deadline[i]);
+		if (i > 0)
+			assert_true(fx->expired_deadline[i] >
+			    fx->expired_deadline[i - 1]);
+	}
+	/* On an unloaded machine the first one expired while the others
+	 * were still queued; loaded, several may expire in one callback.
+	 * Either way the queue only ever shrank from the head. */
+	for (int i = 0; i < 3; i++)
+		assert_true(fx->n_at_expiry[i] <= (size_t)(2 - i));
+	assert_false(ev_is_active(&fx->q.t));
+}
+
+/* A job added after others expired re-arms the timer and expires too. */
+static void
+test_expiry_again(void **state)
+{
+	struct fx *fx = *state;
+	waitq_add(&fx->q, mkjob(fx, 0));
+	assert_true(wait_expired(fx, 1, BOUND_S));
+	assert_false(ev_is_active(&fx->q.t));
+	ev_now_update(LOOP);
+	waitq_add(&fx->q, mkjob(fx, 1));
+	assert_true(ev_is_active(&fx->q.t));
+	assert_true(wait_expired(fx, 2, BOUND_S));
+	assert_int_equal(fx->expired_ids[1], 1);
+	assert_string_equal(fx->codes[1], "pool_timeout");
+}
+
+/* A job taken off the queue before its deadline never expires. */
+static void
+test_removed_does_not_expire(void **state)
+{
+	struct fx *fx = *state;
+	struct job *a = mkjob(fx, 0), *b = mkjob(fx, 1);
+	waitq_add(&fx->q, a);
+	waitq_add(&fx->q, b);
+	waitq_remove(&fx->q, b);
+	job_ok(b, json_null(), "pool/worker.1");
+	assert_true(wait_expired(fx, 1, BOUND_S));
+	run_for(0.3);		/* three timeouts more */
+	assert_int_equal(fx->nexpired, 1);
+	assert_int_equal(fx->expired_ids[0], 0);
+	assert_string_equal(fx->codes[0], "pool_timeout");
+	assert_string_equal(fx->codes[1], "ok");
+}
+
+/* Removing the head re-arms the timer for the new head's deadline; and
+ * removing the last job stops it. */
+static void
+test_remove_head_rearms(void **state)
+{
+	struct fx *fx = fx_new(1000, 16);
+	*state = fx;
+	struct job *a = mkjob(fx, 0), *b = mkjob(fx, 1);
+	waitq_add(&fx->q, a);
+	run_for(0.2);
+	ev_now_update(LOOP);
+	waitq_add(&fx->q, b);
+	ev_tstamp b_deadline = b->deadline;
+	assert_true(b->deadline - a->deadline > 0.1);
+	assert_int_equal(fx->nexpired, 0);
+
+	waitq_remove(&fx->q, a);
+	job_ok(a, NULL, "pool/worker.1");
+	assert_true(ev_is_active(&fx->q.t));
+	ev_tstamp left = ev_timer_remaining(LOOP, &fx->q.t);
+	ev_tstamp want = b->deadline - ev_now(LOOP);
+	assert_true(left > want - 0.005 && left < want + 0.005);
+
+	/* Removing a job that is not the head leaves the timer alone. */
+	struct job *c = mkjob(fx, 2);
+	waitq_add(&fx->q, c);
+	waitq_remove(&fx->q, c);
+	job_ok(c, NULL, "pool/worker.1");
+	left = ev_timer_remaining(LOOP, &fx->q.t);
+	assert_true(left > want - 0.005 && left < want + 0.005);
+
+	assert_true(wait_expired(fx, 1, BOUND_S));
+	assert_int_equal(fx->expired_ids[0], 1);
+	assert_true(fx->expired_deadline[0] == b_deadline);
+	assert_true(fx->expired_at[0] >= b_deadline);
+
+	/* The only job removed: nothing to wait for, no timer. */
+	struct job *d = mkjob(fx, 3);
+	ev_now_update(LOOP);
+	waitq_add(&fx->q, d);
+	assert_true(ev_is_active(&fx->q.t));
+	waitq_remove(&fx->q, d);
+	job_ok(d, NULL, "pool/worker.1");
+	assert_false(ev_is_active(&fx->q.t));
+	assert_int_equal(fx->q.n, 0);
+	assert_string_equal(fx->codes[0], "ok");
+	assert_string_equal(fx->codes[1], "pool_timeout");
+	assert_string_equal(fx->codes[2], "ok");
+	assert_string_equal(fx->codes[3], "ok");
+}
+
+/* waitq_release stops the timer; the jobs stay for the owner. */
+static void
+test_release_keeps_jobs(void **state)
+{
+	struct fx *fx = *state;
+	waitq_add(&fx->q, mkjob(fx, 0));
+	waitq_release(&fx->q);
+	assert_false(ev_is_active(&fx->q.t));
+	assert_int_equal(fx->q.n, 1);
+	assert_non_null(waitq_first(&fx->q));
+	run_for(0.3);
+	assert_int_equal(fx->nexpired, 0);
+	/* teardown fails the job */
+}
+
+/* After a reload shortens the wait (pool.checkout_timeout_ms), a job
+ * that arrives then must expire within the new timeout, even while an
+ * older job with the old, longer deadline is at the head. */
+static void
+test_configure_shorter_timeout(void **state)
+{
+	struct fx *fx = fx_new(30000, 16);
+	*state = fx;
+	waitq_add(&fx->q, mkjob(fx, 0));
+	waitq_configure(&fx->q, 100, 16);
+	ev_now_update(LOOP);
+	waitq_add(&fx->q, mkjob(fx, 1));
+	/* 100 ms is the bound; 5 s is generous even on a loaded machine. */
+	bool ok = run_until(expired_n, &(struct want_n){ fx, 1 }, 5.0);
+	assert_true(ok);
+	assert_int_equal(fx->expired_ids[0], 1);
+	assert_string_equal(fx->codes[1], "pool_timeout");
+}
+
+/* The reply of a job carries its id, and job_fail's code. */
+static void
+test_job_reply_codes(void **state)
+{
+	struct fx *fx = *state;
+	struct job *j = mkjob(fx, 7);
+	assert_string_equal(j->command, "echo");
+	assert_null(j->session);
+	job_fail(j, ERR_OVERLOADED, "too many waiting: %d", 3);
+	assert_string_equal(fx->codes[7], "overloaded");
+	j = job_new(json_integer(8), "x", NULL, "s1", 10, on_done, fx);
+	assert_string_equal(j->session, "s1");
+	job_ok(j, NULL, "pool/worker.2");
+	assert_string_equal(fx->codes[8], "ok");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_middle_and_tail,
+		    setup, teardown),
+		cmocka_unit_test_teardown(test_full, teardown),
+		cmocka_unit_test_teardown(test_full_at_zero, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_in_order,
+		    setup_short, teardown),
+		cmocka_unit_test_teardown(test_expiry_staggered, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_again, setup_short,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_removed_does_not_expire,
+		    setup_short, teardown),
+		cmocka_unit_test_teardown(test_remove_head_rearms, teardown),
+		cmocka_unit_test_setup_teardown(test_release_keeps_jobs,
+		    setup_short, teardown),
+		cmocka_unit_test_teardown(test_configure_shorter_timeout,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_job_reply_codes, setup,
+		    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
