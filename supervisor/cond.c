@@ -245,8 +245,10 @@ rebuild(struct root *r)
 		free_subtree(&r->old);
 	}
 	r->old = r->cur;
-	if (r->old.sup)
+	if (r->old.sup) {
 		sup_unregister(r->old.sup);
+		sup_retire(r->old.sup);
+	}
 	r->cur = make_subtree(r);
 	log_info("root", "mode=%s adapter=%s", cfg_mode_name(r->cfg->mode),
 	    cfg_adapter_name(r->cfg->adapter));
@@ -272,16 +274,16 @@ root_reload(struct root *r, const struct config *cfg)
 		intensity_init(&r->window, cfg->supervisor.max_restarts,
 		    cfg->supervisor.max_seconds);
 	}
-	if (r->old.pool)	/* it must not keep the config about to go */
-		pool_reconfigure(r->old.pool, cfg, worker_argv(r), false);
-	if (r->old.bridge)
-		bridge_reconfigure(r->old.bridge, cfg, worker_argv(r));
 	if (needs_rebuild(prev, cfg))
 		rebuild(r);
 	else if (r->cur.pool)
 		pool_reconfigure(r->cur.pool, cfg, worker_argv(r), true);
 	else if (r->cur.bridge)
 		bridge_reconfigure(r->cur.bridge, cfg, worker_argv(r));
+	if (r->old.pool)	/* it must not keep the config about to go */
+		pool_reconfigure(r->old.pool, cfg, worker_argv(r), false);
+	if (r->old.bridge)
+		bridge_reconfigure(r->old.bridge, cfg, worker_argv(r));
 }
 
 /* ---- requests ------------------------------------------------------------ */

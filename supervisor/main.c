@@ -257,6 +257,7 @@ run(struct daemon *d)
 	d->ctl = ctl_open(d->cfg, ops_handle, &d->ops, err, sizeof err);
 	if (d->ctl == NULL) {
 		log_error("arbord", "%s", err);
+		reg_free(d->reg);
 		return EXIT_GAVE_UP;
 	}
 	char *dir = self_dir();

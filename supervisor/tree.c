@@ -102,6 +102,16 @@ sup_unregister(struct sup *s)
 }
 
 void
+sup_retire(struct sup *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		s->slots[i]->want_up = false;
+		s->slots[i]->restart_now = false;
+		child_set_down(s->slots[i]->c, CS_STOPPED);	/* ends a backoff */
+	}
+}
+
+void
 sup_set_intensity(struct sup *s, int max_restarts, int max_seconds)
 {
 	intensity_release(&s->window);

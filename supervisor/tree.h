@@ -40,6 +40,8 @@ void	sup_set_intensity(struct sup *, int max_restarts, int max_seconds);
 /* Takes the supervisor and its children out of the registry, so that a
  * replacement may take their names while this one winds down. */
 void	sup_unregister(struct sup *);
+/* No child is restarted or started any more (a replaced subtree). */
+void	sup_retire(struct sup *);
 
 /* Adds a worker child named "<sup name>/<leaf>". It starts with the
  * supervisor (or now, if that runs) when want_up; else on sup_start_child. */
