@@ -12,6 +12,7 @@
 
 #include "proto/frame.h"
 #include "proto/xmalloc.h"
+#include "supervisor/batch.h"
 #include "supervisor/log.h"
 
 #define LOOP		EV_DEFAULT_UC
@@ -49,6 +50,7 @@ struct child {
 	int			 fd_in, fd_out, fd_err;
 	struct buf		 in, out, err;	/* worker stdout, to stdin, stderr */
 	ev_io			 w_out, w_in, w_err;
+	struct batch_item	 batch;		/* stdin writes, once per iteration */
 	ev_child		 w_child;
 	ev_timer		 t_deadline;	/* earliest request deadline */
 	ev_timer		 t_kill;	/* stop escalation to SIGKILL */
@@ -70,6 +72,7 @@ static void	on_deadline(struct ev_loop *, ev_timer *, int);
 static void	on_kill_timer(struct ev_loop *, ev_timer *, int);
 static void	on_backoff(struct ev_loop *, ev_timer *, int);
 static void	on_health(struct ev_loop *, ev_timer *, int);
+static void	on_batch(struct batch_item *);
 
 static const char *const state_names[] = {
 	[CS_STARTING] = "starting", [CS_READY] = "ready", [CS_BUSY] = "busy",
@@ -123,6 +126,7 @@ child_new(const char *name, const struct config *cfg, char *const *argv,
 	ev_init(&c->t_health, on_health);
 	c->t_deadline.data = c->t_kill.data = c->t_backoff.data =
 	    c->t_health.data = c;
+	batch_init(&c->batch, on_batch);
 	pend_alloc(c);
 	return c;
 }
@@ -154,6 +158,7 @@ teardown(struct child *c)
 	ev_timer_stop(LOOP, &c->t_deadline);
 	ev_timer_stop(LOOP, &c->t_kill);
 	ev_timer_stop(LOOP, &c->t_health);
+	batch_cancel(&c->batch);
 	close_fd(&c->fd_in);
 	close_fd(&c->fd_out);
 	close_fd(&c->fd_err);
@@ -440,8 +445,16 @@ send_request(struct child *c, const char *command, json_t *args,
 		c->nuser++;
 	if (p->deadline > 0)
 		arm_deadline(c);
-	flush_out(c);
+	batch_queue(&c->batch);
 	return 0;
+}
+
+static void
+on_batch(struct batch_item *it)
+{
+	struct child *c = batch_owner(it, struct child, batch);
+	if (c->fd_in >= 0)
+		flush_out(c);
 }
 
 int

@@ -13,6 +13,7 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/xmalloc.h"
+#include "supervisor/batch.h"
 #include "supervisor/log.h"
 
 #define LOOP		EV_DEFAULT_UC
@@ -25,6 +26,7 @@ struct ctl_conn {
 	struct ctl_conn	*next, *prev;
 	int		 fd;
 	ev_io		 w_read, w_write;
+	struct batch_item batch;	/* replies, written once per iteration */
 	struct buf	 in, out;
 	unsigned	 refs;		/* 1 while open + 1 per owed reply */
 	bool		 closing;	/* close once out is flushed */
@@ -197,6 +199,7 @@ conn_close(struct ctl_conn *cn)
 		return;
 	struct ctl *c = cn->ctl;
 	cn->closed = true;
+	batch_cancel(&cn->batch);
 	ev_io_stop(LOOP, &cn->w_read);
 	ev_io_stop(LOOP, &cn->w_write);
 	close(cn->fd);
@@ -234,7 +237,7 @@ ctl_reply(struct ctl_conn *cn, json_t *reply)
 {
 	if (!cn->closed) {
 		frame_put_json(&cn->out, reply);
-		conn_flush(cn);
+		batch_queue(&cn->batch);
 	}
 	if (!cn->closed && buf_used(&cn->out) > OUT_MAX) {
 		log_warn("ctl", "client does not read its replies (%zu bytes "
@@ -355,12 +358,19 @@ peer_allowed(int fd)
 }
 
 static void
+on_batch(struct batch_item *it)
+{
+	conn_flush(batch_owner(it, struct ctl_conn, batch));
+}
+
+static void
 conn_new(struct ctl *c, int fd)
 {
 	struct ctl_conn *cn = xcalloc(1, sizeof *cn);
 	cn->ctl = c;
 	cn->fd = fd;
 	cn->refs = 1;
+	batch_init(&cn->batch, on_batch);
 	ev_io_init(&cn->w_read, on_read, fd, EV_READ);
 	ev_io_init(&cn->w_write, on_write, fd, EV_WRITE);
 	cn->w_read.data = cn->w_write.data = cn;

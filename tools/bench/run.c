@@ -1,0 +1,168 @@
+#include "tools/bench/run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/xmalloc.h"
+#include "tools/bench/bench.h"
+#include "tools/bench/hist.h"
+#include "tools/bench/proc.h"
+#include "tools/bench/table.h"
+
+const char *
+section_name(enum section sec)
+{
+	switch (sec) {
+	case SEC_TPUT:		return "1 throughput";
+	case SEC_RESTART:	return "2 restart";
+	case SEC_SCALE:		return "3 scale";
+	case SEC_PYTHON:	return "4 python";
+	}
+	return "?";
+}
+
+/* arbord's CPU time as the measured window opens and closes. */
+struct cpu_mark {
+	pid_t	pid;
+	double	at[2];
+};
+
+static void
+mark_cpu(void *arg, int phase)
+{
+	struct cpu_mark *m = arg;
+	m->at[phase] = proc_cpu_s(m->pid);
+}
+
+void
+run_load(const struct load_ep *ep, int n, enum load_proto proto,
+    const char *command, int depth, pid_t arbord, struct series *s)
+{
+	struct cpu_mark m = { .pid = arbord };
+	struct load_spec spec = {
+		.proto = proto, .command = command, .args = BENCH_ARGS,
+		.depth = depth, .warmup = B.warmup, .secs = B.secs,
+		.mark = arbord > 0 ? mark_cpu : NULL, .mark_arg = &m,
+	};
+	struct load_result r;
+	if (load_run(ep, n, &spec, &r) < 0)
+		die("load run failed (%d endpoints, depth %d)", n, depth);
+	if (s->n >= MAX_RUNS)
+		return;
+	int i = s->n++;
+	s->rps[i] = r.rps;
+	s->p50[i] = r.p50;
+	s->p99[i] = r.p99;
+	s->p999[i] = r.p999;
+	s->client[i] = r.client_cpu;
+	s->cpu_us[i] = arbord > 0 && r.n > 0 && m.at[0] >= 0 && m.at[1] >= 0 ?
+	    (m.at[1] - m.at[0]) / (double)r.n * 1e6 : NAN;
+	s->errors += r.errors;
+}
+
+static double
+med(const double *v, int n)
+{
+	double tmp[MAX_RUNS];
+	memcpy(tmp, v, (size_t)n * sizeof *v);
+	return median(tmp, (size_t)n);
+}
+
+struct figures
+series_median(const struct series *s)
+{
+	struct figures f = {
+		.rps = med(s->rps, s->n), .p50 = med(s->p50, s->n),
+		.p99 = med(s->p99, s->n), .p999 = med(s->p999, s->n),
+		.cpu_us = med(s->cpu_us, s->n), .client = med(s->client, s->n),
+	};
+	return f;
+}
+
+static const char *
+fmt_cpu(double us)
+{
+	static char b[32];
+	if (isnan(us))
+		return NULL;
+	snprintf(b, sizeof b, "%.1f µs", us);
+	return b;
+}
+
+void
+series_row(enum section sec, const char *label, const struct series *s,
+    const struct series *floor)
+{
+	struct figures f = series_median(s);
+	char what[160];
+	snprintf(what, sizeof what, "%s%s", label, s->errors ? " (errors!)" : "");
+	struct trow t = { .cell = {
+		[COL_CASE] = what, [COL_RPS] = fmt_rate(f.rps),
+		[COL_P50] = fmt_us(f.p50), [COL_P99] = fmt_us(f.p99),
+		[COL_P999] = fmt_us(f.p999), [COL_CPU] = fmt_cpu(f.cpu_us),
+		[COL_CLIENT] = fmt_pct(f.client),
+	} };
+	if (floor != NULL) {
+		double fr = series_median(floor).rps;
+		t.cell[COL_FLOOR] = fmt_rate(fr);
+		t.cell[COL_RATIO] = fmt_ratio(f.rps / fr);
+	}
+	if (s->errors)
+		note("%s: %llu error replies", label, (unsigned long long)s->errors);
+	table_add(sec, section_name(sec), &t);
+}
+
+struct load_ep *
+clients_open(const struct arbord *a, int n)
+{
+	struct load_ep *ep = xcalloc((size_t)n, sizeof *ep);
+	for (int i = 0; i < n; i++) {
+		int fd = arbord_connect(a);
+		if (fd < 0)
+			die("connect #%d to arbord: %s", i + 1, strerror(errno));
+		ep[i].rfd = ep[i].wfd = fd;
+	}
+	return ep;
+}
+
+void
+clients_close(struct load_ep *ep, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(ep[i].rfd);
+	free(ep);
+}
+
+struct load_ep *
+workers_eps(const struct wk *w, int n)
+{
+	struct load_ep *ep = xcalloc((size_t)n, sizeof *ep);
+	for (int i = 0; i < n; i++) {
+		ep[i].rfd = w[i].rfd;
+		ep[i].wfd = w[i].wfd;
+	}
+	return ep;
+}
+
+char **
+mock_argv(void)
+{
+	static char *argv[2];
+	if (argv[0] == NULL)
+		argv[0] = xasprintf("%s/mock_worker", B.build);
+	return argv;
+}
+
+char **
+python_argv(void)
+{
+	static char *argv[3];
+	if (argv[0] == NULL) {
+		argv[0] = "python3";
+		argv[1] = xasprintf("%s/workers/python/bridge_worker.py", B.root);
+	}
+	return argv;
+}
