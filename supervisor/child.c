@@ -397,7 +397,8 @@ pend_finish(struct child *c, struct pend *p, json_t *reply, enum msg_code err,
 	if (p->deadline > 0)
 		arm_deadline(c);
 	fn(arg, reply, err, why);
-	if (!internal && c->nuser == 0 && c->state == CS_READY && c->ev->idle)
+	if (!internal && c->nuser == 0 && c->state == CS_READY && !c->failed &&
+	    !c->reaped && c->ev->idle)
 		c->ev->idle(c, c->owner);
 }
 
@@ -644,19 +645,25 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	struct child *c = w->data;
 	ev_tstamp now = ev_now(loop);
 	bool expired = false;
+	for (unsigned i = 0; i <= c->pend_mask && !expired; i++) {
+		struct pend *p = &c->pend[i];
+		expired = p->fn && p->deadline > 0 && p->deadline <= now;
+	}
+	if (!expired) {
+		arm_deadline(c);
+		return;
+	}
+	/* Killed first, so that no new work is handed to it meanwhile. */
+	if (c->pid > 0 && !c->failed)
+		child_kill(c, "request deadline passed");
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
 		if (p->fn && p->deadline > 0 && p->deadline <= now) {
-			expired = true;
 			if (p->internal && c->health == CH_HEALTHY)
 				c->health = CH_UNHEALTHY;
 			pend_finish(c, p, NULL, ERR_TIMEOUT, "deadline passed");
 		}
 	}
-	if (expired && c->pid > 0 && !c->failed)
-		child_kill(c, "request deadline passed");
-	else
-		arm_deadline(c);
 }
 
 static void
@@ -765,6 +772,20 @@ log_exit(struct child *c)
 		    strsignal(WTERMSIG(st)));
 }
 
+/* Reads what the worker wrote before it exited, up to EOF (bounded: a
+ * grandchild might hold the pipe open and keep writing). */
+static void
+drain_stdout(struct child *c)
+{
+	size_t total = 0, max = 2 * (size_t)c->cfg->worker.max_frame_bytes;
+	ssize_t n;
+	while (!c->failed && c->fd_out >= 0 && total < max &&
+	    (n = buf_read_fd(&c->in, c->fd_out)) > 0) {
+		total += (size_t)n;
+		drain_frames(c);
+	}
+}
+
 /* The process is reaped: read what it left, close up, fail what it held,
  * and take down anything it left in its process group. */
 static void
@@ -776,8 +797,7 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	c->reaped = true;
 	c->exited_at = ev_now(loop);
 	log_exit(c);
-	if (!c->failed && c->fd_out >= 0 && buf_read_fd(&c->in, c->fd_out) > 0)
-		drain_frames(c);
+	drain_stdout(c);
 	if (c->fd_err >= 0 && buf_read_fd(&c->err, c->fd_err) >= 0)
 		log_stderr(c, true);
 	kill(-c->pid, SIGKILL);

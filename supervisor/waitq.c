@@ -39,11 +39,21 @@ waitq_init(struct waitq *q, int timeout_ms, int max, waitq_expired_fn *fn,
 	q->t.data = q;
 }
 
+/* A shorter timeout applies to the jobs already waiting too: clamping
+ * every deadline keeps the queue in deadline order. */
 void
 waitq_configure(struct waitq *q, int timeout_ms, int max)
 {
 	q->timeout_s = timeout_ms / 1000.0;
 	q->max = (size_t)max;
+	if (TAILQ_EMPTY(&q->all))
+		return;
+	ev_tstamp limit = ev_now(LOOP) + q->timeout_s;
+	struct job *j;
+	TAILQ_FOREACH(j, &q->all, all)
+		if (j->deadline > limit)
+			j->deadline = limit;
+	arm(q);
 }
 
 void

@@ -1,8 +1,10 @@
 /* Unit tests for supervisor/child.c with real processes: build/mock_worker
- * run as the worker (SPEC 5). Each test spawns a worker and runs the
- * default libev loop until the event it waits for has happened, bounded by
- * a generous deadline (never a fixed sleep), so the tests hold on a loaded
- * machine. Teardown kills and reaps whatever is left.
+ * runs as the worker (SPEC 5), and so does this program itself in two
+ * worker modes (--fd-probe, --reply-and-exit; see main). Each test spawns
+ * a worker and runs the default libev loop until the event it waits for
+ * has happened, bounded by a generous deadline (never a fixed sleep), so
+ * the tests hold on a loaded machine. Teardown kills and reaps whatever is
+ * left.
  *
  * Run from the repository root, after `make build/mock_worker`. */
 #include <stdarg.h>
@@ -14,16 +16,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proto/buf.h"
+#include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/xmalloc.h"
 #include "supervisor/child.h"
@@ -38,6 +44,7 @@
 #define MAX_REPLIES	16
 
 static char *mock_path;		/* absolute path of mock_worker */
+static char *self_path;		/* absolute path of this program */
 
 /* One request's outcome, as child_reply_fn reported it. */
 struct reply {
@@ -54,6 +61,7 @@ struct fx {
 	struct child	*c;
 	/* Events, as the owner saw them. */
 	int		 nready, nidle, nexited;
+	int		 want_ready;	/* nready that is_ready waits for */
 	enum child_state state_at_exit;
 	int		 status_at_exit;
 	bool		 abnormal_at_exit;
@@ -69,7 +77,6 @@ static void
 on_ready(struct child *c, void *owner)
 {
 	struct fx *fx = owner;
-	assert_ptr_equal(c, fx->c);
 	fx->nready++;
 	ev_break(LOOP, EVBREAK_ALL);
 }
@@ -114,6 +121,9 @@ on_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
 /* ---- running the loop until something happened ------------------------ */
 
 static bool timed_out;
+/* File-scope, so that a failed assertion that leaves run_until early
+ * leaves no watcher on the loop pointing into a dead stack frame. */
+static ev_timer bound_timer, tick_timer;
 
 static void
 on_bound(struct ev_loop *loop, ev_timer *w, int revents)
@@ -128,22 +138,28 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+static void
+stop_timers(void)
+{
+	ev_timer_stop(LOOP, &bound_timer);
+	ev_timer_stop(LOOP, &tick_timer);
+}
+
 /* Runs the default loop until done(arg) or bound_s seconds passed;
  * done is checked at least every TICK_S. Returns done(arg). */
 static bool
 run_until(bool (*done)(void *), void *arg, double bound_s)
 {
-	ev_timer bound, tick;
+	stop_timers();
 	ev_now_update(LOOP);
-	ev_timer_init(&bound, on_bound, bound_s, 0.);
-	ev_timer_init(&tick, on_tick, TICK_S, TICK_S);
+	ev_timer_init(&bound_timer, on_bound, bound_s, 0.);
+	ev_timer_init(&tick_timer, on_tick, TICK_S, TICK_S);
 	timed_out = false;
-	ev_timer_start(LOOP, &bound);
-	ev_timer_start(LOOP, &tick);
+	ev_timer_start(LOOP, &bound_timer);
+	ev_timer_start(LOOP, &tick_timer);
 	while (!done(arg) && !timed_out)
 		ev_run(LOOP, EVRUN_ONCE);
-	ev_timer_stop(LOOP, &bound);
-	ev_timer_stop(LOOP, &tick);
+	stop_timers();
 	return done(arg);
 }
 
@@ -151,7 +167,7 @@ static bool
 is_ready(void *arg)
 {
 	struct fx *fx = arg;
-	return fx->nready > 0;
+	return fx->nready >= fx->want_ready;
 }
 
 static bool
@@ -211,6 +227,7 @@ setup(void **state)
 	fx->cfg.worker.argv = fx->argv;
 	fx->cfg.worker.env = fx->env;
 	fx->c = child_new(NAME, &fx->cfg, fx->argv, &events, fx);
+	fx->want_ready = 1;
 	*state = fx;
 	return 0;
 }
@@ -227,7 +244,7 @@ static int
 teardown(void **state)
 {
 	struct fx *fx = *state;
-	pid_t pid = child_pid(fx->c);
+	pid_t pid = fx->c ? child_pid(fx->c) : 0;
 	if (pid > 0) {
 		fx->nexited = 0;
 		child_kill(fx->c, NULL);
@@ -252,6 +269,7 @@ static void
 spawn_ready(struct fx *fx)
 {
 	int before = fx->nready;
+	fx->want_ready = before + 1;
 	assert_int_equal(child_spawn(fx->c), 0);
 	fx->pid = child_pid(fx->c);
 	assert_true(fx->pid > 0);
@@ -497,6 +515,78 @@ test_crash_signal(void **state)
 	assert_true(fx->abnormal_at_exit);
 }
 
+/* ---- no idle event from a child that is going away ------------------------
+ *
+ * "idle" tells the owner the child takes requests again; the owner then
+ * hands it the next waiting job. A child whose process is dead or being
+ * killed must not say so: the job would be failed (worker_crashed) when
+ * another worker could have served it. */
+
+struct retry {
+	struct fx	*fx;
+	int		 rc;		/* child_request from inside the reply */
+	bool		 tried;
+};
+
+/* A reply callback that, like a router, tries to reuse the child at once
+ * when its request finished, as it would on an idle event. */
+static void
+on_reply_retry(void *arg, json_t *reply, enum msg_code err, const char *why)
+{
+	struct retry *t = arg;
+	on_reply(&t->fx->r[0], reply, err, why);
+	t->rc = child_request(t->fx->c, "echo", NULL, NULL, 0, on_reply,
+	    &t->fx->r[1]);
+	t->tried = true;
+}
+
+/* After a request deadline the worker is killed: no idle event, and it
+ * takes no new request, even from inside the timed-out request's reply. */
+static void
+test_timeout_no_idle(void **state)
+{
+	struct fx *fx = *state;
+	static struct retry t;	/* outlives a failed assertion */
+	t = (struct retry){ fx, 0, false };
+	spawn_ready(fx);
+	json_t *args = json_pack("{s:i}", "ms", 2000);
+	assert_int_equal(child_request(fx->c, "sleep", args, NULL, 100,
+	    on_reply_retry, &t), 0);
+	wait_exit(fx);
+	assert_true(t.tried);
+	assert_int_equal(fx->r[0].err, ERR_TIMEOUT);
+	if (fx->nidle != 0 || t.rc != -1)
+		fail_msg("a timed-out child being killed: %d idle event(s), "
+		    "child_request from the reply returned %d (the request "
+		    "then got: %s)", fx->nidle, t.rc, fx->r[1].calls == 0 ?
+		    "nothing" : fx->r[1].reply ? "a reply" :
+		    msg_code_name(fx->r[1].err));
+}
+
+/* A worker that crashed while busy: no idle event before exited. */
+static void
+test_crash_no_idle(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	request(fx, 0, "crash", "{\"code\": 3}", 0);
+	wait_exit(fx);
+	assert_int_equal(fx->r[0].err, ERR_WORKER_CRASHED);
+	assert_int_equal(fx->nidle, 0);
+}
+
+/* A worker killed for a protocol failure: no idle event either. */
+static void
+test_garbage_no_idle(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	request(fx, 0, "garbage", NULL, 0);
+	wait_exit(fx);
+	assert_int_equal(fx->r[0].err, ERR_WORKER_CRASHED);
+	assert_int_equal(fx->nidle, 0);
+}
+
 /* A frame that is not JSON is a protocol failure: worker_crashed, the
  * worker is killed. */
 static void
@@ -737,48 +827,330 @@ test_respawn(void **state)
 	assert_int_equal(fx->r[1].calls, 0);
 }
 
-/* The numbered entries of /proc/<pid>/fd, as a bit set of fds < 64,
- * with *count the number of entries (all of them). */
-static uint64_t
-open_fds(const char *dir, int *count)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	uint64_t set = 0;
-	*count = 0;
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		int fd = atoi(de->d_name);
-		if (fd != dirfd(d)) {
-			(*count)++;
-			if (fd < 64)
-				set |= 1ULL << fd;
-		}
-	}
-	closedir(d);
-	return set;
-}
-
-/* Workers inherit only their three stdio descriptors, and spawning and
- * reaping leaks no descriptor in the parent. */
+/* A worker that answers and then exits: the reply is delivered, and
+ * the exit (status 0) is a normal one. */
 static void
-test_fds(void **state)
+test_reply_then_exit(void **state)
 {
 	struct fx *fx = *state;
-	int n0, n1, n;
-	char path[64];
-	open_fds("/proc/self/fd", &n0);
 	spawn_ready(fx);
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)fx->pid);
-	uint64_t set = open_fds(path, &n);
-	{ char cmd[128]; snprintf(cmd, sizeof cmd, "ls -l /proc/%d/fd >&2; cat /proc/%d/cmdline >&2", (int)fx->pid, (int)fx->pid); system(cmd); }
-	assert_int_equal(n, 3);
-	assert_true(set == 0x7);
+	request(fx, 0, "shutdown", NULL, 0);
+	wait_reply(fx, 0);
+	assert_non_null(fx->r[0].reply);
+	assert_true(json_is_true(json_object_get(fx->r[0].reply, "success")));
+	wait_exit(fx);
+	assert_true(WIFEXITED(fx->status_at_exit));
+	assert_int_equal(WEXITSTATUS(fx->status_at_exit), 0);
+	assert_false(fx->abnormal_at_exit);
+	assert_int_equal(fx->r[0].calls, 1);
+}
+
+/* A reply larger than one read: delivered whole. */
+static void
+test_big_reply(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	request(fx, 0, "big", "{\"bytes\": 300000}", 0);
+	wait_reply(fx, 0);
+	assert_non_null(fx->r[0].reply);
+	json_t *res = json_object_get(fx->r[0].reply, "result");
+	const char *data = json_string_value(json_object_get(res, "data"));
+	assert_non_null(data);
+	assert_true(strlen(data) > 290000);
+	assert_true(child_alive(fx->c));
+}
+
+/* Waits (without reaping it, and without running the loop) until the
+ * process pid has exited. */
+static void
+wait_zombie(pid_t pid)
+{
+	struct timespec step = { 0, 1000000 };
+	for (int i = 0; i < (int)(BOUND_S * 1000); i++) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+			fail_msg("waitid: %s", strerror(errno));
+		if (si.si_pid == pid)
+			return;
+		nanosleep(&step, NULL);
+	}
+	fail_msg("pid %d did not exit", (int)pid);
+}
+
+/* A worker that writes a whole reply and then exits at once: what it
+ * wrote before exiting is still read and delivered; only a request it did
+ * not answer fails. The worker (this program in --reply-and-exit mode, see
+ * reply_and_exit) makes its stdout pipe large enough to hold the whole
+ * reply, so it exits before arbor has read it. */
+static void
+test_reply_left_in_pipe_at_exit(void **state)
+{
+	struct fx *fx = *state;
+	fx->argv[0] = self_path;
+	fx->argv[1] = "--reply-and-exit";
+	fx->argv[2] = "200000";
+	fx->argv[3] = "3";
+	fx->argv[4] = NULL;
+	spawn_ready(fx);
+	request(fx, 0, "anything", NULL, 0);
+	ev_run(LOOP, EVRUN_NOWAIT);	/* writes the request */
+	/* The worker has answered and exited before the loop looks again:
+	 * arbor sees the exit and the unread reply in the same iteration. */
+	wait_zombie(fx->pid);
+	wait_exit(fx);
+	assert_int_equal(fx->r[0].calls, 1);
+	if (fx->r[0].reply == NULL)
+		fail_msg("the complete reply was dropped: %s (%s)",
+		    msg_code_name(fx->r[0].err), fx->r[0].why ? fx->r[0].why :
+		    "");
+	json_t *res = json_object_get(fx->r[0].reply, "result");
+	const char *data = json_string_value(json_object_get(res, "data"));
+	assert_non_null(data);
+	assert_int_equal(strlen(data), 200000);
+	assert_true(WIFEXITED(fx->status_at_exit));
+	assert_int_equal(WEXITSTATUS(fx->status_at_exit), 3);
+}
+
+/* The same with mock_worker: a large reply, then (pipelined) a crash. */
+static void
+test_big_reply_then_crash(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	request(fx, 0, "big", "{\"bytes\": 300000}", 0);
+	request(fx, 1, "crash", "{\"code\": 4}", 0);
+	wait_exit(fx);
+	assert_int_equal(fx->r[1].calls, 1);
+	assert_int_equal(fx->r[1].err, ERR_WORKER_CRASHED);
+	assert_int_equal(fx->r[0].calls, 1);
+	assert_non_null(fx->r[0].reply);
+	assert_true(WIFEXITED(fx->status_at_exit));
+	assert_int_equal(WEXITSTATUS(fx->status_at_exit), 4);
+}
+
+/* Many requests one after the other: ids are reused safely. */
+static void
+test_many_requests(void **state)
+{
+	struct fx *fx = *state;
+	char args[32];
+	spawn_ready(fx);
+	for (int i = 0; i < 300; i++) {
+		struct reply *r = &fx->r[i % MAX_REPLIES];
+		json_decref(r->reply);
+		free(r->why);
+		memset(r, 0, sizeof *r);
+		snprintf(args, sizeof args, "{\"i\": %d}", i);
+		request(fx, i % MAX_REPLIES, "echo", args, 10000);
+		wait_reply(fx, i % MAX_REPLIES);
+		json_t *res = json_object_get(r->reply, "result");
+		assert_int_equal(json_integer_value(json_object_get(res, "i")), i);
+	}
+	assert_int_equal(child_stats(fx->c)->requests_handled, 300);
+	assert_int_equal(fx->nidle, 300);
+	assert_int_equal(fx->nexited, 0);
+}
+
+/* A worker that closes stdout but lives on broke the protocol: killed. */
+static void
+test_stdout_closed_while_alive(void **state)
+{
+	struct fx *fx = *state;
+	fx->argv[0] = "/bin/sh";
+	fx->argv[1] = "-c";
+	fx->argv[2] = "exec >&-; exec sleep 300";
+	fx->argv[3] = NULL;
+	assert_int_equal(child_spawn(fx->c), 0);
+	fx->pid = child_pid(fx->c);
+	wait_exit(fx);
+	assert_int_equal(fx->nready, 0);
+	assert_true(fx->abnormal_at_exit);
+	assert_true(WIFSIGNALED(fx->status_at_exit));
+	assert_int_equal(WTERMSIG(fx->status_at_exit), SIGKILL);
+	assert_group_gone(fx->pid);
+}
+
+/* A reply whose id nobody asked for is a protocol failure: killed. */
+static void
+test_unknown_reply_id(void **state)
+{
+	struct fx *fx = *state;
+	fx->argv[0] = "/bin/sh";
+	fx->argv[1] = "-c";
+	/* One frame: a 4-byte length (10), then {"id": 99}. */
+	fx->argv[2] = "printf '\\000\\000\\000\\012{\"id\": 99}'; exec sleep 300";
+	fx->argv[3] = NULL;
+	assert_int_equal(child_spawn(fx->c), 0);
+	fx->pid = child_pid(fx->c);
+	wait_exit(fx);
+	assert_int_equal(fx->nready, 0);
+	assert_true(fx->abnormal_at_exit);
+	assert_true(WIFSIGNALED(fx->status_at_exit));
+	assert_int_equal(WTERMSIG(fx->status_at_exit), SIGKILL);
+}
+
+/* child_backoff waits, then spawns; child_set_down cancels the wait. */
+static void
+test_backoff(void **state)
+{
+	struct fx *fx = *state;
+	child_backoff(fx->c, 50);
+	assert_int_equal(child_state(fx->c), CS_BACKOFF);
+	assert_false(child_alive(fx->c));
+	assert_true(run_until(is_ready, fx, BOUND_S));
+	assert_int_equal(child_state(fx->c), CS_READY);
+	assert_true(child_alive(fx->c));
+	fx->pid = child_pid(fx->c);
+}
+
+static void
+test_set_down_cancels_backoff(void **state)
+{
+	struct fx *fx = *state;
+	child_backoff(fx->c, 50);
+	child_set_down(fx->c, CS_FAILED);
+	assert_int_equal(child_state(fx->c), CS_FAILED);
+	assert_false(run_until(is_ready, fx, 0.5));	/* 10 x the delay */
+	assert_false(child_alive(fx->c));
+	assert_int_equal(child_state(fx->c), CS_FAILED);
+	assert_int_equal(fx->nready, 0);
+}
+
+/* Freeing a child with a request in flight fails the request once and
+ * takes the process away (no exited event: the owner is freeing it). */
+static void
+test_free_while_busy(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	request(fx, 0, "sleep", "{\"ms\": 60000}", 0);
+	child_free(fx->c);
+	fx->c = NULL;
+	assert_int_equal(fx->r[0].calls, 1);
+	assert_int_equal(fx->r[0].err, ERR_WORKER_CRASHED);
+	assert_group_gone(fx->pid);
+	assert_int_equal(fx->nexited, 0);
+	assert_int_equal(fx->nidle, 0);
+	assert_true(run_until(reaped, &fx->pid, BOUND_S));
+}
+
+/* Idle workers are pinged every health_interval_ms; pings are not
+ * requests: no idle events, no counts, and requests still go through. */
+static void
+test_health_pings(void **state)
+{
+	struct fx *fx = *state;
+	fx->cfg.worker.health_interval_ms = 20;
+	spawn_ready(fx);
+	run_until(has_exited, fx, 0.5);		/* ~25 pings */
+	assert_int_equal(fx->nexited, 0);
+	assert_int_equal(fx->nidle, 0);
+	assert_int_equal(child_stats(fx->c)->requests_handled, 0);
+	json_t *j = child_json(fx->c);
+	assert_string_equal(json_string_value(json_object_get(j, "health")),
+	    "healthy");
+	json_decref(j);
+	for (int k = 0; k < 5; k++) {
+		request(fx, k, "echo", "{}", 0);
+		wait_reply(fx, k);
+		assert_true(json_is_true(json_object_get(fx->r[k].reply,
+		    "success")));
+	}
+	assert_int_equal(fx->nidle, 5);
+	assert_int_equal(child_stats(fx->c)->requests_handled, 5);
+}
+
+/* What the worker writes on stderr is logged line by line under its
+ * name. */
+struct grep {
+	const char	*path;
+	const char	*text;
+};
+
+static bool
+file_has(void *arg)
+{
+	struct grep *g = arg;
+	char buf[8192];
+	FILE *f = fopen(g->path, "r");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, g->text) != NULL;
+}
+
+static void
+test_stderr_logged(void **state)
+{
+	struct fx *fx = *state;
+	char path[] = "/tmp/arbor-child-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	spawn_ready(fx);
+	/* Sent now, written when the loop runs: after the redirection. */
+	request(fx, 0, "stderr", "{\"line\": \"hello from the worker\"}", 0);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	dup2(fd, 2);
+	close(fd);
+	log_setup(LOG_INFO, LOG_TEXT);
+	struct grep g = { path, NAME ": hello from the worker\n" };
+	bool replied = run_until(has_reply, &fx->r[0], BOUND_S);
+	bool found = replied && run_until(file_has, &g, BOUND_S);
+	log_setup(LOG_ERROR, LOG_TEXT);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	unlink(path);
+	assert_true(replied);
+	assert_true(json_is_true(json_object_get(fx->r[0].reply, "success")));
+	assert_true(found);
+}
+
+/* child_json without a process. */
+static void
+test_json_stopped(void **state)
+{
+	struct fx *fx = *state;
+	json_t *j = child_json(fx->c);
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+	    "stopped");
+	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "uptime_ms")), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "kind")),
+	    "worker");
+	json_decref(j);
+}
+
+/* The number of open descriptors of this process. */
+static int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Spawning and reaping, again and again, leaks no descriptor. */
+static void
+test_no_fd_leak(void **state)
+{
+	struct fx *fx = *state;
+	int n0 = count_fds();
+	spawn_ready(fx);
 	for (int round = 0; round < 3; round++) {
 		fx->nexited = 0;
-		fx->r[round].calls = 0;
 		request(fx, round, "crash", "{\"code\": 2}", 0);
 		wait_exit(fx);
 		spawn_ready(fx);
@@ -786,13 +1158,112 @@ test_fds(void **state)
 	child_stop(fx->c);
 	fx->nexited = 0;
 	wait_exit(fx);
-	open_fds("/proc/self/fd", &n1);
-	assert_int_equal(n1, n0);
+	assert_int_equal(count_fds(), n0);
+}
+
+/* Workers inherit only their three stdio descriptors. mock_worker moves
+ * its own descriptors about, so this program runs in front of it as a
+ * probe (see fd_probe) that writes what it inherited to a file first. */
+static void
+test_inherits_only_stdio(void **state)
+{
+	struct fx *fx = *state;
+	char dir[] = "/tmp/arbor-child-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *out = xasprintf("%s/fds", dir);
+	fx->argv[0] = self_path;
+	fx->argv[1] = "--fd-probe";
+	fx->argv[2] = out;
+	fx->argv[3] = mock_path;
+	fx->argv[4] = NULL;
+	spawn_ready(fx);
+	FILE *f = fopen(out, "r");
+	char all[256] = "";
+	assert_non_null(f);
+	size_t n = fread(all, 1, sizeof all - 1, f);
+	all[n] = '\0';
+	fclose(f);
+	unlink(out);
+	rmdir(dir);
+	free(out);
+	assert_string_equal(all, "0 1 2\n");
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* Run as a worker: writes the descriptors this process inherited to
+ * file, sorted, then becomes mock_worker. */
+static int
+fd_probe(const char *file, char *mock)
+{
+	int fds[256], n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	if (d == NULL)
+		return 127;
+	while ((de = readdir(d)) != NULL && n < 256)
+		if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
+			fds[n++] = atoi(de->d_name);
+	closedir(d);
+	qsort(fds, (size_t)n, sizeof fds[0], cmp_int);
+	char *tmp = xasprintf("%s.tmp", file);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return 127;
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s%d", i ? " " : "", fds[i]);
+	fprintf(f, "\n");
+	if (fclose(f) != 0 || rename(tmp, file) != 0)
+		return 127;
+	free(tmp);
+	char *argv[] = { mock, NULL };
+	execv(mock, argv);
+	return 127;
+}
+
+/* Run as a worker: answers the init ping, then answers the next request
+ * with {"data": <bytes x "x">} and exits with code at once. Its stdout
+ * pipe is made large enough to take the whole reply without waiting. */
+static int
+reply_and_exit(size_t bytes, int code)
+{
+	struct buf in, out;
+	const char *payload;
+	size_t len;
+	buf_init(&in);
+	buf_init(&out);
+	fcntl(1, F_SETPIPE_SZ, 1 << 20);
+	char *data = xmalloc(bytes + 1);
+	memset(data, 'x', bytes);
+	data[bytes] = '\0';
+	for (int k = 0; k < 2; k++) {
+		if (frame_read_blocking(0, &in, 1 << 20, &payload, &len) != 1)
+			return 126;
+		json_t *req = frame_parse(payload, len, NULL);
+		frame_done(&in, len);
+		json_t *result = k == 0 ? json_pack("{s:b}", "pong", 1) :
+		    json_pack("{s:s}", "data", data);
+		json_t *rep = msg_worker_ok(json_object_get(req, "id"), result);
+		frame_put_json(&out, rep);
+		json_decref(rep);
+		json_decref(req);
+		if (buf_write_fd(&out, 1) < 0)
+			return 126;
+	}
+	_exit(code);
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "--fd-probe") == 0)
+		return fd_probe(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "--reply-and-exit") == 0)
+		return reply_and_exit((size_t)atol(argv[2]), atoi(argv[3]));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_spawn_ready, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_before_ready, setup,
@@ -810,6 +1281,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_signal, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_no_idle, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crash_no_idle, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_no_idle, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_too_large, setup,
 		    teardown),
@@ -826,7 +1303,33 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_respawn, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_then_exit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_big_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_left_in_pipe_at_exit,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_reply_then_crash, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_many_requests, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stdout_closed_while_alive,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_reply_id, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_down_cancels_backoff,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_while_busy, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_health_pings, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stderr_logged, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_json_stopped, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_fd_leak, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inherits_only_stdio, setup,
+		    teardown),
 	};
 	char buf[PATH_MAX];
 	if (realpath(MOCK_PATH, buf) == NULL) {
@@ -835,6 +1338,14 @@ main(void)
 		return 1;
 	}
 	mock_path = buf;
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		perror("/proc/self/exe");
+		return 1;
+	}
+	self[n] = '\0';
+	self_path = self;
 	signal(SIGPIPE, SIG_IGN);	/* as arbord: a dead worker's stdin */
 	log_setup(LOG_ERROR, LOG_TEXT);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,6 +99,12 @@ arbord_pid(const struct arbord *a)
 	return a->pid;
 }
 
+const char *
+arbord_socket(const struct arbord *a)
+{
+	return a->sock;
+}
+
 int
 arbord_connect(const struct arbord *a)
 {
@@ -174,6 +181,8 @@ arbord_wait_ready(struct arbord *a, double timeout_s)
 	}
 	if (fd >= 0)
 		close(fd);
+	if (proc_interrupted())
+		return -1;
 	note("arbord: %d workers not all ready after %.0f s", a->size, timeout_s);
 	show_log(a);
 	return -1;

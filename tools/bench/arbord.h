@@ -21,6 +21,7 @@ struct arbord;
  * of kills). Owned by the caller: stop with arbord_stop. */
 struct arbord *arbord_start(const struct arbord_conf *);
 pid_t	arbord_pid(const struct arbord *);
+const char *arbord_socket(const struct arbord *);	/* borrowed */
 /* Polls `health` until all pool.size workers are ready: 0, or -1 after
  * timeout_s or if arbord exited (printing the tail of its log). */
 int	arbord_wait_ready(struct arbord *, double timeout_s);

@@ -9,6 +9,7 @@
 #ifndef ARBOR_BENCH_LOAD_H
 #define ARBOR_BENCH_LOAD_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum load_proto {

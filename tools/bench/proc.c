@@ -24,6 +24,7 @@ struct tracked {
 static struct tracked	*tr;
 static size_t		 ntr, captr;
 static volatile sig_atomic_t interrupted;
+static pid_t		 main_pid;	/* exit handlers run only here */
 
 /* Blocks (or unblocks) the stop signals around changes of the table, which
  * the signal handler reads. */
@@ -77,13 +78,15 @@ on_signal(int sig)
 static void
 at_exit(void)
 {
-	proc_cleanup();
+	if (getpid() == main_pid)
+		proc_cleanup();
 }
 
 void
 proc_init(void)
 {
 	struct sigaction sa;
+	main_pid = getpid();
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -140,6 +143,29 @@ proc_spawn(char *const argv[], int in, int out, int err, bool daemon)
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	track(pid, daemon);
+	return pid;
+}
+
+pid_t
+proc_fork(void)
+{
+	pid_t parent = getpid();
+	guard(true);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		ntr = 0;
+	}
+	guard(false);
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid > 0)
+		track(pid, false);
 	return pid;
 }
 

@@ -15,11 +15,16 @@ void	proc_init(void);
 /* Raises RLIMIT_NOFILE to the hard limit; returns the new soft limit. */
 long	proc_raise_nofile(void);
 
-/* Forks and execs argv[0] (searched in PATH unless it has a slash) with fds in, out, err as 0, 1, 2 (-1:
- * /dev/null), a clean signal mask and deathsig as the parent-death signal.
- * A daemon is stopped with SIGTERM at cleanup, anything else with SIGKILL.
- * Returns the pid (tracked), or dies. */
+/* Forks and execs argv[0] (searched in PATH unless it has a slash) with
+ * fds in, out, err as 0, 1, 2 (-1: /dev/null) and a clean signal mask.
+ * A daemon gets SIGTERM as its parent-death signal and at cleanup (so it
+ * stops its own children), anything else SIGKILL. Returns the pid
+ * (tracked), or dies. */
 pid_t	proc_spawn(char *const argv[], int in, int out, int err, bool daemon);
+/* Forks a copy of the benchmark (tracked, stopped with SIGKILL). The copy
+ * has the default stop signals, dies with its parent, and must end with
+ * _exit: exit handlers run only in the original process. */
+pid_t	proc_fork(void);
 /* Waits for pid up to timeout_ms: its wait status, or -1 on timeout. A
  * reaped pid is no longer tracked. */
 int	proc_wait(pid_t pid, int timeout_ms);

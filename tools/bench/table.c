@@ -35,19 +35,24 @@ table_add(int sec, const char *label, const struct trow *t)
 		r->cell[i] = xstrdup(t->cell[i] ? t->cell[i] : "-");
 }
 
+/* Row indices by section, then in insertion order (a stable sort). */
+static size_t *
+row_order(void)
+{
+	size_t *idx = xcalloc(nrows ? nrows : 1, sizeof *idx);
+	for (size_t i = 0; i < nrows; i++) {
+		size_t j = i;
+		for (; j > 0 && rows[idx[j - 1]].sec > rows[i].sec; j--)
+			idx[j] = idx[j - 1];
+		idx[j] = i;
+	}
+	return idx;
+}
+
 void
 table_print(void)
 {
-	/* By section, then in insertion order: a stable insertion sort. */
-	size_t *idx = xcalloc(nrows ? nrows : 1, sizeof *idx);
-	for (size_t i = 0; i < nrows; i++)
-		idx[i] = i;
-	for (size_t i = 1; i < nrows; i++)	/* insertion sort: stable */
-		for (size_t j = i; j > 0 && rows[idx[j - 1]].sec > rows[idx[j]].sec; j--) {
-			size_t t = idx[j];
-			idx[j] = idx[j - 1];
-			idx[j - 1] = t;
-		}
+	size_t *idx = row_order();
 	for (int i = 0; i <= NCOL; i++)
 		printf("| %s ", head[i]);
 	printf("|\n");

@@ -41,8 +41,9 @@ rows(const struct bed *b, const struct series *direct, const struct series *s)
 	    b->size, b->what);
 	series_row(b->sec, label, direct, NULL);
 	for (int k = 0; k < b->nshapes; k++) {
-		snprintf(label, sizeof label, "arbord: %d × %s, %d clients, "
-		    "depth %d", b->size, b->what, b->shapes[k].clients,
+		int nc = b->shapes[k].clients;
+		snprintf(label, sizeof label, "arbord: %d × %s, %d client%s, "
+		    "depth %d", b->size, b->what, nc, nc == 1 ? "" : "s",
 		    b->shapes[k].depth);
 		series_row(b->sec, label, &s[k], direct);
 	}
@@ -105,7 +106,7 @@ void
 bench_python(void)
 {
 	struct bed b = {
-		.sec = SEC_PYTHON, .what = "python", .command = "ping",
+		.sec = SEC_PYTHON, .what = "Python bridge_worker", .command = "ping",
 		.size = 2, .shapes = python_shapes,
 		.nshapes = NSHAPES(python_shapes),
 	};

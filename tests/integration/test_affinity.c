@@ -1,0 +1,480 @@
+/* Session affinity in the pool (SPEC 6) with mock_worker, whose programs
+ * live per session inside the worker process that created them: under
+ * strict every program is found and a session stays on its worker, new
+ * sessions are spread over the workers; under none programs get lost;
+ * end_session, session_reset after the worker's death, session_ttl_ms
+ * expiry, and prefer moving a session off a busy worker. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/clients.h"
+#include "tests/integration/harness.h"
+
+#define NWORKERS	4
+#define NSESS		50
+#define NCONN		8	/* connections the sessions share */
+#define NSTEPS		6	/* create_program, then 5 execute_program */
+#define RUN_MS		60000	/* bound on one whole workload */
+
+/* Starts a pool of n mock_workers with the given affinity and extra pool
+ * settings, and waits for them to be ready. */
+static struct arb *
+start_pool(int n, const char *affinity, const char *pool)
+{
+	char body[2048];
+	snprintf(body, sizeof body,
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = %d; max_overflow = 0; affinity = \"%s\";\n"
+	    "  checkout_timeout_ms = 5000; max_restarts = 100; %s };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "environments = { dev = { }; };\n", n, affinity, pool ? pool : "");
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", (size_t)n, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	return a;
+}
+
+/* ---- the 50-session workload ---- */
+
+struct sess {
+	char	id[32];
+	int	step;		/* replies received so far */
+	char	worker[64];	/* the worker of its first reply */
+};
+
+struct workload {
+	struct cl_conn	*conns[NCONN];
+	struct sess	 s[NSESS];
+	bool		 strict;
+	int		 replies;
+	int		 not_found;	/* "program not found" replies */
+	int		 moved;		/* replies from another worker */
+	int		 bad;		/* any other unexpected reply */
+};
+
+/* The request for step of session i: create_program first, then
+ * execute_program with inputs unique to the step. */
+static json_t *
+step_req(int i, int step, const char *sid)
+{
+	json_int_t id = (json_int_t)i * 100 + step;
+	if (step == 0)
+		return cl_exec_req(id, "create_program", json_pack("{s:s,s:s}",
+		    "program_id", "p", "signature", "question -> answer"), sid,
+		    0);
+	char q[64];
+	snprintf(q, sizeof q, "%s-%d", sid, step);
+	return cl_exec_req(id, "execute_program", json_pack("{s:s,s:{s:s}}",
+	    "program_id", "p", "inputs", "question", q), sid, 0);
+}
+
+/* Counts one unexpected reply, printing the first few. */
+static void
+unexpected(struct workload *w, const json_t *reply, const char *why)
+{
+	if (w->bad++ < 5) {
+		char *s = cl_describe(reply);
+		fprintf(stderr, "unexpected reply (%s): %s\n", why, s);
+		free(s);
+	}
+}
+
+/* Checks an execute_program result against the mock model. */
+static bool
+good_output(const json_t *reply, const char *sid, int step)
+{
+	char want[96];
+	snprintf(want, sizeof want, "answer: %s-%d", sid, step);
+	const char *got = json_string_value(json_object_get(json_object_get(
+	    json_object_get(reply, "result"), "outputs"), "answer"));
+	return got != NULL && strcmp(got, want) == 0;
+}
+
+/* Judges an error reply to an execute_program. */
+static void
+judge_error(struct workload *w, const json_t *reply)
+{
+	const char *msg = cl_reply_message(reply);
+	const char *code = arb_reply_code(reply);
+	if (code != NULL && strcmp(code, "worker_error") == 0 && msg != NULL &&
+	    strstr(msg, "program not found: p") != NULL)
+		w->not_found++;
+	else
+		unexpected(w, reply, "error");
+}
+
+/* cl_pump callback: checks the reply, sends the session's next step. */
+static void
+on_reply(size_t conn, json_t *reply, void *ctx)
+{
+	struct workload *w = ctx;
+	json_int_t id = cl_reply_id(reply);
+	int i = (int)(id / 100), step = (int)(id % 100);
+	w->replies++;
+	if (id < 0 || i >= NSESS || step != w->s[i].step ||
+	    conn != (size_t)i % NCONN) {
+		unexpected(w, reply, "id");
+		return;
+	}
+	struct sess *s = &w->s[i];
+	const char *worker = cl_reply_worker(reply);
+	if (step == 0 && arb_reply_ok(reply) && worker != NULL)
+		snprintf(s->worker, sizeof s->worker, "%s", worker);
+	else if (step == 0)
+		unexpected(w, reply, "create_program");
+	else if (!arb_reply_ok(reply))
+		judge_error(w, reply);
+	else if (!good_output(reply, s->id, step))
+		unexpected(w, reply, "outputs");
+	if (step > 0 && worker != NULL && strcmp(worker, s->worker) != 0)
+		w->moved++;
+	if (++s->step < NSTEPS) {
+		json_t *req = step_req(i, s->step, s->id);
+		cl_send(w->conns[conn], req);
+		json_decref(req);
+	}
+}
+
+/* Opens each session: all creates pipelined at once (they compete for
+ * busy workers), or one after another while every worker is ready. */
+static void
+open_sessions(struct arb *a, struct workload *w, bool one_by_one)
+{
+	json_t *batch[NCONN];
+	for (size_t c = 0; c < NCONN; c++)
+		batch[c] = json_array();
+	for (int i = 0; i < NSESS; i++) {
+		struct sess *s = &w->s[i];
+		snprintf(s->id, sizeof s->id, "sess-%02d", i);
+		if (!one_by_one) {
+			json_array_append_new(batch[i % NCONN], step_req(i, 0,
+			    s->id));
+			continue;
+		}
+		json_t *r = arb_call_ok(a, step_req(i, 0, s->id));
+		snprintf(s->worker, sizeof s->worker, "%s", cl_reply_worker(r));
+		json_decref(r);
+		s->step = 1;
+		w->replies++;
+		json_array_append_new(batch[i % NCONN], step_req(i, 1, s->id));
+	}
+	for (size_t c = 0; c < NCONN; c++) {
+		cl_send_batch(w->conns[c], batch[c]);
+		json_decref(batch[c]);
+	}
+}
+
+/* Runs every session through its steps, interleaved on NCONN pipelined
+ * connections, until all replies are in. */
+static void
+run_workload(struct arb *a, struct workload *w, bool one_by_one)
+{
+	for (size_t c = 0; c < NCONN; c++)
+		w->conns[c] = cl_open(a);
+	open_sessions(a, w, one_by_one);
+	long long end = arb_now_ms() + RUN_MS;
+	while (w->replies < NSESS * NSTEPS && arb_now_ms() < end)
+		if (cl_pump(w->conns, NCONN, 200, on_reply, w) < 0)
+			break;
+	for (size_t c = 0; c < NCONN; c++)
+		cl_close(w->conns[c]);
+	fprintf(stderr, "workload: %d replies, %d not found, %d moved, "
+	    "%d unexpected\n", w->replies, w->not_found, w->moved, w->bad);
+	assert_int_equal(w->replies, NSESS * NSTEPS);
+	assert_int_equal(w->bad, 0);
+}
+
+/* Counts sessions per worker from the first replies. */
+static int
+sessions_on(const struct workload *w, const char *worker)
+{
+	int n = 0;
+	for (int i = 0; i < NSESS; i++)
+		n += strcmp(w->s[i].worker, worker) == 0;
+	return n;
+}
+
+/* The bound session count of each pool worker, checked against the
+ * workers the sessions' first replies named; returns their sum. */
+static json_int_t
+bound_counts(struct arb *a, const struct workload *w, json_int_t *n)
+{
+	json_t *tree = arb_status(a, "pool");
+	assert_non_null(tree);
+	json_int_t total = 0;
+	for (int k = 0; k < NWORKERS; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "pool/worker.%d", k + 1);
+		n[k] = arb_node_int(arb_find(tree, name), "session");
+		fprintf(stderr, "%s: %lld sessions bound\n", name,
+		    (long long)n[k]);
+		assert_int_equal(n[k], sessions_on(w, name));
+		total += n[k];
+	}
+	json_decref(tree);
+	return total;
+}
+
+/* Strict with every request competing: each session stays on its worker
+ * and finds its program. */
+static void
+test_strict_keeps_programs(void **state)
+{
+	struct arb *a = start_pool(NWORKERS, "strict", NULL);
+	struct workload *w = calloc(1, sizeof *w);
+	w->strict = true;
+	run_workload(a, w, false);
+	assert_int_equal(w->not_found, 0);
+	assert_int_equal(w->moved, 0);
+	json_int_t n[NWORKERS];
+	assert_int_equal(bound_counts(a, w, n), NSESS);
+	json_t *st = cl_stats(a);
+	assert_int_equal(arb_node_int(st, "sessions"), NSESS);
+	assert_int_equal(arb_node_int(st, "total_sessions"), NSESS);
+	assert_int_equal(arb_node_int(st, "successful_operations"),
+	    NSESS * NSTEPS);
+	json_decref(st);
+	free(w);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* New sessions that find ready workers go to the one with the fewest
+ * bound sessions: the 50 spread evenly; then they run concurrently. (When
+ * every worker is busy, a new session takes the first worker that frees
+ * up, so the spread then follows the scheduler and is not checked.) */
+static void
+test_strict_balances_new_sessions(void **state)
+{
+	struct arb *a = start_pool(NWORKERS, "strict", NULL);
+	struct workload *w = calloc(1, sizeof *w);
+	w->strict = true;
+	run_workload(a, w, true);
+	assert_int_equal(w->not_found, 0);
+	assert_int_equal(w->moved, 0);
+	json_int_t n[NWORKERS];
+	assert_int_equal(bound_counts(a, w, n), NSESS);
+	for (int k = 0; k < NWORKERS; k++) {	/* NSESS / NWORKERS +- 5 */
+		assert_true(n[k] * NWORKERS >= NSESS - 5 * NWORKERS);
+		assert_true(n[k] * NWORKERS <= NSESS + 5 * NWORKERS);
+	}
+	free(w);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_none_loses_programs(void **state)
+{
+	struct arb *a = start_pool(NWORKERS, "none", NULL);
+	struct workload *w = calloc(1, sizeof *w);
+	run_workload(a, w, false);
+	assert_true(w->not_found > 0);
+	/* No binding at all. */
+	json_t *tree = arb_status(a, "pool");
+	for (int k = 1; k <= NWORKERS; k++) {
+		char name[32];
+		snprintf(name, sizeof name, "pool/worker.%d", k);
+		assert_int_equal(arb_node_int(arb_find(tree, name), "session"), 0);
+	}
+	json_decref(tree);
+	free(w);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* ---- one session at a time ---- */
+
+static json_t *
+create_p(struct arb *a, const char *sid)
+{
+	return cl_exec_ok(a, "create_program", json_pack("{s:s,s:s}",
+	    "program_id", "p", "signature", "question -> answer"), sid);
+}
+
+static json_t *
+execute_p(struct arb *a, const char *sid)
+{
+	return cl_exec(a, "execute_program", json_pack("{s:s,s:{s:s}}",
+	    "program_id", "p", "inputs", "question", "q"), sid);
+}
+
+/* Fails unless reply is worker_error "program not found: p". */
+static void
+assert_not_found(const json_t *reply)
+{
+	const char *msg = cl_reply_message(reply);
+	if (arb_reply_ok(reply) || arb_reply_code(reply) == NULL ||
+	    strcmp(arb_reply_code(reply), "worker_error") != 0 || msg == NULL ||
+	    strstr(msg, "program not found: p") == NULL) {
+		char *s = cl_describe(reply);
+		fail_msg("expected worker_error 'program not found: p', got %s", s);
+	}
+}
+
+/* {"op": "end_session", "session_id": sid}: the value of "ended". */
+static bool
+end_session(struct arb *a, const char *sid)
+{
+	json_t *r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "end_session",
+	    "session_id", sid));
+	json_t *ended = json_object_get(r, "ended");
+	assert_true(json_is_boolean(ended));
+	bool v = json_is_true(ended);
+	json_decref(r);
+	return v;
+}
+
+static void
+test_end_session(void **state)
+{
+	struct arb *a = start_pool(NWORKERS, "strict", NULL);
+	json_decref(create_p(a, "e1"));
+	json_t *r = execute_p(a, "e1");
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	assert_true(end_session(a, "e1"));
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	r = execute_p(a, "e1");
+	assert_not_found(r);
+	json_decref(r);
+	assert_false(end_session(a, "never-seen"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_session_reset_after_worker_death(void **state)
+{
+	struct arb *a = start_pool(2, "strict", NULL);
+	json_t *r = create_p(a, "r1");
+	char w1[64];
+	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "r2");
+	assert_string_not_equal(cl_reply_worker(r), w1);	/* least bound */
+	json_decref(r);
+	json_int_t pid = cl_worker_pid(a, w1);
+	assert_true(pid > 0);
+	assert_int_equal(proc_ppid((pid_t)pid), arb_pid(a));
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	json_t *node = arb_wait_node(a, w1, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	r = cl_exec_ok(a, "echo", NULL, "r1");
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = execute_p(a, "r1");		/* the program died with the worker */
+	assert_not_found(r);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "r1");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "r2");	/* its worker lived */
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_session_ttl_expiry(void **state)
+{
+	struct arb *a = start_pool(2, "strict", "session_ttl_ms = 300;");
+	json_t *r = create_p(a, "t1");
+	char w1[64];
+	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
+	json_decref(r);
+	json_t *st = cl_stats(a);
+	json_int_t before = arb_node_int(st, "stale_sessions_cleaned");
+	json_decref(st);
+	assert_true(cl_wait_stat(a, "stale_sessions_cleaned", before + 1,
+	    before + 1, ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	json_t *tree = arb_status(a, w1);
+	assert_int_equal(arb_node_int(tree, "session"), 0);
+	json_decref(tree);
+	r = execute_p(a, "t1");		/* the worker got cleanup_session */
+	assert_not_found(r);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_prefer_moves_off_busy_worker(void **state)
+{
+	struct arb *a = start_pool(2, "prefer", NULL);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "pf");
+	char w1[64];
+	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
+	json_decref(r);
+	struct cl_conn *c = cl_open(a);
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
+	    "pf", 0);
+	cl_send(c, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	r = cl_exec_ok(a, "echo", NULL, "pf");
+	char w2[64];
+	snprintf(w2, sizeof w2, "%s", cl_reply_worker(r));
+	json_decref(r);
+	assert_string_not_equal(w2, w1);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_true(arb_reply_ok(r));
+	assert_string_equal(cl_reply_worker(r), w1);
+	json_decref(r);
+	cl_close(c);
+	/* Rebound: w1 is idle again, but the session now lives on w2. */
+	r = cl_exec_ok(a, "echo", NULL, "pf");
+	assert_string_equal(cl_reply_worker(r), w2);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_strict_waits_for_busy_worker(void **state)
+{
+	struct arb *a = start_pool(2, "strict", NULL);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "st");
+	char w1[64];
+	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
+	json_decref(r);
+	struct cl_conn *c = cl_open(a);
+	long long t0 = arb_now_ms();
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 800),
+	    "st", 0);
+	cl_send(c, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	r = cl_exec_ok(a, "echo", NULL, "st");
+	assert_string_equal(cl_reply_worker(r), w1);
+	assert_true(arb_now_ms() - t0 >= 700);	/* after the sleep */
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_strict_keeps_programs, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_balances_new_sessions, arb_teardown),
+		cmocka_unit_test_teardown(test_none_loses_programs, arb_teardown),
+		cmocka_unit_test_teardown(test_end_session, arb_teardown),
+		cmocka_unit_test_teardown(test_session_reset_after_worker_death, arb_teardown),
+		cmocka_unit_test_teardown(test_session_ttl_expiry, arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

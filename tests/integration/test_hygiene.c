@@ -1,0 +1,154 @@
+/* Resource hygiene (SPEC 7): a thousand worker restarts leave arbord with
+ * the descriptors, children and memory it had before. Half the restarts
+ * are crashes (the supervisor's restart path), half operator restarts. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+#define RESTARTS	1000
+#define RSS_SLACK_KB	512	/* allocator noise, not growth per restart */
+
+static const char CONF[] =
+    "supervisor = { max_restarts = 10000; max_seconds = 1; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 0; health_interval_ms = 0; };\n"
+    "pool = { size = 2; max_overflow = 0; max_restarts = 10000; max_seconds = 1;\n"
+    "  checkout_timeout_ms = 60000; max_waiting = 4096; };\n"
+    "log = { level = \"warn\"; };\n"
+    "environments = { dev = { }; };\n";
+
+struct usage {
+	size_t	fds, children;
+	long	rss_kb;
+};
+
+static size_t
+count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	size_t n = 0;
+	if (d == NULL)
+		return 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static long
+rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static size_t wait_fds(struct arb *, size_t);
+
+static struct usage
+measure(struct arb *a)
+{
+	struct usage u = { wait_fds(a, count_fds(arb_pid(a))),
+	    proc_children(arb_pid(a), NULL, 0), rss_kb(arb_pid(a)) };
+	return u;
+}
+
+/* Sends n crash requests pipelined on one connection: the pool serves
+ * them one worker at a time, so each one crashes a worker that was
+ * restarted for it. Every request must get its worker_crashed reply. */
+static void
+crash_many(struct arb *a, int n)
+{
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	for (int i = 0; i < n; i++) {
+		json_t *req = json_pack("{s:i,s:s,s:s,s:{s:i}}", "id", i, "op",
+		    "execute", "command", "crash", "args", "code", 3);
+		assert_int_equal(arb_conn_send(c, req), 0);
+		json_decref(req);
+	}
+	for (int i = 0; i < n; i++) {
+		json_t *r = arb_conn_recv(c, ARB_EVENT_MS);
+		assert_non_null(r);
+		assert_string_equal(arb_reply_code(r), "worker_crashed");
+		json_decref(r);
+	}
+	arb_conn_close(c);
+}
+
+/* Waits until arbord holds no more descriptors than want (a closed
+ * control connection is released when arbord reads its EOF). */
+static size_t
+wait_fds(struct arb *a, size_t want)
+{
+	long long end = arb_now_ms() + ARB_EVENT_MS;
+	size_t n;
+	while ((n = count_fds(arb_pid(a))) > want && arb_now_ms() < end)
+		arb_sleep_ms(20);
+	return n;
+}
+
+static json_int_t
+total_restarts(struct arb *a)
+{
+	json_t *pool = arb_status(a, "pool");
+	json_int_t n = 0;
+	for (size_t i = 0; i < arb_node_nchildren(pool); i++)
+		n += arb_node_int(json_array_get(json_object_get(pool,
+		    "children"), i), "restarts");
+	json_decref(pool);
+	return n;
+}
+
+static void
+test_thousand_restarts(void **state)
+{
+	struct arb *a = arb_start(CONF, "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	crash_many(a, RESTARTS);	/* the heap reaches its working size */
+	json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	struct usage before = measure(a);
+	json_int_t r0 = total_restarts(a);
+	crash_many(a, RESTARTS);
+	json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	json_int_t r1 = total_restarts(a);
+	print_message("restarts %lld -> %lld\n", (long long)r0, (long long)r1);
+	assert_true(r1 - r0 >= RESTARTS);
+	struct usage after = measure(a);
+	after.fds = wait_fds(a, before.fds);
+	print_message("fds %zu -> %zu, children %zu -> %zu, rss %ld -> %ld kB\n",
+	    before.fds, after.fds, before.children, after.children,
+	    before.rss_kb, after.rss_kb);
+	assert_int_equal(after.fds, before.fds);
+	assert_int_equal(before.children, 2);
+	assert_int_equal(after.children, 2);
+	assert_true(after.rss_kb <= before.rss_kb + RSS_SLACK_KB);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_thousand_restarts, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,330 @@
+/* Mode single (SPEC 6): requests on one connection are pipelined to
+ * bridge/worker, up to worker.max_inflight at once, and replies are matched
+ * by id whatever their order; the worker dying with requests in flight
+ * fails each of them exactly once with worker_crashed.
+ *
+ * mock_worker answers one request at a time, so its replies come back in
+ * the order sent. To see replies overtake each other, this binary is also a
+ * worker: run as `test_single --ooo-worker` it serves `sleep` requests
+ * concurrently and answers each when its time is up (see ooo_main). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/buf.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+#include "tests/integration/clients.h"
+#include "tests/integration/harness.h"
+
+#define NSLEEPS	10
+#define BW	"bridge/worker"
+
+static const int sleep_ms[NSLEEPS] = { 300, 50, 200, 10, 250, 100, 150, 20,
+    120, 80 };
+
+/* ---- the out-of-order worker ---- */
+
+#define OOO_MAX	256	/* sleeps held at once */
+
+struct ooo_sleep {
+	json_t		*id;
+	long long	 due;
+	json_int_t	 ms;
+};
+
+/* Writes one reply frame (reply stolen); exits if stdout is gone. */
+static void
+ooo_send(int fd, json_t *reply)
+{
+	char *s = json_dumps(reply, JSON_COMPACT);
+	json_decref(reply);
+	if (s == NULL || frame_write_blocking(fd, s, strlen(s)) < 0)
+		exit(1);
+	free(s);
+}
+
+/* Answers one request at once, or holds a sleep in held[]; returns false
+ * after shutdown. */
+static bool
+ooo_request(int out, json_t *req, struct ooo_sleep *held, size_t *nheld)
+{
+	json_t *id = json_object_get(req, "id");
+	const char *cmd = msg_str(req, "command");
+	json_t *args = json_object_get(req, "args");
+	json_int_t ms;
+	if (cmd == NULL)
+		ooo_send(out, msg_worker_err(id, "no command"));
+	else if (strcmp(cmd, "ping") == 0)
+		ooo_send(out, msg_worker_ok(id, json_pack("{s:b}", "pong", 1)));
+	else if (strcmp(cmd, "shutdown") == 0) {
+		ooo_send(out, msg_worker_ok(id, json_pack("{s:b}",
+		    "shutting_down", 1)));
+		return false;
+	} else if (strcmp(cmd, "echo") == 0)
+		ooo_send(out, msg_worker_ok(id, json_incref(args ? args :
+		    json_object())));
+	else if (strcmp(cmd, "sleep") == 0 && msg_int(args, "ms", &ms) &&
+	    *nheld < OOO_MAX)
+		held[(*nheld)++] = (struct ooo_sleep){ json_incref(id),
+		    arb_now_ms() + ms, ms };
+	else
+		ooo_send(out, msg_worker_err(id, "unknown command: %s", cmd));
+	return true;
+}
+
+/* Answers the sleeps whose time is up; returns ms to the next one (-1:
+ * none). */
+static int
+ooo_due(int out, struct ooo_sleep *held, size_t *nheld)
+{
+	long long now = arb_now_ms(), next = -1;
+	for (size_t i = 0; i < *nheld; ) {
+		if (held[i].due <= now) {
+			ooo_send(out, msg_worker_ok(held[i].id, json_pack("{s:I}",
+			    "slept", held[i].ms)));
+			json_decref(held[i].id);
+			held[i] = held[--(*nheld)];
+			continue;
+		}
+		if (next < 0 || held[i].due - now < next)
+			next = held[i].due - now;
+		i++;
+	}
+	return (int)next;
+}
+
+/* The worker's main loop: requests on stdin, replies on stdout. */
+static int
+ooo_main(void)
+{
+	static struct ooo_sleep held[OOO_MAX];
+	size_t nheld = 0;
+	struct buf in;
+	buf_init(&in);
+	for (;;) {
+		int wait = ooo_due(1, held, &nheld);
+		struct pollfd p = { 0, POLLIN, 0 };
+		int r = poll(&p, 1, wait);
+		if (r < 0 && errno != EINTR)
+			return 1;
+		if (r <= 0)
+			continue;
+		ssize_t n = buf_read_fd(&in, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return 0;	/* EOF: arbord is gone */
+		const char *payload;
+		size_t len;
+		while (frame_peek(&in, 1u << 20, &payload, &len) == FRAME_OK) {
+			json_t *req = frame_parse(payload, len, NULL);
+			frame_done(&in, len);
+			if (req == NULL)
+				return 2;
+			bool more = ooo_request(1, req, held, &nheld);
+			json_decref(req);
+			if (!more)
+				return 0;
+		}
+	}
+}
+
+/* ---- starting arbord ---- */
+
+/* Mode single with mock_worker. */
+static struct arb *
+start_mock(const char *worker)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; %s };\n"
+	    "environments = { dev = { }; };\n", worker ? worker : "");
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	return a;
+}
+
+/* Mode single with this binary as the out-of-order worker. */
+static struct arb *
+start_ooo(int max_inflight)
+{
+	char self[PATH_MAX], body[PATH_MAX + 512];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"python_port\"; };\n"
+	    "worker = { command = [ \"%s\", \"--ooo-worker\" ];\n"
+	    "  max_inflight = %d; };\n"
+	    "environments = { dev = { }; };\n", self, max_inflight);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	return a;
+}
+
+/* ---- the tests ---- */
+
+/* Sends the NSLEEPS sleeps (ids 1..NSLEEPS) in one write; collects the
+ * replies in arrival order into order[] and checks each. */
+static void
+pipeline_sleeps(struct arb *a, json_int_t *order)
+{
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_array();
+	for (int i = 0; i < NSLEEPS; i++)
+		json_array_append_new(batch, cl_exec_req(i + 1, "sleep",
+		    json_pack("{s:i}", "ms", sleep_ms[i]), NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	bool seen[NSLEEPS] = { false };
+	for (int k = 0; k < NSLEEPS; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		json_int_t id = cl_reply_id(r);
+		assert_true(id >= 1 && id <= NSLEEPS);
+		assert_false(seen[id - 1]);
+		seen[id - 1] = true;
+		order[k] = id;
+		assert_true(arb_reply_ok(r));
+		assert_string_equal(cl_reply_worker(r), BW);
+		assert_int_equal(json_integer_value(json_object_get(
+		    json_object_get(r, "result"), "slept")), sleep_ms[id - 1]);
+		json_decref(r);
+	}
+	assert_null(cl_recv(c, 100));	/* nothing more */
+	cl_close(c);
+}
+
+static void
+test_pipelined_to_mock_worker(void **state)
+{
+	struct arb *a = start_mock(NULL);
+	json_int_t order[NSLEEPS];
+	pipeline_sleeps(a, order);
+	json_t *st = cl_stats(a);
+	assert_string_equal(arb_node_str(st, "mode"), "single");
+	assert_int_equal(arb_node_int(st, "total_operations"), NSLEEPS);
+	assert_int_equal(arb_node_int(st, "successful_operations"), NSLEEPS);
+	json_decref(st);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_replies_out_of_order(void **state)
+{
+	struct arb *a = start_ooo(64);
+	json_int_t order[NSLEEPS];
+	pipeline_sleeps(a, order);
+	int pos_short = -1, pos_long = -1;	/* 10 ms (id 4), 300 ms (id 1) */
+	for (int k = 0; k < NSLEEPS; k++) {
+		fprintf(stderr, "%lld%s", (long long)order[k],
+		    k + 1 < NSLEEPS ? " " : "  (reply order)\n");
+		if (order[k] == 4)
+			pos_short = k;
+		if (order[k] == 1)
+			pos_long = k;
+	}
+	assert_true(pos_short < pos_long);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_max_inflight_holds_the_rest(void **state)
+{
+	struct arb *a = start_ooo(2);
+	struct cl_conn *c = cl_open(a);
+	long long t0 = arb_now_ms();
+	json_t *batch = json_array();
+	for (int i = 1; i <= 3; i++)
+		json_array_append_new(batch, cl_exec_req(i, "sleep",
+		    json_pack("{s:i}", "ms", 700), NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	/* Two at the worker, the third waiting in arbord. */
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "busy"), 1);
+	json_int_t last = 0;
+	for (int k = 0; k < 3; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_true(arb_reply_ok(r));
+		last = cl_reply_id(r);
+		json_decref(r);
+	}
+	long long took = arb_now_ms() - t0;
+	fprintf(stderr, "3 x 700 ms with max_inflight 2: %lld ms\n", took);
+	assert_int_equal(last, 3);
+	assert_true(took >= 1300);	/* the third started after one ended */
+	assert_int_equal(cl_stat(a, "waiting"), 0);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_crash_fails_each_inflight_once(void **state)
+{
+	struct arb *a = start_mock(NULL);
+	json_int_t pid = cl_worker_pid(a, BW);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_array();
+	json_array_append_new(batch, cl_exec_req(1, "sleep",
+	    json_pack("{s:i}", "ms", 300), NULL, 0));
+	json_array_append_new(batch, cl_exec_req(2, "crash",
+	    json_pack("{s:i}", "code", 3), NULL, 0));
+	json_array_append_new(batch, cl_exec_req(3, "echo", NULL, NULL, 0));
+	json_array_append_new(batch, cl_exec_req(4, "echo", NULL, "s1", 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	int count[5] = { 0 };
+	for (int k = 0; k < 4; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		json_int_t id = cl_reply_id(r);
+		assert_true(id >= 1 && id <= 4);
+		count[id]++;
+		if (id == 1)
+			assert_true(arb_reply_ok(r));
+		else
+			assert_string_equal(arb_reply_code(r), "worker_crashed");
+		json_decref(r);
+	}
+	assert_null(cl_recv(c, 300));	/* no second reply */
+	for (int id = 1; id <= 4; id++)
+		assert_int_equal(count[id], 1);
+	cl_close(c);
+	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_t *r = cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL);
+	assert_string_equal(cl_reply_worker(r), BW);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--ooo-worker") == 0)
+		return ooo_main();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_pipelined_to_mock_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_replies_out_of_order, arb_teardown),
+		cmocka_unit_test_teardown(test_max_inflight_holds_the_rest, arb_teardown),
+		cmocka_unit_test_teardown(test_crash_fails_each_inflight_once, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,257 @@
+/* bench: arbor's benchmark (`make bench`). Runs arbord and mock_worker (and
+ * the Python bridge worker) from the build directory, each in a temp dir,
+ * next to floors measured the same way without arbord, and prints one
+ * Markdown table of medians with the machine and the commit.
+ *
+ * Environment:
+ *   BENCH_QUICK=1     one short run of everything (about a minute)
+ *   BENCH_RUNS=N      runs per figure (default 3; the median is shown)
+ *   BENCH_SECS=S      measured seconds per throughput run (default 2)
+ *   BENCH_KILLS=N     restart samples (default 100)
+ *   BENCH_ONLY=LIST   some of: throughput,restart,scale,python
+ *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
+ * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "proto/xmalloc.h"
+#include "tools/bench/bench.h"
+#include "tools/bench/proc.h"
+#include "tools/bench/sections.h"
+#include "tools/bench/table.h"
+
+struct bench_opts B;
+
+/* 106 bytes. */
+const char BENCH_ARGS[] = "{\"question\":\"What is the capital of France?\","
+    "\"context\":\"geography, round 3\",\"max_tokens\":128,\"top_p\":0.75}";
+
+static pid_t main_pid;
+
+void
+note(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void
+die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	if (proc_interrupted())
+		fputs("bench: interrupted\n", stderr);
+	if (getpid() != main_pid)
+		_exit(1);	/* a forked load generator */
+	exit(1);
+}
+
+/* ---- settings ---- */
+
+static double
+env_num(const char *name, double def)
+{
+	const char *v = getenv(name);
+	char *end;
+	if (v == NULL || *v == '\0')
+		return def;
+	double d = strtod(v, &end);
+	if (*end != '\0' || d <= 0)
+		die("%s=%s: not a positive number", name, v);
+	return d;
+}
+
+static void
+settings(int argc, char **argv)
+{
+	const char *q = getenv("BENCH_QUICK");
+	B.quick = q != NULL && *q != '\0' && strcmp(q, "0") != 0;
+	B.runs = (int)env_num("BENCH_RUNS", B.quick ? 1 : 3);
+	if (B.runs > 16)
+		B.runs = 16;
+	B.secs = env_num("BENCH_SECS", B.quick ? 0.3 : 2.0);
+	B.warmup = B.quick ? 0.1 : 0.3;
+	B.kills = (int)env_num("BENCH_KILLS", B.quick ? 20 : 100);
+	B.only = getenv("BENCH_ONLY");
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n < 0)
+		die("/proc/self/exe: %s", strerror(errno));
+	self[n] = '\0';
+	B.build = realpath(argc > 1 ? argv[1] : dirname(self), NULL);
+	if (B.build == NULL)
+		die("build dir: %s", strerror(errno));
+	const char *root = getenv("BENCH_ROOT");
+	char *tmp = xstrdup(B.build);
+	B.root = realpath(root ? root : dirname(tmp), NULL);
+	free(tmp);
+	if (B.root == NULL)
+		die("source tree: %s", strerror(errno));
+}
+
+static bool
+wanted(const char *section)
+{
+	return B.only == NULL || strstr(B.only, section) != NULL;
+}
+
+/* ---- the temp dir ---- */
+
+static void
+rm_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char *p = xasprintf("%s/%s", path, e->d_name);
+		if (e->d_type == DT_DIR)
+			rm_tree(p);
+		else
+			unlink(p);
+		free(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(path);
+}
+
+static void
+rm_tmp(void)
+{
+	if (getpid() == main_pid && B.tmp != NULL)
+		rm_tree(B.tmp);
+}
+
+static void
+make_tmp(void)
+{
+	char tmpl[] = "/tmp/arbor-bench.XXXXXX";
+	if (mkdtemp(tmpl) == NULL)
+		die("mkdtemp: %s", strerror(errno));
+	B.tmp = xstrdup(tmpl);
+}
+
+/* ---- the machine ---- */
+
+static void
+cpu_model(char *out, size_t n)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+	snprintf(out, n, "unknown CPU");
+	while (f && fgets(line, sizeof line, f)) {
+		char *c = strchr(line, ':');
+		if (strncmp(line, "model name", 10) == 0 && c != NULL) {
+			snprintf(out, n, "%s", c + 2);
+			out[strcspn(out, "\n")] = '\0';
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+static void
+commit(char *out, size_t n)
+{
+	char *rev[] = { "git", "-C", B.root, "rev-parse", "--short", "HEAD", NULL };
+	char *st[] = { "git", "-C", B.root, "status", "--porcelain",
+	    "--untracked-files=no", NULL };
+	char changes[64];
+	if (proc_capture(rev, out, n) < 0) {
+		snprintf(out, n, "unknown");
+		return;
+	}
+	out[strcspn(out, "\n")] = '\0';
+	if (proc_capture(st, changes, sizeof changes) == 0 && changes[0])
+		strncat(out, " + uncommitted changes", n - strlen(out) - 1);
+}
+
+static void
+print_header(void)
+{
+	char cpu[256], rev[128];
+	struct utsname u;
+	cpu_model(cpu, sizeof cpu);
+	commit(rev, sizeof rev);
+	uname(&u);
+	printf("arbor benchmark: commit %s; %ld CPUs (nproc), %s; %s %s\n\n",
+	    rev, sysconf(_SC_NPROCESSORS_ONLN), cpu, u.sysname, u.release);
+	printf("Medians of %d run%s (%.1f s measured per throughput run), "
+	    "%d restart samples%s.\n\n", B.runs, B.runs > 1 ? "s" : "",
+	    B.secs, B.kills, B.quick ? "; BENCH_QUICK=1" : "");
+}
+
+static void
+print_notes(void)
+{
+	printf("\n"
+	    "- Requests are `execute echo` with a %zu-byte JSON args object "
+	    "(`ping` for Python), sent by closed-loop clients on one epoll "
+	    "thread; depth = requests in flight per connection.\n"
+	    "- floor: the same client talking to the same number of workers "
+	    "directly over pipes (one request at a time per worker); "
+	    "vs floor = arbord / floor.\n"
+	    "- Restart: from `kill -9` to the replacement's \"ready\" log "
+	    "line; its floor is the benchmark doing kill -9, waitpid, "
+	    "fork+exec and the init ping itself; p99.9 of fewer than 1,000 "
+	    "samples is their maximum.\n"
+	    "- Bring-up: arbord start to all workers ready (`health` polled "
+	    "every ms); floor: fork+exec of as many mock_workers and each "
+	    "answering its init ping.\n"
+	    "- arbord CPU/req: arbord's utime+stime (/proc/PID/stat) over "
+	    "the measured window / requests; client CPU: the load "
+	    "generator's own CPU over the window (100 %% = one core).\n"
+	    "- Reproduce: `make bench` (`BENCH_QUICK=1 make bench` for a "
+	    "short run).\n", strlen(BENCH_ARGS));
+}
+
+int
+main(int argc, char **argv)
+{
+	main_pid = getpid();
+	settings(argc, argv);
+	make_tmp();
+	atexit(rm_tmp);		/* runs after proc's handler: processes first */
+	proc_init();
+	long nofile = proc_raise_nofile();
+	if (nofile < 4 * 1024 + 3 * 1024)
+		note("RLIMIT_NOFILE is %ld: the 1,024-worker figures may fail",
+		    nofile);
+	unsetenv("ARBOR_ENV");
+	unsetenv("ARBOR_CONF");
+	unsetenv("ARBOR_SOCKET");
+	unsetenv("TEST_MODE");
+	if (wanted("restart"))
+		bench_restart();
+	if (wanted("scale"))
+		bench_scale();
+	if (wanted("throughput"))
+		bench_throughput();
+	if (wanted("python"))
+		bench_python();
+	print_header();
+	table_print();
+	print_notes();
+	return 0;
+}

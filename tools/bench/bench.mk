@@ -1,0 +1,14 @@
+# The benchmark (tools/bench): `make bench` builds build/bench and runs it.
+# Included by the top-level Makefile after its variables (BUILD, obj,
+# LIBPROTO, BINS, CC, LDFLAGS, LDLIBS) are defined.
+#   BENCH_QUICK=1 make bench     one short run of everything
+# See tools/bench/bench.c for the other BENCH_* settings.
+
+BENCH_SRC := $(wildcard tools/bench/*.c)
+BENCH_OBJ := $(call obj,$(BENCH_SRC))
+
+$(BUILD)/bench: $(BENCH_OBJ) $(LIBPROTO)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
+
+bench: deps-check $(BINS) $(BUILD)/bench
+	$(BUILD)/bench $(BUILD)

@@ -1,0 +1,10 @@
+/* The sections of the benchmark; each adds its rows to the table. */
+#ifndef ARBOR_BENCH_SECTIONS_H
+#define ARBOR_BENCH_SECTIONS_H
+
+void	bench_throughput(void);	/* tput.c */
+void	bench_python(void);	/* tput.c */
+void	bench_restart(void);	/* restart.c */
+void	bench_scale(void);	/* scale.c */
+
+#endif
