@@ -52,13 +52,18 @@ frame_put(struct buf *out, const char *p, size_t n)
 	out->len += FRAME_HDR + n;
 }
 
-/* Encodes straight into the buffer's tail: no intermediate string. */
+/* Encodes straight into the buffer's tail: no intermediate string, and
+ * one encoding pass when the free room is enough (the usual case). */
 size_t
 frame_put_json(struct buf *out, const json_t *j)
 {
-	size_t need = json_dumpb(j, NULL, 0, JSON_COMPACT);
-	buf_reserve(out, FRAME_HDR + need);
-	size_t n = json_dumpb(j, buf_tail(out) + FRAME_HDR, need, JSON_COMPACT);
+	buf_reserve(out, FRAME_HDR + 256);
+	size_t room = out->cap - out->len - FRAME_HDR;
+	size_t n = json_dumpb(j, buf_tail(out) + FRAME_HDR, room, JSON_COMPACT);
+	if (n > room) {
+		buf_reserve(out, FRAME_HDR + n);
+		n = json_dumpb(j, buf_tail(out) + FRAME_HDR, n, JSON_COMPACT);
+	}
 	put_be32((unsigned char *)buf_tail(out), (uint32_t)n);
 	out->len += FRAME_HDR + n;
 	return n;

@@ -37,6 +37,7 @@ struct pool {
 	unsigned long		 overflow_used;	/* bit i: overflow.(i+1) exists */
 	int			 noverflow;
 	int			 size;		/* pool workers (not overflow) */
+	int			 nlazy;		/* lazy workers never started */
 	struct sessions		*sessions;
 	struct route_stats	 st;
 };
@@ -53,6 +54,13 @@ static const struct sup_events events = {
 static void on_wait_expired(struct job *, void *);
 static void cleanup_session(void *, const char *, struct sess_anchor *);
 static void on_idle_timer(struct ev_loop *, ev_timer *, int);
+
+static void
+set_lazy(struct pworker *pw, bool lazy)
+{
+	pw->pool->nlazy += (int)lazy - (int)pw->lazy_pending;
+	pw->lazy_pending = lazy;
+}
 
 static struct pworker *
 pw_add(struct pool *p, const char *leaf, bool start, bool overflow)
@@ -92,7 +100,7 @@ pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
 		char leaf[32];
 		snprintf(leaf, sizeof leaf, "worker.%d", i);
 		struct pworker *pw = pw_add(p, leaf, !cfg->pool.lazy, false);
-		pw->lazy_pending = cfg->pool.lazy;
+		set_lazy(pw, cfg->pool.lazy);
 	}
 	return p;
 }
@@ -350,12 +358,14 @@ start_overflow(struct pool *p)
 static void
 grow(struct pool *p)
 {
+	if (p->nlazy == 0 && p->noverflow >= p->cfg->pool.max_overflow)
+		return;		/* nothing to grow: no scan on the hot path */
 	int starting;
 	struct pworker *lazy = grow_candidate(p, &starting);
 	if ((size_t)starting >= p->wq.n)
 		return;
 	if (lazy) {
-		lazy->lazy_pending = false;
+		set_lazy(lazy, false);
 		sup_start_child(p->sup, lazy->c);
 	}
 	else if (p->noverflow < p->cfg->pool.max_overflow)
@@ -460,7 +470,7 @@ retire(struct pool *p, struct pworker *pw)
 {
 	idle_remove(pw);
 	pw->retiring = true;
-	pw->lazy_pending = false;
+	set_lazy(pw, false);
 	if (pw->job)
 		return;		/* stops after its reply (on_ready) */
 	sup_stop_child(p->sup, pw->c);	/* also cancels a backoff */
@@ -548,7 +558,7 @@ resize(struct pool *p, int from, int to)
 		char leaf[32];
 		snprintf(leaf, sizeof leaf, "worker.%d", i);
 		pw = pw_add(p, leaf, !p->cfg->pool.lazy, false);
-		pw->lazy_pending = p->cfg->pool.lazy;
+		set_lazy(pw, p->cfg->pool.lazy);
 	}
 	for (int i = to + 1; i <= from; i++) {
 		struct pworker *pw = find_worker(p, i);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
@@ -14,6 +15,20 @@
 #include "tools/bench/bench.h"
 #include "tools/bench/load.h"
 #include "tools/bench/proc.h"
+
+/* A worker that went away before its init reply: how it ended. */
+static void __attribute__((noreturn))
+gone(const struct wk *w, const char *why)
+{
+	int st = proc_wait(w->pid, 2000);
+	if (st >= 0 && WIFSIGNALED(st))
+		die("worker %d: %s; killed by signal %d", (int)w->pid, why,
+		    WTERMSIG(st));
+	if (st >= 0 && WIFEXITED(st))
+		die("worker %d: %s; exited with %d", (int)w->pid, why,
+		    WEXITSTATUS(st));
+	die("worker %d: %s", (int)w->pid, why);
+}
 
 /* Forks one worker and sends its init ping. */
 static void
@@ -31,7 +46,7 @@ spawn_one(char *const argv[], struct wk *w, int i)
 	int n = snprintf(ping, sizeof ping, "{\"id\":1,\"command\":\"ping\","
 	    "\"args\":{\"initialization\":true,\"worker_id\":\"bench/%d\"}}", i);
 	if (frame_write_blocking(w->wfd, ping, (size_t)n) < 0)
-		die("worker %d: init ping: %s", (int)w->pid, strerror(errno));
+		gone(w, strerror(errno));
 }
 
 /* Reads what worker w has; 1 once its init reply is whole and good. */
@@ -40,7 +55,7 @@ read_init(struct wk *w, struct buf *in)
 {
 	ssize_t got = buf_read_fd(in, w->rfd);
 	if (got == 0)
-		die("worker %d exited before answering the init ping", (int)w->pid);
+		gone(w, "end of file before the init reply");
 	if (got < 0 && errno != EAGAIN)
 		die("worker %d: read: %s", (int)w->pid, strerror(errno));
 	if (got < 0)
