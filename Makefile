@@ -118,4 +118,6 @@ install: $(BINS)
 clean:
 	rm -rf build
 
+include tools/bench/bench.mk
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -32,6 +32,23 @@
  *   stderr {"line"}           writes line + "\n" to stderr, {"written": true}
  *   shutdown                  {"shutting_down": true}, then exit 0
  *
+ * Hostile commands, for the daemon's defences (SPEC 5, SPEC 7):
+ *   flood_stderr {"bytes"}    writes exactly that many bytes to stderr as
+ *                             fast as it can: first lines of 100 bytes
+ *                             ("flood_stderr line <n> xxx...\n", n from 1),
+ *                             about half of them, then one long line of
+ *                             'y' with no newline; then {"written": bytes,
+ *                             "lines": n}
+ *   partial                   writes the first half of a valid reply frame,
+ *                             then stalls forever without replying
+ *   close_stdout              closes every descriptor of its protocol
+ *                             output and sleeps forever; no reply
+ *   fork {"n"}                forks n children (at most 64) that sleep
+ *                             forever in its process group, holding its
+ *                             descriptors; {"forked": [pids]}
+ *   ignore_term               ignores SIGTERM from now on (as
+ *                             MOCK_WORKER_IGNORE_TERM); {"ignoring_term": true}
+ *
  * Bridge commands (SPEC 5 table), the same as the Python bridge worker's:
  *   create_program {"program_id"?, "signature"?}  {"program_id"}
  *   execute_program {"program_id", "inputs"}      {"program_id", "outputs"}
@@ -70,6 +87,7 @@
  * gives {"c": "c: x 1", "d": "d: x 1"}.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -77,9 +95,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/buf.h"
+#include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/xmalloc.h"
 #include "workers/libworker/worker.h"
@@ -87,12 +108,17 @@
 #define EXIT_USAGE	64
 #define BIG_MAX_BYTES	(256 * 1024 * 1024)
 #define DEFAULT_SIGNATURE	"question -> answer"
+#define FLOOD_MAX_BYTES	(1024 * 1024 * 1024)
+#define FLOOD_LINE	100	/* bytes per flood_stderr line, newline included */
+#define FLOOD_CHUNK	(64 * 1024)
+#define FORK_MAX	64
 
 struct mock {
 	json_t		*sessions;	/* session_id -> space */
 	json_t		*anonymous;	/* the space of requests without one */
 	unsigned long	 next_program;	/* the next "prog_<n>" to try */
 	struct timespec	 started;
+	struct stat	 proto_out;	/* fd 1 at start: the protocol output */
 };
 
 /* A space maps program_id -> {"inputs": [..], "outputs": [..],
@@ -607,6 +633,152 @@ on_stderr(struct worker *w, json_t *args, const char *session_id)
 	return json_pack("{s:b}", "written", 1);
 }
 
+/* ---- hostile commands ---- */
+
+/* Writes all of p[0..n) to fd; false on an error. */
+static bool
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return false;
+		p += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+/* flood_stderr's lines: "flood_stderr line <i> xx...\n", FLOOD_LINE bytes
+ * each, written a chunk at a time. */
+static bool
+flood_lines(size_t nlines)
+{
+	char chunk[FLOOD_CHUNK];
+	size_t used = 0;
+	for (size_t i = 1; i <= nlines; i++) {
+		if (used + FLOOD_LINE > sizeof chunk) {
+			if (!write_all(STDERR_FILENO, chunk, used))
+				return false;
+			used = 0;
+		}
+		int k = snprintf(chunk + used, FLOOD_LINE, "flood_stderr line %zu ",
+		    i);
+		memset(chunk + used + k, 'x', (size_t)(FLOOD_LINE - 1 - k));
+		chunk[used + FLOOD_LINE - 1] = '\n';
+		used += FLOOD_LINE;
+	}
+	return write_all(STDERR_FILENO, chunk, used);
+}
+
+/* flood_stderr's last line: n bytes of 'y' and no newline. */
+static bool
+flood_long_line(size_t n)
+{
+	char chunk[FLOOD_CHUNK];
+	memset(chunk, 'y', sizeof chunk);
+	while (n > 0) {
+		size_t k = n < sizeof chunk ? n : sizeof chunk;
+		if (!write_all(STDERR_FILENO, chunk, k))
+			return false;
+		n -= k;
+	}
+	return true;
+}
+
+static json_t *
+on_flood_stderr(struct worker *w, json_t *args, const char *session_id)
+{
+	json_int_t bytes;
+	if (!arg_count(w, args, "bytes", FLOOD_MAX_BYTES, &bytes))
+		return NULL;
+	size_t nlines = (size_t)bytes / 2 / FLOOD_LINE;
+	if (!flood_lines(nlines) ||
+	    !flood_long_line((size_t)bytes - nlines * FLOOD_LINE))
+		return worker_fail(w, "writing to stderr: %s", strerror(errno));
+	return json_pack("{s:I,s:I}", "written", bytes, "lines",
+	    (json_int_t)nlines);
+}
+
+/* Stalls until killed (a default SIGTERM still kills). */
+static void __attribute__((noreturn))
+sleep_forever(void)
+{
+	for (;;)
+		pause();
+}
+
+static json_t *
+on_partial(struct worker *w, json_t *args, const char *session_id)
+{
+	struct buf frame;
+	buf_init(&frame);
+	json_t *r = msg_worker_ok(worker_request_id(w),
+	    json_pack("{s:b}", "partial", 1));
+	frame_put_json(&frame, r);
+	json_decref(r);
+	if (worker_write_raw(w, buf_head(&frame), buf_used(&frame) / 2) < 0)
+		fprintf(stderr, "mock_worker: partial: %s\n", strerror(errno));
+	buf_release(&frame);
+	sleep_forever();
+}
+
+/* Closes every descriptor above stderr open on the protocol output (the
+ * library keeps a private copy of the original fd 1). */
+static void
+close_protocol_output(const struct stat *out)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		int fd = atoi(e->d_name);
+		if (isdigit((unsigned char)e->d_name[0]) && fd > STDERR_FILENO &&
+		    fd != dirfd(d) && fstat(fd, &st) == 0 &&
+		    st.st_dev == out->st_dev && st.st_ino == out->st_ino)
+			close(fd);
+	}
+	closedir(d);
+}
+
+static json_t *
+on_close_stdout(struct worker *w, json_t *args, const char *session_id)
+{
+	close_protocol_output(&mock_of(w)->proto_out);
+	sleep_forever();
+}
+
+static json_t *
+on_fork(struct worker *w, json_t *args, const char *session_id)
+{
+	json_int_t n;
+	if (!arg_count(w, args, "n", FORK_MAX, &n))
+		return NULL;
+	json_t *pids = json_array();
+	for (json_int_t i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			sleep_forever();
+		if (pid < 0) {
+			json_decref(pids);
+			return worker_fail(w, "fork: %s", strerror(errno));
+		}
+		json_array_append_new(pids, json_integer(pid));
+	}
+	return json_pack("{s:o}", "forked", pids);
+}
+
+static json_t *
+on_ignore_term(struct worker *w, json_t *args, const char *session_id)
+{
+	signal(SIGTERM, SIG_IGN);
+	return json_pack("{s:b}", "ignoring_term", 1);
+}
+
 static const struct {
 	const char	*command;
 	worker_fn	 fn;
@@ -618,6 +790,11 @@ static const struct {
 	{ "garbage", on_garbage },
 	{ "big", on_big },
 	{ "stderr", on_stderr },
+	{ "flood_stderr", on_flood_stderr },
+	{ "partial", on_partial },
+	{ "close_stdout", on_close_stdout },
+	{ "fork", on_fork },
+	{ "ignore_term", on_ignore_term },
 	{ "create_program", on_create_program },
 	{ "execute_program", on_execute_program },
 	{ "list_programs", on_list_programs },
@@ -635,6 +812,7 @@ serve(void)
 	struct mock m = { .sessions = json_object(),
 	    .anonymous = json_object(), .next_program = 1 };
 	clock_gettime(CLOCK_MONOTONIC, &m.started);
+	fstat(STDOUT_FILENO, &m.proto_out);	/* before the library moves it */
 	struct worker *w = worker_new();
 	worker_set_data(w, &m);
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -65,10 +65,12 @@ on_root(struct root *r, void *arg)
 
 static const struct root_events root_events = { on_root, on_root };
 
+/* The shutdown op: arbord would drain and exit; here the rest of the
+ * input meets a draining arbord, and the next input a fresh one. */
 static void
 stub_shutdown(void *arg)
 {
-	/* the shutdown op: arbord would drain and exit; the fuzzer goes on */
+	d.ops.draining = true;
 }
 
 static json_t *
@@ -302,6 +304,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 		ready = true;
 	}
+	d.ops.draining = false;
 	struct client c = { .fd = client_connect(), .data = data, .size = size,
 	    .ids = expected_ids(data, size) };
 	buf_init(&c.in);

@@ -199,6 +199,29 @@ run(struct chaos *ch)
 		fprintf(stderr, "  %s: %d\n", ch->codes[i], ch->ncode[i]);
 }
 
+/* Every request answered once, the stats agree, the pool is whole. */
+static void
+check_outcome(struct chaos *ch)
+{
+	int missing = 0;
+	for (int id = 1; id <= TOTAL; id++)
+		missing += ch->seen[id] == 0;
+	assert_int_equal(ch->next_id, TOTAL + 1);
+	assert_int_equal(missing, 0);
+	assert_int_equal(ch->bad, 0);
+	assert_int_equal(ch->replies, TOTAL);
+	assert_true(ch->kills >= 10);
+	assert_true(ch->ok > 0);
+	json_t *tree = arb_wait_all_ready(ch->a, "pool", 4, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	json_t *st = cl_stats(ch->a);
+	assert_int_equal(arb_node_int(st, "total_operations"), TOTAL);
+	assert_int_equal(arb_node_int(st, "successful_operations"), ch->ok);
+	assert_int_equal(arb_node_int(st, "failed_operations"), TOTAL - ch->ok);
+	json_decref(st);
+}
+
 static void
 test_chaos(void **state)
 {
@@ -221,23 +244,7 @@ test_chaos(void **state)
 	run(ch);
 	for (size_t c = 0; c < NCLIENTS; c++)
 		cl_close(ch->conns[c]);
-	int missing = 0;
-	for (int id = 1; id <= TOTAL; id++)
-		missing += ch->seen[id] == 0;
-	assert_int_equal(ch->next_id, TOTAL + 1);
-	assert_int_equal(missing, 0);
-	assert_int_equal(ch->bad, 0);
-	assert_int_equal(ch->replies, TOTAL);
-	assert_true(ch->kills >= 10);
-	assert_true(ch->ok > 0);
-	tree = arb_wait_all_ready(ch->a, "pool", 4, ARB_EVENT_MS);
-	assert_non_null(tree);
-	json_decref(tree);
-	json_t *st = cl_stats(ch->a);
-	assert_int_equal(arb_node_int(st, "total_operations"), TOTAL);
-	assert_int_equal(arb_node_int(st, "successful_operations"), ch->ok);
-	assert_int_equal(arb_node_int(st, "failed_operations"), TOTAL - ch->ok);
-	json_decref(st);
+	check_outcome(ch);
 	assert_int_equal(arb_stop(ch->a), 0);
 	for (int i = 0; i < NCODES; i++)
 		free(ch->codes[i]);

@@ -115,7 +115,7 @@ test_worker_error_passes_message(void **state)
 	    "worker_error");
 	const char *msg = cl_reply_message(r);
 	assert_non_null(msg);
-	assert_non_null(strstr(msg, "unknown command: no_such_command"));
+	assert_string_equal(msg, "unknown command: no_such_command");
 	json_decref(r);
 	/* One error reply is no reason to replace the worker. */
 	r = cl_exec_ok(a, "echo", NULL, NULL);
@@ -322,18 +322,18 @@ no_overflow(json_t *tree, void *ctx)
 	    arb_node_nchildren(arb_find(tree, "pool")) == 1;
 }
 
+/* One burst: worker.1 sleeps, a second request waits and is served by
+ * pool/overflow.1, which stops after idling. */
 static void
-test_overflow_starts_and_idles_out(void **state)
+overflow_burst(struct arb *a)
 {
-	struct arb *a = start_pool(1,
-	    "max_overflow = 1; overflow_idle_ms = 500;", NULL);
 	struct cl_conn *c1 = cl_open(a), *c2 = cl_open(a);
 	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
 	    NULL, 0);
 	cl_send(c1, req);
 	json_decref(req);
 	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	req = cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 1500), NULL, 0);
+	req = cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 100), NULL, 0);
 	cl_send(c2, req);
 	json_decref(req);
 	json_t *tree = arb_wait_for(a, has_overflow, NULL, ARB_EVENT_MS,
@@ -342,18 +342,31 @@ test_overflow_starts_and_idles_out(void **state)
 	json_t *ov = arb_find(tree, "pool/overflow.1");
 	assert_string_equal(arb_node_str(ov, "kind"), "worker");
 	json_decref(tree);
-	json_t *r1 = recv_reply(c1, 1), *r2 = recv_reply(c2, 2);
-	assert_ok(r1);
+	/* Served by the overflow worker while worker.1 still sleeps. */
+	json_t *r2 = recv_reply(c2, 2);
 	assert_ok(r2);
-	json_decref(r1);
+	assert_string_equal(cl_reply_worker(r2), "pool/overflow.1");
 	json_decref(r2);
+	json_t *r1 = recv_reply(c1, 1);
+	assert_ok(r1);
+	assert_string_equal(cl_reply_worker(r1), W1);
+	json_decref(r1);
+	cl_close(c1);
+	cl_close(c2);
 	tree = arb_wait_for(a, no_overflow, NULL, ARB_EVENT_MS,
 	    "pool/overflow.1 gone after idling");
 	assert_non_null(tree);
 	json_decref(tree);
 	assert_true(cl_wait_stat(a, "overflow", 0, 0, ARB_EVENT_MS));
-	cl_close(c1);
-	cl_close(c2);
+}
+
+static void
+test_overflow_starts_and_idles_out(void **state)
+{
+	struct arb *a = start_pool(1,
+	    "max_overflow = 1; overflow_idle_ms = 500;", NULL);
+	overflow_burst(a);
+	overflow_burst(a);	/* the name is free again */
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -382,23 +395,38 @@ test_client_disconnect_mid_request(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A client that leaves while its request still waits for a worker. */
 static void
-test_stats_counts(void **state)
+test_client_disconnect_while_waiting(void **state)
 {
-	struct arb *a = start_pool(2,
-	    "max_overflow = 0; checkout_timeout_ms = 300;", NULL);
-	json_t *st = cl_stats(a);
-	assert_string_equal(arb_node_str(st, "mode"), "pool");
-	assert_int_equal(arb_node_int(st, "size"), 2);
-	assert_int_equal(arb_node_int(st, "max_overflow"), 0);
-	assert_int_equal(arb_node_int(st, "ready"), 2);
-	assert_int_equal(arb_node_int(st, "total_operations"), 0);
-	json_decref(st);
-	for (int i = 0; i < 3; i++)
-		json_decref(cl_exec_ok(a, "echo", NULL, NULL));
-	for (int i = 0; i < 2; i++)
-		json_decref(cl_exec_err(a, "nope", NULL, NULL, "worker_error"));
-	/* Both workers busy: one pool_timeout. */
+	struct arb *a = start_pool(1, "max_overflow = 0;", NULL);
+	json_int_t pid = cl_worker_pid(a, W1);
+	struct cl_conn *busy = cl_open(a), *gone = cl_open(a);
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 800),
+	    NULL, 0);
+	cl_send(busy, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	req = cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 200), NULL, 0);
+	cl_send(gone, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	cl_close(gone);
+	json_t *r = recv_reply(busy, 1);
+	assert_ok(r);
+	json_decref(r);
+	cl_close(busy);
+	r = cl_exec_ok(a, "echo", NULL, NULL);
+	json_decref(r);
+	assert_true(cl_wait_stat(a, "total_operations", 3, 3, ARB_EVENT_MS));
+	assert_int_equal(cl_worker_pid(a, W1), pid);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Two sleeps occupy both workers, and an echo meanwhile times out. */
+static void
+busy_pool_timeout(struct arb *a)
+{
 	struct cl_conn *c1 = cl_open(a), *c2 = cl_open(a);
 	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
 	    NULL, 0);
@@ -416,10 +444,26 @@ test_stats_counts(void **state)
 	json_decref(r);
 	cl_close(c1);
 	cl_close(c2);
+}
+
+static void
+test_stats_counts(void **state)
+{
+	struct arb *a = start_pool(2,
+	    "max_overflow = 0; checkout_timeout_ms = 300;", NULL);
+	json_t *st = cl_stats(a);
+	assert_string_equal(arb_node_str(st, "mode"), "pool");
+	assert_int_equal(arb_node_int(st, "size"), 2);
+	assert_int_equal(arb_node_int(st, "max_overflow"), 0);
+	assert_int_equal(arb_node_int(st, "ready"), 2);
+	assert_int_equal(arb_node_int(st, "total_operations"), 0);
+	json_decref(st);
+	for (int i = 0; i < 3; i++)
+		json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	for (int i = 0; i < 2; i++)
+		json_decref(cl_exec_err(a, "nope", NULL, NULL, "worker_error"));
+	busy_pool_timeout(a);	/* 2 ok, 1 pool_timeout */
 	st = cl_stats(a);
-	char *s = cl_describe(st);
-	fprintf(stderr, "stats: %s\n", s);
-	free(s);
 	assert_int_equal(arb_node_int(st, "total_operations"), 8);
 	assert_int_equal(arb_node_int(st, "successful_operations"), 5);
 	assert_int_equal(arb_node_int(st, "failed_operations"), 3);
@@ -436,6 +480,7 @@ test_disabled_mode(void **state)
 {
 	struct arb *a = arb_start(
 	    "bridge = { enabled = false; adapter = \"bridge_mock\"; };\n"
+	    "worker = { shutdown_timeout_ms = 1000; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
 	json_t *r = cl_exec_err(a, "echo", NULL, NULL, "bridge_disabled");
 	json_decref(r);
@@ -493,6 +538,7 @@ main(void)
 		cmocka_unit_test_teardown(test_overloaded, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_starts_and_idles_out, arb_teardown),
 		cmocka_unit_test_teardown(test_client_disconnect_mid_request, arb_teardown),
+		cmocka_unit_test_teardown(test_client_disconnect_while_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_stats_counts, arb_teardown),
 		cmocka_unit_test_teardown(test_disabled_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_shutting_down, arb_teardown),

@@ -157,49 +157,66 @@ assert_programs(struct arb *a, const char *sid, const char *want)
 	free(got);
 }
 
+/* The session under test and the worker serving it. */
+struct scen {
+	const char	*sid;
+	char		 worker[64];
+	char		 gen[64];	/* the generated program id */
+};
+
+/* create_program with and without a program_id. */
 static void
-bridge_scenario(struct arb *a)
+scenario_create(struct arb *a, struct scen *sc)
 {
-	const char *sid = "layer-s1";
-	char w[64] = "", gen[64];
 	json_t *r;
-	json_t *res = bridge_ok(a, sid, w, sizeof w, "create_program",
-	    json_pack("{s:s,s:s}", "signature", "question -> answer",
-	    "program_id", "qa"), &r);
+	json_t *res = bridge_ok(a, sc->sid, sc->worker, sizeof sc->worker,
+	    "create_program", json_pack("{s:s,s:s}", "signature",
+	    "question -> answer", "program_id", "qa"), &r);
 	assert_string_equal(json_string_value(json_object_get(res,
 	    "program_id")), "qa");
 	json_decref(r);
-	res = bridge_ok(a, sid, w, sizeof w, "create_program",
-	    json_pack("{s:s}", "signature", "a, b -> c"), &r);
-	assert_non_null(json_string_value(json_object_get(res, "program_id")));
-	snprintf(gen, sizeof gen, "%s", json_string_value(json_object_get(res,
-	    "program_id")));
+	res = bridge_ok(a, sc->sid, sc->worker, sizeof sc->worker,
+	    "create_program", json_pack("{s:s}", "signature", "a, b -> c"), &r);
+	const char *gen = json_string_value(json_object_get(res, "program_id"));
+	assert_non_null(gen);
 	assert_string_not_equal(gen, "qa");
+	snprintf(sc->gen, sizeof sc->gen, "%s", gen);
 	json_decref(r);
+}
 
-	res = bridge_ok(a, sid, w, sizeof w, "execute_program",
-	    json_pack("{s:s,s:{s:s}}", "program_id", "qa", "inputs",
-	    "question", "hi"), &r);
+/* execute_program on both programs: the deterministic mock model. */
+static void
+scenario_execute(struct arb *a, struct scen *sc)
+{
+	json_t *r;
+	json_t *res = bridge_ok(a, sc->sid, sc->worker, sizeof sc->worker,
+	    "execute_program", json_pack("{s:s,s:{s:s}}", "program_id", "qa",
+	    "inputs", "question", "hi"), &r);
 	json_t *want = json_pack("{s:s,s:{s:s}}", "program_id", "qa",
 	    "outputs", "answer", "answer: hi");
 	assert_true(json_equal(res, want));
 	json_decref(want);
 	json_decref(r);
-	res = bridge_ok(a, sid, w, sizeof w, "execute_program",
-	    json_pack("{s:s,s:{s:s,s:i}}", "program_id", gen, "inputs",
-	    "a", "x", "b", 1), &r);
+	res = bridge_ok(a, sc->sid, sc->worker, sizeof sc->worker,
+	    "execute_program", json_pack("{s:s,s:{s:s,s:i}}", "program_id",
+	    sc->gen, "inputs", "a", "x", "b", 1), &r);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 	    res, "outputs"), "c")), "c: x 1");
 	json_decref(r);
+}
 
+/* list_programs, get_program_info, delete_program. */
+static void
+scenario_inspect(struct arb *a, struct scen *sc)
+{
+	bool gen_first = strcmp(sc->gen, "qa") < 0;
 	char both[160];
-	snprintf(both, sizeof both, "%s", strcmp(gen, "qa") < 0 ? gen : "qa");
-	snprintf(both + strlen(both), sizeof both - strlen(both), ",%s",
-	    strcmp(gen, "qa") < 0 ? "qa" : gen);
-	assert_programs(a, sid, both);
-
-	res = bridge_ok(a, sid, w, sizeof w, "get_program_info",
-	    json_pack("{s:s}", "program_id", "qa"), &r);
+	snprintf(both, sizeof both, "%s,%s", gen_first ? sc->gen : "qa",
+	    gen_first ? "qa" : sc->gen);
+	assert_programs(a, sc->sid, both);
+	json_t *r;
+	json_t *res = bridge_ok(a, sc->sid, sc->worker, sizeof sc->worker,
+	    "get_program_info", json_pack("{s:s}", "program_id", "qa"), &r);
 	assert_string_equal(json_string_value(json_object_get(res,
 	    "program_id")), "qa");
 	assert_string_equal(json_string_value(json_object_get(res,
@@ -207,26 +224,39 @@ bridge_scenario(struct arb *a)
 	assert_int_equal(json_integer_value(json_object_get(res,
 	    "executions")), 1);
 	json_decref(r);
-
-	res = bridge_ok(a, sid, w, sizeof w, "delete_program",
-	    json_pack("{s:s}", "program_id", gen), &r);
+	res = bridge_ok(a, sc->sid, sc->worker, sizeof sc->worker,
+	    "delete_program", json_pack("{s:s}", "program_id", sc->gen), &r);
 	assert_true(json_is_true(json_object_get(res, "deleted")));
 	json_decref(r);
-	assert_programs(a, sid, "qa");
+	assert_programs(a, sc->sid, "qa");
+}
 
-	r = cl_exec_err(a, "execute_program", json_pack("{s:s,s:{s:s}}",
-	    "program_id", "nope", "inputs", "question", "hi"), sid,
-	    "worker_error");
-	assert_non_null(strstr(cl_reply_message(r), "program not found: nope"));
+/* An unknown program, another session, end_session's cleanup. */
+static void
+scenario_finish(struct arb *a, struct scen *sc)
+{
+	json_t *r = cl_exec_err(a, "execute_program",
+	    json_pack("{s:s,s:{s:s}}", "program_id", "nope", "inputs",
+	    "question", "hi"), sc->sid, "worker_error");
+	assert_string_equal(cl_reply_message(r), "program not found: nope");
 	json_decref(r);
-
 	assert_programs(a, "layer-s2", "");	/* sessions do not share */
-
 	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "end_session",
-	    "session_id", sid));
+	    "session_id", sc->sid));
 	assert_true(json_is_true(json_object_get(r, "ended")));
 	json_decref(r);
-	assert_programs(a, sid, "");		/* cleaned up */
+	assert_programs(a, sc->sid, "");	/* cleaned up */
+}
+
+/* The bridge commands in one session, every reply from one worker. */
+static void
+bridge_scenario(struct arb *a)
+{
+	struct scen sc = { .sid = "layer-s1" };
+	scenario_create(a, &sc);
+	scenario_execute(a, &sc);
+	scenario_inspect(a, &sc);
+	scenario_finish(a, &sc);
 }
 
 /* ---- the layers ---- */

@@ -11,4 +11,4 @@ $(BUILD)/bench: $(BENCH_OBJ) $(LIBPROTO)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
 
 bench: deps-check $(BINS) $(BUILD)/bench
-	$(BUILD)/bench $(BUILD)
+	@$(BUILD)/bench $(BUILD)

@@ -1,0 +1,550 @@
+/* Reload under load (SPEC 7, README "Reload"): arbor.conf is rewritten and
+ * the `reload` op (or SIGHUP) applies it while client threads keep a steady
+ * load of `sleep` and `echo` requests going.
+ *
+ * Every mode pair (single, pool, disabled) is switched both ways. A request
+ * may get what the mode it met calls for: ok while the bridge is enabled,
+ * bridge_disabled while it is disabled. One sent before the reload was
+ * confirmed may meet the old mode; one answered after the reload was sent
+ * may meet the new one; anything else (another error, a missing or wrong
+ * reply) is a failed request, and there must be none. A request accepted
+ * just before the switch (sent on the reload's own connection, ahead of
+ * it) must finish ok on the old subtree. The reply names the changed keys.
+ *
+ * An invalid file is refused with config_error naming file:line and
+ * changes nothing (same mode, same pids); a pool resized 2 -> 4 -> 1 under
+ * load fails no request and ends with exactly the workers of the new size.
+ * The served / refused / failed counts of each run are printed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/xmalloc.h"
+
+#include "tests/integration/clients.h"
+#include "tests/integration/harness.h"
+#include "tests/integration/loadgen.h"
+
+#define NCLIENTS	6	/* load client threads */
+#define POOL_SIZE	8	/* > NCLIENTS: the anchor finds an idle worker */
+#define WARM_REPLIES	60	/* load replies before and after a switch */
+#define ANCHOR_MS	300	/* the request in flight across the switch */
+#define MAX_SHOWN	10	/* failed requests described per run */
+
+enum mode { M_DISABLED, M_SINGLE, M_POOL };
+
+static const char *const mode_names[] = { "disabled", "single", "pool" };
+
+/* The load of the running test, for the teardown when it fails. */
+static struct loadgen *g_lg;
+
+static int
+teardown(void **state)
+{
+	lg_free(g_lg);
+	g_lg = NULL;
+	return arb_teardown(state);
+}
+
+/* ---- configs ---- */
+
+/* A whole arbor.conf for mode with a pool of pool_size (caller frees). */
+static char *
+conf_for(enum mode m, int pool_size)
+{
+	return xasprintf(
+	    "bridge = { enabled = %s; pooling_enabled = %s;"
+	    " adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = %d; max_overflow = 0;"
+	    " checkout_timeout_ms = 20000; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n",
+	    m == M_DISABLED ? "false" : "true", m == M_POOL ? "true" : "false",
+	    pool_size);
+}
+
+/* Replaces arbor.conf by body in one rename. */
+static void
+write_conf(struct arb *a, const char *body)
+{
+	char *tmp = xasprintf("%s.new", arb_conf_path(a));
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL || fputs(body, f) < 0 || fclose(f) != 0 ||
+	    rename(tmp, arb_conf_path(a)) != 0)
+		fail_msg("cannot write %s", arb_conf_path(a));
+	free(tmp);
+}
+
+/* The subtree of a mode and its worker count. */
+static const char *
+parent_of(enum mode m)
+{
+	return m == M_POOL ? "pool" : m == M_SINGLE ? "bridge" : NULL;
+}
+
+static size_t
+nworkers(enum mode m)
+{
+	return m == M_POOL ? POOL_SIZE : m == M_SINGLE ? 1 : 0;
+}
+
+/* Starts arbord in mode m and waits for its workers; their pids go to
+ * pids (room for POOL_SIZE). */
+static struct arb *
+start_mode(enum mode m, json_int_t *pids)
+{
+	char *body = conf_for(m, POOL_SIZE);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	if (m == M_DISABLED)
+		return a;
+	json_t *tree = arb_wait_all_ready(a, parent_of(m), nworkers(m),
+	    ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_worker_pids(tree, pids, POOL_SIZE), nworkers(m));
+	json_decref(tree);
+	return a;
+}
+
+/* ---- the switch ---- */
+
+/* When a switch began (the reload sent) and was confirmed (its reply, or
+ * the new mode seen in status). */
+struct sw {
+	long long begin, end;
+};
+
+/* Whether the changed keys of a reload reply include key. */
+static bool
+changed_has(const json_t *reply, const char *key)
+{
+	size_t i;
+	const json_t *k;
+	json_array_foreach(json_object_get(reply, "changed"), i, k)
+		if (json_is_string(k) && strcmp(json_string_value(k), key) == 0)
+			return true;
+	return false;
+}
+
+/* Checks the anchor's reply: ok on the old subtree when from was enabled,
+ * else bridge_disabled. */
+static void
+check_anchor(const json_t *r, enum mode from)
+{
+	char *s = cl_describe(r);
+	if (from == M_DISABLED &&
+	    strcmp(arb_reply_code(r) ? arb_reply_code(r) : "", "bridge_disabled"))
+		fail_msg("a request sent to the disabled bridge: %s", s);
+	if (from != M_DISABLED && (!arb_reply_ok(r) ||
+	    json_integer_value(json_object_get(json_object_get(r, "result"),
+	    "slept")) != ANCHOR_MS))
+		fail_msg("the request in flight across the reload failed: %s", s);
+	free(s);
+}
+
+/* Sends a `sleep` (the anchor) and `reload` on one connection: arbord
+ * reads the anchor first, so it is accepted before the switch. Checks
+ * both replies; the reload's must list "mode". */
+static void
+switch_by_op(struct arb *a, enum mode from, struct sw *sw)
+{
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *anchor = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms",
+	    ANCHOR_MS), NULL, 0);
+	json_t *reload = json_pack("{s:i,s:s}", "id", 2, "op", "reload");
+	sw->begin = arb_now_ms();
+	assert_int_equal(arb_conn_send(c, anchor), 0);
+	assert_int_equal(arb_conn_send(c, reload), 0);
+	json_decref(anchor);
+	json_decref(reload);
+	for (int got = 0; got < 2; got++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		if (r == NULL)
+			fail_msg("%s reply missing", got ? "second" : "first");
+		if (cl_reply_id(r) == 2) {
+			sw->end = arb_now_ms();
+			char *s = cl_describe(r);
+			if (!arb_reply_ok(r) || !changed_has(r, "mode"))
+				fail_msg("reload: expected ok with \"mode\" among the"
+				    " changed keys: %s", s);
+			print_message("reload reply: %s\n", s);
+			free(s);
+		} else
+			check_anchor(r, from);
+		json_decref(r);
+	}
+	arb_conn_close(c);
+}
+
+/* arb_wait_for predicate: the root reports mode *ctx. */
+static bool
+root_in_mode(json_t *tree, void *ctx)
+{
+	const char *m = arb_node_str(tree, "mode");
+	return m != NULL && strcmp(m, ctx) == 0;
+}
+
+/* SIGHUP, then the new mode seen in status confirms the switch; the log
+ * names the changed keys. */
+static void
+switch_by_sighup(struct arb *a, enum mode to, struct sw *sw)
+{
+	sw->begin = arb_now_ms();
+	assert_int_equal(arb_kill(a, SIGHUP), 0);
+	json_t *tree = arb_wait_for(a, root_in_mode, (void *)mode_names[to],
+	    ARB_EVENT_MS, "the mode of the reloaded config");
+	sw->end = arb_now_ms();
+	assert_non_null(tree);
+	json_decref(tree);
+	if (!arb_log_has_line(a, "reloaded", "mode", NULL))
+		fail_msg("no log line says the reload changed \"mode\"");
+}
+
+/* ---- judging the load ---- */
+
+struct tally {
+	size_t	sent, served, refused, failed;
+	size_t	across;		/* sent before the switch, answered after */
+};
+
+/* What a request gets from the bridge in mode m. */
+static const char *
+outcome_in(enum mode m)
+{
+	return m == M_DISABLED ? "bridge_disabled" : LG_OK;
+}
+
+/* Whether r got what a mode it could have met calls for. */
+static bool
+allowed(const struct lg_req *r, const struct sw *sw, enum mode from,
+    enum mode to)
+{
+	bool met_old = r->sent_ms < sw->end;
+	bool met_new = r->replied_ms >= sw->begin;
+	return (met_old && strcmp(r->code, outcome_in(from)) == 0) ||
+	    (met_new && strcmp(r->code, outcome_in(to)) == 0);
+}
+
+/* Counts the load's outcomes; describes the failed ones. */
+static struct tally
+judge_load(const struct loadgen *lg, const struct sw *sw, enum mode from,
+    enum mode to)
+{
+	struct tally t = { 0 };
+	for (size_t i = 0; i < lg_nreqs(lg); i++) {
+		const struct lg_req *r = lg_req(lg, i);
+		t.sent++;
+		t.served += strcmp(r->code, LG_OK) == 0;
+		t.refused += strcmp(r->code, "bridge_disabled") == 0;
+		t.across += r->sent_ms < sw->begin && r->replied_ms > sw->end;
+		if (allowed(r, sw, from, to))
+			continue;
+		if (t.failed++ < MAX_SHOWN)
+			fprintf(stderr, "failed: client %u, sent at %+lld ms, "
+			    "replied at %+lld ms (from the reload): %s\n",
+			    r->client, r->sent_ms - sw->begin, r->replied_ms ?
+			    r->replied_ms - sw->begin : 0, r->code[0] ? r->code :
+			    "ok");
+	}
+	return t;
+}
+
+static void
+print_tally(const char *what, const struct tally *t)
+{
+	print_message("%s: %zu requests, %zu served, %zu refused "
+	    "(bridge_disabled), %zu failed; %zu in flight across the switch\n",
+	    what, t->sent, t->served, t->refused, t->failed, t->across);
+}
+
+/* ---- the tree after a switch ---- */
+
+/* The new mode's tree: its workers ready (none when disabled) and the
+ * old subtree's workers gone. */
+static void
+check_tree(struct arb *a, enum mode from, enum mode to,
+    const json_int_t *old_pids)
+{
+	json_t *tree = to == M_DISABLED ? arb_status(a, NULL) :
+	    arb_wait_all_ready(a, parent_of(to), nworkers(to), ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_string_equal(arb_node_str(tree, "mode"), mode_names[to]);
+	assert_int_equal(arb_node_nchildren(tree), to == M_DISABLED ? 0 : 1);
+	if (from != to && parent_of(from) != NULL)
+		assert_null(arb_find(tree, parent_of(from)));
+	json_decref(tree);
+	for (size_t i = 0; i < nworkers(from); i++)
+		if (!proc_wait_gone((pid_t)old_pids[i], ARB_EVENT_MS))
+			fail_msg("worker %lld of the old %s subtree still runs",
+			    (long long)old_pids[i], mode_names[from]);
+}
+
+/* ---- the runs ---- */
+
+/* from -> to under load, by the op (or by SIGHUP). */
+static void
+run_pair(enum mode from, enum mode to, bool by_sighup)
+{
+	json_int_t old_pids[POOL_SIZE] = { 0 };
+	struct arb *a = start_mode(from, old_pids);
+	g_lg = lg_start(a, NCLIENTS);
+	assert_true(lg_wait(g_lg, 0, WARM_REPLIES, ARB_EVENT_MS));
+	char *body = conf_for(to, POOL_SIZE);
+	write_conf(a, body);
+	free(body);
+	struct sw sw = { 0, 0 };
+	if (by_sighup)
+		switch_by_sighup(a, to, &sw);
+	else
+		switch_by_op(a, from, &sw);
+	bool flowing = lg_wait(g_lg, sw.end, WARM_REPLIES, ARB_EVENT_MS);
+	lg_stop(g_lg);
+	char what[64];
+	snprintf(what, sizeof what, "reload %s -> %s%s", mode_names[from],
+	    mode_names[to], by_sighup ? " (SIGHUP)" : "");
+	struct tally t = judge_load(g_lg, &sw, from, to);
+	print_tally(what, &t);
+	assert_true(flowing);
+	assert_int_equal(t.failed, 0);
+	assert_true(t.served > 0);
+	lg_free(g_lg);
+	g_lg = NULL;
+	check_tree(a, from, to, old_pids);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_single_to_pool(void **state)
+{
+	run_pair(M_SINGLE, M_POOL, false);
+}
+
+static void
+test_pool_to_single(void **state)
+{
+	run_pair(M_POOL, M_SINGLE, false);
+}
+
+static void
+test_pool_to_disabled(void **state)
+{
+	run_pair(M_POOL, M_DISABLED, false);
+}
+
+static void
+test_disabled_to_pool(void **state)
+{
+	run_pair(M_DISABLED, M_POOL, false);
+}
+
+static void
+test_single_to_disabled(void **state)
+{
+	run_pair(M_SINGLE, M_DISABLED, false);
+}
+
+static void
+test_disabled_to_single(void **state)
+{
+	run_pair(M_DISABLED, M_SINGLE, false);
+}
+
+static void
+test_sighup_single_to_pool(void **state)
+{
+	run_pair(M_SINGLE, M_POOL, true);
+}
+
+/* ---- an invalid file ---- */
+
+/* The tree's mode and worker pids equal the ones given. */
+static void
+assert_unchanged(struct arb *a, const json_int_t *pids, size_t n)
+{
+	json_int_t now[POOL_SIZE];
+	json_t *tree = arb_status(a, NULL);
+	assert_non_null(tree);
+	assert_string_equal(arb_node_str(tree, "mode"), "pool");
+	assert_int_equal(arb_worker_pids(tree, now, POOL_SIZE), n);
+	json_decref(tree);
+	for (size_t i = 0; i < n; i++)
+		if (now[i] != pids[i])
+			fail_msg("worker %zu: pid %lld, was %lld before the "
+			    "invalid reload", i + 1, (long long)now[i],
+			    (long long)pids[i]);
+}
+
+/* An invalid file: config_error naming file:line, by the op and by
+ * SIGHUP; nothing changes. The valid file again reloads with no change. */
+static void
+test_invalid_reload(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, pids);
+	write_conf(a, "bridge = { enabled = false; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 2; bogus_key = 1; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n");
+	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
+	    "config_error");
+	char *where = xasprintf("%s:2", arb_conf_path(a));
+	const char *msg = cl_reply_message(r);
+	if (msg == NULL || strstr(msg, where) == NULL ||
+	    strstr(msg, "bogus_key") == NULL)
+		fail_msg("config_error should name %s and the key: %s", where,
+		    msg ? msg : "(no message)");
+	print_message("invalid reload: %s\n", msg);
+	json_decref(r);
+	assert_true(arb_log_has_line(a, "reload", where, NULL));
+	assert_unchanged(a, pids, POOL_SIZE);
+
+	assert_int_equal(arb_kill(a, SIGHUP), 0);	/* logged, no reply */
+	long long end = arb_now_ms() + ARB_EVENT_MS;
+	while (!arb_log_has_line(a, "SIGHUP", NULL) ||
+	    !arb_log_has_line(a, "keeping the running config", NULL)) {
+		if (arb_now_ms() >= end)
+			fail_msg("no log of the SIGHUP reload's error");
+		arb_sleep_ms(25);
+	}
+	assert_unchanged(a, pids, POOL_SIZE);
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+
+	char *body = conf_for(M_POOL, POOL_SIZE);
+	write_conf(a, body);
+	free(body);
+	r = arb_op_ok(a, "reload");
+	assert_int_equal(json_array_size(json_object_get(r, "changed")), 0);
+	json_decref(r);
+	assert_unchanged(a, pids, POOL_SIZE);
+	free(where);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* ---- pool resize ---- */
+
+struct want_pool {
+	size_t	n;
+};
+
+/* arb_wait_for predicate: the pool has exactly workers worker.1 .. n,
+ * each running (ready or busy). */
+static bool
+pool_is(json_t *tree, void *ctx)
+{
+	const struct want_pool *w = ctx;
+	json_t *pool = arb_find(tree, "pool");
+	if (arb_node_nchildren(pool) != w->n)
+		return false;
+	for (size_t i = 1; i <= w->n; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "pool/worker.%zu", i);
+		json_t *node = arb_find(pool, name);
+		const char *st = arb_node_str(node, "state");
+		if (st == NULL || arb_node_pid(node) <= 0 ||
+		    (strcmp(st, "ready") != 0 && strcmp(st, "busy") != 0))
+			return false;
+	}
+	return true;
+}
+
+/* Rewrites the pool size, reloads (changed: pool.size) and waits for the
+ * pool of that size; returns worker.1's pid. */
+static json_int_t
+resize(struct arb *a, int size)
+{
+	char *body = conf_for(M_POOL, size);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	if (!changed_has(r, "pool.size")) {
+		char *s = cl_describe(r);
+		fail_msg("reload to size %d: pool.size not among the changed"
+		    " keys: %s", size, s);
+	}
+	json_decref(r);
+	struct want_pool w = { (size_t)size };
+	char what[64];
+	snprintf(what, sizeof what, "a pool of %d workers", size);
+	json_t *tree = arb_wait_for(a, pool_is, &w, ARB_EVENT_MS, what);
+	assert_non_null(tree);
+	json_int_t pid = arb_node_pid(arb_find(tree, "pool/worker.1"));
+	json_decref(tree);
+	return pid;
+}
+
+/* Size 2 -> 4 -> 1 under load: no failed request; worker.1 is never
+ * restarted; at the end the pool is worker.1 alone and the others are
+ * gone. */
+static void
+test_resize_under_load(void **state)
+{
+	char *body = conf_for(M_POOL, 2);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_int_t first = arb_node_pid(arb_find(tree, "pool/worker.1"));
+	json_decref(tree);
+	g_lg = lg_start(a, NCLIENTS);
+	assert_true(lg_wait(g_lg, 0, WARM_REPLIES, ARB_EVENT_MS));
+	assert_int_equal(resize(a, 4), first);
+	tree = arb_status(a, "pool");
+	json_int_t grown[4];
+	assert_int_equal(arb_worker_pids(tree, grown, 4), 4);
+	json_decref(tree);
+	assert_true(lg_wait(g_lg, arb_now_ms(), WARM_REPLIES, ARB_EVENT_MS));
+	assert_int_equal(resize(a, 1), first);
+	assert_true(lg_wait(g_lg, arb_now_ms(), WARM_REPLIES, ARB_EVENT_MS));
+	lg_stop(g_lg);
+
+	struct tally t = { 0 };
+	for (size_t i = 0; i < lg_nreqs(g_lg); i++) {
+		const struct lg_req *r = lg_req(g_lg, i);
+		t.sent++;
+		t.served += strcmp(r->code, LG_OK) == 0;
+		if (strcmp(r->code, LG_OK) != 0 && t.failed++ < MAX_SHOWN)
+			fprintf(stderr, "failed: client %u: %s\n", r->client,
+			    r->code);
+	}
+	print_message("resize 2 -> 4 -> 1: %zu requests, %zu served, %zu "
+	    "failed\n", t.sent, t.served, t.failed);
+	assert_int_equal(t.failed, 0);
+	lg_free(g_lg);
+	g_lg = NULL;
+
+	tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_node_pid(arb_find(tree, "pool/worker.1")), first);
+	json_decref(tree);
+	for (size_t i = 0; i < 4; i++)
+		if (grown[i] != first && !proc_wait_gone((pid_t)grown[i],
+		    ARB_EVENT_MS))
+			fail_msg("surplus worker %lld still runs",
+			    (long long)grown[i]);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_single_to_pool, teardown),
+		cmocka_unit_test_teardown(test_pool_to_single, teardown),
+		cmocka_unit_test_teardown(test_pool_to_disabled, teardown),
+		cmocka_unit_test_teardown(test_disabled_to_pool, teardown),
+		cmocka_unit_test_teardown(test_single_to_disabled, teardown),
+		cmocka_unit_test_teardown(test_disabled_to_single, teardown),
+		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
+		cmocka_unit_test_teardown(test_invalid_reload, teardown),
+		cmocka_unit_test_teardown(test_resize_under_load, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
