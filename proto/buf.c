@@ -7,6 +7,10 @@
 #include "proto/xmalloc.h"
 
 #define BUF_READ_CHUNK	4096	/* at least this much room per read */
+#define SCRATCH_SIZE	65536
+
+static char scratch[SCRATCH_SIZE];
+static bool scratch_busy;	/* lent to one buffer until it settles */
 
 void
 buf_init(struct buf *b)
@@ -17,8 +21,40 @@ buf_init(struct buf *b)
 void
 buf_release(struct buf *b)
 {
-	free(b->data);
+	if (b->scratch)
+		scratch_busy = false;
+	else
+		free(b->data);
 	buf_init(b);
+}
+
+/* Moves the live bytes out of the scratch area into storage of b's own,
+ * with room for n more. */
+static void
+unborrow(struct buf *b, size_t n)
+{
+	size_t used = buf_used(b);
+	char *src = buf_head(b);
+	b->scratch = false;
+	scratch_busy = false;
+	b->data = NULL;
+	b->off = b->len = b->cap = 0;
+	buf_reserve(b, used + n);
+	memcpy(b->data, src, used);
+	b->len = used;
+}
+
+void
+buf_settle(struct buf *b)
+{
+	if (!b->scratch)
+		return;
+	if (buf_used(b) == 0) {
+		scratch_busy = false;
+		buf_init(b);
+	} else {
+		unborrow(b, 0);
+	}
 }
 
 /* Makes room for n bytes at the tail, first by sliding the live bytes down. */
@@ -27,6 +63,10 @@ buf_reserve(struct buf *b, size_t n)
 {
 	if (b->cap - b->len >= n)
 		return;
+	if (b->scratch) {
+		unborrow(b, n);
+		return;
+	}
 	if (b->off > 0) {
 		memmove(b->data, b->data + b->off, b->len - b->off);
 		b->len -= b->off;
@@ -62,6 +102,12 @@ buf_consume(struct buf *b, size_t n)
 ssize_t
 buf_read_fd(struct buf *b, int fd)
 {
+	if (b->cap == 0 && !scratch_busy) {
+		b->data = scratch;
+		b->cap = SCRATCH_SIZE;
+		b->off = b->len = 0;
+		b->scratch = scratch_busy = true;
+	}
 	buf_reserve(b, BUF_READ_CHUNK);
 	ssize_t n;
 	do

@@ -581,11 +581,10 @@ on_out(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct child *c = w->data;
 	ssize_t n = buf_read_fd(&c->in, c->fd_out);
-	if (n > 0) {
+	if (n > 0)
 		drain_frames(c);
-		return;
-	}
-	if (n < 0 && errno == EAGAIN)
+	buf_settle(&c->in);
+	if (n > 0 || (n < 0 && errno == EAGAIN))
 		return;
 	/* EOF: usually the process is exiting and its status follows; one
 	 * that is still there after EOF_GRACE_S broke the protocol. */
@@ -629,12 +628,11 @@ on_err(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n = buf_read_fd(&c->err, c->fd_err);
 	if (n > 0) {
 		log_stderr(c, false);
-		return;
+	} else if (n == 0 || errno != EAGAIN) {
+		log_stderr(c, true);
+		ev_io_stop(loop, w);
 	}
-	if (n < 0 && errno == EAGAIN)
-		return;
-	log_stderr(c, true);
-	ev_io_stop(loop, w);
+	buf_settle(&c->err);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -784,6 +782,7 @@ drain_stdout(struct child *c)
 		total += (size_t)n;
 		drain_frames(c);
 	}
+	buf_settle(&c->in);
 }
 
 /* The process is reaped: read what it left, close up, fail what it held,
@@ -800,6 +799,7 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	drain_stdout(c);
 	if (c->fd_err >= 0 && buf_read_fd(&c->err, c->fd_err) >= 0)
 		log_stderr(c, true);
+	buf_settle(&c->err);
 	kill(-c->pid, SIGKILL);
 	teardown(c);
 	c->pid = 0;

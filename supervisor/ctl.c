@@ -321,10 +321,13 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *cn = w->data;
 	ssize_t n = buf_read_fd(&cn->in, cn->fd);
+	ctl_hold(cn);
 	if (n > 0)
 		conn_frames(cn);
 	else if (n == 0 || errno != EAGAIN)
 		conn_close(cn);
+	buf_settle(&cn->in);
+	ctl_release(cn);
 }
 
 static void

@@ -3,8 +3,9 @@
  * exactly one reply (worker_error, worker_crashed, timeout, garbage and
  * oversized frames, max_errors, max_requests), checkout limits
  * (pool_timeout, overloaded, overflow workers and their idle stop), a
- * client leaving mid-request, the stats counters, mode disabled and the
- * shutting_down error during a graceful stop. */
+ * client leaving mid-request, the stats counters, mode disabled, the
+ * shutting_down error during a graceful stop, and a prompt stop when
+ * nothing is pending. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -522,6 +523,26 @@ test_shutting_down(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* With nothing in flight or waiting there is nothing to drain: SIGTERM
+ * stops the tree at once, not after shutdown_timeout_ms (SPEC 7). */
+static void
+test_idle_shutdown_is_prompt(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { enabled = false; };\n"
+	    "worker = { shutdown_timeout_ms = 10000; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	long long t0 = arb_now_ms();
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	int code = arb_wait_exit(a, ARB_EXIT_MS);
+	long long took = arb_now_ms() - t0;
+	fprintf(stderr, "idle arbord exited %d after SIGTERM in %lld ms\n",
+	    code, took);
+	assert_int_equal(code, 0);
+	assert_true(took < 5000);	/* half the drain bound */
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -542,6 +563,7 @@ main(void)
 		cmocka_unit_test_teardown(test_stats_counts, arb_teardown),
 		cmocka_unit_test_teardown(test_disabled_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_shutting_down, arb_teardown),
+		cmocka_unit_test_teardown(test_idle_shutdown_is_prompt, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,12 +61,12 @@ rss_kb(pid_t pid)
 	return kb;
 }
 
-static size_t wait_fds(struct arb *, size_t);
+static size_t settled_fds(struct arb *);
 
 static struct usage
 measure(struct arb *a)
 {
-	struct usage u = { wait_fds(a, count_fds(arb_pid(a))),
+	struct usage u = { settled_fds(a),
 	    proc_children(arb_pid(a), NULL, 0), rss_kb(arb_pid(a)) };
 	return u;
 }
@@ -94,16 +94,19 @@ crash_many(struct arb *a, int n)
 	arb_conn_close(c);
 }
 
-/* Waits until arbord holds no more descriptors than want (a closed
- * control connection is released when arbord reads its EOF). */
+/* arbord's descriptors once the control connections the harness just
+ * closed are gone (arbord releases one when it reads its EOF): the lowest
+ * count seen over a few polls. */
 static size_t
-wait_fds(struct arb *a, size_t want)
+settled_fds(struct arb *a)
 {
-	long long end = arb_now_ms() + ARB_EVENT_MS;
-	size_t n;
-	while ((n = count_fds(arb_pid(a))) > want && arb_now_ms() < end)
+	size_t best = count_fds(arb_pid(a));
+	for (int i = 0; i < 10; i++) {
 		arb_sleep_ms(20);
-	return n;
+		size_t n = count_fds(arb_pid(a));
+		best = n < best ? n : best;
+	}
+	return best;
 }
 
 static json_int_t
@@ -133,11 +136,10 @@ test_thousand_restarts(void **state)
 	print_message("restarts %lld -> %lld\n", (long long)r0, (long long)r1);
 	assert_true(r1 - r0 >= RESTARTS);
 	struct usage after = measure(a);
-	after.fds = wait_fds(a, before.fds);
 	print_message("fds %zu -> %zu, children %zu -> %zu, rss %ld -> %ld kB\n",
 	    before.fds, after.fds, before.children, after.children,
 	    before.rss_kb, after.rss_kb);
-	assert_int_equal(after.fds, before.fds);
+	assert_true(after.fds <= before.fds);	/* a leak per restart: +1000 */
 	assert_int_equal(before.children, 2);
 	assert_int_equal(after.children, 2);
 	assert_true(after.rss_kb <= before.rss_kb + RSS_SLACK_KB);

@@ -1,0 +1,396 @@
+/* Hostile workers (SPEC 5, SPEC 7, README "Workers"): mock_worker's
+ * hostile commands run in a real pool, and arbord must neither stall nor
+ * grow nor leave processes behind.
+ *
+ * While each hostile request runs, and after it, `ping` on a fresh control
+ * connection is answered within PING_BOUND_MS and arbord's RSS stays under
+ * RSS_BOUND_KB:
+ *   flood_stderr  the request is ok, the worker stays, its lines are in
+ *                 arbord's log;
+ *   partial       half a reply frame, then silence: the request's
+ *                 timeout_ms passes, it fails with `timeout`, the worker
+ *                 is replaced;
+ *   close_stdout  EOF on stdout while the process lives: a protocol
+ *                 failure, the request fails with `worker_crashed`, the
+ *                 worker is killed and replaced;
+ *   fork          the worker's children die with it, whether it is killed
+ *                 (kill -9) or restarted (`restart`);
+ *   ignore_term   a worker deaf to SIGTERM, busy in a request, is SIGKILLed
+ *                 shutdown_timeout_ms after `stop NAME` and ends stopped. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/clients.h"
+#include "tests/integration/harness.h"
+
+#define WORKER		"pool/worker.1"
+#define PING_BOUND_MS	3000		/* the loop answers within this */
+#define RSS_BOUND_KB	(64 * 1024)	/* arbord's RSS stays below this */
+#define FLOOD_BYTES	(8 * 1024 * 1024)
+#define FLOOD_LINE	100		/* mock_worker's flood line length */
+#define PARTIAL_MS	1000		/* the partial request's timeout_ms */
+#define NFORK		3
+#define TERM_MS		300		/* shutdown_timeout_ms */
+#define HOSTILE_MS	60000		/* bound on one hostile request */
+
+static const char HOSTILE_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { shutdown_timeout_ms = 300; };\n"
+    "pool = { size = 1; max_overflow = 0; };\n"
+    "environments = { dev = { }; };\n";
+
+/* ---- watching arbord ---- */
+
+/* The worst seen while a hostile request ran. */
+struct watch {
+	long long	ping_max_ms;
+	long		rss_max_kb;
+	int		pings;
+};
+
+/* VmRSS of pid in kB; -1 if unknown. */
+static long
+rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* One ping on a fresh connection, timed, and one RSS sample. */
+static void
+watch_step(struct arb *a, struct watch *w)
+{
+	long long t = arb_now_ms();
+	json_t *r = arb_call(a, json_pack("{s:s}", "op", "ping"));
+	long long took = arb_now_ms() - t;
+	if (!arb_reply_ok(r))
+		fail_msg("ping failed while a hostile worker ran");
+	json_decref(r);
+	if (took > w->ping_max_ms)
+		w->ping_max_ms = took;
+	long kb = rss_kb(arb_pid(a));
+	if (kb > w->rss_max_kb)
+		w->rss_max_kb = kb;
+	w->pings++;
+}
+
+static void
+assert_watch(const struct watch *w, const char *what)
+{
+	print_message("%s: %d pings, slowest %lld ms; arbord RSS max %ld kB\n",
+	    what, w->pings, w->ping_max_ms, w->rss_max_kb);
+	if (w->ping_max_ms >= PING_BOUND_MS)
+		fail_msg("%s: a ping took %lld ms (bound %d ms)", what,
+		    w->ping_max_ms, PING_BOUND_MS);
+	if (w->rss_max_kb >= RSS_BOUND_KB)
+		fail_msg("%s: arbord's RSS reached %ld kB (bound %d kB)", what,
+		    w->rss_max_kb, RSS_BOUND_KB);
+}
+
+/* Sends an execute of command on a connection of its own and, until its
+ * reply comes, keeps pinging arbord; then a few pings more. Returns the
+ * reply (new reference); fails the test without one. */
+static json_t *
+exec_watching(struct arb *a, const char *command, json_t *args,
+    int timeout_ms, struct watch *w)
+{
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = cl_exec_req(1, command, args, NULL, timeout_ms);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	long long end = arb_now_ms() + HOSTILE_MS;
+	json_t *reply = NULL;
+	while (reply == NULL && arb_now_ms() < end) {
+		watch_step(a, w);
+		reply = arb_conn_recv(c, 20);
+	}
+	arb_conn_close(c);
+	if (reply == NULL)
+		fail_msg("%s: no reply within %d ms", command, HOSTILE_MS);
+	for (int i = 0; i < 5; i++)
+		watch_step(a, w);
+	return reply;
+}
+
+/* ---- the tree ---- */
+
+/* Starts the pool and returns the pid of its one ready worker. */
+static struct arb *
+start_pool(json_int_t *pid)
+{
+	struct arb *a = arb_start(HOSTILE_CONF, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	*pid = arb_node_pid(arb_find(tree, WORKER));
+	assert_true(*pid > 0);
+	json_decref(tree);
+	return a;
+}
+
+/* Waits until the worker runs again under another pid than old: the
+ * new pid. The old process must be gone. */
+static json_int_t
+wait_replaced(struct arb *a, json_int_t old)
+{
+	json_t *node = arb_wait_node(a, WORKER, "ready", old, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	if (!proc_wait_gone((pid_t)old, ARB_EVENT_MS))
+		fail_msg("the replaced worker %lld still exists", (long long)old);
+	return pid;
+}
+
+/* An echo through the pool works. */
+static void
+assert_serving(struct arb *a)
+{
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "after", 1),
+	    NULL));
+}
+
+static void
+assert_code(const json_t *r, const char *code)
+{
+	char *s = cl_describe(r);
+	if (arb_reply_ok(r) || arb_reply_code(r) == NULL ||
+	    strcmp(arb_reply_code(r), code) != 0)
+		fail_msg("expected error %s, got %s", code, s);
+	free(s);
+}
+
+/* ---- processes forked by a worker ---- */
+
+/* The process group of pid; -1 if gone. */
+static pid_t
+proc_pgrp(pid_t pid)
+{
+	char path[64], line[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(line, 1, sizeof line - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	char *p = strrchr(line, ')');
+	int pgrp;
+	if (p == NULL || sscanf(p + 1, " %*c %*d %d", &pgrp) != 1)
+		return -1;
+	return pgrp;
+}
+
+/* Polls until pid has died. A worker's child whose parent died is handed
+ * to us (the harness makes us a subreaper): reaped here once dead. */
+static bool
+wait_dead(pid_t pid, int timeout_ms)
+{
+	long long end = arb_now_ms() + timeout_ms;
+	while (proc_exists(pid)) {
+		if (proc_ppid(pid) == getpid())
+			waitpid(pid, NULL, WNOHANG);
+		if (!proc_exists(pid))
+			break;
+		if (arb_now_ms() >= end)
+			return false;
+		arb_sleep_ms(20);
+	}
+	return true;
+}
+
+/* fork n on the worker: the children's pids, each alive in the worker's
+ * process group. */
+static void
+fork_children(struct arb *a, json_int_t worker, pid_t *kids)
+{
+	json_t *r = cl_exec_ok(a, "fork", json_pack("{s:i}", "n", NFORK), NULL);
+	json_t *pids = json_object_get(json_object_get(r, "result"), "forked");
+	assert_int_equal(json_array_size(pids), NFORK);
+	for (size_t i = 0; i < NFORK; i++) {
+		kids[i] = (pid_t)json_integer_value(json_array_get(pids, i));
+		assert_true(proc_exists(kids[i]));
+		assert_int_equal(proc_pgrp(kids[i]), worker);
+	}
+	json_decref(r);
+}
+
+static void
+assert_children_gone(const pid_t *kids, const char *how)
+{
+	for (size_t i = 0; i < NFORK; i++)
+		if (!wait_dead(kids[i], ARB_EVENT_MS))
+			fail_msg("child %d of a worker %s still runs", (int)kids[i],
+			    how);
+}
+
+/* ---- the tests ---- */
+
+static void
+test_flood_stderr(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	long before = rss_kb(arb_pid(a));
+	struct watch w = { 0 };
+	json_t *r = exec_watching(a, "flood_stderr", json_pack("{s:i}",
+	    "bytes", FLOOD_BYTES), HOSTILE_MS, &w);
+	char *s = cl_describe(r);
+	if (!arb_reply_ok(r) || json_integer_value(json_object_get(
+	    json_object_get(r, "result"), "written")) != FLOOD_BYTES)
+		fail_msg("flood_stderr: %s", s);
+	free(s);
+	json_decref(r);
+	print_message("flood of %d bytes on stderr: arbord RSS %ld kB before\n",
+	    FLOOD_BYTES, before);
+	assert_watch(&w, "flood_stderr");
+	json_t *node = arb_wait_node(a, WORKER, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_pid(node), pid);	/* not replaced */
+	json_decref(node);
+	char last[64];
+	snprintf(last, sizeof last, "flood_stderr line %d x",
+	    FLOOD_BYTES / 2 / FLOOD_LINE);
+	assert_true(arb_log_has_line(a, WORKER, "flood_stderr line 1 x", NULL));
+	assert_true(arb_log_has_line(a, WORKER, last, NULL));
+	assert_true(arb_log_has_line(a, WORKER, "yyyyyyyyyyyyyyyy", NULL));
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_partial_frame_times_out(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	struct watch w = { 0 };
+	long long t = arb_now_ms();
+	json_t *r = exec_watching(a, "partial", NULL, PARTIAL_MS, &w);
+	long long took = arb_now_ms() - t;
+	assert_code(r, "timeout");
+	json_decref(r);
+	print_message("partial frame: timeout after %lld ms (timeout_ms %d)\n",
+	    took, PARTIAL_MS);
+	assert_watch(&w, "partial");
+	wait_replaced(a, pid);
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_close_stdout(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	struct watch w = { 0 };
+	json_t *r = exec_watching(a, "close_stdout", NULL, HOSTILE_MS, &w);
+	assert_code(r, "worker_crashed");
+	json_decref(r);
+	assert_watch(&w, "close_stdout");
+	wait_replaced(a, pid);
+	assert_true(arb_log_has_line(a, WORKER, "protocol failure", NULL));
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A worker's own children die with it: killed, then restarted. */
+static void
+test_forked_children_die(void **state)
+{
+	json_int_t pid;
+	pid_t kids[NFORK];
+	struct arb *a = start_pool(&pid);
+	fork_children(a, pid, kids);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	json_int_t next = wait_replaced(a, pid);
+	assert_children_gone(kids, "killed by SIGKILL");
+
+	fork_children(a, next, kids);
+	json_t *r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart",
+	    "name", WORKER));
+	json_decref(r);
+	wait_replaced(a, next);
+	assert_children_gone(kids, "restarted");
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A worker deaf to SIGTERM and stuck in a request cannot read the
+ * shutdown frame either: `stop` ends it by SIGKILL after
+ * shutdown_timeout_ms; its request fails with worker_crashed. */
+static void
+test_ignore_term_killed_on_stop(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	json_t *r = cl_exec_ok(a, "ignore_term", NULL, NULL);
+	json_decref(r);
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = cl_exec_req(1, "hang", NULL, NULL, 0);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	json_t *node = arb_wait_node(a, WORKER, "busy", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+
+	struct watch w = { 0 };
+	long long t = arb_now_ms();
+	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name", WORKER));
+	json_decref(r);
+	node = arb_wait_node(a, WORKER, "stopped", 0, ARB_EVENT_MS);
+	long long took = arb_now_ms() - t;
+	assert_non_null(node);
+	json_decref(node);
+	watch_step(a, &w);
+	print_message("worker ignoring SIGTERM: stopped %lld ms after `stop` "
+	    "(shutdown_timeout_ms %d)\n", took, TERM_MS);
+	assert_watch(&w, "ignore_term");
+	if (took < TERM_MS - 100)
+		fail_msg("stopped after %lld ms: before shutdown_timeout_ms",
+		    took);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_true(arb_log_has_line(a, WORKER, "SIGKILL", NULL));
+	r = arb_conn_recv(c, ARB_REPLY_MS);
+	assert_code(r, "worker_crashed");
+	json_decref(r);
+	arb_conn_close(c);
+
+	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "start", "name", WORKER));
+	json_decref(r);
+	wait_replaced(a, pid);
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_flood_stderr, arb_teardown),
+		cmocka_unit_test_teardown(test_partial_frame_times_out, arb_teardown),
+		cmocka_unit_test_teardown(test_close_stdout, arb_teardown),
+		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
+		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
