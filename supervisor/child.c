@@ -96,16 +96,31 @@ child_health_name(enum child_health h)
 	return health_names[h];
 }
 
-/* A pending table large enough for max_inflight user requests + pings. */
+#define PEND_MIN	4	/* a pool worker: its request, a ping, a notice */
+
+/* Doubles the pending table until every request in flight has its own
+ * slot (ids are unique, but two may share id & mask). */
 static void
-pend_alloc(struct child *c)
+pend_grow(struct child *c)
 {
-	unsigned n = 8;
-	while (n < (unsigned)c->cfg->worker.max_inflight + 4)
-		n *= 2;
-	free(c->pend);
-	c->pend = xcalloc(n, sizeof *c->pend);
-	c->pend_mask = n - 1;
+	struct pend *old = c->pend;
+	unsigned ocap = old ? c->pend_mask + 1 : 0;
+	unsigned cap = ocap ? 2 * ocap : PEND_MIN;
+again:
+	c->pend = xcalloc(cap, sizeof *c->pend);
+	c->pend_mask = cap - 1;
+	for (unsigned i = 0; i < ocap; i++) {
+		if (old[i].fn == NULL)
+			continue;
+		struct pend *p = &c->pend[old[i].id & c->pend_mask];
+		if (p->fn) {
+			free(c->pend);
+			cap *= 2;
+			goto again;
+		}
+		*p = old[i];
+	}
+	free(old);
 }
 
 struct child *
@@ -127,7 +142,7 @@ child_new(const char *name, const struct config *cfg, char *const *argv,
 	c->t_deadline.data = c->t_kill.data = c->t_backoff.data =
 	    c->t_health.data = c;
 	batch_init(&c->batch, on_batch);
-	pend_alloc(c);
+	pend_grow(c);
 	return c;
 }
 
@@ -136,8 +151,6 @@ child_reconfigure(struct child *c, const struct config *cfg, char *const *argv)
 {
 	c->cfg = cfg;
 	c->argv = argv;
-	if (c->npend == 0)
-		pend_alloc(c);
 }
 
 static void
@@ -367,7 +380,7 @@ static struct pend *
 pend_slot(struct child *c)
 {
 	if (c->npend > c->pend_mask)
-		return NULL;
+		pend_grow(c);
 	while (c->pend[c->next_id & c->pend_mask].fn)
 		c->next_id++;
 	struct pend *p = &c->pend[c->next_id & c->pend_mask];

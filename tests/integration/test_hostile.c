@@ -14,7 +14,8 @@
  *                 failure, the request fails with `worker_crashed`, the
  *                 worker is killed and replaced;
  *   fork          the worker's children die with it, whether it is killed
- *                 (kill -9) or restarted (`restart`);
+ *                 (kill -9) or restarted (`restart`), even children that
+ *                 ignore SIGTERM;
  *   ignore_term   a worker deaf to SIGTERM, busy in a request, is SIGKILLed
  *                 shutdown_timeout_ms after `stop NAME` and ends stopped. */
 #include <stdarg.h>
@@ -161,6 +162,17 @@ wait_replaced(struct arb *a, json_int_t old)
 	return pid;
 }
 
+/* Whether WORKER is in state now. */
+static bool
+node_in_state(struct arb *a, const char *state)
+{
+	json_t *node = arb_status(a, WORKER);
+	const char *st = arb_node_str(node, "state");
+	bool in = st != NULL && strcmp(st, state) == 0;
+	json_decref(node);
+	return in;
+}
+
 /* An echo through the pool works. */
 static void
 assert_serving(struct arb *a)
@@ -177,6 +189,24 @@ assert_code(const json_t *r, const char *code)
 	    strcmp(arb_reply_code(r), code) != 0)
 		fail_msg("expected error %s, got %s", code, s);
 	free(s);
+}
+
+/* Counts the flood's records in the log: lines "flood_stderr line <n>"
+ * and the bytes of 'y' (the long line, logged in pieces) of WORKER. */
+static void
+count_flood(struct arb *a, long *lines, long *ybytes)
+{
+	char *log = arb_log(a);
+	const char *tag = WORKER ": ";
+	*lines = *ybytes = 0;
+	for (char *p = strstr(log, tag); p != NULL; p = strstr(p, tag)) {
+		p += strlen(tag);
+		if (strncmp(p, "flood_stderr line ", 18) == 0)
+			(*lines)++;
+		while (*p == 'y')
+			(*ybytes)++, p++;
+	}
+	free(log);
 }
 
 /* ---- processes forked by a worker ---- */
@@ -268,11 +298,21 @@ test_flood_stderr(void **state)
 	assert_int_equal(arb_node_pid(node), pid);	/* not replaced */
 	json_decref(node);
 	char last[64];
-	snprintf(last, sizeof last, "flood_stderr line %d x",
-	    FLOOD_BYTES / 2 / FLOOD_LINE);
+	long nlines = FLOOD_BYTES / 2 / FLOOD_LINE, lines, ybytes;
+	snprintf(last, sizeof last, "flood_stderr line %ld x", nlines);
 	assert_true(arb_log_has_line(a, WORKER, "flood_stderr line 1 x", NULL));
 	assert_true(arb_log_has_line(a, WORKER, last, NULL));
-	assert_true(arb_log_has_line(a, WORKER, "yyyyyyyyyyyyyyyy", NULL));
+	assert_serving(a);
+	/* The long line's tail (no newline) is logged at the worker's exit. */
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart",
+	    "name", WORKER)));
+	wait_replaced(a, pid);
+	count_flood(a, &lines, &ybytes);
+	print_message("log: %ld of %ld flood lines, %ld of %ld bytes of the "
+	    "long line\n", lines, nlines, ybytes, FLOOD_BYTES - nlines *
+	    FLOOD_LINE);
+	assert_int_equal(lines, nlines);
+	assert_int_equal(ybytes, FLOOD_BYTES - nlines * FLOOD_LINE);
 	assert_serving(a);
 	assert_int_equal(arb_stop(a), 0);
 }
@@ -312,15 +352,19 @@ test_close_stdout(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A worker's own children die with it: killed, then restarted. */
+/* A worker's own children die with it: killed, restarted, and
+ * restarted with children that ignore SIGTERM. */
 static void
 test_forked_children_die(void **state)
 {
 	json_int_t pid;
 	pid_t kids[NFORK];
+	struct watch w = { 0 };
 	struct arb *a = start_pool(&pid);
 	fork_children(a, pid, kids);
+	watch_step(a, &w);
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	watch_step(a, &w);
 	json_int_t next = wait_replaced(a, pid);
 	assert_children_gone(kids, "killed by SIGKILL");
 
@@ -328,8 +372,21 @@ test_forked_children_die(void **state)
 	json_t *r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart",
 	    "name", WORKER));
 	json_decref(r);
-	wait_replaced(a, next);
+	watch_step(a, &w);
+	next = wait_replaced(a, next);
 	assert_children_gone(kids, "restarted");
+
+	/* Children deaf to SIGTERM die too: the whole group is killed once
+	 * the worker has exited. */
+	json_decref(cl_exec_ok(a, "ignore_term", NULL, NULL));
+	fork_children(a, next, kids);
+	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart", "name",
+	    WORKER));
+	json_decref(r);
+	wait_replaced(a, next);
+	assert_children_gone(kids, "deaf to SIGTERM, restarted");
+	watch_step(a, &w);
+	assert_watch(&w, "fork");
 	assert_serving(a);
 	assert_int_equal(arb_stop(a), 0);
 }
@@ -357,10 +414,15 @@ test_ignore_term_killed_on_stop(void **state)
 	long long t = arb_now_ms();
 	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name", WORKER));
 	json_decref(r);
-	node = arb_wait_node(a, WORKER, "stopped", 0, ARB_EVENT_MS);
-	long long took = arb_now_ms() - t;
-	assert_non_null(node);
-	json_decref(node);
+	long long took;
+	while (!node_in_state(a, "stopped")) {	/* pinging meanwhile */
+		if ((took = arb_now_ms() - t) >= ARB_EVENT_MS)
+			fail_msg("%s not stopped %lld ms after `stop`", WORKER,
+			    took);
+		watch_step(a, &w);
+		arb_sleep_ms(10);
+	}
+	took = arb_now_ms() - t;
 	watch_step(a, &w);
 	print_message("worker ignoring SIGTERM: stopped %lld ms after `stop` "
 	    "(shutdown_timeout_ms %d)\n", took, TERM_MS);
