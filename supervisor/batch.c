@@ -7,9 +7,15 @@ static TAILQ_HEAD(, batch_item) pending = TAILQ_HEAD_INITIALIZER(pending);
 static ev_prepare w_prepare;
 static bool started;
 
-/* Flushes everything queued; a flush may queue more (handled too). */
 static void
 on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	batch_flush();
+}
+
+/* Flushes everything queued; a flush may queue more (handled too). */
+void
+batch_flush(void)
 {
 	struct batch_item *it;
 	while ((it = TAILQ_FIRST(&pending)) != NULL) {

@@ -18,6 +18,9 @@ struct batch_item {
 void	batch_init(struct batch_item *, void (*fn)(struct batch_item *));
 /* Asks for one flush before the loop blocks (idempotent). */
 void	batch_queue(struct batch_item *);
+/* Flushes everything queued now: for work done in another ev_prepare
+ * callback, which may run after the batch's own. */
+void	batch_flush(void);
 /* Forgets a queued flush (the owner goes away). */
 void	batch_cancel(struct batch_item *);
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
+#include "supervisor/batch.h"
 #include "supervisor/bridge.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
@@ -33,7 +34,7 @@ struct root {
 	ev_tstamp		 started;
 	struct subtree		 cur;		/* none in disabled and mock */
 	struct subtree		 old;		/* replaced by a reload, winding down */
-	ev_check		 w_old;
+	ev_prepare		 w_old;
 	struct route_stats	 st;		/* adapter mock, mode disabled */
 };
 
@@ -42,7 +43,7 @@ static void on_sub_stopped(struct sup *, void *);
 static const struct sup_events sub_events = {
 	.failed = on_sub_failed, .stopped = on_sub_stopped,
 };
-static void on_old_check(struct ev_loop *, ev_check *, int);
+static void on_old_check(struct ev_loop *, ev_prepare *, int);
 
 /* The command every worker runs under the resolved adapter. */
 static char *const *
@@ -98,7 +99,7 @@ root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
 	r->state = SS_STOPPED;
 	intensity_init(&r->window, cfg->supervisor.max_restarts,
 	    cfg->supervisor.max_seconds);
-	ev_check_init(&r->w_old, on_old_check);
+	ev_prepare_init(&r->w_old, on_old_check);
 	r->w_old.data = r;
 	reg_add(reg, "root", REG_ROOT, r);
 	r->cur = make_subtree(r);
@@ -110,7 +111,7 @@ root_free(struct root *r)
 {
 	if (r == NULL)
 		return;
-	ev_check_stop(LOOP, &r->w_old);
+	ev_prepare_stop(LOOP, &r->w_old);
 	free_subtree(&r->old);
 	free_subtree(&r->cur);
 	reg_remove(r->reg, "root");
@@ -203,9 +204,10 @@ on_sub_stopped(struct sup *s, void *arg)
 /* ---- reload -------------------------------------------------------------- */
 
 /* The old subtree finishes what it holds, stops, and is freed here (never
- * inside one of its own callbacks). */
+ * inside one of its own callbacks): checked before each time the loop
+ * blocks. */
 static void
-on_old_check(struct ev_loop *loop, ev_check *w, int revents)
+on_old_check(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct root *r = w->data;
 	if (r->state == SS_STOPPING)
@@ -214,10 +216,11 @@ on_old_check(struct ev_loop *loop, ev_check *w, int revents)
 		if (subtree_pending(&r->old) == 0 &&
 		    sup_state(r->old.sup) == SS_RUNNING)
 			sup_stop(r->old.sup);
+		batch_flush();
 		return;
 	}
 	log_info("root", "old %s stopped", sup_name(r->old.sup));
-	ev_check_stop(loop, w);
+	ev_prepare_stop(loop, w);
 	free_subtree(&r->old);
 }
 
@@ -260,7 +263,7 @@ rebuild(struct root *r)
 	while (r->old.bridge && (j = bridge_take_waiting(r->old.bridge)) != NULL)
 		root_submit(r, j);
 	if (r->old.sup)
-		ev_check_start(LOOP, &r->w_old);
+		ev_prepare_start(LOOP, &r->w_old);
 }
 
 void

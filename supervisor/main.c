@@ -12,6 +12,7 @@
 
 #include "proto/xmalloc.h"
 #include "registry/registry.h"
+#include "supervisor/batch.h"
 #include "supervisor/cond.h"
 #include "supervisor/config.h"
 #include "supervisor/ctl.h"
@@ -30,7 +31,7 @@ struct daemon {
 	struct ctl	*ctl;
 	struct ops_env	 ops;
 	ev_signal	 sig_term, sig_int, sig_hup;
-	ev_check	 w_drain;	/* shutting down: waits for pending jobs */
+	ev_prepare	 w_drain;	/* shutting down: waits for pending jobs */
 	ev_timer	 t_drain;	/* ... up to worker.shutdown_timeout_ms */
 	const char	*conf_path, *env_arg;	/* as given: reload reads them again */
 	int		 verbosity;
@@ -124,19 +125,21 @@ end_drain(struct daemon *d)
 	struct ev_loop *loop = EV_DEFAULT_UC;
 	if (!ev_is_active(&d->w_drain))
 		return;
-	ev_check_stop(loop, &d->w_drain);
+	ev_prepare_stop(loop, &d->w_drain);
 	ev_timer_stop(loop, &d->t_drain);
 	root_fail_waiting(d->root, ERR_SHUTTING_DOWN, "arbord is shutting down");
 	log_info("arbord", "stopping the tree");
 	root_stop(d->root);
 }
 
+/* Runs after each iteration's callbacks, before the loop blocks. */
 static void
-on_drain_check(struct ev_loop *loop, ev_check *w, int revents)
+on_drain_check(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct daemon *d = w->data;
 	if (root_pending(d->root) == 0)
 		end_drain(d);
+	batch_flush();	/* replies made here must not wait for a wake-up */
 }
 
 static void
@@ -165,11 +168,11 @@ begin_shutdown(void *arg)
 	d->ops.draining = true;
 	log_info("arbord", "shutting down: draining %zu pending requests",
 	    root_pending(d->root));
-	ev_check_init(&d->w_drain, on_drain_check);
+	ev_prepare_init(&d->w_drain, on_drain_check);
 	ev_timer_init(&d->t_drain, on_drain_timeout,
 	    d->cfg->worker.shutdown_timeout_ms / 1000.0, 0.);
 	d->w_drain.data = d->t_drain.data = d;
-	ev_check_start(loop, &d->w_drain);
+	ev_prepare_start(loop, &d->w_drain);
 	ev_timer_start(loop, &d->t_drain);
 }
 
