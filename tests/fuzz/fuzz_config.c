@@ -4,7 +4,7 @@
  * a fixed valid one and against itself.
  *
  * Checked per input: a failed load says why, naming the file; a loaded
- * config differs from itself in no key. An @include may name only a file
+ * config is resolved as SPEC 3 says and differs from itself in no key. An @include may name only a file
  * of the fuzzer's own directory (see include_ok). */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
@@ -154,6 +155,25 @@ check_diff(const struct config *c)
 	free(keys);
 }
 
+/* What resolution promises (SPEC 3): an absolute socket path that fits a
+ * unix address, a concrete adapter, a pool size of at least 1, a command. */
+static void
+check_resolved(const struct config *c)
+{
+	FUZZ_CHECK(c->env != NULL && c->env[0] != '\0');
+	FUZZ_CHECK(c->control.socket != NULL && c->control.socket[0] == '/');
+	FUZZ_CHECK(strlen(c->control.socket) < sizeof
+	    ((struct sockaddr_un *)0)->sun_path);
+	FUZZ_CHECK(c->adapter != ADAPTER_AUTO && c->adapter <= ADAPTER_MOCK);
+	FUZZ_CHECK(c->mode <= MODE_POOL);
+	FUZZ_CHECK((c->mode == MODE_DISABLED) == !c->bridge.enabled ||
+	    c->test_mode != NULL);
+	FUZZ_CHECK(c->pool.size >= 1);
+	FUZZ_CHECK(c->control.max_frame_bytes >= 64);
+	FUZZ_CHECK(c->worker.argv != NULL && c->worker.argv[0] != NULL &&
+	    c->worker.argv[0][0] != '\0');
+}
+
 static void
 load(const char *env)
 {
@@ -165,10 +185,7 @@ load(const char *env)
 		FUZZ_CHECK(strstr(err, ": ") != NULL);
 		return;
 	}
-	FUZZ_CHECK(c->env != NULL && c->control.socket != NULL &&
-	    c->control.socket[0] == '/');
-	FUZZ_CHECK(c->worker.argv != NULL && c->worker.argv[0] != NULL);
-	FUZZ_CHECK(c->adapter != ADAPTER_AUTO);
+	check_resolved(c);
 	config_print(c, z.devnull);
 	check_diff(c);
 	config_free(c);

@@ -94,7 +94,7 @@ assert_pool_tree(struct arb *a, size_t n)
 	json_int_t pids[16];
 	assert_int_equal(arb_worker_pids(tree, pids, 16), n);
 	for (size_t i = 0; i < n; i++) {
-		char name[32];
+		char name[48];
 		snprintf(name, sizeof name, "pool/worker.%zu", i + 1);
 		assert_ready_worker(a, arb_find(tree, name), name);
 		for (size_t j = 0; j < i; j++)

@@ -90,25 +90,25 @@ parent_of(enum mode m)
 }
 
 static size_t
-nworkers(enum mode m)
+nworkers(enum mode m, int pool_size)
 {
-	return m == M_POOL ? POOL_SIZE : m == M_SINGLE ? 1 : 0;
+	return m == M_POOL ? (size_t)pool_size : m == M_SINGLE ? 1 : 0;
 }
 
-/* Starts arbord in mode m and waits for its workers; their pids go to
- * pids (room for POOL_SIZE). */
+/* Starts arbord in mode m (a pool of pool_size) and waits for its
+ * workers; their pids go to pids (room for POOL_SIZE). */
 static struct arb *
-start_mode(enum mode m, json_int_t *pids)
+start_mode(enum mode m, int pool_size, json_int_t *pids)
 {
-	char *body = conf_for(m, POOL_SIZE);
+	char *body = conf_for(m, pool_size);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
 	if (m == M_DISABLED)
 		return a;
-	json_t *tree = arb_wait_all_ready(a, parent_of(m), nworkers(m),
-	    ARB_EVENT_MS);
+	size_t n = nworkers(m, pool_size);
+	json_t *tree = arb_wait_all_ready(a, parent_of(m), n, ARB_EVENT_MS);
 	assert_non_null(tree);
-	assert_int_equal(arb_worker_pids(tree, pids, POOL_SIZE), nworkers(m));
+	assert_int_equal(arb_worker_pids(tree, pids, POOL_SIZE), n);
 	json_decref(tree);
 	return a;
 }
@@ -265,51 +265,61 @@ print_tally(const char *what, const struct tally *t)
 	    what, t->sent, t->served, t->refused, t->failed, t->across);
 }
 
-/* ---- the tree after a switch ---- */
+/* ---- the runs ---- */
+
+/* One switch under load: from (a pool of from_size) to to (a pool of
+ * POOL_SIZE), by the op or by SIGHUP. */
+struct pair {
+	enum mode	from, to;
+	int		from_size;
+	bool		by_sighup;
+};
 
 /* The new mode's tree: its workers ready (none when disabled) and the
  * old subtree's workers gone. */
 static void
-check_tree(struct arb *a, enum mode from, enum mode to,
-    const json_int_t *old_pids)
+check_tree(struct arb *a, const struct pair *p, const json_int_t *old_pids)
 {
+	enum mode from = p->from, to = p->to;
 	json_t *tree = to == M_DISABLED ? arb_status(a, NULL) :
-	    arb_wait_all_ready(a, parent_of(to), nworkers(to), ARB_EVENT_MS);
+	    arb_wait_all_ready(a, parent_of(to), nworkers(to, POOL_SIZE),
+	    ARB_EVENT_MS);
 	assert_non_null(tree);
 	assert_string_equal(arb_node_str(tree, "mode"), mode_names[to]);
 	assert_int_equal(arb_node_nchildren(tree), to == M_DISABLED ? 0 : 1);
 	if (from != to && parent_of(from) != NULL)
 		assert_null(arb_find(tree, parent_of(from)));
 	json_decref(tree);
-	for (size_t i = 0; i < nworkers(from); i++)
+	for (size_t i = 0; i < nworkers(from, p->from_size); i++)
 		if (!proc_wait_gone((pid_t)old_pids[i], ARB_EVENT_MS))
 			fail_msg("worker %lld of the old %s subtree still runs",
 			    (long long)old_pids[i], mode_names[from]);
 }
 
-/* ---- the runs ---- */
-
-/* from -> to under load, by the op (or by SIGHUP). */
+/* from -> to under load; checks and prints the load's outcomes. */
 static void
-run_pair(enum mode from, enum mode to, bool by_sighup)
+run_pair(const struct pair *p)
 {
+	enum mode from = p->from, to = p->to;
 	json_int_t old_pids[POOL_SIZE] = { 0 };
-	struct arb *a = start_mode(from, old_pids);
+	struct arb *a = start_mode(from, p->from_size, old_pids);
 	g_lg = lg_start(a, NCLIENTS);
 	assert_true(lg_wait(g_lg, 0, WARM_REPLIES, ARB_EVENT_MS));
 	char *body = conf_for(to, POOL_SIZE);
 	write_conf(a, body);
 	free(body);
 	struct sw sw = { 0, 0 };
-	if (by_sighup)
+	if (p->by_sighup)
 		switch_by_sighup(a, to, &sw);
 	else
 		switch_by_op(a, from, &sw);
 	bool flowing = lg_wait(g_lg, sw.end, WARM_REPLIES, ARB_EVENT_MS);
 	lg_stop(g_lg);
-	char what[64];
-	snprintf(what, sizeof what, "reload %s -> %s%s", mode_names[from],
-	    mode_names[to], by_sighup ? " (SIGHUP)" : "");
+	char what[96];
+	snprintf(what, sizeof what, "reload %s%s -> %s%s", mode_names[from],
+	    from == M_POOL && p->from_size < NCLIENTS ?
+	    " (1 worker, requests queued)" : "", mode_names[to],
+	    p->by_sighup ? " (SIGHUP)" : "");
 	struct tally t = judge_load(g_lg, &sw, from, to);
 	print_tally(what, &t);
 	assert_true(flowing);
@@ -317,50 +327,57 @@ run_pair(enum mode from, enum mode to, bool by_sighup)
 	assert_true(t.served > 0);
 	lg_free(g_lg);
 	g_lg = NULL;
-	check_tree(a, from, to, old_pids);
+	check_tree(a, p, old_pids);
 	assert_int_equal(arb_stop(a), 0);
 }
 
 static void
 test_single_to_pool(void **state)
 {
-	run_pair(M_SINGLE, M_POOL, false);
+	run_pair(&(struct pair){ M_SINGLE, M_POOL, POOL_SIZE, false });
 }
 
 static void
 test_pool_to_single(void **state)
 {
-	run_pair(M_POOL, M_SINGLE, false);
+	run_pair(&(struct pair){ M_POOL, M_SINGLE, POOL_SIZE, false });
 }
 
 static void
 test_pool_to_disabled(void **state)
 {
-	run_pair(M_POOL, M_DISABLED, false);
+	run_pair(&(struct pair){ M_POOL, M_DISABLED, POOL_SIZE, false });
 }
 
 static void
 test_disabled_to_pool(void **state)
 {
-	run_pair(M_DISABLED, M_POOL, false);
+	run_pair(&(struct pair){ M_DISABLED, M_POOL, POOL_SIZE, false });
 }
 
 static void
 test_single_to_disabled(void **state)
 {
-	run_pair(M_SINGLE, M_DISABLED, false);
+	run_pair(&(struct pair){ M_SINGLE, M_DISABLED, POOL_SIZE, false });
 }
 
 static void
 test_disabled_to_single(void **state)
 {
-	run_pair(M_DISABLED, M_SINGLE, false);
+	run_pair(&(struct pair){ M_DISABLED, M_SINGLE, POOL_SIZE, false });
 }
 
 static void
 test_sighup_single_to_pool(void **state)
 {
-	run_pair(M_SINGLE, M_POOL, true);
+	run_pair(&(struct pair){ M_SINGLE, M_POOL, POOL_SIZE, true });
+}
+
+/* Requests waiting in the old pool move to the new subtree. */
+static void
+test_queued_pool_to_single(void **state)
+{
+	run_pair(&(struct pair){ M_POOL, M_SINGLE, 1, false });
 }
 
 /* ---- an invalid file ---- */
@@ -388,7 +405,7 @@ static void
 test_invalid_reload(void **state)
 {
 	json_int_t pids[POOL_SIZE];
-	struct arb *a = start_mode(M_POOL, pids);
+	struct arb *a = start_mode(M_POOL, POOL_SIZE, pids);
 	write_conf(a, "bridge = { enabled = false; adapter = \"bridge_mock\"; };\n"
 	    "pool = { size = 2; bogus_key = 1; };\n"
 	    "environments = { dev = { }; };\n"
@@ -543,6 +560,7 @@ main(void)
 		cmocka_unit_test_teardown(test_single_to_disabled, teardown),
 		cmocka_unit_test_teardown(test_disabled_to_single, teardown),
 		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
+		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 	};
