@@ -17,6 +17,7 @@ CFLAGS  += -std=gnu11 $(WARN) -MMD -MP -I. -D_GNU_SOURCE
 LDLIBS  := -lev -ljansson -lconfig
 
 ifeq ($(SAN),1)
+export ARBOR_SAN := 1
 BUILD   := build/san
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -100,10 +101,17 @@ unit: deps $(BINS) $(UNIT_BIN)
 integration: deps $(BINS) $(ITEST_BIN)
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
 
-test: deps $(BINS) $(UNIT_BIN) $(ITEST_BIN)
+# TEST_MODE=mock_adapter|bridge_mock|full_integration make test runs that
+# test layer alone (tests/integration/test_layers.c); unset, everything.
+ifeq ($(TEST_MODE),)
+test: deps $(BINS) $(UNIT_BIN) $(ITEST_BIN) fuzz-replay
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-unit $(UNIT_BIN)
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
 	@$(MAKE) --no-print-directory test-python
+else
+test: deps $(BINS) $(BUILD)/tests/test_layers
+	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(BUILD)/tests/test_layers
+endif
 
 test-python:
 	@cd workers/python && python3 -m unittest -q
@@ -119,5 +127,6 @@ clean:
 	rm -rf build
 
 include tools/bench/bench.mk
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -158,8 +158,10 @@ ctl_close(struct ctl *c)
 {
 	if (c == NULL)
 		return;
-	while (c->conns)
+	while (c->conns) {
+		buf_write_fd(&c->conns->out, c->conns->fd);	/* best effort */
 		conn_close(c->conns);
+	}
 	ev_io_stop(LOOP, &c->w_accept);
 	ev_timer_stop(LOOP, &c->t_pause);
 	close(c->fd);

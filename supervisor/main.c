@@ -103,6 +103,7 @@ static void
 on_root_stopped(struct root *r, void *arg)
 {
 	struct daemon *d = arg;
+	batch_flush();		/* the last replies (worker_crashed ...) go out */
 	ctl_close(d->ctl);
 	d->ctl = NULL;
 	log_info("arbord", "stopped");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
@@ -55,8 +56,8 @@ record(struct lg_client *cl, long long sent, long long replied,
 		lg->reqs = xrealloc(lg->reqs, lg->cap * sizeof *lg->reqs);
 	}
 	struct lg_req *r = &lg->reqs[lg->nreqs++];
-	r->sent_ms = sent;
-	r->replied_ms = replied;
+	r->sent_us = sent;
+	r->replied_us = replied;
 	r->client = cl->index;
 	snprintf(r->code, sizeof r->code, "%s", code);
 	pthread_mutex_unlock(&lg->mu);
@@ -181,14 +182,15 @@ one_request(struct lg_client *cl, json_int_t n, long long *last)
 {
 	json_t *req = make_req(cl->index, n);
 	pace(*last);
-	long long sent = *last = arb_now_ms();
+	long long sent = lg_now_us();
+	*last = arb_now_ms();
 	json_t *reply = send_req(cl->fd, req) == 0 ? recv_reply(cl) : NULL;
 	if (reply == NULL && atomic_load(&cl->lg->abort)) {
 		json_decref(req);
 		return false;	/* aborted: not the daemon's failure */
 	}
 	const char *code = judge(req, reply);
-	record(cl, sent, reply ? arb_now_ms() : 0, code);
+	record(cl, sent, reply ? lg_now_us() : 0, code);
 	json_decref(req);
 	json_decref(reply);
 	return reply != NULL;
@@ -200,7 +202,7 @@ client_main(void *arg)
 	struct lg_client *cl = arg;
 	long long last = 0;
 	if (cl->fd < 0) {
-		record(cl, arb_now_ms(), 0, LG_NO_REPLY);
+		record(cl, lg_now_us(), 0, LG_NO_REPLY);
 		return NULL;
 	}
 	for (json_int_t n = 1; !atomic_load(&cl->lg->stop); n++)
@@ -234,23 +236,31 @@ lg_start(struct arb *a, unsigned nclients)
 	return lg;
 }
 
+long long
+lg_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
 size_t
-lg_replies_since(struct loadgen *lg, long long since_ms)
+lg_replies_since(struct loadgen *lg, long long since_us)
 {
 	size_t n = 0;
 	pthread_mutex_lock(&lg->mu);
 	for (size_t i = 0; i < lg->nreqs; i++)
-		n += lg->reqs[i].sent_ms >= since_ms && lg->reqs[i].replied_ms > 0;
+		n += lg->reqs[i].sent_us >= since_us && lg->reqs[i].replied_us > 0;
 	pthread_mutex_unlock(&lg->mu);
 	return n;
 }
 
 bool
-lg_wait(struct loadgen *lg, long long since_ms, size_t n, int timeout_ms)
+lg_wait(struct loadgen *lg, long long since_us, size_t n, int timeout_ms)
 {
 	long long end = arb_now_ms() + timeout_ms;
 	size_t got;
-	while ((got = lg_replies_since(lg, since_ms)) < n) {
+	while ((got = lg_replies_since(lg, since_us)) < n) {
 		if (arb_now_ms() >= end) {
 			fprintf(stderr, "loadgen: %zu of %zu replies after %d ms\n",
 			    got, n, timeout_ms);

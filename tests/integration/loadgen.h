@@ -32,10 +32,12 @@
 
 struct loadgen;		/* opaque */
 
-/* One request and its outcome. */
+/* One request and its outcome. Times are lg_now_us(): microseconds, so
+ * that a request can be ordered against a reply that came in the same
+ * millisecond. */
 struct lg_req {
-	long long	sent_ms;	/* arb_now_ms() when it was sent */
-	long long	replied_ms;	/* ... when its reply came; 0: none */
+	long long	sent_us;	/* just before it was sent */
+	long long	replied_us;	/* just after its reply came; 0: none */
 	char		code[32];	/* LG_OK, an error code, LG_NO_REPLY, ... */
 	unsigned	client;		/* which client sent it */
 };
@@ -44,11 +46,13 @@ struct lg_req {
  * that fails is recorded as one LG_NO_REPLY request). Free with
  * lg_free(). */
 struct loadgen *lg_start(struct arb *, unsigned nclients);
-/* Replies received so far to requests sent at or after since_ms. */
-size_t	lg_replies_since(struct loadgen *, long long since_ms);
-/* Polls until lg_replies_since(since_ms) >= n: true, or false after
+/* The monotonic clock of the records, in microseconds. */
+long long lg_now_us(void);
+/* Replies received so far to requests sent at or after since_us. */
+size_t	lg_replies_since(struct loadgen *, long long since_us);
+/* Polls until lg_replies_since(since_us) >= n: true, or false after
  * timeout_ms (printing the count). */
-bool	lg_wait(struct loadgen *, long long since_ms, size_t n, int timeout_ms);
+bool	lg_wait(struct loadgen *, long long since_us, size_t n, int timeout_ms);
 /* Sends no new request, lets each client have the reply it waits for (up
  * to LG_REPLY_MS) and joins the threads. Idempotent. */
 void	lg_stop(struct loadgen *);

@@ -192,19 +192,27 @@ assert_code(const json_t *r, const char *code)
 }
 
 /* Counts the flood's records in the log: lines "flood_stderr line <n>"
- * and the bytes of 'y' (the long line, logged in pieces) of WORKER. */
+ * and the bytes of 'y' (the long line, logged in pieces) of WORKER. One
+ * pass, each search bounded by its line: the log is megabytes long. */
 static void
 count_flood(struct arb *a, long *lines, long *ybytes)
 {
+	static const char tag[] = WORKER ": ", flood[] = "flood_stderr line ";
 	char *log = arb_log(a);
-	const char *tag = WORKER ": ";
 	*lines = *ybytes = 0;
-	for (char *p = strstr(log, tag); p != NULL; p = strstr(p, tag)) {
-		p += strlen(tag);
-		if (strncmp(p, "flood_stderr line ", 18) == 0)
-			(*lines)++;
-		while (*p == 'y')
-			(*ybytes)++, p++;
+	for (char *p = log; *p != '\0'; ) {
+		char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char *msg = memmem(p, len, tag, sizeof tag - 1), *end = p + len;
+		if (msg != NULL) {
+			msg += sizeof tag - 1;
+			if ((size_t)(end - msg) >= sizeof flood - 1 &&
+			    memcmp(msg, flood, sizeof flood - 1) == 0)
+				(*lines)++;
+			while (msg < end && *msg == 'y')
+				(*ybytes)++, msg++;
+		}
+		p += len + (nl != NULL);
 	}
 	free(log);
 }
@@ -391,16 +399,11 @@ test_forked_children_die(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A worker deaf to SIGTERM and stuck in a request cannot read the
- * shutdown frame either: `stop` ends it by SIGKILL after
- * shutdown_timeout_ms; its request fails with worker_crashed. */
-static void
-test_ignore_term_killed_on_stop(void **state)
+/* Sends `hang` on a connection of its own and waits until the worker is
+ * busy with it; the connection awaits the reply. */
+static struct arb_conn *
+hang_worker(struct arb *a)
 {
-	json_int_t pid;
-	struct arb *a = start_pool(&pid);
-	json_t *r = cl_exec_ok(a, "ignore_term", NULL, NULL);
-	json_decref(r);
 	struct arb_conn *c = arb_conn_open(a);
 	assert_non_null(c);
 	json_t *req = cl_exec_req(1, "hang", NULL, NULL, 0);
@@ -409,21 +412,41 @@ test_ignore_term_killed_on_stop(void **state)
 	json_t *node = arb_wait_node(a, WORKER, "busy", 0, ARB_EVENT_MS);
 	assert_non_null(node);
 	json_decref(node);
+	return c;
+}
 
-	struct watch w = { 0 };
-	long long t = arb_now_ms();
-	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name", WORKER));
-	json_decref(r);
-	long long took;
-	while (!node_in_state(a, "stopped")) {	/* pinging meanwhile */
+/* `stop WORKER`, then pings while waiting for it to be stopped: the time
+ * it took. */
+static long long
+stop_watching(struct arb *a, struct watch *w)
+{
+	long long t = arb_now_ms(), took;
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop",
+	    "name", WORKER)));
+	while (!node_in_state(a, "stopped")) {
 		if ((took = arb_now_ms() - t) >= ARB_EVENT_MS)
 			fail_msg("%s not stopped %lld ms after `stop`", WORKER,
 			    took);
-		watch_step(a, &w);
+		watch_step(a, w);
 		arb_sleep_ms(10);
 	}
 	took = arb_now_ms() - t;
-	watch_step(a, &w);
+	watch_step(a, w);
+	return took;
+}
+
+/* A worker deaf to SIGTERM and stuck in a request cannot read the
+ * shutdown frame either: `stop` ends it by SIGKILL after
+ * shutdown_timeout_ms; its request fails with worker_crashed. */
+static void
+test_ignore_term_killed_on_stop(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	json_decref(cl_exec_ok(a, "ignore_term", NULL, NULL));
+	struct arb_conn *c = hang_worker(a);
+	struct watch w = { 0 };
+	long long took = stop_watching(a, &w);
 	print_message("worker ignoring SIGTERM: stopped %lld ms after `stop` "
 	    "(shutdown_timeout_ms %d)\n", took, TERM_MS);
 	assert_watch(&w, "ignore_term");
@@ -432,7 +455,7 @@ test_ignore_term_killed_on_stop(void **state)
 		    took);
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	assert_true(arb_log_has_line(a, WORKER, "SIGKILL", NULL));
-	r = arb_conn_recv(c, ARB_REPLY_MS);
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
 	assert_code(r, "worker_crashed");
 	json_decref(r);
 	arb_conn_close(c);

@@ -115,8 +115,9 @@ start_mode(enum mode m, int pool_size, json_int_t *pids)
 
 /* ---- the switch ---- */
 
-/* When a switch began (the reload sent) and was confirmed (its reply, or
- * the new mode seen in status). */
+/* When a switch began (just before the reload was sent) and was
+ * confirmed (just after its reply came, or the new mode was seen in
+ * status), in lg_now_us(). */
 struct sw {
 	long long begin, end;
 };
@@ -160,7 +161,7 @@ switch_by_op(struct arb *a, enum mode from, struct sw *sw)
 	json_t *anchor = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms",
 	    ANCHOR_MS), NULL, 0);
 	json_t *reload = json_pack("{s:i,s:s}", "id", 2, "op", "reload");
-	sw->begin = arb_now_ms();
+	sw->begin = lg_now_us();
 	assert_int_equal(arb_conn_send(c, anchor), 0);
 	assert_int_equal(arb_conn_send(c, reload), 0);
 	json_decref(anchor);
@@ -170,7 +171,7 @@ switch_by_op(struct arb *a, enum mode from, struct sw *sw)
 		if (r == NULL)
 			fail_msg("%s reply missing", got ? "second" : "first");
 		if (cl_reply_id(r) == 2) {
-			sw->end = arb_now_ms();
+			sw->end = lg_now_us();
 			char *s = cl_describe(r);
 			if (!arb_reply_ok(r) || !changed_has(r, "mode"))
 				fail_msg("reload: expected ok with \"mode\" among the"
@@ -197,11 +198,11 @@ root_in_mode(json_t *tree, void *ctx)
 static void
 switch_by_sighup(struct arb *a, enum mode to, struct sw *sw)
 {
-	sw->begin = arb_now_ms();
+	sw->begin = lg_now_us();
 	assert_int_equal(arb_kill(a, SIGHUP), 0);
 	json_t *tree = arb_wait_for(a, root_in_mode, (void *)mode_names[to],
 	    ARB_EVENT_MS, "the mode of the reloaded config");
-	sw->end = arb_now_ms();
+	sw->end = lg_now_us();
 	assert_non_null(tree);
 	json_decref(tree);
 	if (!arb_log_has_line(a, "reloaded", "mode", NULL))
@@ -222,13 +223,15 @@ outcome_in(enum mode m)
 	return m == M_DISABLED ? "bridge_disabled" : LG_OK;
 }
 
-/* Whether r got what a mode it could have met calls for. */
+/* Whether r got what a mode it could have met calls for: the old one if
+ * it was sent before the switch was confirmed, the new one if it was
+ * answered after the switch began. */
 static bool
 allowed(const struct lg_req *r, const struct sw *sw, enum mode from,
     enum mode to)
 {
-	bool met_old = r->sent_ms < sw->end;
-	bool met_new = r->replied_ms >= sw->begin;
+	bool met_old = r->sent_us <= sw->end;
+	bool met_new = r->replied_us >= sw->begin;
 	return (met_old && strcmp(r->code, outcome_in(from)) == 0) ||
 	    (met_new && strcmp(r->code, outcome_in(to)) == 0);
 }
@@ -244,15 +247,15 @@ judge_load(const struct loadgen *lg, const struct sw *sw, enum mode from,
 		t.sent++;
 		t.served += strcmp(r->code, LG_OK) == 0;
 		t.refused += strcmp(r->code, "bridge_disabled") == 0;
-		t.across += r->sent_ms < sw->begin && r->replied_ms > sw->end;
+		t.across += r->sent_us < sw->begin && r->replied_us > sw->end;
 		if (allowed(r, sw, from, to))
 			continue;
 		if (t.failed++ < MAX_SHOWN)
-			fprintf(stderr, "failed: client %u, sent at %+lld ms, "
-			    "replied at %+lld ms (from the reload): %s\n",
-			    r->client, r->sent_ms - sw->begin, r->replied_ms ?
-			    r->replied_ms - sw->begin : 0, r->code[0] ? r->code :
-			    "ok");
+			fprintf(stderr, "failed: client %u, sent at %+lld us, "
+			    "replied at %+lld us (from the reload sent; its reply"
+			    " at %+lld us): %s\n", r->client, r->sent_us -
+			    sw->begin, r->replied_us ? r->replied_us - sw->begin :
+			    0, sw->end - sw->begin, r->code[0] ? r->code : "ok");
 	}
 	return t;
 }
@@ -497,6 +500,24 @@ resize(struct arb *a, int size)
 	return pid;
 }
 
+/* Prints the load's counts; fails unless every request was served. */
+static void
+assert_all_served(const struct loadgen *lg, const char *what)
+{
+	struct tally t = { 0 };
+	for (size_t i = 0; i < lg_nreqs(lg); i++) {
+		const struct lg_req *r = lg_req(lg, i);
+		t.sent++;
+		t.served += strcmp(r->code, LG_OK) == 0;
+		if (strcmp(r->code, LG_OK) != 0 && t.failed++ < MAX_SHOWN)
+			fprintf(stderr, "failed: client %u: %s\n", r->client,
+			    r->code);
+	}
+	print_message("%s: %zu requests, %zu served, %zu failed\n", what,
+	    t.sent, t.served, t.failed);
+	assert_int_equal(t.failed, 0);
+}
+
 /* Size 2 -> 4 -> 1 under load: no failed request; worker.1 is never
  * restarted; at the end the pool is worker.1 alone and the others are
  * gone. */
@@ -517,23 +538,11 @@ test_resize_under_load(void **state)
 	json_int_t grown[4];
 	assert_int_equal(arb_worker_pids(tree, grown, 4), 4);
 	json_decref(tree);
-	assert_true(lg_wait(g_lg, arb_now_ms(), WARM_REPLIES, ARB_EVENT_MS));
+	assert_true(lg_wait(g_lg, lg_now_us(), WARM_REPLIES, ARB_EVENT_MS));
 	assert_int_equal(resize(a, 1), first);
-	assert_true(lg_wait(g_lg, arb_now_ms(), WARM_REPLIES, ARB_EVENT_MS));
+	assert_true(lg_wait(g_lg, lg_now_us(), WARM_REPLIES, ARB_EVENT_MS));
 	lg_stop(g_lg);
-
-	struct tally t = { 0 };
-	for (size_t i = 0; i < lg_nreqs(g_lg); i++) {
-		const struct lg_req *r = lg_req(g_lg, i);
-		t.sent++;
-		t.served += strcmp(r->code, LG_OK) == 0;
-		if (strcmp(r->code, LG_OK) != 0 && t.failed++ < MAX_SHOWN)
-			fprintf(stderr, "failed: client %u: %s\n", r->client,
-			    r->code);
-	}
-	print_message("resize 2 -> 4 -> 1: %zu requests, %zu served, %zu "
-	    "failed\n", t.sent, t.served, t.failed);
-	assert_int_equal(t.failed, 0);
+	assert_all_served(g_lg, "resize 2 -> 4 -> 1");
 	lg_free(g_lg);
 	g_lg = NULL;
 
