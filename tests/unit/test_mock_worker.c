@@ -97,6 +97,10 @@ child_env(const char *const *env)
 		putenv((char *)*env);
 }
 
+/* The mock under test: $ARBOR_BUILD/mock_worker (make test sets it),
+ * else MOCK_WORKER. */
+static char mock_path[4096] = MOCK_WORKER;
+
 /* In the child: stdio onto the pipes, then exec. */
 static void
 child_exec(int in, int out, int err, const char *const *args,
@@ -106,10 +110,10 @@ child_exec(int in, int out, int err, const char *const *args,
 	child_env(env);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(126);
-	char *argv[16] = { (char *)MOCK_WORKER };
+	char *argv[16] = { (char *)mock_path };
 	for (size_t i = 0; args && args[i] && i < 14; i++)
 		argv[i + 1] = (char *)args[i];
-	execv(MOCK_WORKER, argv);
+	execv(mock_path, argv);
 	_exit(127);
 }
 
@@ -875,7 +879,9 @@ test_request_over_limit_exits_2(void **state)
 	json_t *req = msg_worker_request(2, "echo", json_q(args), NULL);
 	char *text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	send_text(f, text);
+	/* The worker may exit on the header alone, before the payload is
+	 * written: a failed write (EPIPE) is part of the expected outcome. */
+	(void)frame_write_blocking(f->in, text, strlen(text));
 	free(text);
 	expect_exit_code(f, 2);
 	assert_true(stderr_has(f, "exceeds the maximum 100", REPLY_MS));
@@ -1019,9 +1025,12 @@ int
 main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	if (access(MOCK_WORKER, X_OK) != 0) {
+	if (getenv("ARBOR_BUILD"))
+		snprintf(mock_path, sizeof mock_path, "%s/mock_worker",
+		    getenv("ARBOR_BUILD"));
+	if (access(mock_path, X_OK) != 0) {
 		fprintf(stderr, "test_mock_worker: %s not found (run from the"
-		    " repository root after building it)\n", MOCK_WORKER);
+		    " repository root after building it)\n", mock_path);
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
