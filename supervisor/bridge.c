@@ -39,7 +39,6 @@ static const struct sup_events events = {
 };
 static void on_expired(struct job *, void *);
 static void pump(struct bridge *);
-static void cleanup_session(void *, const char *, struct sess_anchor *);
 
 struct bridge *
 bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
@@ -49,8 +48,8 @@ bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	b->cfg = cfg;
 	b->root_ev = root_ev;
 	b->root = root;
-	b->sessions = sess_new(cfg->pool.session_ttl_ms, cleanup_session, b,
-	    &b->st.stale_sessions);
+	b->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
+	    NULL, &b->st.stale_sessions);
 	LIST_INIT(&b->anchor.list);
 	waitq_init(&b->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_expired, b);
@@ -58,6 +57,7 @@ bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	    cfg->bridge.max_seconds, cfg, argv, reg, &events, b);
 	b->worker = sup_add_worker(b->sup, "worker", true);
 	child_set_sessions(b->worker, &b->anchor.n);
+	b->anchor.child = b->worker;
 	return b;
 }
 
@@ -191,23 +191,10 @@ bridge_submit(struct bridge *b, struct job *job)
 	waitq_add(&b->wq, job);
 }
 
-static void
-cleanup_session(void *arg, const char *id, struct sess_anchor *a)
-{
-	struct bridge *b = arg;
-	if (a)
-		child_notify(b->worker, "cleanup_session",
-		    json_pack("{s:s}", "session_id", id));
-}
-
 bool
 bridge_end_session(struct bridge *b, const char *id)
 {
-	struct sess_anchor *a;
-	if (!sess_end(b->sessions, id, &a))
-		return false;
-	cleanup_session(b, id, a);
-	return true;
+	return sess_end_notify(b->sessions, id);
 }
 
 static void

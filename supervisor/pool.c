@@ -52,7 +52,6 @@ static const struct sup_events events = {
 };
 
 static void on_wait_expired(struct job *, void *);
-static void cleanup_session(void *, const char *, struct sess_anchor *);
 static void on_idle_timer(struct ev_loop *, ev_timer *, int);
 
 static void
@@ -76,6 +75,7 @@ pw_add(struct pool *p, const char *leaf, bool start, bool overflow)
 	pw->c = sup_add_worker(p->sup, leaf, start);
 	child_set_udata(pw->c, pw);
 	child_set_sessions(pw->c, &pw->anchor.n);
+	pw->anchor.child = pw->c;
 	return pw;
 }
 
@@ -91,8 +91,8 @@ pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	TAILQ_INIT(&p->waiting);
 	waitq_init(&p->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_wait_expired, p);
-	p->sessions = sess_new(cfg->pool.session_ttl_ms, cleanup_session, p,
-	    &p->st.stale_sessions);
+	p->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
+	    NULL, &p->st.stale_sessions);
 	p->sup = sup_new("pool", cfg->pool.max_restarts, cfg->pool.max_seconds,
 	    cfg, argv, reg, &events, p);
 	p->size = cfg->pool.size;
@@ -513,23 +513,10 @@ on_stopped(struct sup *s, void *arg)
 
 /* ---- sessions ------------------------------------------------------------ */
 
-static void
-cleanup_session(void *arg, const char *id, struct sess_anchor *a)
-{
-	struct pworker *pw = a ? a->worker : NULL;
-	if (pw)
-		child_notify(pw->c, "cleanup_session",
-		    json_pack("{s:s}", "session_id", id));
-}
-
 bool
 pool_end_session(struct pool *p, const char *id)
 {
-	struct sess_anchor *a;
-	if (!sess_end(p->sessions, id, &a))
-		return false;
-	cleanup_session(p, id, a);
-	return true;
+	return sess_end_notify(p->sessions, id);
 }
 
 /* ---- reload ------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 
 #include "proto/xmalloc.h"
 #include "registry/registry.h"
+#include "supervisor/child.h"
 
 struct binding {
 	char			*id;
@@ -168,4 +169,22 @@ size_t
 sess_count(const struct sessions *s)
 {
 	return reg_count(s->map);
+}
+
+void
+sess_notify_cleanup(void *arg, const char *id, struct sess_anchor *a)
+{
+	if (a && a->child)
+		child_notify(a->child, "cleanup_session",
+		    json_pack("{s:s}", "session_id", id));
+}
+
+bool
+sess_end_notify(struct sessions *s, const char *id)
+{
+	struct sess_anchor *a;
+	if (!sess_end(s, id, &a))
+		return false;
+	sess_notify_cleanup(NULL, id, a);
+	return true;
 }

@@ -11,10 +11,13 @@ struct binding;
 LIST_HEAD(binding_list, binding);
 
 /* Embedded in whatever a session binds to (a pool worker). */
+struct child;
+
 struct sess_anchor {
 	struct binding_list	list;
 	size_t			n;	/* bound sessions */
-	void			*worker;
+	void			*worker;	/* the owner's view of the worker */
+	struct child		*child;		/* told cleanup_session */
 };
 
 struct sessions;
@@ -43,5 +46,11 @@ bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);
 /* A worker is gone: its sessions become unbound and will be told reset. */
 void	sess_drop_anchor(struct sessions *, struct sess_anchor *);
 size_t	sess_count(const struct sessions *);
+
+/* A sess_expire_fn for routers: the session's worker (a->child) gets
+ * cleanup_session. */
+void	sess_notify_cleanup(void *arg, const char *id, struct sess_anchor *a);
+/* Ends a session and tells its worker; false if there was none. */
+bool	sess_end_notify(struct sessions *, const char *id);
 
 #endif
