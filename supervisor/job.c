@@ -2,8 +2,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-#include "proto/xmalloc.h"
+#include "supervisor/slab.h"
 
 static uint64_t next_seq;
 
@@ -11,11 +12,12 @@ struct job *
 job_new(json_t *id, const char *command, json_t *args, const char *session,
     int timeout_ms, job_done_fn *done, void *arg)
 {
-	struct job *j = xcalloc(1, sizeof *j);
+	struct job *j = slab_alloc(sizeof *j);
+	memset(j, 0, sizeof *j);
 	j->id = id;
-	j->command = xstrdup(command);
+	j->command = slab_strdup(command);
 	j->args = args;
-	j->session = session ? xstrdup(session) : NULL;
+	j->session = session ? slab_strdup(session) : NULL;
 	j->timeout_ms = timeout_ms;
 	j->seq = ++next_seq;
 	j->done = done;
@@ -28,9 +30,9 @@ job_free(struct job *j)
 {
 	json_decref(j->id);
 	json_decref(j->args);
-	free(j->command);
-	free(j->session);
-	free(j);
+	slab_free(j->command);
+	slab_free(j->session);
+	slab_free(j);
 }
 
 void

@@ -18,6 +18,7 @@
 #include "supervisor/ctl.h"
 #include "supervisor/log.h"
 #include "supervisor/ops.h"
+#include "supervisor/slab.h"
 #include "supervisor/version.h"
 
 #define EXIT_GAVE_UP	1
@@ -250,6 +251,7 @@ static int
 run(struct daemon *d)
 {
 	char err[1024];
+	slab_use_for_json();
 	if (ev_default_loop(EVFLAG_AUTO) == NULL) {
 		fprintf(stderr, "arbord: cannot start the event loop\n");
 		return EXIT_GAVE_UP;
