@@ -47,9 +47,8 @@ emit(enum cfg_log_level level, const char *name, const char *text, size_t len)
 			j = json_pack("{s:s,s:s,s:s,s:s}", "ts", ts, "level",
 			    cfg_log_level_name(level), "name", name ? name : "arbord",
 			    "msg", "(invalid UTF-8)");
-		char *s = json_dumps(j, JSON_COMPACT);
-		fprintf(stderr, "%s\n", s);
-		free(s);
+		json_dumpf(j, stderr, JSON_COMPACT);	/* no string to free */
+		fputc('\n', stderr);
 		json_decref(j);
 	} else {
 		fprintf(stderr, "%s %-5s %s: %.*s\n", ts, cfg_log_level_name(level),

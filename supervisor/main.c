@@ -212,9 +212,10 @@ reload(void *arg, char *err, size_t errlen)
 	ctl_reconfigure(d->ctl, cfg);
 	config_free(d->cfg);
 	d->cfg = cfg;
-	char *s = json_dumps(changed, JSON_COMPACT);
-	log_info("arbord", "reloaded: changed %s", s);
-	free(s);
+	char text[512];
+	size_t n = json_dumpb(changed, text, sizeof text - 1, JSON_COMPACT);
+	text[n < sizeof text ? n : sizeof text - 1] = '\0';
+	log_info("arbord", "reloaded: changed %s", text);
 	return changed;
 }
 
