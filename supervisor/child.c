@@ -655,18 +655,22 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
 	ev_tstamp now = ev_now(loop);
-	bool expired = false;
-	for (unsigned i = 0; i <= c->pend_mask && !expired; i++) {
+	const char *why = NULL;
+	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
-		expired = p->fn && p->deadline > 0 && p->deadline <= now;
+		if (p->fn && p->deadline > 0 && p->deadline <= now)
+			why = !p->internal ? "request deadline passed" :
+			    why ? why : c->state == CS_STARTING ?
+			    "init ping not answered in time" :
+			    "unhealthy: ping not answered in time";
 	}
-	if (!expired) {
+	if (why == NULL) {
 		arm_deadline(c);
 		return;
 	}
 	/* Killed first, so that no new work is handed to it meanwhile. */
 	if (c->pid > 0 && !c->failed)
-		child_kill(c, "request deadline passed");
+		child_kill(c, why);
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
 		if (p->fn && p->deadline > 0 && p->deadline <= now) {

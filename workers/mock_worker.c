@@ -23,6 +23,8 @@
  *   crash {"code"?, "signal"?}  exits at once with code (default 1), or
  *                             dies of the signal number when given; no reply
  *   hang                      never answers (a default SIGTERM still kills)
+ *   deafen                    {"deaf": true}, then never answers again
+ *                             (health pings time out)
  *   garbage                   a whole frame whose payload is not JSON
  *   big {"bytes"}             a reply whose JSON payload is exactly that
  *                             many bytes (when bytes exceeds the ~50 bytes
@@ -578,6 +580,19 @@ on_hang(struct worker *w, json_t *args, const char *session_id)
 	return worker_no_reply(w);	/* not reached */
 }
 
+/* Answers this request, then nothing more (health pings go unanswered). */
+static json_t *
+on_deafen(struct worker *w, json_t *args, const char *session_id)
+{
+	json_t *reply = msg_worker_ok(worker_request_id(w),
+	    json_pack("{s:b}", "deaf", 1));
+	worker_write_json(w, reply);
+	json_decref(reply);
+	for (;;)
+		pause();
+	return worker_no_reply(w);	/* not reached */
+}
+
 static json_t *
 on_garbage(struct worker *w, json_t *args, const char *session_id)
 {
@@ -787,6 +802,7 @@ static const struct {
 	{ "sleep", on_sleep },
 	{ "crash", on_crash },
 	{ "hang", on_hang },
+	{ "deafen", on_deafen },
 	{ "garbage", on_garbage },
 	{ "big", on_big },
 	{ "stderr", on_stderr },
