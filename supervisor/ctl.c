@@ -20,12 +20,14 @@
 #define ACCEPT_PAUSE_S	1.0	/* out of descriptors: retry accept after this */
 #define OUT_PAUSE	(256 * 1024)	/* unsent replies: stop reading requests */
 #define OUT_MAX		(16 * 1024 * 1024) /* unsent replies: drop the client */
+#define STALL_S		5.0	/* paused, and not a byte read by the client */
 
 struct ctl_conn {
 	struct ctl	*ctl;
 	struct ctl_conn	*next, *prev;
 	int		 fd;
 	ev_io		 w_read, w_write;
+	ev_timer	 t_stall;	/* paused: the client must read by then */
 	struct batch_item batch;	/* replies, written once per iteration */
 	struct buf	 in, out;
 	unsigned	 refs;		/* 1 while open + 1 per owed reply */
@@ -202,6 +204,7 @@ conn_close(struct ctl_conn *cn)
 	struct ctl *c = cn->ctl;
 	cn->closed = true;
 	batch_cancel(&cn->batch);
+	ev_timer_stop(LOOP, &cn->t_stall);
 	ev_io_stop(LOOP, &cn->w_read);
 	ev_io_stop(LOOP, &cn->w_write);
 	close(cn->fd);
@@ -219,10 +222,13 @@ conn_close(struct ctl_conn *cn)
 static void
 conn_flush(struct ctl_conn *cn)
 {
+	size_t before = buf_used(&cn->out);
 	if (buf_write_fd(&cn->out, cn->fd) < 0) {
 		conn_close(cn);
 		return;
 	}
+	if (cn->paused && buf_used(&cn->out) < before)
+		ev_timer_again(LOOP, &cn->t_stall);	/* it reads: not stalled */
 	if (buf_used(&cn->out) > 0) {
 		ev_io_start(LOOP, &cn->w_write);
 		return;
@@ -297,10 +303,12 @@ conn_frames(struct ctl_conn *cn)
 		if (buf_used(&cn->out) > OUT_PAUSE) {
 			cn->paused = true;	/* conn_flush resumes us */
 			ev_io_stop(LOOP, &cn->w_read);
+			ev_timer_again(LOOP, &cn->t_stall);
 			break;
 		}
 		if (cn->paused) {
 			cn->paused = false;
+			ev_timer_stop(LOOP, &cn->t_stall);
 			ev_io_start(LOOP, &cn->w_read);
 		}
 		enum frame_status st = frame_peek(&cn->in, max, &payload, &len);
@@ -368,6 +376,17 @@ on_batch(struct batch_item *it)
 	conn_flush(batch_owner(it, struct ctl_conn, batch));
 }
 
+/* A client that stopped reading its replies is dropped: it cannot pin
+ * arbord's memory or a client slot forever. */
+static void
+on_stall(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl_conn *cn = w->data;
+	log_warn("ctl", "client has not read its replies for %.0f s "
+	    "(%zu bytes queued): disconnecting", STALL_S, buf_used(&cn->out));
+	conn_close(cn);
+}
+
 static void
 conn_new(struct ctl *c, int fd)
 {
@@ -376,6 +395,9 @@ conn_new(struct ctl *c, int fd)
 	cn->fd = fd;
 	cn->refs = 1;
 	batch_init(&cn->batch, on_batch);
+	ev_init(&cn->t_stall, on_stall);
+	cn->t_stall.repeat = STALL_S;
+	cn->t_stall.data = cn;
 	ev_io_init(&cn->w_read, on_read, fd, EV_READ);
 	ev_io_init(&cn->w_write, on_write, fd, EV_WRITE);
 	cn->w_read.data = cn->w_write.data = cn;

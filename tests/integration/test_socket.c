@@ -391,6 +391,21 @@ run_hog(struct arb *a, int fd, struct watch *w, bool *dropped)
 	return sent;
 }
 
+/* Waits (bounded) until arbord has closed its end of fd, without reading
+ * the replies queued in it. */
+static bool
+wait_dropped(int fd, int timeout_ms)
+{
+	long long end = arb_now_ms() + timeout_ms;
+	while (arb_now_ms() < end) {
+		struct pollfd p = { fd, POLLRDHUP, 0 };
+		if (poll(&p, 1, 100) > 0 && (p.revents & (POLLHUP | POLLRDHUP |
+		    POLLERR)))
+			return true;
+	}
+	return false;
+}
+
 static void
 test_client_that_never_reads(void **state)
 {
@@ -417,6 +432,14 @@ test_client_that_never_reads(void **state)
 	if (w.rss_max_kb >= RSS_BOUND_KB)
 		fail_msg("arbord's RSS reached %ld kB (bound %d kB)",
 		    w.rss_max_kb, RSS_BOUND_KB);
+	/* arbord stopped reading it; a client that still does not read is
+	 * then disconnected (after 5 s without progress). */
+	long long t0 = arb_now_ms();
+	if (!dropped && !wait_dropped(hog, ARB_EVENT_MS))
+		fail_msg("a client that never reads was not disconnected");
+	print_message("the client that never reads was disconnected %lld ms "
+	    "after the hog stalled\n", arb_now_ms() - t0);
+	assert_true(arb_log_contains(a, "has not read its replies"));
 
 	close(hog);
 	if (!wait_n_served(a, HOG_SLOTS))
