@@ -43,6 +43,8 @@ msg_worker_request(json_int_t id, const char *command, json_t *args,
 
 /* A JSON string of the formatted text, whole: a fixed-size buffer would cut
  * long texts, possibly inside a UTF-8 sequence, which json_string refuses. */
+static json_t *vformat(const char *, va_list) __attribute__((format(printf, 1, 0)));
+
 static json_t *
 vformat(const char *fmt, va_list ap)
 {

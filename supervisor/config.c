@@ -788,9 +788,59 @@ locate(struct ld *ld, const char *path)
 	return 0;
 }
 
+#define INCLUDE_DEPTH	10	/* libconfig's own limit */
+
+/* The name of an `@include "name"` line (possibly empty), or -1. */
+static int
+include_name(const char *line, char *name, size_t size)
+{
+	line += strspn(line, " \t");
+	if (strncmp(line, "@include", 8) != 0)
+		return -1;
+	line += 8 + strspn(line + 8, " \t");
+	const char *end = *line == '"' ? strchr(line + 1, '"') : NULL;
+	if (end == NULL || (size_t)(end - line - 1) >= size)
+		return -1;
+	memcpy(name, line + 1, (size_t)(end - line - 1));
+	name[end - line - 1] = '\0';
+	return 0;
+}
+
+/* libconfig 1.5 exits the process when an @include names something it
+ * cannot scan (a directory): every @include target, nested ones too, must
+ * be a regular file before libconfig sees the file. */
+static int
+check_includes(struct ld *ld, const char *file, int depth)
+{
+	FILE *f = fopen(file, "r");
+	char line[PATH_MAX + 64], name[PATH_MAX], path[2 * PATH_MAX];
+	int rc = 0;
+	if (f == NULL)
+		return 0;	/* libconfig reports it, with the line */
+	for (int n = 1; rc == 0 && fgets(line, sizeof line, f); n++) {
+		if (include_name(line, name, sizeof name) < 0)
+			continue;
+		struct stat st;
+		snprintf(path, sizeof path, "%s%s%s", name[0] == '/' ? "" :
+		    ld->dir, name[0] == '/' ? "" : "/", name);
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			rc = seterr(ld, "%s:%d: @include: \"%s\" is not a "
+			    "readable file", file, n, name);
+		else if (depth >= INCLUDE_DEPTH)
+			rc = seterr(ld, "%s:%d: @include: nested too deep",
+			    file, n);
+		else
+			rc = check_includes(ld, path, depth + 1);
+	}
+	fclose(f);
+	return rc;
+}
+
 static int
 parse(struct ld *ld, config_t *lc)
 {
+	if (check_includes(ld, ld->file, 0) < 0)
+		return -1;
 	config_set_include_dir(lc, ld->dir);
 	if (config_read_file(lc, ld->file))
 		return 0;

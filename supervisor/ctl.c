@@ -30,7 +30,9 @@ struct ctl_conn {
 	ev_timer	 t_stall;	/* paused: the client must read by then */
 	struct batch_item batch;	/* replies, written once per iteration */
 	struct buf	 in, out;
-	unsigned	 refs;		/* 1 while open + 1 per owed reply */
+	unsigned	 refs;		/* 1 while open + 1 per hold */
+	unsigned	 owed;		/* replies still to come (ctl_hold) */
+	bool		 eof;		/* the client sent all it will send */
 	bool		 closing;	/* close once out is flushed */
 	bool		 closed;
 	bool		 paused;	/* not reading: replies are backed up */
@@ -255,15 +257,28 @@ ctl_reply(struct ctl_conn *cn, json_t *reply)
 	json_decref(reply);
 }
 
+/* A client that half-closed gets every reply it is owed, then EOF. */
+static void
+close_when_answered(struct ctl_conn *cn)
+{
+	if (cn->closed || !cn->eof || cn->owed > 0)
+		return;
+	cn->closing = true;
+	batch_queue(&cn->batch);	/* conn_flush closes once written */
+}
+
 void
 ctl_hold(struct ctl_conn *cn)
 {
 	cn->refs++;
+	cn->owed++;
 }
 
 void
 ctl_release(struct ctl_conn *cn)
 {
+	cn->owed--;
+	close_when_answered(cn);
 	conn_unref(cn);
 }
 
@@ -297,7 +312,7 @@ conn_frames(struct ctl_conn *cn)
 	const char *payload;
 	size_t len;
 	size_t max = (size_t)cn->ctl->cfg->control.max_frame_bytes;
-	ctl_hold(cn);	/* the handler may close it */
+	cn->refs++;	/* the handler may close it */
 	cn->in_frames = true;
 	while (!cn->closed && !cn->closing) {
 		if (buf_used(&cn->out) > OUT_PAUSE) {
@@ -309,7 +324,8 @@ conn_frames(struct ctl_conn *cn)
 		if (cn->paused) {
 			cn->paused = false;
 			ev_timer_stop(LOOP, &cn->t_stall);
-			ev_io_start(LOOP, &cn->w_read);
+			if (!cn->eof)
+				ev_io_start(LOOP, &cn->w_read);
 		}
 		enum frame_status st = frame_peek(&cn->in, max, &payload, &len);
 		if (st == FRAME_MORE)
@@ -323,7 +339,7 @@ conn_frames(struct ctl_conn *cn)
 		frame_done(&cn->in, len);
 	}
 	cn->in_frames = false;
-	ctl_release(cn);
+	conn_unref(cn);
 }
 
 static void
@@ -331,13 +347,18 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_conn *cn = w->data;
 	ssize_t n = buf_read_fd(&cn->in, cn->fd);
-	ctl_hold(cn);
-	if (n > 0)
+	cn->refs++;
+	if (n > 0) {
 		conn_frames(cn);
-	else if (n == 0 || errno != EAGAIN)
+	} else if (n == 0) {
+		cn->eof = true;		/* replies still go out (half-close) */
+		ev_io_stop(loop, w);
+		close_when_answered(cn);
+	} else if (errno != EAGAIN) {
 		conn_close(cn);
+	}
 	buf_settle(&cn->in);
-	ctl_release(cn);
+	conn_unref(cn);
 }
 
 static void
