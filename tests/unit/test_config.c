@@ -1035,7 +1035,29 @@ test_names(void **state)
 	config_free(NULL);
 }
 
+/* An @include of a directory (libconfig 1.5 would exit the process from
+ * its scanner) is an error with file:line, nested includes too. */
+static void
+test_include_directory_refused(void **state)
+{
+	struct fx *fx = *state;
+	expect_error(fx, "\n@include \"\"\n", NULL, 2,
+	    "@include: \"\" is not a readable file");
+	char *inc = xasprintf("%s.inc", fx->path);
+	write_file(inc, "@include \".\"\n");
+	char *text = xasprintf("@include \"%s\"\n", strrchr(inc, '/') + 1);
+	write_file(fx->path, text);
+	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
+	char *want = xasprintf("%s:1: @include: \".\" is not", inc);
+	assert_non_null(strstr(fx->err, want));
+	free(want);
+	free(text);
+	unlink(inc);
+	free(inc);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 
 int
 main(void)
@@ -1073,6 +1095,7 @@ main(void)
 		T(test_print),
 		T(test_print_every_key),
 		T(test_names),
+		T(test_include_directory_refused),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
