@@ -36,18 +36,24 @@ write_conf(const struct arbord *a, const struct arbord_conf *c)
 	FILE *f = fopen(a->conf, "w");
 	if (f == NULL)
 		die("%s: %s", a->conf, strerror(errno));
+	char sess[128] = "";
+	if (c->affinity != NULL)
+		snprintf(sess, sizeof sess, " affinity = \"%s\";", c->affinity);
+	if (c->session_ttl_ms > 0)
+		snprintf(sess + strlen(sess), sizeof sess - strlen(sess),
+		    " session_ttl_ms = %ld;", c->session_ttl_ms);
 	fprintf(f,
 	    "supervisor = { max_restarts = 1000000; max_seconds = 1; };\n"
 	    "bridge = { pooling_enabled = true; adapter = \"%s\"; };\n"
 	    "pool = { size = %d; max_overflow = 0; max_waiting = 1000000;\n"
 	    "  checkout_timeout_ms = 60000; max_restarts = 1000000;"
-	    " max_seconds = 1; };\n"
+	    " max_seconds = 1;%s };\n"
 	    "control = { socket = \"arbor.sock\"; max_clients = 8192; };\n"
 	    "worker = { restart_delay_ms = 0; max_restart_delay_ms = 0;\n"
 	    "  health_interval_ms = 0; init_timeout_ms = 60000;%s%s%s };\n"
 	    "log = { level = \"%s\"; };\n"
 	    "environments = { dev = {}; };\n",
-	    c->adapter, c->size, c->command ? " command = " : "",
+	    c->adapter, c->size, sess, c->command ? " command = " : "",
 	    c->command ? c->command : "", c->command ? ";" : "", c->log_level);
 	if (fclose(f) != 0)
 		die("%s: %s", a->conf, strerror(errno));

@@ -12,6 +12,8 @@ struct arbord_conf {
 	const char	*command;	/* worker.command list (python_pool) */
 	const char	*log_level;	/* "warn" unless the log is watched */
 	bool		 pipe_log;	/* stderr to a pipe we read, else a file */
+	const char	*affinity;	/* pool.affinity; NULL: the default */
+	long		 session_ttl_ms;	/* pool.session_ttl_ms; 0: default */
 };
 
 struct arbord;

@@ -8,7 +8,7 @@
  *   BENCH_RUNS=N      runs per figure (default 3; the median is shown)
  *   BENCH_SECS=S      measured seconds per throughput run (default 2)
  *   BENCH_KILLS=N     restart samples (default 100)
- *   BENCH_ONLY=LIST   some of: throughput,restart,scale,python
+ *   BENCH_ONLY=LIST   some of: throughput,affinity,restart,scale,python
  *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
  * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
 #include <dirent.h>
@@ -212,6 +212,13 @@ print_notes(void)
 	    "- floor: the same client talking to the same number of workers "
 	    "directly over pipes (one request at a time per worker); "
 	    "vs floor = arbord / floor.\n"
+	    "- Affinity: the 16-client, depth-1 run of section 1 with "
+	    "every request carrying a session_id (10,000 sessions, each "
+	    "client cycling through its own 625, all bound before the runs; "
+	    "pool.affinity = \"strict\"), next to the same run without "
+	    "sessions on a second arbord, runs interleaved; there floor = "
+	    "the run without sessions, vs floor = with / without; arbord "
+	    "RSS after the runs.\n"
 	    "- Restart: from `kill -9` to the replacement's \"ready\" log "
 	    "line; its floor is the benchmark doing kill -9, waitpid, "
 	    "fork+exec and the init ping itself; p99.9 of fewer than 1,000 "
@@ -248,6 +255,8 @@ main(int argc, char **argv)
 		bench_scale();
 	if (wanted("throughput"))
 		bench_throughput();
+	if (wanted("affinity"))
+		bench_affinity();
 	if (wanted("python"))
 		bench_python();
 	print_header();

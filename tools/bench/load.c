@@ -29,6 +29,7 @@ struct lconn {
 	uint64_t	*sent;		/* per slot: send time, ns */
 	uint64_t	*seq;		/* per slot: sequence of the request */
 	int		 inflight;
+	int		 sess;		/* sessions: the next one this endpoint uses */
 	bool		 pollout;
 	bool		 dead;		/* lost (tolerate_errors only) */
 };
@@ -183,14 +184,35 @@ build_tail(struct lrun *r)
 	r->okkey = s->proto == LOAD_CONTROL ? "ok" : "success";
 }
 
+int
+load_session_id(char *out, size_t n, int k)
+{
+	return snprintf(out, n, "bench-%d", k);
+}
+
+/* The request's head: its id and, with sessions, the next session of c. */
+static int
+head_of(struct lrun *r, struct lconn *c, uint64_t id, char *head, size_t n)
+{
+	if (r->s->sessions <= 0)
+		return snprintf(head, n, "{\"id\":%llu", (unsigned long long)id);
+	char sid[32];
+	load_session_id(sid, sizeof sid, c->sess);
+	c->sess += r->n;
+	if (c->sess >= r->s->sessions)
+		c->sess = (int)(c - r->c);
+	return snprintf(head, n, "{\"id\":%llu,\"session_id\":\"%s\"",
+	    (unsigned long long)id, sid);
+}
+
 /* Appends the request of slot k to c->out. */
 static void
 send_slot(struct lrun *r, struct lconn *c, int k, uint64_t now)
 {
 	int depth = r->s->depth;
 	uint64_t id = ++c->seq[k] * (uint64_t)depth + (uint64_t)k;
-	char head[40];
-	int hl = snprintf(head, sizeof head, "{\"id\":%llu", (unsigned long long)id);
+	char head[96];
+	int hl = head_of(r, c, id, head, sizeof head);
 	size_t len = (size_t)hl + r->tail_len;
 	buf_reserve(&c->out, FRAME_HDR + len);
 	unsigned char *t = (unsigned char *)buf_tail(&c->out);
@@ -400,6 +422,7 @@ setup(struct lrun *r, const struct load_ep *ep, uint64_t now)
 		struct lconn *c = &r->c[i];
 		c->rfd = ep[i].rfd;
 		c->wfd = ep[i].wfd;
+		c->sess = i;
 		fcntl(c->rfd, F_SETFL, fcntl(c->rfd, F_GETFL) | O_NONBLOCK);
 		fcntl(c->wfd, F_SETFL, fcntl(c->wfd, F_GETFL) | O_NONBLOCK);
 		c->sent = xcalloc(d, sizeof *c->sent);

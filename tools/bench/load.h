@@ -28,6 +28,10 @@ struct load_spec {
 	int	 depth;		/* requests in flight per endpoint, 1..1000 */
 	double	 warmup, secs;
 	bool	 tolerate_errors; /* error replies and lost peers are counted */
+	/* LOAD_CONTROL: when > 0, every request carries a session_id, endpoint
+	 * i of n cycling through sessions i, i + n, i + 2n, ... below this
+	 * (each named as load_session_id gives). */
+	int	 sessions;
 	/* Called as the measured window opens (phase 0) and closes (1). */
 	void	(*mark)(void *arg, int phase);
 	void	*mark_arg;
@@ -46,6 +50,9 @@ struct load_result {
  * reply that is not what echo should give). */
 int	load_run(const struct load_ep *ep, int n, const struct load_spec *,
 	    struct load_result *);
+
+/* The session_id of session k: "bench-<k>". */
+int	load_session_id(char *out, size_t n, int k);
 
 /* Finds the top-level "id" and the boolean okkey of a reply without
  * building a JSON tree (nested values are skipped). 0, or -1 if p[0..n)

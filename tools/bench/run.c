@@ -17,6 +17,7 @@ section_name(enum section sec)
 {
 	switch (sec) {
 	case SEC_TPUT:		return "1 throughput";
+	case SEC_AFFINITY:	return "1b affinity";
 	case SEC_RESTART:	return "2 restart";
 	case SEC_SCALE:		return "3 scale";
 	case SEC_PYTHON:	return "4 python";
@@ -37,15 +38,17 @@ mark_cpu(void *arg, int phase)
 	m->at[phase] = proc_cpu_s(m->pid);
 }
 
-void
-run_load(const struct load_ep *ep, int n, enum load_proto proto,
-    const char *command, int depth, pid_t arbord, struct series *s)
+static void
+run_spec(const struct load_ep *ep, int n, enum load_proto proto,
+    const char *command, int depth, int sessions, pid_t arbord,
+    struct series *s)
 {
 	struct cpu_mark m = { .pid = arbord };
 	struct load_spec spec = {
 		.proto = proto, .command = command, .args = BENCH_ARGS,
 		.depth = depth, .warmup = B.warmup, .secs = B.secs,
 		.mark = arbord > 0 ? mark_cpu : NULL, .mark_arg = &m,
+		.sessions = sessions,
 	};
 	struct load_result r;
 	if (load_run(ep, n, &spec, &r) < 0)
@@ -61,6 +64,20 @@ run_load(const struct load_ep *ep, int n, enum load_proto proto,
 	s->cpu_us[i] = arbord > 0 && r.n > 0 && m.at[0] >= 0 && m.at[1] >= 0 ?
 	    (m.at[1] - m.at[0]) / (double)r.n * 1e6 : NAN;
 	s->errors += r.errors;
+}
+
+void
+run_load(const struct load_ep *ep, int n, enum load_proto proto,
+    const char *command, int depth, pid_t arbord, struct series *s)
+{
+	run_spec(ep, n, proto, command, depth, 0, arbord, s);
+}
+
+void
+run_load_sessions(const struct load_ep *ep, int n, const char *command,
+    int sessions, pid_t arbord, struct series *s)
+{
+	run_spec(ep, n, LOAD_CONTROL, command, 1, sessions, arbord, s);
 }
 
 static double

@@ -12,7 +12,9 @@
 
 #define MAX_RUNS	16
 
-enum section { SEC_TPUT = 1, SEC_RESTART, SEC_SCALE, SEC_PYTHON };
+enum section {
+	SEC_TPUT = 1, SEC_AFFINITY, SEC_RESTART, SEC_SCALE, SEC_PYTHON
+};
 
 /* "1 throughput", ...: the first column of the table. */
 const char *section_name(enum section);
@@ -36,6 +38,10 @@ struct figures {
  * the result is added to s. Dies if the run fails. */
 void	run_load(const struct load_ep *ep, int n, enum load_proto proto,
 	    const char *command, int depth, pid_t arbord, struct series *s);
+/* The same with every request in one of `sessions` sessions (see
+ * load_spec). */
+void	run_load_sessions(const struct load_ep *ep, int n, const char *command,
+	    int sessions, pid_t arbord, struct series *s);
 struct figures series_median(const struct series *);
 /* Adds the row of s to the table; floor (may be NULL) is the direct
  * series it is compared with. */
