@@ -228,20 +228,10 @@ json_t *
 bridge_stats(const struct bridge *b)
 {
 	enum child_state st = child_state(b->worker);
-	const struct route_stats *r = &b->st;
-	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:I,s:I,s:I,s:I,s:I}", "mode", "single", "size", 1,
-	    "max_overflow", 0, "ready", st == CS_READY, "busy", st == CS_BUSY,
-	    "overflow", 0, "waiting", (json_int_t)b->wq.n,
-	    "sessions", (json_int_t)sess_count(b->sessions),
-	    "inflight", (json_int_t)b->inflight,
-	    "total_operations", (json_int_t)r->total,
-	    "successful_operations", (json_int_t)r->ok,
-	    "failed_operations", (json_int_t)r->failed,
-	    "pool_timeouts", (json_int_t)r->pool_timeouts,
-	    "worker_errors", (json_int_t)r->worker_errors,
-	    "total_sessions", (json_int_t)r->total_sessions,
-	    "stale_sessions_cleaned", (json_int_t)r->stale_sessions,
-	    "restarts", (json_int_t)(child_restarts(b->worker) +
-	    sup_restarts(b->sup)));
+	struct route_gauges g = { "single", 1, 0, st == CS_READY, st == CS_BUSY,
+	    0, (long)b->wq.n, (long)sess_count(b->sessions),
+	    (long)(child_restarts(b->worker) + sup_restarts(b->sup)) };
+	json_t *j = route_stats_json(&b->st, &g);
+	json_object_set_new(j, "inflight", json_integer((json_int_t)b->inflight));
+	return j;
 }

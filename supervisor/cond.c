@@ -366,15 +366,8 @@ root_stats(const struct root *r)
 		return pool_stats(r->cur.pool);
 	if (r->cur.bridge)
 		return bridge_stats(r->cur.bridge);
-	const struct route_stats *st = &r->st;
-	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i,"
-	    "s:I,s:i,s:i,s:i}", "mode", cfg_mode_name(r->cfg->mode),
-	    "size", 0, "max_overflow", 0, "ready", 0, "busy", 0, "overflow", 0,
-	    "waiting", 0, "sessions", 0, "total_operations", (json_int_t)st->total,
-	    "successful_operations", (json_int_t)st->ok,
-	    "failed_operations", (json_int_t)st->failed, "pool_timeouts", 0,
-	    "worker_errors", (json_int_t)st->worker_errors, "total_sessions", 0,
-	    "stale_sessions_cleaned", 0, "restarts", 0);
+	struct route_gauges g = { .mode = cfg_mode_name(r->cfg->mode) };
+	return route_stats_json(&r->st, &g);
 }
 
 json_t *

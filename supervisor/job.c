@@ -62,6 +62,25 @@ job_fail(struct job *j, enum msg_code code, const char *fmt, ...)
 	job_free(j);
 }
 
+json_t *
+route_stats_json(const struct route_stats *s, const struct route_gauges *g)
+{
+	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:I,s:I,s:I,s:I}", "mode", g->mode,
+	    "size", (json_int_t)g->size, "max_overflow", (json_int_t)g->max_overflow,
+	    "ready", (json_int_t)g->ready, "busy", (json_int_t)g->busy,
+	    "overflow", (json_int_t)g->overflow, "waiting", (json_int_t)g->waiting,
+	    "sessions", (json_int_t)g->sessions,
+	    "total_operations", (json_int_t)s->total,
+	    "successful_operations", (json_int_t)s->ok,
+	    "failed_operations", (json_int_t)s->failed,
+	    "pool_timeouts", (json_int_t)s->pool_timeouts,
+	    "worker_errors", (json_int_t)s->worker_errors,
+	    "total_sessions", (json_int_t)s->total_sessions,
+	    "stale_sessions_cleaned", (json_int_t)s->stale_sessions,
+	    "restarts", (json_int_t)g->restarts);
+}
+
 void
 job_from_reply(struct job *j, json_t *reply, enum msg_code err,
     const char *why, const char *worker, struct route_stats *st)

@@ -37,6 +37,16 @@ struct route_stats {
 	unsigned long	total_sessions, stale_sessions, restarts;
 };
 
+/* The gauges of the stats op, next to the route_stats counters. */
+struct route_gauges {
+	const char	*mode;
+	long		 size, max_overflow, ready, busy, overflow, waiting;
+	long		 sessions, restarts;
+};
+
+/* The stats op's object (SPEC 6). New reference. */
+json_t	*route_stats_json(const struct route_stats *, const struct route_gauges *);
+
 /* Takes ownership of id/args references (steals both). */
 struct job *job_new(json_t *id, const char *command, json_t *args,
 	    const char *session, int timeout_ms, job_done_fn *, void *arg);

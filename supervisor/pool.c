@@ -594,21 +594,10 @@ pool_stats(const struct pool *p)
 		busy += child_state(c) == CS_BUSY;
 		restarts += child_restarts(c);
 	}
-	const struct route_stats *st = &p->st;
-	return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:I,s:I,s:I,s:I}", "mode", "pool", "size", p->size,
-	    "max_overflow", p->cfg->pool.max_overflow, "ready", ready,
-	    "busy", busy, "overflow", p->noverflow,
-	    "waiting", (json_int_t)p->wq.n,
-	    "sessions", (json_int_t)sess_count(p->sessions),
-	    "total_operations", (json_int_t)st->total,
-	    "successful_operations", (json_int_t)st->ok,
-	    "failed_operations", (json_int_t)st->failed,
-	    "pool_timeouts", (json_int_t)st->pool_timeouts,
-	    "worker_errors", (json_int_t)st->worker_errors,
-	    "total_sessions", (json_int_t)st->total_sessions,
-	    "stale_sessions_cleaned", (json_int_t)st->stale_sessions,
-	    "restarts", (json_int_t)restarts);
+	struct route_gauges g = { "pool", p->size, p->cfg->pool.max_overflow,
+	    ready, busy, p->noverflow, (long)p->wq.n,
+	    (long)sess_count(p->sessions), (long)restarts };
+	return route_stats_json(&p->st, &g);
 }
 
 void
