@@ -1,0 +1,96 @@
+/* Checkout strategy and lazy start (SPEC 3 pool.strategy, pool.lazy):
+ * fifo takes the worker idle the longest, so sequential requests rotate
+ * over the pool; lifo takes the one idle the shortest, so they stay on one
+ * worker; a lazy pool starts no worker until requests need them. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+#define REQUESTS	9
+
+static char *
+conf(const char *strategy, const char *lazy)
+{
+	static char text[512];
+	snprintf(text, sizeof text,
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 3; max_overflow = 0; strategy = \"%s\"; lazy = %s; };\n"
+	    "environments = { dev = { }; };\n", strategy, lazy);
+	return text;
+}
+
+/* Sends REQUESTS echoes one after the other; returns how many distinct
+ * workers answered. */
+static int
+distinct_workers(struct arb *a)
+{
+	char seen[REQUESTS][64];
+	int n = 0;
+	for (int i = 0; i < REQUESTS; i++) {
+		json_t *r = arb_call_ok(a, json_pack("{s:s,s:s,s:{s:i}}", "op",
+		    "execute", "command", "echo", "args", "i", i));
+		const char *w = json_string_value(json_object_get(r, "worker"));
+		assert_non_null(w);
+		int k = 0;
+		while (k < n && strcmp(seen[k], w) != 0)
+			k++;
+		if (k == n)
+			snprintf(seen[n++], sizeof seen[0], "%s", w);
+		json_decref(r);
+	}
+	return n;
+}
+
+static void
+test_fifo_rotates(void **state)
+{
+	struct arb *a = arb_start(conf("fifo", "false"), "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS));
+	assert_int_equal(distinct_workers(a), 3);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_lifo_reuses(void **state)
+{
+	struct arb *a = arb_start(conf("lifo", "false"), "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS));
+	assert_int_equal(distinct_workers(a), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_lazy_starts_on_demand(void **state)
+{
+	struct arb *a = arb_start(conf("fifo", "true"), "dev", NULL);
+	json_t *pool = arb_status(a, "pool");
+	assert_int_equal(arb_node_nchildren(pool), 3);
+	json_int_t pids[3];
+	assert_int_equal(arb_worker_pids(pool, pids, 3), 0);	/* none runs */
+	json_decref(pool);
+	json_t *r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "execute",
+	    "command", "echo"));
+	json_decref(r);
+	pool = arb_status(a, "pool");
+	assert_true(arb_worker_pids(pool, pids, 3) >= 1);	/* started for it */
+	json_decref(pool);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_fifo_rotates, arb_teardown),
+		cmocka_unit_test_teardown(test_lifo_reuses, arb_teardown),
+		cmocka_unit_test_teardown(test_lazy_starts_on_demand, arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
