@@ -40,7 +40,8 @@ unborrow(struct buf *b, size_t n)
 	b->data = NULL;
 	b->off = b->len = b->cap = 0;
 	buf_reserve(b, used + n);
-	memcpy(b->data, src, used);
+	if (used)
+		memcpy(b->data, src, used);
 	b->len = used;
 }
 
