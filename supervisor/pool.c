@@ -166,14 +166,22 @@ idle_insert(struct pworker *pw)
 	}
 }
 
-/* The idle worker with the fewest bound sessions (for a new session). */
+#define BALANCE_CANDIDATES	8	/* idle workers compared per new session */
+
+/* The idle worker with the fewest bound sessions, for a new session:
+ * among the first BALANCE_CANDIDATES idle ones, so that the choice costs
+ * the same at 8 workers and at 1,024. */
 static struct pworker *
 idle_least_bound(struct pool *p)
 {
 	struct pworker *best = NULL, *pw;
-	TAILQ_FOREACH(pw, &p->idle, idle_link)
+	int seen = 0;
+	TAILQ_FOREACH(pw, &p->idle, idle_link) {
 		if (best == NULL || pw->anchor.n < best->anchor.n)
 			best = pw;
+		if (++seen == BALANCE_CANDIDATES)
+			break;
+	}
 	return best;
 }
 
