@@ -164,6 +164,22 @@ proc_wait_gone(pid_t pid, int timeout_ms)
 	return true;
 }
 
+bool
+proc_wait_dead(pid_t pid, int timeout_ms)
+{
+	long long end = arb_now_ms() + timeout_ms;
+	while (proc_exists(pid)) {
+		if (proc_ppid(pid) == getpid())
+			waitpid(pid, NULL, WNOHANG);
+		if (!proc_exists(pid))
+			break;
+		if (arb_now_ms() >= end)
+			return false;
+		arb_sleep_ms(POLL_MS);
+	}
+	return true;
+}
+
 /* The command name of pid, for messages. */
 static void
 proc_comm(pid_t pid, char *out, size_t len)

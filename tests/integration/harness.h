@@ -167,6 +167,9 @@ pid_t	proc_ppid(pid_t);		/* -1 if no such process */
 size_t	proc_children(pid_t ppid, pid_t *out, size_t max);
 /* Polls until pid has left /proc (reaped, not a zombie). */
 bool	proc_wait_gone(pid_t, int timeout_ms);
+/* The same for a process that may have become ours (an orphan, adopted by
+ * this subreaper, e.g. a worker's own child): it is reaped here. */
+bool	proc_wait_dead(pid_t, int timeout_ms);
 
 /* ---- time ---- */
 long long arb_now_ms(void);		/* monotonic */

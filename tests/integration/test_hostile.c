@@ -238,24 +238,6 @@ proc_pgrp(pid_t pid)
 	return pgrp;
 }
 
-/* Polls until pid has died. A worker's child whose parent died is handed
- * to us (the harness makes us a subreaper): reaped here once dead. */
-static bool
-wait_dead(pid_t pid, int timeout_ms)
-{
-	long long end = arb_now_ms() + timeout_ms;
-	while (proc_exists(pid)) {
-		if (proc_ppid(pid) == getpid())
-			waitpid(pid, NULL, WNOHANG);
-		if (!proc_exists(pid))
-			break;
-		if (arb_now_ms() >= end)
-			return false;
-		arb_sleep_ms(20);
-	}
-	return true;
-}
-
 /* fork n on the worker: the children's pids, each alive in the worker's
  * process group. */
 static void
@@ -276,7 +258,7 @@ static void
 assert_children_gone(const pid_t *kids, const char *how)
 {
 	for (size_t i = 0; i < NFORK; i++)
-		if (!wait_dead(kids[i], ARB_EVENT_MS))
+		if (!proc_wait_dead(kids[i], ARB_EVENT_MS))
 			fail_msg("child %d of a worker %s still runs", (int)kids[i],
 			    how);
 }

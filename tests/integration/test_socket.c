@@ -474,23 +474,6 @@ test_second_arbord_exits_1(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* Polls until pid has died, reaping it if it was handed to us. */
-static bool
-wait_dead(pid_t pid, int timeout_ms)
-{
-	long long end = arb_now_ms() + timeout_ms;
-	while (proc_exists(pid)) {
-		if (proc_ppid(pid) == getpid())
-			waitpid(pid, NULL, WNOHANG);
-		if (!proc_exists(pid))
-			break;
-		if (arb_now_ms() >= end)
-			return false;
-		arb_sleep_ms(20);
-	}
-	return true;
-}
-
 static void
 test_stale_socket_replaced(void **state)
 {
@@ -503,7 +486,7 @@ test_stale_socket_replaced(void **state)
 	assert_int_equal(arb_kill(a, SIGKILL), 0);
 	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 128 + SIGKILL);
 	for (size_t i = 0; i < 2; i++)
-		if (!wait_dead((pid_t)pids[i], ARB_EVENT_MS))
+		if (!proc_wait_dead((pid_t)pids[i], ARB_EVENT_MS))
 			fail_msg("worker %lld outlived its SIGKILLed arbord",
 			    (long long)pids[i]);
 	assert_int_equal(access(arb_socket_path(a), F_OK), 0);	/* left over */
