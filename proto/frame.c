@@ -52,6 +52,22 @@ frame_put(struct buf *out, const char *p, size_t n)
 	out->len += FRAME_HDR + n;
 }
 
+size_t
+frame_open(struct buf *out)
+{
+	size_t at = buf_used(out);	/* from the head: reserve may slide it */
+	buf_reserve(out, FRAME_HDR);
+	out->len += FRAME_HDR;
+	return at;
+}
+
+void
+frame_close(struct buf *out, size_t at)
+{
+	size_t n = buf_used(out) - at - FRAME_HDR;
+	put_be32((unsigned char *)buf_head(out) + at, (uint32_t)n);
+}
+
 /* Encodes straight into the buffer's tail: no intermediate string, and
  * one encoding pass when the free room is enough (the usual case). */
 size_t

@@ -32,6 +32,12 @@ void	frame_put(struct buf *out, const char *p, size_t n);
  * Returns the payload size. */
 size_t	frame_put_json(struct buf *out, const json_t *j);
 
+/* Builds a frame in place: frame_open appends a header to fill in and
+ * returns where it is; the payload is appended to out after it; then
+ * frame_close sets the length. Nothing may consume out in between. */
+size_t	frame_open(struct buf *out);
+void	frame_close(struct buf *out, size_t at);
+
 /* Parses one frame's payload as a JSON object. NULL on invalid JSON or a
  * non-object, with a reason in err (may be NULL). New reference. */
 json_t	*frame_parse(const char *payload, size_t len, json_error_t *err);

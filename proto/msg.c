@@ -108,6 +108,17 @@ msg_error(json_t *id, enum msg_code code, const char *fmt, ...)
 	return j;
 }
 
+char *
+msg_text(const json_t *j)
+{
+	int flags = JSON_COMPACT | JSON_ENCODE_ANY;
+	size_t n = json_dumpb(j, NULL, 0, flags);
+	char *s = xmalloc(n + 1);
+	json_dumpb(j, s, n, flags);
+	s[n] = '\0';
+	return s;
+}
+
 const char *
 msg_str(const json_t *obj, const char *key)
 {

@@ -38,6 +38,10 @@ json_t	*msg_ok(json_t *id);
 json_t	*msg_error(json_t *id, enum msg_code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 
+/* The compact JSON text of any value, in memory from malloc (free()).
+ * Unlike json_dumps, whose memory comes from jansson's allocator. */
+char	*msg_text(const json_t *);
+
 /* Typed field access on a request object; all borrow. */
 const char *msg_str(const json_t *obj, const char *key);	/* NULL if absent or not a string */
 bool	msg_int(const json_t *obj, const char *key, json_int_t *out);	/* false if absent or wrong type */

@@ -125,7 +125,8 @@ bridge_fail_waiting(struct bridge *b, enum msg_code code, const char *why)
 }
 
 static void
-on_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 	struct flight *f = arg;
 	struct bridge *b = f->b;
@@ -150,8 +151,8 @@ send_job(struct bridge *b, struct job *job)
 	}
 	child_stats(b->worker)->checkouts++;
 	b->inflight++;
-	if (child_request(b->worker, job->command, json_incref(job->args),
-	    job->session, job->timeout_ms, on_reply, f) < 0) {
+	if (child_request(b->worker, job->command, job->args,
+	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
 		b->inflight--;
 		free(f);
 		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "proto/frame.h"
+#include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/batch.h"
 #include "supervisor/log.h"
@@ -313,9 +314,9 @@ attach(struct child *c, int p[3][2])
 	ev_io_start(LOOP, &c->w_err);
 }
 
-static void init_reply(void *, json_t *, enum msg_code, const char *);
-static int send_request(struct child *, const char *, json_t *, const char *,
-    int, child_reply_fn *, void *, bool);
+static child_reply_fn init_reply;
+static int send_request_json(struct child *, const char *, json_t *, int,
+    child_reply_fn *);
 
 int
 child_spawn(struct child *c)
@@ -350,8 +351,8 @@ child_spawn(struct child *c)
 	log_debug(c->name, "spawned pid %d", pid);
 	json_t *args = json_pack("{s:b,s:s}", "initialization", 1, "worker_id",
 	    c->name);
-	send_request(c, "ping", args, NULL, c->cfg->worker.init_timeout_ms,
-	    init_reply, c, true);
+	send_request_json(c, "ping", args, c->cfg->worker.init_timeout_ms,
+	    init_reply);
 	return 0;
 }
 
@@ -397,8 +398,8 @@ pend_find(struct child *c, json_int_t id)
 
 /* Removes p and calls its callback; the child may be idle afterwards. */
 static void
-pend_finish(struct child *c, struct pend *p, json_t *reply, enum msg_code err,
-    const char *why)
+pend_finish(struct child *c, struct pend *p, const struct child_reply *reply,
+    enum msg_code err, const char *why)
 {
 	child_reply_fn *fn = p->fn;
 	void *arg = p->arg;
@@ -437,19 +438,39 @@ flush_out(struct child *c)
 		ev_io_start(LOOP, &c->w_in);
 }
 
+/* The request frame is written straight into the output buffer: args
+ * (JSON text) are copied as they are, never parsed. */
+static void
+put_request(struct buf *out, json_int_t id, const char *command,
+    const char *args, size_t args_len, const char *session)
+{
+	size_t at = frame_open(out);
+	jraw_put(out, "{\"id\":");
+	jraw_put_int(out, id);
+	jraw_put(out, ",\"command\":");
+	jraw_put_str(out, command, strlen(command));
+	jraw_put(out, ",\"args\":");
+	if (args)
+		buf_append(out, args, args_len);
+	else
+		jraw_put(out, "{}");
+	if (session) {
+		jraw_put(out, ",\"session_id\":");
+		jraw_put_str(out, session, strlen(session));
+	}
+	jraw_put(out, "}");
+	frame_close(out, at);
+}
+
 static int
-send_request(struct child *c, const char *command, json_t *args,
-    const char *session, int timeout_ms, child_reply_fn *fn, void *arg,
-    bool internal)
+send_request(struct child *c, const char *command, const char *args,
+    size_t args_len, const char *session, int timeout_ms, child_reply_fn *fn,
+    void *arg, bool internal)
 {
 	struct pend *p = c->fd_in >= 0 ? pend_slot(c) : NULL;
-	if (p == NULL) {
-		json_decref(args);
+	if (p == NULL)
 		return -1;
-	}
-	json_t *req = msg_worker_request(p->id, command, args, session);
-	frame_put_json(&c->out, req);
-	json_decref(req);
+	put_request(&c->out, p->id, command, args, args_len, session);
 	p->fn = fn;
 	p->arg = arg;
 	p->internal = internal;
@@ -463,6 +484,19 @@ send_request(struct child *c, const char *command, json_t *args,
 	return 0;
 }
 
+/* An internal request with args built by jansson (steals args). */
+static int
+send_request_json(struct child *c, const char *command, json_t *args,
+    int timeout_ms, child_reply_fn *fn)
+{
+	char *text = msg_text(args);
+	json_decref(args);
+	int rc = send_request(c, command, text, text ? strlen(text) : 0, NULL,
+	    timeout_ms, fn, c, true);
+	free(text);
+	return rc;
+}
+
 static void
 on_batch(struct batch_item *it)
 {
@@ -472,18 +506,19 @@ on_batch(struct batch_item *it)
 }
 
 int
-child_request(struct child *c, const char *command, json_t *args,
-    const char *session, int timeout_ms, child_reply_fn *fn, void *arg)
+child_request(struct child *c, const char *command, const char *args,
+    size_t args_len, const char *session, int timeout_ms, child_reply_fn *fn,
+    void *arg)
 {
-	if (c->state != CS_READY || c->failed || c->reaped) {
-		json_decref(args);
+	if (c->state != CS_READY || c->failed || c->reaped)
 		return -1;
-	}
-	return send_request(c, command, args, session, timeout_ms, fn, arg, false);
+	return send_request(c, command, args, args_len, session, timeout_ms, fn,
+	    arg, false);
 }
 
 static void
-notify_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+notify_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 }
 
@@ -494,13 +529,14 @@ child_notify(struct child *c, const char *command, json_t *args)
 		json_decref(args);
 		return -1;
 	}
-	return send_request(c, command, args, NULL,
-	    c->cfg->worker.request_timeout_ms, notify_reply, c, true);
+	return send_request_json(c, command, args,
+	    c->cfg->worker.request_timeout_ms, notify_reply);
 }
 
 /* The init ping's answer makes the child ready; anything else kills it. */
 static void
-init_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+init_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 	struct child *c = arg;
 	if (reply == NULL) {
@@ -509,7 +545,7 @@ init_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
 			    c->cfg->worker.init_timeout_ms);
 		return;		/* the timeout path kills; a crash is reported */
 	}
-	if (!json_is_true(json_object_get(reply, "success"))) {
+	if (!reply->success) {
 		child_kill(c, "init ping answered with an error");
 		return;
 	}
@@ -538,34 +574,86 @@ protocol_failure(struct child *c, const char *why)
 	fail_pending(c, ERR_WORKER_CRASHED, why);
 }
 
+/* A worker's reply, decoded. The usual {"id":N,"success":true,
+ * "result":...} is scanned in place and its result left as text; anything
+ * else goes through jansson, and then json and text hold what r borrows. */
+struct decoded {
+	json_int_t		 id;
+	struct child_reply	 r;
+	json_t			*json;
+	char			*text;
+};
+
+static bool
+decode_fast(const char *payload, size_t len, struct decoded *d)
+{
+	struct jraw_member m[8];
+	int k = jraw_object(payload, len, m, 8);
+	if (k < 0)
+		return false;
+	const struct jraw_member *id = jraw_get(m, k, "id");
+	const struct jraw_member *ok = jraw_get(m, k, "success");
+	const struct jraw_member *res = jraw_get(m, k, "result");
+	int64_t v;
+	if (id == NULL || !jraw_int(id, &v) || ok == NULL ||
+	    ok->type != JRAW_TRUE)
+		return false;
+	d->id = v;
+	d->r.success = true;
+	d->r.result = res ? res->val : "null";
+	d->r.result_len = res ? res->val_len : 4;
+	return true;
+}
+
+/* NULL, or why the reply breaks the protocol. */
+static const char *
+decode(const char *payload, size_t len, struct decoded *d)
+{
+	memset(d, 0, sizeof *d);
+	if (decode_fast(payload, len, d))
+		return NULL;
+	d->json = frame_parse(payload, len, NULL);
+	if (d->json == NULL)
+		return "invalid JSON";
+	if (!msg_int(d->json, "id", &d->id))
+		return "reply without id";
+	d->r.success = json_is_true(json_object_get(d->json, "success"));
+	d->r.error = msg_str(d->json, "error");
+	json_t *res = json_object_get(d->json, "result");
+	d->text = res ? msg_text(res) : NULL;
+	d->r.result = d->text ? d->text : "null";
+	d->r.result_len = strlen(d->r.result);
+	return NULL;
+}
+
+static void
+decoded_free(struct decoded *d)
+{
+	json_decref(d->json);
+	free(d->text);
+}
+
 static void
 handle_reply(struct child *c, const char *payload, size_t len)
 {
-	json_t *reply = frame_parse(payload, len, NULL);
-	json_int_t id;
-	if (reply == NULL || !msg_int(reply, "id", &id)) {
-		json_decref(reply);
-		protocol_failure(c, reply ? "reply without id" : "invalid JSON");
-		return;
-	}
-	struct pend *p = pend_find(c, id);
-	if (p == NULL && c->state == CS_STOPPING) {
-		json_decref(reply);	/* e.g. the answer to shutdown */
-		return;
-	}
+	struct decoded d;
+	const char *bad = decode(payload, len, &d);
+	struct pend *p = bad ? NULL : pend_find(c, d.id);
+	if (bad == NULL && p == NULL && c->state != CS_STOPPING)
+		bad = "reply with an unknown id";	/* (stopping: shutdown's) */
 	if (p == NULL) {
-		json_decref(reply);
-		protocol_failure(c, "reply with an unknown id");
+		decoded_free(&d);
+		if (bad)
+			protocol_failure(c, bad);
 		return;
 	}
 	c->stats.last_activity = ev_now(LOOP);
 	if (!p->internal) {
 		c->stats.requests_handled++;
-		if (!json_is_true(json_object_get(reply, "success")))
-			c->stats.errors++;
+		c->stats.errors += !d.r.success;
 	}
-	pend_finish(c, p, reply, 0, NULL);
-	json_decref(reply);
+	pend_finish(c, p, &d.r, 0, NULL);
+	decoded_free(&d);
 }
 
 /* Decodes every whole frame buffered from the worker's stdout. */
@@ -682,10 +770,11 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-health_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 	struct child *c = arg;
-	if (reply && json_is_true(json_object_get(reply, "success")))
+	if (reply && reply->success)
 		c->health = CH_HEALTHY;
 	else if (reply)
 		c->health = CH_UNHEALTHY;
@@ -698,7 +787,7 @@ on_health(struct ev_loop *loop, ev_timer *w, int revents)
 	struct child *c = w->data;
 	if (c->state != CS_READY || c->npend > 0)
 		return;
-	send_request(c, "ping", NULL, NULL, c->cfg->worker.health_timeout_ms,
+	send_request(c, "ping", NULL, 0, NULL, c->cfg->worker.health_timeout_ms,
 	    health_reply, c, true);
 }
 

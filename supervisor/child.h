@@ -37,10 +37,18 @@ struct child_events {
 	void	(*exited)(struct child *, void *owner);
 };
 
-/* A request's outcome: reply is the worker's response object (borrowed),
- * or NULL with err set (ERR_WORKER_CRASHED, ERR_TIMEOUT) and why. */
-typedef void child_reply_fn(void *arg, json_t *reply, enum msg_code err,
-    const char *why);
+/* A worker's reply (SPEC 5), borrowed for the callback's duration. */
+struct child_reply {
+	bool		 success;	/* "success": true */
+	const char	*result;	/* the JSON text of "result" ("null" if none) */
+	size_t		 result_len;
+	const char	*error;		/* "error" when it is a string, else NULL */
+};
+
+/* A request's outcome: reply is the worker's response, or NULL with err
+ * set (ERR_WORKER_CRASHED, ERR_TIMEOUT) and why. */
+typedef void child_reply_fn(void *arg, const struct child_reply *reply,
+    enum msg_code err, const char *why);
 
 struct child_stats {
 	unsigned long	requests_handled, errors, sessions_served, checkouts;
@@ -68,10 +76,12 @@ void	child_backoff(struct child *, int ms);
 void	child_set_down(struct child *, enum child_state);
 
 /* Sends a request; fn is called exactly once. timeout_ms <= 0: none.
- * session may be NULL. Steals args (may be NULL). 0, or -1 when the child
- * cannot take requests (fn is not called). */
-int	child_request(struct child *, const char *command, json_t *args,
-	    const char *session, int timeout_ms, child_reply_fn *, void *arg);
+ * args is JSON text (args_len bytes; NULL: {}), copied into the frame as
+ * it is; session may be NULL. 0, or -1 when the child cannot take
+ * requests (fn is not called). */
+int	child_request(struct child *, const char *command, const char *args,
+	    size_t args_len, const char *session, int timeout_ms,
+	    child_reply_fn *, void *arg);
 
 const char	*child_name(const struct child *);
 enum child_state child_state(const struct child *);

@@ -242,19 +242,36 @@ conn_flush(struct ctl_conn *cn)
 		conn_frames(cn);	/* resumes reading when it catches up */
 }
 
+/* A client that stopped reading is cut off rather than buffered forever. */
+static void
+check_backlog(struct ctl_conn *cn)
+{
+	if (!cn->closed && buf_used(&cn->out) > OUT_MAX) {
+		log_warn("ctl", "client does not read its replies (%zu bytes "
+		    "queued): disconnecting", buf_used(&cn->out));
+		conn_close(cn);
+	}
+}
+
 void
 ctl_reply(struct ctl_conn *cn, json_t *reply)
 {
 	if (!cn->closed) {
 		frame_put_json(&cn->out, reply);
 		batch_queue(&cn->batch);
-	}
-	if (!cn->closed && buf_used(&cn->out) > OUT_MAX) {
-		log_warn("ctl", "client does not read its replies (%zu bytes "
-		    "queued): disconnecting", buf_used(&cn->out));
-		conn_close(cn);
+		check_backlog(cn);
 	}
 	json_decref(reply);
+}
+
+void
+ctl_reply_raw(struct ctl_conn *cn, const char *reply, size_t len)
+{
+	if (!cn->closed) {
+		frame_put(&cn->out, reply, len);
+		batch_queue(&cn->batch);
+		check_backlog(cn);
+	}
 }
 
 /* A client that half-closed gets every reply it is owed, then EOF. */
@@ -291,21 +308,6 @@ conn_abort(struct ctl_conn *cn, json_t *reply)
 	ctl_reply(cn, reply);
 }
 
-/* Parses one request frame and hands it to the handler. */
-static void
-conn_request(struct ctl_conn *cn, const char *payload, size_t len)
-{
-	json_error_t e;
-	json_t *req = frame_parse(payload, len, &e);
-	if (req == NULL) {
-		ctl_reply(cn, msg_error(NULL, ERR_BAD_REQUEST, "invalid JSON: %s",
-		    e.text));
-		return;
-	}
-	cn->ctl->handler(cn, req, cn->ctl->arg);
-	json_decref(req);
-}
-
 static void
 conn_frames(struct ctl_conn *cn)
 {
@@ -335,7 +337,7 @@ conn_frames(struct ctl_conn *cn)
 			    "frame of %zu bytes exceeds %zu", len, max));
 			break;
 		}
-		conn_request(cn, payload, len);
+		cn->ctl->handler(cn, payload, len, cn->ctl->arg);
 		frame_done(&cn->in, len);
 	}
 	cn->in_frames = false;

@@ -13,9 +13,11 @@
 struct ctl;
 struct ctl_conn;
 
-/* Called for each request object (borrowed) on conn. The handler answers
- * with ctl_reply, now or later (then it holds the conn meanwhile). */
-typedef void ctl_handler(struct ctl_conn *, json_t *req, void *arg);
+/* Called for each request frame on conn, with its payload (borrowed, len
+ * bytes, not parsed yet). The handler answers with ctl_reply or
+ * ctl_reply_raw, now or later (then it holds the conn meanwhile). */
+typedef void ctl_handler(struct ctl_conn *, const char *payload, size_t len,
+    void *arg);
 
 /* Binds cfg->control.socket, replacing a stale socket file but never one a
  * live arbord answers on. NULL with a reason in err on failure. */
@@ -27,6 +29,8 @@ void	ctl_reconfigure(struct ctl *, const struct config *);
 
 /* Queues one reply frame (steals reply). Dropped if conn has closed. */
 void	ctl_reply(struct ctl_conn *, json_t *reply);
+/* The same with the reply as JSON text (borrowed). */
+void	ctl_reply_raw(struct ctl_conn *, const char *reply, size_t len);
 void	ctl_hold(struct ctl_conn *);	/* keep conn while a reply is owed */
 void	ctl_release(struct ctl_conn *);
 size_t	ctl_nconns(const struct ctl *);

@@ -1,50 +1,102 @@
 #include "supervisor/job.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "proto/jraw.h"
+#include "supervisor/child.h"
 #include "supervisor/slab.h"
 
 static uint64_t next_seq;
 
-struct job *
-job_new(json_t *id, const char *command, json_t *args, const char *session,
-    int timeout_ms, job_done_fn *done, void *arg)
+static char *
+put_span(char **at, const char *p, size_t n)
 {
-	struct job *j = slab_alloc(sizeof *j);
+	char *s = *at;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	*at += n + 1;
+	return s;
+}
+
+/* One block: the job, then its strings. */
+struct job *
+job_new(const struct job_req *r, job_done_fn *done, void *arg)
+{
+	const char *id = r->id ? r->id : "null";
+	size_t id_len = r->id ? r->id_len : 4;
+	const char *args = r->args ? r->args : "{}";
+	size_t args_len = r->args ? r->args_len : 2;
+	size_t n = sizeof(struct job) + id_len + r->command_len + args_len +
+	    (r->session ? r->session_len + 1 : 0) + 3;
+	struct job *j = slab_alloc(n);
 	memset(j, 0, sizeof *j);
-	j->id = id;
-	j->command = slab_strdup(command);
-	j->args = args;
-	j->session = session ? slab_strdup(session) : NULL;
-	j->timeout_ms = timeout_ms;
+	char *at = (char *)(j + 1);
+	j->id = put_span(&at, id, id_len);
+	j->id_len = id_len;
+	j->command = put_span(&at, r->command, r->command_len);
+	j->args = put_span(&at, args, args_len);
+	j->args_len = args_len;
+	if (r->session)
+		j->session = put_span(&at, r->session, r->session_len);
+	j->timeout_ms = r->timeout_ms;
 	j->seq = ++next_seq;
 	j->done = done;
 	j->arg = arg;
 	return j;
 }
 
-static void
-job_free(struct job *j)
+struct job *
+job_new_json(json_t *id, const char *command, json_t *args,
+    const char *session, int timeout_ms, job_done_fn *done, void *arg)
 {
-	json_decref(j->id);
-	json_decref(j->args);
-	slab_free(j->command);
-	slab_free(j->session);
+	char *idt = id ? msg_text(id) : NULL;
+	char *argt = args ? msg_text(args) : NULL;
+	struct job_req r = {
+		.id = idt, .id_len = idt ? strlen(idt) : 0,
+		.command = command, .command_len = strlen(command),
+		.args = argt, .args_len = argt ? strlen(argt) : 0,
+		.session = session, .session_len = session ? strlen(session) : 0,
+		.timeout_ms = timeout_ms,
+	};
+	struct job *j = job_new(&r, done, arg);
+	free(idt);
+	free(argt);
+	return j;
+}
+
+/* Replies are built in one buffer, reused: no allocation per reply. A
+ * reply starts at the buffer's end (at), so one made from inside a done
+ * callback does not disturb the one being delivered. */
+static struct buf out;
+
+static void
+finish(struct job *j, size_t at)
+{
+	if (j->session_reset)
+		jraw_put(&out, ",\"session_reset\":true");
+	jraw_put(&out, "}");
+	j->done(j, buf_head(&out) + at, buf_used(&out) - at);
+	out.len = out.off + at;
 	slab_free(j);
 }
 
 void
-job_ok(struct job *j, json_t *result, const char *worker)
+job_ok(struct job *j, const char *result, size_t len, const char *worker)
 {
-	json_t *r = msg_ok(j->id);
-	json_object_set(r, "result", result ? result : json_null());
-	json_object_set_new(r, "worker", json_string(worker));
-	if (j->session_reset)
-		json_object_set_new(r, "session_reset", json_true());
-	j->done(j, r);
-	job_free(j);
+	size_t at = buf_used(&out);
+	jraw_put(&out, "{\"id\":");
+	buf_append(&out, j->id, j->id_len);
+	jraw_put(&out, ",\"ok\":true,\"result\":");
+	if (result)
+		buf_append(&out, result, len);
+	else
+		jraw_put(&out, "null");
+	jraw_put(&out, ",\"worker\":");
+	jraw_put_str(&out, worker, strlen(worker));
+	finish(j, at);
 }
 
 void
@@ -55,11 +107,15 @@ job_fail(struct job *j, enum msg_code code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	json_t *r = msg_error(j->id, code, "%s", text);
-	if (j->session_reset)
-		json_object_set_new(r, "session_reset", json_true());
-	j->done(j, r);
-	job_free(j);
+	json_t *id = json_loadb(j->id, j->id_len, JSON_DECODE_ANY, NULL);
+	json_t *r = msg_error(id, code, "%s", text);
+	char *s = msg_text(r);
+	json_decref(r);
+	json_decref(id);
+	size_t at = buf_used(&out);
+	buf_append(&out, s, strlen(s) - 1);	/* finish() closes it */
+	free(s);
+	finish(j, at);
 }
 
 json_t *
@@ -82,20 +138,21 @@ route_stats_json(const struct route_stats *s, const struct route_gauges *g)
 }
 
 void
-job_from_reply(struct job *j, json_t *reply, enum msg_code err,
-    const char *why, const char *worker, struct route_stats *st)
+job_from_reply(struct job *j, const struct child_reply *reply,
+    enum msg_code err, const char *why, const char *worker,
+    struct route_stats *st)
 {
 	st->total++;
 	if (reply == NULL) {
 		st->failed++;
 		job_fail(j, err, "%s: %s", worker, why);
-	} else if (json_is_true(json_object_get(reply, "success"))) {
+	} else if (reply->success) {
 		st->ok++;
-		job_ok(j, json_object_get(reply, "result"), worker);
+		job_ok(j, reply->result, reply->result_len, worker);
 	} else {
 		st->failed++;
 		st->worker_errors++;
-		const char *e = json_string_value(json_object_get(reply, "error"));
-		job_fail(j, ERR_WORKER_ERROR, "%s", e ? e : "worker error");
+		job_fail(j, ERR_WORKER_ERROR, "%s",
+		    reply->error ? reply->error : "worker error");
 	}
 }

@@ -11,13 +11,18 @@
 
 #include "proto/msg.h"
 
+struct child_reply;
+
 struct job;
-typedef void job_done_fn(struct job *, json_t *reply);	/* reply: stolen */
+/* The reply: one JSON object of len bytes, borrowed for the call. */
+typedef void job_done_fn(struct job *, const char *reply, size_t len);
 
 struct job {
-	json_t		*id;		/* the client's request id (owned) */
+	char		*id;		/* the client's request id, JSON text */
+	size_t		 id_len;
 	char		*command;
-	json_t		*args;		/* owned; handed to the worker */
+	char		*args;		/* JSON text, handed to the worker as is */
+	size_t		 args_len;
 	char		*session;	/* NULL: no session */
 	int		 timeout_ms;	/* once a worker has it */
 	uint64_t	 seq;		/* arrival order */
@@ -47,16 +52,26 @@ struct route_gauges {
 /* The stats op's object (SPEC 6). New reference. */
 json_t	*route_stats_json(const struct route_stats *, const struct route_gauges *);
 
-/* Takes ownership of id/args references (steals both). */
-struct job *job_new(json_t *id, const char *command, json_t *args,
+/* What a new job is made of: spans of the request, all copied. id and
+ * args are JSON text (NULL: null and {}); session may be NULL. */
+struct job_req {
+	const char	*id, *command, *args, *session;
+	size_t		 id_len, command_len, args_len, session_len;
+	int		 timeout_ms;
+};
+
+struct job *job_new(const struct job_req *, job_done_fn *, void *arg);
+/* The same from jansson values (borrowed; NULL id: null, NULL args: {}). */
+struct job *job_new_json(json_t *id, const char *command, json_t *args,
 	    const char *session, int timeout_ms, job_done_fn *, void *arg);
-/* Replies with the worker's result (borrowed) and frees the job. */
-void	job_ok(struct job *, json_t *result, const char *worker);
+/* Replies with the worker's result (JSON text, NULL: null), frees the job. */
+void	job_ok(struct job *, const char *result, size_t len, const char *worker);
 /* Replies with an error and frees the job. */
 void	job_fail(struct job *, enum msg_code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 /* Finishes a job from a worker's reply or a child error, counting it. */
-void	job_from_reply(struct job *, json_t *reply, enum msg_code err,
-	    const char *why, const char *worker, struct route_stats *);
+void	job_from_reply(struct job *, const struct child_reply *reply,
+	    enum msg_code err, const char *why, const char *worker,
+	    struct route_stats *);
 
 #endif

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/frame.h"
+#include "proto/jraw.h"
 #include "proto/msg.h"
 #include "supervisor/child.h"
 #include "supervisor/job.h"
@@ -163,10 +165,10 @@ op_shutdown(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 
 /* A job's reply goes back on the connection that asked. */
 static void
-job_done(struct job *job, json_t *reply)
+job_done(struct job *job, const char *reply, size_t len)
 {
 	struct ctl_conn *cn = job->arg;
-	ctl_reply(cn, reply);
+	ctl_reply_raw(cn, reply, len);
 	ctl_release(cn);
 }
 
@@ -202,11 +204,57 @@ op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 		return err;
 	json_t *args = json_object_get(req, "args");
 	ctl_hold(cn);
-	struct job *job = job_new(json_incref(id), msg_str(req, "command"),
-	    args && !json_is_null(args) ? json_incref(args) : json_object(),
-	    msg_str(req, "session_id"), timeout_ms, job_done, cn);
+	struct job *job = job_new_json(id, msg_str(req, "command"),
+	    json_is_null(args) ? NULL : args, msg_str(req, "session_id"),
+	    timeout_ms, job_done, cn);
 	root_submit(env->root, job);
 	return NULL;
+}
+
+/* The usual execute, read in place: every member well-formed, no escapes
+ * in command or session_id. false leaves the request to the jansson path,
+ * which also gives every error reply. */
+static bool
+fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
+    size_t len)
+{
+	struct jraw_member m[16];
+	int k = jraw_object(payload, len, m, 16);
+	const char *op;
+	size_t n;
+	if (k < 0 || env->draining || !jraw_str(jraw_get(m, k, "op"), &op, &n) ||
+	    n != 7 || memcmp(op, "execute", 7) != 0)
+		return false;
+	struct job_req r = {
+		.timeout_ms = root_config(env->root)->worker.request_timeout_ms,
+	};
+	const struct jraw_member *id = jraw_get(m, k, "id");
+	const struct jraw_member *args = jraw_get(m, k, "args");
+	const struct jraw_member *sess = jraw_get(m, k, "session_id");
+	const struct jraw_member *tmo = jraw_get(m, k, "timeout_ms");
+	if (!jraw_str(jraw_get(m, k, "command"), &r.command, &r.command_len) ||
+	    r.command_len == 0)
+		return false;
+	if (sess && sess->type != JRAW_NULL &&
+	    !jraw_str(sess, &r.session, &r.session_len))
+		return false;
+	if (tmo && tmo->type != JRAW_NULL) {
+		int64_t t;
+		if (!jraw_int(tmo, &t) || t <= 0 || t > 86400000)
+			return false;
+		r.timeout_ms = (int)t;
+	}
+	if (id) {
+		r.id = id->val;
+		r.id_len = id->val_len;
+	}
+	if (args && args->type != JRAW_NULL) {
+		r.args = args->val;
+		r.args_len = args->val_len;
+	}
+	ctl_hold(cn);
+	root_submit(env->root, job_new(&r, job_done, cn));
+	return true;
 }
 
 static json_t *
@@ -329,10 +377,9 @@ static const struct op {
 	{ "metrics", op_metrics },
 };
 
-void
-ops_handle(struct ctl_conn *cn, json_t *req, void *arg)
+static void
+dispatch(struct ops_env *env, struct ctl_conn *cn, json_t *req)
 {
-	struct ops_env *env = arg;
 	json_t *id = json_object_get(req, "id");
 	const char *op = msg_str(req, "op");
 	if (op == NULL) {
@@ -349,4 +396,21 @@ ops_handle(struct ctl_conn *cn, json_t *req, void *arg)
 		}
 	}
 	ctl_reply(cn, msg_error(id, ERR_UNKNOWN_OP, "unknown op '%s'", op));
+}
+
+void
+ops_handle(struct ctl_conn *cn, const char *payload, size_t len, void *arg)
+{
+	struct ops_env *env = arg;
+	if (fast_execute(env, cn, payload, len))
+		return;
+	json_error_t e;
+	json_t *req = frame_parse(payload, len, &e);
+	if (req == NULL) {
+		ctl_reply(cn, msg_error(NULL, ERR_BAD_REQUEST, "invalid JSON: %s",
+		    e.text));
+		return;
+	}
+	dispatch(env, cn, req);
+	json_decref(req);
 }

@@ -22,6 +22,7 @@ struct ops_env {
 };
 
 /* The ctl_handler: arg is a struct ops_env. */
-void	ops_handle(struct ctl_conn *, json_t *req, void *arg);
+void	ops_handle(struct ctl_conn *, const char *payload, size_t len,
+	    void *arg);
 
 #endif

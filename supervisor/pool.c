@@ -199,7 +199,8 @@ fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
 }
 
 
-static void on_reply(void *, json_t *, enum msg_code, const char *);
+static void on_reply(void *, const struct child_reply *, enum msg_code,
+    const char *);
 
 /* Recycles a worker past max_requests or max_errors after its reply. */
 static void
@@ -235,8 +236,8 @@ assign(struct pworker *pw, struct job *job)
 	s->checkouts++;
 	pw->job = job;
 	p->inflight++;
-	if (child_request(pw->c, job->command, json_incref(job->args),
-	    job->session, job->timeout_ms, on_reply, pw) < 0) {
+	if (child_request(pw->c, job->command, job->args,
+	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
 		pw->job = NULL;
 		p->inflight--;
 		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
@@ -244,7 +245,8 @@ assign(struct pworker *pw, struct job *job)
 }
 
 static void
-on_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 	struct pworker *pw = arg;
 	struct job *job = pw->job;

@@ -10,7 +10,8 @@
 #define SLAB_HDR	16	/* keeps the user block 16-byte aligned */
 #define BIG		0xff	/* class of a block from plain malloc */
 
-static const size_t class_size[] = { 16, 32, 48, 64, 96, 128, 192, 256 };
+static const size_t class_size[] = { 16, 32, 48, 64, 96, 128, 192, 256, 384, 512,
+    1024, 2048 };
 #define NCLASS	(sizeof class_size / sizeof class_size[0])
 
 struct free_block {

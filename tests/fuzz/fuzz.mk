@@ -10,7 +10,7 @@
 #
 # Targets: tests/fuzz/fuzz_<name>.c; seeds: tests/fuzz/corpus/<name>/.
 
-FUZZ_TARGETS := frame ctl config
+FUZZ_TARGETS := frame ctl config jraw
 FUZZ_TIME    ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz

@@ -104,14 +104,31 @@ static const struct child_events events = {
 	.ready = on_ready, .idle = on_idle, .exited = on_exited,
 };
 
+/* The reply as a JSON object of our own: success, result, error. */
+static json_t *
+reply_json(const struct child_reply *reply)
+{
+	if (reply == NULL)
+		return NULL;
+	json_t *res = json_loadb(reply->result, reply->result_len,
+	    JSON_DECODE_ANY, NULL);
+	assert_non_null(res);	/* the result text is JSON */
+	json_t *j = json_pack("{s:b,s:o}", "success", reply->success,
+	    "result", res);
+	if (reply->error)
+		json_object_set_new(j, "error", json_string(reply->error));
+	return j;
+}
+
 static void
-on_reply(void *arg, json_t *reply, enum msg_code err, const char *why)
+on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 	struct reply *r = arg;
 	r->calls++;
 	if (r->calls > 1)
 		return;		/* asserted by the test: exactly one call */
-	r->reply = json_incref(reply);	/* borrowed: keep our own */
+	r->reply = reply_json(reply);	/* borrowed: keep our own */
 	r->err = err;
 	r->why = why ? xstrdup(why) : NULL;
 	ev_break(LOOP, EVBREAK_ALL);
@@ -282,10 +299,8 @@ static void
 request(struct fx *fx, int k, const char *command, const char *args,
     int timeout_ms)
 {
-	json_t *a = args ? json_loads(args, 0, NULL) : NULL;
-	assert_true(args == NULL || a != NULL);
-	assert_int_equal(child_request(fx->c, command, a, NULL, timeout_ms,
-	    on_reply, &fx->r[k]), 0);
+	assert_int_equal(child_request(fx->c, command, args,
+	    args ? strlen(args) : 0, NULL, timeout_ms, on_reply, &fx->r[k]), 0);
 }
 
 static void
@@ -352,14 +367,12 @@ static void
 test_request_before_ready(void **state)
 {
 	struct fx *fx = *state;
-	json_t *args = json_pack("{s:i}", "x", 1);
-	assert_int_equal(child_request(fx->c, "echo", args, NULL, 0, on_reply,
-	    &fx->r[0]), -1);	/* no process at all; args stolen anyway */
+	assert_int_equal(child_request(fx->c, "echo", "{\"x\":1}", 7, NULL, 0,
+	    on_reply, &fx->r[0]), -1);	/* no process at all */
 	assert_int_equal(child_spawn(fx->c), 0);
 	fx->pid = child_pid(fx->c);
-	args = json_pack("{s:i}", "x", 2);
-	assert_int_equal(child_request(fx->c, "echo", args, NULL, 0, on_reply,
-	    &fx->r[0]), -1);
+	assert_int_equal(child_request(fx->c, "echo", "{\"x\":2}", 7, NULL, 0,
+	    on_reply, &fx->r[0]), -1);
 	assert_true(run_until(is_ready, fx, BOUND_S));
 	assert_int_equal(fx->r[0].calls, 0);
 }
@@ -530,11 +543,12 @@ struct retry {
 /* A reply callback that, like a router, tries to reuse the child at once
  * when its request finished, as it would on an idle event. */
 static void
-on_reply_retry(void *arg, json_t *reply, enum msg_code err, const char *why)
+on_reply_retry(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
 {
 	struct retry *t = arg;
 	on_reply(&t->fx->r[0], reply, err, why);
-	t->rc = child_request(t->fx->c, "echo", NULL, NULL, 0, on_reply,
+	t->rc = child_request(t->fx->c, "echo", NULL, 0, NULL, 0, on_reply,
 	    &t->fx->r[1]);
 	t->tried = true;
 }
@@ -548,9 +562,8 @@ test_timeout_no_idle(void **state)
 	static struct retry t;	/* outlives a failed assertion */
 	t = (struct retry){ fx, 0, false };
 	spawn_ready(fx);
-	json_t *args = json_pack("{s:i}", "ms", 2000);
-	assert_int_equal(child_request(fx->c, "sleep", args, NULL, 100,
-	    on_reply_retry, &t), 0);
+	assert_int_equal(child_request(fx->c, "sleep", "{\"ms\":2000}", 11, NULL,
+	    100, on_reply_retry, &t), 0);
 	wait_exit(fx);
 	assert_true(t.tried);
 	assert_int_equal(fx->r[0].err, ERR_TIMEOUT);
@@ -813,7 +826,7 @@ test_respawn(void **state)
 	pid_t first = fx->pid;
 	request(fx, 0, "crash", "{\"code\": 1}", 0);
 	wait_exit(fx);
-	assert_int_equal(child_request(fx->c, "echo", NULL, NULL, 0, on_reply,
+	assert_int_equal(child_request(fx->c, "echo", NULL, 0, NULL, 0, on_reply,
 	    &fx->r[1]), -1);
 	child_count_restart(fx->c);
 	spawn_ready(fx);

@@ -35,13 +35,21 @@ struct fx {
 	int		 ndone;
 	int		 bad_replies;		/* a second reply, or a bad id */
 	char		*codes[MAX_JOBS];	/* "ok" or the error code */
+	json_t		*last;			/* the last reply */
 };
 
-/* The done callback: records the reply (stolen) by its id. */
+/* The done callback: records the reply (borrowed JSON text) by its id. */
 static void
-on_done(struct job *j, json_t *reply)
+on_done(struct job *j, const char *text, size_t len)
 {
 	struct fx *fx = j->arg;
+	json_t *reply = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	if (reply == NULL) {
+		fx->bad_replies++;	/* not JSON */
+		return;
+	}
+	json_decref(fx->last);
+	fx->last = json_incref(reply);
 	json_int_t id = json_integer_value(json_object_get(reply, "id"));
 	fx->ndone++;
 	if (id < 0 || id >= MAX_JOBS || fx->codes[id] != NULL) {
@@ -68,7 +76,7 @@ on_expired(struct job *j, void *arg)
 		job_fail(j, ERR_POOL_TIMEOUT, "too many");
 		return;
 	}
-	fx->expired_ids[k] = json_integer_value(j->id);
+	fx->expired_ids[k] = atoi(j->id);
 	fx->expired_at[k] = ev_now(LOOP);
 	fx->expired_deadline[k] = j->deadline;
 	fx->n_at_expiry[k] = fx->q.n;
@@ -78,8 +86,11 @@ on_expired(struct job *j, void *arg)
 static struct job *
 mkjob(struct fx *fx, int id)
 {
-	return job_new(json_integer(id), "echo", json_pack("{s:i}", "n", id),
-	    NULL, 0, on_done, fx);
+	json_t *jid = json_integer(id), *args = json_pack("{s:i}", "n", id);
+	struct job *j = job_new_json(jid, "echo", args, NULL, 0, on_done, fx);
+	json_decref(jid);
+	json_decref(args);
+	return j;
 }
 
 static struct fx *
@@ -117,6 +128,7 @@ teardown(void **state)
 		job_fail(j, ERR_SHUTTING_DOWN, "test over");
 	}
 	waitq_release(&fx->q);
+	json_decref(fx->last);
 	int rc = 0;
 	if (fx->bad_replies) {
 		fprintf(stderr, "%d job(s) replied to more than once\n",
@@ -214,7 +226,7 @@ test_fifo(void **state)
 		assert_ptr_equal(j, jobs[i]);
 		waitq_remove(&fx->q, j);
 		assert_int_equal(fx->q.n, (size_t)(4 - i));
-		job_ok(j, NULL, "pool/worker.1");
+		job_ok(j, NULL, 0, "pool/worker.1");
 	}
 	assert_null(waitq_first(&fx->q));
 	assert_false(ev_is_active(&fx->q.t));
@@ -362,7 +374,7 @@ test_removed_does_not_expire(void **state)
 	waitq_add(&fx->q, a);
 	waitq_add(&fx->q, b);
 	waitq_remove(&fx->q, b);
-	job_ok(b, json_null(), "pool/worker.1");
+	job_ok(b, "null", 4, "pool/worker.1");
 	assert_true(wait_expired(fx, 1, BOUND_S));
 	run_for(0.3);		/* three timeouts more */
 	assert_int_equal(fx->nexpired, 1);
@@ -388,7 +400,7 @@ test_remove_head_rearms(void **state)
 	assert_int_equal(fx->nexpired, 0);
 
 	waitq_remove(&fx->q, a);
-	job_ok(a, NULL, "pool/worker.1");
+	job_ok(a, NULL, 0, "pool/worker.1");
 	assert_true(ev_is_active(&fx->q.t));
 	ev_tstamp left = ev_timer_remaining(LOOP, &fx->q.t);
 	ev_tstamp want = b->deadline - ev_now(LOOP);
@@ -398,7 +410,7 @@ test_remove_head_rearms(void **state)
 	struct job *c = mkjob(fx, 2);
 	waitq_add(&fx->q, c);
 	waitq_remove(&fx->q, c);
-	job_ok(c, NULL, "pool/worker.1");
+	job_ok(c, NULL, 0, "pool/worker.1");
 	left = ev_timer_remaining(LOOP, &fx->q.t);
 	assert_true(left > want - 0.005 && left < want + 0.005);
 
@@ -413,7 +425,7 @@ test_remove_head_rearms(void **state)
 	waitq_add(&fx->q, d);
 	assert_true(ev_is_active(&fx->q.t));
 	waitq_remove(&fx->q, d);
-	job_ok(d, NULL, "pool/worker.1");
+	job_ok(d, NULL, 0, "pool/worker.1");
 	assert_false(ev_is_active(&fx->q.t));
 	assert_int_equal(fx->q.n, 0);
 	assert_string_equal(fx->codes[0], "ok");
@@ -469,10 +481,32 @@ test_job_reply_codes(void **state)
 	assert_null(j->session);
 	job_fail(j, ERR_OVERLOADED, "too many waiting: %d", 3);
 	assert_string_equal(fx->codes[7], "overloaded");
-	j = job_new(json_integer(8), "x", NULL, "s1", 10, on_done, fx);
+	struct job_req r = { .id = "8", .id_len = 1, .command = "x",
+	    .command_len = 1, .session = "s1", .session_len = 2,
+	    .timeout_ms = 10 };
+	j = job_new(&r, on_done, fx);
 	assert_string_equal(j->session, "s1");
-	job_ok(j, NULL, "pool/worker.2");
+	assert_string_equal(j->args, "{}");
+	job_ok(j, "[1,\"a\"]", 7, "pool/\"w\".2");
 	assert_string_equal(fx->codes[8], "ok");
+	assert_int_equal(fx->bad_replies, 0);
+	json_t *want = json_pack("{s:i,s:b,s:[i,s],s:s}", "id", 8, "ok", 1,
+	    "result", 1, "a", "worker", "pool/\"w\".2");
+	assert_true(json_equal(fx->last, want));
+	json_decref(want);
+	/* A job made from jansson values, with a session reset, failing. */
+	json_t *jid = json_pack("{s:s}", "k", "v"), *args = json_pack("[]");
+	j = job_new_json(jid, "y", args, NULL, 0, on_done, fx);
+	j->session_reset = true;
+	assert_string_equal(j->args, "[]");
+	job_fail(j, ERR_TIMEOUT, "late by %d ms", 5);
+	want = json_pack("{s:O,s:b,s:{s:s,s:s},s:b}", "id", jid, "ok", 0,
+	    "error", "code", "timeout", "message", "late by 5 ms",
+	    "session_reset", 1);
+	assert_true(json_equal(fx->last, want));
+	json_decref(want);
+	json_decref(jid);
+	json_decref(args);
 }
 
 int

@@ -10,6 +10,8 @@
  *   BENCH_KILLS=N     restart samples (default 100)
  *   BENCH_ONLY=LIST   some of: throughput,affinity,restart,scale,python
  *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
+ *   BENCH_POOLS=LIST  section 1 pool sizes only, e.g. "2,8"
+ *   BENCH_SHAPES=LIST section 1 clients x depth only, e.g. "16x1,1x8"
  * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
 #include <dirent.h>
 #include <errno.h>

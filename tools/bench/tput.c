@@ -3,7 +3,9 @@
  * Python bridge worker. Each arbord and its floor run side by side, their
  * runs interleaved, so both see the same machine. */
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tools/bench/bench.h"
 #include "tools/bench/proc.h"
@@ -33,6 +35,29 @@ struct bed {
 	int		 nshapes;
 };
 
+/* BENCH_SHAPES ("16x1,1x8": clients x depth) and BENCH_POOLS ("2,8")
+ * narrow section 1 while working on one case. */
+static bool
+picked(const char *env, const char *item)
+{
+	const char *v = getenv(env);
+	if (v == NULL || *v == '\0')
+		return true;
+	size_t n = strlen(item);
+	for (const char *p = v; (p = strstr(p, item)) != NULL; p += n)
+		if ((p == v || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static bool
+shape_picked(const struct shape *sh)
+{
+	char item[32];
+	snprintf(item, sizeof item, "%dx%d", sh->clients, sh->depth);
+	return picked("BENCH_SHAPES", item);
+}
+
 static void
 rows(const struct bed *b, const struct series *direct, const struct series *s)
 {
@@ -41,6 +66,8 @@ rows(const struct bed *b, const struct series *direct, const struct series *s)
 	    b->size, b->what);
 	series_row(b->sec, label, direct, NULL);
 	for (int k = 0; k < b->nshapes; k++) {
+		if (!shape_picked(&b->shapes[k]))
+			continue;
 		int nc = b->shapes[k].clients;
 		snprintf(label, sizeof label, "arbord: %d × %s, %d client%s, "
 		    "depth %d", b->size, b->what, nc, nc == 1 ? "" : "s",
@@ -62,7 +89,8 @@ run_bed(const struct bed *b, struct arbord *a, const struct wk *w)
 		note("%s pool of %d: run %d/%d", b->what, b->size, r + 1, B.runs);
 		run_load(wep, b->size, LOAD_WORKER, b->command, 1, 0, &direct);
 		for (int k = 0; k < b->nshapes; k++)
-			run_load(cep, b->shapes[k].clients, LOAD_CONTROL,
+			if (shape_picked(&b->shapes[k]))
+				run_load(cep, b->shapes[k].clients, LOAD_CONTROL,
 			    b->command, b->shapes[k].depth, arbord_pid(a), &s[k]);
 	}
 	clients_close(cep, maxc);
@@ -89,6 +117,10 @@ bench_throughput(void)
 {
 	static const int sizes[] = { 1, 2, 8 };
 	for (int i = 0; i < 3; i++) {
+		char item[16];
+		snprintf(item, sizeof item, "%d", sizes[i]);
+		if (!picked("BENCH_POOLS", item))
+			continue;
 		struct bed b = {
 			.sec = SEC_TPUT, .what = "mock_worker", .command = "echo",
 			.size = sizes[i], .shapes = mock_shapes,

@@ -1,0 +1,72 @@
+/* jraw: JSON kept as raw text on the request path. A request's args and a
+ * worker's result are forwarded byte for byte instead of being parsed into
+ * jansson values and encoded again, which was most of arbord's user-space
+ * time per request.
+ *
+ * The scanner is conservative: it answers for the common case and leaves
+ * everything else to jansson. jraw_object() returns members only when
+ * jansson (json_loadb with JSON_REJECT_DUPLICATES, as frame_parse uses it)
+ * would accept the same bytes as an object; for anything it does not
+ * decide itself (invalid JSON, but also escapes in keys, "\u0000", lone
+ * surrogates, integers of more than 18 digits, exponents of more than two
+ * digits, nesting deeper than JRAW_MAX_DEPTH, objects with more than
+ * JRAW_MAX_KEYS keys at a level below the top) it returns -1 and the caller
+ * takes the jansson path, which gives the authoritative answer. */
+#ifndef ARBOR_JRAW_H
+#define ARBOR_JRAW_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/buf.h"
+
+#define JRAW_MAX_DEPTH	64
+#define JRAW_MAX_KEYS	32	/* per nested object (duplicate check) */
+
+enum jraw_type {
+	JRAW_OBJECT,
+	JRAW_ARRAY,
+	JRAW_STRING,
+	JRAW_INT,	/* no fraction, no exponent, at most 18 digits */
+	JRAW_REAL,
+	JRAW_TRUE,
+	JRAW_FALSE,
+	JRAW_NULL,
+};
+
+/* One top-level member. All pointers borrow the scanned text. */
+struct jraw_member {
+	const char	*key;		/* without quotes; never has escapes */
+	size_t		 key_len;
+	const char	*val;		/* the value's text (strings with quotes) */
+	size_t		 val_len;
+	enum jraw_type	 type;
+	bool		 escaped;	/* JRAW_STRING holding a backslash escape */
+};
+
+/* Scans p[0..n) as one JSON object, whitespace around it allowed. On
+ * success, fills m[0..k) with its top-level members in order and returns
+ * k (duplicated top-level keys are refused, as by jansson). Returns -1
+ * when the text is not such an object, has more than max top-level
+ * members, or is outside what the scanner decides (see above). */
+int	jraw_object(const char *p, size_t n, struct jraw_member *m, int max);
+
+/* The member named key (NUL-terminated), or NULL. */
+const struct jraw_member *jraw_get(const struct jraw_member *m, int k,
+	    const char *key);
+/* A JRAW_INT member's value. false for any other type or NULL (so that
+ * jraw_get's answer can be passed straight in). */
+bool	jraw_int(const struct jraw_member *, int64_t *out);
+/* An unescaped JRAW_STRING's contents (without quotes), borrowed. false
+ * for other types, a string with escapes, or NULL. */
+bool	jraw_str(const struct jraw_member *, const char **s, size_t *n);
+
+/* Writers: append to out. */
+/* s[0..n) (valid UTF-8) as a JSON string, quoted and escaped. */
+void	jraw_put_str(struct buf *out, const char *s, size_t n);
+/* A literal, e.g. jraw_put(out, "{\"ok\":true"). */
+void	jraw_put(struct buf *out, const char *lit);
+/* A signed integer in decimal. */
+void	jraw_put_int(struct buf *out, int64_t v);
+
+#endif
