@@ -7,7 +7,7 @@
  *   BENCH_QUICK=1     one short run of everything (about a minute)
  *   BENCH_RUNS=N      runs per figure (default 3; the median is shown)
  *   BENCH_SECS=S      measured seconds per throughput run (default 2)
- *   BENCH_KILLS=N     restart samples (default 100)
+ *   BENCH_KILLS=N     restart samples (default 200)
  *   BENCH_ONLY=LIST   some of: throughput,affinity,restart,scale,python
  *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
  *   BENCH_POOLS=LIST  section 1 pool sizes only, e.g. "2,8"
@@ -91,7 +91,7 @@ settings(int argc, char **argv)
 		B.runs = 16;
 	B.secs = env_num("BENCH_SECS", B.quick ? 0.3 : 2.0);
 	B.warmup = B.quick ? 0.1 : 0.3;
-	B.kills = (int)env_num("BENCH_KILLS", B.quick ? 20 : 100);
+	B.kills = (int)env_num("BENCH_KILLS", B.quick ? 20 : 200);
 	B.only = getenv("BENCH_ONLY");
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
