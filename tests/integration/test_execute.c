@@ -5,7 +5,9 @@
  * (pool_timeout, overloaded, overflow workers and their idle stop), a
  * client leaving mid-request, the stats counters, mode disabled, the
  * shutting_down error during a graceful stop, and a prompt stop when
- * nothing is pending. */
+ * nothing is pending. Then the two request paths (an execute read in place
+ * by proto/jraw's scanner, or by jansson): the same args, ids, sessions,
+ * timeouts, worker replies and errors give the same answers on both. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/buf.h"
+#include "proto/frame.h"
+#include "proto/jraw.h"
+#include "proto/msg.h"
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
@@ -543,6 +549,800 @@ test_idle_shutdown_is_prompt(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- the two request paths (proto/jraw.h, supervisor/ops.c) ----
+ *
+ * An execute request is read in place by a scanner when it can decide it
+ * (args copied to the worker as text, the worker's result copied back);
+ * anything else goes through jansson. The tests below send the same
+ * requests down both paths and pin one correct answer for both. */
+
+/* A member with an escaped key: the scanner leaves the whole request to
+ * jansson, and op_execute ignores a member it does not know. */
+#define FORCE_JANSSON	",\"\\u0066orce\":true"
+
+/* Appends the NUL-terminated s to out. */
+static void
+cat(struct buf *out, const char *s)
+{
+	buf_append(out, s, strlen(s));
+}
+
+/* A NUL-terminated copy of out's contents (caller frees). */
+static char *
+buf_str(const struct buf *out)
+{
+	char *s = malloc(buf_used(out) + 1);
+	assert_non_null(s);
+	memcpy(s, buf_head(out), buf_used(out));
+	s[buf_used(out)] = '\0';
+	return s;
+}
+
+/* {"op":"execute" + the pieces (NULL-terminated, each beginning with a
+ * comma) + FORCE_JANSSON when jansson is set + }. Caller frees. */
+static char * ARB_SENTINEL
+exec_text(bool jansson, ...)
+{
+	struct buf out;
+	buf_init(&out);
+	cat(&out, "{\"op\":\"execute\"");
+	va_list ap;
+	va_start(ap, jansson);
+	for (const char *s; (s = va_arg(ap, const char *)) != NULL; )
+		cat(&out, s);
+	va_end(ap);
+	cat(&out, jansson ? FORCE_JANSSON "}" : "}");
+	char *text = buf_str(&out);
+	buf_release(&out);
+	return text;
+}
+
+/* Whether arbord's scanner takes this execute request (text) itself, as
+ * fast_execute decides: a scanned object whose command, session_id and
+ * timeout_ms it can use as they are. */
+static bool
+scanner_takes(const char *text)
+{
+	struct jraw_member m[16];
+	int k = jraw_object(text, strlen(text), m, 16);
+	const struct jraw_member *sess = jraw_get(m, k, "session_id");
+	const struct jraw_member *tmo = jraw_get(m, k, "timeout_ms");
+	const char *s;
+	size_t n;
+	int64_t t;
+	if (k < 0 || !jraw_str(jraw_get(m, k, "command"), &s, &n) || n == 0)
+		return false;
+	if (sess && sess->type != JRAW_NULL && !jraw_str(sess, &s, &n))
+		return false;
+	return !tmo || tmo->type == JRAW_NULL ||
+	    (jraw_int(tmo, &t) && t > 0 && t <= 86400000);
+}
+
+/* Fails unless the scanner takes request text exactly when fast is set:
+ * each case must go down the path its table names, or it no longer tests
+ * what it says. */
+static void
+expect_path(const char *text, bool fast)
+{
+	bool took = scanner_takes(text);
+	if (took != fast)
+		fail_msg("the scanner %s this request, so it no longer takes the "
+		    "%s path: %.300s", took ? "takes" : "refuses",
+		    fast ? "scanner's" : "jansson", text);
+}
+
+/* Sends text as one frame on a fresh connection; its one reply (new
+ * reference), which must be a JSON object. */
+static json_t *
+call_text(struct arb *a, const char *text, size_t n)
+{
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	struct buf out;
+	buf_init(&out);
+	frame_put(&out, text, n);
+	int rc = arb_conn_send_raw(c, buf_head(&out), buf_used(&out));
+	buf_release(&out);
+	json_t *r = rc == 0 ? arb_conn_recv(c, ARB_REPLY_MS) : NULL;
+	arb_conn_close(c);
+	if (r == NULL)
+		fail_msg("no reply (or not a JSON object) to %.300s", text);
+	return r;
+}
+
+/* text parsed as jansson parses a request (any value); fails if it does
+ * not parse, as every table entry below must. New reference. */
+static json_t *
+parse_any(const char *text)
+{
+	json_error_t e;
+	json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+	    &e);
+	if (j == NULL)
+		fail_msg("test table: %s: %.200s", e.text, text);
+	return j;
+}
+
+/* Fails unless reply is ok with a result equal to want (borrowed). */
+static void
+assert_result(const json_t *reply, const json_t *want, const char *what)
+{
+	if (!arb_reply_ok(reply) ||
+	    !json_equal(json_object_get(reply, "result"), want)) {
+		char *got = cl_describe(reply), *w = cl_describe(want);
+		fail_msg("%s: expected result %.300s, got %.300s", what, w, got);
+	}
+}
+
+/* Fails unless reply is an error with code and exactly message. */
+static void
+assert_error_msg(const json_t *reply, const char *code, const char *message,
+    const char *what)
+{
+	const char *c = arb_reply_code(reply), *m = cl_reply_message(reply);
+	if (arb_reply_ok(reply) || c == NULL || strcmp(c, code) != 0 ||
+	    m == NULL || strcmp(m, message) != 0) {
+		char *got = cl_describe(reply);
+		fail_msg("%s: expected error %s \"%s\", got %.300s", what, code,
+		    message, got);
+	}
+}
+
+/* `echo args` (JSON text) on the path named by fast, then forced down
+ * the jansson path: both replies must carry exactly args as jansson
+ * reads them. */
+static void
+echo_both_paths(struct arb *a, const char *what, const char *args, bool fast)
+{
+	json_t *want = parse_any(args);
+	for (int jansson = 0; jansson < 2; jansson++) {
+		char *req = exec_text(jansson, ",\"id\":3,\"command\":\"echo\","
+		    "\"args\":", args, NULL);
+		expect_path(req, fast && !jansson);
+		json_t *r = call_text(a, req, strlen(req));
+		assert_result(r, want, what);
+		assert_int_equal(cl_reply_id(r), 3);
+		json_decref(r);
+		free(req);
+	}
+	json_decref(want);
+}
+
+/* {"d": ...} holding depth nested arrays, or objects {"k": ...}. Caller
+ * frees. */
+static char *
+nested_args(int depth, bool objects)
+{
+	struct buf out;
+	buf_init(&out);
+	cat(&out, "{\"d\":");
+	for (int i = 0; i < depth; i++)
+		cat(&out, objects ? "{\"k\":" : "[");
+	if (objects)
+		cat(&out, "1");
+	for (int i = 0; i < depth; i++)
+		cat(&out, objects ? "}" : "]");
+	cat(&out, "}");
+	char *s = buf_str(&out);
+	buf_release(&out);
+	return s;
+}
+
+/* levels objects nested in each other, each with 30 keys (the last one
+ * "n" holding the next level): the scanner's duplicate check holds the
+ * keys of every open object, up to 256. Caller frees. */
+static char *
+wide_deep_args(int levels)
+{
+	struct buf out;
+	buf_init(&out);
+	for (int l = 0; l < levels; l++) {
+		for (int i = 0; i < 29; i++) {
+			char m[32];
+			snprintf(m, sizeof m, "%s\"k%d\":%d", i ? "," : "{", i, l);
+			cat(&out, m);
+		}
+		cat(&out, ",\"n\":");
+	}
+	cat(&out, "{\"end\":true}");
+	for (int l = 0; l < levels; l++)
+		cat(&out, "}");
+	char *s = buf_str(&out);
+	buf_release(&out);
+	return s;
+}
+
+/* An object of n keys "k0".."k<n-1>" (the scanner checks at most 32 for
+ * duplicates in a nested object). Caller frees. */
+static char *
+many_keys_args(int n)
+{
+	struct buf out;
+	buf_init(&out);
+	cat(&out, "{");
+	for (int i = 0; i < n; i++) {
+		char m[32];
+		snprintf(m, sizeof m, "%s\"k%d\":%d", i ? "," : "", i, i);
+		cat(&out, m);
+	}
+	cat(&out, "}");
+	char *s = buf_str(&out);
+	buf_release(&out);
+	return s;
+}
+
+/* {"s": "..."} of at least bytes bytes, a string mixing plain ASCII,
+ * escapes and raw UTF-8 of each length, in a unit of odd size so that
+ * they fall at every offset of the scanner's 8-byte steps (39 bytes). */
+static char *
+big_args(size_t bytes)
+{
+	static const char unit[] = "abcdefghi\\\"\\\\\\/\\n\\t\\u00e9"
+	    "\xc3\xa9" "\xe6\x97\xa5" "\xf0\x9f\x98\x80" "\x7f xyz";
+	struct buf out;
+	buf_init(&out);
+	cat(&out, "{\"s\":\"");
+	while (buf_used(&out) < bytes)
+		cat(&out, unit);
+	cat(&out, "\"}");
+	char *s = buf_str(&out);
+	buf_release(&out);
+	return s;
+}
+
+/* args text whose request the scanner decides (fast) or leaves to
+ * jansson. */
+static const struct {
+	const char	*what;
+	const char	*args;
+	bool		 fast;
+} echo_cases[] = {
+	{ "ascii", "{\"a\":1,\"b\":\"two\",\"c\":[true,false,null],\"d\":{},"
+	    "\"e\":[]}", true },
+	{ "raw UTF-8", "{\"s\":\"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"
+	    " \xf0\x9f\x98\x80\",\"caf\xc3\xa9\":1}", true },
+	{ "DEL, U+FFFF, U+10FFFF", "{\"s\":\"\x7f \xef\xbf\xbf \xf4\x8f\xbf\xbf\"}",
+	    true },
+	{ "surrogate pair escape", "{\"s\":\"\\ud83d\\ude00\"}", false },
+	{ "short escapes", "{\"s\":\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"}", true },
+	{ "\\u escapes", "{\"s\":\"caf\\u00e9 \\u001f \\u007F \\uFFFF\"}", true },
+	{ "numbers", "{\"n\":[0,-0,-1,0.75,-1.5e10,1E+2,1e-7,-0.0,2.5E-05,"
+	    "123456789012345678,-123456789012345678]}", true },
+	{ "19-digit integers", "{\"n\":[9223372036854775807,"
+	    "-9223372036854775808,1234567890123456789]}", false },
+	{ "3-digit exponent", "{\"n\":[1e100,-2.5E-100]}", false },
+	{ "escaped key", "{\"a\\u0062\":1}", false },
+	{ "empty key and keys again in nested objects", "{\"\":0,\"a\":{\"a\":"
+	    "{\"a\":1}},\"l\":[{\"a\":1},{\"a\":2}],\"b\":{\"a\":3}}", true },
+	{ "whitespace", " {\t\"a\" :\r\n[ 1 , { } , [ ] ] ,\"b\":\"x\" }\n", true },
+};
+
+static void
+test_args_round_trip(void **state)
+{
+	struct arb *a = start_pool(2, NULL, NULL);
+	for (size_t i = 0; i < sizeof echo_cases / sizeof echo_cases[0]; i++)
+		echo_both_paths(a, echo_cases[i].what, echo_cases[i].args,
+		    echo_cases[i].fast);
+	/* Depth: the scanner decides up to 64 levels, the request's own
+	 * included; deeper goes to jansson. */
+	static const struct { int depth; bool fast; } deep[] = {
+		{ 60, true }, { 62, true }, { 63, false }, { 70, false },
+	};
+	for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
+		for (int objects = 0; objects < 2; objects++) {
+			char *args = nested_args(deep[i].depth, objects);
+			echo_both_paths(a, objects ? "nested objects" :
+			    "nested arrays", args, deep[i].fast);
+			free(args);
+		}
+	}
+	char *args = wide_deep_args(8);
+	echo_both_paths(a, "240 open keys", args, true);
+	free(args);
+	args = wide_deep_args(9);
+	echo_both_paths(a, "270 open keys", args, false);
+	free(args);
+	args = many_keys_args(32);
+	echo_both_paths(a, "32 keys", args, true);
+	free(args);
+	args = many_keys_args(40);
+	echo_both_paths(a, "40 keys", args, false);
+	free(args);
+	args = big_args(100 * 1024);
+	echo_both_paths(a, "100 KiB string", args, true);
+	free(args);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* null or absent args reach the worker as {}; args of another type are
+ * passed on, and refused by the worker, on both paths alike. */
+static void
+test_args_null_absent_and_not_objects(void **state)
+{
+	struct arb *a = start_pool(1, NULL, NULL);
+	json_t *empty = json_object();
+	static const char *const not_objects[] = { "[1,2]", "\"s\"", "5",
+	    "true", "[]" };
+	for (int jansson = 0; jansson < 2; jansson++) {
+		char *req = exec_text(jansson, ",\"id\":4,\"command\":\"echo\","
+		    "\"args\":null", NULL);
+		json_t *r = call_text(a, req, strlen(req));
+		assert_result(r, empty, "null args");
+		json_decref(r);
+		free(req);
+		req = exec_text(jansson, ",\"id\":4,\"command\":\"echo\"", NULL);
+		r = call_text(a, req, strlen(req));
+		assert_result(r, empty, "absent args");
+		json_decref(r);
+		free(req);
+		for (size_t i = 0; i < sizeof not_objects / sizeof not_objects[0];
+		    i++) {
+			req = exec_text(jansson, ",\"id\":4,\"command\":\"echo\","
+			    "\"args\":", not_objects[i], NULL);
+			r = call_text(a, req, strlen(req));
+			assert_error_msg(r, "worker_error",
+			    "invalid request: args must be an object", req);
+			assert_int_equal(cl_reply_id(r), 4);
+			json_decref(r);
+			free(req);
+		}
+	}
+	json_decref(empty);
+	/* Refusals by the worker are not crashes. */
+	assert_int_equal(cl_stat(a, "restarts"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Request ids (JSON text) and whether the scanner decides them. */
+static const struct {
+	const char	*id;
+	bool		 fast;
+} id_cases[] = {
+	{ "7", true }, { "0", true }, { "-42", true }, { "1.5", true },
+	{ "1.50", true }, { "1E+2", true }, { "-0.0", true }, { "1e-7", true },
+	{ "\"plain\"", true }, { "\"a\\\"b\\\\c\\/\\u00e9\\n\"", true },
+	{ "\"caf\xc3\xa9\"", true }, { "\"\"", true }, { "null", true },
+	{ "true", true }, { "[]", true },
+	{ "{\"k\":[1,\"x\",{\"y\":null}],\"z\":-1.25}", true },
+	{ "1234567890123456789", false }, { "\"\\ud83d\\ude00\"", false },
+	{ "1e100", false }, { "{\"a\\u0062\":1}", false },
+};
+
+/* Requests with this id (JSON text) get it back exactly: in an ok reply,
+ * where it is copied as text, and in a worker_error, where it is read
+ * back. */
+static void
+assert_id_echoed(struct arb *a, const char *id, bool fast)
+{
+	json_t *want = parse_any(id);
+	static const char *const commands[] = { "\"echo\"", "\"no_such\"" };
+	for (int jansson = 0; jansson < 2; jansson++) {
+		for (int k = 0; k < 2; k++) {
+			char *req = exec_text(jansson, ",\"id\":", id,
+			    ",\"command\":", commands[k], NULL);
+			expect_path(req, fast && !jansson);
+			json_t *r = call_text(a, req, strlen(req));
+			if (k == 0)
+				assert_ok(r);
+			else
+				assert_code(r, "worker_error");
+			json_t *got = json_object_get(r, "id");
+			if (got == NULL || !json_equal(got, want)) {
+				char *s = cl_describe(r);
+				fail_msg("id %s came back as %.300s", id, s);
+			}
+			json_decref(r);
+			free(req);
+		}
+	}
+	json_decref(want);
+}
+
+static void
+test_request_id_echoed(void **state)
+{
+	struct arb *a = start_pool(1, NULL, NULL);
+	for (size_t i = 0; i < sizeof id_cases / sizeof id_cases[0]; i++)
+		assert_id_echoed(a, id_cases[i].id, id_cases[i].fast);
+	/* No id: null in the reply, on both paths. */
+	for (int jansson = 0; jansson < 2; jansson++) {
+		char *req = exec_text(jansson, ",\"command\":\"echo\"", NULL);
+		json_t *r = call_text(a, req, strlen(req));
+		assert_ok(r);
+		assert_true(json_is_null(json_object_get(r, "id")));
+		json_decref(r);
+		free(req);
+	}
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Requests that neither path may run: the reply's code, its message (a
+ * prefix when it ends with ':'), and the reply's id (-1: null). */
+static const struct {
+	const char	*req;
+	const char	*code;
+	const char	*message;
+	json_int_t	 id;
+} bad_cases[] = {
+#define EX	"{\"id\":5,\"op\":\"execute\","
+#define INVALID	"bad_request", "invalid JSON:", -1
+	{ EX "\"command\":\"echo\",\"args\":{\"k\":[1,2,}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{}}x", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{}} \n\x01", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{},}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":tru}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":01}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1.}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":.5}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1e}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":+1}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":-}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":12345678901234567890}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1e400}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\x\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\u12G4\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\ud800\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\udc00\\ud800\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\u0000\"}}", INVALID },
+	{ EX "\"command\":\"ec\\u0000ho\"}", INVALID },
+	{ "{\"id\":\"\\u0000\",\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
+	{ EX "\"command\":\"echo\",\"session_id\":\"s\\u0000\"}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\x01\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xc0\x80\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xed\xa0\x80\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xe6\x97\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xf4\x90\x80\x80\"}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"\xff\":1}}", INVALID },
+	{ EX "\"command\":\"\xff\"}", INVALID },
+	/* Duplicate keys, which jansson refuses, at any level. */
+	{ EX "\"command\":\"echo\",\"args\":{},\"args\":{}}", INVALID },
+	{ EX "\"command\":\"echo\",\"command\":\"echo\"}", INVALID },
+	{ "{\"id\":5,\"id\":5,\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"a\":2}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"b\":{\"c\":2},\"a\":3}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"x\":[{\"y\":{\"z\":1,\"z\":2}}]}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"\\u0061\":2}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"\":1,\"\":2}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,"
+	    "\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"k10\":10,"
+	    "\"k11\":11,\"k12\":12,\"k13\":13,\"k14\":14,\"k15\":15,\"k16\":16,"
+	    "\"k17\":17,\"k18\":18,\"k19\":19,\"k20\":20,\"k21\":21,\"k22\":22,"
+	    "\"k23\":23,\"k24\":24,\"k25\":25,\"k26\":26,\"k27\":27,\"k28\":28,"
+	    "\"k29\":29,\"k30\":30,\"k31\":31,\"k32\":32,\"k33\":33,\"k1\":1}}",
+	    INVALID },
+#undef INVALID
+	/* Well-formed, but not an execute arbord can run. */
+#define NOCMD	"bad_request", "missing string param 'command'", 5
+	{ EX "\"args\":{}}", NOCMD },
+	{ EX "\"command\":\"\"}", NOCMD },
+	{ EX "\"command\":5}", NOCMD },
+	{ EX "\"command\":null}", NOCMD },
+	{ EX "\"command\":true}", NOCMD },
+	{ EX "\"command\":[\"echo\"]}", NOCMD },
+	{ EX "\"command\":{\"echo\":1}}", NOCMD },
+#undef NOCMD
+#define BADTMO	"bad_request", "timeout_ms must be an integer in 1..86400000", 5
+	{ EX "\"command\":\"echo\",\"timeout_ms\":0}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":-0}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":-1}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":1.5}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":1e3}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":\"5\"}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":86400001}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":1234567890123456789}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":true}", BADTMO },
+	{ EX "\"command\":\"echo\",\"timeout_ms\":[1]}", BADTMO },
+#undef BADTMO
+#define BADSID	"bad_request", "session_id must be a string", 5
+	{ EX "\"command\":\"echo\",\"session_id\":5}", BADSID },
+	{ EX "\"command\":\"echo\",\"session_id\":true}", BADSID },
+	{ EX "\"command\":\"echo\",\"session_id\":{}}", BADSID },
+	{ EX "\"command\":\"echo\",\"session_id\":[\"s\"]}", BADSID },
+#undef BADSID
+#undef EX
+};
+
+/* Fails unless r answers bad_cases[i]. */
+static void
+assert_bad_case(const json_t *r, size_t i)
+{
+	const char *want = bad_cases[i].message, *m = cl_reply_message(r);
+	size_t n = strlen(want);
+	bool prefix = want[n - 1] == ':';
+	json_t *id = json_object_get(r, "id");
+	bool id_ok = bad_cases[i].id < 0 ? json_is_null(id) :
+	    json_is_integer(id) && json_integer_value(id) == bad_cases[i].id;
+	const char *c = arb_reply_code(r);
+	if (arb_reply_ok(r) || c == NULL || strcmp(c, bad_cases[i].code) != 0 ||
+	    m == NULL || (prefix ? strncmp(m, want, n) : strcmp(m, want)) != 0 ||
+	    !id_ok) {
+		char *got = cl_describe(r);
+		fail_msg("request %zu %.300s: expected %s \"%s\", got %.300s", i,
+		    bad_cases[i].req, bad_cases[i].code, want, got);
+	}
+}
+
+static void
+test_invalid_requests_same_errors(void **state)
+{
+	struct arb *a = start_pool(1, "max_overflow = 0;", NULL);
+	json_int_t pid = cl_worker_pid(a, W1);
+	for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+		json_t *r = call_text(a, bad_cases[i].req,
+		    strlen(bad_cases[i].req));
+		assert_bad_case(r, i);
+		json_decref(r);
+	}
+	/* None of them reached the worker, and arbord still serves. */
+	assert_int_equal(cl_stat(a, "total_operations"), 0);
+	assert_int_equal(cl_worker_pid(a, W1), pid);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* command as JSON text, on both paths when the scanner can decide it
+ * (fast), else on jansson's alone: the worker_error message. */
+static void
+assert_unknown_command(struct arb *a, const char *command, bool fast,
+    const char *message)
+{
+	for (int jansson = 0; jansson < 2; jansson++) {
+		char *req = exec_text(jansson, ",\"id\":6,\"command\":", command,
+		    NULL);
+		expect_path(req, fast && !jansson);
+		json_t *r = call_text(a, req, strlen(req));
+		assert_error_msg(r, "worker_error", message, req);
+		assert_int_equal(cl_reply_id(r), 6);
+		json_decref(r);
+		free(req);
+	}
+}
+
+/* A command spelled with escapes is decoded before it reaches the worker;
+ * the worker's error message comes back whole. */
+static void
+test_command_escapes_and_worker_errors(void **state)
+{
+	struct arb *a = start_pool(1, NULL, NULL);
+	json_t *args = parse_any("{\"x\":1}");
+	char *req = exec_text(false, ",\"id\":6,\"command\":\"ec\\u0068o\","
+	    "\"args\":{\"x\":1}", NULL);
+	expect_path(req, false);	/* the command holds an escape */
+	json_t *r = call_text(a, req, strlen(req));
+	assert_result(r, args, "escaped echo");
+	json_decref(r);
+	free(req);
+	json_decref(args);
+	assert_unknown_command(a, "\"no_such_command\"", true,
+	    "unknown command: no_such_command");
+	assert_unknown_command(a, "\"no_such_comm\\u0061nd\"", false,
+	    "unknown command: no_such_command");
+	assert_unknown_command(a, "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", true,
+	    "unknown command: caf\xc3\xa9 \xf0\x9f\x98\x80");
+	assert_unknown_command(a, "\"q\\\"b\\\\s\\/n\\nt\\tu\\u0001\\u00e9\"",
+	    false, "unknown command: q\"b\\s/n\nt\tu\x01\xc3\xa9");
+	assert_int_equal(cl_stat(a, "restarts"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The programs of session sid (JSON text) as the worker sees them, and
+ * which worker answered (caller frees). */
+static json_t *
+session_call(struct arb *a, const char *command, const char *sid,
+    const char *args, char **worker)
+{
+	char *req = exec_text(false, ",\"command\":\"", command,
+	    "\",\"session_id\":", sid, ",\"args\":", args, NULL);
+	expect_path(req, strchr(sid, '\\') == NULL);	/* escapes: jansson */
+	json_t *r = call_text(a, req, strlen(req));
+	if (!arb_reply_ok(r)) {
+		char *s = cl_describe(r);
+		fail_msg("%s: %.300s", req, s);
+	}
+	free(req);
+	*worker = strdup(cl_reply_worker(r));
+	json_t *res = json_incref(json_object_get(r, "result"));
+	json_decref(r);
+	return res;
+}
+
+/* A session named with escapes (jansson's path) and the same name in
+ * plain text (the scanner's) are one session: bound to one worker, whose
+ * state for it both see. */
+static void
+same_session(struct arb *a, const char *created_as, const char *listed_as,
+    const char *program)
+{
+	char args[128], *w1, *w2;
+	snprintf(args, sizeof args, "{\"program_id\":\"%s\"}", program);
+	json_decref(session_call(a, "create_program", created_as, args, &w1));
+	json_t *res = session_call(a, "list_programs", listed_as, "{}", &w2);
+	json_t *want = json_pack("{s:[s]}", "programs", program);
+	if (!json_equal(res, want) || strcmp(w1, w2) != 0) {
+		char *s = cl_describe(res);
+		fail_msg("session %s then %s: %s on %s, then %.200s on %s",
+		    created_as, listed_as, program, w1, s, w2);
+	}
+	json_decref(want);
+	json_decref(res);
+	free(w1);
+	free(w2);
+}
+
+static void
+test_session_id_escapes(void **state)
+{
+	struct arb *a = start_pool(2, "affinity = \"strict\";", NULL);
+	same_session(a, "\"s\\u00e9\"", "\"s\xc3\xa9\"", "p1");
+	same_session(a, "\"t\xc3\xa9\"", "\"t\\u00e9\"", "p2");
+	same_session(a, "\"a\\nb\\\"c\\\\d\"", "\"a\\u000ab\\u0022c\\u005cd\"",
+	    "p3");
+	same_session(a, "\"plain\"", "\"pl\\u0061in\"", "p4");
+	/* A session is not its neighbours: nothing leaks across names. */
+	char *w;
+	json_t *res = session_call(a, "list_programs", "\"s\"", "{}", &w);
+	json_t *none = json_pack("{s:[]}", "programs");
+	assert_true(json_equal(res, none));
+	json_decref(res);
+	free(w);
+	res = session_call(a, "list_programs", "\"a\\\\nb\\\"c\\\\d\"", "{}", &w);
+	assert_true(json_equal(res, none));
+	json_decref(res);
+	free(w);
+	json_decref(none);
+	/* Six sessions are bound, one per name; end_session finds one by
+	 * either spelling. */
+	assert_int_equal(cl_stat(a, "sessions"), 6);
+	static const char end[] = "{\"op\":\"end_session\",\"session_id\":"
+	    "\"s\\u00e9\"}";
+	json_t *r = call_text(a, end, strlen(end));
+	assert_ok(r);
+	assert_true(json_is_true(json_object_get(r, "ended")));
+	json_decref(r);
+	assert_int_equal(cl_stat(a, "sessions"), 5);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Worker replies the scanner refuses (a 3-digit exponent, a 19-digit
+ * integer, deep nesting) still reach the client whole. */
+static void
+test_worker_reply_on_jansson_path(void **state)
+{
+	struct arb *a = start_pool(1, NULL, NULL);
+	/* 1e-122 written out: the request is scanned, but the worker writes
+	 * it back with an exponent of three digits. */
+	struct buf b;
+	buf_init(&b);
+	cat(&b, "{\"tiny\":0.");
+	for (int i = 0; i < 121; i++)
+		cat(&b, "0");
+	cat(&b, "1,\"n\":1}");
+	char *tiny = buf_str(&b);
+	buf_release(&b);
+	char *deep = nested_args(70, false);
+	const struct { const char *args; bool fast; } cases[] = {
+		{ tiny, true },
+		{ "{\"big\":1234567890123456789,\"neg\":-9223372036854775808}",
+		    false },
+		{ deep, false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *want = parse_any(cases[i].args);
+		/* The reply as mock_worker encodes it must be refused. */
+		json_t *id = json_integer(2);	/* borrowed by msg_worker_ok */
+		json_t *reply = msg_worker_ok(id, json_incref(want));
+		char *text = json_dumps(reply, JSON_COMPACT);
+		json_decref(reply);
+		json_decref(id);
+		struct jraw_member m[8];
+		if (jraw_object(text, strlen(text), m, 8) >= 0)
+			fail_msg("the scanner takes this worker reply: %.300s",
+			    text);
+		free(text);
+		json_decref(want);
+		echo_both_paths(a, "reply via jansson", cases[i].args,
+		    cases[i].fast);
+	}
+	free(tiny);
+	free(deep);
+	assert_int_equal(cl_stat(a, "restarts"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* timeout_ms is read by both paths: a value above the configured
+ * default lets a slow request finish, one below it, or the default, cut
+ * it short. */
+static void
+test_timeout_ms_on_both_paths(void **state)
+{
+	struct arb *a = start_pool(2, "max_overflow = 0;",
+	    "request_timeout_ms = 250;");
+	static const struct { const char *tmo; const char *code; } cases[] = {
+		{ ",\"timeout_ms\":5000", NULL },
+		{ ",\"timeout_ms\":100", "timeout" },
+		{ ",\"timeout_ms\":null", "timeout" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		/* Both paths at once, one worker each. */
+		struct arb_conn *c[2];
+		char *req[2];
+		for (int jansson = 0; jansson < 2; jansson++) {
+			req[jansson] = exec_text(jansson, ",\"id\":8,\"command\":"
+			    "\"sleep\",\"args\":{\"ms\":600}", cases[i].tmo, NULL);
+			expect_path(req[jansson], !jansson);
+			c[jansson] = arb_conn_open(a);
+			assert_non_null(c[jansson]);
+			struct buf out;
+			buf_init(&out);
+			frame_put(&out, req[jansson], strlen(req[jansson]));
+			assert_int_equal(arb_conn_send_raw(c[jansson],
+			    buf_head(&out), buf_used(&out)), 0);
+			buf_release(&out);
+		}
+		for (int jansson = 0; jansson < 2; jansson++) {
+			json_t *r = arb_conn_recv(c[jansson], ARB_REPLY_MS);
+			assert_non_null(r);
+			if (cases[i].code)
+				assert_code(r, cases[i].code);
+			else
+				assert_ok(r);
+			assert_int_equal(cl_reply_id(r), 8);
+			json_decref(r);
+			arb_conn_close(c[jansson]);
+			free(req[jansson]);
+		}
+		/* Timed-out workers are replaced before the next case. */
+		json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	}
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Requests of both paths and errors, pipelined on one connection in one
+ * write: each gets exactly one reply, with its own id and result. */
+static void
+test_pipelined_mixed_paths(void **state)
+{
+	struct arb *a = start_pool(2, NULL, NULL);
+	enum { N = 30 };
+	struct buf out;
+	buf_init(&out);
+	for (int i = 0; i < N; i++) {
+		char id[64], args[64];
+		snprintf(id, sizeof id, ",\"id\":%d", 100 + i);
+		snprintf(args, sizeof args, ",\"args\":{\"n\":%d}", i);
+		char *req = exec_text(i % 3 == 1, id, i % 3 == 2 ?
+		    ",\"command\":\"\"" : ",\"command\":\"echo\"", args, NULL);
+		expect_path(req, i % 3 == 0);
+		frame_put(&out, req, strlen(req));
+		free(req);
+	}
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, buf_head(&out), buf_used(&out)), 0);
+	buf_release(&out);
+	bool seen[N] = { false };
+	for (int k = 0; k < N; k++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		json_int_t i = cl_reply_id(r) - 100;
+		assert_true(i >= 0 && i < N && !seen[i]);
+		seen[i] = true;
+		if (i % 3 == 2) {
+			assert_code(r, "bad_request");
+		} else {
+			assert_ok(r);
+			assert_int_equal(json_integer_value(json_object_get(
+			    json_object_get(r, "result"), "n")), i);
+		}
+		json_decref(r);
+	}
+	arb_conn_close(c);
+	assert_int_equal(cl_stat(a, "total_operations"), N - N / 3);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -564,6 +1364,15 @@ main(void)
 		cmocka_unit_test_teardown(test_disabled_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_shutting_down, arb_teardown),
 		cmocka_unit_test_teardown(test_idle_shutdown_is_prompt, arb_teardown),
+		cmocka_unit_test_teardown(test_args_round_trip, arb_teardown),
+		cmocka_unit_test_teardown(test_args_null_absent_and_not_objects, arb_teardown),
+		cmocka_unit_test_teardown(test_request_id_echoed, arb_teardown),
+		cmocka_unit_test_teardown(test_invalid_requests_same_errors, arb_teardown),
+		cmocka_unit_test_teardown(test_command_escapes_and_worker_errors, arb_teardown),
+		cmocka_unit_test_teardown(test_session_id_escapes, arb_teardown),
+		cmocka_unit_test_teardown(test_worker_reply_on_jansson_path, arb_teardown),
+		cmocka_unit_test_teardown(test_timeout_ms_on_both_paths, arb_teardown),
+		cmocka_unit_test_teardown(test_pipelined_mixed_paths, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
