@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/xmalloc.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/proc.h"
 #include "tools/bench/run.h"
@@ -58,13 +59,37 @@ shape_picked(const struct shape *sh)
 	return picked("BENCH_SHAPES", item);
 }
 
+/* The floor of a shape: as many requests in flight directly on the
+ * workers' pipes as the shape can have on them through arbord, one per
+ * worker: a single client at depth 1 is set against one worker answering
+ * one request at a time, more against the whole pool. */
+static int
+floor_k(const struct bed *b, const struct shape *sh)
+{
+	int k = sh->clients * sh->depth;
+	return k < b->size ? k : b->size;
+}
+
+static bool
+floor_needed(const struct bed *b, int k)
+{
+	for (int i = 0; i < b->nshapes; i++)
+		if (shape_picked(&b->shapes[i]) && floor_k(b, &b->shapes[i]) == k)
+			return true;
+	return false;
+}
+
 static void
 rows(const struct bed *b, const struct series *direct, const struct series *s)
 {
 	char label[160];
-	snprintf(label, sizeof label, "direct: %d × %s over pipes, depth 1",
-	    b->size, b->what);
-	series_row(b->sec, label, direct, NULL);
+	for (int k = 1; k <= b->size; k++) {
+		if (direct[k].n == 0)
+			continue;
+		snprintf(label, sizeof label, "direct: %d × %s over pipes, "
+		    "depth 1", k, b->what);
+		series_row(b->sec, label, &direct[k], NULL);
+	}
 	for (int k = 0; k < b->nshapes; k++) {
 		if (!shape_picked(&b->shapes[k]))
 			continue;
@@ -72,14 +97,15 @@ rows(const struct bed *b, const struct series *direct, const struct series *s)
 		snprintf(label, sizeof label, "arbord: %d × %s, %d client%s, "
 		    "depth %d", b->size, b->what, nc, nc == 1 ? "" : "s",
 		    b->shapes[k].depth);
-		series_row(b->sec, label, &s[k], direct);
+		series_row(b->sec, label, &s[k], &direct[floor_k(b, &b->shapes[k])]);
 	}
 }
 
 static void
 run_bed(const struct bed *b, struct arbord *a, const struct wk *w)
 {
-	struct series direct = { 0 }, s[MAX_SHAPES] = { { 0 } };
+	struct series s[MAX_SHAPES] = { { 0 } };
+	struct series *direct = xcalloc((size_t)b->size + 1, sizeof *direct);
 	int maxc = 0;
 	for (int k = 0; k < b->nshapes; k++)
 		maxc = b->shapes[k].clients > maxc ? b->shapes[k].clients : maxc;
@@ -87,7 +113,10 @@ run_bed(const struct bed *b, struct arbord *a, const struct wk *w)
 	struct load_ep *cep = clients_open(a, maxc);
 	for (int r = 0; r < B.runs; r++) {
 		note("%s pool of %d: run %d/%d", b->what, b->size, r + 1, B.runs);
-		run_load(wep, b->size, LOAD_WORKER, b->command, 1, 0, &direct);
+		for (int k = 1; k <= b->size; k++)
+			if (k == b->size || floor_needed(b, k))
+				run_load(wep, k, LOAD_WORKER, b->command, 1, 0,
+				    &direct[k]);
 		for (int k = 0; k < b->nshapes; k++)
 			if (shape_picked(&b->shapes[k]))
 				run_load(cep, b->shapes[k].clients, LOAD_CONTROL,
@@ -95,7 +124,8 @@ run_bed(const struct bed *b, struct arbord *a, const struct wk *w)
 	}
 	clients_close(cep, maxc);
 	free(wep);
-	rows(b, &direct, s);
+	rows(b, direct, s);
+	free(direct);
 }
 
 static void
