@@ -6,6 +6,7 @@
 #include "supervisor/child.h"
 #include "supervisor/log.h"
 #include "supervisor/session.h"
+#include "supervisor/slab.h"
 #include "supervisor/waitq.h"
 
 #define LOOP	EV_DEFAULT_UC
@@ -132,14 +133,14 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct bridge *b = f->b;
 	b->inflight--;
 	job_from_reply(f->job, reply, err, why, child_name(b->worker), &b->st);
-	free(f);
+	slab_free(f);
 }
 
 /* Sends job to the worker now. */
 static void
 send_job(struct bridge *b, struct job *job)
 {
-	struct flight *f = xmalloc(sizeof *f);
+	struct flight *f = slab_alloc(sizeof *f);
 	*f = (struct flight){ b, job };
 	if (job->session) {
 		bool created;
@@ -154,7 +155,7 @@ send_job(struct bridge *b, struct job *job)
 	if (child_request(b->worker, job->command, job->args,
 	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
 		b->inflight--;
-		free(f);
+		slab_free(f);
 		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }
