@@ -8,6 +8,7 @@
 
 #define BUF_READ_CHUNK	4096	/* at least this much room per read */
 #define SCRATCH_SIZE	65536
+#define BUF_KEEP	65536	/* storage an empty buffer may keep */
 
 static char scratch[SCRATCH_SIZE];
 static bool scratch_busy;	/* lent to one buffer until it settles */
@@ -45,11 +46,23 @@ unborrow(struct buf *b, size_t n)
 	b->len = used;
 }
 
+/* An emptied buffer that a big message grew gives its storage back. */
+static void
+trim(struct buf *b)
+{
+	if (!b->scratch && buf_used(b) == 0 && b->cap > BUF_KEEP) {
+		free(b->data);
+		buf_init(b);
+	}
+}
+
 void
 buf_settle(struct buf *b)
 {
-	if (!b->scratch)
+	if (!b->scratch) {
+		trim(b);
 		return;
+	}
 	if (buf_used(b) == 0) {
 		scratch_busy = false;
 		buf_init(b);
@@ -131,5 +144,6 @@ buf_write_fd(struct buf *b, int fd)
 		}
 		buf_consume(b, (size_t)n);
 	}
+	trim(b);
 	return 0;
 }

@@ -28,7 +28,9 @@ static inline char *buf_tail(const struct buf *b) { return b->data + b->len; }
  * -1 error (errno; EAGAIN when nothing is there). An empty buffer reads
  * into a shared scratch area instead of storage of its own, so that a peer
  * whose frames arrive whole needs none: call buf_settle() once the frames
- * are consumed (it keeps a partial frame in storage of the buffer's own). */
+ * are consumed (it keeps a partial frame in storage of the buffer's own).
+ * Both buf_settle and buf_write_fd free the storage of a buffer they leave
+ * empty if a big message grew it past 64 KiB. */
 ssize_t	 buf_read_fd(struct buf *, int fd);
 void	 buf_settle(struct buf *);
 /* Writes as much of the buffer as fd takes; 0 or -1 (errno). */

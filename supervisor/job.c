@@ -67,9 +67,11 @@ job_new_json(json_t *id, const char *command, json_t *args,
 	return j;
 }
 
-/* Replies are built in one buffer, reused: no allocation per reply. A
- * reply starts at the buffer's end (at), so one made from inside a done
- * callback does not disturb the one being delivered. */
+/* Replies are built in one buffer, reused: no allocation per reply. Each
+ * starts at the buffer's end (at), so a reply made from inside a done
+ * callback (which copies its own first) goes after the one being
+ * delivered. A buffer grown by a big reply is given back. */
+#define OUT_KEEP	65536
 static struct buf out;
 
 static void
@@ -80,6 +82,8 @@ finish(struct job *j, size_t at)
 	jraw_put(&out, "}");
 	j->done(j, buf_head(&out) + at, buf_used(&out) - at);
 	out.len = out.off + at;
+	if (at == 0 && out.cap > OUT_KEEP)
+		buf_release(&out);
 	slab_free(j);
 }
 

@@ -456,6 +456,48 @@ test_blocking_write_to_closed_pipe(void **state)
 	assert_int_equal(errno, EPIPE);
 }
 
+/* frame_open/frame_close: a frame built in place, even when the buffer
+ * slides or grows between the two. */
+static void
+test_frame_in_place(void **state)
+{
+	struct fx *f = *state;
+	buf_append(&f->b, "xxxx", 4);
+	buf_consume(&f->b, 2);		/* off > 0: a reserve will slide */
+	size_t at = frame_open(&f->b);
+	static char big[5000];
+	memset(big, 'a', sizeof big);
+	buf_append(&f->b, big, sizeof big);	/* grows */
+	frame_close(&f->b, at);
+	buf_consume(&f->b, 2);
+	const char *p;
+	size_t n;
+	assert_int_equal(frame_peek(&f->b, 1 << 20, &p, &n), FRAME_OK);
+	assert_int_equal(n, sizeof big);
+	assert_memory_equal(p, big, n);
+	frame_done(&f->b, n);
+}
+
+/* A buffer that a big message grew gives its storage back once written
+ * out; a small one keeps it. */
+static void
+test_buf_trim_after_big_write(void **state)
+{
+	struct fx *f = *state;
+	int fd = open("/dev/null", O_WRONLY);
+	assert_true(fd >= 0);
+	static char big[200000];
+	buf_append(&f->b, big, sizeof big);
+	assert_int_equal(buf_write_fd(&f->b, fd), 0);
+	assert_int_equal(buf_used(&f->b), 0);
+	assert_int_equal(f->b.cap, 0);
+	assert_null(f->b.data);
+	buf_append(&f->b, big, 1000);
+	assert_int_equal(buf_write_fd(&f->b, fd), 0);
+	assert_true(f->b.cap > 0);	/* small: kept for the next message */
+	close(fd);
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -472,6 +514,8 @@ main(void)
 		T(test_oversized),
 		T(test_zero_length),
 		T(test_put_json),
+		T(test_frame_in_place),
+		T(test_buf_trim_after_big_write),
 		T(test_parse_invalid),
 		T(test_parse_non_object),
 		T(test_parse_object),
