@@ -15,7 +15,6 @@
 #include "proto/buf.h"
 #include "proto/jraw.h"
 
-#define MAXM	64
 
 static const char request[] =
     "{\"id\":7,\"op\":\"execute\",\"command\":\"echo\",\"args\":{\"question\":"
@@ -45,101 +44,10 @@ show(const char *why, const char *p, size_t n)
 	}								\
 } while (0)
 
-static enum jraw_type
-type_of(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT:
-		return JRAW_OBJECT;
-	case JSON_ARRAY:
-		return JRAW_ARRAY;
-	case JSON_STRING:
-		return JRAW_STRING;
-	case JSON_INTEGER:
-		return JRAW_INT;
-	case JSON_REAL:
-		return JRAW_REAL;
-	case JSON_TRUE:
-		return JRAW_TRUE;
-	case JSON_FALSE:
-		return JRAW_FALSE;
-	default:
-		return JRAW_NULL;
-	}
-}
+#define DIFFER_CHECK(cond, p, n)	CHECK(cond, p, n)
+#include "tests/jraw_differ.h"
 
-static bool
-is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* The spans of e lie in p[0..n): the key between quotes, the value
- * without surrounding whitespace. */
-static void
-check_spans(const struct jraw_member *e, const char *p, size_t n)
-{
-	CHECK(e->key > p && e->key + e->key_len < p + n, p, n);
-	CHECK(e->key[-1] == '"' && e->key[e->key_len] == '"', p, n);
-	CHECK(memchr(e->key, '\\', e->key_len) == NULL, p, n);
-	CHECK(e->val > e->key + e->key_len && e->val_len > 0, p, n);
-	CHECK(e->val + e->val_len <= p + n, p, n);
-	CHECK(!is_ws(e->val[0]) && !is_ws(e->val[e->val_len - 1]), p, n);
-}
-
-/* The member e agrees with want, jansson's value for its key. */
-static void
-check_member(const struct jraw_member *e, const json_t *want, const char *p,
-    size_t n)
-{
-	json_error_t err;
-	CHECK(want != NULL, p, n);
-	json_t *got = json_loadb(e->val, e->val_len,
-	    JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
-	CHECK(got != NULL && json_equal(got, want), p, n);
-	json_decref(got);
-	CHECK(e->type == type_of(want), p, n);
-	bool bs = memchr(e->val, '\\', e->val_len) != NULL;
-	CHECK(e->escaped == (e->type == JRAW_STRING && bs), p, n);
-	const char *s;
-	size_t len;
-	int64_t v;
-	if (jraw_str(e, &s, &len))
-		CHECK(len == json_string_length(want) &&
-		    memcmp(s, json_string_value(want), len) == 0, p, n);
-	if (jraw_int(e, &v))
-		CHECK(v == json_integer_value(want), p, n);
-}
-
-/* The differential property: when jraw accepts p[0..n) with k members,
- * jansson accepts it as an object of the same k members, in order, with
- * equal values. Returns jraw's answer. */
-static int
-differ(const char *p, size_t n)
-{
-	struct jraw_member m[MAXM];
-	int k = jraw_object(p, n, m, MAXM);
-	if (k < 0)
-		return k;
-	json_error_t err;
-	json_t *o = json_loadb(p, n, JSON_REJECT_DUPLICATES, &err);
-	CHECK(o != NULL && json_is_object(o), p, n);
-	CHECK(json_object_size(o) == (size_t)k, p, n);
-	const char *key;
-	json_t *val;
-	int i = 0;
-	json_object_foreach(o, key, val) {
-		CHECK(strlen(key) == m[i].key_len &&
-		    memcmp(key, m[i].key, m[i].key_len) == 0, p, n);
-		check_spans(&m[i], p, n);
-		if (i > 0)
-			CHECK(m[i].key > m[i - 1].val + m[i - 1].val_len, p, n);
-		check_member(&m[i], val, p, n);
-		i++;
-	}
-	json_decref(o);
-	return k;
-}
+#define MAXM	DIFFER_MAXM
 
 /* Whether jansson (as frame_parse) takes p[0..n) as an object. */
 static bool
