@@ -172,6 +172,8 @@ job_done(struct job *job, const char *reply, size_t len)
 	ctl_release(cn);
 }
 
+#define TIMEOUT_MAX_MS	86400000	/* a request's timeout_ms: one day */
+
 /* Checks execute's params; NULL when fine, else the error reply. */
 static json_t *
 check_execute(json_t *req, json_t *id, int *timeout_ms)
@@ -185,7 +187,7 @@ check_execute(json_t *req, json_t *id, int *timeout_ms)
 		return msg_error(id, ERR_BAD_REQUEST, "session_id must be a string");
 	if (tmo && !json_is_null(tmo) &&
 	    (!json_is_integer(tmo) || json_integer_value(tmo) <= 0 ||
-	    json_integer_value(tmo) > 86400000))
+	    json_integer_value(tmo) > TIMEOUT_MAX_MS))
 		return msg_error(id, ERR_BAD_REQUEST,
 		    "timeout_ms must be an integer in 1..86400000");
 	if (json_is_integer(tmo))
@@ -240,7 +242,7 @@ fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
 		return false;
 	if (tmo && tmo->type != JRAW_NULL) {
 		int64_t t;
-		if (!jraw_int(tmo, &t) || t <= 0 || t > 86400000)
+		if (!jraw_int(tmo, &t) || t <= 0 || t > TIMEOUT_MAX_MS)
 			return false;
 		r.timeout_ms = (int)t;
 	}
