@@ -24,6 +24,7 @@
 #include "proto/buf.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "workers/libworker/worker.h"
 
 #ifndef MOCK_WORKER
 #define MOCK_WORKER	"./build/mock_worker"
@@ -101,26 +102,27 @@ child_env(const char *const *env)
  * else MOCK_WORKER. */
 static char mock_path[4096] = MOCK_WORKER;
 
-/* In the child: stdio onto the pipes, then exec. */
+/* In the child: stdio onto the pipes, then exec path. */
 static void
-child_exec(int in, int out, int err, const char *const *args,
-    const char *const *env)
+child_exec(const char *path, int in, int out, int err,
+    const char *const *args, const char *const *env)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	child_env(env);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(126);
-	char *argv[16] = { (char *)mock_path };
+	char *argv[16] = { (char *)path };
 	for (size_t i = 0; args && args[i] && i < 14; i++)
 		argv[i + 1] = (char *)args[i];
-	execv(mock_path, argv);
+	execv(path, argv);
 	_exit(127);
 }
 
-/* Starts mock_worker with extra arguments and NAME=VALUE environment
- * entries (both NULL-terminated, may be NULL). */
+/* Starts the program at path with extra arguments and NAME=VALUE
+ * environment entries (both NULL-terminated, may be NULL). */
 static void
-spawn(struct fx *f, const char *const *args, const char *const *env)
+spawn_prog(struct fx *f, const char *path, const char *const *args,
+    const char *const *env)
 {
 	int pin[2], pout[2], perr[2];
 	assert_int_equal(pipe2(pin, O_CLOEXEC), 0);
@@ -129,13 +131,20 @@ spawn(struct fx *f, const char *const *args, const char *const *env)
 	f->pid = fork();
 	assert_true(f->pid >= 0);
 	if (f->pid == 0)
-		child_exec(pin[0], pout[1], perr[1], args, env);
+		child_exec(path, pin[0], pout[1], perr[1], args, env);
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
 	f->in = pin[1];
 	f->out = pout[0];
 	f->err = perr[0];
+}
+
+/* Starts mock_worker (see spawn_prog). */
+static void
+spawn(struct fx *f, const char *const *args, const char *const *env)
+{
+	spawn_prog(f, mock_path, args, env);
 }
 
 static int64_t
@@ -887,6 +896,187 @@ test_request_over_limit_exits_2(void **state)
 	assert_true(stderr_has(f, "exceeds the maximum 100", REPLY_MS));
 }
 
+/* --- the raw path: echo's requests are not parsed ---------------------- */
+
+/* Sends text and checks the reply: success, id as the JSON text want_id,
+ * result equal to the JSON text want (single quotes as json_q()). */
+static void
+expect_echo(struct fx *f, const char *text, const char *want_id,
+    const char *want)
+{
+	send_text(f, text);
+	char *p;
+	size_t n;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	json_t *r = frame_parse(p, n, NULL);
+	if (r == NULL || !json_is_true(json_object_get(r, "success")))
+		fail_msg("request %s: reply %s", text, p);
+	free(p);
+	json_t *id = json_q(want_id);
+	assert_true(json_equal(json_object_get(r, "id"), id));
+	json_decref(id);
+	expect_json(json_object_get(r, "result"), want);
+	assert_int_equal(json_object_size(r), 3);
+	json_decref(r);
+}
+
+/* Every request shape gets the same reply, whether the library takes it as
+ * text or leaves it to jansson (escapes in keys or in the session_id, a
+ * long session_id, many members, an escaped command name). */
+static void
+test_echo_raw_and_parsed(void **state)
+{
+	struct fx *f = started(state);
+	expect_echo(f, "{\"id\":2,\"command\":\"echo\",\"args\":{\"a\":1}}",
+	    "2", "{'a': 1}");
+	expect_echo(f, " { \"id\" : 3 , \"command\" : \"echo\" , \"args\" :"
+	    " { \"a\" : [ 1 , 2e3 , -0.5 ] } } ", "3", "{'a': [1, 2e3, -0.5]}");
+	expect_echo(f, "{\"command\":\"echo\",\"args\":{},\"id\":\"x\"}",
+	    "'x'", "{}");
+	expect_echo(f, "{\"command\":\"echo\",\"args\":{\"b\":true}}", "null",
+	    "{'b': true}");
+	expect_echo(f, "{\"id\":1.5,\"command\":\"echo\"}", "1.5", "{}");
+	expect_echo(f, "{\"id\":4,\"command\":\"echo\",\"args\":"
+	    "{\"k\\\"ey\":\"v\\u00e9\"}}", "4", "{'k\\\"ey': 'v\\u00e9'}");
+	expect_echo(f, "{\"id\":5,\"command\":\"ech\\u006f\",\"args\":"
+	    "{\"c\":[]}}", "5", "{'c': []}");
+	expect_echo(f, "{\"id\":6,\"command\":\"echo\",\"session_id\":"
+	    "\"s\\u0031\",\"args\":{\"d\":null}}", "6", "{'d': null}");
+	expect_echo(f, "{\"id\":7,\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,"
+	    "\"f\":6,\"g\":7,\"command\":\"echo\",\"args\":{\"e\":\"\"}}",
+	    "7", "{'e': ''}");
+	char text[1024];
+	snprintf(text, sizeof text, "{\"id\":8,\"command\":\"echo\","
+	    "\"session_id\":\"%0300d\",\"args\":{\"f\":8}}", 0);
+	expect_echo(f, text, "8", "{'f': 8}");
+	/* The counts see both paths. */
+	expect_json(json_object_get(ok(f, "get_stats", NULL, NULL),
+	    "command_count"), "12");
+}
+
+/* --- raw handlers of the library's own, in this program ----------------- */
+
+static int
+raw_fail(struct worker *w, const char *args, size_t len, const char *sid,
+    const char **res, size_t *res_len)
+{
+	worker_fail(w, "failed in %s for %s", worker_command(w),
+	    sid ? sid : "-");
+	return -1;
+}
+
+static int
+raw_silent(struct worker *w, const char *args, size_t len, const char *sid,
+    const char **res, size_t *res_len)
+{
+	return -1;
+}
+
+static int
+raw_quiet(struct worker *w, const char *args, size_t len, const char *sid,
+    const char **res, size_t *res_len)
+{
+	worker_no_reply(w);
+	return -1;
+}
+
+static int
+raw_bad_json(struct worker *w, const char *args, size_t len,
+    const char *sid, const char **res, size_t *res_len)
+{
+	*res = "{nope";
+	*res_len = 5;
+	return 0;
+}
+
+/* A result of 300 bytes. */
+static int
+raw_big(struct worker *w, const char *args, size_t len, const char *sid,
+    const char **res, size_t *res_len)
+{
+	static char text[301];
+	memset(text, 'x', 300);
+	text[0] = text[299] = '"';
+	*res = text;
+	*res_len = 300;
+	return 0;
+}
+
+/* The request's id, as the library gives it to a handler. */
+static int
+raw_id(struct worker *w, const char *args, size_t len, const char *sid,
+    const char **res, size_t *res_len)
+{
+	static char text[256];
+	size_t n = json_dumpb(worker_request_id(w), text, sizeof text,
+	    JSON_ENCODE_ANY | JSON_COMPACT);
+	if (n == 0 || n > sizeof text)
+		return -1;
+	*res = text;
+	*res_len = n;
+	return 0;
+}
+
+/* This program as a worker with the raw handlers above. */
+static int
+raw_worker_main(void)
+{
+	struct worker *w = worker_new();
+	worker_on_raw(w, "fail", raw_fail);
+	worker_on_raw(w, "silent", raw_silent);
+	worker_on_raw(w, "quiet", raw_quiet);
+	worker_on_raw(w, "bad_json", raw_bad_json);
+	worker_on_raw(w, "id", raw_id);
+	worker_on_raw(w, "big", raw_big);
+	int rc = worker_run(w);
+	worker_free(w);
+	return rc;
+}
+
+/* A raw handler's failures become error replies on both paths. */
+static void
+test_raw_handler_outcomes(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--raw-worker", NULL };
+	spawn_prog(f, "/proc/self/exe", args, NULL);
+	init_ping(f, "raw");
+	assert_string_equal(err(f, "fail", NULL, "s1"), "failed in fail for s1");
+	assert_string_equal(err(f, "silent", NULL, NULL),
+	    "silent: handler failed");
+	/* Escapes in a key send the request through jansson. */
+	assert_string_equal(err(f, "fail", "{'\\n': 1}", NULL),
+	    "failed in fail for -");
+	assert_string_equal(err(f, "bad_json", "{'\\n': 1}", NULL),
+	    "bad_json: handler returned invalid JSON");
+	expect_json(ok(f, "id", NULL, NULL), "6");
+	expect_json(ok(f, "id", "{'\\n': 1}", NULL), "7");
+	expect_echo(f, "{\"id\":[1,\"two\"],\"command\":\"id\"}", "[1, 'two']",
+	    "[1, 'two']");
+	/* No reply at all; the next request is answered. */
+	send_text(f, "{\"id\":99,\"command\":\"quiet\"}");
+	expect_json(ok(f, "id", NULL, NULL), "8");
+	send_text(f, "{\"id\":98,\"command\":\"quiet\",\"args\":{\"\\n\":1}}");
+	expect_json(ok(f, "id", NULL, NULL), "9");
+}
+
+/* A raw reply over the frame limit becomes an error; the worker goes on. */
+static void
+test_raw_reply_over_limit(void **state)
+{
+	struct fx *f = *state;
+	static const char *const args[] = { "--raw-worker", NULL };
+	static const char *const env[] = { "ARBOR_MAX_FRAME_BYTES=200", NULL };
+	spawn_prog(f, "/proc/self/exe", args, env);
+	init_ping(f, "raw");
+	const char *e = err(f, "big", NULL, NULL);
+	assert_non_null(strstr(e, "big: reply of 333 bytes exceeds the maximum"
+	    " frame size 200"));
+	expect_json(ok(f, "id", NULL, NULL), "3");
+	assert_non_null(strstr(err(f, "big", "{'\\n': 1}", NULL),
+	    "exceeds the maximum frame size 200"));
+}
+
 /* --- the knobs ---------------------------------------------------------- */
 
 static void
@@ -1022,8 +1212,10 @@ test_bad_usage(void **state)
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--raw-worker") == 0)
+		return raw_worker_main();
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("ARBOR_BUILD"))
 		snprintf(mock_path, sizeof mock_path, "%s/mock_worker",
@@ -1037,6 +1229,9 @@ main(void)
 		T(test_ping),
 		T(test_ping_without_init),
 		T(test_echo),
+		T(test_echo_raw_and_parsed),
+		T(test_raw_handler_outcomes),
+		T(test_raw_reply_over_limit),
 		T(test_sleep),
 		T(test_crash_with_code),
 		T(test_crash_default_code),

@@ -12,15 +12,29 @@
 
 #include "proto/buf.h"
 #include "proto/frame.h"
+#include "proto/jraw.h"
 #include "proto/msg.h"
 #include "proto/xmalloc.h"
 
 /* serve_one() and handle() result meaning "go on with the next request". */
 #define SERVE_MORE	(-1)
+/* The longest session_id the raw path takes; longer ones go through jansson. */
+#define RAW_SID_MAX	255
 
 struct handler {
 	char		*command;
-	worker_fn	 fn;
+	worker_fn	 fn;		/* one of the two is set */
+	worker_raw_fn	 raw;
+};
+
+/* A request read as text by the raw path (borrows the frame). */
+struct raw_req {
+	struct handler	*h;
+	const char	*id;		/* the id's JSON text */
+	size_t		 id_len;
+	const char	*args;		/* the args object's JSON text */
+	size_t		 args_len;
+	const char	*sid;		/* NUL-terminated copy, or NULL */
 };
 
 struct worker {
@@ -36,7 +50,11 @@ struct worker {
 	unsigned long	 requests;
 	unsigned long	 errors;
 	/* The request being handled. */
-	json_t		*req_id;	/* borrowed from the request */
+	json_t		*req_id;	/* borrowed from the request, or own_id */
+	json_t		*own_id;	/* raw path: raw_id parsed on demand */
+	const char	*raw_id;	/* raw path: the id's text (borrowed) */
+	size_t		 raw_id_len;
+	char		 sid[RAW_SID_MAX + 1];	/* raw path: its session_id */
 	const char	*command;	/* borrowed from the request */
 	char		*err;		/* set by worker_fail() */
 	bool		 no_reply;
@@ -126,18 +144,27 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-/* The handler registered for command, or NULL. */
+/* The handler registered for command[0..n), or NULL. */
 static struct handler *
-find_handler(const struct worker *w, const char *command)
+find_handler_n(const struct worker *w, const char *command, size_t n)
 {
-	for (size_t i = 0; i < w->nhandlers; i++)
-		if (strcmp(w->handlers[i].command, command) == 0)
+	for (size_t i = 0; i < w->nhandlers; i++) {
+		const char *c = w->handlers[i].command;
+		if (strncmp(c, command, n) == 0 && c[n] == '\0')
 			return &w->handlers[i];
+	}
 	return NULL;
 }
 
-void
-worker_on(struct worker *w, const char *command, worker_fn fn)
+static struct handler *
+find_handler(const struct worker *w, const char *command)
+{
+	return find_handler_n(w, command, strlen(command));
+}
+
+/* The handler slot for command, added if new. */
+static struct handler *
+handler_slot(struct worker *w, const char *command)
 {
 	struct handler *h = find_handler(w, command);
 	if (h == NULL) {
@@ -146,7 +173,23 @@ worker_on(struct worker *w, const char *command, worker_fn fn)
 		h = &w->handlers[w->nhandlers++];
 		h->command = xstrdup(command);
 	}
+	return h;
+}
+
+void
+worker_on(struct worker *w, const char *command, worker_fn fn)
+{
+	struct handler *h = handler_slot(w, command);
 	h->fn = fn;
+	h->raw = NULL;
+}
+
+void
+worker_on_raw(struct worker *w, const char *command, worker_raw_fn fn)
+{
+	struct handler *h = handler_slot(w, command);
+	h->raw = fn;
+	h->fn = NULL;
 }
 
 void
@@ -181,8 +224,13 @@ worker_no_reply(struct worker *w)
 }
 
 json_t *
-worker_request_id(const struct worker *w)
+worker_request_id(struct worker *w)
 {
+	if (w->req_id == NULL && w->raw_id != NULL) {
+		w->own_id = json_loadb(w->raw_id, w->raw_id_len,
+		    JSON_DECODE_ANY, NULL);
+		w->req_id = w->own_id;
+	}
 	return w->req_id ? w->req_id : json_null();
 }
 
@@ -281,7 +329,7 @@ static json_t *
 error_reply(struct worker *w)
 {
 	w->errors++;
-	return msg_worker_err(w->req_id, "%s", w->err);
+	return msg_worker_err(worker_request_id(w), "%s", w->err);
 }
 
 /* Checks the request's shape; false after worker_fail(). */
@@ -301,6 +349,27 @@ valid_request(struct worker *w, const json_t *req)
 	return false;
 }
 
+/* A raw handler called on the jansson path: args re-encoded, the result
+ * parsed. */
+static json_t *
+call_raw(struct worker *w, const struct handler *h, json_t *args,
+    const char *session_id)
+{
+	char *text = msg_text(args);
+	const char *res;
+	size_t n;
+	json_t *r = NULL;
+	if (h->raw(w, text, strlen(text), session_id, &res, &n) == 0 &&
+	    w->err == NULL && !w->no_reply) {
+		r = json_loadb(res, n, JSON_DECODE_ANY, NULL);
+		if (r == NULL)
+			worker_fail(w, "%s: handler returned invalid JSON",
+			    w->command);
+	}
+	free(text);
+	return r;
+}
+
 /* Runs the handler of the current request; result as worker_fn's. */
 static json_t *
 dispatch(struct worker *w, json_t *req)
@@ -314,7 +383,8 @@ dispatch(struct worker *w, json_t *req)
 	struct handler *h = find_handler(w, w->command);
 	if (h == NULL)
 		return worker_fail(w, "unknown command: %s", w->command);
-	json_t *result = h->fn(w, args, session_id);
+	json_t *result = h->raw ? call_raw(w, h, args, session_id) :
+	    h->fn(w, args, session_id);
 	if (result == NULL && w->err == NULL && !w->no_reply)
 		worker_fail(w, "%s: handler failed", w->command);
 	return result;
@@ -355,14 +425,21 @@ reply(struct worker *w, json_t *result)
 	return flush_out(w);
 }
 
-/* Sets up the per-request state for req and clears what the last left. */
+/* Clears what the last request left and counts a new one. */
 static void
-begin_request(struct worker *w, json_t *req)
+reset_request(struct worker *w)
 {
 	free(w->err);
 	w->err = NULL;
 	w->no_reply = false;
 	w->requests++;
+}
+
+/* Sets up the per-request state for req. */
+static void
+begin_request(struct worker *w, json_t *req)
+{
+	reset_request(w);
 	w->req_id = json_object_get(req, "id");
 	if (w->req_id == NULL)
 		w->req_id = json_null();
@@ -372,21 +449,121 @@ begin_request(struct worker *w, json_t *req)
 		json_object_set_new(req, "args", json_object());
 }
 
-/* Handles one parsed request (borrowed): SERVE_MORE, or an exit status. */
+/* Ends the current request, whose reply was written with outcome rc (0 or
+ * -1): SERVE_MORE, or an exit status. */
 static int
-handle(struct worker *w, json_t *req)
+end_request(struct worker *w, int rc)
 {
-	begin_request(w, req);
-	json_t *result = dispatch(w, req);
 	bool shutdown = w->command && strcmp(w->command, "shutdown") == 0;
-	int rc = reply(w, result);
+	json_decref(w->own_id);
+	w->own_id = NULL;
 	w->req_id = NULL;
+	w->raw_id = NULL;
 	w->command = NULL;
 	if (rc < 0) {
 		complain("writing a reply: %s", strerror(errno));
 		return WORKER_EXIT_IO;
 	}
 	return shutdown ? WORKER_EXIT_OK : SERVE_MORE;
+}
+
+/* Handles one parsed request (borrowed): SERVE_MORE, or an exit status. */
+static int
+handle(struct worker *w, json_t *req)
+{
+	begin_request(w, req);
+	json_t *result = dispatch(w, req);
+	return end_request(w, reply(w, result));
+}
+
+/* ---- the raw path: requests to raw handlers, never parsed ---- */
+
+/* Reads the request p[0..n) as text for a raw handler; false when it is not
+ * for one, or not in a shape the scanner decides (the jansson path then
+ * takes it, and makes any error reply). */
+static bool
+scan_raw(struct worker *w, const char *p, size_t n, struct raw_req *r)
+{
+	struct jraw_member m[8];
+	int k = jraw_object(p, n, m, 8);
+	const char *c, *sid;
+	size_t cn, sn;
+	if (k < 0 || !jraw_str(jraw_get(m, k, "command"), &c, &cn) ||
+	    (r->h = find_handler_n(w, c, cn)) == NULL || r->h->raw == NULL ||
+	    strcmp(r->h->command, "ping") == 0)
+		return false;
+	const struct jraw_member *a = jraw_get(m, k, "args");
+	if (a != NULL && a->type == JRAW_OBJECT) {
+		r->args = a->val;
+		r->args_len = a->val_len;
+	} else if (a == NULL || a->type == JRAW_NULL) {
+		r->args = "{}";
+		r->args_len = 2;
+	} else
+		return false;
+	const struct jraw_member *s = jraw_get(m, k, "session_id");
+	r->sid = NULL;
+	if (s != NULL && s->type != JRAW_NULL) {
+		if (!jraw_str(s, &sid, &sn) || sn > RAW_SID_MAX)
+			return false;
+		memcpy(w->sid, sid, sn);
+		w->sid[sn] = '\0';
+		r->sid = w->sid;
+	}
+	const struct jraw_member *id = jraw_get(m, k, "id");
+	r->id = id ? id->val : "null";
+	r->id_len = id ? id->val_len : 4;
+	return true;
+}
+
+/* Queues {"id":ID,"success":true,"result":RESULT}, or an error reply when
+ * that exceeds the maximum frame. */
+static void
+queue_raw_reply(struct worker *w, const char *res, size_t len)
+{
+	size_t at = frame_open(&w->out);
+	jraw_put(&w->out, "{\"id\":");
+	buf_append(&w->out, w->raw_id, w->raw_id_len);
+	jraw_put(&w->out, ",\"success\":true,\"result\":");
+	buf_append(&w->out, res, len);
+	jraw_put(&w->out, "}");
+	size_t n = buf_used(&w->out) - at - FRAME_HDR;
+	if (n <= w->max_frame) {
+		frame_close(&w->out, at);
+		return;
+	}
+	w->out.len = w->out.off + at;
+	worker_fail(w, "%s: reply of %zu bytes exceeds the maximum frame size"
+	    " %zu", w->command, n, w->max_frame);
+	json_t *e = error_reply(w);
+	frame_put_json(&w->out, e);
+	json_decref(e);
+}
+
+/* Runs the raw handler of r and writes its reply: SERVE_MORE, or an exit
+ * status. */
+static int
+handle_raw(struct worker *w, const struct raw_req *r)
+{
+	reset_request(w);
+	w->command = r->h->command;
+	w->raw_id = r->id;
+	w->raw_id_len = r->id_len;
+	const char *res = NULL;
+	size_t len = 0;
+	int rc = r->h->raw(w, r->args, r->args_len, r->sid, &res, &len);
+	if (w->no_reply)
+		return end_request(w, 0);
+	if (rc == 0 && w->err == NULL)
+		queue_raw_reply(w, res, len);
+	else {
+		if (w->err == NULL)
+			worker_fail(w, "%s: handler failed", w->command);
+		json_t *e = error_reply(w);
+		queue_reply(w, e);
+		json_decref(e);
+	}
+	return end_request(w, flush_out(w));
 }
 
 /* Explains why no request frame could be read; returns the exit status. */
@@ -418,6 +595,12 @@ serve_one(struct worker *w)
 		return WORKER_EXIT_OK;
 	if (r < 0)
 		return read_failed(w, n);
+	struct raw_req raw;
+	if (scan_raw(w, p, n, &raw)) {
+		int rc = handle_raw(w, &raw);
+		frame_done(&w->in, n);
+		return rc;
+	}
 	json_error_t e;
 	json_t *req = frame_parse(p, n, &e);
 	frame_done(&w->in, n);

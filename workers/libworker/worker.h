@@ -67,12 +67,29 @@ struct worker;
 typedef json_t *(*worker_fn)(struct worker *, json_t *args,
     const char *session_id);
 
+/* A raw handler, for commands whose result is built as text: the request
+ * is not parsed and the reply not encoded, which saves most of a small
+ * request's cost. args[0..len) is the request's "args" object as JSON
+ * text, as it arrived ("{}" when the request had none); session_id as for
+ * worker_fn. On success the handler points *result at the result's JSON
+ * text, *result_len bytes that must stay valid until it returns to the
+ * library and must be one valid JSON value (the library copies them into
+ * the reply unchecked), and returns 0; otherwise it returns -1 after
+ * worker_fail() or worker_no_reply(). Requests the library cannot take
+ * as text (escapes in keys or in the session_id, among others) reach the
+ * same handler: their args are encoded again, its result parsed. */
+typedef int (*worker_raw_fn)(struct worker *, const char *args, size_t len,
+    const char *session_id, const char **result, size_t *result_len);
+
 /* Creates a worker speaking on stdin/stdout (see above about fds 0, 1). */
 struct worker	*worker_new(void);
 /* Frees the worker and its handlers; NULL is fine. */
 void		 worker_free(struct worker *);
 /* Registers fn for command (copied), replacing an earlier registration. */
 void		 worker_on(struct worker *, const char *command, worker_fn fn);
+/* The same for a raw handler. */
+void		 worker_on_raw(struct worker *, const char *command,
+		    worker_raw_fn fn);
 /* Serves requests until EOF, shutdown or a fatal error (reported on
  * stderr); returns the exit status the process should exit with. */
 int		 worker_run(struct worker *);
@@ -89,7 +106,7 @@ json_t		*worker_fail(struct worker *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 json_t		*worker_no_reply(struct worker *);
 /* The current request's "id" (borrowed; json null if it had none). */
-json_t		*worker_request_id(const struct worker *);
+json_t		*worker_request_id(struct worker *);
 /* The command being handled (borrowed). */
 const char	*worker_command(const struct worker *);
 
