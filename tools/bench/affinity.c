@@ -14,7 +14,6 @@
 #include "tools/bench/proc.h"
 #include "tools/bench/run.h"
 #include "tools/bench/sections.h"
-#include "tools/bench/table.h"
 
 #define SESSIONS	10000
 #define CLIENTS		16
@@ -74,30 +73,6 @@ bind_sessions(const struct arbord *a)
 }
 
 static void
-row(const char *label, const struct series *s, const struct series *base,
-    double rss_kib)
-{
-	struct figures f = series_median(s);
-	char what[256], cpu[32];
-	snprintf(what, sizeof what, "%s%s", label, s->errors ? " (errors!)" : "");
-	snprintf(cpu, sizeof cpu, "%.1f µs", f.cpu_us);
-	struct trow t = { .cell = {
-		[COL_CASE] = what, [COL_RPS] = fmt_rate(f.rps),
-		[COL_P50] = fmt_us(f.p50), [COL_P99] = fmt_us(f.p99),
-		[COL_P999] = fmt_us(f.p999), [COL_CPU] = cpu,
-		[COL_RSS] = fmt_kib(rss_kib), [COL_CLIENT] = fmt_pct(f.client),
-	} };
-	if (base != NULL) {
-		double br = series_median(base).rps;
-		t.cell[COL_FLOOR] = fmt_rate(br);
-		t.cell[COL_RATIO] = fmt_ratio(f.rps / br);
-	}
-	if (s->errors)
-		note("%s: %llu error replies", label, (unsigned long long)s->errors);
-	table_add(SEC_AFFINITY, section_name(SEC_AFFINITY), &t);
-}
-
-static void
 pool_of(int size)
 {
 	struct arbord *plain = start(size), *sess = start(size);
@@ -109,9 +84,9 @@ pool_of(int size)
 	for (int r = 0; r < B.runs; r++) {
 		note("affinity, pool of %d: run %d/%d", size, r + 1, B.runs);
 		run_load(pep, CLIENTS, LOAD_CONTROL, "echo", 1,
-		    arbord_pid(plain), &without);
+		    plain, &without);
 		run_load_sessions(sep, CLIENTS, "echo", SESSIONS,
-		    arbord_pid(sess), &with);
+		    sess, &with);
 	}
 	double rss_plain = (double)proc_rss_kib(arbord_pid(plain));
 	double rss_sess = (double)proc_rss_kib(arbord_pid(sess));
@@ -125,14 +100,14 @@ pool_of(int size)
 	char label[200];
 	snprintf(label, sizeof label, "arbord: %d × mock_worker, %d clients, "
 	    "depth 1, no sessions (strict affinity configured)", size, CLIENTS);
-	row(label, &without, NULL, rss_plain);
+	series_row_rss(SEC_AFFINITY, label, &without, NULL, rss_plain);
 	double cw = series_median(&with).cpu_us;
 	double co = series_median(&without).cpu_us;
 	snprintf(label, sizeof label, "arbord: %d × mock_worker, %d clients, "
 	    "depth 1, every request in one of %d,%03d live sessions, strict "
 	    "(floor: no sessions; CPU/req %.2f× of it)", size, CLIENTS,
 	    SESSIONS / 1000, SESSIONS % 1000, cw / co);
-	row(label, &with, &without, rss_sess);
+	series_row_rss(SEC_AFFINITY, label, &with, &without, rss_sess);
 	arbord_stop(plain);
 	arbord_stop(sess);
 }

@@ -6,6 +6,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +29,7 @@ struct arbord {
 	char		*dir, *conf, *sock, *log;
 	int		 errfd;		/* pipe_log: stderr's read end, else -1 */
 	struct buf	 errbuf;
+	volatile uint64_t *allocs;	/* alloc_count.so's count, or NULL */
 };
 
 static int serial;
@@ -77,6 +81,41 @@ open_log(struct arbord *a, bool pipe_log)
 	return p[1];
 }
 
+/* The file alloc_count.so keeps arbord's allocation count in, mapped;
+ * NULL (no column) when the shim is not built. */
+static volatile uint64_t *
+map_allocs(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, 4096) < 0)
+		die("%s: %s", path, strerror(errno));
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		die("mmap %s: %s", path, strerror(errno));
+	return p;
+}
+
+/* Spawns arbord with alloc_count.so preloaded, when it is there. */
+static pid_t
+spawn_counted(struct arbord *a, char *const argv[], int err)
+{
+	char *shim = xasprintf("%s/alloc_count.so", B.build);
+	char *count = xasprintf("%s/allocs", a->dir);
+	bool counted = access(shim, R_OK) == 0;
+	if (counted) {
+		a->allocs = map_allocs(count);
+		setenv("LD_PRELOAD", shim, 1);
+		setenv("ARBOR_ALLOC_COUNT", count, 1);
+	}
+	pid_t pid = proc_spawn(argv, -1, -1, err, true);
+	unsetenv("LD_PRELOAD");
+	unsetenv("ARBOR_ALLOC_COUNT");
+	free(shim);
+	free(count);
+	return pid;
+}
+
 struct arbord *
 arbord_start(const struct arbord_conf *c)
 {
@@ -93,7 +132,7 @@ arbord_start(const struct arbord_conf *c)
 	int err = open_log(a, c->pipe_log);
 	char *bin = xasprintf("%s/arbord", B.build);
 	char *argv[] = { bin, "-c", a->conf, "-e", "dev", NULL };
-	a->pid = proc_spawn(argv, -1, -1, err, true);
+	a->pid = spawn_counted(a, argv, err);
 	close(err);
 	free(bin);
 	return a;
@@ -103,6 +142,12 @@ pid_t
 arbord_pid(const struct arbord *a)
 {
 	return a->pid;
+}
+
+uint64_t
+arbord_allocs(const struct arbord *a)
+{
+	return a->allocs != NULL ? *a->allocs : UINT64_MAX;
 }
 
 const char *
@@ -255,6 +300,8 @@ arbord_stop(struct arbord *a)
 	if (a->errfd >= 0)
 		close(a->errfd);
 	buf_release(&a->errbuf);
+	if (a->allocs != NULL)
+		munmap((void *)a->allocs, 4096);
 	free(a->dir);
 	free(a->conf);
 	free(a->sock);

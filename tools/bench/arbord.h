@@ -4,6 +4,7 @@
 #define ARBOR_BENCH_ARBORD_H
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct arbord_conf {
@@ -24,6 +25,9 @@ struct arbord;
 struct arbord *arbord_start(const struct arbord_conf *);
 pid_t	arbord_pid(const struct arbord *);
 const char *arbord_socket(const struct arbord *);	/* borrowed */
+/* Heap allocations arbord has made so far (counted by alloc_count.so,
+ * preloaded when the build has it), or UINT64_MAX when not counted. */
+uint64_t arbord_allocs(const struct arbord *);
 /* Polls `health` until all pool.size workers are ready: 0, or -1 after
  * timeout_s or if arbord exited (printing the tail of its log). */
 int	arbord_wait_ready(struct arbord *, double timeout_s);

@@ -233,6 +233,10 @@ print_notes(void)
 	    "- arbord CPU/req: arbord's utime+stime (/proc/PID/stat) over "
 	    "the measured window / requests; client CPU: the load "
 	    "generator's own CPU over the window (100 %% = one core).\n"
+	    "- arbord allocs/req: malloc, calloc, realloc and the aligned "
+	    "allocators called in arbord over the measured window / "
+	    "requests, counted by build/alloc_count.so preloaded into it "
+	    "(\"-\" without it); 0 means not one in the window.\n"
 	    "- Reproduce: `make bench` (`BENCH_QUICK=1 make bench` for a "
 	    "short run).\n", strlen(BENCH_ARGS));
 }

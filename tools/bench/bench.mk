@@ -10,5 +10,10 @@ BENCH_OBJ := $(call obj,$(BENCH_SRC))
 $(BUILD)/bench: $(BENCH_OBJ) $(LIBPROTO)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
 
-bench: deps-check $(BINS) $(BUILD)/bench
+bench: deps-check $(BINS) $(BUILD)/bench $(BUILD)/alloc_count.so
 	@$(BUILD)/bench $(BUILD)
+
+# Preloaded into the arbords the benchmark starts, to count their heap
+# allocations (the "arbord allocs/req" column).
+$(BUILD)/alloc_count.so: tools/bench/shim/alloc_count.c
+	$(CC) -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $<

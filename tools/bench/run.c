@@ -25,29 +25,49 @@ section_name(enum section sec)
 	return "?";
 }
 
-/* arbord's CPU time as the measured window opens and closes. */
-struct cpu_mark {
-	pid_t	pid;
-	double	at[2];
+/* arbord's CPU time and allocation count as the measured window opens
+ * and closes. */
+struct mark {
+	const struct arbord *a;
+	double	cpu[2];
+	uint64_t allocs[2];
 };
 
 static void
-mark_cpu(void *arg, int phase)
+mark(void *arg, int phase)
 {
-	struct cpu_mark *m = arg;
-	m->at[phase] = proc_cpu_s(m->pid);
+	struct mark *m = arg;
+	m->cpu[phase] = proc_cpu_s(arbord_pid(m->a));
+	m->allocs[phase] = arbord_allocs(m->a);
+}
+
+/* Per request, from the two marks; NaN when not measured. */
+static double
+cpu_per_req(const struct mark *m, uint64_t reqs)
+{
+	if (m->a == NULL || reqs == 0 || m->cpu[0] < 0 || m->cpu[1] < 0)
+		return NAN;
+	return (m->cpu[1] - m->cpu[0]) / (double)reqs * 1e6;
+}
+
+static double
+allocs_per_req(const struct mark *m, uint64_t reqs)
+{
+	if (m->a == NULL || reqs == 0 || m->allocs[0] == UINT64_MAX)
+		return NAN;
+	return (double)(m->allocs[1] - m->allocs[0]) / (double)reqs;
 }
 
 static void
 run_spec(const struct load_ep *ep, int n, enum load_proto proto,
-    const char *command, int depth, int sessions, pid_t arbord,
+    const char *command, int depth, int sessions, const struct arbord *a,
     struct series *s)
 {
-	struct cpu_mark m = { .pid = arbord };
+	struct mark m = { .a = a };
 	struct load_spec spec = {
 		.proto = proto, .command = command, .args = BENCH_ARGS,
 		.depth = depth, .warmup = B.warmup, .secs = B.secs,
-		.mark = arbord > 0 ? mark_cpu : NULL, .mark_arg = &m,
+		.mark = a != NULL ? mark : NULL, .mark_arg = &m,
 		.sessions = sessions,
 	};
 	struct load_result r;
@@ -61,23 +81,24 @@ run_spec(const struct load_ep *ep, int n, enum load_proto proto,
 	s->p99[i] = r.p99;
 	s->p999[i] = r.p999;
 	s->client[i] = r.client_cpu;
-	s->cpu_us[i] = arbord > 0 && r.n > 0 && m.at[0] >= 0 && m.at[1] >= 0 ?
-	    (m.at[1] - m.at[0]) / (double)r.n * 1e6 : NAN;
+	s->cpu_us[i] = cpu_per_req(&m, r.n);
+	s->allocs[i] = allocs_per_req(&m, r.n);
 	s->errors += r.errors;
 }
 
 void
 run_load(const struct load_ep *ep, int n, enum load_proto proto,
-    const char *command, int depth, pid_t arbord, struct series *s)
+    const char *command, int depth, const struct arbord *a,
+    struct series *s)
 {
-	run_spec(ep, n, proto, command, depth, 0, arbord, s);
+	run_spec(ep, n, proto, command, depth, 0, a, s);
 }
 
 void
 run_load_sessions(const struct load_ep *ep, int n, const char *command,
-    int sessions, pid_t arbord, struct series *s)
+    int sessions, const struct arbord *a, struct series *s)
 {
-	run_spec(ep, n, LOAD_CONTROL, command, 1, sessions, arbord, s);
+	run_spec(ep, n, LOAD_CONTROL, command, 1, sessions, a, s);
 }
 
 static double
@@ -94,7 +115,8 @@ series_median(const struct series *s)
 	struct figures f = {
 		.rps = med(s->rps, s->n), .p50 = med(s->p50, s->n),
 		.p99 = med(s->p99, s->n), .p999 = med(s->p999, s->n),
-		.cpu_us = med(s->cpu_us, s->n), .client = med(s->client, s->n),
+		.cpu_us = med(s->cpu_us, s->n), .allocs = med(s->allocs, s->n),
+		.client = med(s->client, s->n),
 	};
 	return f;
 }
@@ -109,17 +131,30 @@ fmt_cpu(double us)
 	return b;
 }
 
+/* Allocations per request: "0" when none at all was counted. */
+static const char *
+fmt_allocs(double per_req)
+{
+	static char b[32];
+	if (isnan(per_req))
+		return NULL;
+	snprintf(b, sizeof b, per_req == 0 ? "0" : per_req < 0.01 ? "%.4f" :
+	    "%.2f", per_req);
+	return b;
+}
+
 void
-series_row(enum section sec, const char *label, const struct series *s,
-    const struct series *floor)
+series_row_rss(enum section sec, const char *label, const struct series *s,
+    const struct series *floor, double rss_kib)
 {
 	struct figures f = series_median(s);
-	char what[160];
+	char what[256];
 	snprintf(what, sizeof what, "%s%s", label, s->errors ? " (errors!)" : "");
 	struct trow t = { .cell = {
 		[COL_CASE] = what, [COL_RPS] = fmt_rate(f.rps),
 		[COL_P50] = fmt_us(f.p50), [COL_P99] = fmt_us(f.p99),
 		[COL_P999] = fmt_us(f.p999), [COL_CPU] = fmt_cpu(f.cpu_us),
+		[COL_ALLOCS] = fmt_allocs(f.allocs), [COL_RSS] = fmt_kib(rss_kib),
 		[COL_CLIENT] = fmt_pct(f.client),
 	} };
 	if (floor != NULL) {
@@ -130,6 +165,13 @@ series_row(enum section sec, const char *label, const struct series *s,
 	if (s->errors)
 		note("%s: %llu error replies", label, (unsigned long long)s->errors);
 	table_add(sec, section_name(sec), &t);
+}
+
+void
+series_row(enum section sec, const char *label, const struct series *s,
+    const struct series *floor)
+{
+	series_row_rss(sec, label, s, floor, NAN);
 }
 
 struct load_ep *

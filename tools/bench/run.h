@@ -24,29 +24,35 @@ struct series {
 	int	 n;
 	double	 rps[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS], p999[MAX_RUNS];
 	double	 cpu_us[MAX_RUNS];	/* arbord CPU per request; NaN if direct */
+	double	 allocs[MAX_RUNS];	/* arbord heap allocations per request;
+					 * NaN if direct or not counted */
 	double	 client[MAX_RUNS];	/* load generator CPU / wall */
 	uint64_t errors;
 };
 
 /* The medians of a series. */
 struct figures {
-	double	rps, p50, p99, p999, cpu_us, client;
+	double	rps, p50, p99, p999, cpu_us, allocs, client;
 };
 
-/* One load run over ep[0..n) (direct workers when arbord is 0, else
- * connections to that arbord, whose CPU is then read around the window);
- * the result is added to s. Dies if the run fails. */
+/* One load run over ep[0..n) (direct workers when a is NULL, else
+ * connections to arbord a, whose CPU and allocations are then read around
+ * the window); the result is added to s. Dies if the run fails. */
 void	run_load(const struct load_ep *ep, int n, enum load_proto proto,
-	    const char *command, int depth, pid_t arbord, struct series *s);
+	    const char *command, int depth, const struct arbord *a,
+	    struct series *s);
 /* The same with every request in one of `sessions` sessions (see
  * load_spec). */
 void	run_load_sessions(const struct load_ep *ep, int n, const char *command,
-	    int sessions, pid_t arbord, struct series *s);
+	    int sessions, const struct arbord *a, struct series *s);
 struct figures series_median(const struct series *);
 /* Adds the row of s to the table; floor (may be NULL) is the direct
  * series it is compared with. */
 void	series_row(enum section, const char *label, const struct series *s,
 	    const struct series *floor);
+/* The same with arbord's RSS (KiB) after the runs. */
+void	series_row_rss(enum section, const char *label, const struct series *s,
+	    const struct series *floor, double rss_kib);
 
 /* n connections to a; each a load endpoint. Dies on failure. */
 struct load_ep *clients_open(const struct arbord *a, int n);

@@ -212,13 +212,14 @@ sbed_close(struct sbed *b)
 static void
 sbed_run(struct sbed *b, int what)
 {
-	pid_t pid = arbord_pid(b->a);
 	if (what == 0)
-		run_load(b->wep, b->size, LOAD_WORKER, "echo", 1, 0, &b->direct);
+		run_load(b->wep, b->size, LOAD_WORKER, "echo", 1, NULL,
+		    &b->direct);
 	else if (what == 1)
-		run_load(b->cep, FEW_CLIENTS, LOAD_CONTROL, "echo", 1, pid, &b->few);
+		run_load(b->cep, FEW_CLIENTS, LOAD_CONTROL, "echo", 1, b->a,
+		    &b->few);
 	else
-		run_load(b->cep, MANY_CLIENTS, LOAD_CONTROL, "echo", 1, pid,
+		run_load(b->cep, MANY_CLIENTS, LOAD_CONTROL, "echo", 1, b->a,
 		    &b->many);
 }
 

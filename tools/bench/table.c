@@ -18,7 +18,7 @@ static size_t nrows, caprows;
 
 static const char *const head[NCOL + 1] = {
 	"section", "case", "req/s", "p50", "p99", "p99.9", "floor",
-	"vs floor", "arbord CPU/req", "arbord RSS", "client CPU",
+	"vs floor", "arbord CPU/req", "arbord allocs/req", "arbord RSS", "client CPU",
 };
 
 void

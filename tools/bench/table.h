@@ -11,6 +11,7 @@ enum table_col {
 	COL_FLOOR,	/* the same thing without arbord, same run */
 	COL_RATIO,	/* arbord / floor */
 	COL_CPU,	/* arbord CPU per request */
+	COL_ALLOCS,	/* arbord heap allocations per request */
 	COL_RSS,	/* arbord VmRSS */
 	COL_CLIENT,	/* the load generator's own CPU */
 	NCOL

@@ -115,12 +115,12 @@ run_bed(const struct bed *b, struct arbord *a, const struct wk *w)
 		note("%s pool of %d: run %d/%d", b->what, b->size, r + 1, B.runs);
 		for (int k = 1; k <= b->size; k++)
 			if (k == b->size || floor_needed(b, k))
-				run_load(wep, k, LOAD_WORKER, b->command, 1, 0,
+				run_load(wep, k, LOAD_WORKER, b->command, 1, NULL,
 				    &direct[k]);
 		for (int k = 0; k < b->nshapes; k++)
 			if (shape_picked(&b->shapes[k]))
 				run_load(cep, b->shapes[k].clients, LOAD_CONTROL,
-			    b->command, b->shapes[k].depth, arbord_pid(a), &s[k]);
+			    b->command, b->shapes[k].depth, a, &s[k]);
 	}
 	clients_close(cep, maxc);
 	free(wep);
