@@ -24,6 +24,7 @@
 #define EXIT_GAVE_UP	1
 #define EXIT_USAGE	64
 #define EXIT_CONFIG	78
+#define SLAB_TRIM_S	2.0
 
 struct daemon {
 	struct config	*cfg;
@@ -34,6 +35,7 @@ struct daemon {
 	ev_signal	 sig_term, sig_int, sig_hup;
 	ev_prepare	 w_drain;	/* shutting down: waits for pending jobs */
 	ev_timer	 t_drain;	/* ... up to worker.shutdown_timeout_ms */
+	ev_timer	 t_trim;	/* slab_trim(), every SLAB_TRIM_S */
 	const char	*conf_path, *env_arg;	/* as given: reload reads them again */
 	int		 verbosity;
 	int		 exit_code;
@@ -246,6 +248,22 @@ watch_signals(struct daemon *d)
 	ev_signal_start(loop, &d->sig_hup);
 }
 
+static void
+on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	slab_trim();
+}
+
+/* The slab's periodic trim; it does not keep the loop running. */
+static void
+start_trim(struct daemon *d)
+{
+	struct ev_loop *loop = EV_DEFAULT_UC;
+	ev_timer_init(&d->t_trim, on_trim, SLAB_TRIM_S, SLAB_TRIM_S);
+	ev_timer_start(loop, &d->t_trim);
+	ev_unref(loop);
+}
+
 static const struct root_events root_events = { on_gave_up, on_root_stopped };
 
 static int
@@ -258,6 +276,7 @@ run(struct daemon *d)
 		return EXIT_GAVE_UP;
 	}
 	watch_signals(d);
+	start_trim(d);
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
 	    .reload = reload, .arg = d };

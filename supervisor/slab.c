@@ -6,7 +6,7 @@
 
 #include "proto/xmalloc.h"
 
-#define SLAB_KEEP	512	/* free blocks kept per class */
+#define SLAB_KEEP	512	/* free blocks per class slab_trim() leaves */
 #define SLAB_HDR	16	/* keeps the user block 16-byte aligned */
 #define BIG		0xff	/* class of a block from plain malloc */
 
@@ -20,6 +20,7 @@ struct free_block {
 
 static struct free_block *free_list[NCLASS];
 static unsigned nfree[NCLASS];
+static unsigned low[NCLASS];	/* fewest free blocks since the last trim */
 
 static unsigned
 class_of(size_t n)
@@ -38,7 +39,8 @@ slab_alloc(size_t n)
 	if (c != BIG && free_list[c]) {
 		p = (unsigned char *)free_list[c] - SLAB_HDR;
 		free_list[c] = free_list[c]->next;
-		nfree[c]--;
+		if (--nfree[c] < low[c])
+			low[c] = nfree[c];
 	} else {
 		p = xmalloc(SLAB_HDR + (c == BIG ? n : class_size[c]));
 	}
@@ -53,7 +55,7 @@ slab_free(void *ptr)
 		return;
 	unsigned char *p = (unsigned char *)ptr - SLAB_HDR;
 	unsigned c = p[0];
-	if (c == BIG || nfree[c] >= SLAB_KEEP) {
+	if (c == BIG) {
 		free(p);
 		return;
 	}
@@ -61,6 +63,32 @@ slab_free(void *ptr)
 	b->next = free_list[c];
 	free_list[c] = b;
 	nfree[c]++;
+}
+
+void
+slab_trim(void)
+{
+	for (unsigned c = 0; c < NCLASS; c++) {
+		unsigned idle = low[c];
+		if (nfree[c] < SLAB_KEEP + idle)
+			idle = nfree[c] > SLAB_KEEP ? nfree[c] - SLAB_KEEP : 0;
+		for (; idle > 0; idle--) {
+			struct free_block *b = free_list[c];
+			free_list[c] = b->next;
+			nfree[c]--;
+			free((unsigned char *)b - SLAB_HDR);
+		}
+		low[c] = nfree[c];
+	}
+}
+
+size_t
+slab_cached(void)
+{
+	size_t n = 0;
+	for (unsigned c = 0; c < NCLASS; c++)
+		n += nfree[c];
+	return n;
 }
 
 char *

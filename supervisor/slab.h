@@ -1,8 +1,12 @@
 /* slab: free lists by size class for the small, short-lived blocks of the
  * request path (JSON values, jobs). In steady state a request reuses the
- * blocks the previous one freed instead of calling malloc. Each class keeps
- * at most SLAB_KEEP free blocks, so idle memory stays bounded. Sanitizer
- * builds bypass it, so that ASan still sees every use after free. */
+ * blocks the previous one freed instead of calling malloc, however many
+ * requests are in flight: a freed block always goes back on its list.
+ * slab_trim(), called periodically, gives back to malloc the blocks that
+ * stayed free the whole time since the last call (beyond SLAB_KEEP per
+ * class), so memory follows the recent peak of use, not the highest ever.
+ * Sanitizer builds bypass jansson's use of it, so that ASan still sees
+ * every use after free of a JSON value. */
 #ifndef ARBOR_SLAB_H
 #define ARBOR_SLAB_H
 #include <stddef.h>
@@ -10,6 +14,10 @@
 void	*slab_alloc(size_t);		/* never NULL (xmalloc semantics) */
 void	 slab_free(void *);		/* NULL ok */
 char	*slab_strdup(const char *);
+/* Frees the blocks left unused since the last call (see above). */
+void	 slab_trim(void);
+/* Free blocks held, all classes together. */
+size_t	 slab_cached(void);
 /* Routes jansson's allocations through the slab. */
 void	 slab_use_for_json(void);
 
