@@ -392,6 +392,18 @@ dispatch(struct worker *w, json_t *req)
 
 /* Queues reply r (borrowed) in w->out, or an error reply in its place when
  * r is too large to send. */
+/* Queues the error reply that stands for a reply of n bytes, too large to
+ * send (already taken back out of w->out). */
+static void
+queue_oversized(struct worker *w, size_t n)
+{
+	worker_fail(w, "%s: reply of %zu bytes exceeds the maximum frame size"
+	    " %zu", w->command, n, w->max_frame);
+	json_t *e = error_reply(w);
+	frame_put_json(&w->out, e);
+	json_decref(e);
+}
+
 static void
 queue_reply(struct worker *w, const json_t *r)
 {
@@ -399,11 +411,7 @@ queue_reply(struct worker *w, const json_t *r)
 	if (n <= w->max_frame)
 		return;
 	w->out.len -= FRAME_HDR + n;
-	worker_fail(w, "%s: reply of %zu bytes exceeds the maximum frame size"
-	    " %zu", w->command, n, w->max_frame);
-	json_t *e = error_reply(w);
-	frame_put_json(&w->out, e);
-	json_decref(e);
+	queue_oversized(w, n);
 }
 
 /* Writes the reply the handler's outcome calls for (steals result). */
@@ -533,11 +541,7 @@ queue_raw_reply(struct worker *w, const char *res, size_t len)
 		return;
 	}
 	w->out.len = w->out.off + at;
-	worker_fail(w, "%s: reply of %zu bytes exceeds the maximum frame size"
-	    " %zu", w->command, n, w->max_frame);
-	json_t *e = error_reply(w);
-	frame_put_json(&w->out, e);
-	json_decref(e);
+	queue_oversized(w, n);
 }
 
 /* Runs the raw handler of r and writes its reply: SERVE_MORE, or an exit
