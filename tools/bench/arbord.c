@@ -130,7 +130,7 @@ arbord_start(const struct arbord_conf *c)
 	a->log = xasprintf("%s/arbord.log", a->dir);
 	write_conf(a, c);
 	int err = open_log(a, c->pipe_log);
-	char *bin = xasprintf("%s/arbord", B.build);
+	char *bin = xasprintf("%s/arbord", c->build ? c->build : B.build);
 	char *argv[] = { bin, "-c", a->conf, "-e", "dev", NULL };
 	a->pid = spawn_counted(a, argv, err);
 	close(err);

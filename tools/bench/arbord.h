@@ -15,6 +15,7 @@ struct arbord_conf {
 	bool		 pipe_log;	/* stderr to a pipe we read, else a file */
 	const char	*affinity;	/* pool.affinity; NULL: the default */
 	long		 session_ttl_ms;	/* pool.session_ttl_ms; 0: default */
+	const char	*build;		/* arbord's directory; NULL: B.build */
 };
 
 struct arbord;

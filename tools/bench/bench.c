@@ -12,6 +12,9 @@
  *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
  *   BENCH_POOLS=LIST  section 1 pool sizes only, e.g. "2,8"
  *   BENCH_SHAPES=LIST section 1 clients x depth only, e.g. "16x1,1x8"
+ *   BENCH_VS=DIR      sections 1 and 4 also run the arbord of the build in
+ *                     DIR (another commit's build/), its runs alternated
+ *                     with this build's, against the same floors
  * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
 #include <dirent.h>
 #include <errno.h>
@@ -107,6 +110,14 @@ settings(int argc, char **argv)
 	free(tmp);
 	if (B.root == NULL)
 		die("source tree: %s", strerror(errno));
+	const char *vs = getenv("BENCH_VS");
+	if (vs != NULL && *vs != '\0') {
+		B.vs = realpath(vs, NULL);
+		char *bin = xasprintf("%s/arbord", B.vs ? B.vs : vs);
+		if (B.vs == NULL || access(bin, X_OK) != 0)
+			die("BENCH_VS=%s: no arbord there", vs);
+		free(bin);
+	}
 }
 
 static bool

@@ -18,6 +18,7 @@ struct bench_opts {
 	char	*build;		/* directory of arbord, mock_worker, arborctl */
 	char	*root;		/* the source tree (workers/python, git) */
 	char	*tmp;		/* our temp dir (mkdtemp) */
+	char	*vs;		/* BENCH_VS: another build's directory, or NULL */
 };
 
 extern struct bench_opts B;

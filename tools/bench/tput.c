@@ -79,8 +79,28 @@ floor_needed(const struct bed *b, int k)
 	return false;
 }
 
+/* The arbords of one bed: this build's, and BENCH_VS's or NULL. */
+struct pair {
+	struct arbord	*a[2];
+};
+
+/* The row of BENCH_VS's arbord for shape k, after this build's. */
 static void
-rows(const struct bed *b, const struct series *direct, const struct series *s)
+vs_row(const struct bed *b, int k, const struct series *s,
+    const struct series *vs, const struct series *floor)
+{
+	char label[320];
+	int nc = b->shapes[k].clients;
+	snprintf(label, sizeof label, "arbord of BENCH_VS: %d × %s, %d "
+	    "client%s, depth %d (this build: %.2f× of it)", b->size, b->what,
+	    nc, nc == 1 ? "" : "s", b->shapes[k].depth,
+	    series_median(s).rps / series_median(vs).rps);
+	series_row(b->sec, label, vs, floor);
+}
+
+static void
+rows(const struct bed *b, const struct series *direct, const struct series *s,
+    const struct series *vs)
 {
 	char label[160];
 	for (int k = 1; k <= b->size; k++) {
@@ -97,49 +117,86 @@ rows(const struct bed *b, const struct series *direct, const struct series *s)
 		snprintf(label, sizeof label, "arbord: %d × %s, %d client%s, "
 		    "depth %d", b->size, b->what, nc, nc == 1 ? "" : "s",
 		    b->shapes[k].depth);
-		series_row(b->sec, label, &s[k], &direct[floor_k(b, &b->shapes[k])]);
+		const struct series *floor = &direct[floor_k(b, &b->shapes[k])];
+		series_row(b->sec, label, &s[k], floor);
+		if (vs[k].n > 0)
+			vs_row(b, k, &s[k], &vs[k], floor);
+	}
+}
+
+/* Run r of every picked shape on both arbords of p (the second may be
+ * NULL), which goes first alternating with r. */
+static void
+run_shapes(const struct bed *b, const struct pair *p,
+    struct load_ep *const cep[2], int r, struct series *s, struct series *vs)
+{
+	for (int k = 0; k < b->nshapes; k++) {
+		if (!shape_picked(&b->shapes[k]))
+			continue;
+		for (int i = 0; i < 2; i++) {
+			int which = (i + r) % 2;
+			if (p->a[which] == NULL)
+				continue;
+			run_load(cep[which], b->shapes[k].clients, LOAD_CONTROL,
+			    b->command, b->shapes[k].depth, p->a[which],
+			    which == 0 ? &s[k] : &vs[k]);
+		}
 	}
 }
 
 static void
-run_bed(const struct bed *b, struct arbord *a, const struct wk *w)
+run_bed(const struct bed *b, const struct pair *p, const struct wk *w)
 {
-	struct series s[MAX_SHAPES] = { { 0 } };
+	struct series s[MAX_SHAPES] = { { 0 } }, vs[MAX_SHAPES] = { { 0 } };
 	struct series *direct = xcalloc((size_t)b->size + 1, sizeof *direct);
 	int maxc = 0;
 	for (int k = 0; k < b->nshapes; k++)
 		maxc = b->shapes[k].clients > maxc ? b->shapes[k].clients : maxc;
 	struct load_ep *wep = workers_eps(w, b->size);
-	struct load_ep *cep = clients_open(a, maxc);
+	struct load_ep *cep[2] = { clients_open(p->a[0], maxc),
+	    p->a[1] ? clients_open(p->a[1], maxc) : NULL };
 	for (int r = 0; r < B.runs; r++) {
 		note("%s pool of %d: run %d/%d", b->what, b->size, r + 1, B.runs);
 		for (int k = 1; k <= b->size; k++)
 			if (k == b->size || floor_needed(b, k))
 				run_load(wep, k, LOAD_WORKER, b->command, 1, NULL,
 				    &direct[k]);
-		for (int k = 0; k < b->nshapes; k++)
-			if (shape_picked(&b->shapes[k]))
-				run_load(cep, b->shapes[k].clients, LOAD_CONTROL,
-			    b->command, b->shapes[k].depth, a, &s[k]);
+		run_shapes(b, p, cep, r, s, vs);
 	}
-	clients_close(cep, maxc);
+	for (int i = 0; i < 2; i++)
+		if (cep[i] != NULL)
+			clients_close(cep[i], maxc);
 	free(wep);
-	rows(b, direct, s);
+	rows(b, direct, s, vs);
 	free(direct);
+}
+
+/* Starts an arbord of the build in dir (NULL: this one). */
+static struct arbord *
+start_ready(const struct bed *b, const struct arbord_conf *conf,
+    const char *dir)
+{
+	struct arbord_conf c = *conf;
+	c.build = dir;
+	struct arbord *a = arbord_start(&c);
+	if (arbord_wait_ready(a, 120) < 0)
+		die("arbord%s%s did not bring up %d %s workers", dir ? " of " :
+		    "", dir ? dir : "", b->size, b->what);
+	return a;
 }
 
 static void
 bed(const struct bed *b, const struct arbord_conf *conf, char **argv)
 {
-	struct arbord *a = arbord_start(conf);
-	if (arbord_wait_ready(a, 120) < 0)
-		die("arbord did not bring up %d %s workers", b->size, b->what);
+	struct pair p = { { start_ready(b, conf, NULL),
+	    B.vs ? start_ready(b, conf, B.vs) : NULL } };
 	struct wk *w = calloc((size_t)b->size, sizeof *w);
 	wk_spawn(argv, w, b->size, 120);
-	run_bed(b, a, w);
+	run_bed(b, &p, w);
 	wk_stop(w, b->size);
 	free(w);
-	arbord_stop(a);
+	arbord_stop(p.a[0]);
+	arbord_stop(p.a[1]);
 }
 
 void
