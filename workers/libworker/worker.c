@@ -390,8 +390,6 @@ dispatch(struct worker *w, json_t *req)
 	return result;
 }
 
-/* Queues reply r (borrowed) in w->out, or an error reply in its place when
- * r is too large to send. */
 /* Queues the error reply that stands for a reply of n bytes, too large to
  * send (already taken back out of w->out). */
 static void
@@ -404,6 +402,8 @@ queue_oversized(struct worker *w, size_t n)
 	json_decref(e);
 }
 
+/* Queues reply r (borrowed) in w->out, or an error reply in its place when
+ * r is too large to send. */
 static void
 queue_reply(struct worker *w, const json_t *r)
 {
@@ -497,7 +497,7 @@ scan_raw(struct worker *w, const char *p, size_t n, struct raw_req *r)
 	const char *c, *sid;
 	size_t cn, sn;
 	if (k < 0 || !jraw_str(jraw_get(m, k, "command"), &c, &cn) ||
-	    (r->h = find_handler_n(w, c, cn)) == NULL || r->h->raw == NULL ||
+	    cn == 0 || (r->h = find_handler_n(w, c, cn)) == NULL || r->h->raw == NULL ||
 	    strcmp(r->h->command, "ping") == 0)
 		return false;
 	const struct jraw_member *a = jraw_get(m, k, "args");
