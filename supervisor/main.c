@@ -35,7 +35,8 @@ struct daemon {
 	ev_signal	 sig_term, sig_int, sig_hup;
 	ev_prepare	 w_drain;	/* shutting down: waits for pending jobs */
 	ev_timer	 t_drain;	/* ... up to worker.shutdown_timeout_ms */
-	ev_timer	 t_trim;	/* slab_trim(), every SLAB_TRIM_S */
+	ev_timer	 t_trim;	/* slab_trim(), every SLAB_TRIM_S while
+					 * the slab holds a surplus */
 	const char	*conf_path, *env_arg;	/* as given: reload reads them again */
 	int		 verbosity;
 	int		 exit_code;
@@ -248,20 +249,36 @@ watch_signals(struct daemon *d)
 	ev_signal_start(loop, &d->sig_hup);
 }
 
+static ev_timer *trim_timer;
+
+/* Stops once nothing is left to trim; it never keeps the loop running. */
 static void
 on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	slab_trim();
+	if (slab_trim())
+		return;
+	ev_ref(loop);
+	ev_timer_stop(loop, w);
 }
 
-/* The slab's periodic trim; it does not keep the loop running. */
 static void
-start_trim(struct daemon *d)
+on_surplus(void)
 {
 	struct ev_loop *loop = EV_DEFAULT_UC;
-	ev_timer_init(&d->t_trim, on_trim, SLAB_TRIM_S, SLAB_TRIM_S);
-	ev_timer_start(loop, &d->t_trim);
+	if (ev_is_active(trim_timer))
+		return;
+	ev_timer_again(loop, trim_timer);
 	ev_unref(loop);
+}
+
+/* The slab's trim, run every SLAB_TRIM_S while there is a surplus. */
+static void
+watch_slab(struct daemon *d)
+{
+	ev_init(&d->t_trim, on_trim);
+	d->t_trim.repeat = SLAB_TRIM_S;
+	trim_timer = &d->t_trim;
+	slab_on_surplus(on_surplus);
 }
 
 static const struct root_events root_events = { on_gave_up, on_root_stopped };
@@ -276,7 +293,7 @@ run(struct daemon *d)
 		return EXIT_GAVE_UP;
 	}
 	watch_signals(d);
-	start_trim(d);
+	watch_slab(d);
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
 	    .reload = reload, .arg = d };

@@ -16,7 +16,9 @@ struct binding {
 	TAILQ_ENTRY(binding)	 lru;
 };
 
-#define SWEEP_MAX_S	1.0	/* expiry runs at least this often */
+/* The sweep runs when the least recently used session would expire (at
+ * least this late, so that float rounding cannot make it spin). */
+#define SWEEP_MIN_S	0.001
 
 struct sessions {
 	struct registry		*map;		/* id -> binding (a string map) */
@@ -29,6 +31,23 @@ struct sessions {
 };
 
 static void on_sweep(struct ev_loop *, ev_timer *, int);
+
+/* Arms the sweep for when the least recently used session would expire;
+ * none while there is no session or no ttl, so an idle daemon is not woken.
+ * A session used since comes later in the list: then the sweep finds
+ * nothing expired yet and arms itself again. */
+static void
+arm_sweep(struct sessions *s)
+{
+	struct ev_loop *loop = EV_DEFAULT_UC;
+	struct binding *b = TAILQ_FIRST(&s->lru);
+	ev_timer_stop(loop, &s->t_sweep);
+	if (s->ttl <= 0 || b == NULL)
+		return;
+	double at = b->last_used + s->ttl - ev_now(loop);
+	ev_timer_set(&s->t_sweep, at > SWEEP_MIN_S ? at : SWEEP_MIN_S, 0.);
+	ev_timer_start(loop, &s->t_sweep);
+}
 
 struct sessions *
 sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count)
@@ -48,13 +67,8 @@ sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count)
 void
 sess_set_ttl(struct sessions *s, long ttl_ms)
 {
-	s->ttl = ttl_ms / 1000.0;
-	ev_timer_stop(EV_DEFAULT_UC, &s->t_sweep);
-	if (ttl_ms <= 0)
-		return;
-	double iv = s->ttl / 4 < SWEEP_MAX_S ? s->ttl / 4 : SWEEP_MAX_S;
-	ev_timer_set(&s->t_sweep, iv, iv);
-	ev_timer_start(EV_DEFAULT_UC, &s->t_sweep);
+	s->ttl = ttl_ms > 0 ? ttl_ms / 1000.0 : 0;
+	arm_sweep(s);
 }
 
 static void
@@ -103,6 +117,8 @@ sess_lookup(struct sessions *s, const char *id, double now, bool *created)
 	}
 	TAILQ_INSERT_TAIL(&s->lru, b, lru);
 	b->last_used = now;
+	if (*created && !ev_is_active(&s->t_sweep))
+		arm_sweep(s);
 	return b->anchor;
 }
 
@@ -156,13 +172,14 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	struct sessions *s = w->data;
 	struct binding *b;
 	while ((b = TAILQ_FIRST(&s->lru)) != NULL &&
-	    ev_now(loop) - b->last_used > s->ttl) {
+	    ev_now(loop) - b->last_used >= s->ttl) {
 		if (s->expired)
 			s->expired(s->arg, b->id, b->anchor);
 		if (s->count)
 			(*s->count)++;
 		drop(s, b);
 	}
+	arm_sweep(s);
 }
 
 size_t

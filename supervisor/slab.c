@@ -1,6 +1,7 @@
 #include "supervisor/slab.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ struct free_block {
 static struct free_block *free_list[NCLASS];
 static unsigned nfree[NCLASS];
 static unsigned low[NCLASS];	/* fewest free blocks since the last trim */
+static void (*surplus_fn)(void);
+static bool surplus_told;	/* surplus_fn called, no trim since found none */
 
 static unsigned
 class_of(size_t n)
@@ -62,12 +65,22 @@ slab_free(void *ptr)
 	struct free_block *b = ptr;
 	b->next = free_list[c];
 	free_list[c] = b;
-	nfree[c]++;
+	if (++nfree[c] > SLAB_KEEP && !surplus_told && surplus_fn != NULL) {
+		surplus_told = true;
+		surplus_fn();
+	}
 }
 
 void
+slab_on_surplus(void (*fn)(void))
+{
+	surplus_fn = fn;
+}
+
+bool
 slab_trim(void)
 {
+	bool more = false;
 	for (unsigned c = 0; c < NCLASS; c++) {
 		unsigned idle = low[c];
 		if (nfree[c] < SLAB_KEEP + idle)
@@ -79,7 +92,11 @@ slab_trim(void)
 			free((unsigned char *)b - SLAB_HDR);
 		}
 		low[c] = nfree[c];
+		more |= nfree[c] > SLAB_KEEP;
 	}
+	if (!more)
+		surplus_told = false;
+	return more;
 }
 
 size_t

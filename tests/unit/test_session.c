@@ -476,6 +476,40 @@ test_busy_session_does_not_expire(void **state)
 	assert_int_equal(fx->a.n, 0);
 }
 
+/* Runs the loop until it has no active watcher but an unref'd guard of
+ * BOUND_S: true if it ran out of work, false if the guard had to stop it
+ * (something kept a timer running). */
+static bool
+loop_runs_dry(void)
+{
+	ev_timer_stop(LOOP, &bound_timer);
+	ev_now_update(LOOP);
+	ev_timer_init(&bound_timer, on_bound, BOUND_S, 0.);
+	timed_out = false;
+	ev_timer_start(LOOP, &bound_timer);
+	ev_unref(LOOP);
+	ev_run(LOOP, 0);
+	ev_ref(LOOP);
+	ev_timer_stop(LOOP, &bound_timer);
+	return !timed_out;
+}
+
+/* No session, no timer: an idle daemon is not woken for the sweep. With
+ * one session, the sweep comes once, when it expires, and then stops. */
+static void
+test_sweep_only_while_sessions(void **state)
+{
+	struct fx *fx = *state;
+	assert_true(loop_runs_dry());
+	assert_int_equal(fx->nexp, 0);
+	double t0 = now();
+	lookup(fx, "s1", NULL);
+	assert_true(loop_runs_dry());
+	assert_int_equal(fx->nexp, 1);
+	assert_true(now() - t0 >= 0.05);
+	assert_int_equal(sess_count(fx->s), 0);
+}
+
 /* ttl 0: sessions never expire; setting a ttl later makes them. */
 static void
 test_ttl_zero_never(void **state)
@@ -547,6 +581,8 @@ main(void)
 		cmocka_unit_test_teardown(test_busy_session_does_not_expire,
 		    teardown),
 		cmocka_unit_test_teardown(test_ttl_zero_never, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_only_while_sessions,
+		    setup_short_ttl, teardown),
 		cmocka_unit_test_teardown(test_expiry_no_callback, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,41 @@ test_trim_frees_what_stayed_idle(void **state)
 	assert_true(slab_cached() >= KEEP);
 }
 
+static int surplus_calls;
+
+static void
+on_surplus(void)
+{
+	surplus_calls++;
+}
+
+/* The surplus callback comes once when a class first holds more than KEEP
+ * free blocks, and again only after a trim has found nothing left. */
+static void
+test_surplus_told_once_until_trimmed(void **state)
+{
+	settle();
+	assert_false(slab_trim());
+	slab_on_surplus(on_surplus);
+	surplus_calls = 0;
+	alloc_n(KEEP, 300);
+	free_n(KEEP);
+	assert_int_equal(surplus_calls, 0);	/* KEEP is not a surplus */
+	alloc_n(600, 300);
+	free_n(600);
+	assert_int_equal(surplus_calls, 1);
+	alloc_n(700, 300);
+	free_n(700);
+	assert_int_equal(surplus_calls, 1);
+	assert_true(slab_trim());	/* all were in use this period */
+	assert_false(slab_trim());	/* down to KEEP: nothing more */
+	alloc_n(600, 300);
+	free_n(600);
+	assert_int_equal(surplus_calls, 2);
+	slab_on_surplus(NULL);
+	settle();
+}
+
 /* Blocks too big for a class are plain malloc ones, never cached. */
 static void
 test_big_blocks_not_cached(void **state)
@@ -95,6 +130,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keeps_every_freed_block),
 		cmocka_unit_test(test_trim_frees_what_stayed_idle),
+		cmocka_unit_test(test_surplus_told_once_until_trimmed),
 		cmocka_unit_test(test_big_blocks_not_cached),
 	};
 	return cmocka_run_group_tests_name("slab", tests, NULL, NULL);
