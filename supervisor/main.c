@@ -314,6 +314,7 @@ run(struct daemon *d)
 	ctl_close(d->ctl);
 	root_free(d->root);
 	reg_free(d->reg);
+	slab_release();
 	return d->exit_code;
 }
 

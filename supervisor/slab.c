@@ -99,6 +99,20 @@ slab_trim(void)
 	return more;
 }
 
+void
+slab_release(void)
+{
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct free_block *b;
+		while ((b = free_list[c]) != NULL) {
+			free_list[c] = b->next;
+			free((unsigned char *)b - SLAB_HDR);
+		}
+		nfree[c] = low[c] = 0;
+	}
+	surplus_told = false;
+}
+
 size_t
 slab_cached(void)
 {

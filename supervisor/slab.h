@@ -24,6 +24,8 @@ bool	 slab_trim(void);
  * runs the periodic trim only while there is something to trim, and an
  * idle daemon is not woken for it. */
 void	 slab_on_surplus(void (*fn)(void));
+/* Frees every block held (at exit, so that leak checkers see none). */
+void	 slab_release(void);
 /* Free blocks held, all classes together. */
 size_t	 slab_cached(void);
 /* Routes jansson's allocations through the slab. */

@@ -124,6 +124,21 @@ test_big_blocks_not_cached(void **state)
 	assert_int_equal(slab_cached(), base);
 }
 
+/* At exit everything held goes back. */
+static void
+test_release_all(void **state)
+{
+	alloc_n(N, 64);
+	free_n(N);
+	assert_true(slab_cached() >= N);
+	slab_release();
+	assert_int_equal(slab_cached(), 0);
+	alloc_n(3, 64);		/* and it works on afterwards */
+	free_n(3);
+	assert_int_equal(slab_cached(), 3);
+	slab_release();
+}
+
 int
 main(void)
 {
@@ -132,6 +147,7 @@ main(void)
 		cmocka_unit_test(test_trim_frees_what_stayed_idle),
 		cmocka_unit_test(test_surplus_told_once_until_trimmed),
 		cmocka_unit_test(test_big_blocks_not_cached),
+		cmocka_unit_test(test_release_all),
 	};
 	return cmocka_run_group_tests_name("slab", tests, NULL, NULL);
 }
