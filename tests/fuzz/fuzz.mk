@@ -10,7 +10,7 @@
 #
 # Targets: tests/fuzz/fuzz_<name>.c; seeds: tests/fuzz/corpus/<name>/.
 
-FUZZ_TARGETS := frame ctl config jraw
+FUZZ_TARGETS := frame ctl config jraw worker
 FUZZ_TIME    ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
@@ -22,6 +22,7 @@ fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 
 FUZZ_LIBPROTO  := $(FUZZ_BUILD)/libproto.a
 FUZZ_LIBDAEMON := $(FUZZ_BUILD)/libarbord.a
+FUZZ_LIBWORKER := $(FUZZ_BUILD)/libworker.a
 FUZZ_BINS      := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
 FUZZ_REPLAY    := $(patsubst %,$(BUILD)/tests/fuzz_replay_%,$(FUZZ_TARGETS))
 
@@ -41,8 +42,10 @@ $(FUZZ_LIBPROTO): $(call fuzz_obj,$(PROTO_SRC))
 	rm -f $@ && ar rcs $@ $^
 $(FUZZ_LIBDAEMON): $(call fuzz_obj,$(DAEMON_SRC) $(REG_SRC))
 	rm -f $@ && ar rcs $@ $^
+$(FUZZ_LIBWORKER): $(call fuzz_obj,$(WLIB_SRC))
+	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz_%: $(call fuzz_obj,tests/fuzz/fuzz_%.c) $(FUZZ_LIBDAEMON) $(FUZZ_LIBPROTO)
+$(FUZZ_BUILD)/fuzz_%: $(call fuzz_obj,tests/fuzz/fuzz_%.c) $(FUZZ_LIBDAEMON) $(FUZZ_LIBWORKER) $(FUZZ_LIBPROTO)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
 fuzz-build: deps-check $(FUZZ_BINS)
@@ -52,7 +55,7 @@ fuzz: fuzz-build
 
 # ---- corpus replay (make test) ---------------------------------------------
 
-$(BUILD)/tests/fuzz_replay_%: $(call obj,tests/fuzz/fuzz_%.c tests/fuzz/replay.c) $(LIBDAEMON) $(LIBPROTO)
+$(BUILD)/tests/fuzz_replay_%: $(call obj,tests/fuzz/fuzz_%.c tests/fuzz/replay.c) $(LIBDAEMON) $(LIBWORKER) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
