@@ -808,16 +808,27 @@ include_name(const char *line, char *name, size_t size)
 
 /* libconfig 1.5 exits the process when an @include names something it
  * cannot scan (a directory): every @include target, nested ones too, must
- * be a regular file before libconfig sees the file. */
+ * be a regular file before libconfig sees the file. A NUL byte anywhere
+ * is refused too: it would cut a line short for this check while the
+ * scanner reads past it (`@include "\0"` names the directory itself),
+ * and a config file has no use for one. */
 static int
 check_includes(struct ld *ld, const char *file, int depth)
 {
 	FILE *f = fopen(file, "r");
-	char line[PATH_MAX + 64], name[PATH_MAX], path[2 * PATH_MAX];
+	char name[PATH_MAX], path[2 * PATH_MAX];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
 	int rc = 0;
 	if (f == NULL)
 		return 0;	/* libconfig reports it, with the line */
-	for (int n = 1; rc == 0 && fgets(line, sizeof line, f); n++) {
+	for (int n = 1; rc == 0 && (len = getline(&line, &cap, f)) > 0; n++) {
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			rc = seterr(ld, "%s:%d: a NUL byte: not a text file",
+			    file, n);
+			break;
+		}
 		if (include_name(line, name, sizeof name) < 0)
 			continue;
 		struct stat st;
@@ -832,6 +843,7 @@ check_includes(struct ld *ld, const char *file, int depth)
 		else
 			rc = check_includes(ld, path, depth + 1);
 	}
+	free(line);
 	fclose(f);
 	return rc;
 }

@@ -70,16 +70,22 @@ conf_for(enum mode m, int pool_size)
 	    pool_size);
 }
 
-/* Replaces arbor.conf by body in one rename. */
+/* Replaces arbor.conf by body[0..n) in one rename. */
 static void
-write_conf(struct arb *a, const char *body)
+write_conf_bytes(struct arb *a, const char *body, size_t n)
 {
 	char *tmp = xasprintf("%s.new", arb_conf_path(a));
 	FILE *f = fopen(tmp, "we");
-	if (f == NULL || fputs(body, f) < 0 || fclose(f) != 0 ||
+	if (f == NULL || fwrite(body, 1, n, f) != n || fclose(f) != 0 ||
 	    rename(tmp, arb_conf_path(a)) != 0)
 		fail_msg("cannot write %s", arb_conf_path(a));
 	free(tmp);
+}
+
+static void
+write_conf(struct arb *a, const char *body)
+{
+	write_conf_bytes(a, body, strlen(body));
 }
 
 /* The subtree of a mode and its worker count. */
@@ -448,6 +454,30 @@ test_invalid_reload(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A NUL byte in the file: libconfig's scanner would read `@include "\0"`
+ * as an include of the config's own directory and exit the process; the
+ * reload is refused instead and arbord goes on unchanged. */
+static void
+test_reload_nul_byte(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, POOL_SIZE, pids);
+	static const char body[] = "@include  \"\0\" ]; };\"\n";
+	write_conf_bytes(a, body, sizeof body - 1);
+	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
+	    "config_error");
+	char *where = xasprintf("%s:1: a NUL byte", arb_conf_path(a));
+	const char *msg = cl_reply_message(r);
+	if (msg == NULL || strstr(msg, where) == NULL)
+		fail_msg("config_error should say %s: %s", where,
+		    msg ? msg : "(no message)");
+	json_decref(r);
+	assert_unchanged(a, pids, POOL_SIZE);
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+	free(where);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- pool resize ---- */
 
 struct want_pool {
@@ -571,6 +601,7 @@ main(void)
 		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
+		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1056,6 +1056,50 @@ test_include_directory_refused(void **state)
 	free(inc);
 }
 
+/* A NUL byte anywhere, in the file or in one it includes, is an error
+ * with file:line (`@include "\0"` would make libconfig's scanner open the
+ * directory and exit the process). */
+static void
+test_nul_byte_refused(void **state)
+{
+	struct fx *fx = *state;
+	static const char inc_nul[] = "@include  \"\0\" ]; };\"\n";
+	static const char str_nul[] = "pool = { size = 2; };\n"
+	    "log = { level = \"in\0fo\"; };\n";
+	const struct { const char *p; size_t n; int line; } cases[] = {
+		{ inc_nul, sizeof inc_nul - 1, 1 },
+		{ str_nul, sizeof str_nul - 1, 2 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		FILE *f = fopen(fx->path, "w");
+		assert_non_null(f);
+		assert_int_equal(fwrite(cases[i].p, 1, cases[i].n, f),
+		    cases[i].n);
+		assert_int_equal(fclose(f), 0);
+		assert_null(config_load(fx->path, NULL, fx->err,
+		    sizeof fx->err));
+		char *want = xasprintf("%s:%d: a NUL byte: not a text file",
+		    fx->path, cases[i].line);
+		assert_string_equal(fx->err, want);
+		free(want);
+	}
+	/* In an included file: named with its own line. */
+	char *inc = xasprintf("%s.inc", fx->path);
+	FILE *f = fopen(inc, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite("\n\n\0\n", 1, 4, f), 4);
+	assert_int_equal(fclose(f), 0);
+	char *text = xasprintf("@include \"%s\"\n", strrchr(inc, '/') + 1);
+	write_file(fx->path, text);
+	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
+	char *want = xasprintf("%s:3: a NUL byte", inc);
+	assert_non_null(strstr(fx->err, want));
+	free(want);
+	free(text);
+	unlink(inc);
+	free(inc);
+}
+
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 
@@ -1077,6 +1121,7 @@ main(void)
 		T(test_relative_paths),
 		T(test_relative_paths_realpath),
 		T(test_include),
+		T(test_nul_byte_refused),
 		T(test_err_unknown_key),
 		T(test_err_unknown_key_in_environment),
 		T(test_err_wrong_type),
