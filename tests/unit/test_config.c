@@ -1035,6 +1035,29 @@ test_names(void **state)
 	config_free(NULL);
 }
 
+/* The main file includes PATH.inc, holding body[0..n); loading fails with
+ * an error holding "PATH.inc:<want>". */
+static void
+expect_include_error(struct fx *fx, const char *body, size_t n,
+    const char *want)
+{
+	char *inc = xasprintf("%s.inc", fx->path);
+	FILE *f = fopen(inc, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(body, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+	char *text = xasprintf("@include \"%s\"\n", strrchr(inc, '/') + 1);
+	write_file(fx->path, text);
+	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
+	char *where = xasprintf("%s:%s", inc, want);
+	if (strstr(fx->err, where) == NULL)
+		fail_msg("error \"%s\" does not hold \"%s\"", fx->err, where);
+	free(where);
+	free(text);
+	unlink(inc);
+	free(inc);
+}
+
 /* An @include of a directory (libconfig 1.5 would exit the process from
  * its scanner) is an error with file:line, nested includes too. */
 static void
@@ -1043,17 +1066,9 @@ test_include_directory_refused(void **state)
 	struct fx *fx = *state;
 	expect_error(fx, "\n@include \"\"\n", NULL, 2,
 	    "@include: \"\" is not a readable file");
-	char *inc = xasprintf("%s.inc", fx->path);
-	write_file(inc, "@include \".\"\n");
-	char *text = xasprintf("@include \"%s\"\n", strrchr(inc, '/') + 1);
-	write_file(fx->path, text);
-	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
-	char *want = xasprintf("%s:1: @include: \".\" is not", inc);
-	assert_non_null(strstr(fx->err, want));
-	free(want);
-	free(text);
-	unlink(inc);
-	free(inc);
+	static const char nested[] = "@include \".\"\n";
+	expect_include_error(fx, nested, sizeof nested - 1,
+	    "1: @include: \".\" is not");
 }
 
 /* A NUL byte anywhere, in the file or in one it includes, is an error
@@ -1084,20 +1099,7 @@ test_nul_byte_refused(void **state)
 		free(want);
 	}
 	/* In an included file: named with its own line. */
-	char *inc = xasprintf("%s.inc", fx->path);
-	FILE *f = fopen(inc, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite("\n\n\0\n", 1, 4, f), 4);
-	assert_int_equal(fclose(f), 0);
-	char *text = xasprintf("@include \"%s\"\n", strrchr(inc, '/') + 1);
-	write_file(fx->path, text);
-	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
-	char *want = xasprintf("%s:3: a NUL byte", inc);
-	assert_non_null(strstr(fx->err, want));
-	free(want);
-	free(text);
-	unlink(inc);
-	free(inc);
+	expect_include_error(fx, "\n\n\0\n", 4, "3: a NUL byte");
 }
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
