@@ -965,23 +965,40 @@ child_owner(const struct child *c)
 	return c->owner;
 }
 
-json_t *
-child_json(const struct child *c)
+/* Written as text: a status of 1,024 workers built as jansson values took
+ * about 20 ms of the loop. The state and health names need no escape. */
+void
+child_put_node(const struct child *c, struct buf *out)
 {
 	const struct child_stats *s = &c->stats;
-	json_int_t up = (json_int_t)(child_uptime(c) * 1000);
-	json_int_t idle = c->pid > 0 ?
-	    (json_int_t)((ev_now(LOOP) - s->last_activity) * 1000) : 0;
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:[],s:I,s:s,s:i,"
-	    "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
-	    "name", c->name, "kind", "worker",
-	    "state", child_state_name(child_state(c)),
-	    "restarts", (json_int_t)c->restarts, "uptime_ms", up, "children",
-	    "pid", (json_int_t)c->pid, "health", child_health_name(c->health),
-	    "session", c->sessions ? (int)*c->sessions : 0, "stats",
-	    "requests_handled", (json_int_t)s->requests_handled,
-	    "errors", (json_int_t)s->errors,
-	    "sessions_served", (json_int_t)s->sessions_served,
-	    "checkouts", (json_int_t)s->checkouts,
-	    "uptime_ms", up, "last_activity_ms", idle);
+	int64_t up = (int64_t)(child_uptime(c) * 1000);
+	int64_t idle = c->pid > 0 ?
+	    (int64_t)((ev_now(LOOP) - s->last_activity) * 1000) : 0;
+	jraw_put(out, "{\"name\":");
+	jraw_put_str(out, c->name, strlen(c->name));
+	jraw_put(out, ",\"kind\":\"worker\",\"state\":\"");
+	jraw_put(out, child_state_name(child_state(c)));
+	jraw_put(out, "\",\"restarts\":");
+	jraw_put_int(out, c->restarts);
+	jraw_put(out, ",\"uptime_ms\":");
+	jraw_put_int(out, up);
+	jraw_put(out, ",\"children\":[],\"pid\":");
+	jraw_put_int(out, c->pid);
+	jraw_put(out, ",\"health\":\"");
+	jraw_put(out, child_health_name(c->health));
+	jraw_put(out, "\",\"session\":");
+	jraw_put_int(out, c->sessions ? (int64_t)*c->sessions : 0);
+	jraw_put(out, ",\"stats\":{\"requests_handled\":");
+	jraw_put_int(out, (int64_t)s->requests_handled);
+	jraw_put(out, ",\"errors\":");
+	jraw_put_int(out, (int64_t)s->errors);
+	jraw_put(out, ",\"sessions_served\":");
+	jraw_put_int(out, (int64_t)s->sessions_served);
+	jraw_put(out, ",\"checkouts\":");
+	jraw_put_int(out, (int64_t)s->checkouts);
+	jraw_put(out, ",\"uptime_ms\":");
+	jraw_put_int(out, up);
+	jraw_put(out, ",\"last_activity_ms\":");
+	jraw_put_int(out, idle);
+	jraw_put(out, "}}");
 }

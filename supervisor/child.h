@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "proto/buf.h"
 #include "proto/msg.h"
 #include "supervisor/config.h"
 
@@ -106,8 +107,8 @@ void	child_set_udata(struct child *, void *);
  * does not make the child busy. 0, or -1 if the child has no process. */
 int	child_notify(struct child *, const char *command, json_t *args);
 
-/* The NODE of SPEC 6 for this child. New reference. */
-json_t	*child_json(const struct child *);
+/* Appends the NODE of SPEC 6 for this child, as JSON text. */
+void	child_put_node(const struct child *, struct buf *out);
 
 const char *child_state_name(enum child_state);
 const char *child_health_name(enum child_health);

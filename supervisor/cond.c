@@ -355,13 +355,14 @@ root_fail_waiting(struct root *r, enum msg_code code, const char *why)
 struct sup *root_subtree(const struct root *r) { return r->cur.sup; }
 const struct config *root_config(const struct root *r) { return r->cfg; }
 
-json_t *
-root_node(const struct root *r, const struct sup *s)
+void
+root_put_sup(const struct root *r, const struct sup *s, struct buf *out)
 {
-	json_t *node = sup_json(s);
+	jraw_put(out, "{");
+	sup_put_fields(s, out);
 	if (r->cur.pool && s == r->cur.sup)
-		pool_node_extra(r->cur.pool, node);
-	return node;
+		pool_put_fields(r->cur.pool, out);
+	jraw_put(out, "}");
 }
 
 json_t *
@@ -375,22 +376,32 @@ root_stats(const struct root *r)
 	return route_stats_json(&r->st, &g);
 }
 
-json_t *
-root_json(const struct root *r)
+void
+root_put_node(const struct root *r, struct buf *out)
 {
-	json_t *kids = json_array();
+	int64_t up = (int64_t)((ev_now(LOOP) - r->started) * 1000);
+	jraw_put(out, "{\"name\":\"root\",\"kind\":\"supervisor\",\"state\":\"");
+	jraw_put(out, sup_state_name(r->state));
+	jraw_put(out, "\",\"restarts\":");
+	jraw_put_int(out, r->restarts);
+	jraw_put(out, ",\"uptime_ms\":");
+	jraw_put_int(out, up);
+	jraw_put(out, ",\"children\":[");
 	if (r->cur.sup)
-		json_array_append_new(kids, root_node(r, r->cur.sup));
-	json_int_t up = (json_int_t)((ev_now(LOOP) - r->started) * 1000);
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:s,s:i,s:i,"
-	    "s:I,s:s,s:s,s:s,s:s}",
-	    "name", "root", "kind", "supervisor", "state",
-	    sup_state_name(r->state), "restarts", (json_int_t)r->restarts,
-	    "uptime_ms", up, "children", kids, "strategy", "one_for_one",
-	    "max_restarts", r->cfg->supervisor.max_restarts,
-	    "max_seconds", r->cfg->supervisor.max_seconds,
-	    "pid", (json_int_t)getpid(), "env", r->cfg->env,
-	    "mode", cfg_mode_name(r->cfg->mode),
-	    "adapter", cfg_adapter_name(r->cfg->adapter),
-	    "version", ARBOR_VERSION);
+		root_put_sup(r, r->cur.sup, out);
+	jraw_put(out, "],\"strategy\":\"one_for_one\",\"max_restarts\":");
+	jraw_put_int(out, r->cfg->supervisor.max_restarts);
+	jraw_put(out, ",\"max_seconds\":");
+	jraw_put_int(out, r->cfg->supervisor.max_seconds);
+	jraw_put(out, ",\"pid\":");
+	jraw_put_int(out, getpid());
+	jraw_put(out, ",\"env\":");
+	jraw_put_str(out, r->cfg->env, strlen(r->cfg->env));
+	jraw_put(out, ",\"mode\":\"");
+	jraw_put(out, cfg_mode_name(r->cfg->mode));
+	jraw_put(out, "\",\"adapter\":\"");
+	jraw_put(out, cfg_adapter_name(r->cfg->adapter));
+	jraw_put(out, "\",\"version\":");
+	jraw_put_str(out, ARBOR_VERSION, strlen(ARBOR_VERSION));
+	jraw_put(out, "}");
 }

@@ -46,10 +46,10 @@ size_t	root_pending(const struct root *);	/* jobs accepted, not answered */
 /* Fails the jobs still waiting for a worker (shutdown). */
 void	root_fail_waiting(struct root *, enum msg_code, const char *why);
 
-/* The root's NODE with the whole tree; a subtree's NODE (with the pool's
- * extra fields). New references. */
-json_t	*root_json(const struct root *);
-json_t	*root_node(const struct root *, const struct sup *);
+/* Append, as JSON text, the root's NODE with the whole tree, or a
+ * subtree's NODE (with the pool's members). */
+void	root_put_node(const struct root *, struct buf *out);
+void	root_put_sup(const struct root *, const struct sup *, struct buf *out);
 /* The stats op's object (SPEC 6). New reference. */
 json_t	*root_stats(const struct root *);
 

@@ -25,25 +25,23 @@ op_ping(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	return r;
 }
 
-/* The NODE at name (any kind), or NULL. */
-static json_t *
-node_json(struct ops_env *env, const char *name)
+/* Appends `{"id":ID,"ok":true` (ID null when absent). */
+static void
+put_ok(struct buf *out, const json_t *id)
 {
-	enum reg_kind kind;
-	void *obj = reg_lookup(env->reg, name, &kind);
-	if (obj == NULL)
-		return NULL;
-	switch (kind) {
-	case REG_ROOT:
-		return root_json(obj);
-	case REG_SUPERVISOR:
-		return root_node(env->root, obj);
-	case REG_WORKER:
-		return child_json(obj);
+	jraw_put(out, "{\"id\":");
+	const size_t flags = JSON_ENCODE_ANY | JSON_COMPACT;
+	size_t n = id ? json_dumpb(id, NULL, 0, flags) : 0;
+	if (n > 0) {
+		buf_reserve(out, n);
+		out->len += json_dumpb(id, buf_tail(out), n, flags);
+	} else {
+		jraw_put(out, "null");
 	}
-	return NULL;
+	jraw_put(out, ",\"ok\":true");
 }
 
+/* The tree is written as text straight into the reply (see child_put_node). */
 static json_t *
 op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
@@ -51,12 +49,29 @@ op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	if (jn && !json_is_string(jn) && !json_is_null(jn))
 		return msg_error(id, ERR_BAD_REQUEST, "name must be a string");
 	const char *name = jn && json_is_string(jn) ? json_string_value(jn) : "root";
-	json_t *tree = node_json(env, name);
-	if (tree == NULL)
+	enum reg_kind kind;
+	void *obj = reg_lookup(env->reg, name, &kind);
+	if (obj == NULL)
 		return msg_error(id, ERR_NOT_FOUND, "no node named '%s'", name);
-	json_t *r = msg_ok(id);
-	json_object_set_new(r, "tree", tree);
-	return r;
+	struct buf out;
+	buf_init(&out);
+	put_ok(&out, id);
+	jraw_put(&out, ",\"tree\":");
+	switch (kind) {
+	case REG_ROOT:
+		root_put_node(obj, &out);
+		break;
+	case REG_SUPERVISOR:
+		root_put_sup(env->root, obj, &out);
+		break;
+	case REG_WORKER:
+		child_put_node(obj, &out);
+		break;
+	}
+	jraw_put(&out, "}");
+	ctl_reply_raw(cn, buf_head(&out), buf_used(&out));
+	buf_release(&out);
+	return NULL;
 }
 
 /* Counts workers ready or busy against the configured size. */
@@ -315,12 +330,12 @@ metrics_workers(FILE *f, struct sup *s)
 	for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
 		fprintf(f, "# TYPE arbor_worker_%s_total counter\n", keys[k]);
 		for (size_t i = 0; s && i < sup_nchildren(s); i++) {
-			json_t *n = child_json(sup_child(s, i));
-			fprintf(f, "arbor_worker_%s_total{worker=\"%s\"} %" JSON_INTEGER_FORMAT
-			    "\n", keys[k], child_name(sup_child(s, i)),
-			    json_integer_value(json_object_get(json_object_get(n,
-			    "stats"), keys[k])));
-			json_decref(n);
+			struct child *c = sup_child(s, i);
+			const struct child_stats *cs = child_stats(c);
+			const unsigned long v[] = { cs->requests_handled,
+			    cs->errors, cs->checkouts, cs->sessions_served };
+			fprintf(f, "arbor_worker_%s_total{worker=\"%s\"} %lu\n",
+			    keys[k], child_name(c), v[k]);
 		}
 	}
 	fprintf(f, "# TYPE arbor_worker_up gauge\n");

@@ -3,6 +3,7 @@
 #include <ev.h>
 #include <string.h>
 
+#include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/child.h"
 #include "supervisor/log.h"
@@ -611,9 +612,10 @@ pool_stats(const struct pool *p)
 }
 
 void
-pool_node_extra(const struct pool *p, json_t *node)
+pool_put_fields(const struct pool *p, struct buf *out)
 {
-	json_object_set_new(node, "max_overflow",
-	    json_integer(p->cfg->pool.max_overflow));
-	json_object_set_new(node, "waiting", json_integer((json_int_t)p->wq.n));
+	jraw_put(out, ",\"max_overflow\":");
+	jraw_put_int(out, p->cfg->pool.max_overflow);
+	jraw_put(out, ",\"waiting\":");
+	jraw_put_int(out, (int64_t)p->wq.n);
 }

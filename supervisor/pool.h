@@ -36,8 +36,9 @@ struct job *pool_take_waiting(struct pool *);
 void	pool_fail_waiting(struct pool *, enum msg_code, const char *why);
 size_t	pool_pending(const struct pool *);	/* jobs accepted, not answered */
 
-/* The stats op's object, and fields added to the pool's NODE. */
+/* The stats op's object; the members the pool adds to its supervisor's
+ * NODE, as JSON text, each after a comma. */
 json_t	*pool_stats(const struct pool *);
-void	pool_node_extra(const struct pool *, json_t *node);
+void	pool_put_fields(const struct pool *, struct buf *out);
 
 #endif

@@ -3,6 +3,7 @@
 #include <ev.h>
 #include <string.h>
 
+#include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/backoff.h"
 #include "supervisor/intensity.h"
@@ -391,18 +392,27 @@ size_t sup_nchildren(const struct sup *s) { return s->n; }
 struct child *sup_child(const struct sup *s, size_t i) { return s->slots[i]->c; }
 void *sup_owner(const struct sup *s) { return s->owner; }
 
-json_t *
-sup_json(const struct sup *s)
+void
+sup_put_fields(const struct sup *s, struct buf *out)
 {
-	json_t *kids = json_array();
-	for (size_t i = 0; i < s->n; i++)
-		json_array_append_new(kids, child_json(s->slots[i]->c));
-	json_int_t up = s->state == SS_RUNNING ?
-	    (json_int_t)((ev_now(LOOP) - s->started) * 1000) : 0;
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:s,s:i,s:i}",
-	    "name", s->name, "kind", "supervisor", "state",
-	    sup_state_name(s->state), "restarts", (json_int_t)s->restarts,
-	    "uptime_ms", up, "children", kids, "strategy", "one_for_one",
-	    "max_restarts", s->window.max_restarts,
-	    "max_seconds", (int)s->window.max_seconds);
+	int64_t up = s->state == SS_RUNNING ?
+	    (int64_t)((ev_now(LOOP) - s->started) * 1000) : 0;
+	jraw_put(out, "\"name\":");
+	jraw_put_str(out, s->name, strlen(s->name));
+	jraw_put(out, ",\"kind\":\"supervisor\",\"state\":\"");
+	jraw_put(out, sup_state_name(s->state));
+	jraw_put(out, "\",\"restarts\":");
+	jraw_put_int(out, s->restarts);
+	jraw_put(out, ",\"uptime_ms\":");
+	jraw_put_int(out, up);
+	jraw_put(out, ",\"children\":[");
+	for (size_t i = 0; i < s->n; i++) {
+		if (i > 0)
+			jraw_put(out, ",");
+		child_put_node(s->slots[i]->c, out);
+	}
+	jraw_put(out, "],\"strategy\":\"one_for_one\",\"max_restarts\":");
+	jraw_put_int(out, s->window.max_restarts);
+	jraw_put(out, ",\"max_seconds\":");
+	jraw_put_int(out, (int64_t)s->window.max_seconds);
 }

@@ -68,7 +68,9 @@ struct child	*sup_child(const struct sup *, size_t i);
 void		*sup_owner(const struct sup *);
 
 /* The NODE of SPEC 6 with its children. New reference. */
-json_t	*sup_json(const struct sup *);
+/* Appends the members of the supervisor's NODE (SPEC 6), its children's
+ * NODEs included, as JSON text without the braces: an owner adds its own. */
+void	sup_put_fields(const struct sup *, struct buf *out);
 const char *sup_state_name(enum sup_state);
 
 #endif

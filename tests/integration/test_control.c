@@ -289,6 +289,39 @@ test_status_unknown_name(void **state)
 	json_decref(node);
 }
 
+/* status writes its reply as text: whatever id was sent comes back equal,
+ * an absent one as null. */
+static void
+test_status_ids(void **state)
+{
+	struct arb *a = *state;
+	json_t *ids[] = { json_string("s\"t\\\u00e9\n"), json_real(2.5),
+	    json_pack("{s:[i,s]}", "k", -1, "v"), json_null(),
+	    json_integer(-9007199254740993LL) };
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		json_t *r = arb_call_ok(a, json_pack("{s:O, s:s}", "id", ids[i],
+		    "op", "status"));
+		assert_true(json_equal(json_object_get(r, "id"), ids[i]));
+		assert_string_equal(arb_node_str(json_object_get(r, "tree"),
+		    "name"), "root");
+		json_decref(r);
+		json_decref(ids[i]);
+	}
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = json_pack("{s:s, s:s}", "op", "status", "name",
+	    "bridge/worker");
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+	assert_true(arb_reply_ok(r));
+	assert_true(json_is_null(json_object_get(r, "id")));
+	assert_string_equal(arb_node_str(json_object_get(r, "tree"), "kind"),
+	    "worker");
+	json_decref(r);
+	arb_conn_close(c);
+}
+
 #define NPIPE	50
 
 /* 50 pings in one write: 50 replies, each id exactly once. */
@@ -451,6 +484,7 @@ main(void)
 		cmocka_unit_test(test_partial_frame_then_close),
 		cmocka_unit_test(test_unknown_op),
 		cmocka_unit_test(test_status_unknown_name),
+		cmocka_unit_test(test_status_ids),
 		cmocka_unit_test(test_pipelined_pings),
 		cmocka_unit_test(test_pipelined_mixed_ops),
 		cmocka_unit_test(test_socket_mode),

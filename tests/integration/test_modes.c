@@ -91,6 +91,12 @@ assert_pool_tree(struct arb *a, size_t n)
 	    "children"), 0));
 	assert_string_equal(arb_node_str(pool, "kind"), "supervisor");
 	assert_string_equal(arb_node_str(pool, "state"), "running");
+	assert_string_equal(arb_node_str(pool, "strategy"), "one_for_one");
+	static const char *const ints[] = { "restarts", "uptime_ms",
+	    "max_restarts", "max_seconds", "max_overflow", "waiting" };
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+		assert_true(json_is_integer(json_object_get(pool, ints[i])));
+	assert_int_equal(arb_node_int(pool, "waiting"), 0);
 	json_int_t pids[16];
 	assert_int_equal(arb_worker_pids(tree, pids, 16), n);
 	for (size_t i = 0; i < n; i++) {

@@ -762,13 +762,29 @@ assert_int_field(json_t *o, const char *key)
 		fail_msg("field %s missing or not an integer", key);
 }
 
-/* child_json is the worker NODE of SPEC 6. */
+/* child_put_node's text, parsed: it must be one valid JSON value. */
+static json_t *
+node_of(const struct child *c)
+{
+	struct buf b;
+	buf_init(&b);
+	child_put_node(c, &b);
+	json_error_t e;
+	json_t *j = json_loadb(buf_head(&b), buf_used(&b), 0, &e);
+	if (j == NULL)
+		fail_msg("NODE is not JSON (%s): %.*s", e.text, (int)buf_used(&b),
+		    buf_head(&b));
+	buf_release(&b);
+	return j;
+}
+
+/* child_put_node writes the worker NODE of SPEC 6. */
 static void
 test_json(void **state)
 {
 	struct fx *fx = *state;
 	spawn_ready(fx);
-	json_t *j = child_json(fx->c);
+	json_t *j = node_of(fx->c);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "name")), NAME);
 	assert_string_equal(json_string_value(json_object_get(j, "kind")),
@@ -802,12 +818,12 @@ test_json(void **state)
 	child_count_restart(fx->c);
 	child_set_sessions(fx->c, &bound);
 	request(fx, 0, "echo", "{}", 0);
-	j = child_json(fx->c);
+	j = node_of(fx->c);
 	assert_string_equal(json_string_value(json_object_get(j, "state")),
 	    "busy");
 	json_decref(j);
 	wait_reply(fx, 0);
-	j = child_json(fx->c);
+	j = node_of(fx->c);
 	assert_int_equal(json_integer_value(json_object_get(j, "restarts")), 1);
 	assert_int_equal(json_integer_value(json_object_get(j, "session")), 2);
 	child_set_sessions(fx->c, NULL);
@@ -1060,7 +1076,7 @@ test_health_pings(void **state)
 	assert_int_equal(fx->nexited, 0);
 	assert_int_equal(fx->nidle, 0);
 	assert_int_equal(child_stats(fx->c)->requests_handled, 0);
-	json_t *j = child_json(fx->c);
+	json_t *j = node_of(fx->c);
 	assert_string_equal(json_string_value(json_object_get(j, "health")),
 	    "healthy");
 	json_decref(j);
@@ -1124,12 +1140,12 @@ test_stderr_logged(void **state)
 	assert_true(found);
 }
 
-/* child_json without a process. */
+/* The NODE without a process; a name that needs escapes comes back whole. */
 static void
 test_json_stopped(void **state)
 {
 	struct fx *fx = *state;
-	json_t *j = child_json(fx->c);
+	json_t *j = node_of(fx->c);
 	assert_string_equal(json_string_value(json_object_get(j, "state")),
 	    "stopped");
 	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 0);
@@ -1137,6 +1153,13 @@ test_json_stopped(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "kind")),
 	    "worker");
 	json_decref(j);
+
+	static const char odd[] = "pool/\"w\\\n\x01\xc3\xa9";
+	struct child *c = child_new(odd, &fx->cfg, fx->argv, &events, fx);
+	j = node_of(c);
+	assert_string_equal(json_string_value(json_object_get(j, "name")), odd);
+	json_decref(j);
+	child_free(c);
 }
 
 /* The number of open descriptors of this process. */
