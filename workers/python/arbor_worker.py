@@ -138,6 +138,7 @@ class Worker:
         self.started = time.monotonic()
         self._handlers = {}
         self._stopping = False
+        self._writing = False      # a reply frame is going out
         self._in, self._out = _claim_stdio()
 
     # -- registration -----------------------------------------------------
@@ -257,7 +258,7 @@ class Worker:
         if len(payload) < length:
             raise ProtocolError("truncated frame: %d of %d bytes" % (len(payload), length))
         try:
-            request = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+            request = _DECODER.decode(payload.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
             raise ProtocolError("invalid JSON in request: %s" % exc) from None
         if not isinstance(request, dict):
@@ -287,24 +288,26 @@ class Worker:
         return {"id": reply.get("id"), "success": False, "error": message}
 
     def write_reply(self, reply):
-        """Writes one reply frame and flushes it, with SIGTERM/SIGINT held off
-        so that a frame is never cut in half by our own exit."""
+        """Writes one reply frame and flushes it. A SIGTERM/SIGINT arriving
+        meanwhile only stops the loop after it (see _on_signal), so that a
+        frame is never cut in half by our own exit."""
         frame = self.encode_reply(reply)
-        held = {signal.SIGTERM, signal.SIGINT}
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        self._writing = True
         try:
             self._out.write(frame)
             self._out.flush()
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+            self._writing = False
 
     # -- process -----------------------------------------------------------
 
     def _on_signal(self, signum, frame):
-        """SIGTERM/SIGINT: leave run() at the next opportunity, exit 0."""
+        """SIGTERM/SIGINT: leave run() at the next opportunity, exit 0: at
+        once, or once the reply frame being written is out."""
         if not self._stopping:
             self._stopping = True
-            raise _Stop()
+            if not self._writing:
+                raise _Stop()
 
     def serve(self):
         """Serves requests and returns the exit status."""
@@ -344,9 +347,15 @@ class Worker:
         sys.exit(code)
 
 
+# Made once: json.loads and json.dumps build a new coder per call when given
+# options.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(obj):
     """Compact UTF-8 JSON; NaN and Infinity are refused (not JSON)."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 _claimed = None
@@ -369,7 +378,8 @@ def _claim_stdio():
         except (AttributeError, OSError, ValueError):
             pass
         sys.stdout = sys.stderr
-        _claimed = (os.fdopen(in_fd, "rb", buffering=0), os.fdopen(out_fd, "wb"))
+        # Buffered both ways: a frame's header and payload in one read.
+        _claimed = (os.fdopen(in_fd, "rb"), os.fdopen(out_fd, "wb"))
     return _claimed
 
 

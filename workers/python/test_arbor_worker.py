@@ -3,10 +3,12 @@
 Run from this directory: python3 -m unittest -v
 """
 
+import fcntl
 import os
 import signal
 import struct
 import sys
+import termios
 import time
 import unittest
 
@@ -206,6 +208,33 @@ class LifecycleTest(WorkerTestCase):
         self.assertEqual(self.w.wait(), 0)
         self.assertLess(time.monotonic() - start, 3)
         self.assertNotIn("Traceback", self.w.stderr())
+
+    def test_sigterm_while_writing_finishes_the_frame(self):
+        """A SIGTERM arriving while a reply is stuck in a full pipe stops the
+        worker only once the whole frame is out."""
+        self.assertTrue(self.w.call("ping")["success"])
+        args = {"s": "x" * (1 << 20)}
+        self.w.send({"id": 2, "command": "echo", "args": args})
+        fd = self.w.proc.stdout.fileno()
+        capacity = fcntl.fcntl(fd, F_GETPIPE_SZ)
+        deadline = time.monotonic() + 10
+        while _unread(fd) < capacity:   # the worker is blocked in write()
+            self.assertLess(time.monotonic(), deadline, "pipe never filled")
+            time.sleep(0.01)
+        self.w.proc.send_signal(signal.SIGTERM)
+        reply = self.w.recv(timeout=10)
+        self.assertEqual(reply, {"id": 2, "success": True,
+                                 "result": {"args": args, "session_id": None}})
+        self.assertTrue(self.w.at_eof())
+        self.assertEqual(self.w.wait(), 0)
+
+
+F_GETPIPE_SZ = 1032
+
+
+def _unread(fd):
+    """Bytes waiting in the pipe fd."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 class ProtocolErrorTest(WorkerTestCase):
