@@ -15,6 +15,8 @@
  *   BENCH_VS=DIR      sections 1 and 4 also run the arbord of the build in
  *                     DIR (another commit's build/), its runs alternated
  *                     with this build's, against the same floors
+ *   BENCH_RELAY=0     section 1 without its relay rows (tools/bench/relay.h:
+ *                     the least a broker does, for arbord to be set against)
  * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
 #include <dirent.h>
 #include <errno.h>
@@ -96,6 +98,8 @@ settings(int argc, char **argv)
 	B.warmup = B.quick ? 0.1 : 0.3;
 	B.kills = (int)env_num("BENCH_KILLS", B.quick ? 20 : 200);
 	B.only = getenv("BENCH_ONLY");
+	const char *rl = getenv("BENCH_RELAY");
+	B.relay = rl == NULL || strcmp(rl, "0") != 0;
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n < 0)

@@ -19,6 +19,7 @@ struct bench_opts {
 	char	*root;		/* the source tree (workers/python, git) */
 	char	*tmp;		/* our temp dir (mkdtemp) */
 	char	*vs;		/* BENCH_VS: another build's directory, or NULL */
+	bool	 relay;		/* BENCH_RELAY (default 1): section 1's relay rows */
 };
 
 extern struct bench_opts B;

@@ -25,10 +25,11 @@ section_name(enum section sec)
 	return "?";
 }
 
-/* arbord's CPU time and allocation count as the measured window opens
- * and closes. */
+/* The broker's (arbord's or the relay's) CPU time, and arbord's
+ * allocation count, as the measured window opens and closes. */
 struct mark {
-	const struct arbord *a;
+	pid_t	pid;		/* 0: direct, nothing to measure */
+	const struct arbord *a;	/* NULL: allocations not counted */
 	double	cpu[2];
 	uint64_t allocs[2];
 };
@@ -37,15 +38,15 @@ static void
 mark(void *arg, int phase)
 {
 	struct mark *m = arg;
-	m->cpu[phase] = proc_cpu_s(arbord_pid(m->a));
-	m->allocs[phase] = arbord_allocs(m->a);
+	m->cpu[phase] = proc_cpu_s(m->pid);
+	m->allocs[phase] = m->a ? arbord_allocs(m->a) : UINT64_MAX;
 }
 
 /* Per request, from the two marks; NaN when not measured. */
 static double
 cpu_per_req(const struct mark *m, uint64_t reqs)
 {
-	if (m->a == NULL || reqs == 0 || m->cpu[0] < 0 || m->cpu[1] < 0)
+	if (m->pid == 0 || reqs == 0 || m->cpu[0] < 0 || m->cpu[1] < 0)
 		return NAN;
 	return (m->cpu[1] - m->cpu[0]) / (double)reqs * 1e6;
 }
@@ -60,14 +61,13 @@ allocs_per_req(const struct mark *m, uint64_t reqs)
 
 static void
 run_spec(const struct load_ep *ep, int n, enum load_proto proto,
-    const char *command, int depth, int sessions, const struct arbord *a,
+    const char *command, int depth, int sessions, struct mark m,
     struct series *s)
 {
-	struct mark m = { .a = a };
 	struct load_spec spec = {
 		.proto = proto, .command = command, .args = BENCH_ARGS,
 		.depth = depth, .warmup = B.warmup, .secs = B.secs,
-		.mark = a != NULL ? mark : NULL, .mark_arg = &m,
+		.mark = m.pid != 0 ? mark : NULL, .mark_arg = &m,
 		.sessions = sessions,
 	};
 	struct load_result r;
@@ -91,14 +91,24 @@ run_load(const struct load_ep *ep, int n, enum load_proto proto,
     const char *command, int depth, const struct arbord *a,
     struct series *s)
 {
-	run_spec(ep, n, proto, command, depth, 0, a, s);
+	struct mark m = { .pid = a ? arbord_pid(a) : 0, .a = a };
+	run_spec(ep, n, proto, command, depth, 0, m, s);
+}
+
+void
+run_load_via(const struct load_ep *ep, int n, const char *command, int depth,
+    pid_t broker, struct series *s)
+{
+	struct mark m = { .pid = broker };
+	run_spec(ep, n, LOAD_WORKER, command, depth, 0, m, s);
 }
 
 void
 run_load_sessions(const struct load_ep *ep, int n, const char *command,
     int sessions, const struct arbord *a, struct series *s)
 {
-	run_spec(ep, n, LOAD_CONTROL, command, 1, sessions, a, s);
+	struct mark m = { .pid = arbord_pid(a), .a = a };
+	run_spec(ep, n, LOAD_CONTROL, command, 1, sessions, m, s);
 }
 
 static double

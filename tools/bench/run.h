@@ -41,6 +41,9 @@ struct figures {
 void	run_load(const struct load_ep *ep, int n, enum load_proto proto,
 	    const char *command, int depth, const struct arbord *a,
 	    struct series *s);
+/* The same through the relay broker (pid), in the worker protocol. */
+void	run_load_via(const struct load_ep *ep, int n, const char *command,
+	    int depth, pid_t broker, struct series *s);
 /* The same with every request in one of `sessions` sessions (see
  * load_spec). */
 void	run_load_sessions(const struct load_ep *ep, int n, const char *command,

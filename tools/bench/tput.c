@@ -2,6 +2,7 @@
  * direct-pipe floor, with mock_worker pools of 1, 2 and 8 and with the
  * Python bridge worker. Each arbord and its floor run side by side, their
  * runs interleaved, so both see the same machine. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "proto/xmalloc.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/proc.h"
+#include "tools/bench/relay.h"
 #include "tools/bench/run.h"
 #include "tools/bench/sections.h"
 
@@ -79,9 +81,16 @@ floor_needed(const struct bed *b, int k)
 	return false;
 }
 
-/* The arbords of one bed: this build's, and BENCH_VS's or NULL. */
+/* The brokers of one bed: this build's arbord, BENCH_VS's or NULL, and
+ * the relay (mock_worker beds) or NULL. */
 struct pair {
 	struct arbord	*a[2];
+	struct relay	*relay;
+};
+
+/* What a bed measures: per shape, each broker's runs. */
+struct runs {
+	struct series	 s[MAX_SHAPES], vs[MAX_SHAPES], relay[MAX_SHAPES];
 };
 
 /* The row of BENCH_VS's arbord for shape k, after this build's. */
@@ -98,10 +107,25 @@ vs_row(const struct bed *b, int k, const struct series *s,
 	series_row(b->sec, label, vs, floor);
 }
 
+/* The relay's row for shape k: the least a broker does, and how arbord
+ * compares with it. */
 static void
-rows(const struct bed *b, const struct series *direct, const struct series *s,
-    const struct series *vs)
+relay_row(const struct bed *b, int k, const struct series *s,
+    const struct series *relay, const struct series *floor)
 {
+	char label[320];
+	int nc = b->shapes[k].clients;
+	snprintf(label, sizeof label, "relay: %d × %s, %d client%s, depth %d "
+	    "(arbord: %.2f× of it)", b->size, b->what, nc, nc == 1 ? "" : "s",
+	    b->shapes[k].depth, series_median(s).rps /
+	    series_median(relay).rps);
+	series_row(b->sec, label, relay, floor);
+}
+
+static void
+rows(const struct bed *b, const struct series *direct, const struct runs *rr)
+{
+	const struct series *s = rr->s, *vs = rr->vs;
 	char label[160];
 	for (int k = 1; k <= b->size; k++) {
 		if (direct[k].n == 0)
@@ -121,54 +145,75 @@ rows(const struct bed *b, const struct series *direct, const struct series *s,
 		series_row(b->sec, label, &s[k], floor);
 		if (vs[k].n > 0)
 			vs_row(b, k, &s[k], &vs[k], floor);
+		if (rr->relay[k].n > 0)
+			relay_row(b, k, &s[k], &rr->relay[k], floor);
 	}
 }
 
-/* Run r of every picked shape on both arbords of p (the second may be
- * NULL), which goes first alternating with r. */
+/* Run r of every picked shape on each broker of p (arbord, BENCH_VS's,
+ * the relay: those not NULL), which goes first rotating with r. */
 static void
 run_shapes(const struct bed *b, const struct pair *p,
-    struct load_ep *const cep[2], int r, struct series *s, struct series *vs)
+    struct load_ep *const cep[3], int r, struct runs *rr)
 {
 	for (int k = 0; k < b->nshapes; k++) {
-		if (!shape_picked(&b->shapes[k]))
+		const struct shape *sh = &b->shapes[k];
+		if (!shape_picked(sh))
 			continue;
-		for (int i = 0; i < 2; i++) {
-			int which = (i + r) % 2;
-			if (p->a[which] == NULL)
-				continue;
-			run_load(cep[which], b->shapes[k].clients, LOAD_CONTROL,
-			    b->command, b->shapes[k].depth, p->a[which],
-			    which == 0 ? &s[k] : &vs[k]);
+		for (int i = 0; i < 3; i++) {
+			int which = (i + r) % 3;
+			if (which == 2 && p->relay != NULL)
+				run_load_via(cep[2], sh->clients, b->command,
+				    sh->depth, relay_pid(p->relay), &rr->relay[k]);
+			else if (which < 2 && p->a[which] != NULL)
+				run_load(cep[which], sh->clients, LOAD_CONTROL,
+				    b->command, sh->depth, p->a[which],
+				    which == 0 ? &rr->s[k] : &rr->vs[k]);
 		}
 	}
+}
+
+/* n connections to the relay. */
+static struct load_ep *
+relay_eps(const struct relay *rl, int n)
+{
+	struct load_ep *ep = xcalloc((size_t)n, sizeof *ep);
+	for (int i = 0; i < n; i++) {
+		int fd = relay_connect(rl);
+		if (fd < 0)
+			die("connect #%d to the relay: %s", i + 1, strerror(errno));
+		ep[i].rfd = ep[i].wfd = fd;
+	}
+	return ep;
 }
 
 static void
 run_bed(const struct bed *b, const struct pair *p, const struct wk *w)
 {
-	struct series s[MAX_SHAPES] = { { 0 } }, vs[MAX_SHAPES] = { { 0 } };
+	struct runs *rr = xcalloc(1, sizeof *rr);
 	struct series *direct = xcalloc((size_t)b->size + 1, sizeof *direct);
 	int maxc = 0;
 	for (int k = 0; k < b->nshapes; k++)
 		maxc = b->shapes[k].clients > maxc ? b->shapes[k].clients : maxc;
 	struct load_ep *wep = workers_eps(w, b->size);
-	struct load_ep *cep[2] = { clients_open(p->a[0], maxc),
-	    p->a[1] ? clients_open(p->a[1], maxc) : NULL };
+	struct load_ep *cep[3] = { clients_open(p->a[0], maxc),
+	    p->a[1] ? clients_open(p->a[1], maxc) : NULL,
+	    p->relay ? relay_eps(p->relay, maxc) : NULL };
 	for (int r = 0; r < B.runs; r++) {
 		note("%s pool of %d: run %d/%d", b->what, b->size, r + 1, B.runs);
 		for (int k = 1; k <= b->size; k++)
 			if (k == b->size || floor_needed(b, k))
 				run_load(wep, k, LOAD_WORKER, b->command, 1, NULL,
 				    &direct[k]);
-		run_shapes(b, p, cep, r, s, vs);
+		run_shapes(b, p, cep, r, rr);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (cep[i] != NULL)
 			clients_close(cep[i], maxc);
 	free(wep);
-	rows(b, direct, s, vs);
+	rows(b, direct, rr);
 	free(direct);
+	free(rr);
 }
 
 /* Starts an arbord of the build in dir (NULL: this one). */
@@ -189,7 +234,8 @@ static void
 bed(const struct bed *b, const struct arbord_conf *conf, char **argv)
 {
 	struct pair p = { { start_ready(b, conf, NULL),
-	    B.vs ? start_ready(b, conf, B.vs) : NULL } };
+	    B.vs ? start_ready(b, conf, B.vs) : NULL },
+	    b->sec == SEC_TPUT && B.relay ? relay_start(argv, b->size) : NULL };
 	struct wk *w = calloc((size_t)b->size, sizeof *w);
 	wk_spawn(argv, w, b->size, 120);
 	run_bed(b, &p, w);
@@ -197,6 +243,7 @@ bed(const struct bed *b, const struct arbord_conf *conf, char **argv)
 	free(w);
 	arbord_stop(p.a[0]);
 	arbord_stop(p.a[1]);
+	relay_stop(p.relay);
 }
 
 void

@@ -1,0 +1,20 @@
+/* relay: the least any broker has to do, run as a floor for arbord's own
+ * rows. Clients connect to a Unix socket; each request frame goes,
+ * unchanged, to an idle worker (waiting first come, first served) and the
+ * worker's reply, unchanged, back to that client; reads and writes are
+ * batched per loop iteration as arbord does. No JSON, ids, sessions,
+ * timeouts or restarts: the load speaks the worker protocol through it. */
+#ifndef ARBOR_BENCH_RELAY_H
+#define ARBOR_BENCH_RELAY_H
+#include <sys/types.h>
+
+struct relay;
+
+/* Forks the relay with n workers of argv; returns once it listens. */
+struct relay *relay_start(char *const argv[], int n);
+pid_t	relay_pid(const struct relay *);
+/* A blocking connection to it; -1 on failure. */
+int	relay_connect(const struct relay *);
+/* Kills it (its workers go with it) and frees. NULL is fine. */
+void	relay_stop(struct relay *);
+#endif
