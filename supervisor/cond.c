@@ -380,19 +380,12 @@ void
 root_put_node(const struct root *r, struct buf *out)
 {
 	int64_t up = (int64_t)((ev_now(LOOP) - r->started) * 1000);
-	jraw_put(out, "{\"name\":\"root\",\"kind\":\"supervisor\",\"state\":\"");
-	jraw_put(out, sup_state_name(r->state));
-	jraw_put(out, "\",\"restarts\":");
-	jraw_put_int(out, r->restarts);
-	jraw_put(out, ",\"uptime_ms\":");
-	jraw_put_int(out, up);
-	jraw_put(out, ",\"children\":[");
+	jraw_put(out, "{");
+	sup_put_head(out, "root", r->state, r->restarts, up);
 	if (r->cur.sup)
 		root_put_sup(r, r->cur.sup, out);
-	jraw_put(out, "],\"strategy\":\"one_for_one\",\"max_restarts\":");
-	jraw_put_int(out, r->cfg->supervisor.max_restarts);
-	jraw_put(out, ",\"max_seconds\":");
-	jraw_put_int(out, r->cfg->supervisor.max_seconds);
+	sup_put_tail(out, r->cfg->supervisor.max_restarts,
+	    r->cfg->supervisor.max_seconds);
 	jraw_put(out, ",\"pid\":");
 	jraw_put_int(out, getpid());
 	jraw_put(out, ",\"env\":");

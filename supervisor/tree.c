@@ -393,26 +393,39 @@ struct child *sup_child(const struct sup *s, size_t i) { return s->slots[i]->c; 
 void *sup_owner(const struct sup *s) { return s->owner; }
 
 void
+sup_put_head(struct buf *out, const char *name, enum sup_state state,
+    unsigned restarts, int64_t uptime_ms)
+{
+	jraw_put(out, "\"name\":");
+	jraw_put_str(out, name, strlen(name));
+	jraw_put(out, ",\"kind\":\"supervisor\",\"state\":\"");
+	jraw_put(out, sup_state_name(state));
+	jraw_put(out, "\",\"restarts\":");
+	jraw_put_int(out, restarts);
+	jraw_put(out, ",\"uptime_ms\":");
+	jraw_put_int(out, uptime_ms);
+	jraw_put(out, ",\"children\":[");
+}
+
+void
+sup_put_tail(struct buf *out, int max_restarts, int max_seconds)
+{
+	jraw_put(out, "],\"strategy\":\"one_for_one\",\"max_restarts\":");
+	jraw_put_int(out, max_restarts);
+	jraw_put(out, ",\"max_seconds\":");
+	jraw_put_int(out, max_seconds);
+}
+
+void
 sup_put_fields(const struct sup *s, struct buf *out)
 {
 	int64_t up = s->state == SS_RUNNING ?
 	    (int64_t)((ev_now(LOOP) - s->started) * 1000) : 0;
-	jraw_put(out, "\"name\":");
-	jraw_put_str(out, s->name, strlen(s->name));
-	jraw_put(out, ",\"kind\":\"supervisor\",\"state\":\"");
-	jraw_put(out, sup_state_name(s->state));
-	jraw_put(out, "\",\"restarts\":");
-	jraw_put_int(out, s->restarts);
-	jraw_put(out, ",\"uptime_ms\":");
-	jraw_put_int(out, up);
-	jraw_put(out, ",\"children\":[");
+	sup_put_head(out, s->name, s->state, s->restarts, up);
 	for (size_t i = 0; i < s->n; i++) {
 		if (i > 0)
 			jraw_put(out, ",");
 		child_put_node(s->slots[i]->c, out);
 	}
-	jraw_put(out, "],\"strategy\":\"one_for_one\",\"max_restarts\":");
-	jraw_put_int(out, s->window.max_restarts);
-	jraw_put(out, ",\"max_seconds\":");
-	jraw_put_int(out, (int64_t)s->window.max_seconds);
+	sup_put_tail(out, s->window.max_restarts, (int)s->window.max_seconds);
 }

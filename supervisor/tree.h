@@ -9,6 +9,7 @@
 #define ARBOR_TREE_H
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "registry/registry.h"
 #include "supervisor/child.h"
@@ -71,6 +72,11 @@ void		*sup_owner(const struct sup *);
 /* Appends the members of the supervisor's NODE (SPEC 6), its children's
  * NODEs included, as JSON text without the braces: an owner adds its own. */
 void	sup_put_fields(const struct sup *, struct buf *out);
+/* The members of any supervisor NODE before its children's NODEs (up to
+ * and with the children array's '['), and after them (from its ']'). */
+void	sup_put_head(struct buf *out, const char *name, enum sup_state,
+	    unsigned restarts, int64_t uptime_ms);
+void	sup_put_tail(struct buf *out, int max_restarts, int max_seconds);
 const char *sup_state_name(enum sup_state);
 
 #endif
