@@ -3,7 +3,10 @@
  * unchanged, to an idle worker (waiting first come, first served) and the
  * worker's reply, unchanged, back to that client; reads and writes are
  * batched per loop iteration as arbord does. No JSON, ids, sessions,
- * timeouts or restarts: the load speaks the worker protocol through it. */
+ * timeouts or restarts: the load speaks the worker protocol through it.
+ * A reply goes to the connection by its descriptor, so clients are meant
+ * to stay connected for the relay's life (a closed one's replies are
+ * dropped, and a new connection could reuse its number). */
 #ifndef ARBOR_BENCH_RELAY_H
 #define ARBOR_BENCH_RELAY_H
 #include <sys/types.h>
