@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -251,11 +252,11 @@ relay_connect(const struct relay *r)
 struct relay *
 relay_start(char *const argv[], int n)
 {
+	static int serial;
 	struct relay *r = xcalloc(1, sizeof *r);
-	char tmpl[] = "/tmp/arbor-relay-XXXXXX";
-	if (mkdtemp(tmpl) == NULL)
-		die("mkdtemp: %s", strerror(errno));
-	r->dir = xstrdup(tmpl);
+	r->dir = xasprintf("%s/relay.%d", B.tmp, ++serial);
+	if (mkdir(r->dir, 0700) < 0)
+		die("%s: %s", r->dir, strerror(errno));
 	r->sock = xasprintf("%s/relay.sock", r->dir);
 	r->pid = proc_fork();
 	if (r->pid == 0)
