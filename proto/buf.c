@@ -71,12 +71,10 @@ buf_settle(struct buf *b)
 	}
 }
 
-/* Makes room for n bytes at the tail, first by sliding the live bytes down. */
+/* buf_reserve without the room: first by sliding the live bytes down. */
 void
-buf_reserve(struct buf *b, size_t n)
+buf_grow(struct buf *b, size_t n)
 {
-	if (b->cap - b->len >= n)
-		return;
 	if (b->scratch) {
 		unborrow(b, n);
 		return;
@@ -93,16 +91,6 @@ buf_reserve(struct buf *b, size_t n)
 		ncap *= 2;
 	b->data = xrealloc(b->data, ncap);
 	b->cap = ncap;
-}
-
-void
-buf_append(struct buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return;		/* data may still be NULL: no memcpy */
-	buf_reserve(b, n);
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
 }
 
 void

@@ -5,6 +5,7 @@
 #define ARBOR_BUF_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 
 struct buf {
@@ -17,12 +18,30 @@ struct buf {
 
 void	 buf_init(struct buf *);
 void	 buf_release(struct buf *);		/* frees the storage */
-void	 buf_reserve(struct buf *, size_t);	/* room for n more bytes at the tail */
-void	 buf_append(struct buf *, const void *, size_t);
+void	 buf_grow(struct buf *, size_t);	/* buf_reserve's slow path */
 void	 buf_consume(struct buf *, size_t);
 static inline size_t buf_used(const struct buf *b) { return b->len - b->off; }
 static inline char *buf_head(const struct buf *b) { return b->data + b->off; }
 static inline char *buf_tail(const struct buf *b) { return b->data + b->len; }
+
+/* Room for n more bytes at the tail (inline: called per token on the
+ * request path). */
+static inline void
+buf_reserve(struct buf *b, size_t n)
+{
+	if (b->cap - b->len < n)
+		buf_grow(b, n);
+}
+
+static inline void
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return;		/* data may still be NULL: no memcpy */
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
 
 /* Reads what fd has (up to one chunk) into the tail: >0 bytes, 0 EOF,
  * -1 error (errno; EAGAIN when nothing is there). An empty buffer reads

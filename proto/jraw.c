@@ -519,9 +519,8 @@ jraw_object(const char *p, size_t n, struct jraw_member *m, int max)
 }
 
 const struct jraw_member *
-jraw_get(const struct jraw_member *m, int k, const char *key)
+jraw_getn(const struct jraw_member *m, int k, const char *key, size_t n)
 {
-	size_t n = strlen(key);
 	for (int i = 0; i < k; i++)
 		if (same_key(m[i].key, m[i].key_len, key, n))
 			return &m[i];
@@ -616,12 +615,6 @@ jraw_put_str(struct buf *out, const char *s, size_t n)
 		i = j + 1;
 	}
 	buf_append(out, "\"", 1);
-}
-
-void
-jraw_put(struct buf *out, const char *lit)
-{
-	buf_append(out, lit, strlen(lit));
 }
 
 /* Digits from the right into a small array; the magnitude in unsigned

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "proto/buf.h"
 
@@ -51,9 +52,15 @@ struct jraw_member {
  * members, or is outside what the scanner decides (see above). */
 int	jraw_object(const char *p, size_t n, struct jraw_member *m, int max);
 
-/* The member named key (NUL-terminated), or NULL. */
-const struct jraw_member *jraw_get(const struct jraw_member *m, int k,
-	    const char *key);
+/* The member named key[0..n), or NULL; jraw_get for a NUL-terminated key
+ * (inline, so that a literal's length is known at compile time). */
+const struct jraw_member *jraw_getn(const struct jraw_member *m, int k,
+	    const char *key, size_t n);
+static inline const struct jraw_member *
+jraw_get(const struct jraw_member *m, int k, const char *key)
+{
+	return jraw_getn(m, k, key, strlen(key));
+}
 /* A JRAW_INT member's value. false for any other type or NULL (so that
  * jraw_get's answer can be passed straight in). */
 bool	jraw_int(const struct jraw_member *, int64_t *out);
@@ -64,8 +71,13 @@ bool	jraw_str(const struct jraw_member *, const char **s, size_t *n);
 /* Writers: append to out. */
 /* s[0..n) (valid UTF-8) as a JSON string, quoted and escaped. */
 void	jraw_put_str(struct buf *out, const char *s, size_t n);
-/* A literal, e.g. jraw_put(out, "{\"ok\":true"). */
-void	jraw_put(struct buf *out, const char *lit);
+/* A literal, e.g. jraw_put(out, "{\"ok\":true") (inline, so that a
+ * literal's length is known at compile time). */
+static inline void
+jraw_put(struct buf *out, const char *lit)
+{
+	buf_append(out, lit, strlen(lit));
+}
 /* A signed integer in decimal. */
 void	jraw_put_int(struct buf *out, int64_t v);
 
