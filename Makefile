@@ -77,6 +77,9 @@ $(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIBDAEMON) $(LIBWORKER)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# test_allocs counts arbord's allocation calls by wrapping them.
+$(BUILD)/tests/test_allocs: private LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=vasprintf
+
 $(BUILD)/tests/test_%: $(call obj,tests/integration/test_%.c) $(ILIB_OBJ) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
