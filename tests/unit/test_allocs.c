@@ -2,7 +2,8 @@
  * listener, ops, pool and children run in-process on libev's default loop
  * (a pool of 2 mock_workers), and a client in the same loop keeps 16
  * `execute echo` requests in flight on 16 connections, as the benchmark
- * does. After a warm-up, the next requests must not call malloc, calloc,
+ * does; a second case sends each request in one of 64 sessions (strict
+ * affinity), all bound during the warm-up. After a warm-up, the next requests must not call malloc, calloc,
  * realloc, strdup or vasprintf from arbord's code: the calls are counted
  * with the linker's --wrap (see the Makefile), which holds under ASan too.
  * jansson's own allocations count when it allocates through the slab, as
@@ -40,6 +41,7 @@
 #define CLIENTS		16
 #define WARMUP		3000
 #define MEASURED	5000
+#define SESSIONS	64
 #define BOUND_S		60.0	/* the most any phase may take */
 
 /* ---- counting ------------------------------------------------------------ */
@@ -162,14 +164,19 @@ struct cconn {
 static struct cconn conns[CLIENTS];
 static unsigned long sent, replied, bad;
 static unsigned long target;	/* requests to send in this phase */
+static bool with_sessions;	/* each request in session sent % SESSIONS */
 static ev_timer wake;		/* keeps ev_run(EVRUN_ONCE) from blocking long */
 
 static void
 send_one(struct cconn *c)
 {
-	char head[64];
+	char head[96];
 	int n = snprintf(head, sizeof head, "{\"id\":%lu,\"op\":\"execute\","
-	    "\"command\":\"echo\",\"args\":", ++sent);
+	    "\"command\":\"echo\",", ++sent);
+	if (with_sessions)
+		n += snprintf(head + n, sizeof head - (size_t)n,
+		    "\"session_id\":\"s%lu\",", sent % SESSIONS);
+	n += snprintf(head + n, sizeof head - (size_t)n, "\"args\":");
 	size_t at = frame_open(&c->out);
 	buf_append(&c->out, head, (size_t)n);
 	buf_append(&c->out, ARGS, sizeof ARGS - 1);
@@ -255,10 +262,16 @@ phase(unsigned long n)
 /* ---- the test ------------------------------------------------------------ */
 
 static void
-test_no_allocation_per_request(void **state)
+measure(bool sessions)
 {
+	with_sessions = sessions;
 	clients_open();
 	phase(WARMUP);
+	json_t *st = root_stats(d.root);
+	assert_int_equal(json_integer_value(json_object_get(st, "sessions")),
+	    sessions ? SESSIONS : 0);
+	json_decref(st);
+	allocs = 0;
 	counting = true;
 	phase(MEASURED);
 	counting = false;
@@ -267,10 +280,26 @@ test_no_allocation_per_request(void **state)
 		fail_msg("%lu allocations in %d requests", allocs, MEASURED);
 }
 
+static void
+test_no_allocation_per_request(void **state)
+{
+	measure(false);
+}
+
+/* Session lookup and binding of known sessions allocate nothing either. */
+static void
+test_no_allocation_per_session_request(void **state)
+{
+	measure(true);
+}
+
 static int
 setup(void **state)
 {
 	char err[1024];
+	memset(&d, 0, sizeof d);
+	memset(conns, 0, sizeof conns);
+	sent = replied = bad = 0;
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(LOG_ERROR, LOG_TEXT);
 	(void)ev_default_loop(EVFLAG_AUTO);
@@ -334,6 +363,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_no_allocation_per_request,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_no_allocation_per_session_request, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
