@@ -632,3 +632,92 @@ jraw_put_int(struct buf *out, int64_t v)
 		*--p = '-';
 	buf_append(out, p, (size_t)(d + sizeof d - p));
 }
+
+static void
+put_newline(struct buf *out, int indent)
+{
+	if (indent < 0)
+		indent = 0;	/* unbalanced text: the caller's, not ours to judge */
+	buf_reserve(out, (size_t)indent + 1);
+	out->data[out->len++] = '\n';
+	memset(out->data + out->len, ' ', (size_t)indent);
+	out->len += (size_t)indent;
+}
+
+/* The end of the string token at p (an opening quote). */
+static const char *
+string_end(const char *p, const char *end)
+{
+	for (p++; p < end && *p != '"'; p++)
+		if (*p == '\\')
+			p++;
+	return p < end ? p + 1 : end;
+}
+
+/* The end of the scalar token at p (a number, true, false or null). */
+static const char *
+scalar_end(const char *p, const char *end)
+{
+	while (p < end && *p != ',' && *p != ':' && *p != ']' && *p != '}' &&
+	    (unsigned char)*p > ' ')
+		p++;
+	return p;
+}
+
+/* At an opening bracket p: {} and [] stay on one line, else the first
+ * member goes on a new line one level deeper. Returns what follows. */
+static const char *
+put_open(struct buf *out, const char *p, const char *end, int *depth,
+    int step)
+{
+	const char *q = p + 1;
+	buf_append(out, p, 1);
+	while (q < end && (unsigned char)*q <= ' ')
+		q++;
+	if (q < end && *q == (*p == '{' ? '}' : ']')) {
+		buf_append(out, q, 1);
+		return q + 1;
+	}
+	put_newline(out, ++*depth * step);
+	return p + 1;
+}
+
+void
+jraw_put_indented(struct buf *out, const char *p, size_t n, int step)
+{
+	const char *end = p + n, *q;
+	int depth = 0;
+	while (p < end) {
+		switch (*p) {
+		case '"':
+			q = string_end(p, end);
+			buf_append(out, p, (size_t)(q - p));
+			p = q;
+			break;
+		case '{': case '[':
+			p = put_open(out, p, end, &depth, step);
+			break;
+		case '}': case ']':
+			put_newline(out, --depth * step);
+			buf_append(out, p++, 1);
+			break;
+		case ',':
+			buf_append(out, ",", 1);
+			put_newline(out, depth * step);
+			p++;
+			break;
+		case ':':
+			buf_append(out, ": ", 2);
+			p++;
+			break;
+		default:
+			if ((unsigned char)*p <= ' ') {
+				p++;	/* whitespace between tokens */
+				break;
+			}
+			q = scalar_end(p, end);
+			buf_append(out, p, (size_t)(q - p));
+			p = q;
+		}
+	}
+}

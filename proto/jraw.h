@@ -80,5 +80,12 @@ jraw_put(struct buf *out, const char *lit)
 }
 /* A signed integer in decimal. */
 void	jraw_put_int(struct buf *out, int64_t v);
+/* The JSON value p[0..n) (valid JSON, compact or not) laid out as
+ * jansson's JSON_INDENT(step) lays it out: one member or element per
+ * line, `"key": value`, empty containers as {} and []. Strings are copied
+ * as they are, so the text equals jansson's when their escapes are the
+ * ones jansson writes. Text that is not valid JSON gives some layout of
+ * its bytes, never more than the input and its indentation. */
+void	jraw_put_indented(struct buf *out, const char *p, size_t n, int step);
 
 #endif

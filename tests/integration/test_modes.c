@@ -439,6 +439,12 @@ test_arborctl_status(void **state)
 	if (ctl == NULL)
 		fail_msg("arborctl --json status: %s:\n%s", jerr.text, out);
 	assert_root(a, ctl, "test", "pool", "bridge_mock");
+	/* Shown from the reply's text, laid out exactly as jansson would. */
+	char *indented = json_dumps(ctl, JSON_INDENT(2));
+	size_t n = strlen(indented);
+	assert_true(strlen(out) == n + 1 && memcmp(out, indented, n) == 0 &&
+	    out[n] == '\n');
+	free(indented);
 	json_int_t want[8], got[8];
 	assert_int_equal(arb_worker_pids(ctl, got, 8), 2);
 	assert_int_equal(arb_worker_pids(tree, want, 8), 2);
@@ -453,6 +459,9 @@ test_arborctl_status(void **state)
 	assert_string_equal(arb_node_str(ctl, "name"), "pool/worker.1");
 	assert_int_equal(arb_node_pid(ctl), want[0]);
 	json_decref(ctl);
+	/* An error reply still goes the parsed way: message, exit 1. */
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "--json", "status",
+	    "pool/worker.9", NULL), 1);
 
 	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", NULL), 0);
 	assert_non_null(strstr(out, "root"));

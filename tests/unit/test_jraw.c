@@ -742,6 +742,41 @@ test_put_reply(void **state)
 	buf_release(&b);
 }
 
+/* jraw_put_indented lays a value out as jansson's JSON_INDENT(2) does,
+ * from compact text and from text indented otherwise. */
+static void
+test_put_indented(void **state)
+{
+	static const char *const docs[] = {
+		"{}", "[]", "1", "\"s\"", "null", "[1,2.5,-3e+20,true,false,null]",
+		"{\"a\":{},\"b\":[],\"c\":[{}],\"d\":[[]],\"e\":{\"f\":{\"g\":[1,{\"h\":null}]}}}",
+		"{\"s\":\"q\\\"uote, comma: colon ] } {\",\"u\":\"\\u0001\\n\\t\u00e9\u4e2d\"}",
+		"{\"name\":\"root\",\"children\":[{\"name\":\"pool\",\"children\":[],"
+		    "\"max_seconds\":60}],\"pid\":123}",
+	};
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		json_error_t err;
+		json_t *j = json_loads(docs[i], JSON_DECODE_ANY, &err);
+		assert_non_null(j);
+		char *want = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		const size_t forms[] = { JSON_COMPACT, JSON_INDENT(4),
+		    JSON_INDENT(0) };
+		for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+			char *in = json_dumps(j, forms[f] | JSON_ENCODE_ANY);
+			struct buf b;
+			buf_init(&b);
+			jraw_put_indented(&b, in, strlen(in), 2);
+			if (b.len != strlen(want) || memcmp(b.data, want, b.len))
+				fail_msg("from %s:\n%.*s\nwant:\n%s", in,
+				    (int)b.len, b.data, want);
+			buf_release(&b);
+			free(in);
+		}
+		free(want);
+		json_decref(j);
+	}
+}
+
 #define T(f)	cmocka_unit_test(f)
 
 int
@@ -766,6 +801,7 @@ main(void)
 		T(test_put_str),
 		T(test_put_int),
 		T(test_put_reply),
+		T(test_put_indented),
 	};
 	return cmocka_run_group_tests_name("jraw", tests, NULL, NULL);
 }
