@@ -9,6 +9,9 @@
  * it as a member's value unless it holds a NUL (which the scanner leaves
  * to jansson).
  *
+ * jraw_put_indented lays out any input without a fault, and a value
+ * jansson reads from the input it reads equal from the layout.
+ *
  * Input: the bytes to scan, as they are. */
 #include <jansson.h>
 #include <string.h>
@@ -46,11 +49,29 @@ put_str(const char *s, size_t n, const json_t *want)
 	buf_release(&b);
 }
 
+static void
+indent(const char *p, size_t n)
+{
+	struct buf b;
+	json_error_t err;
+	buf_init(&b);
+	jraw_put_indented(&b, p, n, 2);
+	json_t *j = json_loadb(p, n, JSON_DECODE_ANY, &err);
+	if (j != NULL) {
+		json_t *back = json_loadb(b.data, b.len, JSON_DECODE_ANY, &err);
+		FUZZ_CHECK(back != NULL && json_equal(back, j));
+		json_decref(back);
+	}
+	json_decref(j);
+	buf_release(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data;
 	differ(p, size);
+	indent(p, size);
 	json_t *s = json_stringn(p, size);	/* NULL unless valid UTF-8 */
 	if (s != NULL)
 		put_str(p, size, s);
