@@ -103,15 +103,20 @@ struct command {
 	int		 min_args, max_args;
 	const char	*arg_key;	/* request key of args[0], or NULL */
 	int		(*show)(const struct opts *, const json_t *reply);
-	int		(*show_raw)(const char *reply, size_t len);
+	int		(*show_raw)(const struct jraw_member *m, int k);
 };
 
+#define RAW_MEMBERS	8
+
 /* Our reply: parsed (json), or, when raw text was asked for and the
- * scanner read it as our successful reply, its text (raw; json NULL). */
+ * scanner read it as our successful reply, its text (raw) and top-level
+ * members (m[0..k), pointing into raw), with json NULL. */
 struct reply {
-	bool		 want_raw;
-	json_t		*json;
-	struct buf	 raw;
+	bool			 want_raw;
+	json_t			*json;
+	struct buf		 raw;
+	struct jraw_member	 m[RAW_MEMBERS];
+	int			 k;
 };
 
 /* ------------------------------------------------------------------ */
@@ -653,11 +658,9 @@ show_error(const json_t *reply)
 
 /* status --json: the tree member, laid out as print_json() would. */
 static int
-show_status_raw(const char *reply, size_t len)
+show_status_raw(const struct jraw_member *m, int k)
 {
-	struct jraw_member m[8];
-	int k = jraw_object(reply, len, m, 8);
-	const struct jraw_member *tree = jraw_get(m, k < 0 ? 0 : k, "tree");
+	const struct jraw_member *tree = jraw_get(m, k, "tree");
 	if (tree == NULL) {
 		errmsg("malformed status reply");
 		return EXIT_UNREACHABLE;
@@ -964,16 +967,22 @@ wait_readable(int fd, long long deadline)
 /* How reading a reply ended. */
 enum rx { RX_REPLY, RX_TIMEOUT, RX_EOF, RX_ERROR, RX_BAD };
 
-/* Whether p[0..len) is, to the scanner, our reply with "ok": true. */
+/* Keeps p[0..len) in r as text if the scanner reads it as our reply
+ * with "ok": true; false (r unchanged) otherwise. */
 static bool
-raw_ours_ok(const char *p, size_t len)
+take_raw(struct reply *r, const char *p, size_t len)
 {
-	struct jraw_member m[8];
-	int k = jraw_object(p, len, m, 8);
+	buf_append(&r->raw, p, len);
+	int k = jraw_object(buf_head(&r->raw), len, r->m, RAW_MEMBERS);
 	int64_t id;
-	const struct jraw_member *ok = k < 0 ? NULL : jraw_get(m, k, "ok");
-	return ok != NULL && ok->type == JRAW_TRUE &&
-	    jraw_int(jraw_get(m, k, "id"), &id) && id == REQUEST_ID;
+	const struct jraw_member *ok = k < 0 ? NULL : jraw_get(r->m, k, "ok");
+	if (ok != NULL && ok->type == JRAW_TRUE &&
+	    jraw_int(jraw_get(r->m, k, "id"), &id) && id == REQUEST_ID) {
+		r->k = k;
+		return true;
+	}
+	r->raw.len = r->raw.off;	/* not ours, or not for the scanner */
+	return false;
 }
 
 /* Reads the next frame into r: as text when r wants it and it is our
@@ -988,8 +997,7 @@ next_frame(int fd, struct buf *in, long long deadline, struct reply *r)
 	for (;;) {
 		switch (frame_peek(in, MAX_REPLY_BYTES, &p, &len)) {
 		case FRAME_OK:
-			if (r->want_raw && raw_ours_ok(p, len)) {
-				buf_append(&r->raw, p, len);
+			if (r->want_raw && take_raw(r, p, len)) {
 				frame_done(in, len);
 				return RX_REPLY;
 			}
@@ -1114,7 +1122,7 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 	buf_init(&r.raw);
 	status = transact(sock, req, wait_ms, &r);
 	if (status == EXIT_OK && r.json == NULL)
-		status = c->show_raw(buf_head(&r.raw), buf_used(&r.raw));
+		status = c->show_raw(r.m, r.k);
 	else if (status == EXIT_OK)
 		status = json_is_true(json_object_get(r.json, "ok")) ?
 		    c->show(o, r.json) : show_error(r.json);
