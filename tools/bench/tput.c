@@ -93,33 +93,20 @@ struct runs {
 	struct series	 s[MAX_SHAPES], vs[MAX_SHAPES], relay[MAX_SHAPES];
 };
 
-/* The row of BENCH_VS's arbord for shape k, after this build's. */
+/* The row of another broker (BENCH_VS's arbord, or the relay) for shape
+ * k, after this build's, saying how this build's arbord compares with it. */
 static void
-vs_row(const struct bed *b, int k, const struct series *s,
-    const struct series *vs, const struct series *floor)
+other_row(const struct bed *b, int k, const char *who, const char *ours,
+    const struct series *s, const struct series *other,
+    const struct series *floor)
 {
 	char label[320];
 	int nc = b->shapes[k].clients;
-	snprintf(label, sizeof label, "arbord of BENCH_VS: %d × %s, %d "
-	    "client%s, depth %d (this build: %.2f× of it)", b->size, b->what,
-	    nc, nc == 1 ? "" : "s", b->shapes[k].depth,
-	    series_median(s).rps / series_median(vs).rps);
-	series_row(b->sec, label, vs, floor);
-}
-
-/* The relay's row for shape k: the least a broker does, and how arbord
- * compares with it. */
-static void
-relay_row(const struct bed *b, int k, const struct series *s,
-    const struct series *relay, const struct series *floor)
-{
-	char label[320];
-	int nc = b->shapes[k].clients;
-	snprintf(label, sizeof label, "relay: %d × %s, %d client%s, depth %d "
-	    "(arbord: %.2f× of it)", b->size, b->what, nc, nc == 1 ? "" : "s",
-	    b->shapes[k].depth, series_median(s).rps /
-	    series_median(relay).rps);
-	series_row(b->sec, label, relay, floor);
+	snprintf(label, sizeof label, "%s: %d × %s, %d client%s, depth %d "
+	    "(%s: %.2f× of it)", who, b->size, b->what, nc, nc == 1 ? "" : "s",
+	    b->shapes[k].depth, ours, series_median(s).rps /
+	    series_median(other).rps);
+	series_row(b->sec, label, other, floor);
 }
 
 static void
@@ -144,9 +131,11 @@ rows(const struct bed *b, const struct series *direct, const struct runs *rr)
 		const struct series *floor = &direct[floor_k(b, &b->shapes[k])];
 		series_row(b->sec, label, &s[k], floor);
 		if (vs[k].n > 0)
-			vs_row(b, k, &s[k], &vs[k], floor);
+			other_row(b, k, "arbord of BENCH_VS", "this build",
+			    &s[k], &vs[k], floor);
 		if (rr->relay[k].n > 0)
-			relay_row(b, k, &s[k], &rr->relay[k], floor);
+			other_row(b, k, "relay", "arbord", &s[k],
+			    &rr->relay[k], floor);
 	}
 }
 
