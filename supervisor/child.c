@@ -53,7 +53,8 @@ struct child {
 	ev_io			 w_out, w_in, w_err;
 	struct batch_item	 batch;		/* stdin writes, once per iteration */
 	ev_child		 w_child;
-	ev_timer		 t_deadline;	/* earliest request deadline */
+	ev_timer		 t_deadline;	/* no later than the earliest deadline */
+	ev_tstamp		 deadline_at;	/* when t_deadline, if active, fires */
 	ev_timer		 t_kill;	/* stop escalation to SIGKILL */
 	ev_timer		 t_backoff;
 	ev_timer		 t_health;
@@ -361,8 +362,21 @@ child_spawn(struct child *c)
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* Re-arms the deadline timer at the earliest pending deadline. The table
- * is bounded by max_inflight, so the scan is too. */
+/* The deadline timer is kept lazily, as libev's manual advises for
+ * timeouts that are mostly not reached: a new request moves it only to an
+ * earlier deadline, a finished one leaves it as it is, and when it fires
+ * on_deadline re-arms it here, at the earliest deadline left. So a request
+ * costs one comparison, not a stop and a start of the timer. */
+static void
+arm_deadline_at(struct child *c, ev_tstamp at)
+{
+	ev_timer_stop(LOOP, &c->t_deadline);
+	ev_timer_set(&c->t_deadline, at - ev_now(LOOP), 0.);
+	ev_timer_start(LOOP, &c->t_deadline);
+	c->deadline_at = at;
+}
+
+/* The scan is bounded by max_inflight, and runs only when the timer fires. */
 static void
 arm_deadline(struct child *c)
 {
@@ -372,11 +386,10 @@ arm_deadline(struct child *c)
 		if (d > 0 && (first == 0 || d < first))
 			first = d;
 	}
-	ev_timer_stop(LOOP, &c->t_deadline);
-	if (first > 0) {
-		ev_timer_set(&c->t_deadline, first - ev_now(LOOP), 0.);
-		ev_timer_start(LOOP, &c->t_deadline);
-	}
+	if (first > 0)
+		arm_deadline_at(c, first);
+	else
+		ev_timer_stop(LOOP, &c->t_deadline);
 }
 
 /* A free slot for the next id (ids are unique among requests in flight). */
@@ -411,8 +424,6 @@ pend_finish(struct child *c, struct pend *p, const struct child_reply *reply,
 	c->npend--;
 	if (!internal)
 		c->nuser--;
-	if (p->deadline > 0)
-		arm_deadline(c);
 	fn(arg, reply, err, why);
 	if (!internal && c->nuser == 0 && c->state == CS_READY && !c->failed &&
 	    !c->reaped && c->ev->idle)
@@ -481,8 +492,9 @@ send_request(struct child *c, const char *command, const char *args,
 	c->npend++;
 	if (!internal)
 		c->nuser++;
-	if (p->deadline > 0)
-		arm_deadline(c);
+	if (p->deadline > 0 && (!ev_is_active(&c->t_deadline) ||
+	    p->deadline < c->deadline_at))
+		arm_deadline_at(c, p->deadline);
 	batch_queue(&c->batch);
 	return 0;
 }
@@ -770,6 +782,7 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 			pend_finish(c, p, NULL, ERR_TIMEOUT, "deadline passed");
 		}
 	}
+	/* Those left fail when the killed child is reaped. */
 }
 
 static void

@@ -165,6 +165,42 @@ test_timeout_kills_and_replaces(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Each request is held to its own deadline, whatever the requests before
+ * it on the same worker had: a short deadline that passes after its
+ * request was answered does not cut the next, longer one short, and a
+ * short deadline after a long one still fires on time. */
+static void
+test_deadline_is_per_request(void **state)
+{
+	struct arb *a = start_pool(1, "max_overflow = 0;", NULL);
+	json_int_t pid = cl_worker_pid(a, W1);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "echo", NULL, NULL, 300),
+	    cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 1500), NULL,
+	    60000));
+	cl_send_batch(c, reqs);	/* read together: the sleep is sent next */
+	json_decref(reqs);
+	for (json_int_t id = 1; id <= 2; id++) {
+		json_t *r = cl_recv(c, ARB_EVENT_MS);
+		if (!arb_reply_ok(r)) {
+			char *d = cl_describe(r);
+			fail_msg("request %lld: %s", (long long)id, d);
+		}
+		assert_int_equal(cl_reply_id(r), id);
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(cl_worker_pid(a, W1), pid);
+	long long t0 = arb_now_ms();
+	json_t *r = arb_call_err(a, cl_exec_req(0, "sleep",
+	    json_pack("{s:i}", "ms", 30000), NULL, 200), "timeout");
+	json_decref(r);
+	assert_true(arb_now_ms() - t0 < 20000);	/* not the 60 s left armed */
+	wait_replaced(a, W1, pid);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_garbage_replaces_worker(void **state)
 {
@@ -1351,6 +1387,7 @@ main(void)
 		cmocka_unit_test_teardown(test_worker_error_passes_message, arb_teardown),
 		cmocka_unit_test_teardown(test_crash_mid_request, arb_teardown),
 		cmocka_unit_test_teardown(test_timeout_kills_and_replaces, arb_teardown),
+		cmocka_unit_test_teardown(test_deadline_is_per_request, arb_teardown),
 		cmocka_unit_test_teardown(test_garbage_replaces_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_oversized_reply_replaces_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_max_errors_replaces_worker, arb_teardown),
