@@ -1,6 +1,9 @@
 #include "proto/jraw.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* The scanner makes one pass over the text with no allocation and no
  * recursion: the containers open below the top-level object live on a
@@ -98,10 +101,26 @@ plain1(unsigned char c)
 }
 
 /* The end of the run of printable ASCII at p other than a quote or a
- * backslash: eight bytes at a time where the byte order allows. */
+ * backslash: sixteen bytes at a time with SSE2 (every x86-64 has it),
+ * else eight at a time where the byte order allows. */
 static inline const char *
 skip_plain(const char *p, const char *end)
 {
+#if defined(__SSE2__)
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+	while (end - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* Signed: bytes of 0x80 and above count as below 0x20. */
+		__m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, space),
+		    _mm_or_si128(_mm_cmpeq_epi8(x, quote),
+		    _mm_cmpeq_epi8(x, bslash)));
+		unsigned mask = (unsigned)_mm_movemask_epi8(stop);
+		if (mask != 0)
+			return p + __builtin_ctz(mask);
+		p += 16;
+	}
+#endif
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	while (end - p >= 8) {
 		uint64_t x = load64(p);
@@ -195,14 +214,13 @@ skip_utf8(const char *p, const char *end)
 	return p + len;
 }
 
-/* Scans the string whose opening quote is at s->p; sets s->escaped. */
-static int
-scan_string(struct scan *s)
+/* The rest of a string from p, a byte that is not plain: escapes, UTF-8
+ * and the closing quote, as far as the string goes. */
+static __attribute__((noinline)) int
+scan_string_rest(struct scan *s, const char *p)
 {
-	const char *p = s->p + 1, *end = s->end;
-	s->escaped = false;
+	const char *end = s->end;
 	for (;;) {
-		p = skip_plain(p, end);
 		if (p == end)
 			return -1;
 		if (*p == '"')
@@ -216,9 +234,24 @@ scan_string(struct scan *s)
 			return -1;	/* a control byte */
 		if (p == NULL)
 			return -1;
+		p = skip_plain(p, end);
 	}
 	s->p = p + 1;
 	return 0;
+}
+
+/* Scans the string whose opening quote is at s->p; sets s->escaped. Most
+ * strings are plain ASCII to their closing quote: that path is inline. */
+static inline int
+scan_string(struct scan *s)
+{
+	const char *p = skip_plain(s->p + 1, s->end);
+	s->escaped = false;
+	if (p < s->end && *p == '"') {
+		s->p = p + 1;
+		return 0;
+	}
+	return scan_string_rest(s, p);
 }
 
 /* Scans a key (a string without escapes, so that its raw bytes are what
@@ -516,15 +549,6 @@ jraw_object(const char *p, size_t n, struct jraw_member *m, int max)
 	}
 	skip_ws(&s);
 	return s.p == s.end ? k : -1;
-}
-
-const struct jraw_member *
-jraw_getn(const struct jraw_member *m, int k, const char *key, size_t n)
-{
-	for (int i = 0; i < k; i++)
-		if (same_key(m[i].key, m[i].key_len, key, n))
-			return &m[i];
-	return NULL;
 }
 
 /* At most INT_DIGITS digits: no overflow, no strtoll. NULL (a member

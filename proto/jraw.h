@@ -54,8 +54,14 @@ int	jraw_object(const char *p, size_t n, struct jraw_member *m, int max);
 
 /* The member named key[0..n), or NULL; jraw_get for a NUL-terminated key
  * (inline, so that a literal's length is known at compile time). */
-const struct jraw_member *jraw_getn(const struct jraw_member *m, int k,
-	    const char *key, size_t n);
+static inline const struct jraw_member *
+jraw_getn(const struct jraw_member *m, int k, const char *key, size_t n)
+{
+	for (int i = 0; i < k; i++)
+		if (m[i].key_len == n && memcmp(m[i].key, key, n) == 0)
+			return &m[i];
+	return NULL;
+}
 static inline const struct jraw_member *
 jraw_get(const struct jraw_member *m, int k, const char *key)
 {
