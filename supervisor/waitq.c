@@ -2,15 +2,27 @@
 
 #define LOOP	EV_DEFAULT_UC
 
+/* The timer fires no later than the head's deadline. It is kept lazily,
+ * as libev's manual advises for timeouts that are mostly not reached: a
+ * job leaving the head leaves the timer as it is (the next head's deadline
+ * is later), and on_deadline re-arms it here, at the head's deadline. */
+static void
+arm_at(struct waitq *q, ev_tstamp at)
+{
+	ev_timer_stop(LOOP, &q->t);
+	ev_timer_set(&q->t, at - ev_now(LOOP), 0.);
+	ev_timer_start(LOOP, &q->t);
+	q->at = at;
+}
+
 static void
 arm(struct waitq *q)
 {
 	struct job *head = TAILQ_FIRST(&q->all);
-	ev_timer_stop(LOOP, &q->t);
-	if (head) {
-		ev_timer_set(&q->t, head->deadline - ev_now(LOOP), 0.);
-		ev_timer_start(LOOP, &q->t);
-	}
+	if (head)
+		arm_at(q, head->deadline);
+	else
+		ev_timer_stop(LOOP, &q->t);
 }
 
 static void
@@ -73,16 +85,14 @@ waitq_add(struct waitq *q, struct job *j)
 {
 	j->deadline = ev_now(LOOP) + q->timeout_s;
 	TAILQ_INSERT_TAIL(&q->all, j, all);
-	if (q->n++ == 0)
-		arm(q);
+	q->n++;
+	if (!ev_is_active(&q->t) || j->deadline < q->at)
+		arm_at(q, j->deadline);
 }
 
 void
 waitq_remove(struct waitq *q, struct job *j)
 {
-	bool head = j == TAILQ_FIRST(&q->all);
 	TAILQ_REMOVE(&q->all, j, all);
 	q->n--;
-	if (head)
-		arm(q);
 }

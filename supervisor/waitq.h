@@ -1,7 +1,8 @@
 /* waitq: jobs waiting for a worker, in arrival order, each with the same
  * wait bound: so the head always has the earliest deadline and one timer
- * serves them all. The owner may keep jobs in queues of its own too (the
- * job's q link); this queue uses the job's all link. */
+ * serves them all (moved only when it fires, see waitq.c). The owner may
+ * keep jobs in queues of its own too (the job's q link); this queue uses
+ * the job's all link. */
 #ifndef ARBOR_WAITQ_H
 #define ARBOR_WAITQ_H
 #include <ev.h>
@@ -17,7 +18,8 @@ struct waitq {
 	struct job_queue	 all;
 	size_t			 n, max;
 	double			 timeout_s;
-	ev_timer		 t;
+	ev_timer		 t;	/* no later than the head's deadline */
+	ev_tstamp		 at;	/* when t, if active, fires */
 	waitq_expired_fn	*expired;
 	void			*arg;
 };
