@@ -14,6 +14,7 @@
 #include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/batch.h"
+#include "supervisor/lazytimer.h"
 #include "supervisor/log.h"
 
 #define LOOP		EV_DEFAULT_UC
@@ -53,8 +54,7 @@ struct child {
 	ev_io			 w_out, w_in, w_err;
 	struct batch_item	 batch;		/* stdin writes, once per iteration */
 	ev_child		 w_child;
-	ev_timer		 t_deadline;	/* no later than the earliest deadline */
-	ev_tstamp		 deadline_at;	/* when t_deadline, if active, fires */
+	struct lazytimer	 t_deadline;	/* by the earliest request deadline */
 	ev_timer		 t_kill;	/* stop escalation to SIGKILL */
 	ev_timer		 t_backoff;
 	ev_timer		 t_health;
@@ -137,11 +137,11 @@ child_new(const char *name, const struct config *cfg, char *const *argv,
 	c->owner = owner;
 	c->state = CS_STOPPED;
 	c->fd_in = c->fd_out = c->fd_err = -1;
-	ev_init(&c->t_deadline, on_deadline);
+	ev_init(&c->t_deadline.t, on_deadline);
 	ev_init(&c->t_kill, on_kill_timer);
 	ev_init(&c->t_backoff, on_backoff);
 	ev_init(&c->t_health, on_health);
-	c->t_deadline.data = c->t_kill.data = c->t_backoff.data =
+	c->t_deadline.t.data = c->t_kill.data = c->t_backoff.data =
 	    c->t_health.data = c;
 	batch_init(&c->batch, on_batch);
 	pend_grow(c);
@@ -170,7 +170,7 @@ teardown(struct child *c)
 	ev_io_stop(LOOP, &c->w_out);
 	ev_io_stop(LOOP, &c->w_in);
 	ev_io_stop(LOOP, &c->w_err);
-	ev_timer_stop(LOOP, &c->t_deadline);
+	ev_timer_stop(LOOP, &c->t_deadline.t);
 	ev_timer_stop(LOOP, &c->t_kill);
 	ev_timer_stop(LOOP, &c->t_health);
 	batch_cancel(&c->batch);
@@ -362,21 +362,9 @@ child_spawn(struct child *c)
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* The deadline timer is kept lazily, as libev's manual advises for
- * timeouts that are mostly not reached: a new request moves it only to an
- * earlier deadline, a finished one leaves it as it is, and when it fires
- * on_deadline re-arms it here, at the earliest deadline left. So a request
- * costs one comparison, not a stop and a start of the timer. */
-static void
-arm_deadline_at(struct child *c, ev_tstamp at)
-{
-	ev_timer_stop(LOOP, &c->t_deadline);
-	ev_timer_set(&c->t_deadline, at - ev_now(LOOP), 0.);
-	ev_timer_start(LOOP, &c->t_deadline);
-	c->deadline_at = at;
-}
-
-/* The scan is bounded by max_inflight, and runs only when the timer fires. */
+/* Re-arms the deadline timer (a lazytimer: moved per request only to an
+ * earlier deadline) at the earliest deadline left, when it fires. The scan
+ * is bounded by max_inflight. */
 static void
 arm_deadline(struct child *c)
 {
@@ -387,9 +375,9 @@ arm_deadline(struct child *c)
 			first = d;
 	}
 	if (first > 0)
-		arm_deadline_at(c, first);
+		lazytimer_at(&c->t_deadline, first);
 	else
-		ev_timer_stop(LOOP, &c->t_deadline);
+		ev_timer_stop(LOOP, &c->t_deadline.t);
 }
 
 /* A free slot for the next id (ids are unique among requests in flight). */
@@ -492,9 +480,8 @@ send_request(struct child *c, const char *command, const char *args,
 	c->npend++;
 	if (!internal)
 		c->nuser++;
-	if (p->deadline > 0 && (!ev_is_active(&c->t_deadline) ||
-	    p->deadline < c->deadline_at))
-		arm_deadline_at(c, p->deadline);
+	if (p->deadline > 0)
+		lazytimer_by(&c->t_deadline, p->deadline);
 	batch_queue(&c->batch);
 	return 0;
 }

@@ -2,27 +2,17 @@
 
 #define LOOP	EV_DEFAULT_UC
 
-/* The timer fires no later than the head's deadline. It is kept lazily,
- * as libev's manual advises for timeouts that are mostly not reached: a
- * job leaving the head leaves the timer as it is (the next head's deadline
- * is later), and on_deadline re-arms it here, at the head's deadline. */
-static void
-arm_at(struct waitq *q, ev_tstamp at)
-{
-	ev_timer_stop(LOOP, &q->t);
-	ev_timer_set(&q->t, at - ev_now(LOOP), 0.);
-	ev_timer_start(LOOP, &q->t);
-	q->at = at;
-}
-
+/* At the head's deadline, or stopped: where the timer goes when it fires.
+ * Otherwise it is a lazytimer, moved only to an earlier deadline (a job
+ * leaving the head leaves it as it is: the next head's deadline is later). */
 static void
 arm(struct waitq *q)
 {
 	struct job *head = TAILQ_FIRST(&q->all);
 	if (head)
-		arm_at(q, head->deadline);
+		lazytimer_at(&q->timer, head->deadline);
 	else
-		ev_timer_stop(LOOP, &q->t);
+		ev_timer_stop(LOOP, &q->timer.t);
 }
 
 static void
@@ -47,8 +37,8 @@ waitq_init(struct waitq *q, int timeout_ms, int max, waitq_expired_fn *fn,
 	q->expired = fn;
 	q->arg = arg;
 	waitq_configure(q, timeout_ms, max);
-	ev_init(&q->t, on_deadline);
-	q->t.data = q;
+	ev_init(&q->timer.t, on_deadline);
+	q->timer.t.data = q;
 }
 
 /* A shorter timeout applies to the jobs already waiting too: clamping
@@ -71,7 +61,7 @@ waitq_configure(struct waitq *q, int timeout_ms, int max)
 void
 waitq_release(struct waitq *q)
 {
-	ev_timer_stop(LOOP, &q->t);
+	ev_timer_stop(LOOP, &q->timer.t);
 }
 
 bool
@@ -86,8 +76,7 @@ waitq_add(struct waitq *q, struct job *j)
 	j->deadline = ev_now(LOOP) + q->timeout_s;
 	TAILQ_INSERT_TAIL(&q->all, j, all);
 	q->n++;
-	if (!ev_is_active(&q->t) || j->deadline < q->at)
-		arm_at(q, j->deadline);
+	lazytimer_by(&q->timer, j->deadline);
 }
 
 void

@@ -1,14 +1,14 @@
 /* waitq: jobs waiting for a worker, in arrival order, each with the same
  * wait bound: so the head always has the earliest deadline and one timer
- * serves them all (moved only when it fires, see waitq.c). The owner may
- * keep jobs in queues of its own too (the job's q link); this queue uses
- * the job's all link. */
+ * (a lazytimer) serves them all. The owner may keep jobs in queues of its
+ * own too (the job's q link); this queue uses the job's all link. */
 #ifndef ARBOR_WAITQ_H
 #define ARBOR_WAITQ_H
 #include <ev.h>
 #include <stdbool.h>
 
 #include "supervisor/job.h"
+#include "supervisor/lazytimer.h"
 
 /* Called for a job whose wait expired, already out of the waitq; the
  * owner unlinks it from its own queue and fails it. */
@@ -18,8 +18,7 @@ struct waitq {
 	struct job_queue	 all;
 	size_t			 n, max;
 	double			 timeout_s;
-	ev_timer		 t;	/* no later than the head's deadline */
-	ev_tstamp		 at;	/* when t, if active, fires */
+	struct lazytimer	 timer;	/* by the head's deadline */
 	waitq_expired_fn	*expired;
 	void			*arg;
 };

@@ -200,7 +200,7 @@ static bool
 timer_stopped(void *arg)
 {
 	struct fx *fx = arg;
-	return !ev_is_active(&fx->q.t);
+	return !ev_is_active(&fx->q.timer.t);
 }
 
 static bool
@@ -310,7 +310,7 @@ test_expiry_in_order(void **state)
 	struct fx *fx = *state;
 	for (int i = 0; i < 4; i++)
 		waitq_add(&fx->q, mkjob(fx, i));
-	assert_true(ev_is_active(&fx->q.t));
+	assert_true(ev_is_active(&fx->q.timer.t));
 	assert_true(wait_expired(fx, 4, BOUND_S));
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(fx->expired_ids[i], i);
@@ -320,7 +320,7 @@ test_expiry_in_order(void **state)
 	assert_int_equal(fx->ndone, 4);
 	assert_int_equal(fx->q.n, 0);
 	assert_null(waitq_first(&fx->q));
-	assert_false(ev_is_active(&fx->q.t));
+	assert_false(ev_is_active(&fx->q.timer.t));
 }
 
 /* Jobs that arrive at different times expire one by one, in order, each
@@ -352,7 +352,7 @@ test_expiry_staggered(void **state)
 	 * Either way the queue only ever shrank from the head. */
 	for (int i = 0; i < 3; i++)
 		assert_true(fx->n_at_expiry[i] <= (size_t)(2 - i));
-	assert_false(ev_is_active(&fx->q.t));
+	assert_false(ev_is_active(&fx->q.timer.t));
 }
 
 /* A job added after others expired re-arms the timer and expires too. */
@@ -362,10 +362,10 @@ test_expiry_again(void **state)
 	struct fx *fx = *state;
 	waitq_add(&fx->q, mkjob(fx, 0));
 	assert_true(wait_expired(fx, 1, BOUND_S));
-	assert_false(ev_is_active(&fx->q.t));
+	assert_false(ev_is_active(&fx->q.timer.t));
 	ev_now_update(LOOP);
 	waitq_add(&fx->q, mkjob(fx, 1));
-	assert_true(ev_is_active(&fx->q.t));
+	assert_true(ev_is_active(&fx->q.timer.t));
 	assert_true(wait_expired(fx, 2, BOUND_S));
 	assert_int_equal(fx->expired_ids[1], 1);
 	assert_string_equal(fx->codes[1], "pool_timeout");
@@ -412,8 +412,8 @@ test_remove_head_keeps_the_next_deadline(void **state)
 	waitq_remove(&fx->q, a);
 	job_ok(a, NULL, 0, "pool/worker.1");
 	/* Never later than the head's deadline. */
-	assert_true(ev_is_active(&fx->q.t));
-	assert_true(ev_now(LOOP) + ev_timer_remaining(LOOP, &fx->q.t) <=
+	assert_true(ev_is_active(&fx->q.timer.t));
+	assert_true(ev_now(LOOP) + ev_timer_remaining(LOOP, &fx->q.timer.t) <=
 	    b_deadline + 0.005);
 
 	/* A job that is not the head comes and goes: nothing changes. */
@@ -432,7 +432,7 @@ test_remove_head_keeps_the_next_deadline(void **state)
 	struct job *d = mkjob(fx, 3);
 	ev_now_update(LOOP);
 	waitq_add(&fx->q, d);
-	assert_true(ev_is_active(&fx->q.t));
+	assert_true(ev_is_active(&fx->q.timer.t));
 	waitq_remove(&fx->q, d);
 	job_ok(d, NULL, 0, "pool/worker.1");
 	assert_true(run_until(timer_stopped, fx, BOUND_S));
@@ -455,13 +455,13 @@ test_earlier_deadline_moves_the_timer(void **state)
 	waitq_add(&fx->q, a);
 	waitq_remove(&fx->q, a);
 	job_ok(a, NULL, 0, "pool/worker.1");
-	assert_true(ev_is_active(&fx->q.t));	/* armed for a's 60 s */
+	assert_true(ev_is_active(&fx->q.timer.t));	/* armed for a's 60 s */
 	waitq_configure(&fx->q, 100, 16);
 	ev_now_update(LOOP);
 	struct job *b = mkjob(fx, 1);
 	waitq_add(&fx->q, b);
 	ev_tstamp b_deadline = b->deadline;
-	assert_true(ev_timer_remaining(LOOP, &fx->q.t) < 0.2);
+	assert_true(ev_timer_remaining(LOOP, &fx->q.timer.t) < 0.2);
 	assert_true(wait_expired(fx, 1, 5.0));	/* not the 60 s */
 	assert_int_equal(fx->expired_ids[0], 1);
 	assert_true(fx->expired_at[0] >= b_deadline);
@@ -474,7 +474,7 @@ test_release_keeps_jobs(void **state)
 	struct fx *fx = *state;
 	waitq_add(&fx->q, mkjob(fx, 0));
 	waitq_release(&fx->q);
-	assert_false(ev_is_active(&fx->q.t));
+	assert_false(ev_is_active(&fx->q.timer.t));
 	assert_int_equal(fx->q.n, 1);
 	assert_non_null(waitq_first(&fx->q));
 	run_for(0.3);
