@@ -1,6 +1,7 @@
 #include "tools/bench/arbord.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +31,8 @@ struct arbord {
 	int		 errfd;		/* pipe_log: stderr's read end, else -1 */
 	struct buf	 errbuf;
 	volatile uint64_t *allocs;	/* alloc_count.so's count, or NULL */
+	char		*cg_out;	/* callgrind's output file, or NULL */
+	int		 cg_dumps;	/* dumps so far: cg_out.1, .2, ... */
 };
 
 static int serial;
@@ -132,10 +135,49 @@ arbord_start(const struct arbord_conf *c)
 	int err = open_log(a, c->pipe_log);
 	char *bin = xasprintf("%s/arbord", c->build ? c->build : B.build);
 	char *argv[] = { bin, "-c", a->conf, "-e", "dev", NULL };
-	a->pid = spawn_counted(a, argv, err);
+	if (c->callgrind) {
+		a->cg_out = xasprintf("%s/callgrind.out", a->dir);
+		char *out = xasprintf("--callgrind-out-file=%s", a->cg_out);
+		char *vg[] = { "valgrind", "--tool=callgrind",
+		    "--instr-atstart=no", out, bin, "-c", a->conf, "-e",
+		    "dev", NULL };
+		a->pid = proc_spawn(vg, -1, -1, err, true);
+		free(out);
+	} else
+		a->pid = spawn_counted(a, argv, err);
 	close(err);
 	free(bin);
 	return a;
+}
+
+int
+arbord_callgrind(struct arbord *a, const char *opt, const char *arg)
+{
+	char pid[16], out[4096];
+	snprintf(pid, sizeof pid, "%d", (int)a->pid);
+	char *argv[] = { "callgrind_control", (char *)opt,
+	    (char *)(arg ? arg : pid), arg ? pid : NULL, NULL };
+	if (proc_capture(argv, out, sizeof out) < 0)
+		return -1;
+	if (strcmp(opt, "-d") == 0)
+		a->cg_dumps++;
+	return 0;
+}
+
+uint64_t
+arbord_callgrind_dumped(const struct arbord *a)
+{
+	char *path = xasprintf("%s.%d", a->cg_out, a->cg_dumps);
+	FILE *f = fopen(path, "r");
+	char line[256];
+	uint64_t n = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "summary: %" SCNu64, &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	free(path);
+	return n;
 }
 
 pid_t
@@ -306,5 +348,6 @@ arbord_stop(struct arbord *a)
 	free(a->conf);
 	free(a->sock);
 	free(a->log);
+	free(a->cg_out);
 	free(a);
 }

@@ -16,6 +16,9 @@ struct arbord_conf {
 	const char	*affinity;	/* pool.affinity; NULL: the default */
 	long		 session_ttl_ms;	/* pool.session_ttl_ms; 0: default */
 	const char	*build;		/* arbord's directory; NULL: B.build */
+	bool		 callgrind;	/* under valgrind's callgrind, with
+					 * instrumentation off until turned on
+					 * (arbord_callgrind) */
 };
 
 struct arbord;
@@ -39,6 +42,11 @@ json_t	*arbord_call(int fd, const char *request);
 /* The next line of arbord's stderr (pipe_log only): 1 with the line in
  * out, 0 after timeout_ms without one, -1 at EOF. */
 int	arbord_log_line(struct arbord *, char *out, size_t n, int timeout_ms);
+/* Under callgrind: runs `callgrind_control OPT [ARG] PID` ("-i on", "-z",
+ * "-d"); 0, or -1 if it failed. */
+int	arbord_callgrind(struct arbord *, const char *opt, const char *arg);
+/* Under callgrind: the instructions counted in the last dump ("-d"). */
+uint64_t arbord_callgrind_dumped(const struct arbord *);
 /* SIGTERM, waits for the graceful stop, frees. NULL is fine. */
 void	arbord_stop(struct arbord *);
 

@@ -8,11 +8,12 @@
  *   BENCH_RUNS=N      runs per figure (default 3; the median is shown)
  *   BENCH_SECS=S      measured seconds per throughput run (default 2)
  *   BENCH_KILLS=N     restart samples (default 200)
- *   BENCH_ONLY=LIST   some of: throughput,affinity,restart,scale,python
+ *   BENCH_ONLY=LIST   some of: throughput,affinity,instructions,restart,
+ *                     scale,python
  *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
  *   BENCH_POOLS=LIST  section 1 pool sizes only, e.g. "2,8"
  *   BENCH_SHAPES=LIST section 1 clients x depth only, e.g. "16x1,1x8"
- *   BENCH_VS=DIR      sections 1 and 4 also run the arbord of the build in
+ *   BENCH_VS=DIR      sections 1, 1c and 4 also run the arbord of the build in
  *                     DIR (another commit's build/), its runs alternated
  *                     with this build's, against the same floors
  *   BENCH_RELAY=0     section 1 without its relay rows (tools/bench/relay.h:
@@ -244,6 +245,12 @@ print_notes(void)
 	    "sessions on a second arbord, runs interleaved; there floor = "
 	    "the run without sessions, vs floor = with / without; arbord "
 	    "RSS after the runs.\n"
+	    "- Instructions: arbord's own user-space instructions (its code "
+	    "and the libraries it calls, not the kernel's) counted by "
+	    "valgrind's callgrind over the measured window of section 1's "
+	    "load / requests, one run each; it does not depend on the "
+	    "machine's load, so it judges changes to the request path "
+	    "(with BENCH_VS, the other build's count is set against it).\n"
 	    "- Restart: from `kill -9` to the replacement's \"ready\" log "
 	    "line; its floor is the benchmark doing kill -9, waitpid, "
 	    "fork+exec and the init ping itself; p99.9 of fewer than 1,000 "
@@ -286,6 +293,8 @@ main(int argc, char **argv)
 		bench_throughput();
 	if (wanted("affinity"))
 		bench_affinity();
+	if (wanted("instructions"))
+		bench_instructions();
 	if (wanted("python"))
 		bench_python();
 	print_header();

@@ -18,6 +18,7 @@ section_name(enum section sec)
 	switch (sec) {
 	case SEC_TPUT:		return "1 throughput";
 	case SEC_AFFINITY:	return "1b affinity";
+	case SEC_INSTR:		return "1c instructions";
 	case SEC_RESTART:	return "2 restart";
 	case SEC_SCALE:		return "3 scale";
 	case SEC_PYTHON:	return "4 python";

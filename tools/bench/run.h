@@ -13,7 +13,7 @@
 #define MAX_RUNS	16
 
 enum section {
-	SEC_TPUT = 1, SEC_AFFINITY, SEC_RESTART, SEC_SCALE, SEC_PYTHON
+	SEC_TPUT = 1, SEC_AFFINITY, SEC_INSTR, SEC_RESTART, SEC_SCALE, SEC_PYTHON
 };
 
 /* "1 throughput", ...: the first column of the table. */

@@ -5,6 +5,7 @@
 void	bench_throughput(void);	/* tput.c */
 void	bench_python(void);	/* tput.c */
 void	bench_affinity(void);	/* affinity.c */
+void	bench_instructions(void);	/* instr.c */
 void	bench_restart(void);	/* restart.c */
 void	bench_scale(void);	/* scale.c */
 
