@@ -13,9 +13,10 @@
  *   BENCH_ROOT=DIR    the source tree (default: the build dir's parent)
  *   BENCH_POOLS=LIST  section 1 pool sizes only, e.g. "2,8"
  *   BENCH_SHAPES=LIST section 1 clients x depth only, e.g. "16x1,1x8"
- *   BENCH_VS=DIR      sections 1, 1c and 4 also run the arbord of the build in
- *                     DIR (another commit's build/), its runs alternated
- *                     with this build's, against the same floors
+ *   BENCH_VS=DIR      sections 1, 1c and 4 also run the arbord of the
+ *                     build in DIR (another commit's build/), its runs
+ *                     alternated with this build's, against the same
+ *                     floors
  *   BENCH_RELAY=0     section 1 without its relay rows (tools/bench/relay.h:
  *                     the least a broker does, for arbord to be set against)
  * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
