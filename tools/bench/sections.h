@@ -4,6 +4,8 @@
 
 void	bench_throughput(void);	/* tput.c */
 void	bench_python(void);	/* tput.c */
+/* Section 1's row of n worker pairs (pairs.c); reference ends its label. */
+void	bench_pairs(int n, const char *reference);
 void	bench_affinity(void);	/* affinity.c */
 void	bench_instructions(void);	/* instr.c */
 void	bench_restart(void);	/* restart.c */

@@ -254,6 +254,9 @@ bench_throughput(void)
 			.log_level = "warn",
 		};
 		bed(&b, &c, mock_argv());
+		if (sizes[i] == 2)
+			bench_pairs(2, " (where the issue's targets were set: "
+			    "about 235,000/s at a p50 of 7.6 µs)");
 	}
 }
 
