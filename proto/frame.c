@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static uint32_t
@@ -121,28 +122,34 @@ frame_read_blocking(int fd, struct buf *in, size_t max, const char **payload,
 	}
 }
 
-static int
-write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
+/* The header and the payload in one writev, so that a reader blocked on
+ * the pipe is woken once per frame; continued after a partial write. */
 int
 frame_write_blocking(int fd, const char *p, size_t n)
 {
 	unsigned char hdr[FRAME_HDR];
 	put_be32(hdr, (uint32_t)n);
-	if (write_all(fd, hdr, FRAME_HDR) < 0)
-		return -1;
-	return write_all(fd, p, n);
+	struct iovec iov[2] = {
+		{ .iov_base = hdr, .iov_len = FRAME_HDR },
+		{ .iov_base = (void *)p, .iov_len = n },
+	};
+	struct iovec *v = iov;
+	int cnt = 2;
+	while (cnt > 0) {
+		ssize_t w = writev(fd, v, cnt);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		while (cnt > 0 && (size_t)w >= v->iov_len) {
+			w -= (ssize_t)v->iov_len;
+			v++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
 }
