@@ -73,19 +73,22 @@ struct kdesc {
 
 #define O(f)			offsetof(struct config, f)
 #define INT(n, f, lo, d)	{ n, KK_INT, O(f), lo, INT_MAX, d, NULL }
+#define INTR(n, f, lo, hi, d)	{ n, KK_INT, O(f), lo, hi, d, NULL }
 #define LONG(n, f, lo, hi, d)	{ n, KK_LONG, O(f), lo, hi, d, NULL }
 #define BOOL(n, f, d)		{ n, KK_BOOL, O(f), 0, 1, d, NULL }
 #define ENUM(n, f, w, d)	{ n, KK_ENUM, O(f), 0, 0, d, w }
 #define OTHER(n, k, f, d)	{ n, k, O(f), 0, 07777, d, NULL }
 
 static const struct kdesc keys[] = {
-	INT("supervisor.max_restarts", supervisor.max_restarts, 0, 3),
+	INTR("supervisor.max_restarts", supervisor.max_restarts, 0,
+	    CONFIG_MAX_RESTARTS, 3),
 	INT("supervisor.max_seconds", supervisor.max_seconds, 1, 5),
 
 	BOOL("bridge.enabled", bridge.enabled, 1),
 	BOOL("bridge.pooling_enabled", bridge.pooling_enabled, 0),
 	ENUM("bridge.adapter", bridge.adapter, adapter_words, ADAPTER_AUTO),
-	INT("bridge.max_restarts", bridge.max_restarts, 0, 5),
+	INTR("bridge.max_restarts", bridge.max_restarts, 0,
+	    CONFIG_MAX_RESTARTS, 5),
 	INT("bridge.max_seconds", bridge.max_seconds, 1, 60),
 
 	OTHER("worker.command", KK_ARGV, worker.argv, 0),
@@ -107,7 +110,7 @@ static const struct kdesc keys[] = {
 	INT("worker.max_inflight", worker.max_inflight, 1, 64),
 
 	INT("pool.size", pool.size, 0, 0),
-	INT("pool.max_overflow", pool.max_overflow, 0, 2),
+	INTR("pool.max_overflow", pool.max_overflow, 0, CONFIG_MAX_OVERFLOW, 2),
 	INT("pool.overflow_idle_ms", pool.overflow_idle_ms, 0, 10000),
 	ENUM("pool.strategy", pool.strategy, strategy_words, STRATEGY_FIFO),
 	BOOL("pool.lazy", pool.lazy, 0),
@@ -115,7 +118,8 @@ static const struct kdesc keys[] = {
 	INT("pool.max_waiting", pool.max_waiting, 0, 1024),
 	ENUM("pool.affinity", pool.affinity, affinity_words, AFFINITY_STRICT),
 	LONG("pool.session_ttl_ms", pool.session_ttl_ms, 0, LONG_MAX, 3600000),
-	INT("pool.max_restarts", pool.max_restarts, 0, 5),
+	INTR("pool.max_restarts", pool.max_restarts, 0, CONFIG_MAX_RESTARTS,
+	    5),
 	INT("pool.max_seconds", pool.max_seconds, 1, 60),
 
 	OTHER("control.socket", KK_PATH, control.socket, 0),

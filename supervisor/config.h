@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+/* Upper bounds beyond the type's: an intensity keeps max_restarts + 1
+ * timestamps, and a pool names its overflow workers from a 64-bit set. */
+#define CONFIG_MAX_RESTARTS	1000000
+#define CONFIG_MAX_OVERFLOW	64
+
 enum cfg_mode { MODE_DISABLED, MODE_SINGLE, MODE_POOL };
 enum cfg_adapter {
 	ADAPTER_AUTO, ADAPTER_PYTHON_PORT, ADAPTER_PYTHON_POOL,

@@ -35,7 +35,7 @@ struct pool {
 	struct job_queue	 waiting;	/* jobs any worker may take */
 	struct waitq		 wq;		/* every waiting job, by arrival */
 	size_t			 inflight;
-	unsigned long		 overflow_used;	/* bit i: overflow.(i+1) exists */
+	uint64_t		 overflow_used;	/* bit i: overflow.(i+1) exists */
 	int			 noverflow;
 	int			 size;		/* pool workers (not overflow) */
 	int			 nlazy;		/* lazy workers never started */
@@ -349,15 +349,17 @@ grow_candidate(struct pool *p, int *starting)
 	return lazy;
 }
 
+/* Called with fewer than max_overflow (<= CONFIG_MAX_OVERFLOW, 64)
+ * overflow workers, so a free bit below 64 exists. */
 static void
 start_overflow(struct pool *p)
 {
 	int k = 0;
-	while (p->overflow_used & (1UL << k))
+	while (p->overflow_used & (UINT64_C(1) << k))
 		k++;
 	char leaf[32];
 	snprintf(leaf, sizeof leaf, "overflow.%d", k + 1);
-	p->overflow_used |= 1UL << k;
+	p->overflow_used |= UINT64_C(1) << k;
 	p->noverflow++;
 	struct pworker *pw = pw_add(p, leaf, true, true);
 	pw->overflow_index = k;
@@ -466,7 +468,7 @@ static void
 remove_worker(struct pool *p, struct pworker *pw)
 {
 	if (pw->overflow) {
-		p->overflow_used &= ~(1UL << pw->overflow_index);
+		p->overflow_used &= ~(UINT64_C(1) << pw->overflow_index);
 		p->noverflow--;
 	}
 	ev_timer_stop(LOOP, &pw->t_idle);

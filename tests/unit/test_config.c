@@ -612,6 +612,16 @@ test_err_out_of_range(void **state)
 	    "worker.max_inflight: must be >= 1");
 	expect_error(fx, "control = { max_clients = 0; };\n" MINIMAL, NULL, 1,
 	    "control.max_clients: must be >= 1");
+	/* Beyond these, arbord would allocate without bound or run out of
+	 * overflow names: refused as any out-of-range value. */
+	expect_error(fx, "supervisor = { max_restarts = 2147483647; };\n"
+	    MINIMAL, NULL, 1, "supervisor.max_restarts: must be <= 1000000");
+	expect_error(fx, "bridge = { max_restarts = 1000001; };\n" MINIMAL,
+	    NULL, 1, "bridge.max_restarts: must be <= 1000000");
+	expect_error(fx, "pool = { max_restarts = 1000001; };\n" MINIMAL,
+	    NULL, 1, "pool.max_restarts: must be <= 1000000");
+	expect_error(fx, "pool = { max_overflow = 65; };\n" MINIMAL, NULL, 1,
+	    "pool.max_overflow: must be <= 64");
 }
 
 static void
