@@ -103,16 +103,21 @@ job_ok(struct job *j, const char *result, size_t len, const char *worker)
 	finish(j, at);
 }
 
+/* The message is whole, however long: a worker's error text is passed on
+ * as it is (a cut could also split a UTF-8 sequence). */
 void
 job_fail(struct job *j, enum msg_code code, const char *fmt, ...)
 {
-	char text[512];
+	char *text;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
 	va_end(ap);
 	json_t *id = json_loadb(j->id, j->id_len, JSON_DECODE_ANY, NULL);
-	json_t *r = msg_error(id, code, "%s", text);
+	json_t *r = msg_error(id, code, "%s",
+	    text ? text : "(message could not be formatted)");
+	free(text);
 	char *s = msg_text(r);
 	json_decref(r);
 	json_decref(id);

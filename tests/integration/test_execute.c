@@ -23,6 +23,7 @@
 #include "proto/frame.h"
 #include "proto/jraw.h"
 #include "proto/msg.h"
+#include "proto/xmalloc.h"
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
@@ -1159,6 +1160,16 @@ test_command_escapes_and_worker_errors(void **state)
 	    "unknown command: caf\xc3\xa9 \xf0\x9f\x98\x80");
 	assert_unknown_command(a, "\"q\\\"b\\\\s\\/n\\nt\\tu\\u0001\\u00e9\"",
 	    false, "unknown command: q\"b\\s/n\nt\tu\x01\xc3\xa9");
+	/* A long message comes back whole: 1,000 two-byte characters. */
+	char *name = xcalloc(1, 2 * 1000 + 3), *want;
+	name[0] = '"';
+	for (int i = 0; i < 1000; i++)
+		memcpy(name + 1 + 2 * i, "\xc3\xa9", 2);
+	name[2 * 1000 + 1] = '"';
+	want = xasprintf("unknown command: %.*s", 2 * 1000, name + 1);
+	assert_unknown_command(a, name, true, want);
+	free(name);
+	free(want);
 	assert_int_equal(cl_stat(a, "restarts"), 0);
 	assert_int_equal(arb_stop(a), 0);
 }
