@@ -120,6 +120,9 @@ on_gave_up(struct root *r, void *arg)
 	struct daemon *d = arg;
 	d->exit_code = EXIT_GAVE_UP;
 	log_error("arbord", "the root supervisor gave up: exiting 1");
+	/* Requests still waiting for a worker get their one reply too. */
+	root_fail_waiting(r, ERR_SHUTTING_DOWN,
+	    "arbord is stopping: the root supervisor gave up");
 	on_root_stopped(r, d);
 }
 

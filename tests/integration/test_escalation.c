@@ -8,9 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 /* Every worker exits 3 at once; the pool fails after 2 restarts, the root
@@ -41,6 +43,16 @@ static const char CRASH_ON_DEMAND_CONF[] =
     "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
     "worker = { restart_delay_ms = 0; };\n"
     "pool = { size = 2; max_restarts = 2; max_seconds = 10; };\n"
+    "environments = { dev = { }; };\n";
+
+/* One worker, no room for a restart anywhere: its first crash fails the
+ * pool, and that makes the root give up. */
+static const char GIVE_UP_AT_ONCE_CONF[] =
+    "supervisor = { max_restarts = 0; max_seconds = 30; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 0; };\n"
+    "pool = { size = 1; max_overflow = 0; max_restarts = 0;\n"
+    "  max_seconds = 30; checkout_timeout_ms = 60000; };\n"
     "environments = { dev = { }; };\n";
 
 /* The log explains the exit: the root gave up on its restart intensity. */
@@ -166,6 +178,44 @@ test_root_restarts_failed_pool(void **state)
 	assert_int_equal(arb_stop(a), 1);
 }
 
+/* Every request gets its one reply even when the root gives up: the one
+ * the worker held fails worker_crashed, those waiting for a worker fail
+ * shutting_down, before arbord closes the connection and exits 1. */
+static void
+test_root_gives_up_answers_waiting(void **state)
+{
+	struct arb *a = arb_start(GIVE_UP_AT_ONCE_CONF, "dev", NULL);
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	assert_true(pid > 0);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o,o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 60000), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0),
+	    cl_exec_req(3, "echo", NULL, NULL, 0),
+	    cl_exec_req(4, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 3, 3, ARB_EVENT_MS));
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	bool seen[5] = { false };
+	for (int i = 0; i < 4; i++) {
+		json_t *r = cl_recv(c, ARB_EVENT_MS);
+		if (r == NULL)
+			fail_msg("reply %d of 4 missing (%s)", i + 1,
+			    cl_eof(c) ? "connection closed" : "timed out");
+		json_int_t id = cl_reply_id(r);
+		assert_true(id >= 1 && id <= 4 && !seen[id]);
+		seen[id] = true;
+		assert_string_equal(arb_reply_code(r), id == 1 ?
+		    "worker_crashed" : "shutting_down");
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 1);
+	assert_gave_up_logged(a);
+	assert_int_equal(arb_stop(a), 1);
+}
+
 int
 main(void)
 {
@@ -173,6 +223,8 @@ main(void)
 		cmocka_unit_test_teardown(test_pool_crashes_root_gives_up, arb_teardown),
 		cmocka_unit_test_teardown(test_bridge_crashes_root_gives_up, arb_teardown),
 		cmocka_unit_test_teardown(test_root_restarts_failed_pool, arb_teardown),
+		cmocka_unit_test_teardown(test_root_gives_up_answers_waiting,
+		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
