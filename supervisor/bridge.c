@@ -19,6 +19,9 @@ struct bridge {
 	void			*root;
 	struct waitq		 wq;
 	size_t			 inflight;
+	bool			 recycling;	/* past max_requests or max_errors:
+						 * nothing more is sent, and it is
+						 * restarted once none is in flight */
 	struct sessions		*sessions;	/* to tell resets */
 	struct sess_anchor	 anchor;	/* every session binds here */
 	struct route_stats	 st;
@@ -134,6 +137,12 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	b->inflight--;
 	job_from_reply(f->job, reply, err, why, child_name(b->worker), &b->st);
 	slab_free(f);
+	if (reply && !b->recycling && child_recycle_due(b->worker))
+		b->recycling = true;
+	if (b->recycling && b->inflight == 0) {
+		b->recycling = false;
+		sup_restart_child(b->sup, b->worker);
+	}
 }
 
 /* Sends job to the worker now. */
@@ -160,12 +169,16 @@ send_job(struct bridge *b, struct job *job)
 	}
 }
 
+/* A process is sent no more than worker.max_requests requests: those
+ * beyond wait for its successor. */
 static bool
 can_send(const struct bridge *b)
 {
 	enum child_state st = child_state(b->worker);
-	return (st == CS_READY || st == CS_BUSY) &&
-	    b->inflight < (size_t)b->cfg->worker.max_inflight;
+	long max = b->cfg->worker.max_requests;
+	return (st == CS_READY || st == CS_BUSY) && !b->recycling &&
+	    b->inflight < (size_t)b->cfg->worker.max_inflight &&
+	    (max == 0 || child_stats(b->worker)->checkouts < (unsigned long)max);
 }
 
 /* Sends waiting jobs while the pipeline has room. */
@@ -209,6 +222,7 @@ static void
 on_down(struct sup *s, struct child *c, void *arg)
 {
 	struct bridge *b = arg;
+	b->recycling = false;	/* its restart is under way */
 	sess_drop_anchor(b->sessions, &b->anchor);
 }
 

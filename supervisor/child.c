@@ -927,6 +927,24 @@ unsigned child_inflight(const struct child *c) { return c->nuser; }
 unsigned child_restarts(const struct child *c) { return c->restarts; }
 void child_count_restart(struct child *c) { c->restarts++; }
 struct child_stats *child_stats(struct child *c) { return &c->stats; }
+
+bool
+child_recycle_due(const struct child *c)
+{
+	const struct config *cfg = c->cfg;
+	if (cfg->worker.max_requests > 0 && c->stats.requests_handled >=
+	    (unsigned long)cfg->worker.max_requests) {
+		log_info(c->name, "recycling after %lu requests",
+		    c->stats.requests_handled);
+		return true;
+	}
+	if (c->stats.errors > (unsigned long)cfg->worker.max_errors) {
+		log_warn(c->name, "replacing after %lu error replies",
+		    c->stats.errors);
+		return true;
+	}
+	return false;
+}
 void child_set_sessions(struct child *c, const size_t *n) { c->sessions = n; }
 void *child_owner_data(const struct child *c) { return c->owner_data; }
 void child_set_owner_data(struct child *c, void *d) { c->owner_data = d; }

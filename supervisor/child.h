@@ -97,6 +97,10 @@ unsigned child_inflight(const struct child *);	/* user requests in flight */
 unsigned child_restarts(const struct child *);
 void	child_count_restart(struct child *);
 struct child_stats *child_stats(struct child *);
+/* True once the process has answered worker.max_requests requests (when
+ * set) or sent more than worker.max_errors error replies; logs which. The
+ * router then recycles it once nothing is in flight on it. */
+bool	child_recycle_due(const struct child *);
 /* Where the router keeps this child's bound-session count (for NODE). */
 void	child_set_sessions(struct child *, const size_t *count);
 void	*child_owner_data(const struct child *);	/* the supervisor's */

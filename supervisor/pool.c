@@ -207,18 +207,8 @@ static void on_reply(void *, const struct child_reply *, enum msg_code,
 static void
 maybe_recycle(struct pworker *pw)
 {
-	const struct config *cfg = pw->pool->cfg;
-	struct child_stats *s = child_stats(pw->c);
-	if (cfg->worker.max_requests > 0 &&
-	    s->requests_handled >= (unsigned long)cfg->worker.max_requests) {
-		log_info(child_name(pw->c), "recycling after %lu requests",
-		    s->requests_handled);
+	if (child_recycle_due(pw->c))
 		sup_restart_child(pw->pool->sup, pw->c);
-	} else if (s->errors > (unsigned long)cfg->worker.max_errors) {
-		log_warn(child_name(pw->c), "replacing after %lu error replies",
-		    s->errors);
-		sup_restart_child(pw->pool->sup, pw->c);
-	}
 }
 
 /* Gives job to the idle worker pw. */

@@ -319,6 +319,93 @@ test_crash_fails_each_inflight_once(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Sends n echos (ids 1..n, args {"n": id}) in one write and checks that
+ * each comes back ok, once, with its own args. */
+static void
+pipeline_echos(struct arb *a, int n)
+{
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_array();
+	for (int i = 1; i <= n; i++)
+		json_array_append_new(batch, cl_exec_req(i, "echo",
+		    json_pack("{s:i}", "n", i), NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	bool seen[16] = { false };
+	for (int k = 0; k < n; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		if (!arb_reply_ok(r)) {
+			char *d = cl_describe(r);
+			fail_msg("reply %d: %s", k + 1, d);
+		}
+		json_int_t id = cl_reply_id(r);
+		assert_true(id >= 1 && id <= n && !seen[id]);
+		seen[id] = true;
+		assert_int_equal(json_integer_value(json_object_get(
+		    json_object_get(r, "result"), "n")), id);
+		json_decref(r);
+	}
+	cl_close(c);
+}
+
+/* The requests_handled of bridge/worker once it is ready with a pid other
+ * than old. */
+static json_int_t
+handled_after_replacement(struct arb *a, json_int_t old)
+{
+	json_t *node = arb_wait_node(a, BW, "ready", old, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t n = arb_node_int(json_object_get(node, "stats"),
+	    "requests_handled");
+	json_decref(node);
+	return n;
+}
+
+/* worker.max_requests holds in mode single too: a process is sent that
+ * many requests and recycled once they are answered; the ones beyond wait
+ * for its successor, so none fails. 7 with max 3: 3, 3 and 1. */
+static void
+test_max_requests_recycles(void **state)
+{
+	struct arb *a = start_mock("max_requests = 3;");
+	json_int_t pid = cl_worker_pid(a, BW);
+	pipeline_echos(a, 7);
+	assert_int_equal(handled_after_replacement(a, pid), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* worker.max_errors too: past it the worker is replaced, after the
+ * requests already sent to it are answered. */
+static void
+test_max_errors_replaces(void **state)
+{
+	struct arb *a = start_mock("max_errors = 1;");
+	json_int_t pid = cl_worker_pid(a, BW);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o,o,o]",
+	    cl_exec_req(1, "no_such_command", NULL, NULL, 0),
+	    cl_exec_req(2, "no_such_command", NULL, NULL, 0),
+	    cl_exec_req(3, "echo", NULL, NULL, 0),
+	    cl_exec_req(4, "echo", NULL, NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	for (int k = 0; k < 4; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		json_int_t id = cl_reply_id(r);
+		if (id <= 2)
+			assert_string_equal(arb_reply_code(r), "worker_error");
+		else
+			assert_true(arb_reply_ok(r));
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(handled_after_replacement(a, pid), 0);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -329,6 +416,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_replies_out_of_order, arb_teardown),
 		cmocka_unit_test_teardown(test_max_inflight_holds_the_rest, arb_teardown),
 		cmocka_unit_test_teardown(test_crash_fails_each_inflight_once, arb_teardown),
+		cmocka_unit_test_teardown(test_max_requests_recycles, arb_teardown),
+		cmocka_unit_test_teardown(test_max_errors_replaces, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
