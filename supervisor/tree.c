@@ -45,10 +45,12 @@ static void on_idle(struct child *, void *);
 static void on_exited(struct child *, void *);
 static const struct child_events child_events = { on_ready, on_idle, on_exited };
 
+/* The contract names four supervisor states: one that is stopping its
+ * children is still running until they are down. */
 static const char *const state_names[] = {
 	[SS_RUNNING] = "running", [SS_RESTARTING] = "restarting",
 	[SS_STOPPED] = "stopped", [SS_FAILED] = "failed",
-	[SS_STOPPING] = "stopping",
+	[SS_STOPPING] = "running",
 };
 
 const char *
