@@ -239,7 +239,9 @@ needs_rebuild(const struct config *a, const struct config *b)
 }
 
 /* Replaces the subtree: the new one takes the names and the waiting
- * requests; the old one finishes the requests it holds, then stops. */
+ * requests; the old one finishes the requests it holds, then stops. Mode
+ * disabled serves none, so there the old one keeps its waiting requests
+ * too and serves them before it stops: a reload fails none accepted. */
 static void
 rebuild(struct root *r)
 {
@@ -259,9 +261,11 @@ rebuild(struct root *r)
 	if (r->cur.sup)
 		sup_start(r->cur.sup);
 	struct job *j;
-	while (r->old.pool && (j = pool_take_waiting(r->old.pool)) != NULL)
+	bool take = r->cfg->mode != MODE_DISABLED;
+	while (take && r->old.pool && (j = pool_take_waiting(r->old.pool)))
 		root_submit(r, j);
-	while (r->old.bridge && (j = bridge_take_waiting(r->old.bridge)) != NULL)
+	while (take && r->old.bridge &&
+	    (j = bridge_take_waiting(r->old.bridge)))
 		root_submit(r, j);
 	if (r->old.sup)
 		ev_prepare_start(LOOP, &r->w_old);

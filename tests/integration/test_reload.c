@@ -389,6 +389,41 @@ test_queued_pool_to_single(void **state)
 	run_pair(&(struct pair){ M_POOL, M_SINGLE, 1, false });
 }
 
+/* A reload to mode disabled fails no request already accepted: the one
+ * the worker holds and the one waiting for it both finish ok on the old
+ * pool; only requests that come after are refused. */
+static void
+test_disabled_keeps_accepted(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 1, pids);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1000), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	char *body = conf_for(M_DISABLED, 1);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	json_decref(r);
+	for (json_int_t id = 1; id <= 2; id++) {
+		r = cl_recv(c, ARB_REPLY_MS);
+		if (!arb_reply_ok(r)) {
+			char *d = cl_describe(r);
+			fail_msg("accepted request %lld: %s", (long long)id, d);
+		}
+		assert_int_equal(cl_reply_id(r), id);
+		json_decref(r);
+	}
+	cl_close(c);
+	r = cl_exec_err(a, "echo", NULL, NULL, "bridge_disabled");
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- an invalid file ---- */
 
 /* The tree's mode and worker pids equal the ones given. */
@@ -600,6 +635,7 @@ main(void)
 		cmocka_unit_test_teardown(test_disabled_to_single, teardown),
 		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
+		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
