@@ -78,6 +78,7 @@ bridge_free(struct bridge *b)
 }
 
 struct sup *bridge_sup(const struct bridge *b) { return b->sup; }
+struct sessions *bridge_sessions(const struct bridge *b) { return b->sessions; }
 size_t bridge_pending(const struct bridge *b) { return b->inflight + b->wq.n; }
 
 static void

@@ -17,6 +17,7 @@ struct bridge *bridge_new(const struct config *, char *const *argv,
 	    struct registry *, const struct sup_events *root_events, void *root);
 void	bridge_free(struct bridge *);
 struct sup *bridge_sup(const struct bridge *);
+struct sessions *bridge_sessions(const struct bridge *);
 
 void	bridge_submit(struct bridge *, struct job *);
 bool	bridge_end_session(struct bridge *, const char *id);

@@ -10,6 +10,7 @@
 #include "supervisor/bridge.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
+#include "supervisor/session.h"
 #include "supervisor/pool.h"
 #include "supervisor/version.h"
 
@@ -70,6 +71,13 @@ make_subtree(struct root *r)
 		t.sup = pool_sup(t.pool);
 	}
 	return t;
+}
+
+static struct sessions *
+subtree_sessions(const struct subtree *t)
+{
+	return t->pool ? pool_sessions(t->pool) :
+	    t->bridge ? bridge_sessions(t->bridge) : NULL;
 }
 
 static void
@@ -256,6 +264,8 @@ rebuild(struct root *r)
 		sup_retire(r->old.sup);
 	}
 	r->cur = make_subtree(r);
+	/* The old workers' state goes with them: each session is told. */
+	sess_inherit(subtree_sessions(&r->cur), subtree_sessions(&r->old));
 	log_info("root", "mode=%s adapter=%s", cfg_mode_name(r->cfg->mode),
 	    cfg_adapter_name(r->cfg->adapter));
 	if (r->cur.sup)

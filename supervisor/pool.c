@@ -133,6 +133,12 @@ pool_sup(const struct pool *p)
 	return p->sup;
 }
 
+struct sessions *
+pool_sessions(const struct pool *p)
+{
+	return p->sessions;
+}
+
 size_t
 pool_pending(const struct pool *p)
 {

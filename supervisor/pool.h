@@ -21,6 +21,7 @@ struct pool *pool_new(const struct config *, char *const *argv,
 	    struct registry *, const struct sup_events *root_events, void *root);
 void	pool_free(struct pool *);
 struct sup *pool_sup(const struct pool *);
+struct sessions *pool_sessions(const struct pool *);
 
 /* Takes the job: it will be finished exactly once. */
 void	pool_submit(struct pool *, struct job *);

@@ -145,6 +145,20 @@ sess_take_reset(struct sessions *s, const char *id)
 	return r;
 }
 
+void
+sess_inherit(struct sessions *to, const struct sessions *from)
+{
+	const struct binding *b;
+	if (to == NULL || from == NULL)
+		return;
+	TAILQ_FOREACH(b, &from->lru, lru) {	/* oldest first: LRU order kept */
+		bool created;
+		sess_lookup(to, b->id, b->last_used, &created);
+		struct binding *nb = reg_lookup(to->map, b->id, NULL);
+		nb->reset = true;
+	}
+}
+
 bool
 sess_end(struct sessions *s, const char *id, struct sess_anchor **a)
 {

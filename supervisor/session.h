@@ -46,6 +46,10 @@ bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);
 /* A worker is gone: its sessions become unbound and will be told reset. */
 void	sess_drop_anchor(struct sessions *, struct sess_anchor *);
 size_t	sess_count(const struct sessions *);
+/* Copies every session of from into to, unbound and due to be told reset,
+ * with its idle clock: for the table of a subtree that replaces from's
+ * workers at a reload (their state is gone). NULL tables are fine. */
+void	sess_inherit(struct sessions *to, const struct sessions *from);
 
 /* A sess_expire_fn for routers: the session's worker (a->child) gets
  * cleanup_session. */

@@ -424,6 +424,37 @@ test_disabled_keeps_accepted(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A reload that replaces the workers takes their state with them: the
+ * next reply in each session they held carries session_reset, once; a new
+ * session's does not. */
+static void
+test_rebuild_tells_session_reset(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 1, pids);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "s1");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	char *body = conf_for(M_SINGLE, 1);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	r = cl_exec_ok(a, "echo", NULL, "s1");
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "s1");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "s2");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- an invalid file ---- */
 
 /* The tree's mode and worker pids equal the ones given. */
@@ -636,6 +667,8 @@ main(void)
 		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
+		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
+		    teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
