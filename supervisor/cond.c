@@ -10,8 +10,8 @@
 #include "supervisor/bridge.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
-#include "supervisor/session.h"
 #include "supervisor/pool.h"
+#include "supervisor/session.h"
 #include "supervisor/version.h"
 
 #define LOOP	EV_DEFAULT_UC
