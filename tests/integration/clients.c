@@ -275,6 +275,21 @@ cl_eof(const struct cl_conn *c)
 	return c->eof;
 }
 
+void
+cl_expect_ok_in_order(struct cl_conn *c, json_int_t first, json_int_t last,
+    int timeout_ms)
+{
+	for (json_int_t id = first; id <= last; id++) {
+		json_t *r = cl_recv(c, timeout_ms);
+		if (!arb_reply_ok(r)) {
+			char *d = cl_describe(r);
+			fail_msg("request %lld: %s", (long long)id, d);
+		}
+		assert_int_equal(cl_reply_id(r), id);
+		json_decref(r);
+	}
+}
+
 /* Takes one whole reply frame off c's buffer: 1 and *out (NULL if it was
  * not a JSON object), or 0 when no whole frame is there yet. */
 static int

@@ -73,6 +73,10 @@ void	cl_send_batch(struct cl_conn *, const json_t *reqs);
 json_t	*cl_recv(struct cl_conn *, int timeout_ms);
 /* True once the connection saw EOF. */
 bool	cl_eof(const struct cl_conn *);
+/* Fails the test unless the next replies are ok ones with ids first..last,
+ * in that order, each within timeout_ms. */
+void	cl_expect_ok_in_order(struct cl_conn *, json_int_t first,
+	    json_int_t last, int timeout_ms);
 
 /* Called by cl_pump for each reply: the index of its connection and the
  * reply (borrowed; valid during the call). It may send more requests. */

@@ -182,15 +182,7 @@ test_deadline_is_per_request(void **state)
 	    60000));
 	cl_send_batch(c, reqs);	/* read together: the sleep is sent next */
 	json_decref(reqs);
-	for (json_int_t id = 1; id <= 2; id++) {
-		json_t *r = cl_recv(c, ARB_EVENT_MS);
-		if (!arb_reply_ok(r)) {
-			char *d = cl_describe(r);
-			fail_msg("request %lld: %s", (long long)id, d);
-		}
-		assert_int_equal(cl_reply_id(r), id);
-		json_decref(r);
-	}
+	cl_expect_ok_in_order(c, 1, 2, ARB_EVENT_MS);
 	cl_close(c);
 	assert_int_equal(cl_worker_pid(a, W1), pid);
 	long long t0 = arb_now_ms();
