@@ -70,8 +70,15 @@ $(BUILD)/arbord: $(call obj,supervisor/main.c) $(LIBDAEMON) $(LIBPROTO)
 $(BUILD)/arborctl: $(call obj,tools/arborctl.c) $(call obj,supervisor/config.c) $(LIBPROTO)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# mock_worker is a static PIE (but under the sanitizers, which need the
+# dynamic loader): with no shared libraries to map and relocate, it is
+# spawned, started and gone in about 0.75 ms here against 1.1 ms, so a
+# restart measures arbord rather than ld.so. It uses jansson only.
+ifneq ($(SAN),1)
+MOCK_LDFLAGS := -static-pie
+endif
 $(BUILD)/mock_worker: $(call obj,workers/mock_worker.c) $(LIBWORKER) $(LIBPROTO)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(MOCK_LDFLAGS) -o $@ $^ -ljansson
 
 $(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIBDAEMON) $(LIBWORKER) $(LIBPROTO)
 	@mkdir -p $(dir $@)
