@@ -645,6 +645,19 @@ jraw_put_str(struct buf *out, const char *s, size_t n)
 	buf_append(out, "\"", 1);
 }
 
+size_t
+jraw_str_size(const char *s, size_t n)
+{
+	size_t size = n + 2, i = 0;
+	while ((i = put_run(s, i, n)) < n) {
+		unsigned char c = (unsigned char)s[i++];
+		bool short_esc = c == '"' || c == '\\' || c == '\b' ||
+		    c == '\f' || c == '\n' || c == '\r' || c == '\t';
+		size += short_esc ? 1 : 5;
+	}
+	return size;
+}
+
 /* Digits from the right into a small array; the magnitude in unsigned
  * arithmetic, so that INT64_MIN needs no special case. */
 void

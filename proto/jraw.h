@@ -77,6 +77,8 @@ bool	jraw_str(const struct jraw_member *, const char **s, size_t *n);
 /* Writers: append to out. */
 /* s[0..n) (valid UTF-8) as a JSON string, quoted and escaped. */
 void	jraw_put_str(struct buf *out, const char *s, size_t n);
+/* The bytes jraw_put_str appends for s, quotes included. */
+size_t	jraw_str_size(const char *s, size_t n);
 /* A literal, e.g. jraw_put(out, "{\"ok\":true") (inline, so that a
  * literal's length is known at compile time). */
 static inline void

@@ -205,7 +205,11 @@ child_free(struct child *c)
 
 /* ---- spawning ---------------------------------------------------------- */
 
-/* environ plus the configured variables plus ARBOR_WORKER=<name>. */
+/* ARBOR_WORKER=<name> and ARBOR_MAX_FRAME_BYTES (worker.max_frame_bytes,
+ * which libworker and the Python SDK read), then the configured variables,
+ * then environ: a later duplicate loses in getenv, so ours win. */
+#define OWN_ENV	2
+
 static char **
 make_env(const struct child *c)
 {
@@ -214,23 +218,23 @@ make_env(const struct child *c)
 		n++;
 	for (char **e = c->cfg->worker.env; e && *e; e++)
 		k++;
-	char **env = xcalloc(n + k + 2, sizeof *env);
-	size_t i = 0;
+	char **env = xcalloc(OWN_ENV + k + n + 1, sizeof *env);
+	env[0] = xasprintf("ARBOR_WORKER=%s", c->name);
+	env[1] = xasprintf("ARBOR_MAX_FRAME_BYTES=%ld",
+	    (long)c->cfg->worker.max_frame_bytes);
+	size_t i = OWN_ENV;
 	for (char **e = c->cfg->worker.env; e && *e; e++)
 		env[i++] = *e;
 	for (size_t j = 0; j < n; j++)
-		env[i++] = environ[j];	/* later duplicates lose in getenv */
-	env[i++] = xasprintf("ARBOR_WORKER=%s", c->name);
+		env[i++] = environ[j];
 	return env;
 }
 
 static void
 free_env(char **env)
 {
-	size_t i = 0;
-	while (env[i + 1])
-		i++;
-	free(env[i]);		/* the ARBOR_WORKER string, last */
+	for (int i = 0; i < OWN_ENV; i++)
+		free(env[i]);
 	free(env);
 }
 
@@ -462,6 +466,21 @@ put_request(struct buf *out, json_int_t id, const char *command,
 	}
 	jraw_put(out, "}");
 	frame_close(out, at);
+}
+
+#define LIT(s)		(sizeof(s) - 1)
+#define ID_DIGITS	LIT("-9223372036854775808")
+
+size_t
+child_request_size(const char *command, size_t args_len, const char *session)
+{
+	size_t n = LIT("{\"id\":") + ID_DIGITS + LIT(",\"command\":") +
+	    jraw_str_size(command, strlen(command)) + LIT(",\"args\":") +
+	    (args_len > 0 ? args_len : LIT("{}")) + LIT("}");
+	if (session)
+		n += LIT(",\"session_id\":") +
+		    jraw_str_size(session, strlen(session));
+	return n;
 }
 
 static int

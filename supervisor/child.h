@@ -76,6 +76,11 @@ void	child_backoff(struct child *, int ms);
 /* No process and none wanted: state stopped or failed. */
 void	child_set_down(struct child *, enum child_state);
 
+/* The largest payload child_request could frame for these (the id counted
+ * at its longest), to set against worker.max_frame_bytes. */
+size_t	child_request_size(const char *command, size_t args_len,
+	    const char *session);
+
 /* Sends a request; fn is called exactly once. timeout_ms <= 0: none.
  * args is JSON text (args_len bytes; NULL: {}), copied into the frame as
  * it is; session may be NULL. 0, or -1 when the child cannot take

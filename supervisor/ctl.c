@@ -242,24 +242,27 @@ conn_flush(struct ctl_conn *cn)
 		conn_frames(cn);	/* resumes reading when it catches up */
 }
 
-/* A client that stopped reading is cut off rather than buffered forever. */
-static void
+/* A client that stopped reading is cut off rather than buffered forever:
+ * checked before a reply is queued, so that one reply, however large (up
+ * to worker.max_frame_bytes), still goes out whole. false: cut off. */
+static bool
 check_backlog(struct ctl_conn *cn)
 {
-	if (!cn->closed && buf_used(&cn->out) > OUT_MAX) {
+	if (buf_used(&cn->out) > OUT_MAX) {
 		log_warn("ctl", "client does not read its replies (%zu bytes "
 		    "queued): disconnecting", buf_used(&cn->out));
 		conn_close(cn);
+		return false;
 	}
+	return true;
 }
 
 void
 ctl_reply(struct ctl_conn *cn, json_t *reply)
 {
-	if (!cn->closed) {
+	if (!cn->closed && check_backlog(cn)) {
 		frame_put_json(&cn->out, reply);
 		batch_queue(&cn->batch);
-		check_backlog(cn);
 	}
 	json_decref(reply);
 }
@@ -267,10 +270,9 @@ ctl_reply(struct ctl_conn *cn, json_t *reply)
 void
 ctl_reply_raw(struct ctl_conn *cn, const char *reply, size_t len)
 {
-	if (!cn->closed) {
+	if (!cn->closed && check_backlog(cn)) {
 		frame_put(&cn->out, reply, len);
 		batch_queue(&cn->batch);
-		check_backlog(cn);
 	}
 }
 

@@ -210,6 +210,20 @@ check_execute(json_t *req, json_t *id, int *timeout_ms)
 	return NULL;
 }
 
+/* A request whose frame to the worker could exceed worker.max_frame_bytes
+ * is refused here: the worker would take it for a protocol failure. */
+static void
+submit(struct ops_env *env, struct job *job)
+{
+	size_t max = (size_t)root_config(env->root)->worker.max_frame_bytes;
+	size_t n = child_request_size(job->command, job->args_len, job->session);
+	if (n > max)
+		job_fail(job, ERR_FRAME_TOO_LARGE, "request frame of up to %zu "
+		    "bytes exceeds worker.max_frame_bytes (%zu)", n, max);
+	else
+		root_submit(env->root, job);
+}
+
 static json_t *
 op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
@@ -224,7 +238,7 @@ op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	struct job *job = job_new_json(id, msg_str(req, "command"),
 	    json_is_null(args) ? NULL : args, msg_str(req, "session_id"),
 	    timeout_ms, job_done, cn);
-	root_submit(env->root, job);
+	submit(env, job);
 	return NULL;
 }
 
@@ -270,7 +284,7 @@ fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
 		r.args_len = args->val_len;
 	}
 	ctl_hold(cn);
-	root_submit(env->root, job_new(&r, job_done, cn));
+	submit(env, job_new(&r, job_done, cn));
 	return true;
 }
 

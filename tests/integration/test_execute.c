@@ -1382,6 +1382,77 @@ test_pipelined_mixed_paths(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* One worker; worker and control frames bounded by max (bytes). */
+static struct arb *
+start_frames(long max)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "worker = { max_frame_bytes = %ld; };\n"
+	    "control = { socket = \"arbor.sock\"; max_frame_bytes = %ld; };\n"
+	    "environments = { dev = { }; };\n", max, max);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	return a;
+}
+
+/* {"s": "xxx..."} of n bytes of x: an args object of n + 8 bytes. */
+static json_t *
+args_of(size_t n)
+{
+	char *x = malloc(n + 1);
+	assert_non_null(x);
+	memset(x, 'x', n);
+	x[n] = '\0';
+	json_t *args = json_pack("{s:s}", "s", x);
+	free(x);
+	return args;
+}
+
+/* The worker is told worker.max_frame_bytes: a request above its own
+ * 16 MiB default reaches it and comes back whole. */
+static void
+test_worker_gets_max_frame_bytes(void **state)
+{
+	struct arb *a = start_frames(64L << 20);
+	json_int_t pid = cl_worker_pid(a, W1);
+	size_t n = (17u << 20);
+	json_t *r = cl_exec_ok(a, "echo", args_of(n), NULL);
+	const char *echoed = json_string_value(json_object_get(
+	    json_object_get(r, "result"), "s"));
+	assert_non_null(echoed);
+	assert_int_equal(strlen(echoed), n);
+	json_decref(r);
+	assert_int_equal(cl_worker_pid(a, W1), pid);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A request whose frame to the worker could exceed worker.max_frame_bytes
+ * is refused with frame_too_large before any worker sees it; one at the
+ * bound is served. The bound counts the request id at its longest (20
+ * characters): {"id":<20>,"command":"echo","args":<args>} is 52 bytes
+ * besides the args. */
+static void
+test_request_over_worker_frame_refused(void **state)
+{
+	const long max = 65536;
+	struct arb *a = start_frames(max);
+	json_int_t pid = cl_worker_pid(a, W1);
+	size_t args_max = (size_t)max - 52;	/* args object bytes */
+	json_t *r = cl_exec_err(a, "echo", args_of(args_max - 8 + 1), NULL,
+	    "frame_too_large");
+	assert_non_null(strstr(cl_reply_message(r), "worker.max_frame_bytes"));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", args_of(args_max - 8), NULL);
+	json_decref(r);
+	assert_int_equal(cl_worker_pid(a, W1), pid);	/* no one crashed */
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -1413,6 +1484,8 @@ main(void)
 		cmocka_unit_test_teardown(test_worker_reply_on_jansson_path, arb_teardown),
 		cmocka_unit_test_teardown(test_timeout_ms_on_both_paths, arb_teardown),
 		cmocka_unit_test_teardown(test_pipelined_mixed_paths, arb_teardown),
+		cmocka_unit_test_teardown(test_worker_gets_max_frame_bytes, arb_teardown),
+		cmocka_unit_test_teardown(test_request_over_worker_frame_refused, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

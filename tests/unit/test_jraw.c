@@ -626,8 +626,9 @@ test_differential_mutations(void **state)
 	assert_true(accepted < total);
 }
 
-/* jraw_put_str(s) reads back through jansson as s, and a scanner accepts
- * it in an object unless it holds a NUL. */
+/* jraw_put_str(s) reads back through jansson as s, is as long as
+ * jraw_str_size says, and a scanner accepts it in an object unless it
+ * holds a NUL. */
 static void
 put_str_round_trip(const char *s, size_t n)
 {
@@ -638,6 +639,7 @@ put_str_round_trip(const char *s, size_t n)
 	size_t at = b.len;
 	jraw_put_str(&b, s, n);
 	size_t len = b.len - at;
+	CHECK(jraw_str_size(s, n) == len, s, n);
 	jraw_put(&b, "}");
 	json_t *j = json_loadb(b.data + at, len, JSON_DECODE_ANY |
 	    JSON_ALLOW_NUL, &err);
