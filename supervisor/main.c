@@ -230,6 +230,10 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct daemon *d = w->data;
 	char err[1024];
+	if (w->signum == SIGHUP && d->stopping) {
+		log_warn("arbord", "SIGHUP: shutting down, not reloading");
+		return;
+	}
 	if (w->signum == SIGHUP) {
 		log_info("arbord", "SIGHUP: reloading %s", d->conf_path);
 		json_decref(reload(d, err, sizeof err));

@@ -113,11 +113,24 @@ lookup_name(struct ops_env *env, json_t *req, json_t *id, enum reg_kind *kind,
 	return obj;
 }
 
+/* Once shutdown has begun nothing is started again: a restart, start or
+ * reload then would bring up what the shutdown waits to see go down. */
+static json_t *
+refuse_draining(const struct ops_env *env, json_t *id, const char *what)
+{
+	if (!env->draining)
+		return NULL;
+	return msg_error(id, ERR_SHUTTING_DOWN, "arbord is shutting down: no %s",
+	    what);
+}
+
 static json_t *
 op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
 	enum reg_kind kind;
-	json_t *err = NULL;
+	json_t *err = refuse_draining(env, id, "restart");
+	if (err)
+		return err;
 	void *obj = lookup_name(env, req, id, &kind, &err);
 	if (obj == NULL)
 		return err;
@@ -138,7 +151,9 @@ static json_t *
 want(struct ops_env *env, json_t *req, json_t *id, bool up)
 {
 	enum reg_kind kind;
-	json_t *err = NULL;
+	json_t *err = up ? refuse_draining(env, id, "start") : NULL;
+	if (err)
+		return err;
 	struct child *c = lookup_name(env, req, id, &kind, &err);
 	if (c == NULL)
 		return err;
@@ -382,6 +397,9 @@ static json_t *
 op_reload(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
 	char err[1024];
+	json_t *refused = refuse_draining(env, id, "reload");
+	if (refused)
+		return refused;
 	json_t *changed = env->reload(env->arg, err, sizeof err);
 	if (changed == NULL)
 		return msg_error(id, ERR_CONFIG_ERROR, "%s", err);

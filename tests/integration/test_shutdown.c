@@ -2,7 +2,7 @@
  * and `arborctl shutdown` each stop the tree, remove the socket and exit 0
  * with no zombie and no orphan; a worker deaf to SIGTERM is killed after
  * shutdown_timeout_ms; a request in flight finishes, a new one is refused
- * with shutting_down. Workers die with a SIGKILLed arbord, whose stale
+ * with shutting_down, and so are restart, start and reload. Workers die with a SIGKILLed arbord, whose stale
  * socket the next one replaces; a second arbord on a live socket exits 1. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -166,6 +166,58 @@ test_inflight_finishes(void **state)
 	assert_clean_exit(a, pids, 1);
 }
 
+/* Sends req (stolen) and checks the reply is a shutting_down error. */
+static void
+expect_shutting_down(struct arb *a, json_t *req)
+{
+	json_t *r = arb_call(a, req);
+	if (r == NULL)
+		fail_msg("no reply while shutting down");
+	if (arb_reply_ok(r) || strcmp(arb_reply_code(r), "shutting_down") != 0)
+		fail_msg("expected shutting_down, got %s", arb_reply_ok(r) ?
+		    "ok" : arb_reply_code(r));
+	json_decref(r);
+}
+
+/* Nothing is started again once shutdown has begun: restart, start and
+ * reload are refused with shutting_down and SIGHUP is ignored, so the
+ * shutdown ends as it would have (a pool restarted then would never let
+ * it finish). */
+static void
+test_nothing_restarts_while_draining(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
+	struct arb_conn *slow = arb_conn_open(a);
+	assert_non_null(slow);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "sleep", "args", "ms", 1500);
+	assert_int_equal(arb_conn_send(slow, req), 0);
+	json_decref(req);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "busy", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+
+	json_decref(arb_op_ok(a, "shutdown"));
+	expect_shutting_down(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "pool"));
+	expect_shutting_down(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "root"));
+	expect_shutting_down(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "pool/worker.1"));
+	expect_shutting_down(a, json_pack("{s:s, s:s}", "op", "start",
+	    "name", "pool/worker.1"));
+	expect_shutting_down(a, json_pack("{s:s}", "op", "reload"));
+	assert_int_equal(arb_kill(a, SIGHUP), 0);
+	json_t *r = arb_conn_recv(slow, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the request in flight at shutdown did not succeed");
+	json_decref(r);
+	arb_conn_close(slow);
+	assert_clean_exit(a, pids, 1);
+}
+
 /* Reaps pid, a worker handed to us when arbord died: true once it has
  * exited (it must die of arbord's death, not linger). */
 static bool
@@ -242,6 +294,7 @@ main(void)
 		cmocka_unit_test_teardown(test_arborctl_shutdown, arb_teardown),
 		cmocka_unit_test_teardown(test_deaf_workers_killed, arb_teardown),
 		cmocka_unit_test_teardown(test_inflight_finishes, arb_teardown),
+		cmocka_unit_test_teardown(test_nothing_restarts_while_draining, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_refused, arb_teardown),
 	};
