@@ -446,6 +446,19 @@ requeue_waiters(struct pool *p, struct pworker *pw)
 	}
 }
 
+/* Gives waiting jobs to idle workers: for jobs moved to the common queue,
+ * as an idle worker looks at the queue only when it becomes idle. */
+static void
+serve_idle(struct pool *p)
+{
+	struct pworker *pw;
+	struct job *j;
+	while ((pw = TAILQ_FIRST(&p->idle)) && (j = TAILQ_FIRST(&p->waiting))) {
+		unqueue(p, j);
+		assign(pw, j);
+	}
+}
+
 static void
 on_down(struct sup *s, struct child *c, void *arg)
 {
@@ -454,6 +467,7 @@ on_down(struct sup *s, struct child *c, void *arg)
 	idle_remove(pw);
 	sess_drop_anchor(p->sessions, &pw->anchor);
 	requeue_waiters(p, pw);
+	serve_idle(p);
 	if (pw->retiring) {	/* removed outside the callback */
 		ev_timer_set(&pw->t_idle, 0., 0.);
 		ev_timer_start(LOOP, &pw->t_idle);

@@ -463,6 +463,45 @@ test_strict_waits_for_busy_worker(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A job waiting for its strict worker moves to an idle one when that
+ * worker goes away (here stopped by the operator), at once rather than
+ * after checkout_timeout_ms, and is told its session was reset. */
+static void
+test_strict_waiter_moves_when_worker_stops(void **state)
+{
+	struct arb *a = start_pool(2, "strict", NULL);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "st");
+	char w[64];
+	snprintf(w, sizeof w, "%s", cl_reply_worker(r));
+	json_decref(r);
+	struct cl_conn *busy = cl_open(a), *waiter = cl_open(a);
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 3000),
+	    "st", 0);
+	cl_send(busy, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	req = cl_exec_req(2, "echo", NULL, "st", 0);
+	cl_send(waiter, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", w)));
+	r = cl_recv(waiter, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the waiting request failed: %s", r ?
+		    arb_reply_code(r) : "no reply");
+	assert_true(strcmp(cl_reply_worker(r), w) != 0);
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_recv(busy, ARB_REPLY_MS);	/* whatever the stop made of it */
+	assert_non_null(r);
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -475,6 +514,7 @@ main(void)
 		cmocka_unit_test_teardown(test_session_ttl_expiry, arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
