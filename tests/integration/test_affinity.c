@@ -406,21 +406,28 @@ test_session_ttl_expiry(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Serves an echo in session and copies the name of its worker to w. */
+static void
+bind_session(struct arb *a, const char *session, char *w, size_t n)
+{
+	json_t *r = cl_exec_ok(a, "echo", NULL, session);
+	snprintf(w, n, "%s", cl_reply_worker(r));
+	json_decref(r);
+}
+
 static void
 test_prefer_moves_off_busy_worker(void **state)
 {
 	struct arb *a = start_pool(2, "prefer", NULL);
-	json_t *r = cl_exec_ok(a, "echo", NULL, "pf");
 	char w1[64];
-	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
-	json_decref(r);
+	bind_session(a, "pf", w1, sizeof w1);
 	struct cl_conn *c = cl_open(a);
 	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
 	    "pf", 0);
 	cl_send(c, req);
 	json_decref(req);
 	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	r = cl_exec_ok(a, "echo", NULL, "pf");
+	json_t *r = cl_exec_ok(a, "echo", NULL, "pf");
 	char w2[64];
 	snprintf(w2, sizeof w2, "%s", cl_reply_worker(r));
 	json_decref(r);
@@ -441,10 +448,8 @@ static void
 test_strict_waits_for_busy_worker(void **state)
 {
 	struct arb *a = start_pool(2, "strict", NULL);
-	json_t *r = cl_exec_ok(a, "echo", NULL, "st");
 	char w1[64];
-	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
-	json_decref(r);
+	bind_session(a, "st", w1, sizeof w1);
 	struct cl_conn *c = cl_open(a);
 	long long t0 = arb_now_ms();
 	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 800),
@@ -452,7 +457,7 @@ test_strict_waits_for_busy_worker(void **state)
 	cl_send(c, req);
 	json_decref(req);
 	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	r = cl_exec_ok(a, "echo", NULL, "st");
+	json_t *r = cl_exec_ok(a, "echo", NULL, "st");
 	assert_string_equal(cl_reply_worker(r), w1);
 	assert_true(arb_now_ms() - t0 >= 700);	/* after the sleep */
 	json_decref(r);
@@ -470,10 +475,8 @@ static void
 test_strict_waiter_moves_when_worker_stops(void **state)
 {
 	struct arb *a = start_pool(2, "strict", NULL);
-	json_t *r = cl_exec_ok(a, "echo", NULL, "st");
 	char w[64];
-	snprintf(w, sizeof w, "%s", cl_reply_worker(r));
-	json_decref(r);
+	bind_session(a, "st", w, sizeof w);
 	struct cl_conn *busy = cl_open(a), *waiter = cl_open(a);
 	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 3000),
 	    "st", 0);
@@ -487,7 +490,7 @@ test_strict_waiter_moves_when_worker_stops(void **state)
 
 	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
 	    "name", w)));
-	r = cl_recv(waiter, ARB_REPLY_MS);
+	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
 	if (r == NULL || !arb_reply_ok(r))
 		fail_msg("the waiting request failed: %s", r ?
 		    arb_reply_code(r) : "no reply");

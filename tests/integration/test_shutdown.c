@@ -121,6 +121,23 @@ test_deaf_workers_killed(void **state)
 	assert_clean_exit(a, pids, 2);
 }
 
+/* A connection with a sleep of ms (id 1) in flight on pool/worker.1. */
+static struct arb_conn *
+sleep_in_flight(struct arb *a, int ms)
+{
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "sleep", "args", "ms", ms);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "busy", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	return c;
+}
+
 /* A request in flight when shutdown begins still gets its reply; a new
  * request on an open connection gets shutting_down. */
 static void
@@ -128,22 +145,13 @@ test_inflight_finishes(void **state)
 {
 	json_int_t pids[1];
 	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
-	struct arb_conn *slow = arb_conn_open(a);
+	struct arb_conn *slow = sleep_in_flight(a, 2000);
 	struct arb_conn *late = arb_conn_open(a);
-	assert_non_null(slow);
 	assert_non_null(late);
-	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
-	    "execute", "command", "sleep", "args", "ms", 2000);
-	assert_int_equal(arb_conn_send(slow, req), 0);
-	json_decref(req);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "busy", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
 
 	json_t *r = arb_op_ok(a, "shutdown");
 	json_decref(r);
-	req = json_pack("{s:i, s:s, s:s}", "id", 2, "op", "execute",
+	json_t *req = json_pack("{s:i, s:s, s:s}", "id", 2, "op", "execute",
 	    "command", "ping");
 	if (arb_conn_send(late, req) < 0 ||
 	    (r = arb_conn_recv(late, ARB_REPLY_MS)) == NULL)
@@ -188,16 +196,7 @@ test_nothing_restarts_while_draining(void **state)
 {
 	json_int_t pids[1];
 	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
-	struct arb_conn *slow = arb_conn_open(a);
-	assert_non_null(slow);
-	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
-	    "execute", "command", "sleep", "args", "ms", 1500);
-	assert_int_equal(arb_conn_send(slow, req), 0);
-	json_decref(req);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "busy", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	struct arb_conn *slow = sleep_in_flight(a, 1500);
 
 	json_decref(arb_op_ok(a, "shutdown"));
 	expect_shutting_down(a, json_pack("{s:s, s:s}", "op", "restart",
