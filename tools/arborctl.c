@@ -38,7 +38,8 @@ enum {
 
 #define DEFAULT_CONF	"/etc/arbor/arbor.conf"
 #define REQUEST_ID	1
-#define REPLY_WAIT_MS	60000L		/* plus the call's --timeout */
+#define REPLY_WAIT_MS	60000LL		/* any op but call; see reply_wait_ms() */
+#define REPLY_MARGIN_MS	5000LL		/* a call: beyond arbord's own deadlines */
 #define MAX_REPLY_BYTES	((size_t)256 << 20)
 #define MAX_TIMEOUT_MS	(24L * 3600 * 1000)
 
@@ -65,8 +66,9 @@ static const char usage_text[] =
 "options (anywhere on the line; `--` ends them):\n"
 "  -s, --socket SOCKET  the control socket; default $ARBOR_SOCKET, else\n"
 "                       control.socket of the config file\n"
-"  -c, --config FILE    the config file read to find the socket; default\n"
-"                       $ARBOR_CONF, else " DEFAULT_CONF "\n"
+"  -c, --config FILE    the config file read to find the socket and a\n"
+"                       call's timeouts; default $ARBOR_CONF, else\n"
+"                       " DEFAULT_CONF "\n"
 "                       (environment: $ARBOR_ENV, else default_environment)\n"
 "  --json               prints the reply's JSON instead of the human view\n"
 "  -h, --help           prints this text\n"
@@ -78,8 +80,13 @@ static const char usage_text[] =
 "  2  usage error\n"
 "  3  arbord not reachable: the socket cannot be found (the config file\n"
 "     cannot be loaded and neither -s nor $ARBOR_SOCKET is given), the\n"
-"     connection fails, or no valid reply arrives within 60 s (plus the\n"
-"     call's --timeout)\n";
+"     connection fails, or no valid reply arrives in time: within 60 s,\n"
+"     or for call as long as arbord may take to answer: its --timeout\n"
+"     (else the config's worker.request_timeout_ms) plus the config's\n"
+"     pool.checkout_timeout_ms plus 5 s. With -s or $ARBOR_SOCKET, call\n"
+"     reads the config only when -c or $ARBOR_CONF names it; without it,\n"
+"     call waits --timeout plus 60 s, or with no --timeout until arbord\n"
+"     answers or closes the connection\n";
 
 /* The command line, parsed. */
 struct opts {
@@ -887,30 +894,70 @@ build_request(const struct command *c, const struct opts *o)
 /* ------------------------------------------------------------------ */
 /* The socket                                                           */
 
-/* The socket path: -s, else $ARBOR_SOCKET, else control.socket of the
- * config file. New string, or NULL after reporting why. */
-static char *
-find_socket(const struct opts *o)
+/* opt when given, else the environment variable var when not empty. */
+static const char *
+opt_or_env(const char *opt, const char *var)
 {
-	const char *env = getenv("ARBOR_SOCKET"), *path = o->conf;
-	struct config *cfg;
-	char err[1024], *sock;
+	const char *env = getenv(var);
 
-	if (o->socket != NULL)
-		return xstrdup(o->socket);
-	if (env != NULL && *env != '\0')
-		return xstrdup(env);
-	if (path == NULL && (path = getenv("ARBOR_CONF")) != NULL && !*path)
-		path = NULL;
-	if (path == NULL)
-		path = DEFAULT_CONF;
-	if ((cfg = config_load(path, NULL, err, sizeof err)) == NULL) {
-		errmsg("cannot find the socket: %s", err);
+	if (opt != NULL)
+		return opt;
+	return env != NULL && *env != '\0' ? env : NULL;
+}
+
+/* The config file: read when the socket comes from it (neither -s nor
+ * $ARBOR_SOCKET), and for a call when -c or $ARBOR_CONF names it, as its
+ * timeouts bound the wait for the reply. New struct (config_free), or NULL
+ * when not read or not loaded (err says why, or is empty). */
+static struct config *
+load_config(const struct command *c, const struct opts *o, char *err,
+    size_t errlen)
+{
+	const char *path = opt_or_env(o->conf, "ARBOR_CONF");
+
+	err[0] = '\0';
+	if (opt_or_env(o->socket, "ARBOR_SOCKET") != NULL &&
+	    (strcmp(c->name, "call") != 0 || path == NULL))
 		return NULL;
-	}
-	sock = xstrdup(cfg->control.socket);
-	config_free(cfg);
-	return sock;
+	return config_load(path != NULL ? path : DEFAULT_CONF, NULL, err,
+	    errlen);
+}
+
+/* The socket path: -s, else $ARBOR_SOCKET, else control.socket of cfg.
+ * Borrowed, or NULL after reporting why (cfg NULL: err says why). */
+static const char *
+find_socket(const struct opts *o, const struct config *cfg, const char *err)
+{
+	const char *sock = opt_or_env(o->socket, "ARBOR_SOCKET");
+
+	if (sock != NULL)
+		return sock;
+	if (cfg != NULL)
+		return cfg->control.socket;
+	errmsg("cannot find the socket: %s", err);
+	return NULL;
+}
+
+/* How long to wait for the reply before calling arbord unreachable (exit
+ * 3): -1 for no bound. A call waits as long as arbord may take to answer
+ * it: the request's timeout (--timeout, else worker.request_timeout_ms)
+ * starts once a worker takes it, after up to pool.checkout_timeout_ms of
+ * waiting for one (in either mode), plus a margin. Without the config,
+ * --timeout plus the fixed bound; with no --timeout either, no bound: a
+ * call is always answered (SPEC 7) and a dead arbord hangs up. */
+static long long
+reply_wait_ms(const struct command *c, const struct opts *o,
+    const struct config *cfg)
+{
+	long long t = o->timeout_ms;
+
+	if (strcmp(c->name, "call") != 0)
+		return REPLY_WAIT_MS;
+	if (cfg == NULL)
+		return t > 0 ? t + REPLY_WAIT_MS : -1;
+	if (t <= 0)
+		t = cfg->worker.request_timeout_ms;
+	return t + cfg->pool.checkout_timeout_ms + REPLY_MARGIN_MS;
 }
 
 /* Connects to the socket at path: the fd, or -1 (errno). */
@@ -1065,13 +1112,13 @@ send_request(int fd, const json_t *req)
 
 /* Says why no reply came; returns EXIT_UNREACHABLE. */
 static int
-report_no_reply(enum rx rx, int e, const char *sock, long wait_ms,
+report_no_reply(enum rx rx, int e, const char *sock, long long wait_ms,
     int send_errno)
 {
 	if (send_errno != 0 && rx != RX_BAD)
 		errmsg("cannot send to %s: %s", sock, strerror(send_errno));
 	else if (rx == RX_TIMEOUT)
-		errmsg("no reply from arbord on %s within %ld ms", sock,
+		errmsg("no reply from arbord on %s within %lld ms", sock,
 		    wait_ms);
 	else if (rx == RX_EOF)
 		errmsg("arbord closed the connection on %s without a reply",
@@ -1083,12 +1130,15 @@ report_no_reply(enum rx rx, int e, const char *sock, long wait_ms,
 	return EXIT_UNREACHABLE;
 }
 
-/* Sends req to arbord at sock and waits for the reply (into r). Returns
- * 0, or EXIT_UNREACHABLE after reporting why. */
+/* Sends req to arbord at sock and waits for the reply (into r) up to
+ * wait_ms (-1: no bound). Returns 0, or EXIT_UNREACHABLE after reporting
+ * why. */
 static int
-transact(const char *sock, const json_t *req, long wait_ms, struct reply *r)
+transact(const char *sock, const json_t *req, long long wait_ms,
+    struct reply *r)
 {
 	int fd = ctl_connect(sock), send_errno, e;
+	long long deadline;
 	enum rx rx;
 
 	if (fd < 0) {
@@ -1099,7 +1149,10 @@ transact(const char *sock, const json_t *req, long wait_ms, struct reply *r)
 	/* A refused connection still carries arbord's error frame: read it
 	 * even when the send failed, but do not wait long for it. */
 	send_errno = send_request(fd, req);
-	rx = read_reply(fd, now_ms() + (send_errno ? 1000 : wait_ms), r);
+	deadline = wait_ms < 0 ? LLONG_MAX : now_ms() + wait_ms;
+	if (send_errno != 0)
+		deadline = now_ms() + 1000;
+	rx = read_reply(fd, deadline, r);
 	e = errno;
 	close(fd);
 	return rx == RX_REPLY ? 0 :
@@ -1112,15 +1165,16 @@ transact(const char *sock, const json_t *req, long wait_ms, struct reply *r)
 static int
 run(const struct command *c, const struct opts *o, const json_t *req)
 {
-	long wait_ms = REPLY_WAIT_MS + (o->timeout_ms > 0 ? o->timeout_ms : 0);
-	char *sock = find_socket(o);
+	char err[1024];
+	struct config *cfg = load_config(c, o, err, sizeof err);
+	const char *sock = find_socket(o, cfg, err);
 	struct reply r = { .want_raw = o->json && c->show_raw != NULL };
 	int status;
 
 	if (sock == NULL)
 		return EXIT_UNREACHABLE;
 	buf_init(&r.raw);
-	status = transact(sock, req, wait_ms, &r);
+	status = transact(sock, req, reply_wait_ms(c, o, cfg), &r);
 	if (status == EXIT_OK && r.json == NULL)
 		status = c->show_raw(r.m, r.k);
 	else if (status == EXIT_OK)
@@ -1128,7 +1182,7 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 		    c->show(o, r.json) : show_error(r.json);
 	json_decref(r.json);
 	buf_release(&r.raw);
-	free(sock);
+	config_free(cfg);
 	return status;
 }
 

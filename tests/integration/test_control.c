@@ -1,8 +1,8 @@
 /* The control socket end to end (SPEC 6, 7, 8): malformed input gets an
  * error reply and never stops arbord from serving; unknown ops and names
  * get their codes; pipelined requests each get one reply with their id;
- * arborctl's exit codes. One arbord (control.max_frame_bytes = 1024)
- * serves every test of the group. */
+ * arborctl's exit codes and how long a call waits for its reply. One
+ * arbord (control.max_frame_bytes = 1024) serves every test of the group. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
@@ -471,6 +473,81 @@ test_arborctl_finds_socket(void **state)
 	free(var);
 }
 
+/* Timeouts far below arborctl's fixed 60 s bound for other ops. */
+#define SILENT_REQUEST_MS	300	/* worker.request_timeout_ms */
+#define SILENT_CHECKOUT_MS	200	/* pool.checkout_timeout_ms */
+#define SILENT_CALL_MS		700	/* call --timeout */
+#define CALL_MARGIN_MS		5000	/* arborctl's, beyond the timeouts */
+
+/* A socket that takes connections and never answers: a hung arbord. */
+static int
+silent_listener(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_true(strlen(path) < sizeof sa.sun_path);
+	strcpy(sa.sun_path, path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* Runs argv against the silent socket: exit 3 naming wait_ms, and not
+ * before wait_ms (arb_run kills it after 30 s: a fixed 60 s bound fails). */
+static void
+expect_no_reply_after(const char *const argv[], long long wait_ms)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	char *want = xasprintf("within %lld ms", wait_ms);
+	long long t0 = arb_now_ms();
+	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	long long took = arb_now_ms() - t0;
+
+	if (code != 3 || !one_line(err) || strstr(err, want) == NULL ||
+	    took < wait_ms) {
+		fprintf(stderr, "exit %d after %lld ms, stderr:\n%s\n", code,
+		    took, err);
+		fail_msg("expected exit 3 after %lld ms, \"%s\"", wait_ms,
+		    want);
+	}
+	free(want);
+}
+
+/* SPEC 8: exit 3 means arbord is not reachable, so a call waits as long as
+ * arbord may take to answer it: its timeout (--timeout, else the config's
+ * request_timeout_ms) plus checkout_timeout_ms plus a margin, not a fixed
+ * 60 s that a longer request_timeout_ms outlasts. Shown with small timeouts
+ * against a silent socket: arborctl gives up at that bound, not at 60 s;
+ * with -s too when -c names the config. */
+static void
+test_arborctl_call_wait(void **state)
+{
+	(void)state;
+	char *conf = xasprintf("worker = { request_timeout_ms = %d; };\n"
+	    "pool = { checkout_timeout_ms = %d; };\n"
+	    "environments = { dev = { }; };\n", SILENT_REQUEST_MS,
+	    SILENT_CHECKOUT_MS);
+	struct arb *a = arb_new(conf);
+	int fd = silent_listener(arb_socket_path(a));
+	char *bin = arb_bin_path("arborctl");
+	char *tmo = xasprintf("%d", SILENT_CALL_MS);
+	const char *by_conf[] = { bin, "-c", arb_conf_path(a), "call", "sleep",
+	    NULL };
+	const char *by_timeout[] = { bin, "-s", arb_socket_path(a), "-c",
+	    arb_conf_path(a), "call", "sleep", "--timeout", tmo, NULL };
+
+	expect_no_reply_after(by_conf,
+	    SILENT_REQUEST_MS + SILENT_CHECKOUT_MS + CALL_MARGIN_MS);
+	expect_no_reply_after(by_timeout,
+	    SILENT_CALL_MS + SILENT_CHECKOUT_MS + CALL_MARGIN_MS);
+	close(fd);
+	free(tmo);
+	free(bin);
+	free(conf);
+	arb_free(a);
+}
+
 int
 main(void)
 {
@@ -490,6 +567,7 @@ main(void)
 		cmocka_unit_test(test_socket_mode),
 		cmocka_unit_test(test_arborctl_exit_codes),
 		cmocka_unit_test(test_arborctl_finds_socket),
+		cmocka_unit_test(test_arborctl_call_wait),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
