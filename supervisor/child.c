@@ -4,6 +4,7 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -30,7 +31,7 @@ struct pend {
 	child_reply_fn	*fn;		/* NULL: free slot */
 	void		*arg;
 	ev_tstamp	 deadline;	/* 0: none */
-	bool		 internal;	/* init or health ping, not a user request */
+	bool		 internal;	/* a ping or a notice, not a user request */
 };
 
 struct child {
@@ -324,7 +325,7 @@ attach(struct child *c, int p[3][2])
 
 static child_reply_fn init_reply;
 static int send_request_json(struct child *, const char *, json_t *, int,
-    child_reply_fn *);
+    child_reply_fn *, void *);
 
 int
 child_spawn(struct child *c)
@@ -360,7 +361,7 @@ child_spawn(struct child *c)
 	json_t *args = json_pack("{s:b,s:s}", "initialization", 1, "worker_id",
 	    c->name);
 	send_request_json(c, "ping", args, c->cfg->worker.init_timeout_ms,
-	    init_reply);
+	    init_reply, c);
 	return 0;
 }
 
@@ -483,10 +484,42 @@ child_request_size(const char *command, size_t args_len, const char *session)
 	return n;
 }
 
+/* The deadline timeout_ms from now; 0 (none) when timeout_ms <= 0. */
+static ev_tstamp
+deadline_in(int timeout_ms)
+{
+	return timeout_ms > 0 ? ev_now(LOOP) + timeout_ms / 1000.0 : 0;
+}
+
+/* The deadline of a notice (or the init ping) sent now. A notice may go to
+ * a busy worker, which answers in order, so its timeout_ms counts from
+ * when the requests ahead of it are done: by the latest of their deadlines
+ * (one that passes gets the worker killed anyway). None if one of them has
+ * none. User requests and health pings (sent only to an idle worker) do
+ * not pay for the scan. */
+static ev_tstamp
+deadline_behind(const struct child *c, int timeout_ms)
+{
+	ev_tstamp start = ev_now(LOOP);
+	unsigned seen = 0;
+	for (unsigned i = 0; i <= c->pend_mask && seen < c->npend; i++) {
+		const struct pend *p = &c->pend[i];
+		if (p->fn == NULL)
+			continue;
+		seen++;
+		if (p->deadline == 0)
+			return 0;
+		if (p->deadline > start)
+			start = p->deadline;
+	}
+	return timeout_ms > 0 ? start + timeout_ms / 1000.0 : 0;
+}
+
+/* Queues a request; deadline is absolute (0: none). */
 static int
 send_request(struct child *c, const char *command, const char *args,
-    size_t args_len, const char *session, int timeout_ms, child_reply_fn *fn,
-    void *arg, bool internal)
+    size_t args_len, const char *session, ev_tstamp deadline,
+    child_reply_fn *fn, void *arg, bool internal)
 {
 	struct pend *p = c->fd_in >= 0 ? pend_slot(c) : NULL;
 	if (p == NULL)
@@ -495,7 +528,7 @@ send_request(struct child *c, const char *command, const char *args,
 	p->fn = fn;
 	p->arg = arg;
 	p->internal = internal;
-	p->deadline = timeout_ms > 0 ? ev_now(LOOP) + timeout_ms / 1000.0 : 0;
+	p->deadline = deadline;
 	c->npend++;
 	if (!internal)
 		c->nuser++;
@@ -505,15 +538,16 @@ send_request(struct child *c, const char *command, const char *args,
 	return 0;
 }
 
-/* An internal request with args built by jansson (steals args). */
+/* An internal request with args built by jansson (steals args), due
+ * timeout_ms after the requests ahead of it. */
 static int
 send_request_json(struct child *c, const char *command, json_t *args,
-    int timeout_ms, child_reply_fn *fn)
+    int timeout_ms, child_reply_fn *fn, void *arg)
 {
 	char *text = msg_text(args);
 	json_decref(args);
 	int rc = send_request(c, command, text, text ? strlen(text) : 0, NULL,
-	    timeout_ms, fn, c, true);
+	    deadline_behind(c, timeout_ms), fn, arg, true);
 	free(text);
 	return rc;
 }
@@ -533,10 +567,11 @@ child_request(struct child *c, const char *command, const char *args,
 {
 	if (c->state != CS_READY || c->failed || c->reaped)
 		return -1;
-	return send_request(c, command, args, args_len, session, timeout_ms, fn,
-	    arg, false);
+	return send_request(c, command, args, args_len, session,
+	    deadline_in(timeout_ms), fn, arg, false);
 }
 
+/* A notice's answer (arg: its command); only its deadline matters. */
 static void
 notify_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
@@ -551,7 +586,7 @@ child_notify(struct child *c, const char *command, json_t *args)
 		return -1;
 	}
 	return send_request_json(c, command, args,
-	    c->cfg->worker.request_timeout_ms, notify_reply);
+	    c->cfg->worker.request_timeout_ms, notify_reply, (void *)command);
 }
 
 /* The init ping's answer makes the child ready; anything else kills it. */
@@ -760,6 +795,36 @@ on_err(struct ev_loop *loop, ev_io *w, int revents)
 /* ---- timers ------------------------------------------------------------ */
 
 static void
+health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
+{
+	struct child *c = arg;
+	if (reply && reply->success)
+		c->health = CH_HEALTHY;
+	else if (reply)
+		c->health = CH_UNHEALTHY;
+}
+
+/* Why p's passed deadline kills the child, for the log (a static buffer
+ * for a notice, which names its command). */
+static const char *
+deadline_why(const struct pend *p)
+{
+	static char buf[128];
+	if (!p->internal)
+		return "request deadline passed";
+	if (p->fn == init_reply)
+		return "init ping not answered in time";
+	if (p->fn == health_reply)
+		return "unhealthy: ping not answered in time";
+	snprintf(buf, sizeof buf, "%s notice not answered in time",
+	    (const char *)p->arg);
+	return buf;
+}
+
+/* Kills the child when a request is past its deadline (a user request's
+ * reason first in the log); else re-arms at the earliest one left. */
+static void
 on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
@@ -767,11 +832,9 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	const char *why = NULL;
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
-		if (p->fn && p->deadline > 0 && p->deadline <= now)
-			why = !p->internal ? "request deadline passed" :
-			    why ? why : c->state == CS_STARTING ?
-			    "init ping not answered in time" :
-			    "unhealthy: ping not answered in time";
+		if (p->fn && p->deadline > 0 && p->deadline <= now &&
+		    (why == NULL || !p->internal))
+			why = deadline_why(p);
 	}
 	if (why == NULL) {
 		arm_deadline(c);
@@ -791,17 +854,6 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	/* Those left fail when the killed child is reaped. */
 }
 
-static void
-health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
-    const char *why)
-{
-	struct child *c = arg;
-	if (reply && reply->success)
-		c->health = CH_HEALTHY;
-	else if (reply)
-		c->health = CH_UNHEALTHY;
-}
-
 /* Pings the child when it is idle; a missed deadline kills it. */
 static void
 on_health(struct ev_loop *loop, ev_timer *w, int revents)
@@ -809,8 +861,8 @@ on_health(struct ev_loop *loop, ev_timer *w, int revents)
 	struct child *c = w->data;
 	if (c->state != CS_READY || c->npend > 0)
 		return;
-	send_request(c, "ping", NULL, 0, NULL, c->cfg->worker.health_timeout_ms,
-	    health_reply, c, true);
+	send_request(c, "ping", NULL, 0, NULL,
+	    deadline_in(c->cfg->worker.health_timeout_ms), health_reply, c, true);
 }
 
 /* The stop escalation's SIGKILL, or the end of the grace after EOF. */

@@ -113,7 +113,11 @@ void	child_set_owner_data(struct child *, void *);
 void	*child_udata(const struct child *);		/* the router's */
 void	child_set_udata(struct child *, void *);
 /* Sends a request whose answer nobody waits for (cleanup_session); it
- * does not make the child busy. 0, or -1 if the child has no process. */
+ * does not make the child busy. It is due worker.request_timeout_ms after
+ * the latest deadline of the requests ahead of it (the worker answers in
+ * order); missing that kills the child. command must outlive the request
+ * (a string constant: it names the notice in the log). 0, or -1 if the
+ * child has no process. */
 int	child_notify(struct child *, const char *command, json_t *args);
 
 /* Appends the NODE of SPEC 6 for this child, as JSON text. */

@@ -3,7 +3,9 @@
  * strict every program is found and a session stays on its worker, new
  * sessions are spread over the workers; under none programs get lost;
  * end_session, session_reset after the worker's death, session_ttl_ms
- * expiry, and prefer moving a session off a busy worker. */
+ * expiry, prefer moving a session off a busy worker, and the
+ * cleanup_session a worker gets behind a long request (pool and single
+ * mode). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -505,6 +507,101 @@ test_strict_waiter_moves_when_worker_stops(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* One worker under bridge (a bridge group's body), whose notices are
+ * allowed request_timeout_ms = 1000 and which gets no health pings. */
+static struct arb *
+start_notice_tree(const char *bridge, const char *name)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"bridge_mock\"; %s };\n"
+	    "pool = { size = 1; max_overflow = 0; affinity = \"strict\";\n"
+	    "  max_restarts = 100; };\n"
+	    "worker = { restart_delay_ms = 0; request_timeout_ms = 1000;\n"
+	    "  health_interval_ms = 0; };\n"
+	    "environments = { dev = { }; };\n", bridge);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *node = arb_wait_node(a, name, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	return a;
+}
+
+/* Session B ends while its worker runs session A's sleep, which carries a
+ * timeout_ms well beyond request_timeout_ms. The worker answers in order,
+ * so B's cleanup_session waits behind the sleep: that must not get the
+ * worker killed (the sleep failing with worker_crashed), only a notice
+ * that is not answered once the worker is through with the sleep. */
+static void
+notice_behind_long_request(const char *bridge, const char *name)
+{
+	struct arb *a = start_notice_tree(bridge, name);
+	json_t *r = arb_call_ok(a, cl_exec_req(1, "echo", NULL, "B", 20000));
+	assert_string_equal(cl_reply_worker(r), name);
+	json_decref(r);
+	json_int_t pid = cl_worker_pid(a, name);
+	assert_true(pid > 0);
+
+	struct cl_conn *c = cl_open(a);
+	json_t *req = cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 3000),
+	    "A", 20000);
+	cl_send(c, req);
+	json_decref(req);
+	json_t *node = arb_wait_node(a, name, "busy", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_true(end_session(a, "B"));	/* cleanup_session, queued */
+
+	r = cl_recv(c, ARB_REPLY_MS);
+	if (!arb_reply_ok(r)) {
+		char *s = cl_describe(r);
+		fail_msg("the sleep ahead of cleanup_session: %s", s);
+	}
+	assert_string_equal(cl_reply_worker(r), name);
+	json_decref(r);
+	cl_close(c);
+	/* The notice was answered after the sleep: the worker lives on. */
+	r = cl_exec_ok(a, "echo", NULL, "A");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(cl_worker_pid(a, name), pid);
+	assert_false(arb_log_contains(a, "killing"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_end_session_behind_long_request_pool(void **state)
+{
+	notice_behind_long_request("pooling_enabled = true;", "pool/worker.1");
+}
+
+static void
+test_end_session_behind_long_request_single(void **state)
+{
+	notice_behind_long_request("", "bridge/worker");
+}
+
+/* A notice that an otherwise idle worker does not answer within
+ * request_timeout_ms still gets it killed and replaced, and the log says
+ * it was the notice (not a ping) that went unanswered. */
+static void
+test_unanswered_notice_kills(void **state)
+{
+	const char *name = "pool/worker.1";
+	struct arb *a = start_notice_tree("pooling_enabled = true;", name);
+	json_decref(cl_exec_ok(a, "deafen", NULL, "D"));
+	json_int_t pid = cl_worker_pid(a, name);
+	assert_true(pid > 0);
+	assert_true(end_session(a, "D"));
+	json_t *node = arb_wait_node(a, name, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_true(arb_log_has_line(a, name, "killing", "cleanup_session",
+	    "not answered", NULL));
+	assert_false(arb_log_contains(a, "ping not answered"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -518,6 +615,9 @@ main(void)
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
+		cmocka_unit_test_teardown(test_end_session_behind_long_request_pool, arb_teardown),
+		cmocka_unit_test_teardown(test_end_session_behind_long_request_single, arb_teardown),
+		cmocka_unit_test_teardown(test_unanswered_notice_kills, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1064,6 +1064,51 @@ test_free_while_busy(void **state)
 	assert_true(run_until(reaped, &fx->pid, BOUND_S));
 }
 
+/* A notice (cleanup_session) sent to a worker busy with a request whose
+ * timeout_ms is beyond request_timeout_ms waits behind that request: its
+ * own allowance does not get the worker killed while the request runs. */
+static void
+test_notice_behind_long_request(void **state)
+{
+	struct fx *fx = *state;
+	fx->cfg.worker.request_timeout_ms = 100;	/* the notice's */
+	spawn_ready(fx);
+	request(fx, 0, "sleep", "{\"ms\": 600}", 20000);
+	assert_int_equal(child_notify(fx->c, "cleanup_session",
+	    json_pack("{s:s}", "session_id", "s1")), 0);
+	wait_reply(fx, 0);
+	assert_true(json_is_true(json_object_get(fx->r[0].reply, "success")));
+	request(fx, 1, "echo", "{}", 0);	/* answered after the notice */
+	wait_reply(fx, 1);
+	assert_true(json_is_true(json_object_get(fx->r[1].reply, "success")));
+	assert_int_equal(fx->nexited, 0);
+	assert_int_equal(child_pid(fx->c), fx->pid);
+	assert_int_equal(child_stats(fx->c)->requests_handled, 2);
+}
+
+/* A notice that is never answered (hang) still gets the worker killed:
+ * request_timeout_ms after the latest deadline of the requests ahead of
+ * it, here the sleep's 2 s, and not before. */
+static void
+test_notice_timeout_kills(void **state)
+{
+	struct fx *fx = *state;
+	fx->cfg.worker.request_timeout_ms = 100;	/* the notice's */
+	spawn_ready(fx);
+	ev_now_update(LOOP);
+	ev_tstamp t0 = ev_now(LOOP);
+	request(fx, 0, "sleep", "{\"ms\": 200}", 2000);
+	assert_int_equal(child_notify(fx->c, "hang", json_object()), 0);
+	wait_reply(fx, 0);
+	assert_true(json_is_true(json_object_get(fx->r[0].reply, "success")));
+	wait_exit(fx);
+	assert_true(fx->exited_at >= t0 + 2.1);
+	assert_true(fx->abnormal_at_exit);
+	assert_true(WIFSIGNALED(fx->status_at_exit));
+	assert_int_equal(WTERMSIG(fx->status_at_exit), SIGKILL);
+	assert_int_equal(fx->r[0].calls, 1);
+}
+
 /* Idle workers are pinged every health_interval_ms; pings are not
  * requests: no idle events, no counts, and requests still go through. */
 static void
@@ -1355,6 +1400,10 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_set_down_cancels_backoff,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_while_busy, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_notice_behind_long_request,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notice_timeout_kills, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_health_pings, setup,
 		    teardown),
