@@ -473,15 +473,12 @@ put_request(struct buf *out, json_int_t id, const char *command,
 #define ID_DIGITS	LIT("-9223372036854775808")
 
 size_t
-child_request_size(const char *command, size_t args_len, const char *session)
+child_request_size(size_t command_size, size_t args_len, size_t session_size)
 {
-	size_t n = LIT("{\"id\":") + ID_DIGITS + LIT(",\"command\":") +
-	    jraw_str_size(command, strlen(command)) + LIT(",\"args\":") +
-	    (args_len > 0 ? args_len : LIT("{}")) + LIT("}");
-	if (session)
-		n += LIT(",\"session_id\":") +
-		    jraw_str_size(session, strlen(session));
-	return n;
+	return LIT("{\"id\":") + ID_DIGITS + LIT(",\"command\":") +
+	    command_size + LIT(",\"args\":") + (args_len ? args_len : LIT("{}")) +
+	    (session_size ? LIT(",\"session_id\":") + session_size : 0) +
+	    LIT("}");
 }
 
 /* The deadline timeout_ms from now; 0 (none) when timeout_ms <= 0. */

@@ -76,10 +76,12 @@ void	child_backoff(struct child *, int ms);
 /* No process and none wanted: state stopped or failed. */
 void	child_set_down(struct child *, enum child_state);
 
-/* The largest payload child_request could frame for these (the id counted
- * at its longest), to set against worker.max_frame_bytes. */
-size_t	child_request_size(const char *command, size_t args_len,
-	    const char *session);
+/* The largest payload child_request could frame (the id counted at its
+ * longest), to set against worker.max_frame_bytes: command_size and
+ * session_size are their sizes as JSON strings, quotes included
+ * (jraw_str_size; 0: no session). */
+size_t	child_request_size(size_t command_size, size_t args_len,
+	    size_t session_size);
 
 /* Sends a request; fn is called exactly once. timeout_ms <= 0: none.
  * args is JSON text (args_len bytes; NULL: {}), copied into the frame as

@@ -226,17 +226,26 @@ check_execute(json_t *req, json_t *id, int *timeout_ms)
 }
 
 /* A request whose frame to the worker could exceed worker.max_frame_bytes
- * is refused here: the worker would take it for a protocol failure. */
+ * is refused here: the worker would take it for a protocol failure. The
+ * sizes are those of command and session_id as JSON strings. */
 static void
-submit(struct ops_env *env, struct job *job)
+submit(struct ops_env *env, struct job *job, size_t command_size,
+    size_t session_size)
 {
 	size_t max = (size_t)root_config(env->root)->worker.max_frame_bytes;
-	size_t n = child_request_size(job->command, job->args_len, job->session);
+	size_t n = child_request_size(command_size, job->args_len, session_size);
 	if (n > max)
 		job_fail(job, ERR_FRAME_TOO_LARGE, "request frame of up to %zu "
 		    "bytes exceeds worker.max_frame_bytes (%zu)", n, max);
 	else
 		root_submit(env->root, job);
+}
+
+/* A string's size as jraw_put_str writes it (0 for NULL). */
+static size_t
+str_size(const char *s)
+{
+	return s ? jraw_str_size(s, strlen(s)) : 0;
 }
 
 static json_t *
@@ -253,7 +262,7 @@ op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	struct job *job = job_new_json(id, msg_str(req, "command"),
 	    json_is_null(args) ? NULL : args, msg_str(req, "session_id"),
 	    timeout_ms, job_done, cn);
-	submit(env, job);
+	submit(env, job, str_size(job->command), str_size(job->session));
 	return NULL;
 }
 
@@ -299,7 +308,9 @@ fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
 		r.args_len = args->val_len;
 	}
 	ctl_hold(cn);
-	submit(env, job_new(&r, job_done, cn));
+	/* plain strings (no escapes): their size is their length + 2 */
+	submit(env, job_new(&r, job_done, cn), r.command_len + 2,
+	    r.session ? r.session_len + 2 : 0);
 	return true;
 }
 

@@ -1435,7 +1435,7 @@ test_worker_gets_max_frame_bytes(void **state)
  * is refused with frame_too_large before any worker sees it; one at the
  * bound is served. The bound counts the request id at its longest (20
  * characters): {"id":<20>,"command":"echo","args":<args>} is 52 bytes
- * besides the args. */
+ * besides the args; both paths count the same. */
 static void
 test_request_over_worker_frame_refused(void **state)
 {
@@ -1448,6 +1448,14 @@ test_request_over_worker_frame_refused(void **state)
 	assert_non_null(strstr(cl_reply_message(r), "worker.max_frame_bytes"));
 	json_decref(r);
 	r = cl_exec_ok(a, "echo", args_of(args_max - 8), NULL);
+	json_decref(r);
+	/* The jansson path (an escape in session_id): "a\nb" is 6 bytes as a
+	 * JSON string, and ,"session_id": 14 more. */
+	size_t with_session = args_max - 14 - 6;
+	r = cl_exec_err(a, "echo", args_of(with_session - 8 + 1), "a\nb",
+	    "frame_too_large");
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", args_of(with_session - 8), "a\nb");
 	json_decref(r);
 	assert_int_equal(cl_worker_pid(a, W1), pid);	/* no one crashed */
 	assert_int_equal(arb_stop(a), 0);
