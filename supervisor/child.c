@@ -919,6 +919,13 @@ child_kill(struct child *c, const char *why)
 }
 
 void
+child_abandon(struct child *c, enum msg_code code, const char *why)
+{
+	child_kill(c, NULL);
+	fail_pending(c, code, why);
+}
+
+void
 child_backoff(struct child *c, int ms)
 {
 	c->state = CS_BACKOFF;

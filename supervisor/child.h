@@ -71,6 +71,9 @@ int	child_spawn(struct child *);
 void	child_stop(struct child *);
 /* SIGKILL to the whole process group now; exited follows. */
 void	child_kill(struct child *, const char *why);
+/* child_kill, and every request in flight fails with code now rather
+ * than at the exit (arbord is going down and waits for none). */
+void	child_abandon(struct child *, enum msg_code, const char *why);
 /* No process: wait ms, then spawn (state backoff). */
 void	child_backoff(struct child *, int ms);
 /* No process and none wanted: state stopped or failed. */

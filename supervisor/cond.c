@@ -2,6 +2,7 @@
 
 #include <ev.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "proto/jraw.h"
@@ -23,6 +24,14 @@ struct subtree {
 	struct bridge	*bridge;	/* mode single */
 };
 
+/* A subtree a reload replaced: it finishes the requests it accepted, then
+ * stops and is freed (on_old_check). Any number may wind down at once. */
+struct old_subtree {
+	struct subtree			t;
+	TAILQ_ENTRY(old_subtree)	link;
+};
+TAILQ_HEAD(old_list, old_subtree);
+
 struct root {
 	const struct config	*cfg;
 	struct registry		*reg;
@@ -35,8 +44,9 @@ struct root {
 	unsigned		 restarts;
 	ev_tstamp		 started;
 	struct subtree		 cur;		/* none in disabled and mock */
-	struct subtree		 old;		/* replaced by a reload, winding down */
-	ev_prepare		 w_old;
+	struct old_list		 old;		/* replaced by reloads, winding
+						 * down: oldest first */
+	ev_prepare		 w_old;		/* runs while old is not empty */
 	struct route_stats	 st;		/* adapter mock, mode disabled */
 };
 
@@ -95,6 +105,26 @@ subtree_pending(const struct subtree *t)
 	    t->bridge ? bridge_pending(t->bridge) : 0;
 }
 
+/* Fails the jobs in t still waiting for a worker. */
+static void
+subtree_fail_waiting(struct subtree *t, enum msg_code code, const char *why)
+{
+	if (t->pool)
+		pool_fail_waiting(t->pool, code, why);
+	if (t->bridge)
+		bridge_fail_waiting(t->bridge, code, why);
+}
+
+/* Frees an old subtree and takes it off the list: never inside one of its
+ * own callbacks. */
+static void
+free_old(struct root *r, struct old_subtree *o)
+{
+	TAILQ_REMOVE(&r->old, o, link);
+	free_subtree(&o->t);
+	free(o);
+}
+
 struct root *
 root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
     const struct root_events *ev, void *arg)
@@ -108,6 +138,7 @@ root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
 	r->state = SS_STOPPED;
 	intensity_init(&r->window, cfg->supervisor.max_restarts,
 	    cfg->supervisor.max_seconds);
+	TAILQ_INIT(&r->old);
 	ev_prepare_init(&r->w_old, on_old_check);
 	r->w_old.data = r;
 	reg_add(reg, "root", REG_ROOT, r);
@@ -121,7 +152,8 @@ root_free(struct root *r)
 	if (r == NULL)
 		return;
 	ev_prepare_stop(LOOP, &r->w_old);
-	free_subtree(&r->old);
+	while (!TAILQ_EMPTY(&r->old))
+		free_old(r, TAILQ_FIRST(&r->old));
 	free_subtree(&r->cur);
 	reg_remove(r->reg, "root");
 	intensity_release(&r->window);
@@ -147,11 +179,22 @@ down(const struct subtree *t)
 	    sup_state(t->sup) == SS_FAILED;
 }
 
-/* Stopping: done once the subtree and any old one are down. */
+/* The running subtree and every old one are down. */
+static bool
+all_down(const struct root *r)
+{
+	const struct old_subtree *o;
+	TAILQ_FOREACH(o, &r->old, link)
+		if (!down(&o->t))
+			return false;
+	return down(&r->cur);
+}
+
+/* Stopping: done once the subtree and every old one are down. */
 static void
 maybe_stopped(struct root *r)
 {
-	if (r->state == SS_STOPPING && down(&r->cur) && down(&r->old)) {
+	if (r->state == SS_STOPPING && all_down(r)) {
 		r->state = SS_STOPPED;
 		r->ev->stopped(r, r->arg);
 	}
@@ -160,9 +203,11 @@ maybe_stopped(struct root *r)
 void
 root_stop(struct root *r)
 {
+	struct old_subtree *o;
 	r->state = SS_STOPPING;
-	if (r->old.sup && !down(&r->old))
-		sup_stop(r->old.sup);
+	TAILQ_FOREACH(o, &r->old, link)
+		if (!down(&o->t))
+			sup_stop(o->t.sup);
 	if (r->cur.sup)
 		sup_stop(r->cur.sup);
 	maybe_stopped(r);
@@ -171,10 +216,25 @@ root_stop(struct root *r)
 void
 root_kill(struct root *r)
 {
-	if (r->old.sup)
-		sup_kill(r->old.sup);
+	struct old_subtree *o;
+	TAILQ_FOREACH(o, &r->old, link)
+		sup_kill(o->t.sup);
 	if (r->cur.sup)
 		sup_kill(r->cur.sup);
+}
+
+/* The root gave up: no worker will be waited for any more, so every job
+ * still held anywhere gets its reply now, while its client is still
+ * connected (an old subtree may hold some in flight). */
+void
+root_abandon(struct root *r, enum msg_code code, const char *why)
+{
+	struct old_subtree *o;
+	root_fail_waiting(r, code, why);
+	TAILQ_FOREACH(o, &r->old, link)
+		sup_abandon(o->t.sup, code, why);
+	if (r->cur.sup)
+		sup_abandon(r->cur.sup, code, why);
 }
 
 void
@@ -212,25 +272,30 @@ on_sub_stopped(struct sup *s, void *arg)
 
 /* ---- reload -------------------------------------------------------------- */
 
-/* The old subtree finishes what it holds, stops, and is freed here (never
+/* Each old subtree finishes what it holds, stops, and is freed here (never
  * inside one of its own callbacks): checked before each time the loop
- * blocks. */
+ * blocks, until none is left. */
 static void
 on_old_check(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct root *r = w->data;
+	struct old_subtree *o, *next;
 	if (r->state == SS_STOPPING)
-		return;		/* root_stop stops it; root_free frees it */
-	if (!down(&r->old)) {
-		if (subtree_pending(&r->old) == 0 &&
-		    sup_state(r->old.sup) == SS_RUNNING)
-			sup_stop(r->old.sup);
-		batch_flush();
-		return;
+		return;		/* root_stop stops them; root_free frees them */
+	for (o = TAILQ_FIRST(&r->old); o != NULL; o = next) {
+		next = TAILQ_NEXT(o, link);
+		if (!down(&o->t)) {
+			if (subtree_pending(&o->t) == 0 &&
+			    sup_state(o->t.sup) == SS_RUNNING)
+				sup_stop(o->t.sup);
+			continue;
+		}
+		log_info("root", "old %s stopped", sup_name(o->t.sup));
+		free_old(r, o);
 	}
-	log_info("root", "old %s stopped", sup_name(r->old.sup));
-	ev_prepare_stop(loop, w);
-	free_subtree(&r->old);
+	batch_flush();
+	if (TAILQ_EMPTY(&r->old))
+		ev_prepare_stop(loop, w);
 }
 
 /* Whether cfg calls for another subtree than the running one. */
@@ -246,38 +311,53 @@ needs_rebuild(const struct config *a, const struct config *b)
 	return *x || *y;
 }
 
+/* Moves the jobs waiting in an old subtree to the running one. */
+static void
+take_waiting(struct root *r, struct subtree *t)
+{
+	struct job *j;
+	while (t->pool && (j = pool_take_waiting(t->pool)))
+		root_submit(r, j);
+	while (t->bridge && (j = bridge_take_waiting(t->bridge)))
+		root_submit(r, j);
+}
+
+/* Puts the running subtree on the list of old ones (the newest last). */
+static struct subtree *
+retire_cur(struct root *r)
+{
+	struct old_subtree *o = xcalloc(1, sizeof *o);
+	o->t = r->cur;
+	memset(&r->cur, 0, sizeof r->cur);
+	sup_unregister(o->t.sup);
+	sup_retire(o->t.sup);
+	TAILQ_INSERT_TAIL(&r->old, o, link);
+	return &o->t;
+}
+
 /* Replaces the subtree: the new one takes the names and the waiting
- * requests; the old one finishes the requests it holds, then stops. Mode
- * disabled serves none, so there the old one keeps its waiting requests
- * too and serves them before it stops: a reload fails none accepted. */
+ * requests; the old one finishes the requests it holds, then stops, as do
+ * those of earlier reloads still finishing theirs. Mode disabled serves
+ * none, so there the old ones keep their waiting requests too and serve
+ * them before they stop (or hand them to a later subtree that serves): a
+ * reload fails none accepted. */
 static void
 rebuild(struct root *r)
 {
-	if (r->old.sup) {	/* a reload during a reload: no more waiting */
-		log_warn("root", "replacing the subtree again: killing the old one");
-		sup_kill(r->old.sup);
-		free_subtree(&r->old);
-	}
-	r->old = r->cur;
-	if (r->old.sup) {
-		sup_unregister(r->old.sup);
-		sup_retire(r->old.sup);
-	}
+	struct subtree *prev = r->cur.sup ? retire_cur(r) : NULL;
 	r->cur = make_subtree(r);
 	/* The old workers' state goes with them: each session is told. */
-	sess_inherit(subtree_sessions(&r->cur), subtree_sessions(&r->old));
+	if (prev)
+		sess_inherit(subtree_sessions(&r->cur), subtree_sessions(prev));
 	log_info("root", "mode=%s adapter=%s", cfg_mode_name(r->cfg->mode),
 	    cfg_adapter_name(r->cfg->adapter));
-	if (r->cur.sup)
+	if (r->cur.sup && r->state == SS_RUNNING)	/* not while stopping */
 		sup_start(r->cur.sup);
-	struct job *j;
-	bool take = r->cfg->mode != MODE_DISABLED;
-	while (take && r->old.pool && (j = pool_take_waiting(r->old.pool)))
-		root_submit(r, j);
-	while (take && r->old.bridge &&
-	    (j = bridge_take_waiting(r->old.bridge)))
-		root_submit(r, j);
-	if (r->old.sup)
+	struct old_subtree *o;
+	if (r->cfg->mode != MODE_DISABLED)	/* in arrival order */
+		TAILQ_FOREACH(o, &r->old, link)
+			take_waiting(r, &o->t);
+	if (!TAILQ_EMPTY(&r->old))
 		ev_prepare_start(LOOP, &r->w_old);
 }
 
@@ -298,10 +378,14 @@ root_reload(struct root *r, const struct config *cfg)
 		pool_reconfigure(r->cur.pool, cfg, worker_argv(r), true);
 	else if (r->cur.bridge)
 		bridge_reconfigure(r->cur.bridge, cfg, worker_argv(r));
-	if (r->old.pool)	/* it must not keep the config about to go */
-		pool_reconfigure(r->old.pool, cfg, worker_argv(r), false);
-	if (r->old.bridge)
-		bridge_reconfigure(r->old.bridge, cfg, worker_argv(r));
+	struct old_subtree *o;
+	TAILQ_FOREACH(o, &r->old, link) {	/* none may keep the config
+						 * about to go */
+		if (o->t.pool)
+			pool_reconfigure(o->t.pool, cfg, worker_argv(r), false);
+		if (o->t.bridge)
+			bridge_reconfigure(o->t.bridge, cfg, worker_argv(r));
+	}
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -349,19 +433,20 @@ root_end_session(struct root *r, const char *id)
 size_t
 root_pending(const struct root *r)
 {
-	return subtree_pending(&r->cur) + subtree_pending(&r->old);
+	const struct old_subtree *o;
+	size_t n = subtree_pending(&r->cur);
+	TAILQ_FOREACH(o, &r->old, link)
+		n += subtree_pending(&o->t);
+	return n;
 }
 
 void
 root_fail_waiting(struct root *r, enum msg_code code, const char *why)
 {
-	struct subtree *ts[] = { &r->cur, &r->old };
-	for (size_t i = 0; i < 2; i++) {
-		if (ts[i]->pool)
-			pool_fail_waiting(ts[i]->pool, code, why);
-		if (ts[i]->bridge)
-			bridge_fail_waiting(ts[i]->bridge, code, why);
-	}
+	struct old_subtree *o;
+	subtree_fail_waiting(&r->cur, code, why);
+	TAILQ_FOREACH(o, &r->old, link)
+		subtree_fail_waiting(&o->t, code, why);
 }
 
 /* ---- reporting ----------------------------------------------------------- */

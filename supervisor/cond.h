@@ -31,7 +31,8 @@ void	root_restart(struct root *);	/* restarts the subtree */
 void	root_kill(struct root *);	/* SIGKILL every worker now */
 /* Applies a validated reloaded config (the caller frees the old one after
  * this returns): timeouts and sizes in place; a new mode, adapter or
- * command gets a new subtree while the old one finishes what it holds. */
+ * command gets a new subtree while the old one finishes what it holds
+ * (as do the old ones of earlier reloads, however many). */
 void	root_reload(struct root *, const struct config *);
 
 /* The subtree ("pool" or "bridge"), or NULL in modes disabled and mock. */
@@ -45,6 +46,10 @@ bool	root_end_session(struct root *, const char *id);
 size_t	root_pending(const struct root *);	/* jobs accepted, not answered */
 /* Fails the jobs still waiting for a worker (shutdown). */
 void	root_fail_waiting(struct root *, enum msg_code, const char *why);
+/* The root gave up: fails every job still pending with code, those in
+ * flight on a subtree a reload replaced too (their workers are killed),
+ * so that each gets its reply before the control connections close. */
+void	root_abandon(struct root *, enum msg_code, const char *why);
 
 /* Append, as JSON text, the root's NODE with the whole tree, or a
  * subtree's NODE (with the pool's members). */

@@ -114,27 +114,39 @@ on_root_stopped(struct root *r, void *arg)
 	ev_break(EV_DEFAULT_UC, EVBREAK_ALL);
 }
 
+/* Ends a drain in progress without stopping the tree. */
+static void
+stop_drain(struct daemon *d)
+{
+	ev_prepare_stop(EV_DEFAULT_UC, &d->w_drain);
+	ev_timer_stop(EV_DEFAULT_UC, &d->t_drain);
+}
+
+/* Every request still held gets its one reply now (waiting ones, and any
+ * in flight on a subtree a reload replaced, whose workers are killed);
+ * on_root_stopped follows once every worker is reaped. */
 static void
 on_gave_up(struct root *r, void *arg)
 {
 	struct daemon *d = arg;
 	d->exit_code = EXIT_GAVE_UP;
 	log_error("arbord", "the root supervisor gave up: exiting 1");
-	/* Requests still waiting for a worker get their one reply too. */
-	root_fail_waiting(r, ERR_SHUTTING_DOWN,
+	d->stopping = true;
+	d->ops.draining = true;
+	stop_drain(d);
+	root_abandon(r, ERR_SHUTTING_DOWN,
 	    "arbord is stopping: the root supervisor gave up");
-	on_root_stopped(r, d);
+	batch_flush();
+	root_stop(r);
 }
 
 /* The drain is over (no job pending, or its time is up): stop the tree. */
 static void
 end_drain(struct daemon *d)
 {
-	struct ev_loop *loop = EV_DEFAULT_UC;
 	if (!ev_is_active(&d->w_drain))
 		return;
-	ev_prepare_stop(loop, &d->w_drain);
-	ev_timer_stop(loop, &d->t_drain);
+	stop_drain(d);
 	root_fail_waiting(d->root, ERR_SHUTTING_DOWN, "arbord is shutting down");
 	log_info("arbord", "stopping the tree");
 	root_stop(d->root);

@@ -260,6 +260,13 @@ sup_kill(struct sup *s)
 }
 
 void
+sup_abandon(struct sup *s, enum msg_code code, const char *why)
+{
+	for (size_t i = 0; i < s->n; i++)
+		child_abandon(s->slots[i]->c, code, why);
+}
+
+void
 sup_restart(struct sup *s)
 {
 	log_info(s->name, "restarting");

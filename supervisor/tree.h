@@ -54,6 +54,9 @@ void	sup_start(struct sup *);	/* starts all children wanted up */
 void	sup_stop(struct sup *);		/* stops all in parallel; then stopped */
 void	sup_restart(struct sup *);	/* stop all, start all; restarts + 1 */
 void	sup_kill(struct sup *);		/* SIGKILL every child now */
+/* SIGKILL every child now and fail the requests they hold with code at
+ * once, without waiting for the exits (arbord is going down). */
+void	sup_abandon(struct sup *, enum msg_code, const char *why);
 
 /* Operator requests on one child (SPEC 6 stop/start/restart). */
 void	sup_stop_child(struct sup *, struct child *);

@@ -14,6 +14,13 @@
  * An invalid file is refused with config_error naming file:line and
  * changes nothing (same mode, same pids); a pool resized 2 -> 4 -> 1 under
  * load fails no request and ends with exactly the workers of the new size.
+ *
+ * Reloads in quick succession (two and three mode changes, each while the
+ * subtree it replaces holds a request; pool -> disabled -> pool with a
+ * request waiting) fail none of those requests: every old subtree finishes
+ * its own, a waiting one moves on to the next subtree that serves, a
+ * shutdown waits for all of them, and a root that gives up meanwhile
+ * still answers them (shutting_down).
  * The served / refused / failed counts of each run are printed. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -447,6 +454,312 @@ test_rebuild_tells_session_reset(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- reloads in quick succession ---- */
+
+#define HELD_MS		4000	/* a request held across the reloads after it */
+#define SEQ_IDS		8	/* request ids of one sequence: 1 .. 7 */
+#define SEQ_POOL	2
+
+/* A client that sends, at each step k, a `sleep` of HELD_MS (id 2k+1) to
+ * the running subtree and, behind it on the same connection, a `reload`
+ * (id 2k+2) that replaces that subtree: arbord reads the sleep first, so
+ * the subtree accepts it before the reload. Replies are kept by id. */
+struct seq {
+	struct arb	*a;
+	struct cl_conn	*c;
+	json_t		*got[SEQ_IDS];
+};
+
+/* conf_for with room for the drain of a shutdown to outlast the sleeps. */
+static char *
+conf_held(enum mode m)
+{
+	char *base = conf_for(m, SEQ_POOL);
+	char *body = xasprintf("%sworker = { shutdown_timeout_ms = 30000; };\n",
+	    base);
+	free(base);
+	return body;
+}
+
+/* Starts arbord in mode single, its worker ready, and connects. */
+static void
+seq_start(struct seq *q)
+{
+	char *body = conf_held(M_SINGLE);
+	*q = (struct seq){ .a = arb_start(body, "dev", NULL) };
+	free(body);
+	json_decref(arb_wait_node(q->a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	q->c = cl_open(q->a);
+}
+
+static void
+seq_end(struct seq *q)
+{
+	for (size_t i = 0; i < SEQ_IDS; i++)
+		json_decref(q->got[i]);
+	cl_close(q->c);
+}
+
+/* Reads replies (keeping each by its id) until the one with id is in. */
+static json_t *
+seq_await(struct seq *q, json_int_t id)
+{
+	while (q->got[id] == NULL) {
+		json_t *r = cl_recv(q->c, ARB_EVENT_MS);
+		if (r == NULL)
+			fail_msg("reply %lld missing (%s)", (long long)id,
+			    cl_eof(q->c) ? "connection closed" : "timed out");
+		json_int_t rid = cl_reply_id(r);
+		if (rid < 1 || rid >= SEQ_IDS || q->got[rid] != NULL) {
+			char *s = cl_describe(r);
+			fail_msg("unexpected reply: %s", s);
+		}
+		q->got[rid] = r;
+	}
+	return q->got[id];
+}
+
+/* Step k: rewrites the config for mode to, sends the sleep (if hold) and
+ * the reload, and waits for the reload's reply, which must list "mode". */
+static void
+seq_reload(struct seq *q, int k, bool hold, enum mode to)
+{
+	char *body = conf_held(to);
+	write_conf(q->a, body);
+	free(body);
+	json_t *reqs = json_array();
+	if (hold)
+		json_array_append_new(reqs, cl_exec_req(2 * k + 1, "sleep",
+		    json_pack("{s:i}", "ms", HELD_MS), NULL, 0));
+	json_array_append_new(reqs, json_pack("{s:i,s:s}", "id", 2 * k + 2,
+	    "op", "reload"));
+	cl_send_batch(q->c, reqs);
+	json_decref(reqs);
+	json_t *r = seq_await(q, 2 * k + 2);
+	if (!arb_reply_ok(r) || !changed_has(r, "mode")) {
+		char *s = cl_describe(r);
+		fail_msg("reload %d: expected ok with \"mode\" changed: %s",
+		    k + 1, s);
+	}
+}
+
+/* The sleep of step k finished ok, on a worker of the subtree named. */
+static void
+seq_check_held(struct seq *q, int k, const char *subtree)
+{
+	json_t *r = seq_await(q, 2 * k + 1);
+	char *s = cl_describe(r);
+	const char *w = cl_reply_worker(r);
+	if (!arb_reply_ok(r) || json_integer_value(json_object_get(
+	    json_object_get(r, "result"), "slept")) != HELD_MS)
+		fail_msg("the request accepted before reload %d failed: %s",
+		    k + 1, s);
+	if (w == NULL || strncmp(w, subtree, strlen(subtree)) != 0)
+		fail_msg("the request of step %d was served by %s, not by %s",
+		    k + 1, w ? w : "(none)", subtree);
+	free(s);
+}
+
+/* The held sleeps were still running when the last reload was answered:
+ * else the test proved nothing (the machine is slower than HELD_MS). */
+static void
+seq_assert_held_across(struct seq *q, int nsteps)
+{
+	for (int k = 0; k < nsteps; k++) {
+		json_t *r = q->got[2 * k + 1];
+		if (r != NULL && arb_reply_ok(r))
+			fail_msg("the sleep of step %d ended before the last "
+			    "reload: it was not held across it", k + 1);
+	}
+}
+
+/* The pids of the workers under parent, once all n are ready. */
+static void
+seq_ready_pids(struct seq *q, const char *parent, size_t n, json_int_t *pids)
+{
+	json_t *tree = arb_wait_all_ready(q->a, parent, n, ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_worker_pids(arb_find(tree, parent), pids, n), n);
+	json_decref(tree);
+}
+
+static void
+assert_gone(const json_int_t *pids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!proc_wait_gone((pid_t)pids[i], ARB_EVENT_MS))
+			fail_msg("worker %lld of an old subtree still runs",
+			    (long long)pids[i]);
+}
+
+/* single -> pool -> single while the first single worker holds a request:
+ * the second reload lets that old subtree finish it too (it used to kill
+ * it: worker_crashed, "worker removed"). Status shows only the new
+ * subtree meanwhile; the old worker is gone once its request is done. */
+static void
+test_double_reload_keeps_accepted(void **state)
+{
+	struct seq q;
+	json_int_t first[1];
+	seq_start(&q);
+	seq_ready_pids(&q, "bridge", 1, first);
+	seq_reload(&q, 0, true, M_POOL);
+	seq_reload(&q, 1, false, M_SINGLE);
+	seq_assert_held_across(&q, 1);
+	json_t *tree = arb_status(q.a, NULL);
+	assert_non_null(tree);
+	assert_string_equal(arb_node_str(tree, "mode"), "single");
+	assert_int_equal(arb_node_nchildren(tree), 1);
+	assert_null(arb_find(tree, "pool"));
+	json_int_t now = arb_node_pid(arb_find(tree, "bridge/worker"));
+	assert_true(now != first[0]);
+	json_decref(tree);
+	seq_check_held(&q, 0, "bridge/worker");
+	assert_gone(first, 1);
+	json_decref(arb_wait_node(q.a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	seq_end(&q);
+	assert_int_equal(arb_stop(q.a), 0);
+}
+
+/* single -> pool -> single -> pool with a request held by each subtree
+ * when it is replaced: three old subtrees finish theirs at once, then
+ * stop; every one of their workers is gone at the end. */
+static void
+test_triple_reload_keeps_accepted(void **state)
+{
+	struct seq q;
+	json_int_t old[1 + SEQ_POOL + 1];
+	seq_start(&q);
+	seq_ready_pids(&q, "bridge", 1, &old[0]);
+	seq_reload(&q, 0, true, M_POOL);
+	seq_ready_pids(&q, "pool", SEQ_POOL, &old[1]);
+	seq_reload(&q, 1, true, M_SINGLE);
+	seq_ready_pids(&q, "bridge", 1, &old[1 + SEQ_POOL]);
+	seq_reload(&q, 2, true, M_POOL);
+	seq_assert_held_across(&q, 3);
+	seq_check_held(&q, 0, "bridge/worker");
+	seq_check_held(&q, 1, "pool/worker.");
+	seq_check_held(&q, 2, "bridge/worker");
+	assert_gone(old, sizeof old / sizeof old[0]);
+	json_t *tree = arb_wait_all_ready(q.a, "pool", SEQ_POOL, ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_node_nchildren(tree), 1);
+	json_decref(tree);
+	seq_end(&q);
+	assert_int_equal(arb_stop(q.a), 0);
+}
+
+/* SIGTERM while two old subtrees still hold a request each: the drain
+ * waits for both, and arbord exits 0 with nothing left behind. */
+static void
+test_shutdown_waits_for_old_subtrees(void **state)
+{
+	struct seq q;
+	json_int_t pool[SEQ_POOL];
+	seq_start(&q);
+	seq_reload(&q, 0, true, M_POOL);
+	seq_ready_pids(&q, "pool", SEQ_POOL, pool);
+	seq_reload(&q, 1, true, M_SINGLE);
+	seq_assert_held_across(&q, 2);
+	assert_int_equal(arb_kill(q.a, SIGTERM), 0);
+	seq_check_held(&q, 0, "bridge/worker");
+	seq_check_held(&q, 1, "pool/worker.");
+	assert_int_equal(arb_wait_exit(q.a, ARB_EXIT_MS), 0);
+	seq_end(&q);
+	assert_int_equal(arb_stop(q.a), 0);
+}
+
+/* pool -> disabled -> pool while the one worker holds a request and
+ * another waits for it: the old pool finishes the one it holds, and the
+ * waiting one, kept by the old pool while the bridge was disabled, goes
+ * to the new pool. */
+static void
+test_disabled_and_back_keeps_accepted(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct seq q = { .a = start_mode(M_POOL, 1, pids) };
+	q.c = cl_open(q.a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", HELD_MS), NULL, 0),
+	    cl_exec_req(3, "echo", NULL, NULL, 0));
+	cl_send_batch(q.c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(q.a, "waiting", 1, 1, ARB_EVENT_MS));
+	enum mode modes[] = { M_DISABLED, M_POOL };
+	for (size_t i = 0; i < 2; i++) {
+		char *body = conf_for(modes[i], 1);
+		write_conf(q.a, body);
+		free(body);
+		json_decref(arb_op_ok(q.a, "reload"));
+	}
+	seq_assert_held_across(&q, 1);
+	json_t *r = seq_await(&q, 3);
+	if (!arb_reply_ok(r)) {
+		char *s = cl_describe(r);
+		fail_msg("the request waiting across the reloads failed: %s", s);
+	}
+	seq_check_held(&q, 0, "pool/worker.1");
+	assert_gone(pids, 1);
+	seq_end(&q);
+	assert_int_equal(arb_stop(q.a), 0);
+}
+
+/* The root gives up at once when its pool fails; the pool fails at its
+ * worker's first crash. */
+static const char SINGLE_ROOT_FRAGILE_CONF[] =
+    "supervisor = { max_restarts = 0; max_seconds = 30; };\n"
+    "bridge = { adapter = \"bridge_mock\"; };\n"
+    "worker = { restart_delay_ms = 0; };\n"
+    "environments = { dev = { }; };\n"
+    "control = { socket = \"arbor.sock\"; };\n";
+static const char POOL_ROOT_FRAGILE_CONF[] =
+    "supervisor = { max_restarts = 0; max_seconds = 30; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 0; };\n"
+    "pool = { size = 1; max_overflow = 0; max_restarts = 0;"
+    " max_seconds = 30; };\n"
+    "environments = { dev = { }; };\n"
+    "control = { socket = \"arbor.sock\"; };\n";
+
+/* The root gives up while an old subtree still holds a request: that
+ * request gets its one reply (shutting_down) before arbord closes the
+ * connection and exits 1 (it used to see the connection close). */
+static void
+test_give_up_answers_old_subtree(void **state)
+{
+	struct arb *a = arb_start(SINGLE_ROOT_FRAGILE_CONF, "dev", NULL);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	struct cl_conn *c = cl_open(a);
+	write_conf(a, POOL_ROOT_FRAGILE_CONF);
+	json_t *reqs = json_pack("[o,{s:i,s:s}]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 60000), NULL, 0),
+	    "id", 2, "op", "reload");
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	json_t *r = cl_recv(c, ARB_REPLY_MS);
+	assert_int_equal(cl_reply_id(r), 2);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(kill((pid_t)arb_node_pid(node), SIGKILL), 0);
+	json_decref(node);
+	r = cl_recv(c, ARB_EVENT_MS);
+	if (r == NULL)
+		fail_msg("the request held by the old subtree got no reply (%s)",
+		    cl_eof(c) ? "connection closed" : "timed out");
+	assert_int_equal(cl_reply_id(r), 1);
+	assert_string_equal(arb_reply_code(r), "shutting_down");
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 1);
+	assert_int_equal(arb_stop(a), 1);
+}
+
 /* ---- an invalid file ---- */
 
 /* The tree's mode and worker pids equal the ones given. */
@@ -660,6 +973,16 @@ main(void)
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
 		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
+		    teardown),
+		cmocka_unit_test_teardown(test_double_reload_keeps_accepted,
+		    teardown),
+		cmocka_unit_test_teardown(test_triple_reload_keeps_accepted,
+		    teardown),
+		cmocka_unit_test_teardown(test_shutdown_waits_for_old_subtrees,
+		    teardown),
+		cmocka_unit_test_teardown(test_disabled_and_back_keeps_accepted,
+		    teardown),
+		cmocka_unit_test_teardown(test_give_up_answers_old_subtree,
 		    teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),

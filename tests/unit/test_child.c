@@ -705,6 +705,30 @@ test_stop_with_request(void **state)
 	assert_int_equal(fx->r[0].err, ERR_WORKER_CRASHED);
 }
 
+/* child_abandon: the requests in flight get their one reply at once, with
+ * the code given, before the exit; no idle event; the process is killed. */
+static void
+test_abandon_with_requests(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	request(fx, 0, "sleep", "{\"ms\": 60000}", 0);
+	request(fx, 1, "echo", NULL, 0);
+	child_abandon(fx->c, ERR_SHUTTING_DOWN, "going down");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(fx->r[i].calls, 1);
+		assert_null(fx->r[i].reply);
+		assert_int_equal(fx->r[i].err, ERR_SHUTTING_DOWN);
+		assert_string_equal(fx->r[i].why, "going down");
+	}
+	assert_int_equal(fx->nexited, 0);
+	wait_exit(fx);
+	assert_true(fx->abnormal_at_exit);
+	assert_int_equal(fx->nidle, 0);
+	assert_int_equal(fx->r[0].calls, 1);
+	assert_int_equal(fx->r[1].calls, 1);
+}
+
 /* A worker that ignores SIGTERM and never reads shutdown is SIGKILLed
  * after shutdown_timeout_ms. */
 static void
@@ -1376,6 +1400,8 @@ main(int argc, char **argv)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_request, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_abandon_with_requests, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop_escalates_to_kill,
 		    setup, teardown),
