@@ -959,6 +959,54 @@ test_resize_under_load(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A pool shrunk by a reload retires its last worker once its request is
+ * done; a request of that worker's session waiting for it (strict) then
+ * goes to the worker that stays, at once, told its session was reset. */
+static void
+test_shrink_moves_strict_waiter(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 2, pids);
+	char sess[16] = "";
+	for (int i = 0; i < 8 && sess[0] == '\0'; i++) {
+		char s_i[16];
+		snprintf(s_i, sizeof s_i, "s%d", i);
+		json_t *r = cl_exec_ok(a, "echo", NULL, s_i);
+		if (strcmp(cl_reply_worker(r), "pool/worker.2") == 0)
+			snprintf(sess, sizeof sess, "%s", s_i);
+		json_decref(r);
+	}
+	assert_true(sess[0] != '\0');	/* new sessions spread over both */
+	struct cl_conn *busy = cl_open(a), *waiter = cl_open(a);
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
+	    sess, 0);
+	cl_send(busy, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	req = cl_exec_req(2, "echo", NULL, sess, 0);
+	cl_send(waiter, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+
+	char *body = conf_for(M_POOL, 1);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the waiting request failed: %s", r ?
+		    arb_reply_code(r) : "no reply");
+	assert_string_equal(cl_reply_worker(r), "pool/worker.1");
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_recv(busy, ARB_REPLY_MS);	/* the retiring worker's own */
+	assert_true(r != NULL && arb_reply_ok(r));
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -987,6 +1035,7 @@ main(void)
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
+		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
