@@ -95,6 +95,17 @@ write_conf(struct arb *a, const char *body)
 	write_conf_bytes(a, body, strlen(body));
 }
 
+/* Rewrites arbor.conf for mode m (a pool of pool_size) and reloads;
+ * the reload's reply (caller frees). */
+static json_t *
+reload_to(struct arb *a, enum mode m, int pool_size)
+{
+	char *body = conf_for(m, pool_size);
+	write_conf(a, body);
+	free(body);
+	return arb_op_ok(a, "reload");
+}
+
 /* The subtree of a mode and its worker count. */
 static const char *
 parent_of(enum mode m)
@@ -411,10 +422,7 @@ test_disabled_keeps_accepted(void **state)
 	cl_send_batch(c, reqs);
 	json_decref(reqs);
 	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
-	char *body = conf_for(M_DISABLED, 1);
-	write_conf(a, body);
-	free(body);
-	json_t *r = arb_op_ok(a, "reload");
+	json_t *r = reload_to(a, M_DISABLED, 1);
 	json_decref(r);
 	cl_expect_ok_in_order(c, 1, 2, ARB_REPLY_MS);	/* both accepted */
 	cl_close(c);
@@ -434,10 +442,7 @@ test_rebuild_tells_session_reset(void **state)
 	json_t *r = cl_exec_ok(a, "echo", NULL, "s1");
 	assert_false(cl_reply_reset(r));
 	json_decref(r);
-	char *body = conf_for(M_SINGLE, 1);
-	write_conf(a, body);
-	free(body);
-	json_decref(arb_op_ok(a, "reload"));
+	json_decref(reload_to(a, M_SINGLE, 1));
 	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
 	    ARB_EVENT_MS);
 	assert_non_null(node);
@@ -689,10 +694,7 @@ test_disabled_and_back_keeps_accepted(void **state)
 	assert_true(cl_wait_stat(q.a, "waiting", 1, 1, ARB_EVENT_MS));
 	enum mode modes[] = { M_DISABLED, M_POOL };
 	for (size_t i = 0; i < 2; i++) {
-		char *body = conf_for(modes[i], 1);
-		write_conf(q.a, body);
-		free(body);
-		json_decref(arb_op_ok(q.a, "reload"));
+		json_decref(reload_to(q.a, modes[i], 1));
 	}
 	seq_assert_held_across(&q, 1);
 	json_t *r = seq_await(&q, 3);
@@ -814,10 +816,7 @@ test_invalid_reload(void **state)
 	assert_unchanged(a, pids, POOL_SIZE);
 	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
 
-	char *body = conf_for(M_POOL, POOL_SIZE);
-	write_conf(a, body);
-	free(body);
-	r = arb_op_ok(a, "reload");
+	r = reload_to(a, M_POOL, POOL_SIZE);
 	assert_int_equal(json_array_size(json_object_get(r, "changed")), 0);
 	json_decref(r);
 	assert_unchanged(a, pids, POOL_SIZE);
@@ -881,10 +880,7 @@ pool_is(json_t *tree, void *ctx)
 static json_int_t
 resize(struct arb *a, int size)
 {
-	char *body = conf_for(M_POOL, size);
-	write_conf(a, body);
-	free(body);
-	json_t *r = arb_op_ok(a, "reload");
+	json_t *r = reload_to(a, M_POOL, size);
 	if (!changed_has(r, "pool.size")) {
 		char *s = cl_describe(r);
 		fail_msg("reload to size %d: pool.size not among the changed"
@@ -988,10 +984,7 @@ test_shrink_moves_strict_waiter(void **state)
 	json_decref(req);
 	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
 
-	char *body = conf_for(M_POOL, 1);
-	write_conf(a, body);
-	free(body);
-	json_decref(arb_op_ok(a, "reload"));
+	json_decref(reload_to(a, M_POOL, 1));
 	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
 	if (r == NULL || !arb_reply_ok(r))
 		fail_msg("the waiting request failed: %s", r ?
