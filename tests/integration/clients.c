@@ -246,6 +246,18 @@ send_all(struct cl_conn *c, const char *p, size_t n)
 	}
 }
 
+struct cl_conn *
+cl_send_held(struct arb *a, json_int_t id, const char *command, json_t *args,
+    const char *session, const char *key, json_int_t n)
+{
+	struct cl_conn *c = cl_open(a);
+	json_t *req = cl_exec_req(id, command, args, session, 0);
+	cl_send(c, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, key, n, n, ARB_EVENT_MS));
+	return c;
+}
+
 void
 cl_send(struct cl_conn *c, const json_t *req)
 {

@@ -63,6 +63,12 @@ json_int_t cl_worker_pid(struct arb *, const char *name);
 /* Connects to arbord's control socket; fails the test on error. */
 struct cl_conn *cl_open(struct arb *);
 void	cl_close(struct cl_conn *);		/* NULL is fine */
+/* Sends execute command (args stolen; session may be NULL) with id on a
+ * new connection, then waits until the stat key reads n (a request held
+ * "busy" or "waiting"); fails the test if it never does. The connection,
+ * for the reply. */
+struct cl_conn *cl_send_held(struct arb *, json_int_t id, const char *command,
+	    json_t *args, const char *session, const char *key, json_int_t n);
 /* Sends one frame (req borrowed); fails the test on error. */
 void	cl_send(struct cl_conn *, const json_t *req);
 /* Sends every request of the array reqs (borrowed) in one write, so that

@@ -479,16 +479,10 @@ test_strict_waiter_moves_when_worker_stops(void **state)
 	struct arb *a = start_pool(2, "strict", NULL);
 	char w[64];
 	bind_session(a, "st", w, sizeof w);
-	struct cl_conn *busy = cl_open(a), *waiter = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 3000),
-	    "st", 0);
-	cl_send(busy, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	req = cl_exec_req(2, "echo", NULL, "st", 0);
-	cl_send(waiter, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), "st", "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "st",
+	    "waiting", 1);
 
 	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
 	    "name", w)));

@@ -319,16 +319,10 @@ test_overloaded(void **state)
 	struct arb *a = start_pool(1,
 	    "max_overflow = 0; max_waiting = 1; checkout_timeout_ms = 5000;",
 	    NULL);
-	struct cl_conn *busy = cl_open(a), *waiter = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
-	    NULL, 0);
-	cl_send(busy, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	req = cl_exec_req(2, "echo", json_pack("{s:s}", "w", "x"), NULL, 0);
-	cl_send(waiter, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo",
+	    json_pack("{s:s}", "w", "x"), NULL, "waiting", 1);
 	json_t *r = cl_exec_err(a, "echo", NULL, NULL, "overloaded");
 	json_decref(r);
 	r = recv_reply(busy, 1);
@@ -437,16 +431,10 @@ test_client_disconnect_while_waiting(void **state)
 {
 	struct arb *a = start_pool(1, "max_overflow = 0;", NULL);
 	json_int_t pid = cl_worker_pid(a, W1);
-	struct cl_conn *busy = cl_open(a), *gone = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 800),
-	    NULL, 0);
-	cl_send(busy, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	req = cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 200), NULL, 0);
-	cl_send(gone, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 800), NULL, "busy", 1);
+	struct cl_conn *gone = cl_send_held(a, 2, "sleep",
+	    json_pack("{s:i}", "ms", 200), NULL, "waiting", 1);
 	cl_close(gone);
 	json_t *r = recv_reply(busy, 1);
 	assert_ok(r);

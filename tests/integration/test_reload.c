@@ -973,16 +973,10 @@ test_shrink_moves_strict_waiter(void **state)
 		json_decref(r);
 	}
 	assert_true(sess[0] != '\0');	/* new sessions spread over both */
-	struct cl_conn *busy = cl_open(a), *waiter = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
-	    sess, 0);
-	cl_send(busy, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
-	req = cl_exec_req(2, "echo", NULL, sess, 0);
-	cl_send(waiter, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), sess, "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo",
+	    NULL, sess, "waiting", 1);
 
 	json_decref(reload_to(a, M_POOL, 1));
 	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
