@@ -557,12 +557,18 @@ on_batch(struct batch_item *it)
 		flush_out(c);
 }
 
+bool
+child_accepts(const struct child *c)
+{
+	return c->state == CS_READY && !c->failed && !c->reaped;
+}
+
 int
 child_request(struct child *c, const char *command, const char *args,
     size_t args_len, const char *session, int timeout_ms, child_reply_fn *fn,
     void *arg)
 {
-	if (c->state != CS_READY || c->failed || c->reaped)
+	if (!child_accepts(c))
 		return -1;
 	return send_request(c, command, args, args_len, session,
 	    deadline_in(timeout_ms), fn, arg, false);

@@ -97,6 +97,8 @@ int	child_request(struct child *, const char *command, const char *args,
 const char	*child_name(const struct child *);
 enum child_state child_state(const struct child *);
 bool	child_alive(const struct child *);	/* a process exists */
+/* Ready and taking requests: not stopping, failing or gone. */
+bool	child_accepts(const struct child *);
 pid_t	child_pid(const struct child *);	/* 0 when none */
 int	child_exit_status(const struct child *); /* wait status of the last exit */
 bool	child_exit_abnormal(const struct child *);

@@ -217,12 +217,18 @@ maybe_recycle(struct pworker *pw)
 		sup_restart_child(pw->pool->sup, pw->c);
 }
 
-/* Gives job to the idle worker pw. */
+/* Gives job to the idle worker pw; one that no longer takes requests
+ * (an operator's stop or restart, a recycle: it is idle until it exits)
+ * leaves the idle list and the job goes to another, or waits. */
 static void
 assign(struct pworker *pw, struct job *job)
 {
 	struct pool *p = pw->pool;
 	idle_remove(pw);
+	if (!child_accepts(pw->c)) {
+		pool_submit(p, job);
+		return;
+	}
 	struct child_stats *s = child_stats(pw->c);
 	if (job->session && p->cfg->pool.affinity != AFFINITY_NONE) {
 		if (sess_bind(p->sessions, job->session, &pw->anchor))

@@ -1370,6 +1370,26 @@ test_pipelined_mixed_paths(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Requests read together with a stop of an idle worker go to a worker
+ * that takes them, never to the one stopping (which failed them with
+ * worker_crashed while it was still idle, until its process exited). */
+static void
+test_stopping_worker_gets_no_request(void **state)
+{
+	struct arb *a = start_pool(2, "max_overflow = 0;", NULL);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[{s:i,s:s,s:s},o,o,o]",
+	    "id", 1, "op", "stop", "name", W1,
+	    cl_exec_req(2, "echo", NULL, NULL, 0),
+	    cl_exec_req(3, "echo", NULL, "s", 0),
+	    cl_exec_req(4, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	cl_expect_ok_in_order(c, 1, 4, ARB_REPLY_MS);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* One worker; worker and control frames bounded by max (bytes). */
 static struct arb *
 start_frames(long max)
@@ -1481,6 +1501,7 @@ main(void)
 		cmocka_unit_test_teardown(test_timeout_ms_on_both_paths, arb_teardown),
 		cmocka_unit_test_teardown(test_pipelined_mixed_paths, arb_teardown),
 		cmocka_unit_test_teardown(test_worker_gets_max_frame_bytes, arb_teardown),
+		cmocka_unit_test_teardown(test_stopping_worker_gets_no_request, arb_teardown),
 		cmocka_unit_test_teardown(test_request_over_worker_frame_refused, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
