@@ -136,6 +136,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct flight *f = arg;
 	struct bridge *b = f->b;
 	b->inflight--;
+	if (f->job->session)
+		sess_finish(b->sessions, f->job->session, ev_now(LOOP));
 	job_from_reply(f->job, reply, err, why, child_name(b->worker), &b->st);
 	slab_free(f);
 	if (reply && !b->recycling && child_recycle_due(b->worker))
@@ -159,6 +161,7 @@ send_job(struct bridge *b, struct job *job)
 		if (sess_bind(b->sessions, job->session, &b->anchor))
 			child_stats(b->worker)->sessions_served++;
 		job->session_reset = sess_take_reset(b->sessions, job->session);
+		sess_begin(b->sessions, job->session);
 	}
 	child_stats(b->worker)->checkouts++;
 	b->inflight++;
@@ -166,6 +169,8 @@ send_job(struct bridge *b, struct job *job)
 	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
 		b->inflight--;
 		slab_free(f);
+		if (job->session)
+			sess_finish(b->sessions, job->session, ev_now(LOOP));
 		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }

@@ -209,6 +209,13 @@ fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
 static void on_reply(void *, const struct child_reply *, enum msg_code,
     const char *);
 
+/* Whether job's session is kept in the table (affinity not none). */
+static bool
+tracked(const struct pool *p, const struct job *job)
+{
+	return job->session && p->cfg->pool.affinity != AFFINITY_NONE;
+}
+
 /* Recycles a worker past max_requests or max_errors after its reply. */
 static void
 maybe_recycle(struct pworker *pw)
@@ -230,11 +237,12 @@ assign(struct pworker *pw, struct job *job)
 		return;
 	}
 	struct child_stats *s = child_stats(pw->c);
-	if (job->session && p->cfg->pool.affinity != AFFINITY_NONE) {
+	if (tracked(p, job)) {
 		if (sess_bind(p->sessions, job->session, &pw->anchor))
 			s->sessions_served++;
 		if (sess_take_reset(p->sessions, job->session))
 			job->session_reset = true;
+		sess_begin(p->sessions, job->session);
 	}
 	s->checkouts++;
 	pw->job = job;
@@ -243,6 +251,8 @@ assign(struct pworker *pw, struct job *job)
 	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
 		pw->job = NULL;
 		p->inflight--;
+		if (tracked(p, job))
+			sess_finish(p->sessions, job->session, ev_now(LOOP));
 		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }
@@ -255,6 +265,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct job *job = pw->job;
 	pw->job = NULL;
 	pw->pool->inflight--;
+	if (tracked(pw->pool, job))
+		sess_finish(pw->pool->sessions, job->session, ev_now(LOOP));
 	job_from_reply(job, reply, err, why, child_name(pw->c), &pw->pool->st);
 	if (reply)
 		maybe_recycle(pw);

@@ -10,7 +10,8 @@
 struct binding {
 	char			*id;
 	struct sess_anchor	*anchor;	/* NULL: unbound */
-	double			 last_used;
+	double			 last_used;	/* or when its last request ended */
+	unsigned		 inflight;	/* requests at a worker: not idle */
 	bool			 reset;		/* its worker was lost */
 	LIST_ENTRY(binding)	 by_anchor;
 	TAILQ_ENTRY(binding)	 lru;
@@ -135,6 +136,34 @@ sess_bind(struct sessions *s, const char *id, struct sess_anchor *a)
 	return true;
 }
 
+/* The session's idle clock starts (again) now: the LRU tail. */
+static void
+touch(struct sessions *s, struct binding *b, double now)
+{
+	TAILQ_REMOVE(&s->lru, b, lru);
+	TAILQ_INSERT_TAIL(&s->lru, b, lru);
+	b->last_used = now;
+}
+
+void
+sess_begin(struct sessions *s, const char *id)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b)
+		b->inflight++;
+}
+
+void
+sess_finish(struct sessions *s, const char *id, double now)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b == NULL)
+		return;		/* ended meanwhile */
+	if (b->inflight > 0)
+		b->inflight--;
+	touch(s, b, now);
+}
+
 bool
 sess_take_reset(struct sessions *s, const char *id)
 {
@@ -187,6 +216,10 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	struct binding *b;
 	while ((b = TAILQ_FIRST(&s->lru)) != NULL &&
 	    ev_now(loop) - b->last_used >= s->ttl) {
+		if (b->inflight > 0) {	/* in use: not idle */
+			touch(s, b, ev_now(loop));
+			continue;
+		}
 		if (s->expired)
 			s->expired(s->arg, b->id, b->anchor);
 		if (s->count)

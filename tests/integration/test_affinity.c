@@ -408,6 +408,38 @@ test_session_ttl_expiry(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A session with a request at its worker is not idle: a request longer
+ * than session_ttl_ms keeps its session (and the program it made), whose
+ * idle clock starts again when the request ends. */
+static void
+test_ttl_spares_session_in_flight(void **state)
+{
+	struct arb *a = start_pool(2, "strict", "session_ttl_ms = 1000;");
+	json_t *r = create_p(a, "f1");
+	char w[64];
+	snprintf(w, sizeof w, "%s", cl_reply_worker(r));
+	json_decref(r);
+	struct cl_conn *c = cl_open(a);
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 2500),
+	    "f1", 0);
+	cl_send(c, req);
+	json_decref(req);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_true(r != NULL && arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	r = execute_p(a, "f1");		/* its program is still there */
+	assert_true(arb_reply_ok(r));
+	assert_string_equal(cl_reply_worker(r), w);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	/* idle now: it ends after the ttl as any other */
+	assert_true(cl_wait_stat(a, "stale_sessions_cleaned", 1, 1,
+	    ARB_EVENT_MS));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Serves an echo in session and copies the name of its worker to w. */
 static void
 bind_session(struct arb *a, const char *session, char *w, size_t n)
@@ -606,6 +638,7 @@ main(void)
 		cmocka_unit_test_teardown(test_end_session, arb_teardown),
 		cmocka_unit_test_teardown(test_session_reset_after_worker_death, arb_teardown),
 		cmocka_unit_test_teardown(test_session_ttl_expiry, arb_teardown),
+		cmocka_unit_test_teardown(test_ttl_spares_session_in_flight, arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
