@@ -160,8 +160,7 @@ send_job(struct bridge *b, struct job *job)
 		b->st.total_sessions += created;
 		if (sess_bind(b->sessions, job->session, &b->anchor))
 			child_stats(b->worker)->sessions_served++;
-		job->session_reset = sess_take_reset(b->sessions, job->session);
-		sess_begin(b->sessions, job->session);
+		job->session_reset = sess_begin(b->sessions, job->session);
 	}
 	child_stats(b->worker)->checkouts++;
 	b->inflight++;

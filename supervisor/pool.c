@@ -240,9 +240,8 @@ assign(struct pworker *pw, struct job *job)
 	if (tracked(p, job)) {
 		if (sess_bind(p->sessions, job->session, &pw->anchor))
 			s->sessions_served++;
-		if (sess_take_reset(p->sessions, job->session))
+		if (sess_begin(p->sessions, job->session))
 			job->session_reset = true;
-		sess_begin(p->sessions, job->session);
 	}
 	s->checkouts++;
 	pw->job = job;

@@ -145,12 +145,16 @@ touch(struct sessions *s, struct binding *b, double now)
 	b->last_used = now;
 }
 
-void
+bool
 sess_begin(struct sessions *s, const char *id)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	if (b)
-		b->inflight++;
+	if (b == NULL)
+		return false;
+	b->inflight++;
+	bool r = b->reset;
+	b->reset = false;
+	return r;
 }
 
 void
