@@ -300,6 +300,15 @@ create_p(struct arb *a, const char *sid)
 	    "program_id", "p", "signature", "question -> answer"), sid);
 }
 
+/* create_p in session sid, and the name of the worker that made it. */
+static void
+create_on(struct arb *a, const char *sid, char *w, size_t n)
+{
+	json_t *r = create_p(a, sid);
+	snprintf(w, n, "%s", cl_reply_worker(r));
+	json_decref(r);
+}
+
 static json_t *
 execute_p(struct arb *a, const char *sid)
 {
@@ -355,11 +364,9 @@ static void
 test_session_reset_after_worker_death(void **state)
 {
 	struct arb *a = start_pool(2, "strict", NULL);
-	json_t *r = create_p(a, "r1");
 	char w1[64];
-	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
-	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "r2");
+	create_on(a, "r1", w1, sizeof w1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "r2");
 	assert_string_not_equal(cl_reply_worker(r), w1);	/* least bound */
 	json_decref(r);
 	json_int_t pid = cl_worker_pid(a, w1);
@@ -389,10 +396,8 @@ static void
 test_session_ttl_expiry(void **state)
 {
 	struct arb *a = start_pool(2, "strict", "session_ttl_ms = 300;");
-	json_t *r = create_p(a, "t1");
 	char w1[64];
-	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
-	json_decref(r);
+	create_on(a, "t1", w1, sizeof w1);
 	json_t *st = cl_stats(a);
 	json_int_t before = arb_node_int(st, "stale_sessions_cleaned");
 	json_decref(st);
@@ -402,7 +407,7 @@ test_session_ttl_expiry(void **state)
 	json_t *tree = arb_status(a, w1);
 	assert_int_equal(arb_node_int(tree, "session"), 0);
 	json_decref(tree);
-	r = execute_p(a, "t1");		/* the worker got cleanup_session */
+	json_t *r = execute_p(a, "t1");		/* the worker got cleanup_session */
 	assert_not_found(r);
 	json_decref(r);
 	assert_int_equal(arb_stop(a), 0);
@@ -415,21 +420,12 @@ static void
 test_ttl_spares_session_in_flight(void **state)
 {
 	struct arb *a = start_pool(2, "strict", "session_ttl_ms = 1000;");
-	json_t *r = create_p(a, "f1");
 	char w[64];
-	snprintf(w, sizeof w, "%s", cl_reply_worker(r));
-	json_decref(r);
-	struct cl_conn *c = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 2500),
-	    "f1", 0);
-	cl_send(c, req);
-	json_decref(req);
-	r = cl_recv(c, ARB_REPLY_MS);
-	assert_true(r != NULL && arb_reply_ok(r));
-	json_decref(r);
-	cl_close(c);
+	create_on(a, "f1", w, sizeof w);
+	json_decref(cl_exec_ok(a, "sleep", json_pack("{s:i}", "ms", 2500),
+	    "f1"));
 	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
-	r = execute_p(a, "f1");		/* its program is still there */
+	json_t *r = execute_p(a, "f1");	/* its program is still there */
 	assert_true(arb_reply_ok(r));
 	assert_string_equal(cl_reply_worker(r), w);
 	assert_false(cl_reply_reset(r));
