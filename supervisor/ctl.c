@@ -177,6 +177,10 @@ ctl_close(struct ctl *c)
 void
 ctl_reconfigure(struct ctl *c, const struct config *cfg)
 {
+	if (cfg->control.mode != c->cfg->control.mode &&
+	    chmod(c->path, cfg->control.mode) < 0)
+		log_warn("ctl", "reload: chmod %s: %s (control.mode unchanged)",
+		    c->path, strerror(errno));
 	c->cfg = cfg;
 }
 

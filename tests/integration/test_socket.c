@@ -503,11 +503,32 @@ test_stale_socket_replaced(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A reload applies a new control.mode to the socket it listens on. */
+static void
+test_reload_applies_mode(void **state)
+{
+	struct arb *a = arb_start(PERM_CONF, "dev", NULL);
+	struct stat st;
+	assert_int_equal(stat(arb_socket_path(a), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0666);
+	FILE *f = fopen(arb_conf_path(a), "w");
+	assert_non_null(f);
+	fputs("bridge = { adapter = \"bridge_mock\"; };\n"
+	    "control = { socket = \"arbor.sock\"; mode = \"0600\"; };\n"
+	    "environments = { dev = { }; };\n", f);
+	assert_int_equal(fclose(f), 0);
+	json_decref(arb_op_ok(a, "reload"));
+	assert_int_equal(stat(arb_socket_path(a), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_second_uid_refused, arb_teardown),
+		cmocka_unit_test_teardown(test_reload_applies_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_max_clients, arb_teardown),
 		cmocka_unit_test_teardown(test_client_that_never_reads, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_exits_1, arb_teardown),
