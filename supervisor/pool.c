@@ -464,13 +464,20 @@ requeue_waiters(struct pool *p, struct pworker *pw)
 }
 
 /* Gives waiting jobs to idle workers: for jobs moved to the common queue,
- * as an idle worker looks at the queue only when it becomes idle. */
+ * as an idle worker looks at the queue only when it becomes idle. A
+ * worker that no longer takes requests leaves the list first, so that a
+ * job is taken from the queue only for one that does (keeping its place
+ * in the arrival order otherwise). */
 static void
 serve_idle(struct pool *p)
 {
 	struct pworker *pw;
 	struct job *j;
 	while ((pw = TAILQ_FIRST(&p->idle)) && (j = TAILQ_FIRST(&p->waiting))) {
+		if (!child_accepts(pw->c)) {
+			idle_remove(pw);
+			continue;
+		}
 		unqueue(p, j);
 		assign(pw, j);
 	}
