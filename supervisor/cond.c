@@ -464,6 +464,23 @@ root_put_sup(const struct root *r, const struct sup *s, struct buf *out)
 	jraw_put(out, "}");
 }
 
+void
+root_health(const struct root *r, int *ready, int *expected)
+{
+	*ready = *expected = 0;
+	if (r->cur.pool) {
+		*ready = pool_ready(r->cur.pool);
+		*expected = r->cfg->pool.size;
+	} else if (r->cur.sup) {
+		struct sup *s = r->cur.sup;
+		for (size_t i = 0; i < sup_nchildren(s); i++) {
+			enum child_state st = child_state(sup_child(s, i));
+			*ready += st == CS_READY || st == CS_BUSY;
+		}
+		*expected = 1;
+	}
+}
+
 json_t *
 root_stats(const struct root *r)
 {

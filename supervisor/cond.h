@@ -55,6 +55,9 @@ void	root_abandon(struct root *, enum msg_code, const char *why);
  * subtree's NODE (with the pool's members). */
 void	root_put_node(const struct root *, struct buf *out);
 void	root_put_sup(const struct root *, const struct sup *, struct buf *out);
+/* The health op's counts (SPEC 6): workers ready or busy, of the size
+ * configured (overflow workers are neither); 0 of 0 without a subtree. */
+void	root_health(const struct root *, int *ready, int *expected);
 /* The stats op's object (SPEC 6). New reference. */
 json_t	*root_stats(const struct root *);
 

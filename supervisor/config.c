@@ -700,18 +700,33 @@ select_env(struct ld *ld, const config_setting_t *root, const char *arg,
     const char *defenv, struct config *c, const config_setting_t **overlay)
 {
 	const char *name = nonempty(arg);
-	if (name == NULL)
+	const char *from = "-e";
+	if (name == NULL) {
 		name = nonempty(getenv("ARBOR_ENV"));
-	if (name == NULL)
+		from = "$ARBOR_ENV";
+	}
+	if (name == NULL) {
 		name = defenv ? defenv : DEFAULT_ENV;
+		from = defenv ? "default_environment" : "the default";
+	}
 	const config_setting_t *envs = config_setting_get_member(root,
 	    "environments");
 	*overlay = envs ? config_setting_get_member(envs, name) : NULL;
-	if (*overlay == NULL)
+	if (*overlay != NULL) {
+		c->env = xstrdup(name);
+		return 0;
+	}
+	if (envs != NULL)
 		return fail(ld, envs, "environments",
-		    "environment '%s' is not defined", name);
-	c->env = xstrdup(name);
-	return 0;
+		    "environment '%s' (from %s) is not defined", name, from);
+	/* No group to point at: name the line that chose the environment,
+	 * if the file chose it. */
+	bool byfile = from[0] == 'd';
+	return fail(ld, byfile ? config_setting_get_member(root,
+	    "default_environment") : NULL,
+	    byfile ? "default_environment" : "environments",
+	    "environment '%s' (from %s) is not defined: the file has no "
+	    "environments group", name, from);
 }
 
 /* ---- resolution ---- */

@@ -78,16 +78,8 @@ op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 static json_t *
 op_health(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
-	struct sup *s = root_subtree(env->root);
-	const struct config *cfg = root_config(env->root);
-	int ready = 0, expected = 0;
-	if (s) {
-		expected = cfg->mode == MODE_POOL ? cfg->pool.size : 1;
-		for (size_t i = 0; i < sup_nchildren(s); i++) {
-			enum child_state st = child_state(sup_child(s, i));
-			ready += st == CS_READY || st == CS_BUSY;
-		}
-	}
+	int ready, expected;
+	root_health(env->root, &ready, &expected);
 	const char *h = ready >= expected ? "healthy" : ready == 0 ? "down" :
 	    "degraded";
 	json_t *r = msg_ok(id);

@@ -647,6 +647,20 @@ pool_stats(const struct pool *p)
 	return route_stats_json(&p->st, &g);
 }
 
+int
+pool_ready(const struct pool *p)
+{
+	int n = 0;
+	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
+		struct child *c = sup_child(p->sup, i);
+		const struct pworker *pw = child_udata(c);
+		enum child_state st = child_state(c);
+		n += !pw->overflow && !pw->retiring &&
+		    (st == CS_READY || st == CS_BUSY);
+	}
+	return n;
+}
+
 void
 pool_put_fields(const struct pool *p, struct buf *out)
 {

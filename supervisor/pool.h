@@ -40,6 +40,9 @@ size_t	pool_pending(const struct pool *);	/* jobs accepted, not answered */
 /* The stats op's object; the members the pool adds to its supervisor's
  * NODE, as JSON text, each after a comma. */
 json_t	*pool_stats(const struct pool *);
+/* Workers of the configured size (not overflow, not retiring after a
+ * shrink) that are ready or busy. */
+int	pool_ready(const struct pool *);
 void	pool_put_fields(const struct pool *, struct buf *out);
 
 #endif

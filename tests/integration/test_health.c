@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 static const char CONF[] =
@@ -100,12 +101,48 @@ test_health_op_levels(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Overflow workers are not of the configured size: with worker.1 stopped
+ * and only overflow.1 up, the pool is down, not healthy at 1 of 1. */
+static void
+test_health_ignores_overflow(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 1; overflow_idle_ms = 600000; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c1 = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 300), NULL, "busy", 1);
+	struct cl_conn *c2 = cl_send_held(a, 2, "sleep",
+	    json_pack("{s:i}", "ms", 300), NULL, "busy", 2);
+	json_decref(cl_recv(c1, ARB_EVENT_MS));
+	json_decref(cl_recv(c2, ARB_EVENT_MS));
+	cl_close(c1);
+	cl_close(c2);
+	json_decref(arb_wait_node(a, "pool/overflow.1", "ready", 0,
+	    ARB_EVENT_MS));
+
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name",
+	    "pool/worker.1")));
+	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
+	    ARB_EVENT_MS));
+	json_t *h = health(a);
+	assert_string_equal(json_string_value(json_object_get(h, "health")),
+	    "down");
+	assert_int_equal(json_integer_value(json_object_get(h, "ready")), 0);
+	assert_int_equal(json_integer_value(json_object_get(h, "expected")), 1);
+	json_decref(h);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_deaf_worker_replaced, arb_teardown),
 		cmocka_unit_test_teardown(test_health_op_levels, arb_teardown),
+		cmocka_unit_test_teardown(test_health_ignores_overflow,
+		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -313,18 +313,25 @@ test_env_undefined(void **state)
 {
 	struct fx *fx = *state;
 	expect_error(fx, envs_conf, "nope", 2,
-	    "environments: environment 'nope' is not defined");
+	    "environments: environment 'nope' (from -e) is not defined");
 	setenv("ARBOR_ENV", "x", 1);
 	expect_error(fx, envs_conf, NULL, 2,
-	    "environments: environment 'x' is not defined");
+	    "environments: environment 'x' (from $ARBOR_ENV) is not defined");
 	unsetenv("ARBOR_ENV");
-	/* No environments at all: dev is not defined either. */
+	/* No environments at all: dev is not defined either, and there is
+	 * no line to name. */
 	write_file(fx->path, "pool = { size = 1; };\n");
 	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
-	char *want = xasprintf("%s: environments: environment 'dev' is not "
-	    "defined", fx->path);
+	char *want = xasprintf("%s: environments: environment 'dev' (from the "
+	    "default) is not defined: the file has no environments group",
+	    fx->path);
 	assert_string_equal(fx->err, want);
 	free(want);
+	/* ... unless default_environment chose it: then its line. */
+	expect_error(fx, "pool = { size = 1; };\ndefault_environment = \"p\";\n",
+	    NULL, 2, "default_environment: environment 'p' (from "
+	    "default_environment) is not defined: the file has no "
+	    "environments group");
 }
 
 static const char modes_conf[] =
