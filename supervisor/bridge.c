@@ -158,9 +158,10 @@ send_job(struct bridge *b, struct job *job)
 		bool created;
 		sess_lookup(b->sessions, job->session, ev_now(LOOP), &created);
 		b->st.total_sessions += created;
-		if (sess_bind(b->sessions, job->session, &b->anchor))
-			child_stats(b->worker)->sessions_served++;
-		job->session_reset = sess_begin(b->sessions, job->session);
+		bool rebound;
+		job->session_reset = sess_begin(b->sessions, job->session,
+		    &b->anchor, &rebound);
+		child_stats(b->worker)->sessions_served += rebound;
 	}
 	child_stats(b->worker)->checkouts++;
 	b->inflight++;

@@ -238,10 +238,11 @@ assign(struct pworker *pw, struct job *job)
 	}
 	struct child_stats *s = child_stats(pw->c);
 	if (tracked(p, job)) {
-		if (sess_bind(p->sessions, job->session, &pw->anchor))
-			s->sessions_served++;
-		if (sess_begin(p->sessions, job->session))
+		bool rebound;
+		if (sess_begin(p->sessions, job->session, &pw->anchor,
+		    &rebound))
 			job->session_reset = true;
+		s->sessions_served += rebound;
 	}
 	s->checkouts++;
 	pw->job = job;

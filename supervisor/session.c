@@ -123,17 +123,23 @@ sess_lookup(struct sessions *s, const char *id, double now, bool *created)
 	return b->anchor;
 }
 
-bool
-sess_bind(struct sessions *s, const char *id, struct sess_anchor *a)
+static bool
+bind(struct binding *b, struct sess_anchor *a)
 {
-	struct binding *b = reg_lookup(s->map, id, NULL);
-	if (b == NULL || b->anchor == a)
+	if (b->anchor == a)
 		return false;
 	unbind(b);
 	b->anchor = a;
 	LIST_INSERT_HEAD(&a->list, b, by_anchor);
 	a->n++;
 	return true;
+}
+
+bool
+sess_bind(struct sessions *s, const char *id, struct sess_anchor *a)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	return b != NULL && bind(b, a);
 }
 
 /* The session's idle clock starts (again) now: the LRU tail. */
@@ -146,11 +152,14 @@ touch(struct sessions *s, struct binding *b, double now)
 }
 
 bool
-sess_begin(struct sessions *s, const char *id)
+sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
+    bool *rebound)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
+	*rebound = false;
 	if (b == NULL)
 		return false;
+	*rebound = bind(b, a);
 	b->inflight++;
 	bool r = b->reset;
 	b->reset = false;

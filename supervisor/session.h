@@ -38,11 +38,13 @@ struct sess_anchor *sess_lookup(struct sessions *, const char *id,
 	    double now, bool *created);
 /* Binds (or rebinds) a known session to a; true if that is a change. */
 bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
-/* A request of the session goes to its worker / has ended (replied or
- * failed): a session with requests at a worker is not idle, and its idle
- * clock restarts when the last one ends. Unknown ids are ignored.
- * sess_begin also does sess_take_reset's work (one lookup for both). */
-bool	sess_begin(struct sessions *, const char *id);
+/* A request of the session goes to the worker of a / has ended (replied
+ * or failed): a session with requests at a worker is not idle, and its
+ * idle clock restarts when the last one ends. Unknown ids are ignored.
+ * sess_begin also does sess_bind's work (*rebound: its result) and
+ * sess_take_reset's (its result), in one lookup. */
+bool	sess_begin(struct sessions *, const char *id, struct sess_anchor *a,
+	    bool *rebound);
 void	sess_finish(struct sessions *, const char *id, double now);
 /* True, once, when the session's worker was lost since it was last told. */
 bool	sess_take_reset(struct sessions *, const char *id);

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "registry/registry.h"
 
@@ -255,6 +256,33 @@ test_readd_after_remove(void **state)
 	}
 }
 
+/* Names of every length from 0 to 40 (the hash reads them a word, a
+ * half word or a byte at a time, by length), each next to names that
+ * differ from it in one byte: all distinct, all found. Each name is
+ * allocated at its exact size, so ASan sees any read past its end. */
+static void
+test_every_length(void **state)
+{
+	struct registry *r = *state;
+	int k = 0;
+	for (size_t n = 0; n <= 40; n++) {
+		for (size_t at = 0; at <= n; at++) {
+			char *name = malloc(n + 1);
+			memset(name, 'a', n);
+			name[n] = '\0';
+			if (at < n)
+				name[at] = 'b';
+			assert_int_equal(reg_add(r, name, REG_WORKER,
+			    &objs[k]), 0);
+			assert_int_equal(reg_add(r, name, REG_WORKER, NULL),
+			    -1);
+			assert_ptr_equal(reg_lookup(r, name, NULL), &objs[k++]);
+			free(name);
+		}
+	}
+	assert_int_equal(reg_count(r), (size_t)k);
+}
+
 static void
 test_free_null(void **state)
 {
@@ -283,6 +311,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tombstone_cycles_many_names,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readd_after_remove, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_every_length, setup,
 		    teardown),
 		cmocka_unit_test(test_free_null),
 	};

@@ -47,15 +47,14 @@ bound_sessions(const struct arbord *a)
 	return v;
 }
 
-/* Binds every session: one execute in each, then checks `stats`. */
-static void
-bind_sessions(const struct arbord *a)
+void
+bind_sessions(const struct arbord *a, int nsess)
 {
 	int fd = arbord_connect(a);
 	if (fd < 0)
 		die("connect to arbord failed");
 	char sid[32], req[512];
-	for (int k = 0; k < SESSIONS; k++) {
+	for (int k = 0; k < nsess; k++) {
 		load_session_id(sid, sizeof sid, k);
 		snprintf(req, sizeof req, "{\"id\":%d,\"op\":\"execute\","
 		    "\"command\":\"echo\",\"session_id\":\"%s\",\"args\":%s}",
@@ -68,8 +67,8 @@ bind_sessions(const struct arbord *a)
 	}
 	close(fd);
 	long n = bound_sessions(a);
-	if (n != SESSIONS)
-		die("%ld sessions bound after binding %d", n, SESSIONS);
+	if (n != nsess)
+		die("%ld sessions bound after binding %d", n, nsess);
 }
 
 static void
@@ -77,7 +76,7 @@ pool_of(int size)
 {
 	struct arbord *plain = start(size), *sess = start(size);
 	note("affinity, pool of %d: binding %d sessions", size, SESSIONS);
-	bind_sessions(sess);
+	bind_sessions(sess, SESSIONS);
 	struct load_ep *pep = clients_open(plain, CLIENTS);
 	struct load_ep *sep = clients_open(sess, CLIENTS);
 	struct series without = { 0 }, with = { 0 };

@@ -8,7 +8,8 @@
  * on from before the warm-up; the counters are zeroed as the measured
  * window opens and dumped as it closes, and the count is divided by the
  * replies in the window. The load is section 1's (16 clients on 2
- * mock_workers, at depth 1 and 8), only slower. */
+ * mock_workers, at depth 1 and 8), only slower, and section 1b's (every
+ * request in one of 10,000 sessions bound before, strict affinity). */
 #include <math.h>
 #include <stdio.h>
 
@@ -21,6 +22,8 @@
 #define POOL		2
 #define CLIENTS		16
 #define WARMUP_S	1.0	/* callgrind translates code as it first runs */
+#define SESSIONS	10000
+#define TTL_MS		(24L * 3600 * 1000)	/* none expires during the run */
 
 static void
 on_mark(void *arg, int phase)
@@ -29,17 +32,22 @@ on_mark(void *arg, int phase)
 		die("callgrind_control %s failed", phase == 0 ? "-z" : "-d");
 }
 
-/* Instructions per request of the arbord in build at depth. */
+/* Instructions per request of the arbord in build at depth; with sessions,
+ * every request is in one of them (strict affinity, all bound first). */
 static double
-per_request(const char *build, int depth)
+per_request(const char *build, int depth, int sessions)
 {
 	struct arbord_conf c = {
 		.size = POOL, .adapter = "bridge_mock", .log_level = "warn",
 		.build = build, .callgrind = true,
+		.affinity = sessions ? "strict" : NULL,
+		.session_ttl_ms = sessions ? TTL_MS : 0,
 	};
 	struct arbord *a = arbord_start(&c);
 	if (arbord_wait_ready(a, 120) < 0)
 		die("arbord under callgrind did not bring up %d workers", POOL);
+	if (sessions)
+		bind_sessions(a, sessions);
 	if (arbord_callgrind(a, "-i", "on") < 0)
 		die("callgrind_control -i on failed");
 	struct load_ep *ep = clients_open(a, CLIENTS);
@@ -47,6 +55,7 @@ per_request(const char *build, int depth)
 		.proto = LOAD_CONTROL, .command = "echo", .args = BENCH_ARGS,
 		.depth = depth, .warmup = B.warmup > WARMUP_S ? B.warmup :
 		WARMUP_S, .secs = B.secs, .mark = on_mark, .mark_arg = a,
+		.sessions = sessions,
 	};
 	struct load_result r;
 	if (load_run(ep, CLIENTS, &spec, &r) < 0)
@@ -61,15 +70,19 @@ per_request(const char *build, int depth)
 
 /* ratio: this build's count over this one's (the BENCH_VS row), or NaN. */
 static void
-row(const char *who, int depth, double count, double ratio)
+row(const char *who, int depth, int sessions, double count, double ratio)
 {
-	char label[256], vs[64] = "";
+	char label[256], vs[64] = "", sess[96] = "";
 	if (!isnan(ratio))
 		snprintf(vs, sizeof vs, " (this build: %s of it)",
 		    fmt_ratio(ratio));
+	if (sessions)
+		snprintf(sess, sizeof sess, ", every request in one of "
+		    "%d,%03d sessions, strict", sessions / 1000,
+		    sessions % 1000);
 	snprintf(label, sizeof label, "%s: %d × mock_worker, %d clients, "
-	    "depth %d: %s instructions per request in user space%s", who,
-	    POOL, CLIENTS, depth, fmt_rate(count), vs);
+	    "depth %d%s: %s instructions per request in user space%s", who,
+	    POOL, CLIENTS, depth, sess, fmt_rate(count), vs);
 	struct trow t = { .cell = { [COL_CASE] = label } };
 	table_add(SEC_INSTR, section_name(SEC_INSTR), &t);
 }
@@ -83,13 +96,17 @@ bench_instructions(void)
 		note("instructions: no valgrind here, section left out");
 		return;
 	}
-	static const int depths[] = { 1, 8 };
-	for (size_t i = 0; i < sizeof depths / sizeof *depths; i++) {
-		note("instructions: depth %d under callgrind", depths[i]);
-		double n = per_request(NULL, depths[i]);
-		double vs = B.vs ? per_request(B.vs, depths[i]) : NAN;
-		row("arbord", depths[i], n, NAN);
+	static const struct { int depth, sessions; } runs[] = {
+		{ 1, 0 }, { 8, 0 }, { 1, SESSIONS },
+	};
+	for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+		int d = runs[i].depth, s = runs[i].sessions;
+		note("instructions: depth %d%s under callgrind", d,
+		    s ? ", sessions" : "");
+		double n = per_request(NULL, d, s);
+		double vs = B.vs ? per_request(B.vs, d, s) : NAN;
+		row("arbord", d, s, n, NAN);
 		if (B.vs)
-			row("arbord of BENCH_VS", depths[i], vs, n / vs);
+			row("arbord of BENCH_VS", d, s, vs, n / vs);
 	}
 }
