@@ -176,6 +176,15 @@ arbord_callgrind_dumped(const struct arbord *a)
 			break;
 	if (f)
 		fclose(f);
+	const char *keep = getenv("BENCH_CALLGRIND_KEEP");
+	if (keep != NULL && keep[0] != '\0') {
+		static int kept;
+		char *to = xasprintf("%s.%d", keep, ++kept);
+		if (link(path, to) != 0)
+			note("callgrind dump not kept as %s: %s", to,
+			    strerror(errno));
+		free(to);
+	}
 	free(path);
 	return n;
 }

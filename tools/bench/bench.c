@@ -19,6 +19,9 @@
  *                     floors
  *   BENCH_RELAY=0     section 1 without its relay rows (tools/bench/relay.h:
  *                     the least a broker does, for arbord to be set against)
+ *   BENCH_CALLGRIND_KEEP=PREFIX  section 1c keeps each callgrind dump as
+ *                     PREFIX.1, PREFIX.2, ... (same file system as the
+ *                     temp dir), for callgrind_annotate
  * Usage: bench [BUILD_DIR]   (default: the directory of this program) */
 #include <dirent.h>
 #include <errno.h>
