@@ -146,6 +146,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		b->recycling = false;
 		sup_restart_child(b->sup, b->worker);
 	}
+	pump(b);	/* the reply made room in the pipeline */
 }
 
 /* Sends job to the worker now. */
@@ -176,13 +177,13 @@ send_job(struct bridge *b, struct job *job)
 }
 
 /* A process is sent no more than worker.max_requests requests: those
- * beyond wait for its successor. */
+ * beyond wait for its successor, as do those that come while it is
+ * killed and not yet reaped (a request past its deadline). */
 static bool
 can_send(const struct bridge *b)
 {
-	enum child_state st = child_state(b->worker);
 	long max = b->cfg->worker.max_requests;
-	return (st == CS_READY || st == CS_BUSY) && !b->recycling &&
+	return child_accepts(b->worker) && !b->recycling &&
 	    b->inflight < (size_t)b->cfg->worker.max_inflight &&
 	    (max == 0 || child_stats(b->worker)->checkouts < (unsigned long)max);
 }

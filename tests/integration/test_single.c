@@ -278,6 +278,77 @@ test_max_inflight_holds_the_rest(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A reply makes room in the pipeline: the first request waiting goes to
+ * the worker then, not only once every request in flight is answered.
+ * With max_inflight 2, a short and a long sleep in flight and a short one
+ * waiting, the waiting one is sent when the first short one is answered,
+ * so its reply overtakes the long one's. */
+static void
+test_reply_makes_room_in_pipeline(void **state)
+{
+	struct arb *a = start_ooo(2);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 100), NULL, 0),
+	    cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 8000), NULL, 0),
+	    cl_exec_req(3, "sleep", json_pack("{s:i}", "ms", 100), NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	json_int_t order[3];
+	for (int k = 0; k < 3; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		if (!arb_reply_ok(r)) {
+			char *d = cl_describe(r);
+			fail_msg("reply %d: %s", k + 1, d);
+		}
+		order[k] = cl_reply_id(r);
+		json_decref(r);
+	}
+	fprintf(stderr, "reply order %lld %lld %lld\n", (long long)order[0],
+	    (long long)order[1], (long long)order[2]);
+	assert_int_equal(order[0], 1);
+	assert_int_equal(order[1], 3);	/* before the 8 s sleep */
+	assert_int_equal(order[2], 2);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A request past its deadline fails with timeout and gets the worker
+ * killed; one waiting behind it (max_inflight 1) was never at that worker
+ * and goes to its successor rather than failing with it. */
+static void
+test_timeout_spares_waiting_request(void **state)
+{
+	struct arb *a = start_mock("max_inflight = 1;");
+	json_int_t pid = cl_worker_pid(a, BW);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 10000), NULL, 300),
+	    cl_exec_req(2, "echo", json_pack("{s:i}", "n", 2), NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	for (int k = 0; k < 2; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		char *d = cl_describe(r);
+		fprintf(stderr, "reply: %s\n", d);
+		free(d);
+		if (cl_reply_id(r) == 1) {
+			assert_string_equal(arb_reply_code(r), "timeout");
+		} else {
+			assert_int_equal(cl_reply_id(r), 2);
+			assert_true(arb_reply_ok(r));
+		}
+		json_decref(r);
+	}
+	cl_close(c);
+	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_crash_fails_each_inflight_once(void **state)
 {
@@ -415,6 +486,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_pipelined_to_mock_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_replies_out_of_order, arb_teardown),
 		cmocka_unit_test_teardown(test_max_inflight_holds_the_rest, arb_teardown),
+		cmocka_unit_test_teardown(test_reply_makes_room_in_pipeline, arb_teardown),
+		cmocka_unit_test_teardown(test_timeout_spares_waiting_request, arb_teardown),
 		cmocka_unit_test_teardown(test_crash_fails_each_inflight_once, arb_teardown),
 		cmocka_unit_test_teardown(test_max_requests_recycles, arb_teardown),
 		cmocka_unit_test_teardown(test_max_errors_replaces, arb_teardown),
