@@ -149,11 +149,28 @@ child_new(const char *name, const struct config *cfg, char *const *argv,
 	return c;
 }
 
+/* Health pings every worker.health_interval_ms while the child is ready
+ * (none when 0). */
+static void
+arm_health(struct child *c)
+{
+	double iv = c->cfg->worker.health_interval_ms / 1000.0;
+	ev_timer_stop(LOOP, &c->t_health);
+	if (iv > 0) {
+		ev_timer_set(&c->t_health, iv, iv);
+		ev_timer_start(LOOP, &c->t_health);
+	}
+}
+
 void
 child_reconfigure(struct child *c, const struct config *cfg, char *const *argv)
 {
+	int was = c->cfg->worker.health_interval_ms;
 	c->cfg = cfg;
 	c->argv = argv;
+	if (cfg->worker.health_interval_ms != was && c->state == CS_READY &&
+	    !c->failed && !c->reaped)
+		arm_health(c);	/* a running worker gets the new interval */
 }
 
 static void
@@ -612,11 +629,7 @@ init_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	c->health = CH_HEALTHY;
 	log_info(c->name, "ready (pid %d, %.0f ms)", c->pid,
 	    (ev_now(LOOP) - c->started) * 1000);
-	if (c->cfg->worker.health_interval_ms > 0) {
-		double iv = c->cfg->worker.health_interval_ms / 1000.0;
-		ev_timer_set(&c->t_health, iv, iv);
-		ev_timer_start(LOOP, &c->t_health);
-	}
+	arm_health(c);
 	c->ev->ready(c, c->owner);
 }
 

@@ -994,6 +994,48 @@ test_shrink_moves_strict_waiter(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- settings read by running workers ---- */
+
+/* A single-mode config with worker.health_interval_ms = interval_ms. */
+static char *
+conf_health(int interval_ms)
+{
+	return xasprintf(
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; health_interval_ms = %d;"
+	    " health_timeout_ms = 300; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", interval_ms);
+}
+
+/* Health pings turned on by a reload reach the worker already running:
+ * one that no longer answers (deafen) is then killed and replaced. */
+static void
+test_reload_turns_on_health_pings(void **state)
+{
+	char *body = conf_health(0);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	json_decref(cl_exec_ok(a, "deafen", NULL, NULL));
+	body = conf_health(100);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "worker.health_interval_ms"));
+	json_decref(r);
+	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);	/* replaced */
+	json_decref(node);
+	assert_true(arb_log_has_line(a, "bridge/worker", "killing",
+	    "ping not answered", NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -1023,6 +1065,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
+		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
+		    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
