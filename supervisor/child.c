@@ -48,6 +48,8 @@ struct child {
 	ev_tstamp		 started, exited_at;
 	unsigned		 restarts;
 	const size_t		*sessions;	/* bound sessions, the router's */
+	size_t			 frame_max;	/* worker.max_frame_bytes the
+						 * process was told at its spawn */
 	struct child_stats	 stats;
 
 	int			 fd_in, fd_out, fd_err;
@@ -238,8 +240,7 @@ make_env(const struct child *c)
 		k++;
 	char **env = xcalloc(OWN_ENV + k + n + 1, sizeof *env);
 	env[0] = xasprintf("ARBOR_WORKER=%s", c->name);
-	env[1] = xasprintf("ARBOR_MAX_FRAME_BYTES=%ld",
-	    (long)c->cfg->worker.max_frame_bytes);
+	env[1] = xasprintf("ARBOR_MAX_FRAME_BYTES=%zu", c->frame_max);
 	size_t i = OWN_ENV;
 	for (char **e = c->cfg->worker.env; e && *e; e++)
 		env[i++] = *e;
@@ -354,6 +355,7 @@ child_spawn(struct child *c)
 		close_pipes(p);
 		return -1;
 	}
+	c->frame_max = (size_t)c->cfg->worker.max_frame_bytes;
 	pid_t pid = fork_worker(c, p);
 	if (pid < 0) {
 		log_error(c->name, "cannot spawn: fork: %s", strerror(errno));
@@ -736,7 +738,7 @@ drain_frames(struct child *c)
 	size_t len;
 	while (!c->failed) {
 		enum frame_status st = frame_peek(&c->in,
-		    (size_t)c->cfg->worker.max_frame_bytes, &payload, &len);
+		    c->frame_max, &payload, &len);
 		if (st == FRAME_MORE)
 			return;
 		if (st == FRAME_TOO_LARGE) {
@@ -978,7 +980,7 @@ log_exit(struct child *c)
 static void
 drain_stdout(struct child *c)
 {
-	size_t total = 0, max = 2 * (size_t)c->cfg->worker.max_frame_bytes;
+	size_t total = 0, max = 2 * c->frame_max;
 	ssize_t n;
 	while (!c->failed && c->fd_out >= 0 && total < max &&
 	    (n = buf_read_fd(&c->in, c->fd_out)) > 0) {

@@ -298,11 +298,14 @@ on_old_check(struct ev_loop *loop, ev_prepare *w, int revents)
 		ev_prepare_stop(loop, w);
 }
 
-/* Whether cfg calls for another subtree than the running one. */
+/* Whether cfg calls for another subtree than the running one: also when
+ * worker.max_frame_bytes changes, as each worker is told it at its spawn
+ * and holds its frames to it (arbord checks requests against the new). */
 static bool
 needs_rebuild(const struct config *a, const struct config *b)
 {
-	if (a->mode != b->mode || a->adapter != b->adapter)
+	if (a->mode != b->mode || a->adapter != b->adapter ||
+	    a->worker.max_frame_bytes != b->worker.max_frame_bytes)
 		return true;
 	char *const *x = a->worker.argv, *const *y = b->worker.argv;
 	for (; *x && *y; x++, y++)

@@ -1036,6 +1036,80 @@ test_reload_turns_on_health_pings(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A single-mode config with worker.max_frame_bytes = bytes. */
+static char *
+conf_frame(long bytes)
+{
+	return xasprintf(
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; max_frame_bytes = %ld; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", bytes);
+}
+
+/* args {"x": "aaa..."} of about n bytes. New reference. */
+static json_t *
+padded_args(size_t n)
+{
+	char *pad = xmalloc(n + 1);
+	memset(pad, 'a', n);
+	pad[n] = '\0';
+	json_t *args = json_pack("{s:s}", "x", pad);
+	free(pad);
+	return args;
+}
+
+/* Reloads to worker.max_frame_bytes = bytes (changed names it). */
+static void
+reload_frame(struct arb *a, long bytes)
+{
+	char *body = conf_frame(bytes);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "worker.max_frame_bytes"));
+	json_decref(r);
+}
+
+/* A worker is told worker.max_frame_bytes when it starts and holds its
+ * frames to it. A reload that raises it: a request between the old and
+ * the new bound is served, not sent to a worker that would take it for a
+ * protocol failure. One that lowers it: a request accepted before, in
+ * flight across the reload, still gets its reply of the old size. */
+static void
+test_reload_worker_frame_limit(void **state)
+{
+	char *body = conf_frame(4096);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	reload_frame(a, 1 << 20);
+	json_t *r = cl_exec(a, "echo", padded_args(10000), NULL);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("a 10 kB echo after the raise: %s", r ?
+		    cl_describe(r) : "no reply");
+	json_decref(r);
+
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 500), NULL, 0),
+	    cl_exec_req(2, "echo", padded_args(10000), NULL, 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	reload_frame(a, 4096);
+	for (int k = 0; k < 2; k++) {
+		r = cl_recv(c, ARB_REPLY_MS);
+		if (r == NULL || !arb_reply_ok(r))
+			fail_msg("in flight across the lowering: %s", r ?
+			    cl_describe(r) : "no reply");
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -1066,6 +1140,8 @@ main(void)
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
+		    teardown),
+		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
 		    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
