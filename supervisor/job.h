@@ -28,6 +28,8 @@ struct job {
 	uint64_t	 seq;		/* arrival order */
 	ev_tstamp	 deadline;	/* of the wait for a worker */
 	bool		 session_reset;	/* its session's worker was lost */
+	bool		 session_begun;	/* its session counts it as at a
+					 * worker (pool: sess_begin) */
 	void		*target;	/* strict affinity: the worker it waits for */
 	TAILQ_ENTRY(job) q;		/* the queue it waits in */
 	TAILQ_ENTRY(job) all;		/* every waiting job, by arrival */

@@ -237,7 +237,8 @@ assign(struct pworker *pw, struct job *job)
 		return;
 	}
 	struct child_stats *s = child_stats(pw->c);
-	if (tracked(p, job)) {
+	job->session_begun = tracked(p, job);	/* affinity may change */
+	if (job->session_begun) {
 		bool rebound;
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
 		    &rebound))
@@ -251,7 +252,7 @@ assign(struct pworker *pw, struct job *job)
 	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
 		pw->job = NULL;
 		p->inflight--;
-		if (tracked(p, job))
+		if (job->session_begun)
 			sess_finish(p->sessions, job->session, ev_now(LOOP));
 		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
@@ -265,7 +266,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct job *job = pw->job;
 	pw->job = NULL;
 	pw->pool->inflight--;
-	if (tracked(pw->pool, job))
+	if (job->session_begun)
 		sess_finish(pw->pool->sessions, job->session, ev_now(LOOP));
 	job_from_reply(job, reply, err, why, child_name(pw->c), &pw->pool->st);
 	if (reply)

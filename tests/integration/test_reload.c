@@ -1110,6 +1110,46 @@ test_reload_worker_frame_limit(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A pool of one with the given affinity and a session ttl of 300 ms. */
+static char *
+conf_affinity(const char *affinity)
+{
+	return xasprintf(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 0; affinity = \"%s\";"
+	    " session_ttl_ms = 300; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", affinity);
+}
+
+/* A session's request sent under strict affinity and answered after a
+ * reload to none: the session is idle once it is answered and ends after
+ * its ttl, as any other. */
+static void
+test_affinity_change_keeps_ttl(void **state)
+{
+	char *body = conf_affinity("strict");
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1000), "s1", "busy", 1);
+	body = conf_affinity("none");
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "pool.affinity"));
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_true(r != NULL && arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	assert_true(cl_wait_stat(a, "stale_sessions_cleaned", 1, 1,
+	    ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -1142,6 +1182,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
+		    teardown),
+		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
 		    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
