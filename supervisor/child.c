@@ -623,6 +623,8 @@ init_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 			    c->cfg->worker.init_timeout_ms);
 		return;		/* the timeout path kills; a crash is reported */
 	}
+	if (c->state != CS_STARTING)
+		return;		/* stopped while starting: it stays stopping */
 	if (!reply->success) {
 		child_kill(c, "init ping answered with an error");
 		return;

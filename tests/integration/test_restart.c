@@ -9,10 +9,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 static const char POOL_CONF[] =
@@ -358,6 +361,74 @@ test_permanent_restarted_after_normal_exit(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* {"op": op, "name": "pool/worker.1"}: the state it replies. */
+static void
+op_on_worker1(struct arb *a, const char *op, const char *state)
+{
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", op, "name",
+	    "pool/worker.1"));
+	assert_string_equal(arb_node_str(r, "state"), state);
+	json_decref(r);
+}
+
+/* Pool workers that take a while to start: worker.1 answers its init ping
+ * about 2 s after its spawn, the others about 5 s after theirs. They
+ * ignore SIGTERM (only the shutdown frame, read after the init ping, ends
+ * them), so a stop sent while worker.1 starts reaches it before it answers
+ * the ping. No '/' in the script: the config would take it for a path. */
+static struct arb *
+start_slow_starters(void)
+{
+	char *bin = arb_bin_path("mock_worker");
+	char mock[PATH_MAX];
+	assert_non_null(realpath(bin, mock));
+	free(bin);
+	char conf[PATH_MAX + 1024];
+	snprintf(conf, sizeof conf,
+	    "bridge = { adapter = \"python_pool\"; pooling_enabled = true; };\n"
+	    "worker = { command = [ \"/bin/sh\", \"-c\",\n"
+	    "    \"trap '' TERM; case $ARBOR_WORKER in *worker.1) sleep 2;;"
+	    " *) sleep 5;; esac; exec \\\"$0\\\"\", \"%s\" ];\n"
+	    "  env = { MOCK_WORKER_IGNORE_TERM = \"1\"; };\n"
+	    "  init_timeout_ms = 15000; shutdown_timeout_ms = 15000; };\n"
+	    "pool = { size = 2; max_overflow = 0; checkout_timeout_ms = 15000; };\n"
+	    "environments = { dev = { }; };\n", mock);
+	return arb_start(conf, "dev", NULL);
+}
+
+/* A worker stopped while it starts never becomes ready when it answers
+ * its init ping after all: it takes no request (here one that waits for a
+ * worker goes to worker.2 when that one is ready) and stays stopped. */
+static void
+test_stop_while_starting(void **state)
+{
+	struct arb *a = start_slow_starters();
+	json_t *node = node_now(a, "pool/worker.1");
+	if (strcmp(arb_node_str(node, "state"), "starting") != 0)
+		fail_msg("pool/worker.1 is %s, not starting: the machine is too "
+		    "slow for this test", arb_node_str(node, "state"));
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	op_on_worker1(a, "stop", "stopping");
+	struct cl_conn *c = cl_open(a);
+	json_t *req = cl_exec_req(1, "echo", NULL, NULL, 0);
+	cl_send(c, req);
+	json_decref(req);
+	json_t *r = cl_recv(c, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the request failed: %s", r ? cl_describe(r) :
+		    "no reply");
+	assert_string_equal(cl_reply_worker(r), "pool/worker.2");
+	json_decref(r);
+	cl_close(c);
+	node = arb_wait_node(a, "pool/worker.1", "stopped", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_false(arb_log_contains(a, "reply with an unknown id"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -371,6 +442,7 @@ main(void)
 		cmocka_unit_test_teardown(test_temporary_never_restarted, arb_teardown),
 		cmocka_unit_test_teardown(test_transient_restarted_after_abnormal_exit_only, arb_teardown),
 		cmocka_unit_test_teardown(test_permanent_restarted_after_normal_exit, arb_teardown),
+		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
