@@ -374,7 +374,11 @@ sup_start_child(struct sup *s, struct child *c)
 {
 	struct slot *sl = child_owner_data(c);
 	sl->want_up = true;
-	if (!child_alive(c) && s->state == SS_RUNNING) {
+	if (s->state != SS_RUNNING)
+		return;
+	if (child_state(c) == CS_STOPPING) {
+		sl->restart_now = true;	/* up again once it is down */
+	} else if (!child_alive(c)) {
 		sl->backoff.quick_deaths = 0;
 		spawn(s, sl);
 	}

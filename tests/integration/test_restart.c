@@ -361,6 +361,26 @@ test_permanent_restarted_after_normal_exit(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* One pool worker that finishes the request in flight under SIGTERM (as
+ * the Python SDK's workers do) and then exits at the shutdown frame: a
+ * stop lasts as long as that request. worker is more of the worker group. */
+static struct arb *
+start_term_finisher(const char *worker)
+{
+	char conf[1024];
+	snprintf(conf, sizeof conf,
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart_delay_ms = 0; shutdown_timeout_ms = 15000;\n"
+	    "  env = { MOCK_WORKER_IGNORE_TERM = \"1\"; }; %s };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "environments = { dev = { }; };\n", worker);
+	struct arb *a = arb_start(conf, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	return a;
+}
+
 /* {"op": op, "name": "pool/worker.1"}: the state it replies. */
 static void
 op_on_worker1(struct arb *a, const char *op, const char *state)
@@ -369,6 +389,32 @@ op_on_worker1(struct arb *a, const char *op, const char *state)
 	    "pool/worker.1"));
 	assert_string_equal(arb_node_str(r, "state"), state);
 	json_decref(r);
+}
+
+/* The operator's last word wins: a start that comes while the worker is
+ * still stopping brings it back once it is gone, whatever its restart type
+ * would make of its clean exit. */
+static void
+test_start_while_stopping(void **state)
+{
+	struct arb *a = start_term_finisher("restart = \"transient\";");
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 1);
+	op_on_worker1(a, "stop", "stopping");
+	op_on_worker1(a, "start", "stopping");
+	json_t *r = cl_recv(c, ARB_REPLY_MS);	/* finished under SIGTERM */
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	assert_int_equal(arb_stop(a), 0);
 }
 
 /* Pool workers that take a while to start: worker.1 answers its init ping
@@ -442,6 +488,7 @@ main(void)
 		cmocka_unit_test_teardown(test_temporary_never_restarted, arb_teardown),
 		cmocka_unit_test_teardown(test_transient_restarted_after_abnormal_exit_only, arb_teardown),
 		cmocka_unit_test_teardown(test_permanent_restarted_after_normal_exit, arb_teardown),
+		cmocka_unit_test_teardown(test_start_while_stopping, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
