@@ -144,7 +144,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		b->recycling = true;
 	if (b->recycling && b->inflight == 0) {
 		b->recycling = false;
-		sup_restart_child(b->sup, b->worker);
+		if (child_accepts(b->worker))	/* not one stopping on request */
+			sup_restart_child(b->sup, b->worker);
 	}
 	pump(b);	/* the reply made room in the pipeline */
 }

@@ -216,11 +216,12 @@ tracked(const struct pool *p, const struct job *job)
 	return job->session && p->cfg->pool.affinity != AFFINITY_NONE;
 }
 
-/* Recycles a worker past max_requests or max_errors after its reply. */
+/* Recycles a worker past max_requests or max_errors after its reply;
+ * not one already stopping (an operator's stop keeps it down). */
 static void
 maybe_recycle(struct pworker *pw)
 {
-	if (child_recycle_due(pw->c))
+	if (child_accepts(pw->c) && child_recycle_due(pw->c))
 		sup_restart_child(pw->pool->sup, pw->c);
 }
 

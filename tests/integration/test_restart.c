@@ -417,6 +417,31 @@ test_start_while_stopping(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A stop holds even when the request the worker finishes meanwhile is the
+ * one that makes it due for recycling (max_requests). */
+static void
+test_stop_holds_over_recycle(void **state)
+{
+	struct arb *a = start_term_finisher("max_requests = 1;");
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 1);
+	op_on_worker1(a, "stop", "stopping");
+	json_t *r = cl_recv(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "stopped", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_stopped_node(node);
+	json_decref(node);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_stays_down(a, pid, 1500);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Pool workers that take a while to start: worker.1 answers its init ping
  * about 2 s after its spawn, the others about 5 s after theirs. They
  * ignore SIGTERM (only the shutdown frame, read after the init ping, ends
@@ -489,6 +514,7 @@ main(void)
 		cmocka_unit_test_teardown(test_transient_restarted_after_abnormal_exit_only, arb_teardown),
 		cmocka_unit_test_teardown(test_permanent_restarted_after_normal_exit, arb_teardown),
 		cmocka_unit_test_teardown(test_start_while_stopping, arb_teardown),
+		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

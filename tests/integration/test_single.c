@@ -477,6 +477,40 @@ test_max_errors_replaces(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A stop holds even when the request the worker finishes meanwhile (it
+ * ignores SIGTERM, as the Python SDK's workers finish theirs) is the one
+ * that makes it due for recycling. */
+static void
+test_stop_holds_over_recycle(void **state)
+{
+	struct arb *a = start_mock("max_requests = 1; shutdown_timeout_ms = "
+	    "15000; env = { MOCK_WORKER_IGNORE_TERM = \"1\"; };");
+	json_int_t pid = cl_worker_pid(a, BW);
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 1);
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", BW));
+	assert_string_equal(arb_node_str(r, "state"), "stopping");
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	json_t *node = arb_wait_node(a, BW, "stopped", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	for (long long end = arb_now_ms() + 1500; arb_now_ms() < end;
+	    arb_sleep_ms(100)) {
+		node = arb_status(a, BW);
+		assert_non_null(node);
+		assert_string_equal(arb_node_str(node, "state"), "stopped");
+		json_decref(node);
+	}
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -491,6 +525,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_crash_fails_each_inflight_once, arb_teardown),
 		cmocka_unit_test_teardown(test_max_requests_recycles, arb_teardown),
 		cmocka_unit_test_teardown(test_max_errors_replaces, arb_teardown),
+		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
