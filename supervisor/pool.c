@@ -348,7 +348,8 @@ pool_fail_waiting(struct pool *p, enum msg_code code, const char *why)
 
 /* ---- growing: lazy workers and overflow ----------------------------------- */
 
-/* Workers that will soon take a job: starting, or lazy and not started. */
+/* Workers that will soon take a job: starting, or lazy and not started.
+ * A lazy one the operator started (start or restart NAME) is lazy no more. */
 static struct pworker *
 grow_candidate(struct pool *p, int *starting)
 {
@@ -359,6 +360,8 @@ grow_candidate(struct pool *p, int *starting)
 		enum child_state st = child_state(c);
 		*starting += st == CS_STARTING || st == CS_BACKOFF;
 		struct pworker *pw = child_udata(c);
+		if (pw->lazy_pending && st != CS_STOPPED)
+			set_lazy(pw, false);
 		if (!lazy && pw->lazy_pending)
 			lazy = pw;
 	}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 #define REQUESTS	9
@@ -84,6 +85,32 @@ test_lazy_starts_on_demand(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A lazy worker the operator started is no longer one to start on demand:
+ * when it is busy, a request that has to wait gets an overflow worker. */
+static void
+test_lazy_started_by_operator_overflows(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; lazy = true; max_overflow = 1;\n"
+	    "  checkout_timeout_ms = 15000; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "start",
+	    "name", "pool/worker.1")));
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -91,6 +118,7 @@ main(void)
 		cmocka_unit_test_teardown(test_fifo_rotates, arb_teardown),
 		cmocka_unit_test_teardown(test_lifo_reuses, arb_teardown),
 		cmocka_unit_test_teardown(test_lazy_starts_on_demand, arb_teardown),
+		cmocka_unit_test_teardown(test_lazy_started_by_operator_overflows, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
