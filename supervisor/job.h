@@ -41,7 +41,8 @@ TAILQ_HEAD(job_queue, job);
 /* Counters of the stats op (SPEC 6), kept by the routing layer. */
 struct route_stats {
 	unsigned long	total, ok, failed, pool_timeouts, worker_errors;
-	unsigned long	total_sessions, stale_sessions, restarts;
+	unsigned long	total_sessions, stale_sessions;
+	unsigned long	restarts;	/* of workers no longer in the tree */
 };
 
 /* The gauges of the stats op, next to the route_stats counters. */

@@ -512,6 +512,7 @@ remove_worker(struct pool *p, struct pworker *pw)
 		p->noverflow--;
 	}
 	ev_timer_stop(LOOP, &pw->t_idle);
+	p->st.restarts += child_restarts(pw->c);	/* still counted in stats */
 	sup_remove_worker(p->sup, pw->c);
 	free(pw);
 }
@@ -640,7 +641,7 @@ json_t *
 pool_stats(const struct pool *p)
 {
 	int ready = 0, busy = 0;
-	unsigned long restarts = sup_restarts(p->sup);
+	unsigned long restarts = sup_restarts(p->sup) + p->st.restarts;
 	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
 		struct child *c = sup_child(p->sup, i);
 		ready += child_state(c) == CS_READY;

@@ -400,6 +400,30 @@ test_overflow_starts_and_idles_out(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The restarts an overflow worker had stay counted in stats after it
+ * idles out and leaves the tree: restarts is a counter. */
+static void
+test_overflow_restarts_stay_counted(void **state)
+{
+	struct arb *a = start_pool(1,
+	    "max_overflow = 1; overflow_idle_ms = 500;", NULL);
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 2000), NULL, "busy", 1);
+	json_t *r = cl_exec_err(a, "crash", NULL, NULL, "worker_crashed");
+	json_decref(r);
+	assert_true(cl_wait_stat(a, "restarts", 1, 1, ARB_EVENT_MS));
+	r = recv_reply(c, 1);
+	assert_ok(r);
+	json_decref(r);
+	cl_close(c);
+	json_t *tree = arb_wait_for(a, no_overflow, NULL, ARB_EVENT_MS,
+	    "pool/overflow.1 gone after idling");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_int_equal(cl_stat(a, "restarts"), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_client_disconnect_mid_request(void **state)
 {
@@ -1485,6 +1509,7 @@ main(void)
 		cmocka_unit_test_teardown(test_pool_timeout, arb_teardown),
 		cmocka_unit_test_teardown(test_overloaded, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_starts_and_idles_out, arb_teardown),
+		cmocka_unit_test_teardown(test_overflow_restarts_stay_counted, arb_teardown),
 		cmocka_unit_test_teardown(test_client_disconnect_mid_request, arb_teardown),
 		cmocka_unit_test_teardown(test_client_disconnect_while_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_stats_counts, arb_teardown),
