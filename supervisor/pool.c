@@ -168,6 +168,7 @@ idle_insert(struct pworker *pw)
 		TAILQ_INSERT_TAIL(&p->idle, pw, idle_link);
 	pw->idle = true;
 	if (pw->overflow) {
+		ev_timer_stop(LOOP, &pw->t_idle);	/* and on_down's check */
 		ev_timer_set(&pw->t_idle, p->cfg->pool.overflow_idle_ms / 1000.0, 0.);
 		ev_timer_start(LOOP, &pw->t_idle);
 	}
@@ -498,7 +499,8 @@ on_down(struct sup *s, struct child *c, void *arg)
 	sess_drop_anchor(p->sessions, &pw->anchor);
 	requeue_waiters(p, pw);
 	serve_idle(p);
-	if (pw->retiring) {	/* removed outside the callback */
+	if (pw->retiring || pw->overflow) {	/* removed outside the callback
+						 * (overflow: if not restarted) */
 		ev_timer_set(&pw->t_idle, 0., 0.);
 		ev_timer_start(LOOP, &pw->t_idle);
 	}
@@ -535,14 +537,18 @@ retire(struct pool *p, struct pworker *pw)
 }
 
 /* An overflow worker idle for overflow_idle_ms retires; a retired worker
- * whose process is gone is removed. */
+ * whose process is gone is removed, and so is an overflow worker whose
+ * process is gone for good (its restart type, or a stop), which would
+ * hold its place among max_overflow for ever. */
 static void
 on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pworker *pw = w->data;
 	struct pool *p = pw->pool;
-	if (pw->retiring) {
-		if (!child_alive(pw->c))
+	enum child_state st = child_state(pw->c);
+	if (!pw->idle) {	/* armed by retire or on_down */
+		if (pw->retiring ? !child_alive(pw->c) :
+		    st == CS_STOPPED || st == CS_FAILED)
 			remove_worker(p, pw);
 		return;
 	}

@@ -424,6 +424,35 @@ test_overflow_restarts_stay_counted(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* An overflow worker whose process is gone for good (restart type
+ * temporary: never restarted) leaves the tree and frees its place: the
+ * next request that has to wait gets a new overflow worker. */
+static void
+test_dead_overflow_frees_its_place(void **state)
+{
+	struct arb *a = start_pool(1,
+	    "max_overflow = 1; overflow_idle_ms = 60000;",
+	    "restart = \"temporary\";");
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
+	json_t *r = cl_exec_err(a, "crash", NULL, NULL, "worker_crashed");
+	assert_true(strstr(cl_reply_message(r), "pool/overflow.1") != NULL);
+	json_decref(r);
+	json_t *tree = arb_wait_for(a, no_overflow, NULL, ARB_EVENT_MS,
+	    "the dead pool/overflow.1 out of the tree");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_int_equal(cl_stat(a, "overflow"), 0);
+	r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 still sleeps */
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	r = recv_reply(c, 1);
+	assert_ok(r);
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_client_disconnect_mid_request(void **state)
 {
@@ -1510,6 +1539,7 @@ main(void)
 		cmocka_unit_test_teardown(test_overloaded, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_starts_and_idles_out, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_restarts_stay_counted, arb_teardown),
+		cmocka_unit_test_teardown(test_dead_overflow_frees_its_place, arb_teardown),
 		cmocka_unit_test_teardown(test_client_disconnect_mid_request, arb_teardown),
 		cmocka_unit_test_teardown(test_client_disconnect_while_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_stats_counts, arb_teardown),
