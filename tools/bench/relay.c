@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -259,8 +260,10 @@ relay_start(char *const argv[], int n)
 		die("%s: %s", r->dir, strerror(errno));
 	r->sock = xasprintf("%s/relay.sock", r->dir);
 	r->pid = proc_fork();
-	if (r->pid == 0)
+	if (r->pid == 0) {
+		prctl(PR_SET_NAME, "relay");	/* for ps, top and perf */
 		relay_main(argv, n, r->sock);
+	}
 	for (double end = now_s() + START_S;;) {
 		int fd = relay_connect(r);
 		if (fd >= 0) {
