@@ -218,6 +218,15 @@ skip_utf8(const char *p, const char *end)
 	return p + len;
 }
 
+size_t
+jraw_utf8_len(const char *s, size_t n)
+{
+	if ((unsigned char)s[0] < 0x80)
+		return 1;
+	const char *e = skip_utf8(s, s + n);
+	return e != NULL ? (size_t)(e - s) : 0;
+}
+
 /* The rest of a string from p, a byte that is not plain: escapes, UTF-8
  * and the closing quote, as far as the string goes. */
 static __attribute__((noinline)) int

@@ -74,6 +74,10 @@ bool	jraw_int(const struct jraw_member *, int64_t *out);
  * for other types, a string with escapes, or NULL. */
 bool	jraw_str(const struct jraw_member *, const char **s, size_t *n);
 
+/* The length of the valid UTF-8 sequence (RFC 3629) at the start of
+ * s[0..n), n > 0: 1 for an ASCII byte, 0 when none starts there. */
+size_t	jraw_utf8_len(const char *s, size_t n);
+
 /* Writers: append to out. */
 /* s[0..n) (valid UTF-8) as a JSON string, quoted and escaped. */
 void	jraw_put_str(struct buf *out, const char *s, size_t n);
