@@ -778,7 +778,23 @@ on_in(struct ev_loop *loop, ev_io *w, int revents)
 	flush_out(w->data);
 }
 
-/* Logs each whole line of stderr; an over-long line is logged in pieces. */
+/* n, or less so that s[0..n) does not end inside a UTF-8 sequence: a
+ * piece of a long line ends before the character it would cut. */
+static size_t
+utf8_whole(const char *s, size_t n)
+{
+	for (size_t k = 1; k <= 3 && k <= n; k++) {
+		unsigned char b = (unsigned char)s[n - k];
+		if ((b & 0xc0) == 0x80)
+			continue;	/* a continuation byte: look further back */
+		size_t need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+		return need > k ? n - k : n;
+	}
+	return n;
+}
+
+/* Logs each whole line of stderr; an over-long line is logged in pieces,
+ * cut between characters. */
 static void
 log_stderr(struct child *c, bool final)
 {
@@ -791,8 +807,11 @@ log_stderr(struct child *c, bool final)
 			return;
 		if (used == 0)
 			return;
+		bool cut = len > STDERR_LINE_MAX || (!nl && !final);
 		if (len > STDERR_LINE_MAX)
 			len = STDERR_LINE_MAX;
+		if (cut)
+			len = utf8_whole(head, len);
 		log_line(c->name, head, len);
 		buf_consume(&c->err, nl && len == (size_t)(nl - head) ? len + 1 : len);
 	}

@@ -17,7 +17,10 @@
  *                 (kill -9) or restarted (`restart`), even children that
  *                 ignore SIGTERM;
  *   ignore_term   a worker deaf to SIGTERM, busy in a request, is SIGKILLed
- *                 shutdown_timeout_ms after `stop NAME` and ends stopped. */
+ *                 shutdown_timeout_ms after `stop NAME` and ends stopped;
+ *   stderr        a line longer than a log record, of 3-byte UTF-8
+ *                 characters, is logged (log.format = "json") in pieces
+ *                 that are each whole UTF-8 and together the line. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -215,6 +218,32 @@ count_flood(struct arb *a, long *lines, long *ybytes)
 		p += len + (nl != NULL);
 	}
 	free(log);
+}
+
+/* The "msg" of each JSON record of WORKER in the log that holds needle,
+ * concatenated in log order; 0 when every record is one JSON object, else
+ * -1. Every record's msg is UTF-8 (json_loads would refuse it otherwise). */
+static int
+json_pieces(struct arb *a, const char *needle, char *out, size_t outlen)
+{
+	char *log = arb_log(a), *save = NULL;
+	int rc = 0;
+	out[0] = '\0';
+	for (char *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n",
+	    &save)) {
+		json_t *j = json_loads(l, 0, NULL);
+		const char *name = json_string_value(json_object_get(j, "name"));
+		const char *msg = json_string_value(json_object_get(j, "msg"));
+		if (j == NULL)
+			rc = -1;
+		else if (name && strcmp(name, WORKER) == 0 && msg &&
+		    strstr(msg, needle) != NULL &&
+		    strlen(out) + strlen(msg) < outlen)
+			strcat(out, msg);
+		json_decref(j);
+	}
+	free(log);
+	return rc;
 }
 
 /* ---- processes forked by a worker ---- */
@@ -449,6 +478,37 @@ test_ignore_term_killed_on_stop(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+static void
+test_long_utf8_stderr_line(void **state)
+{
+	enum { CHARS = 3000 };		/* 9,000 bytes: logged in pieces */
+	static const char euro[] = "\xe2\x82\xac";
+	char *line = malloc(CHARS * 3 + 4), *got = malloc(CHARS * 3 + 64);
+	char conf[sizeof HOSTILE_CONF + 64];
+	line[0] = '\0';
+	for (int i = 0; i < CHARS; i++)
+		strcat(line + i * 3, euro);
+	strcat(line, "end");
+	snprintf(conf, sizeof conf, "%slog = { format = \"json\"; };\n",
+	    HOSTILE_CONF);
+	struct arb *a = arb_start(conf, "dev", NULL);
+	json_t *node = arb_wait_node(a, WORKER, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(cl_exec_ok(a, "stderr", json_pack("{s:s}", "line", line),
+	    NULL));
+	long long deadline = arb_now_ms() + ARB_EVENT_MS;
+	while (!arb_log_contains(a, "end\"}") && arb_now_ms() < deadline)
+		arb_sleep_ms(20);
+	assert_int_equal(json_pieces(a, euro, got, CHARS * 3 + 64), 0);
+	if (strcmp(got, line) != 0)
+		fail_msg("the line's pieces (%zu bytes) are not the line (%zu "
+		    "bytes)", strlen(got), strlen(line));
+	assert_int_equal(arb_stop(a), 0);
+	free(line);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -458,6 +518,7 @@ main(void)
 		cmocka_unit_test_teardown(test_close_stdout, arb_teardown),
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
+		cmocka_unit_test_teardown(test_long_utf8_stderr_line, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
