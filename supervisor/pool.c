@@ -350,7 +350,9 @@ pool_fail_waiting(struct pool *p, enum msg_code code, const char *why)
 /* ---- growing: lazy workers and overflow ----------------------------------- */
 
 /* Workers that will soon take a job: starting, or lazy and not started.
- * A lazy one the operator started (start or restart NAME) is lazy no more. */
+ * One in backoff is not counted: its restart delay may outlast the wait
+ * (up to max_restart_delay_ms). A lazy one the operator started (start or
+ * restart NAME) is lazy no more. */
 static struct pworker *
 grow_candidate(struct pool *p, int *starting)
 {
@@ -359,7 +361,7 @@ grow_candidate(struct pool *p, int *starting)
 	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
 		struct child *c = sup_child(p->sup, i);
 		enum child_state st = child_state(c);
-		*starting += st == CS_STARTING || st == CS_BACKOFF;
+		*starting += st == CS_STARTING;
 		struct pworker *pw = child_udata(c);
 		if (pw->lazy_pending && st != CS_STOPPED)
 			set_lazy(pw, false);

@@ -111,6 +111,33 @@ test_lazy_started_by_operator_overflows(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A worker waiting out a long restart delay (backoff) is not one on its
+ * way: a request that has to wait meanwhile gets an overflow worker
+ * rather than pool_timeout. */
+static void
+test_backoff_does_not_hold_back_overflow(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart_delay_ms = 20000; max_restart_delay_ms = 20000; };\n"
+	    "pool = { size = 1; max_overflow = 1; checkout_timeout_ms = 3000;\n"
+	    "  max_restarts = 100; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_decref(cl_exec_err(a, "crash", NULL, NULL, "worker_crashed"));
+	json_t *node = arb_wait_node(a, "pool/worker.1", "backoff", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_t *r = cl_exec(a, "echo", NULL, NULL);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the request during the backoff: %s", r ?
+		    cl_describe(r) : "no reply");
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -119,6 +146,7 @@ main(void)
 		cmocka_unit_test_teardown(test_lifo_reuses, arb_teardown),
 		cmocka_unit_test_teardown(test_lazy_starts_on_demand, arb_teardown),
 		cmocka_unit_test_teardown(test_lazy_started_by_operator_overflows, arb_teardown),
+		cmocka_unit_test_teardown(test_backoff_does_not_hold_back_overflow, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
