@@ -30,6 +30,8 @@ struct job {
 	bool		 session_reset;	/* its session's worker was lost */
 	bool		 session_begun;	/* its session counts it as at a
 					 * worker (pool: sess_begin) */
+	bool		 session_held;	/* its session counts it as waiting
+					 * for a worker (pool: sess_hold) */
 	void		*target;	/* strict affinity: the worker it waits for */
 	TAILQ_ENTRY(job) q;		/* the queue it waits in */
 	TAILQ_ENTRY(job) all;		/* every waiting job, by arrival */

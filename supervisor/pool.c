@@ -275,12 +275,22 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		maybe_recycle(pw);
 }
 
+/* The job waits no more: its session's idle clock may run again. */
+static void
+release_session(struct pool *p, struct job *job)
+{
+	if (job->session_held)
+		sess_finish(p->sessions, job->session, ev_now(LOOP));
+	job->session_held = false;
+}
+
 static void
 unqueue(struct pool *p, struct job *job)
 {
 	struct pworker *target = job->target;
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, job, q);
 	waitq_remove(&p->wq, job);
+	release_session(p, job);
 }
 
 /* The next job for pw: the earlier of its own waiters and everyone's. */
@@ -321,10 +331,13 @@ on_wait_expired(struct job *j, void *arg)
 	struct pool *p = arg;
 	struct pworker *target = j->target;
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, j, q);
+	release_session(p, j);
 	fail_job(p, j, ERR_POOL_TIMEOUT, "no worker became free in time");
 }
 
-/* Queues job for target (strict affinity) or any worker. */
+/* Queues job for target (strict affinity) or any worker. Its session is
+ * not idle while it waits: expired, it would leave the job to run unbound
+ * after the worker's cleanup_session, with state no one cleans up. */
 static void
 enqueue(struct pool *p, struct job *job, struct pworker *target)
 {
@@ -335,6 +348,9 @@ enqueue(struct pool *p, struct job *job, struct pworker *target)
 	job->target = target;
 	TAILQ_INSERT_TAIL(target ? &target->waiting : &p->waiting, job, q);
 	waitq_add(&p->wq, job);
+	job->session_held = tracked(p, job);
+	if (job->session_held)
+		sess_hold(p->sessions, job->session);
 }
 
 void

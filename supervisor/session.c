@@ -11,7 +11,8 @@ struct binding {
 	char			*id;
 	struct sess_anchor	*anchor;	/* NULL: unbound */
 	double			 last_used;	/* or when its last request ended */
-	unsigned		 inflight;	/* requests at a worker: not idle */
+	unsigned		 inflight;	/* requests at a worker or waiting
+						 * for one: not idle */
 	bool			 reset;		/* its worker was lost */
 	LIST_ENTRY(binding)	 by_anchor;
 	TAILQ_ENTRY(binding)	 lru;
@@ -164,6 +165,14 @@ sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
 	bool r = b->reset;
 	b->reset = false;
 	return r;
+}
+
+void
+sess_hold(struct sessions *s, const char *id)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b)
+		b->inflight++;
 }
 
 void

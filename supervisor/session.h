@@ -45,6 +45,9 @@ bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
  * sess_take_reset's (its result), in one lookup. */
 bool	sess_begin(struct sessions *, const char *id, struct sess_anchor *a,
 	    bool *rebound);
+/* A request of the session waits for a worker: the session is not idle
+ * meanwhile either; sess_finish ends the wait. */
+void	sess_hold(struct sessions *, const char *id);
 void	sess_finish(struct sessions *, const char *id, double now);
 /* True, once, when the session's worker was lost since it was last told. */
 bool	sess_take_reset(struct sessions *, const char *id);

@@ -436,6 +436,37 @@ test_ttl_spares_session_in_flight(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A session whose request waits for its (strict) worker is not idle
+ * either: the wait outlasting session_ttl_ms does not end the session
+ * under the request, which finds the program it made. */
+static void
+test_ttl_spares_session_waiting(void **state)
+{
+	struct arb *a = start_pool(1, "strict", "session_ttl_ms = 500;");
+	char w[64];
+	create_on(a, "x1", w, sizeof w);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 2500), NULL, "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "execute_program",
+	    json_pack("{s:s,s:{s:s}}", "program_id", "p", "inputs",
+	    "question", "q"), "x1", "waiting", 1);
+	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the request that waited: %s", r ? cl_describe(r) :
+		    "no reply");
+	assert_string_equal(cl_reply_worker(r), w);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_recv(busy, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Serves an echo in session and copies the name of its worker to w. */
 static void
 bind_session(struct arb *a, const char *session, char *w, size_t n)
@@ -635,6 +666,7 @@ main(void)
 		cmocka_unit_test_teardown(test_session_reset_after_worker_death, arb_teardown),
 		cmocka_unit_test_teardown(test_session_ttl_expiry, arb_teardown),
 		cmocka_unit_test_teardown(test_ttl_spares_session_in_flight, arb_teardown),
+		cmocka_unit_test_teardown(test_ttl_spares_session_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
