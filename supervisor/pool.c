@@ -40,6 +40,7 @@ struct pool {
 	int			 size;		/* pool workers (not overflow) */
 	int			 nlazy;		/* lazy workers never started */
 	struct sessions		*sessions;
+	ev_timer		 t_grow;	/* grow for requeued waiters */
 	struct route_stats	 st;
 };
 
@@ -54,6 +55,7 @@ static const struct sup_events events = {
 
 static void on_wait_expired(struct job *, void *);
 static void on_idle_timer(struct ev_loop *, ev_timer *, int);
+static void on_grow_timer(struct ev_loop *, ev_timer *, int);
 
 static void
 set_lazy(struct pworker *pw, bool lazy)
@@ -90,6 +92,8 @@ pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	p->root = root;
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
+	ev_init(&p->t_grow, on_grow_timer);
+	p->t_grow.data = p;
 	waitq_init(&p->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_wait_expired, p);
 	p->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
@@ -112,6 +116,7 @@ pool_free(struct pool *p)
 	if (p == NULL)
 		return;
 	pool_fail_waiting(p, ERR_SHUTTING_DOWN, "pool removed");
+	ev_timer_stop(LOOP, &p->t_grow);
 	sess_free(p->sessions);
 	size_t n = sup_nchildren(p->sup);
 	struct pworker **pws = xcalloc(n, sizeof *pws);
@@ -405,22 +410,38 @@ start_overflow(struct pool *p)
 }
 
 /* A job had to wait: start a lazy worker, or an overflow one, unless
- * enough workers are already on their way. */
-static void
+ * enough workers are already on their way. True if one was started. */
+static bool
 grow(struct pool *p)
 {
 	if (p->nlazy == 0 && p->noverflow >= p->cfg->pool.max_overflow)
-		return;		/* nothing to grow: no scan on the hot path */
+		return false;	/* nothing to grow: no scan on the hot path */
 	int starting;
 	struct pworker *lazy = grow_candidate(p, &starting);
 	if ((size_t)starting >= p->wq.n)
-		return;
+		return false;
 	if (lazy) {
 		set_lazy(lazy, false);
 		sup_start_child(p->sup, lazy->c);
 	}
 	else if (p->noverflow < p->cfg->pool.max_overflow)
 		start_overflow(p);
+	else
+		return false;
+	return true;
+}
+
+/* Jobs that waited for a worker gone (strict) now wait for any: grow for
+ * them as for a job that has to wait. Run from a timer, outside the
+ * supervisor's callback, once it has restarted (or not) the worker gone. */
+static void
+on_grow_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pool *p = w->data;
+	if (sup_state(p->sup) != SS_RUNNING)
+		return;
+	while (!TAILQ_EMPTY(&p->waiting) && grow(p))
+		;
 }
 
 /* ---- submitting ---------------------------------------------------------- */
@@ -470,11 +491,13 @@ pool_submit(struct pool *p, struct job *job)
 /* ---- workers leaving ----------------------------------------------------- */
 
 /* Moves the jobs that waited for pw (strict) to the common queue, keeping
- * arrival order; they will find another worker and be told reset. */
-static void
+ * arrival order; they will find another worker and be told reset. True
+ * if there were any. */
+static bool
 requeue_waiters(struct pool *p, struct pworker *pw)
 {
 	struct job *j;
+	bool any = !TAILQ_EMPTY(&pw->waiting);
 	while ((j = TAILQ_FIRST(&pw->waiting)) != NULL) {
 		TAILQ_REMOVE(&pw->waiting, j, q);
 		j->target = NULL;
@@ -486,6 +509,7 @@ requeue_waiters(struct pool *p, struct pworker *pw)
 		else
 			TAILQ_INSERT_HEAD(&p->waiting, j, q);
 	}
+	return any;
 }
 
 /* Gives waiting jobs to idle workers: for jobs moved to the common queue,
@@ -515,8 +539,12 @@ on_down(struct sup *s, struct child *c, void *arg)
 	struct pworker *pw = child_udata(c);
 	idle_remove(pw);
 	sess_drop_anchor(p->sessions, &pw->anchor);
-	requeue_waiters(p, pw);
+	bool moved = requeue_waiters(p, pw);
 	serve_idle(p);
+	if (moved && !TAILQ_EMPTY(&p->waiting)) {
+		ev_timer_set(&p->t_grow, 0., 0.);
+		ev_timer_start(LOOP, &p->t_grow);
+	}
 	if (pw->retiring || pw->overflow) {	/* removed outside the callback
 						 * (overflow: if not restarted) */
 		ev_timer_set(&pw->t_idle, 0., 0.);

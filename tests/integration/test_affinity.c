@@ -560,6 +560,40 @@ test_strict_waiter_moves_when_worker_stops(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The same when no worker is idle: the waiter, now free to go to any
+ * worker, gets the overflow worker max_overflow allows. */
+static void
+test_strict_waiter_gets_overflow_when_worker_stops(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 1; max_overflow = 1; affinity = \"strict\";\n"
+	    "  checkout_timeout_ms = 8000; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	char w[64];
+	bind_session(a, "st", w, sizeof w);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), "st", "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "st",
+	    "waiting", 1);
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", w)));
+	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the waiting request: %s", r ? cl_describe(r) :
+		    "no reply");
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_recv(busy, ARB_REPLY_MS);	/* whatever the stop made of it */
+	assert_non_null(r);
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* One worker under bridge (a bridge group's body), whose notices are
  * allowed request_timeout_ms = 1000 and which gets no health pings. */
 static struct arb *
@@ -670,6 +704,7 @@ main(void)
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_waiter_gets_overflow_when_worker_stops, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_pool, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_single, arb_teardown),
 		cmocka_unit_test_teardown(test_unanswered_notice_kills, arb_teardown),
