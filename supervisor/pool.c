@@ -33,6 +33,7 @@ struct pool {
 	void			*root;
 	TAILQ_HEAD(, pworker)	 idle;		/* take from the head */
 	struct job_queue	 waiting;	/* jobs any worker may take */
+	size_t			 nany;		/* how many */
 	struct waitq		 wq;		/* every waiting job, by arrival */
 	size_t			 inflight;
 	uint64_t		 overflow_used;	/* bit i: overflow.(i+1) exists */
@@ -294,6 +295,7 @@ unqueue(struct pool *p, struct job *job)
 {
 	struct pworker *target = job->target;
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, job, q);
+	p->nany -= target == NULL;
 	waitq_remove(&p->wq, job);
 	release_session(p, job);
 }
@@ -336,6 +338,7 @@ on_wait_expired(struct job *j, void *arg)
 	struct pool *p = arg;
 	struct pworker *target = j->target;
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, j, q);
+	p->nany -= target == NULL;
 	release_session(p, j);
 	fail_job(p, j, ERR_POOL_TIMEOUT, "no worker became free in time");
 }
@@ -352,6 +355,7 @@ enqueue(struct pool *p, struct job *job, struct pworker *target)
 	}
 	job->target = target;
 	TAILQ_INSERT_TAIL(target ? &target->waiting : &p->waiting, job, q);
+	p->nany += target == NULL;
 	waitq_add(&p->wq, job);
 	job->session_held = tracked(p, job);
 	if (job->session_held)
@@ -410,7 +414,9 @@ start_overflow(struct pool *p)
 }
 
 /* A job had to wait: start a lazy worker, or an overflow one, unless
- * enough workers are already on their way. True if one was started. */
+ * enough workers are already on their way for the jobs any worker may
+ * take (those waiting for one busy worker, strict, have theirs). True if
+ * one was started. */
 static bool
 grow(struct pool *p)
 {
@@ -418,7 +424,7 @@ grow(struct pool *p)
 		return false;	/* nothing to grow: no scan on the hot path */
 	int starting;
 	struct pworker *lazy = grow_candidate(p, &starting);
-	if ((size_t)starting >= p->wq.n)
+	if ((size_t)starting >= p->nany)
 		return false;
 	if (lazy) {
 		set_lazy(lazy, false);
@@ -501,6 +507,7 @@ requeue_waiters(struct pool *p, struct pworker *pw)
 	while ((j = TAILQ_FIRST(&pw->waiting)) != NULL) {
 		TAILQ_REMOVE(&pw->waiting, j, q);
 		j->target = NULL;
+		p->nany++;
 		struct job *at = TAILQ_LAST(&p->waiting, job_queue);
 		while (at && at->seq > j->seq)
 			at = TAILQ_PREV(at, job_queue, q);

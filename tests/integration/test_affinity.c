@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -594,6 +595,63 @@ test_strict_waiter_gets_overflow_when_worker_stops(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Requests waiting for one busy worker (strict) are no reason to start
+ * an overflow worker, which could not serve them: a request any worker
+ * may take, coming while another worker starts, waits for that one. The
+ * workers take 3 s to start (a shell sleeps, then runs mock_worker). */
+static void
+test_strict_waiters_start_no_overflow(void **state)
+{
+	char *bin = arb_bin_path("mock_worker");
+	char mock[PATH_MAX];
+	assert_non_null(realpath(bin, mock));
+	free(bin);
+	char body[PATH_MAX + 1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"python_pool\"; pooling_enabled = true; };\n"
+	    "worker = { command = [ \"/bin/sh\", \"-c\",\n"
+	    "    \"sleep 3; exec \\\"$0\\\"\", \"%s\" ];\n"
+	    "  init_timeout_ms = 15000; restart_delay_ms = 0; };\n"
+	    "pool = { size = 2; max_overflow = 1; affinity = \"strict\";\n"
+	    "  checkout_timeout_ms = 15000; };\n"
+	    "environments = { dev = { }; };\n", mock);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	char w[64];
+	bind_session(a, "st", w, sizeof w);
+	const char *other = strcmp(w, "pool/worker.1") == 0 ?
+	    "pool/worker.2" : "pool/worker.1";
+	json_int_t pid = cl_worker_pid(a, other);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 8000), "st", "busy", 1);
+	struct cl_conn *waiters[2];
+	for (int i = 0; i < 2; i++)
+		waiters[i] = cl_send_held(a, 2 + i, "echo", NULL, "st",
+		    "waiting", 1 + i);
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", other)));
+	json_t *node = arb_wait_node(a, other, "starting", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), other);
+	json_decref(r);
+	assert_int_equal(cl_stat(a, "overflow"), 0);
+	for (int i = 0; i < 2; i++) {
+		r = cl_recv(waiters[i], ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_true(arb_reply_ok(r));
+		assert_string_equal(cl_reply_worker(r), w);
+		json_decref(r);
+		cl_close(waiters[i]);
+	}
+	r = cl_recv(busy, ARB_REPLY_MS);
+	assert_non_null(r);
+	json_decref(r);
+	cl_close(busy);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* One worker under bridge (a bridge group's body), whose notices are
  * allowed request_timeout_ms = 1000 and which gets no health pings. */
 static struct arb *
@@ -705,6 +763,7 @@ main(void)
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_gets_overflow_when_worker_stops, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_waiters_start_no_overflow, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_pool, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_single, arb_teardown),
 		cmocka_unit_test_teardown(test_unanswered_notice_kills, arb_teardown),
