@@ -49,9 +49,11 @@ static void on_failed(struct sup *, void *);
 static void on_stopped(struct sup *, void *);
 static void on_ready(struct sup *, struct child *, void *);
 static void on_down(struct sup *, struct child *, void *);
+static void on_stopped_child(struct sup *, struct child *, void *);
 static const struct sup_events events = {
 	.failed = on_failed, .stopped = on_stopped, .worker_ready = on_ready,
 	.worker_idle = on_ready, .worker_down = on_down,
+	.worker_stopped = on_stopped_child,
 };
 
 static void on_wait_expired(struct job *, void *);
@@ -557,6 +559,14 @@ on_down(struct sup *s, struct child *c, void *arg)
 		ev_timer_set(&pw->t_idle, 0., 0.);
 		ev_timer_start(LOOP, &pw->t_idle);
 	}
+}
+
+/* A worker stopped with stop NAME (or retired) stays down until started:
+ * a lazy one never started is no longer one to start on demand. */
+static void
+on_stopped_child(struct sup *s, struct child *c, void *arg)
+{
+	set_lazy(child_udata(c), false);
 }
 
 static void

@@ -367,6 +367,8 @@ sup_stop_child(struct sup *s, struct child *c)
 	sl->restart_now = false;
 	child_set_down(c, CS_STOPPED);
 	child_stop(c);
+	if (s->ev->worker_stopped)
+		s->ev->worker_stopped(s, c, s->owner);
 }
 
 void

@@ -27,6 +27,8 @@ struct sup_events {
 	void	(*worker_ready)(struct sup *, struct child *, void *owner);
 	void	(*worker_idle)(struct sup *, struct child *, void *owner);
 	void	(*worker_down)(struct sup *, struct child *, void *owner);
+	/* sup_stop_child: c is to stay down until started (optional) */
+	void	(*worker_stopped)(struct sup *, struct child *, void *owner);
 };
 
 /* cfg and argv are borrowed (see sup_reconfigure). The supervisor

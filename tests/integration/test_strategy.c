@@ -138,6 +138,31 @@ test_backoff_does_not_hold_back_overflow(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* An operator's stop holds for a lazy worker never started: a request
+ * that has to wait starts another lazy worker, not that one. */
+static void
+test_lazy_stopped_by_operator_stays_down(void **state)
+{
+	struct arb *a = arb_start(conf("fifo", "true"), "dev", NULL);
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", "pool/worker.2")));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/worker.3");
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	json_t *node = arb_status(a, "pool/worker.2");
+	assert_string_equal(arb_node_str(node, "state"), "stopped");
+	assert_int_equal(arb_node_pid(node), 0);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -147,6 +172,7 @@ main(void)
 		cmocka_unit_test_teardown(test_lazy_starts_on_demand, arb_teardown),
 		cmocka_unit_test_teardown(test_lazy_started_by_operator_overflows, arb_teardown),
 		cmocka_unit_test_teardown(test_backoff_does_not_hold_back_overflow, arb_teardown),
+		cmocka_unit_test_teardown(test_lazy_stopped_by_operator_stays_down, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
