@@ -266,9 +266,15 @@ sup_abandon(struct sup *s, enum msg_code code, const char *why)
 		child_abandon(s->slots[i]->c, code, why);
 }
 
+/* A supervisor already failing (its intensity exceeded, children still
+ * stopping) keeps its failure: its parent restarts it and counts that. */
 void
 sup_restart(struct sup *s)
 {
+	if (s->after == AFTER_FAILED) {
+		log_info(s->name, "failing: its parent restarts it");
+		return;
+	}
 	log_info(s->name, "restarting");
 	stop_all(s, AFTER_RESTART, SS_RESTARTING);
 }

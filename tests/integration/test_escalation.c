@@ -216,6 +216,38 @@ test_root_gives_up_answers_waiting(void **state)
 	assert_int_equal(arb_stop(a), 1);
 }
 
+/* `restart pool` while the pool is failing (its intensity exceeded, a
+ * worker still finishing its request before it stops) does not undo the
+ * failure: the root still counts it, and here gives up. */
+static void
+test_restart_of_failing_pool_still_counts(void **state)
+{
+	struct arb *a = arb_start(
+	    "supervisor = { max_restarts = 0; max_seconds = 30; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart_delay_ms = 0; shutdown_timeout_ms = 20000;\n"
+	    "  env = { MOCK_WORKER_IGNORE_TERM = \"1\"; }; };\n"
+	    "pool = { size = 2; max_overflow = 0; max_restarts = 0;\n"
+	    "  max_seconds = 30; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
+	crash_one(a);
+	json_t *node = arb_wait_node(a, "pool", "restarting", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "pool")));
+	json_t *r = cl_recv(c, ARB_REPLY_MS);	/* finished under the stop */
+	assert_non_null(r);
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 1);
+	assert_gave_up_logged(a);
+	assert_int_equal(arb_stop(a), 1);
+}
+
 int
 main(void)
 {
@@ -224,6 +256,8 @@ main(void)
 		cmocka_unit_test_teardown(test_bridge_crashes_root_gives_up, arb_teardown),
 		cmocka_unit_test_teardown(test_root_restarts_failed_pool, arb_teardown),
 		cmocka_unit_test_teardown(test_root_gives_up_answers_waiting,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_restart_of_failing_pool_still_counts,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
