@@ -162,7 +162,7 @@ send_job(struct bridge *b, struct job *job)
 		b->st.total_sessions += created;
 		bool rebound;
 		job->session_reset = sess_begin(b->sessions, job->session,
-		    &b->anchor, &rebound);
+		    &b->anchor, false, &rebound);
 		child_stats(b->worker)->sessions_served += rebound;
 	}
 	child_stats(b->worker)->checkouts++;

@@ -234,6 +234,15 @@ maybe_recycle(struct pworker *pw)
 		sup_restart_child(pw->pool->sup, pw->c);
 }
 
+/* The job waits no more: its session's idle clock may run again. */
+static void
+release_session(struct pool *p, struct job *job)
+{
+	if (job->session_held)
+		sess_finish(p->sessions, job->session, ev_now(LOOP));
+	job->session_held = false;
+}
+
 /* Gives job to the idle worker pw; one that no longer takes requests
  * (an operator's stop or restart, a recycle: it is idle until it exits)
  * leaves the idle list and the job goes to another, or waits. */
@@ -248,11 +257,14 @@ assign(struct pworker *pw, struct job *job)
 	}
 	struct child_stats *s = child_stats(pw->c);
 	job->session_begun = tracked(p, job);	/* affinity may change */
-	if (job->session_begun) {
-		bool rebound;
+	if (!job->session_begun)
+		release_session(p, job);
+	else {
+		bool rebound;	/* a wait's hold becomes the time at pw */
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
-		    &rebound))
+		    job->session_held, &rebound))
 			job->session_reset = true;
+		job->session_held = false;
 		s->sessions_served += rebound;
 	}
 	s->checkouts++;
@@ -283,15 +295,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		maybe_recycle(pw);
 }
 
-/* The job waits no more: its session's idle clock may run again. */
-static void
-release_session(struct pool *p, struct job *job)
-{
-	if (job->session_held)
-		sess_finish(p->sessions, job->session, ev_now(LOOP));
-	job->session_held = false;
-}
-
+/* Takes job off its queue; its session stays held (session_held) until
+ * assign or release_session. */
 static void
 unqueue(struct pool *p, struct job *job)
 {
@@ -299,7 +304,6 @@ unqueue(struct pool *p, struct job *job)
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, job, q);
 	p->nany -= target == NULL;
 	waitq_remove(&p->wq, job);
-	release_session(p, job);
 }
 
 /* The next job for pw: the earlier of its own waiters and everyone's. */
@@ -352,6 +356,7 @@ static void
 enqueue(struct pool *p, struct job *job, struct pworker *target)
 {
 	if (waitq_full(&p->wq)) {
+		release_session(p, job);
 		fail_job(p, job, ERR_OVERLOADED, "too many requests waiting");
 		return;
 	}
@@ -359,9 +364,10 @@ enqueue(struct pool *p, struct job *job, struct pworker *target)
 	TAILQ_INSERT_TAIL(target ? &target->waiting : &p->waiting, job, q);
 	p->nany += target == NULL;
 	waitq_add(&p->wq, job);
-	job->session_held = tracked(p, job);
-	if (job->session_held)
+	if (!job->session_held && tracked(p, job)) {	/* (held: sent back) */
 		sess_hold(p->sessions, job->session);
+		job->session_held = true;
+	}
 }
 
 void
@@ -370,6 +376,7 @@ pool_fail_waiting(struct pool *p, enum msg_code code, const char *why)
 	struct job *j;
 	while ((j = waitq_first(&p->wq)) != NULL) {
 		unqueue(p, j);
+		release_session(p, j);
 		fail_job(p, j, code, why);
 	}
 }
@@ -699,8 +706,10 @@ struct job *
 pool_take_waiting(struct pool *p)
 {
 	struct job *j = waitq_first(&p->wq);
-	if (j)
+	if (j) {
 		unqueue(p, j);
+		release_session(p, j);
+	}
 	return j;
 }
 

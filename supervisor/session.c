@@ -154,14 +154,15 @@ touch(struct sessions *s, struct binding *b, double now)
 
 bool
 sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
-    bool *rebound)
+    bool held, bool *rebound)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
 	*rebound = false;
 	if (b == NULL)
 		return false;
 	*rebound = bind(b, a);
-	b->inflight++;
+	if (!held || b->inflight == 0)	/* (a session made anew meanwhile) */
+		b->inflight++;
 	bool r = b->reset;
 	b->reset = false;
 	return r;

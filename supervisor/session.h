@@ -42,11 +42,13 @@ bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
  * or failed): a session with requests at a worker is not idle, and its
  * idle clock restarts when the last one ends. Unknown ids are ignored.
  * sess_begin also does sess_bind's work (*rebound: its result) and
- * sess_take_reset's (its result), in one lookup. */
+ * sess_take_reset's (its result), in one lookup; held: the request was
+ * counted already, waiting (sess_hold), and is not counted again. */
 bool	sess_begin(struct sessions *, const char *id, struct sess_anchor *a,
-	    bool *rebound);
+	    bool held, bool *rebound);
 /* A request of the session waits for a worker: the session is not idle
- * meanwhile either; sess_finish ends the wait. */
+ * meanwhile either; sess_finish ends the wait, or sess_begin turns it
+ * into the request's time at a worker. */
 void	sess_hold(struct sessions *, const char *id);
 void	sess_finish(struct sessions *, const char *id, double now);
 /* True, once, when the session's worker was lost since it was last told. */
