@@ -850,6 +850,21 @@ check_args(const struct opts *o, const struct command **cmd)
 /* ------------------------------------------------------------------ */
 /* The request                                                          */
 
+/* Sets req's member key to the argument s, a string only when it is
+ * UTF-8: jansson refuses anything else, and the member would be left out
+ * of the request without a word. Returns -1 after a usage error. */
+static int
+set_arg(json_t *req, const char *key, const char *s, const char *what)
+{
+	json_t *j = json_string(s);
+	if (j == NULL) {
+		usage_error("%s is not valid UTF-8", what);
+		return -1;
+	}
+	json_object_set_new(req, key, j);
+	return 0;
+}
+
 /* Adds call's parameters: args (parsed from ARGS_JSON), session_id,
  * timeout_ms. Returns -1 after reporting a usage error. */
 static int
@@ -865,8 +880,9 @@ add_call_params(json_t *req, const struct opts *o)
 		}
 		json_object_set_new(req, "args", args);
 	}
-	if (o->session != NULL)
-		json_object_set_new(req, "session_id", json_string(o->session));
+	if (o->session != NULL &&
+	    set_arg(req, "session_id", o->session, "--session") < 0)
+		return -1;
 	if (o->timeout_ms > 0)
 		json_object_set_new(req, "timeout_ms",
 		    json_integer(o->timeout_ms));
@@ -882,9 +898,9 @@ build_request(const struct command *c, const struct opts *o)
 
 	json_object_set_new(req, "id", json_integer(REQUEST_ID));
 	json_object_set_new(req, "op", json_string(c->op));
-	if (c->arg_key != NULL && o->nargs > 0)
-		json_object_set_new(req, c->arg_key, json_string(o->args[0]));
-	if (strcmp(c->name, "call") == 0 && add_call_params(req, o) < 0) {
+	if ((c->arg_key != NULL && o->nargs > 0 &&
+	    set_arg(req, c->arg_key, o->args[0], c->arg_key) < 0) ||
+	    (strcmp(c->name, "call") == 0 && add_call_params(req, o) < 0)) {
 		json_decref(req);
 		return NULL;
 	}

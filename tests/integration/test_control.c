@@ -457,6 +457,35 @@ test_arborctl_exit_codes(void **state)
 	assert_serving(a);
 }
 
+/* An argument that is not UTF-8 cannot go into a JSON request: a usage
+ * error, not a request sent without it (status would show the root, a
+ * call would run outside its session). */
+static void
+test_arborctl_refuses_non_utf8(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX], err[OUT_MAX];
+	const char *sock = arb_socket_path(a);
+	static const char *const cases[][4] = {
+		{ "status", "bridge/\xff", NULL },
+		{ "stop", "bridge/\xff", NULL },
+		{ "restart", "\xc3", NULL },
+		{ "end-session", "s\xed\xa0\x80", NULL },
+		{ "call", "ec\xffho", NULL },
+		{ "call", "echo", "--session", "s\xff" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int code = ctl_raw(NULL, out, err, "-s", sock, cases[i][0],
+		    cases[i][1], cases[i][2], cases[i][3], NULL);
+		if (code != 2 || strstr(err, "not valid UTF-8") == NULL) {
+			fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n",
+			    code, out, err);
+			fail_msg("arborctl %s: expected a usage error", cases[i][0]);
+		}
+	}
+	assert_serving(a);
+}
+
 /* The socket comes from -s, else $ARBOR_SOCKET, else the config's. */
 static void
 test_arborctl_finds_socket(void **state)
@@ -566,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_pipelined_mixed_ops),
 		cmocka_unit_test(test_socket_mode),
 		cmocka_unit_test(test_arborctl_exit_codes),
+		cmocka_unit_test(test_arborctl_refuses_non_utf8),
 		cmocka_unit_test(test_arborctl_finds_socket),
 		cmocka_unit_test(test_arborctl_call_wait),
 	};
