@@ -186,6 +186,9 @@ sup_start(struct sup *s)
 	log_info(s->name, "starting %zu worker%s", s->n, s->n == 1 ? "" : "s");
 	for (size_t i = 0; i < s->n; i++) {
 		s->slots[i]->backoff.quick_deaths = 0;
+		/* an operator restart asked meanwhile is done by this start:
+		 * left set, it would take the child's next crash for one */
+		s->slots[i]->restart_now = false;
 		if (s->slots[i]->want_up && !child_alive(s->slots[i]->c))
 			spawn(s, s->slots[i]);
 	}

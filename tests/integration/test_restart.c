@@ -223,6 +223,50 @@ test_restart_one_worker(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A worker's restart asked while its pool is restarting is done by the
+ * pool's own restart: a later crash of that worker is still a crash,
+ * restarted after its delay (backoff) and counted against the pool's
+ * intensity, not taken for the operator's restart. */
+static void
+test_worker_restart_within_pool_restart(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart_delay_ms = 60000; max_restart_delay_ms = 60000; };\n"
+	    "pool = { size = 1; max_overflow = 0; max_restarts = 100;\n"
+	    "  max_seconds = 60; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	/* Read together: the worker is still stopping for the pool's
+	 * restart when its own restart comes. */
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[{s:i,s:s,s:s},{s:i,s:s,s:s}]", "id", 1, "op",
+	    "restart", "name", "pool", "id", 2, "op", "restart", "name",
+	    "pool/worker.1");
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	for (int i = 0; i < 2; i++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_true(arb_reply_ok(r));
+		json_decref(r);
+	}
+	cl_close(c);
+	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3), NULL,
+	    "worker_crashed"));
+	node = arb_wait_node(a, "pool/worker.1", "backoff", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* What the init-timeout watch has seen of pool/worker.1. */
 struct no_init_watch {
 	json_int_t pids[64];
@@ -509,6 +553,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_unknown_name, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_pool_subtree, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_one_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_worker_restart_within_pool_restart,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_init_timeout_kills_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_temporary_never_restarted, arb_teardown),
 		cmocka_unit_test_teardown(test_transient_restarted_after_abnormal_exit_only, arb_teardown),
