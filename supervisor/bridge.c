@@ -137,7 +137,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct bridge *b = f->b;
 	b->inflight--;
 	if (f->job->session)
-		sess_finish(b->sessions, f->job->session, ev_now(LOOP));
+		sess_finish(b->sessions, f->job->session, f->job->session_gen,
+		    ev_now(LOOP));
 	job_from_reply(f->job, reply, err, why, child_name(b->worker), &b->st);
 	slab_free(f);
 	if (reply && !b->recycling && child_recycle_due(b->worker))
@@ -162,7 +163,7 @@ send_job(struct bridge *b, struct job *job)
 		b->st.total_sessions += created;
 		bool rebound;
 		job->session_reset = sess_begin(b->sessions, job->session,
-		    &b->anchor, false, &rebound);
+		    &b->anchor, &job->session_gen, &rebound);
 		child_stats(b->worker)->sessions_served += rebound;
 	}
 	child_stats(b->worker)->checkouts++;
@@ -172,7 +173,8 @@ send_job(struct bridge *b, struct job *job)
 		b->inflight--;
 		slab_free(f);
 		if (job->session)
-			sess_finish(b->sessions, job->session, ev_now(LOOP));
+			sess_finish(b->sessions, job->session,
+			    job->session_gen, ev_now(LOOP));
 		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }

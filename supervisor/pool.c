@@ -239,7 +239,8 @@ static void
 release_session(struct pool *p, struct job *job)
 {
 	if (job->session_held)
-		sess_finish(p->sessions, job->session, ev_now(LOOP));
+		sess_finish(p->sessions, job->session, job->session_gen,
+		    ev_now(LOOP));
 	job->session_held = false;
 }
 
@@ -262,7 +263,7 @@ assign(struct pworker *pw, struct job *job)
 	else {
 		bool rebound;	/* a wait's hold becomes the time at pw */
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
-		    job->session_held, &rebound))
+		    &job->session_gen, &rebound))
 			job->session_reset = true;
 		job->session_held = false;
 		s->sessions_served += rebound;
@@ -275,7 +276,8 @@ assign(struct pworker *pw, struct job *job)
 		pw->job = NULL;
 		p->inflight--;
 		if (job->session_begun)
-			sess_finish(p->sessions, job->session, ev_now(LOOP));
+			sess_finish(p->sessions, job->session,
+			    job->session_gen, ev_now(LOOP));
 		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }
@@ -289,7 +291,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	pw->job = NULL;
 	pw->pool->inflight--;
 	if (job->session_begun)
-		sess_finish(pw->pool->sessions, job->session, ev_now(LOOP));
+		sess_finish(pw->pool->sessions, job->session, job->session_gen,
+		    ev_now(LOOP));
 	job_from_reply(job, reply, err, why, child_name(pw->c), &pw->pool->st);
 	if (reply)
 		maybe_recycle(pw);
@@ -365,7 +368,7 @@ enqueue(struct pool *p, struct job *job, struct pworker *target)
 	p->nany += target == NULL;
 	waitq_add(&p->wq, job);
 	if (!job->session_held && tracked(p, job)) {	/* (held: sent back) */
-		sess_hold(p->sessions, job->session);
+		job->session_gen = sess_hold(p->sessions, job->session);
 		job->session_held = true;
 	}
 }

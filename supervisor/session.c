@@ -13,6 +13,8 @@ struct binding {
 	double			 last_used;	/* or when its last request ended */
 	unsigned		 inflight;	/* requests at a worker or waiting
 						 * for one: not idle */
+	uint64_t		 gen;		/* tells it from an earlier session
+						 * of the same id */
 	bool			 reset;		/* its worker was lost */
 	LIST_ENTRY(binding)	 by_anchor;
 	TAILQ_ENTRY(binding)	 lru;
@@ -30,6 +32,7 @@ struct sessions {
 	sess_expire_fn		*expired;
 	void			*arg;
 	unsigned long		*count;
+	uint64_t		 next_gen;
 };
 
 static void on_sweep(struct ev_loop *, ev_timer *, int);
@@ -113,6 +116,7 @@ sess_lookup(struct sessions *s, const char *id, double now, bool *created)
 	if (b == NULL) {
 		b = xcalloc(1, sizeof *b);
 		b->id = xstrdup(id);
+		b->gen = ++s->next_gen;
 		reg_add(s->map, id, REG_WORKER, b);
 	} else {
 		TAILQ_REMOVE(&s->lru, b, lru);
@@ -154,34 +158,39 @@ touch(struct sessions *s, struct binding *b, double now)
 
 bool
 sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
-    bool held, bool *rebound)
+    uint64_t *gen, bool *rebound)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
 	*rebound = false;
-	if (b == NULL)
+	if (b == NULL) {
+		*gen = 0;
 		return false;
+	}
 	*rebound = bind(b, a);
-	if (!held || b->inflight == 0)	/* (a session made anew meanwhile) */
+	if (*gen != b->gen)	/* not held, or held by an earlier session */
 		b->inflight++;
+	*gen = b->gen;
 	bool r = b->reset;
 	b->reset = false;
 	return r;
 }
 
-void
+uint64_t
 sess_hold(struct sessions *s, const char *id)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	if (b)
-		b->inflight++;
+	if (b == NULL)
+		return 0;
+	b->inflight++;
+	return b->gen;
 }
 
 void
-sess_finish(struct sessions *s, const char *id, double now)
+sess_finish(struct sessions *s, const char *id, uint64_t gen, double now)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	if (b == NULL)
-		return;		/* ended meanwhile */
+	if (b == NULL || b->gen != gen)
+		return;		/* ended meanwhile (and maybe made anew) */
 	if (b->inflight > 0)
 		b->inflight--;
 	touch(s, b, now);

@@ -5,6 +5,7 @@
 #define ARBOR_SESSION_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 struct binding;
@@ -42,15 +43,19 @@ bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
  * or failed): a session with requests at a worker is not idle, and its
  * idle clock restarts when the last one ends. Unknown ids are ignored.
  * sess_begin also does sess_bind's work (*rebound: its result) and
- * sess_take_reset's (its result), in one lookup; held: the request was
- * counted already, waiting (sess_hold), and is not counted again. */
+ * sess_take_reset's (its result), in one lookup. A request is counted by
+ * one session: *gen names it (0: none), as sess_hold or sess_begin set
+ * it, so that a request is not counted twice, and one counted by a
+ * session that has ended since does not end the wait or the time at a
+ * worker of another session made anew under the same id. */
 bool	sess_begin(struct sessions *, const char *id, struct sess_anchor *a,
-	    bool held, bool *rebound);
+	    uint64_t *gen, bool *rebound);
 /* A request of the session waits for a worker: the session is not idle
  * meanwhile either; sess_finish ends the wait, or sess_begin turns it
- * into the request's time at a worker. */
-void	sess_hold(struct sessions *, const char *id);
-void	sess_finish(struct sessions *, const char *id, double now);
+ * into the request's time at a worker. Returns the gen (0: unknown id). */
+uint64_t sess_hold(struct sessions *, const char *id);
+void	sess_finish(struct sessions *, const char *id, uint64_t gen,
+	    double now);
 /* True, once, when the session's worker was lost since it was last told. */
 bool	sess_take_reset(struct sessions *, const char *id);
 /* Ends a session; returns the anchor it was bound to (may be NULL) via

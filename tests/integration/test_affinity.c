@@ -726,6 +726,59 @@ test_end_session_behind_long_request_single(void **state)
 	notice_behind_long_request("", "bridge/worker");
 }
 
+/* A session ended while its request A is at a worker, and made anew
+ * under the same id by request B: A's end is not B's. B keeps the new
+ * session busy to its own end, longer than session_ttl_ms after A's. */
+static void
+ttl_spares_session_made_anew(const char *bridge, const char *sup,
+    size_t n)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"bridge_mock\"; %s };\n"
+	    "pool = { size = 2; max_overflow = 0; affinity = \"strict\";\n"
+	    "  session_ttl_ms = 1000; max_restarts = 100; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "environments = { dev = { }; };\n", bridge);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, sup, n, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	struct cl_conn *ca = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1000), "s", "busy", 1);
+	assert_true(end_session(a, "s"));
+	struct cl_conn *cb = cl_open(a);
+	json_t *req = cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 3000),
+	    "s", 0);
+	cl_send(cb, req);
+	json_decref(req);
+	for (int i = 0; i < 2; i++) {
+		json_t *r = cl_recv(i == 0 ? ca : cb, ARB_REPLY_MS);
+		if (r == NULL || !arb_reply_ok(r))
+			fail_msg("request %c: %s", "AB"[i], r ? cl_describe(r) :
+			    "no reply");
+		json_decref(r);
+	}
+	cl_close(ca);
+	cl_close(cb);
+	/* B's session was busy until now: its ttl counts from here. */
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_ttl_spares_session_made_anew_pool(void **state)
+{
+	ttl_spares_session_made_anew("pooling_enabled = true;", "pool", 2);
+}
+
+static void
+test_ttl_spares_session_made_anew_single(void **state)
+{
+	ttl_spares_session_made_anew("", "bridge", 1);
+}
+
 /* A notice that an otherwise idle worker does not answer within
  * request_timeout_ms still gets it killed and replaced, and the log says
  * it was the notice (not a ping) that went unanswered. */
@@ -766,6 +819,10 @@ main(void)
 		cmocka_unit_test_teardown(test_strict_waiters_start_no_overflow, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_pool, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_single, arb_teardown),
+		cmocka_unit_test_teardown(test_ttl_spares_session_made_anew_pool,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_ttl_spares_session_made_anew_single,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_unanswered_notice_kills, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
