@@ -242,6 +242,7 @@ release_session(struct pool *p, struct job *job)
 		sess_finish(p->sessions, job->session, job->session_gen,
 		    ev_now(LOOP));
 	job->session_held = false;
+	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }
 
 /* Gives job to the idle worker pw; one that no longer takes requests
