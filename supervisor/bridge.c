@@ -90,9 +90,21 @@ fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
 	job_fail(j, code, "%s", why);
 }
 
+/* The job waits no more: its session's idle clock may run again. */
+static void
+release_session(struct bridge *b, struct job *job)
+{
+	if (job->session_held)
+		sess_finish(b->sessions, job->session, job->session_gen,
+		    ev_now(LOOP));
+	job->session_held = false;
+	job->session_gen = 0;	/* (gens are per table: it may move on) */
+}
+
 static void
 on_expired(struct job *j, void *arg)
 {
+	release_session(arg, j);
 	fail_job(arg, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
 }
 
@@ -114,8 +126,10 @@ struct job *
 bridge_take_waiting(struct bridge *b)
 {
 	struct job *j = waitq_first(&b->wq);
-	if (j)
+	if (j) {
 		waitq_remove(&b->wq, j);
+		release_session(b, j);
+	}
 	return j;
 }
 
@@ -125,6 +139,7 @@ bridge_fail_waiting(struct bridge *b, enum msg_code code, const char *why)
 	struct job *j;
 	while ((j = waitq_first(&b->wq)) != NULL) {
 		waitq_remove(&b->wq, j);
+		release_session(b, j);
 		fail_job(b, j, code, why);
 	}
 }
@@ -151,19 +166,29 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	pump(b);	/* the reply made room in the pipeline */
 }
 
-/* Sends job to the worker now. */
+/* Finds or makes job's session (one ended while the job waited is made
+ * anew: the job may build state in it). */
+static void
+lookup_session(struct bridge *b, struct job *job)
+{
+	bool created;
+	sess_lookup(b->sessions, job->session, ev_now(LOOP), &created);
+	b->st.total_sessions += created;
+}
+
+/* Sends job to the worker now; a wait's hold on its session becomes its
+ * time at the worker. */
 static void
 send_job(struct bridge *b, struct job *job)
 {
 	struct flight *f = slab_alloc(sizeof *f);
 	*f = (struct flight){ b, job };
 	if (job->session) {
-		bool created;
-		sess_lookup(b->sessions, job->session, ev_now(LOOP), &created);
-		b->st.total_sessions += created;
+		lookup_session(b, job);
 		bool rebound;
 		job->session_reset = sess_begin(b->sessions, job->session,
 		    &b->anchor, &job->session_gen, &rebound);
+		job->session_held = false;
 		child_stats(b->worker)->sessions_served += rebound;
 	}
 	child_stats(b->worker)->checkouts++;
@@ -202,18 +227,31 @@ pump(struct bridge *b)
 	}
 }
 
-void
-bridge_submit(struct bridge *b, struct job *job)
+/* Queues job. Its session is not idle while it waits: expired, the
+ * worker would get cleanup_session ahead of the job, which would then run
+ * in a session whose state is gone. */
+static void
+enqueue(struct bridge *b, struct job *job)
 {
-	if (b->wq.n == 0 && can_send(b)) {
-		send_job(b, job);
-		return;
-	}
 	if (waitq_full(&b->wq)) {
 		fail_job(b, job, ERR_OVERLOADED, "too many requests waiting");
 		return;
 	}
 	waitq_add(&b->wq, job);
+	if (job->session) {
+		lookup_session(b, job);
+		job->session_gen = sess_hold(b->sessions, job->session);
+		job->session_held = true;
+	}
+}
+
+void
+bridge_submit(struct bridge *b, struct job *job)
+{
+	if (b->wq.n == 0 && can_send(b))
+		send_job(b, job);
+	else
+		enqueue(b, job);
 }
 
 bool

@@ -31,7 +31,7 @@ struct job {
 	bool		 session_begun;	/* its session counts it as at a
 					 * worker (pool: sess_begin) */
 	bool		 session_held;	/* its session counts it as waiting
-					 * for a worker (pool: sess_hold) */
+					 * for a worker (sess_hold) */
 	uint64_t	 session_gen;	/* the session that counts it */
 	void		*target;	/* strict affinity: the worker it waits for */
 	TAILQ_ENTRY(job) q;		/* the queue it waits in */

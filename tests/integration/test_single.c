@@ -140,20 +140,29 @@ ooo_main(void)
 
 /* ---- starting arbord ---- */
 
-/* Mode single with mock_worker. */
+/* Mode single with mock_worker, extra worker and pool settings. */
 static struct arb *
-start_mock(const char *worker)
+start_mock_pool(const char *worker, const char *pool)
 {
 	char body[1024];
 	snprintf(body, sizeof body,
 	    "bridge = { adapter = \"bridge_mock\"; };\n"
 	    "worker = { restart_delay_ms = 0; %s };\n"
-	    "environments = { dev = { }; };\n", worker ? worker : "");
+	    "pool = { %s };\n"
+	    "environments = { dev = { }; };\n", worker ? worker : "",
+	    pool ? pool : "");
 	struct arb *a = arb_start(body, "dev", NULL);
 	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
 	assert_non_null(node);
 	json_decref(node);
 	return a;
+}
+
+/* Mode single with mock_worker. */
+static struct arb *
+start_mock(const char *worker)
+{
+	return start_mock_pool(worker, NULL);
 }
 
 /* Mode single with this binary as the out-of-order worker. */
@@ -511,6 +520,39 @@ test_stop_holds_over_recycle(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A session whose request waits for the worker (beyond max_inflight) is
+ * not idle: the wait outlasting session_ttl_ms does not end the session
+ * (the worker told cleanup_session ahead of the request), and the request
+ * finds the program the session made. */
+static void
+test_ttl_spares_session_waiting(void **state)
+{
+	struct arb *a = start_mock_pool("max_inflight = 1;",
+	    "session_ttl_ms = 500;");
+	json_decref(cl_exec_ok(a, "create_program", json_pack("{s:s,s:s}",
+	    "program_id", "p", "signature", "question -> answer"), "x1"));
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 2500), NULL, "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "execute_program",
+	    json_pack("{s:s,s:{s:s}}", "program_id", "p", "inputs",
+	    "question", "q"), "x1", "waiting", 1);
+	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("the request that waited: %s", r ? cl_describe(r) :
+		    "no reply");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_recv(busy, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	assert_int_equal(cl_stat(a, "total_sessions"), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -526,6 +568,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_max_requests_recycles, arb_teardown),
 		cmocka_unit_test_teardown(test_max_errors_replaces, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
+		cmocka_unit_test_teardown(test_ttl_spares_session_waiting, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
