@@ -340,12 +340,19 @@ resolve_path(const char *dir, const char *p)
 	return r;
 }
 
+/* Whitespace, and the characters a POSIX shell needs quoted to take them
+ * as themselves: an element holding one is a script or an argument made
+ * for a shell ("printf x; exec ./w" after sh -c), not a file name. */
+#define NOT_IN_PATHS	" \t\n\v\f\r|&;<>()$`\\\"'"
+
 /* A command element names a file relative to the config file when it holds
- * a '/' and is neither absolute nor an option ("--x=a/b"). */
+ * a '/', is neither absolute nor an option ("--x=a/b"), and holds none of
+ * NOT_IN_PATHS. */
 static char *
 resolve_arg(const char *dir, const char *arg)
 {
-	if (strchr(arg, '/') == NULL || arg[0] == '/' || arg[0] == '-')
+	if (strchr(arg, '/') == NULL || arg[0] == '/' || arg[0] == '-' ||
+	    arg[strcspn(arg, NOT_IN_PATHS)] != '\0')
 		return xstrdup(arg);
 	return resolve_path(dir, arg);
 }

@@ -490,7 +490,7 @@ test_stop_holds_over_recycle(void **state)
  * about 2 s after its spawn, the others about 5 s after theirs. They
  * ignore SIGTERM (only the shutdown frame, read after the init ping, ends
  * them), so a stop sent while worker.1 starts reaches it before it answers
- * the ping. No '/' in the script: the config would take it for a path. */
+ * the ping. */
 static struct arb *
 start_slow_starters(void)
 {

@@ -468,6 +468,38 @@ test_relative_paths(void **state)
 	config_free(c);
 }
 
+/* Only elements that read as file names are resolved: one holding
+ * whitespace or a character a POSIX shell needs quoted is an argument (a
+ * script for sh -c), left as it is. */
+static void
+test_command_arguments_not_paths(void **state)
+{
+	struct fx *fx = *state;
+	struct config *c = load(fx,
+	    "worker = { command = [\"/bin/sh\", \"-c\", \"printf x; exec ./w\",\n"
+	    "  \"./w\", \"a/b c\", \"x|y/z\", \"$HOME/w\", \"a/'b'\",\n"
+	    "  \"(cd/x)\", \"a\\\\/b\", \"x/y>z\", \"tab\\t/x\", \"../workers/w.py\"]; };\n"
+	    MINIMAL, NULL);
+	assert_non_null(c);
+	char **v = c->worker.argv;
+	assert_string_equal(v[0], "/bin/sh");
+	assert_string_equal(v[1], "-c");
+	assert_string_equal(v[2], "printf x; exec ./w");
+	char *want = xasprintf("%s/w", fx->dir);
+	assert_string_equal(v[3], want);
+	free(want);
+	const char *kept[] = { "a/b c", "x|y/z", "$HOME/w", "a/'b'", "(cd/x)",
+	    "a\\/b", "x/y>z", "tab\t/x" };
+	for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+		assert_string_equal(v[4 + i], kept[i]);
+	want = xasprintf("%s/workers/w.py", strcmp(fx->parent, "/") ?
+	    fx->parent : "");
+	assert_string_equal(v[12], want);
+	free(want);
+	assert_null(v[13]);
+	config_free(c);
+}
+
 /* Paths follow the real file: a symbolic link elsewhere, or a path with
  * "..", still resolves against the directory holding the file. */
 static void
@@ -965,8 +997,8 @@ test_print(void **state)
 {
 	struct fx *fx = *state;
 	setenv("TEST_MODE", "bridge_mock", 1);
-	struct config *c = load(fx, "worker = { command = [\"py\", \"w.py\", "
-	    "\"./a\\\"b\"]; env = { X = \"1\"; }; };\n"
+	struct config *c = load(fx, "worker = { command = [\"py\", \"./w.py\", "
+	    "\"a\\\"b\", \"sh -c ./x\"]; env = { X = \"1\"; }; };\n"
 	    "control = { socket = \"s.sock\"; };\n"
 	    "environments = { test = { }; };\n", "test");
 	assert_non_null(c);
@@ -974,8 +1006,8 @@ test_print(void **state)
 	char *line = xasprintf("control.socket = %s/s.sock", fx->dir);
 	expect_line(out, line);
 	free(line);
-	line = xasprintf("worker.command = [\"py\", \"w.py\", \"%s/a\\\"b\"]",
-	    fx->dir);
+	line = xasprintf("worker.command = [\"py\", \"%s/w.py\", \"a\\\"b\", "
+	    "\"sh -c ./x\"]", fx->dir);
 	expect_line(out, line);
 	free(line);
 	line = xasprintf("pool.size = %d", cpus2());
@@ -1139,6 +1171,7 @@ main(void)
 		T(test_pool_size_zero),
 		T(test_relative_paths),
 		T(test_relative_paths_realpath),
+		T(test_command_arguments_not_paths),
 		T(test_include),
 		T(test_nul_byte_refused),
 		T(test_err_unknown_key),
