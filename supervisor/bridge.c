@@ -238,7 +238,7 @@ enqueue(struct bridge *b, struct job *job)
 		return;
 	}
 	waitq_add(&b->wq, job);
-	if (job->session) {
+	if (job->session && !job->session_held) {
 		lookup_session(b, job);
 		job->session_gen = sess_hold(b->sessions, job->session);
 		job->session_held = true;
