@@ -352,6 +352,15 @@ cl_recv(struct cl_conn *c, int timeout_ms)
 	}
 }
 
+json_t *
+cl_recv_ok(struct cl_conn *c, int timeout_ms, const char *what)
+{
+	json_t *r = cl_recv(c, timeout_ms);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("%s: %s", what, cl_describe(r));
+	return r;
+}
+
 /* Hands every whole frame buffered on conns[i] to fn; returns how many. */
 static int
 deliver(struct cl_conn *c, size_t i, cl_reply_fn *fn, void *ctx)

@@ -77,6 +77,8 @@ void	cl_send_batch(struct cl_conn *, const json_t *reqs);
 /* The next reply on this connection (new reference), or NULL on timeout,
  * EOF or a malformed frame. */
 json_t	*cl_recv(struct cl_conn *, int timeout_ms);
+/* The same, failing the test ("what: the reply") unless it is a success. */
+json_t	*cl_recv_ok(struct cl_conn *, int timeout_ms, const char *what);
 /* True once the connection saw EOF. */
 bool	cl_eof(const struct cl_conn *);
 /* Fails the test unless the next replies are ok ones with ids first..last,

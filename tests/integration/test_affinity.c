@@ -451,10 +451,8 @@ test_ttl_spares_session_waiting(void **state)
 	struct cl_conn *waiter = cl_send_held(a, 2, "execute_program",
 	    json_pack("{s:s,s:{s:s}}", "program_id", "p", "inputs",
 	    "question", "q"), "x1", "waiting", 1);
-	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
-	if (r == NULL || !arb_reply_ok(r))
-		fail_msg("the request that waited: %s", r ? cl_describe(r) :
-		    "no reply");
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
+	    "the request that waited");
 	assert_string_equal(cl_reply_worker(r), w);
 	assert_false(cl_reply_reset(r));
 	json_decref(r);
@@ -546,10 +544,8 @@ test_strict_waiter_moves_when_worker_stops(void **state)
 
 	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
 	    "name", w)));
-	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
-	if (r == NULL || !arb_reply_ok(r))
-		fail_msg("the waiting request failed: %s", r ?
-		    arb_reply_code(r) : "no reply");
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
+	    "the waiting request failed");
 	assert_true(strcmp(cl_reply_worker(r), w) != 0);
 	assert_true(cl_reply_reset(r));
 	json_decref(r);
@@ -580,10 +576,8 @@ test_strict_waiter_gets_overflow_when_worker_stops(void **state)
 	    "waiting", 1);
 	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
 	    "name", w)));
-	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
-	if (r == NULL || !arb_reply_ok(r))
-		fail_msg("the waiting request: %s", r ? cl_describe(r) :
-		    "no reply");
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
+	    "the waiting request");
 	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
 	assert_true(cl_reply_reset(r));
 	json_decref(r);

@@ -979,10 +979,8 @@ test_shrink_moves_strict_waiter(void **state)
 	    NULL, sess, "waiting", 1);
 
 	json_decref(reload_to(a, M_POOL, 1));
-	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
-	if (r == NULL || !arb_reply_ok(r))
-		fail_msg("the waiting request failed: %s", r ?
-		    arb_reply_code(r) : "no reply");
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
+	    "the waiting request failed");
 	assert_string_equal(cl_reply_worker(r), "pool/worker.1");
 	assert_true(cl_reply_reset(r));
 	json_decref(r);
@@ -1100,10 +1098,8 @@ test_reload_worker_frame_limit(void **state)
 	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
 	reload_frame(a, 4096);
 	for (int k = 0; k < 2; k++) {
-		r = cl_recv(c, ARB_REPLY_MS);
-		if (r == NULL || !arb_reply_ok(r))
-			fail_msg("in flight across the lowering: %s", r ?
-			    cl_describe(r) : "no reply");
+		r = cl_recv_ok(c, ARB_REPLY_MS,
+		    "in flight across the lowering");
 		json_decref(r);
 	}
 	cl_close(c);

@@ -529,10 +529,8 @@ test_stop_while_starting(void **state)
 	json_t *req = cl_exec_req(1, "echo", NULL, NULL, 0);
 	cl_send(c, req);
 	json_decref(req);
-	json_t *r = cl_recv(c, ARB_REPLY_MS);
-	if (r == NULL || !arb_reply_ok(r))
-		fail_msg("the request failed: %s", r ? cl_describe(r) :
-		    "no reply");
+	json_t *r = cl_recv_ok(c, ARB_REPLY_MS,
+	    "the request failed");
 	assert_string_equal(cl_reply_worker(r), "pool/worker.2");
 	json_decref(r);
 	cl_close(c);

@@ -536,10 +536,8 @@ test_ttl_spares_session_waiting(void **state)
 	struct cl_conn *waiter = cl_send_held(a, 2, "execute_program",
 	    json_pack("{s:s,s:{s:s}}", "program_id", "p", "inputs",
 	    "question", "q"), "x1", "waiting", 1);
-	json_t *r = cl_recv(waiter, ARB_REPLY_MS);
-	if (r == NULL || !arb_reply_ok(r))
-		fail_msg("the request that waited: %s", r ? cl_describe(r) :
-		    "no reply");
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
+	    "the request that waited");
 	assert_false(cl_reply_reset(r));
 	json_decref(r);
 	r = cl_recv(busy, ARB_REPLY_MS);
