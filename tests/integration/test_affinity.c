@@ -531,29 +531,39 @@ test_strict_waits_for_busy_worker(void **state)
 /* A job waiting for its strict worker moves to an idle one when that
  * worker goes away (here stopped by the operator), at once rather than
  * after checkout_timeout_ms, and is told its session was reset. */
+/* Binds session "st" to a worker (its name into w), holds the worker busy
+ * with a 3 s sleep of the session and a second request of it waiting,
+ * then stops the worker: the waiter's reply, a success told its session
+ * was reset. */
+static json_t *
+waiter_after_stop(struct arb *a, char *w, size_t wn)
+{
+	bind_session(a, "st", w, wn);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), "st", "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "st",
+	    "waiting", 1);
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
+	    "name", w)));
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS, "the waiting request");
+	assert_true(cl_reply_reset(r));
+	json_t *b = cl_recv(busy, ARB_REPLY_MS);	/* whatever the stop
+							 * made of it */
+	assert_non_null(b);
+	json_decref(b);
+	cl_close(busy);
+	cl_close(waiter);
+	return r;
+}
+
 static void
 test_strict_waiter_moves_when_worker_stops(void **state)
 {
 	struct arb *a = start_pool(2, "strict", NULL);
 	char w[64];
-	bind_session(a, "st", w, sizeof w);
-	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 3000), "st", "busy", 1);
-	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "st",
-	    "waiting", 1);
-
-	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
-	    "name", w)));
-	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
-	    "the waiting request failed");
+	json_t *r = waiter_after_stop(a, w, sizeof w);
 	assert_true(strcmp(cl_reply_worker(r), w) != 0);
-	assert_true(cl_reply_reset(r));
 	json_decref(r);
-	r = cl_recv(busy, ARB_REPLY_MS);	/* whatever the stop made of it */
-	assert_non_null(r);
-	json_decref(r);
-	cl_close(busy);
-	cl_close(waiter);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -569,23 +579,9 @@ test_strict_waiter_gets_overflow_when_worker_stops(void **state)
 	    "environments = { dev = { }; };\n", "dev", NULL);
 	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
 	char w[64];
-	bind_session(a, "st", w, sizeof w);
-	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 3000), "st", "busy", 1);
-	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "st",
-	    "waiting", 1);
-	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", "stop",
-	    "name", w)));
-	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS,
-	    "the waiting request");
+	json_t *r = waiter_after_stop(a, w, sizeof w);
 	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
-	assert_true(cl_reply_reset(r));
 	json_decref(r);
-	r = cl_recv(busy, ARB_REPLY_MS);	/* whatever the stop made of it */
-	assert_non_null(r);
-	json_decref(r);
-	cl_close(busy);
-	cl_close(waiter);
 	assert_int_equal(arb_stop(a), 0);
 }
 
