@@ -48,7 +48,7 @@ LIBPROTO  := $(BUILD)/libproto.a
 LIBDAEMON := $(BUILD)/libarbord.a
 LIBWORKER := $(BUILD)/libworker.a
 
-.PHONY: all test unit integration test-python run deps deps-check clean install bench
+.PHONY: all test unit integration test-python run deps deps-check clean install bench bench-deps
 all: deps-check $(BINS)
 
 $(BUILD)/obj/%.o: %.c

@@ -19,6 +19,8 @@
  *                     floors
  *   BENCH_RELAY=0     section 1 without its relay rows (tools/bench/relay.h:
  *                     the least a broker does, for arbord to be set against)
+ *   BENCH_BEAM=0      section 1 without its BEAM port pool rows
+ *                     (tools/bench/beam.h; they need escript: erlang-base)
  *   BENCH_CALLGRIND_KEEP=PREFIX  section 1c keeps each callgrind dump as
  *                     PREFIX.1, PREFIX.2, ... (same file system as the
  *                     temp dir), for callgrind_annotate
@@ -31,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -48,6 +52,25 @@ const char BENCH_ARGS[] = "{\"question\":\"What is the capital of France?\","
     "\"context\":\"geography, round 3\",\"max_tokens\":128,\"top_p\":0.75}";
 
 static pid_t main_pid;
+
+int
+unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof sa.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
 
 void
 note(const char *fmt, ...)
@@ -105,6 +128,8 @@ settings(int argc, char **argv)
 	B.only = getenv("BENCH_ONLY");
 	const char *rl = getenv("BENCH_RELAY");
 	B.relay = rl == NULL || strcmp(rl, "0") != 0;
+	const char *bm = getenv("BENCH_BEAM");
+	B.beam = bm == NULL || strcmp(bm, "0") != 0;
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 	if (n < 0)
@@ -242,6 +267,20 @@ print_notes(void)
 	    "served, the reply passed back, reads and writes batched per "
 	    "loop iteration as in arbord, no JSON; its CPU/req column is the "
 	    "relay's own. Its runs are rotated with arbord's.\n"
+	    "- beam: the BEAM port pool the issue's reference figure was "
+	    "measured on, in this run (tools/bench/beam_pool.escript, OTP's "
+	    "default VM flags): a pool process holding Erlang ports of "
+	    "mock_worker; a caller checks a port out (the pool connects the "
+	    "port to it), sends one request, receives the reply, connects the "
+	    "port back and checks it in, as the seed system does. Clients in "
+	    "the VM: the callers are Erlang processes of the same VM, the "
+	    "load generator being the VM itself (p50 and p99 from checkout to "
+	    "reply); clients over a socket: the same load generator as "
+	    "arbord's over a Unix socket, each connection served by a VM "
+	    "process that passes its frames unchanged to the pool, one at a "
+	    "time, as the relay does. Depth-1 shapes only; its CPU/req column "
+	    "is the whole VM's (in-VM clients included). Its runs are rotated "
+	    "with arbord's.\n"
 	    "- worker pairs: the issue's reference floor, each pair a process "
 	    "of the benchmark making blocking round trips (one write, one "
 	    "read) with a mock_worker of its own, all pairs at once "

@@ -20,6 +20,7 @@ struct bench_opts {
 	char	*tmp;		/* our temp dir (mkdtemp) */
 	char	*vs;		/* BENCH_VS: another build's directory, or NULL */
 	bool	 relay;		/* BENCH_RELAY (default 1): section 1's relay rows */
+	bool	 beam;		/* BENCH_BEAM (default 1): section 1's BEAM rows */
 };
 
 extern struct bench_opts B;
@@ -40,6 +41,9 @@ now_s(void)
 {
 	return (double)now_ns() / 1e9;
 }
+
+/* A blocking connection to the Unix socket at path; -1 on failure. */
+int	unix_connect(const char *path);
 
 /* Progress lines go to stderr; the table alone goes to stdout. */
 void	note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

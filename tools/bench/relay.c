@@ -235,19 +235,10 @@ relay_main(char *const argv[], int n, const char *sock)
 
 /* ---- the benchmark's side ---- */
 
-int
-relay_connect(const struct relay *r)
+const char *
+relay_path(const struct relay *r)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", r->sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return r->sock;
 }
 
 struct relay *
@@ -265,7 +256,7 @@ relay_start(char *const argv[], int n)
 		relay_main(argv, n, r->sock);
 	}
 	for (double end = now_s() + START_S;;) {
-		int fd = relay_connect(r);
+		int fd = unix_connect(r->sock);
 		if (fd >= 0) {
 			close(fd);
 			return r;

@@ -16,8 +16,8 @@ struct relay;
 /* Forks the relay with n workers of argv; returns once it listens. */
 struct relay *relay_start(char *const argv[], int n);
 pid_t	relay_pid(const struct relay *);
-/* A blocking connection to it; -1 on failure. */
-int	relay_connect(const struct relay *);
+/* Its Unix socket. */
+const char *relay_path(const struct relay *);
 /* Kills it (its workers go with it) and frees. NULL is fine. */
 void	relay_stop(struct relay *);
 #endif

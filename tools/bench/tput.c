@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/xmalloc.h"
+#include "tools/bench/beam.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/proc.h"
 #include "tools/bench/relay.h"
@@ -82,15 +83,18 @@ floor_needed(const struct bed *b, int k)
 }
 
 /* The brokers of one bed: this build's arbord, BENCH_VS's or NULL, and
- * the relay (mock_worker beds) or NULL. */
+ * the relay and the BEAM port pool (mock_worker beds) or NULL. */
 struct pair {
 	struct arbord	*a[2];
 	struct relay	*relay;
+	struct beam	*beam;
 };
+#define NBROKERS	5
 
 /* What a bed measures: per shape, each broker's runs. */
 struct runs {
-	struct series	 s[MAX_SHAPES], vs[MAX_SHAPES], relay[MAX_SHAPES];
+	struct series	 s[MAX_SHAPES], vs[MAX_SHAPES], relay[MAX_SHAPES],
+			 beam[MAX_SHAPES], beam_sock[MAX_SHAPES];
 };
 
 /* The row of another broker (BENCH_VS's arbord, or the relay) for shape
@@ -136,22 +140,36 @@ rows(const struct bed *b, const struct series *direct, const struct runs *rr)
 		if (rr->relay[k].n > 0)
 			other_row(b, k, "relay", "arbord", &s[k],
 			    &rr->relay[k], floor);
+		if (rr->beam_sock[k].n > 0)
+			other_row(b, k, "beam, clients over a socket", "arbord",
+			    &s[k], &rr->beam_sock[k], floor);
+		if (rr->beam[k].n > 0)
+			other_row(b, k, "beam, clients in the VM", "arbord",
+			    &s[k], &rr->beam[k], floor);
 	}
 }
 
 /* Run r of every picked shape on each broker of p (arbord, BENCH_VS's,
- * the relay: those not NULL), which goes first rotating with r. */
+ * the relay, the BEAM pool at depth 1 with clients over its socket and in
+ * its VM: those not NULL), which goes first rotating with r. */
 static void
 run_shapes(const struct bed *b, const struct pair *p,
-    struct load_ep *const cep[3], int r, struct runs *rr)
+    struct load_ep *const cep[4], int r, struct runs *rr)
 {
 	for (int k = 0; k < b->nshapes; k++) {
 		const struct shape *sh = &b->shapes[k];
 		if (!shape_picked(sh))
 			continue;
-		for (int i = 0; i < 3; i++) {
-			int which = (i + r) % 3;
-			if (which == 2 && p->relay != NULL)
+		for (int i = 0; i < NBROKERS; i++) {
+			int which = (i + r) % NBROKERS;
+			bool beam = p->beam != NULL && sh->depth == 1;
+			if (which == 4 && beam)
+				beam_run(p->beam, sh->clients, b->command,
+				    &rr->beam[k]);
+			else if (which == 3 && beam)
+				run_load_via(cep[3], sh->clients, b->command,
+				    1, beam_pid(p->beam), &rr->beam_sock[k]);
+			else if (which == 2 && p->relay != NULL)
 				run_load_via(cep[2], sh->clients, b->command,
 				    sh->depth, relay_pid(p->relay), &rr->relay[k]);
 			else if (which < 2 && p->a[which] != NULL)
@@ -162,15 +180,19 @@ run_shapes(const struct bed *b, const struct pair *p,
 	}
 }
 
-/* n connections to the relay. */
+/* n connections to the Unix socket at path, of the relay or the BEAM
+ * pool (who), or NULL if path is. */
 static struct load_ep *
-relay_eps(const struct relay *rl, int n)
+socket_eps(const char *who, const char *path, int n)
 {
+	if (path == NULL)
+		return NULL;
 	struct load_ep *ep = xcalloc((size_t)n, sizeof *ep);
 	for (int i = 0; i < n; i++) {
-		int fd = relay_connect(rl);
+		int fd = unix_connect(path);
 		if (fd < 0)
-			die("connect #%d to the relay: %s", i + 1, strerror(errno));
+			die("connect #%d to the %s: %s", i + 1, who,
+			    strerror(errno));
 		ep[i].rfd = ep[i].wfd = fd;
 	}
 	return ep;
@@ -185,9 +207,11 @@ run_bed(const struct bed *b, const struct pair *p, const struct wk *w)
 	for (int k = 0; k < b->nshapes; k++)
 		maxc = b->shapes[k].clients > maxc ? b->shapes[k].clients : maxc;
 	struct load_ep *wep = workers_eps(w, b->size);
-	struct load_ep *cep[3] = { clients_open(p->a[0], maxc),
+	struct load_ep *cep[4] = { clients_open(p->a[0], maxc),
 	    p->a[1] ? clients_open(p->a[1], maxc) : NULL,
-	    p->relay ? relay_eps(p->relay, maxc) : NULL };
+	    socket_eps("relay", p->relay ? relay_path(p->relay) : NULL, maxc),
+	    socket_eps("BEAM pool", p->beam ? beam_path(p->beam) : NULL,
+	    maxc) };
 	for (int r = 0; r < B.runs; r++) {
 		note("%s pool of %d: run %d/%d", b->what, b->size, r + 1, B.runs);
 		for (int k = 1; k <= b->size; k++)
@@ -196,7 +220,7 @@ run_bed(const struct bed *b, const struct pair *p, const struct wk *w)
 				    &direct[k]);
 		run_shapes(b, p, cep, r, rr);
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (cep[i] != NULL)
 			clients_close(cep[i], maxc);
 	free(wep);
@@ -222,9 +246,12 @@ start_ready(const struct bed *b, const struct arbord_conf *conf,
 static void
 bed(const struct bed *b, const struct arbord_conf *conf, char **argv)
 {
+	bool mock = b->sec == SEC_TPUT;
 	struct pair p = { { start_ready(b, conf, NULL),
 	    B.vs ? start_ready(b, conf, B.vs) : NULL },
-	    b->sec == SEC_TPUT && B.relay ? relay_start(argv, b->size) : NULL };
+	    mock && B.relay ? relay_start(argv, b->size) : NULL,
+	    mock && B.beam && beam_available() ? beam_start(argv, b->size) :
+	    NULL };
 	struct wk *w = calloc((size_t)b->size, sizeof *w);
 	wk_spawn(argv, w, b->size, 120);
 	run_bed(b, &p, w);
@@ -233,6 +260,7 @@ bed(const struct bed *b, const struct arbord_conf *conf, char **argv)
 	arbord_stop(p.a[0]);
 	arbord_stop(p.a[1]);
 	relay_stop(p.relay);
+	beam_stop(p.beam);
 }
 
 void
