@@ -105,6 +105,17 @@ lookup_name(struct ops_env *env, json_t *req, json_t *id, enum reg_kind *kind,
 	return obj;
 }
 
+/* A worker leaving the pool (beyond a smaller pool.size, or an idle
+ * overflow worker) is not started again: it is as good as gone. */
+static json_t *
+refuse_leaving(json_t *id, const struct child *c, const char *what)
+{
+	if (!sup_child_leaving(c))
+		return NULL;
+	return msg_error(id, ERR_NOT_FOUND, "%s is leaving the pool: no %s",
+	    child_name(c), what);
+}
+
 /* Once shutdown has begun nothing is started again: a restart, start or
  * reload then would bring up what the shutdown waits to see go down. */
 static json_t *
@@ -125,6 +136,8 @@ op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 		return err;
 	void *obj = lookup_name(env, req, id, &kind, &err);
 	if (obj == NULL)
+		return err;
+	if (kind == REG_WORKER && (err = refuse_leaving(id, obj, "restart")))
 		return err;
 	if (kind == REG_ROOT)
 		root_restart(obj);
@@ -152,6 +165,8 @@ want(struct ops_env *env, json_t *req, json_t *id, bool up)
 	if (kind != REG_WORKER)
 		return msg_error(id, ERR_BAD_REQUEST, "%s takes a worker name",
 		    up ? "start" : "stop");
+	if (up && (err = refuse_leaving(id, c, "start")))
+		return err;
 	log_info("ops", "%s %s", up ? "start" : "stop", child_name(c));
 	if (up)
 		sup_start_child(child_owner(c), c);

@@ -601,6 +601,7 @@ retire(struct pool *p, struct pworker *pw)
 	idle_remove(pw);
 	pw->retiring = true;
 	set_lazy(pw, false);
+	sup_child_leave(p->sup, pw->c);
 	if (pw->job)
 		return;		/* stops after its reply (on_ready) */
 	sup_stop_child(p->sup, pw->c);	/* also cancels a backoff */

@@ -19,6 +19,7 @@ struct slot {
 	struct child	*c;
 	bool		 want_up;
 	bool		 restart_now;	/* an operator restart: no intensity */
+	bool		 leaving;	/* sup_child_leave: never up again */
 	struct backoff	 backoff;
 };
 
@@ -381,9 +382,27 @@ sup_stop_child(struct sup *s, struct child *c)
 }
 
 void
+sup_child_leave(struct sup *s, struct child *c)
+{
+	struct slot *sl = child_owner_data(c);
+	sl->leaving = true;
+	sl->want_up = false;
+	sl->restart_now = false;
+}
+
+bool
+sup_child_leaving(const struct child *c)
+{
+	const struct slot *sl = child_owner_data(c);
+	return sl->leaving;
+}
+
+void
 sup_start_child(struct sup *s, struct child *c)
 {
 	struct slot *sl = child_owner_data(c);
+	if (sl->leaving)
+		return;
 	sl->want_up = true;
 	if (s->state != SS_RUNNING)
 		return;
@@ -399,6 +418,8 @@ void
 sup_restart_child(struct sup *s, struct child *c)
 {
 	struct slot *sl = child_owner_data(c);
+	if (sl->leaving)
+		return;
 	sl->want_up = true;
 	if (child_alive(c)) {
 		sl->restart_now = true;

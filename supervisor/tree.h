@@ -60,10 +60,15 @@ void	sup_kill(struct sup *);		/* SIGKILL every child now */
  * once, without waiting for the exits (arbord is going down). */
 void	sup_abandon(struct sup *, enum msg_code, const char *why);
 
-/* Operator requests on one child (SPEC 6 stop/start/restart). */
+/* Operator requests on one child (SPEC 6 stop/start/restart); start and
+ * restart do nothing to a child that is leaving. */
 void	sup_stop_child(struct sup *, struct child *);
 void	sup_start_child(struct sup *, struct child *);
 void	sup_restart_child(struct sup *, struct child *);
+/* c is leaving the supervisor (its owner removes it once its process is
+ * gone): it is wanted down, and nothing starts it again. */
+void	sup_child_leave(struct sup *, struct child *);
+bool	sup_child_leaving(const struct child *);
 
 const char	*sup_name(const struct sup *);
 enum sup_state	 sup_state(const struct sup *);

@@ -781,27 +781,47 @@ line_has_all(const char *line, const char *const *words)
 	return all;
 }
 
-bool
-arb_log_has_line(const struct arb *a, ...)
+/* The lines of the log holding every word of words. */
+static size_t
+count_lines(const struct arb *a, const char *const *words)
 {
-	const char *words[MAX_ARGS];
-	size_t n = 0;
-	va_list ap;
-	va_start(ap, a);
-	const char *s;
-	while ((s = va_arg(ap, const char *)) != NULL && n < MAX_ARGS - 1)
-		words[n++] = s;
-	va_end(ap);
-	words[n] = NULL;
 	char *log = arb_log(a);
-	bool found = false;
-	for (const char *p = log; !found && *p != '\0'; ) {
-		found = line_has_all(p, words);
+	size_t n = 0;
+	for (const char *p = log; *p != '\0'; ) {
+		n += line_has_all(p, words);
 		p += strcspn(p, "\n");
 		p += *p == '\n';
 	}
 	free(log);
-	return found;
+	return n;
+}
+
+/* The NULL-terminated word list of a variadic call after a. */
+#define WORDS(a, words)	do {						\
+	size_t n_ = 0;							\
+	va_list ap_;							\
+	va_start(ap_, a);						\
+	const char *s_;							\
+	while ((s_ = va_arg(ap_, const char *)) != NULL && n_ < MAX_ARGS - 1) \
+		(words)[n_++] = s_;					\
+	va_end(ap_);							\
+	(words)[n_] = NULL;						\
+} while (0)
+
+bool
+arb_log_has_line(const struct arb *a, ...)
+{
+	const char *words[MAX_ARGS];
+	WORDS(a, words);
+	return count_lines(a, words) > 0;
+}
+
+size_t
+arb_log_count_lines(const struct arb *a, ...)
+{
+	const char *words[MAX_ARGS];
+	WORDS(a, words);
+	return count_lines(a, words);
 }
 
 void

@@ -86,6 +86,8 @@ bool	arb_log_contains(const struct arb *, const char *needle); /* case-insensiti
 /* True if one line of the log holds every word (case-insensitive); the
  * words are NULL-terminated. */
 bool	arb_log_has_line(const struct arb *, ...) ARB_SENTINEL;
+/* How many lines hold every word (the same list). */
+size_t	arb_log_count_lines(const struct arb *, ...) ARB_SENTINEL;
 void	arb_dump_log(const struct arb *);	/* to stderr, with a header */
 
 /* ---- control requests (one connection per request) ---- */

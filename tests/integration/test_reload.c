@@ -992,6 +992,51 @@ test_shrink_moves_strict_waiter(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A worker leaving a shrunk pool is not started again: start and restart
+ * on it while it stops answer not_found, and no new process takes its
+ * name before it leaves the tree. This one is deaf to its shutdown
+ * frame and ignores SIGTERM, so it stops only at the SIGKILL after
+ * worker.shutdown_timeout_ms; until then it is still in the tree. */
+static void
+test_leaving_worker_not_started(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 2, pids);
+	char sess[16] = "";
+	for (int i = 0; i < 8 && sess[0] == '\0'; i++) {
+		char s_i[16];
+		snprintf(s_i, sizeof s_i, "s%d", i);
+		json_t *r = cl_exec_ok(a, "ignore_term", NULL, s_i);
+		if (strcmp(cl_reply_worker(r), "pool/worker.2") == 0)
+			snprintf(sess, sizeof sess, "%s", s_i);
+		json_decref(r);
+	}
+	assert_true(sess[0] != '\0');	/* new sessions spread over both */
+	json_t *r = cl_exec_ok(a, "deafen", NULL, sess);
+	assert_string_equal(cl_reply_worker(r), "pool/worker.2");
+	json_decref(r);
+
+	json_decref(reload_to(a, M_POOL, 1));
+	json_t *node = arb_wait_node(a, "pool/worker.2", "stopping", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	static const char *const ops[] = { "start", "restart" };
+	for (size_t i = 0; i < 2; i++)
+		json_decref(arb_call_err(a, json_pack("{s:s, s:s}", "op", ops[i],
+		    "name", "pool/worker.2"), "not_found"));
+	struct want_pool w = { 1 };
+	json_t *tree = arb_wait_for(a, pool_is, &w, ARB_EVENT_MS,
+	    "worker.2 gone from the pool");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_true(proc_wait_gone((pid_t)pids[1], ARB_EVENT_MS));
+	/* no process but the first ever took the name */
+	assert_int_equal(arb_log_count_lines(a, "pool/worker.2", "ready (pid",
+	    NULL), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- settings read by running workers ---- */
 
 /* A single-mode config with worker.health_interval_ms = interval_ms. */
@@ -1175,6 +1220,7 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
+		cmocka_unit_test_teardown(test_leaving_worker_not_started, teardown),
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
