@@ -955,6 +955,22 @@ test_resize_under_load(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Names in sess (16 bytes) a new session whose first request, command,
+ * pool/worker.2 served: new sessions spread over a pool of two. */
+static void
+session_on_worker2(struct arb *a, const char *command, char *sess)
+{
+	for (int i = 0; i < 8; i++) {
+		snprintf(sess, 16, "s%d", i);
+		json_t *r = cl_exec_ok(a, command, NULL, sess);
+		bool there = strcmp(cl_reply_worker(r), "pool/worker.2") == 0;
+		json_decref(r);
+		if (there)
+			return;
+	}
+	fail_msg("no new session went to pool/worker.2");
+}
+
 /* A pool shrunk by a reload retires its last worker once its request is
  * done; a request of that worker's session waiting for it (strict) then
  * goes to the worker that stays, at once, told its session was reset. */
@@ -963,16 +979,8 @@ test_shrink_moves_strict_waiter(void **state)
 {
 	json_int_t pids[POOL_SIZE];
 	struct arb *a = start_mode(M_POOL, 2, pids);
-	char sess[16] = "";
-	for (int i = 0; i < 8 && sess[0] == '\0'; i++) {
-		char s_i[16];
-		snprintf(s_i, sizeof s_i, "s%d", i);
-		json_t *r = cl_exec_ok(a, "echo", NULL, s_i);
-		if (strcmp(cl_reply_worker(r), "pool/worker.2") == 0)
-			snprintf(sess, sizeof sess, "%s", s_i);
-		json_decref(r);
-	}
-	assert_true(sess[0] != '\0');	/* new sessions spread over both */
+	char sess[16];
+	session_on_worker2(a, "echo", sess);
 	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
 	    json_pack("{s:i}", "ms", 1500), sess, "busy", 1);
 	struct cl_conn *waiter = cl_send_held(a, 2, "echo",
@@ -1002,16 +1010,8 @@ test_leaving_worker_not_started(void **state)
 {
 	json_int_t pids[POOL_SIZE];
 	struct arb *a = start_mode(M_POOL, 2, pids);
-	char sess[16] = "";
-	for (int i = 0; i < 8 && sess[0] == '\0'; i++) {
-		char s_i[16];
-		snprintf(s_i, sizeof s_i, "s%d", i);
-		json_t *r = cl_exec_ok(a, "ignore_term", NULL, s_i);
-		if (strcmp(cl_reply_worker(r), "pool/worker.2") == 0)
-			snprintf(sess, sizeof sess, "%s", s_i);
-		json_decref(r);
-	}
-	assert_true(sess[0] != '\0');	/* new sessions spread over both */
+	char sess[16];
+	session_on_worker2(a, "ignore_term", sess);
 	json_t *r = cl_exec_ok(a, "deafen", NULL, sess);
 	assert_string_equal(cl_reply_worker(r), "pool/worker.2");
 	json_decref(r);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
@@ -124,9 +123,7 @@ arbord_start(const struct arbord_conf *c)
 	struct arbord *a = xcalloc(1, sizeof *a);
 	a->size = c->size;
 	a->errfd = -1;
-	a->dir = xasprintf("%s/arbord.%d", B.tmp, ++serial);
-	if (mkdir(a->dir, 0700) < 0)
-		die("%s: %s", a->dir, strerror(errno));
+	a->dir = tmp_dir("arbord", &serial);
 	a->conf = xasprintf("%s/arbor.conf", a->dir);
 	a->sock = xasprintf("%s/arbor.sock", a->dir);
 	a->log = xasprintf("%s/arbord.log", a->dir);

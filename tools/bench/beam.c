@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,9 +71,7 @@ beam_start(char *const argv[], int n)
 		die("pipe: %s", strerror(errno));
 	static int serial;
 	struct beam *b = xcalloc(1, sizeof *b);
-	b->dir = xasprintf("%s/beam.%d", B.tmp, ++serial);
-	if (mkdir(b->dir, 0700) < 0)
-		die("%s: %s", b->dir, strerror(errno));
+	b->dir = tmp_dir("beam", &serial);
 	b->sock = xasprintf("%s/beam.sock", b->dir);
 	char *script = xasprintf("%s/tools/bench/beam_pool.escript", B.root);
 	char *count = xasprintf("%d", n);

@@ -53,6 +53,15 @@ const char BENCH_ARGS[] = "{\"question\":\"What is the capital of France?\","
 
 static pid_t main_pid;
 
+char *
+tmp_dir(const char *name, int *serial)
+{
+	char *dir = xasprintf("%s/%s.%d", B.tmp, name, ++*serial);
+	if (mkdir(dir, 0700) < 0)
+		die("%s: %s", dir, strerror(errno));
+	return dir;
+}
+
 int
 unix_connect(const char *path)
 {

@@ -42,6 +42,9 @@ now_s(void)
 	return (double)now_ns() / 1e9;
 }
 
+/* A new directory of our temp dir, "<name>.<n>" (n counting per name's
+ * caller: pass a static counter). Dies on failure. */
+char	*tmp_dir(const char *name, int *serial);
 /* A blocking connection to the Unix socket at path; -1 on failure. */
 int	unix_connect(const char *path);
 

@@ -9,7 +9,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -246,9 +245,7 @@ relay_start(char *const argv[], int n)
 {
 	static int serial;
 	struct relay *r = xcalloc(1, sizeof *r);
-	r->dir = xasprintf("%s/relay.%d", B.tmp, ++serial);
-	if (mkdir(r->dir, 0700) < 0)
-		die("%s: %s", r->dir, strerror(errno));
+	r->dir = tmp_dir("relay", &serial);
 	r->sock = xasprintf("%s/relay.sock", r->dir);
 	r->pid = proc_fork();
 	if (r->pid == 0) {
