@@ -6,6 +6,7 @@
 #include "supervisor/config.h"
 #include "proto/xmalloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
@@ -449,6 +450,98 @@ config_defaults(const struct ld *ld)
 	return c;
 }
 
+/* ---- integer literals as written ---- */
+
+/* The whole text of path (a NUL byte is refused before parsing: one C
+ * string), or NULL. */
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t cap = 0;
+	if (f == NULL)
+		return NULL;
+	if (getdelim(&text, &cap, '\0', f) < 0) {
+		free(text);
+		text = NULL;
+	}
+	fclose(f);
+	return text;
+}
+
+/* p past blanks and comments (#, //, slash-star). */
+static const char *
+skip_blank(const char *p)
+{
+	const char *q;
+	for (;;) {
+		p += strspn(p, " \t\r\n\f\v");
+		if (*p == '#' || (p[0] == '/' && p[1] == '/'))
+			p += strcspn(p, "\n");
+		else if (p[0] == '/' && p[1] == '*' &&
+		    (q = strstr(p + 2, "*/")) != NULL)
+			p = q + 2;
+		else
+			return p;
+	}
+}
+
+/* The integer literal without an L suffix at p, as written, into *v. */
+static bool
+read_literal(const char *p, long long *v)
+{
+	char *end;
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		unsigned long long u = strtoull(p, &end, 16);
+		*v = u > LLONG_MAX ? LLONG_MAX : (long long)u;
+	} else if (p[0] != '\0' && strchr("+-0123456789", p[0]) != NULL) {
+		*v = strtoll(p, &end, 10);
+	} else {
+		return false;
+	}
+	return end != p && (*end == '\0' || strchr("Ll.eE", *end) == NULL);
+}
+
+static bool
+is_name_char(char ch)
+{
+	return ch == '_' || ch == '-' || ch == '*' || isalnum((unsigned char)ch);
+}
+
+/* The int setting s as written in its file. libconfig 1.5 reads a literal
+ * without the L suffix into an int, wrapping (4294967296 arrives as 0):
+ * the literal after s's name on its line, whose wrapped value is what
+ * libconfig holds, is what the file means. Else libconfig's value. */
+static long long
+int_as_written(const struct ld *ld, const config_setting_t *s)
+{
+	char buf[PATH_MAX];
+	long long got = config_setting_get_int(s), v;
+	const char *name = config_setting_name(s);
+	char *text = slurp(abs_file(ld, config_setting_source_file(s), buf,
+	    sizeof buf));
+	const char *p = text, *eol, *q;
+	size_t len = name ? strlen(name) : 0;
+	for (unsigned n = 1; p != NULL && n < config_setting_source_line(s); n++)
+		if ((p = strchr(p, '\n')) != NULL)
+			p++;
+	eol = p != NULL && len > 0 ? p + strcspn(p, "\n") : p;
+	for (; p != NULL && (p = strstr(p, name)) != NULL && p < eol; p += len) {
+		if ((p > text && is_name_char(p[-1])) || is_name_char(p[len]))
+			continue;
+		q = skip_blank(p + len);
+		if ((*q == '=' || *q == ':') &&
+		    read_literal(skip_blank(q + 1), &v) &&
+		    (int32_t)(uint32_t)(unsigned long long)v == got) {
+			got = v;
+			break;
+		}
+	}
+	free(text);
+	return got;
+}
+
 /* ---- one setting ---- */
 
 static int
@@ -458,7 +551,8 @@ apply_number(struct ld *ld, const struct kdesc *k, const config_setting_t *s,
 	int t = config_setting_type(s);
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
 		return fail(ld, s, key, "must be an integer");
-	long long v = config_setting_get_int64(s);
+	long long v = t == CONFIG_TYPE_INT ? int_as_written(ld, s) :
+	    config_setting_get_int64(s);
 	if (v < k->min)
 		return fail(ld, s, key, "must be >= %lld", k->min);
 	if (v > k->max)

@@ -663,6 +663,37 @@ test_err_out_of_range(void **state)
 	    "pool.max_overflow: must be <= 64");
 }
 
+/* libconfig 1.5 reads an integer literal without the L suffix into an
+ * int, wrapping: 4294967296 arrives as 0, 4294967297 as 1. The value as
+ * written is the one checked (and kept, for a 64-bit key). */
+static void
+test_err_out_of_range_unsuffixed(void **state)
+{
+	struct fx *fx = *state;
+	expect_error(fx, "pool = { size = 4294967296; };\n" MINIMAL, NULL, 1,
+	    "pool.size: must be <= 2147483647");
+	expect_error(fx, "worker = { request_timeout_ms = 4294967297; };\n"
+	    MINIMAL, NULL, 1,
+	    "worker.request_timeout_ms: must be <= 2147483647");
+	expect_error(fx, "pool = { max_overflow =\n  # why\n  4294967298; };\n"
+	    MINIMAL, NULL, 1, "pool.max_overflow: must be <= 64");
+	expect_error(fx, "pool = { size = 2; max_waiting = -4294967295; };\n"
+	    MINIMAL, NULL, 1, "pool.max_waiting: must be >= 0");
+	expect_error(fx, "pool = { size = 0x100000002; };\n" MINIMAL, NULL, 1,
+	    "pool.size: must be <= 2147483647");
+	expect_error(fx, "control = { max_clients = 99999999999999999999; };\n"
+	    MINIMAL, NULL, 1, "control.max_clients: must be <= 2147483647");
+	struct config *c = load(fx, "worker = { max_requests = 99999999999; "
+	    "max_errors = 7; };\npool = { size = 3; max_waiting = 0x10; };\n"
+	    MINIMAL, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->worker.max_requests, 99999999999L);
+	assert_int_equal(c->worker.max_errors, 7);
+	assert_int_equal(c->pool.size, 3);
+	assert_int_equal(c->pool.max_waiting, 16);
+	config_free(c);
+}
+
 static void
 test_err_enum_word(void **state)
 {
@@ -1178,6 +1209,7 @@ main(void)
 		T(test_err_unknown_key_in_environment),
 		T(test_err_wrong_type),
 		T(test_err_out_of_range),
+		T(test_err_out_of_range_unsuffixed),
 		T(test_err_enum_word),
 		T(test_err_control_mode),
 		T(test_err_command),
