@@ -85,10 +85,11 @@ parse_args(int argc, char **argv, struct args *a)
 		usage(stderr);
 		exit(EXIT_USAGE);
 	}
-	if (a->conf == NULL)
-		a->conf = getenv("ARBOR_CONF");
-	if (a->conf == NULL)
-		a->conf = "/etc/arbor/arbor.conf";
+	if (a->conf == NULL) {
+		const char *env = getenv("ARBOR_CONF");	/* empty: unset */
+		a->conf = env != NULL && env[0] != '\0' ? env :
+		    "/etc/arbor/arbor.conf";
+	}
 }
 
 /* The directory of this executable: mock_worker lives beside it. */

@@ -342,6 +342,46 @@ test_check_pool_size_zero(void **state)
 	arb_free(a);
 }
 
+/* Runs arbord -t with no -c, or with -c conf, and one extra variable. */
+static int
+check_config_from(const char *conf, const char *var, char *out, char *err)
+{
+	char *bin = arb_bin_path("arbord");
+	const char *argv[] = { bin, "-t", conf ? "-c" : NULL, conf, NULL };
+	const char *extra[] = { var, NULL };
+	int code = arb_run(argv, extra, out, OUT_MAX, err, OUT_MAX);
+	free(bin);
+	return code;
+}
+
+/* -c FILE, else $ARBOR_CONF, else /etc/arbor/arbor.conf; an empty
+ * $ARBOR_CONF is unset, as an empty $ARBOR_ENV is (and as arborctl
+ * takes it). */
+static void
+test_check_conf_from_environment(void **state)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	char real[PATH_MAX];
+	struct arb *a = arb_new(MODES_CONF);
+	assert_non_null(realpath(arb_conf_path(a), real));
+	char var[PATH_MAX + 16];
+	snprintf(var, sizeof var, "ARBOR_CONF=%s", arb_conf_path(a));
+	assert_int_equal(check_config_from(NULL, var, out, err), 0);
+	assert_setting(out, "config", real);
+	assert_int_equal(check_config_from(arb_conf_path(a),
+	    "ARBOR_CONF=/nonexistent/arbor.conf", out, err), 0);
+	assert_setting(out, "config", real);
+
+	const char *dflt = "/etc/arbor/arbor.conf";
+	int code = check_config_from(NULL, "ARBOR_CONF=", out, err);
+	if (code == 0)
+		assert_setting(out, "config", dflt);
+	else if (code != 78 || strstr(err, dflt) == NULL)
+		fail_msg("ARBOR_CONF empty: exit %d, expected %s: %s", code,
+		    dflt, err);
+	arb_free(a);
+}
+
 /* Runs -t on a bad config: exit 78 and a message naming file:line: and
  * the key. */
 static void
@@ -486,6 +526,7 @@ main(void)
 		cmocka_unit_test_teardown(test_check_prints_settings, arb_teardown),
 		cmocka_unit_test_teardown(test_check_auto_adapter_and_test_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_check_pool_size_zero, arb_teardown),
+		cmocka_unit_test_teardown(test_check_conf_from_environment, arb_teardown),
 		cmocka_unit_test_teardown(test_bad_config_exits_78, arb_teardown),
 		cmocka_unit_test_teardown(test_daemon_bad_config_exits_78, arb_teardown),
 		cmocka_unit_test_teardown(test_usage_exits_64, arb_teardown),
