@@ -295,6 +295,22 @@ strv_eq(char *const *a, char *const *b)
 	return true;
 }
 
+/* The same "K=V" vectors in any order (each NAME is there once). */
+static bool
+env_eq(char *const *a, char *const *b)
+{
+	size_t n = strv_len(a), i, j;
+	if (n != strv_len(b))
+		return false;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < n && strcmp(a[i], b[j]) != 0; j++)
+			;
+		if (j == n)
+			return false;
+	}
+	return true;
+}
+
 /* Sets NAME=value in the "K=V" vector *vp, replacing an earlier NAME. */
 static void
 env_put(char ***vp, const char *name, const char *value)
@@ -1123,6 +1139,8 @@ value_eq(const struct kdesc *k, const struct config *a, const struct config *b)
 		return get_number(k, a) == get_number(k, b);
 	if (k->kind == KK_PATH)
 		return strcmp(*CFIELD(a, k, str_t), *CFIELD(b, k, str_t)) == 0;
+	if (k->kind == KK_ENV)
+		return env_eq(*CFIELD(a, k, strv_t), *CFIELD(b, k, strv_t));
 	return strv_eq(*CFIELD(a, k, strv_t), *CFIELD(b, k, strv_t));
 }
 

@@ -964,6 +964,41 @@ test_diff(void **state)
 	config_free(c);
 }
 
+/* worker.env is a set of variables: the same ones in another order are no
+ * change (worker.command's order is). */
+static void
+test_diff_env_order(void **state)
+{
+	struct fx *fx = *state;
+	struct config *a = load(fx, "worker = { env = { A = \"1\"; B = \"2\"; };"
+	    " };\n" MINIMAL, NULL);
+	struct config *b = load(fx, "worker = { env = { B = \"2\"; A = \"1\"; };"
+	    " };\n" MINIMAL, NULL);
+	struct config *c = load(fx, "worker = { env = { B = \"2\"; A = \"3\"; };"
+	    " };\n" MINIMAL, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	const char **d = config_diff(a, b);
+	assert_null(d[0]);
+	free(d);
+	d = config_diff(a, c);
+	assert_int_equal(count_keys(d), 1);
+	assert_string_equal(d[0], "worker.env");
+	free(d);
+	config_free(a);
+	config_free(b);
+	config_free(c);
+	a = load(fx, "worker = { command = [\"a\", \"b\"]; };\n" MINIMAL, NULL);
+	b = load(fx, "worker = { command = [\"b\", \"a\"]; };\n" MINIMAL, NULL);
+	d = config_diff(a, b);
+	assert_int_equal(count_keys(d), 1);
+	assert_string_equal(d[0], "worker.command");
+	free(d);
+	config_free(a);
+	config_free(b);
+}
+
 static void
 test_diff_test_mode(void **state)
 {
@@ -1220,6 +1255,7 @@ main(void)
 		T(test_shipped_arbor_conf),
 		T(test_shipped_examples),
 		T(test_diff),
+		T(test_diff_env_order),
 		T(test_diff_test_mode),
 		T(test_print),
 		T(test_print_every_key),
