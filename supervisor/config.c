@@ -148,6 +148,8 @@ struct ld {
 	char	*err;
 	size_t	 errlen;
 	bool	 overlay;	/* applying an environment */
+	char	*text_of;	/* the file whose text is read (int_as_written) */
+	char	*text;		/* its text, or NULL */
 };
 
 /* ---- names ---- */
@@ -519,6 +521,19 @@ read_literal(const char *p, long long *v)
 	return end != p && (*end == '\0' || strchr("Ll.eE", *end) == NULL);
 }
 
+/* The text of path, read once per load (an @include'd file in turn). */
+static const char *
+file_text(struct ld *ld, const char *path)
+{
+	if (ld->text_of == NULL || strcmp(ld->text_of, path) != 0) {
+		free(ld->text_of);
+		free(ld->text);
+		ld->text_of = xstrdup(path);
+		ld->text = slurp(path);
+	}
+	return ld->text;
+}
+
 static bool
 is_name_char(char ch)
 {
@@ -530,13 +545,13 @@ is_name_char(char ch)
  * the literal after s's name on its line, whose wrapped value is what
  * libconfig holds, is what the file means. Else libconfig's value. */
 static long long
-int_as_written(const struct ld *ld, const config_setting_t *s)
+int_as_written(struct ld *ld, const config_setting_t *s)
 {
 	char buf[PATH_MAX];
 	long long got = config_setting_get_int(s), v;
 	const char *name = config_setting_name(s);
-	char *text = slurp(abs_file(ld, config_setting_source_file(s), buf,
-	    sizeof buf));
+	const char *text = file_text(ld, abs_file(ld,
+	    config_setting_source_file(s), buf, sizeof buf));
 	const char *p = text, *eol, *q;
 	size_t len = name ? strlen(name) : 0;
 	for (unsigned n = 1; p != NULL && n < config_setting_source_line(s); n++)
@@ -554,7 +569,6 @@ int_as_written(const struct ld *ld, const config_setting_t *s)
 			break;
 		}
 	}
-	free(text);
 	return got;
 }
 
@@ -1044,6 +1058,8 @@ config_load(const char *path, const char *env, char *err, size_t errlen)
 out:
 	free(ld.file);
 	free(ld.dir);
+	free(ld.text_of);
+	free(ld.text);
 	return c;
 }
 
