@@ -218,8 +218,11 @@ check_execute(json_t *req, json_t *id, int *timeout_ms)
 	json_t *cmd = json_object_get(req, "command");
 	json_t *sess = json_object_get(req, "session_id");
 	json_t *tmo = json_object_get(req, "timeout_ms");
+	json_t *args = json_object_get(req, "args");
 	if (!json_is_string(cmd) || json_string_length(cmd) == 0)
 		return msg_error(id, ERR_BAD_REQUEST, "missing string param 'command'");
+	if (args && !json_is_object(args) && !json_is_null(args))
+		return msg_error(id, ERR_BAD_REQUEST, "args must be an object");
 	if (sess && !json_is_string(sess) && !json_is_null(sess))
 		return msg_error(id, ERR_BAD_REQUEST, "session_id must be a string");
 	if (tmo && !json_is_null(tmo) &&
@@ -306,6 +309,8 @@ fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
 			return false;
 		r.timeout_ms = (int)t;
 	}
+	if (args && args->type != JRAW_NULL && args->type != JRAW_OBJECT)
+		return false;
 	if (id) {
 		r.id = id->val;
 		r.id_len = id->val_len;

@@ -166,6 +166,48 @@ test_missing_or_mistyped_fields(void **state)
 	assert_serving(a);
 }
 
+/* The worker's errors count from bridge/worker's stats. */
+static json_int_t
+worker_errors(struct arb *a)
+{
+	json_t *node = arb_status(a, "bridge/worker");
+	assert_non_null(node);
+	json_int_t n = arb_node_int(json_object_get(node, "stats"), "errors");
+	json_decref(node);
+	return n;
+}
+
+/* SPEC 5: a request's args is an object. Any other JSON is a bad_request
+ * of the client's; never sent to a worker, where it would count as the
+ * worker's error (and get it replaced after worker.max_errors). */
+static void
+test_execute_args_not_object(void **state)
+{
+	struct arb *a = *state;
+	static const char *const bad[] = { "5", "\"s\"", "[1]", "true",
+	    "1.5" };
+	const size_t nbad = sizeof bad / sizeof bad[0];
+	json_int_t errors = worker_errors(a);
+	for (size_t i = 0; i < 2 * nbad; i++) {
+		/* the second round escapes the command: the jansson path */
+		char *req = xasprintf("{\"id\": %zu, \"op\": \"execute\", "
+		    "\"command\": \"%s\", \"args\": %s}", 30 + i,
+		    i < nbad ? "echo" : "ech\\u006f", bad[i % nbad]);
+		json_t *r = exchange_frame(a, req, strlen(req));
+		assert_error(r, "bad_request", (json_int_t)(30 + i));
+		json_decref(r);
+		free(req);
+	}
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s, s:n}", "op",
+	    "execute", "command", "echo", "args"));
+	json_decref(r);
+	r = arb_call_ok(a, json_pack("{s:s, s:s, s:{s:i}}", "op", "execute",
+	    "command", "echo", "args", "k", 1));
+	assert_int_equal(arb_node_int(json_object_get(r, "result"), "k"), 1);
+	json_decref(r);
+	assert_int_equal(worker_errors(a), errors);
+}
+
 static void
 test_frame_too_large(void **state)
 {
@@ -585,6 +627,7 @@ main(void)
 		cmocka_unit_test(test_invalid_json),
 		cmocka_unit_test(test_json_non_object),
 		cmocka_unit_test(test_missing_or_mistyped_fields),
+		cmocka_unit_test(test_execute_args_not_object),
 		cmocka_unit_test(test_frame_too_large),
 		cmocka_unit_test(test_frame_at_limit),
 		cmocka_unit_test(test_partial_frame_then_close),

@@ -926,7 +926,8 @@ test_args_round_trip(void **state)
 }
 
 /* null or absent args reach the worker as {}; args of another type are
- * passed on, and refused by the worker, on both paths alike. */
+ * a bad_request (SPEC 5: args is an object), on both paths alike, and
+ * never reach the worker. */
 static void
 test_args_null_absent_and_not_objects(void **state)
 {
@@ -951,15 +952,15 @@ test_args_null_absent_and_not_objects(void **state)
 			req = exec_text(jansson, ",\"id\":4,\"command\":\"echo\","
 			    "\"args\":", not_objects[i], NULL);
 			r = call_text(a, req, strlen(req));
-			assert_error_msg(r, "worker_error",
-			    "invalid request: args must be an object", req);
+			assert_error_msg(r, "bad_request",
+			    "args must be an object", req);
 			assert_int_equal(cl_reply_id(r), 4);
 			json_decref(r);
 			free(req);
 		}
 	}
 	json_decref(empty);
-	/* Refusals by the worker are not crashes. */
+	assert_int_equal(cl_stat(a, "worker_errors"), 0);
 	assert_int_equal(cl_stat(a, "restarts"), 0);
 	assert_int_equal(arb_stop(a), 0);
 }
