@@ -1157,9 +1157,11 @@ transact(const char *sock, const json_t *req, long long wait_ms,
 	long long deadline;
 	enum rx rx;
 
-	if (fd < 0) {
-		errmsg("arbord is not running (cannot connect to %s: %s)", sock,
-		    strerror(errno));
+	if (fd < 0) {	/* no socket, or no one listening: not running */
+		e = errno;
+		errmsg("%scannot connect to %s: %s%s", e == ENOENT ||
+		    e == ECONNREFUSED ? "arbord is not running (" : "", sock,
+		    strerror(e), e == ENOENT || e == ECONNREFUSED ? ")" : "");
 		return EXIT_UNREACHABLE;
 	}
 	/* A refused connection still carries arbord's error frame: read it
@@ -1202,6 +1204,19 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 	return status;
 }
 
+/* status, or 1 if what was printed did not all reach stdout (a full disk,
+ * a closed pipe): output lost must not pass for success. A reader that
+ * went away (EPIPE) needs no message. */
+static int
+output_written(int status)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return status;
+	if (errno != EPIPE)
+		errmsg("cannot write the output: %s", strerror(errno));
+	return status == EXIT_OK ? EXIT_REPLY_ERROR : status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1219,5 +1234,5 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	status = run(c, &o, req);
 	json_decref(req);
-	return status;
+	return output_written(status);
 }

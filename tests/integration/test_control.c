@@ -496,6 +496,17 @@ test_arborctl_exit_codes(void **state)
 		fail_msg("expected exit 3 and one line naming %s", absent);
 	}
 	free(absent);
+
+	/* output that cannot be written is no success (exit 1, one line) */
+	char *bin = arb_bin_path("arborctl");
+	const char *full[] = { "/bin/sh", "-c", "exec \"$0\" -s \"$1\" status"
+	    " >/dev/full", bin, arb_socket_path(a), NULL };
+	code = arb_run(full, NULL, out, OUT_MAX, err, OUT_MAX);
+	if (code != 1 || !one_line(err) || strstr(err, "write") == NULL) {
+		fprintf(stderr, "exit %d, stderr:\n%s\n", code, err);
+		fail_msg("expected exit 1 and one line on the failed write");
+	}
+	free(bin);
 	assert_serving(a);
 }
 
