@@ -54,11 +54,15 @@ Exit statuses (the process exits with these when run() returns):
   not UTF-8 JSON, or a request that is not a JSON object.
 
 A reply that would exceed the maximum frame size, or whose result is not
-JSON-serialisable, is replaced by an error reply.
+JSON-serialisable (nested too deeply included), is replaced by an error
+reply. A request that is valid JSON but nested too deeply for Python's
+decoder gets the error "invalid request: nested too deeply" when its id can
+be read (arbord writes it first); otherwise it is a protocol error.
 """
 
 import json
 import os
+import re
 import signal
 import struct
 import sys
@@ -83,6 +87,17 @@ class CommandError(Exception):
 
 class ProtocolError(Exception):
     """The parent broke the framing or sent something that is not a request."""
+
+
+class _TooDeep:
+    """A request too deeply nested to decode, whose id could be read."""
+
+    def __init__(self, req_id):
+        self.req_id = req_id
+
+
+# The id of a request as arbord frames it: {"id":<integer>, ...
+_LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*(-?(?:0|[1-9][0-9]*))\s*[,}]')
 
 
 class _Stop(BaseException):
@@ -240,7 +255,8 @@ class Worker:
         return b"".join(chunks)
 
     def read_request(self):
-        """Reads one request frame; returns the request dict, or None at EOF.
+        """Reads one request frame; returns the request dict, None at EOF,
+        or a _TooDeep for a request nested too deeply to decode.
 
         Raises ProtocolError on a truncated or oversized frame, a payload
         that is not UTF-8 JSON, or JSON that is not an object.
@@ -261,6 +277,11 @@ class Worker:
             request = _DECODER.decode(payload.decode("utf-8"))
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
             raise ProtocolError("invalid JSON in request: %s" % exc) from None
+        except RecursionError:
+            match = _LEADING_ID.match(payload)
+            if match is None:
+                raise ProtocolError("request nested too deeply, no id") from None
+            return _TooDeep(int(match.group(1)))
         if not isinstance(request, dict):
             raise ProtocolError("request is not a JSON object")
         return request
@@ -270,7 +291,7 @@ class Worker:
         the result is not JSON or the frame would be too large."""
         try:
             payload = _dumps(reply)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             _log("reply to request %r is not JSON: %s" % (reply.get("id"), exc))
             reply = self._replace_reply(reply, _describe(exc))
             payload = _dumps(reply)
@@ -318,7 +339,13 @@ class Worker:
                 request = self.read_request()
                 if request is None:
                     return EXIT_OK
-                self.write_reply(self.handle(request))
+                if isinstance(request, _TooDeep):
+                    self.commands_handled += 1
+                    reply = self._error(request.req_id,
+                                        "invalid request: nested too deeply")
+                else:
+                    reply = self.handle(request)
+                self.write_reply(reply)
             return EXIT_OK
         except _Stop:
             return EXIT_OK

@@ -139,6 +139,25 @@ class ErrorTest(WorkerTestCase):
         self.assertTrue(reply["error"].startswith("TypeError: "), reply["error"])
         self.assertTrue(self.w.call("echo")["success"])
 
+    def test_deeply_nested_request_gets_error_reply(self):
+        # Valid JSON, as arbord frames it (id first), nested deeper than
+        # Python's recursion limit: an error reply, not a crash.
+        depth = 5000
+        body = (b'{"id":7,"command":"echo","args":{"x":' + b"[" * depth +
+                b"]" * depth + b"}}")
+        self.w.send_raw(struct.pack(">I", len(body)) + body)
+        reply = self.w.recv()
+        self.assertEqual(reply["id"], 7)
+        self.assertFalse(reply["success"])
+        self.assertIn("nested too deeply", reply["error"])
+        self.assertTrue(self.w.call("echo", req_id=8)["success"])
+
+    def test_deeply_nested_result_gets_error_reply(self):
+        reply = self.w.call("deep", {"depth": 5000})
+        self.assertFalse(reply["success"])
+        self.assertTrue(reply["error"].startswith("RecursionError"), reply["error"])
+        self.assertTrue(self.w.call("echo")["success"])
+
     def test_reply_too_large(self):
         w = self.spawn({"ARBOR_MAX_FRAME_BYTES": "1000"})
         self.assertTrue(w.call("big", {"bytes": 900})["success"])

@@ -59,6 +59,14 @@ def big(args, session_id):
     return "x" * int(args["bytes"])
 
 
+@worker.command("deep")
+def deep(args, session_id):
+    value = []
+    for _ in range(int(args["depth"])):
+        value = [value]
+    return value
+
+
 @worker.command("sleep")
 def sleep(args, session_id):
     import time
