@@ -166,7 +166,11 @@ sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
 		*gen = 0;
 		return false;
 	}
+	struct sess_anchor *left = b->anchor;
 	*rebound = bind(b, a);
+	if (*rebound && left)	/* moved off a live worker (prefer): what
+				 * the session built there is orphaned */
+		sess_notify_cleanup(NULL, id, left);
 	if (*gen != b->gen)	/* not held, or held by an earlier session */
 		b->inflight++;
 	*gen = b->gen;

@@ -43,7 +43,8 @@ bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
  * or failed): a session with requests at a worker is not idle, and its
  * idle clock restarts when the last one ends. Unknown ids are ignored.
  * sess_begin also does sess_bind's work (*rebound: its result) and
- * sess_take_reset's (its result), in one lookup. A request is counted by
+ * sess_take_reset's (its result), in one lookup; a session it moves off
+ * the worker of another anchor has that worker sent cleanup_session. A request is counted by
  * one session: *gen names it (0: none), as sess_hold or sess_begin set
  * it, so that a request is not counted twice, and one counted by a
  * session that has ended since does not end the wait or the time at a

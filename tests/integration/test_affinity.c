@@ -504,6 +504,56 @@ test_prefer_moves_off_busy_worker(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* get_stats from the worker named w (requests without a session take the
+ * idle workers in turn): its reply, or a failed test. */
+static json_t *
+stats_of(struct arb *a, const char *w)
+{
+	for (int i = 0; i < 20; i++) {
+		json_t *r = cl_exec_ok(a, "get_stats", NULL, NULL);
+		if (strcmp(cl_reply_worker(r), w) == 0)
+			return r;
+		json_decref(r);
+	}
+	fail_msg("no get_stats reached %s", w);
+	return NULL;
+}
+
+/* prefer: a session moved off its busy worker leaves no state behind on
+ * the worker it left, which gets cleanup_session (after the request it is
+ * busy with): the session's programs would otherwise stay there for the
+ * worker's life, ended sessions' included. */
+static void
+test_prefer_move_cleans_up_left_worker(void **state)
+{
+	struct arb *a = start_pool(2, "prefer", NULL);
+	json_t *r = cl_exec_ok(a, "create_program",
+	    json_pack("{s:s}", "program_id", "p"), "pm");
+	char w1[64];
+	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
+	json_decref(r);
+	struct cl_conn *c = cl_open(a);
+	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 800),
+	    "pm", 0);
+	cl_send(c, req);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	r = cl_exec_ok(a, "create_program",
+	    json_pack("{s:s}", "program_id", "p"), "pm");
+	assert_string_not_equal(cl_reply_worker(r), w1);
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	cl_close(c);
+	r = stats_of(a, w1);
+	json_t *res = json_object_get(r, "result");
+	assert_int_equal(arb_node_int(res, "sessions_count"), 0);
+	assert_int_equal(arb_node_int(res, "programs_count"), 0);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_strict_waits_for_busy_worker(void **state)
 {
@@ -803,6 +853,8 @@ main(void)
 		cmocka_unit_test_teardown(test_ttl_spares_session_in_flight, arb_teardown),
 		cmocka_unit_test_teardown(test_ttl_spares_session_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_move_cleans_up_left_worker,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_gets_overflow_when_worker_stops, arb_teardown),
