@@ -32,7 +32,10 @@ Built in:
   "ping" replaces the reply (worker_id is remembered all the same).
 * ``shutdown`` answers {"shutting_down": true} and the process exits 0. A
   handler registered for "shutdown" runs first (for cleanup); a non-None
-  return value replaces the reply. The process exits either way.
+  return value replaces the reply. The process exits either way. A SIGTERM
+  or SIGINT that stops the worker before a shutdown request was handled
+  runs that handler too (with {} and None), as arbord sends SIGTERM right
+  behind its shutdown frame: the cleanup runs once, whichever comes first.
 * An unknown command gets the error "unknown command: <name>".
 * A handler raising CommandError gets its message as the error, verbatim.
   Any other exception gets "<ExceptionType>: <message>" and its traceback
@@ -154,6 +157,7 @@ class Worker:
         self._handlers = {}
         self._stopping = False
         self._writing = False      # a reply frame is going out
+        self._signalled = False    # stopped by SIGTERM/SIGINT
         self._in, self._out = _claim_stdio()
 
     # -- registration -----------------------------------------------------
@@ -327,6 +331,7 @@ class Worker:
         once, or once the reply frame being written is out."""
         if not self._stopping:
             self._stopping = True
+            self._signalled = True
             if not self._writing:
                 raise _Stop()
 
@@ -346,8 +351,11 @@ class Worker:
                 else:
                     reply = self.handle(request)
                 self.write_reply(reply)
+            if self._signalled:     # it came while a reply was going out
+                self._cleanup_on_signal()
             return EXIT_OK
         except _Stop:
+            self._cleanup_on_signal()
             return EXIT_OK
         except ProtocolError as exc:
             _log("protocol error: %s" % exc)
@@ -362,6 +370,18 @@ class Worker:
             # The handlers stay installed: with _stopping set, a late
             # SIGTERM no longer interrupts the exit or turns it abnormal.
             self._stopping = True
+
+    def _cleanup_on_signal(self):
+        """Runs the "shutdown" handler for a worker stopped by a signal
+        (a shutdown request sets _stopping itself, and a signal after it
+        is then ignored, so the handler never runs twice)."""
+        fn = self._handlers.get("shutdown")
+        if fn is None:
+            return
+        try:
+            fn({}, None)
+        except Exception:  # the exit goes on; the cause goes to the log
+            _log("shutdown handler failed:\n%s" % traceback.format_exc().rstrip())
 
     def run(self):
         """Serves requests until EOF, shutdown, a signal or a protocol error,

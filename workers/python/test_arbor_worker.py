@@ -5,9 +5,11 @@ Run from this directory: python3 -m unittest -v
 
 import fcntl
 import os
+import shutil
 import signal
 import struct
 import sys
+import tempfile
 import termios
 import time
 import unittest
@@ -217,6 +219,35 @@ class LifecycleTest(WorkerTestCase):
         self.w.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.w.wait(), 0)
         self.assertNotIn("Traceback", self.w.stderr())
+
+    def _marked_worker(self):
+        """A worker whose shutdown handler appends a line to a file."""
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        mark = os.path.join(tmp, "mark")
+        return self.spawn({"HANDLERS_SHUTDOWN_MARK": mark}), mark
+
+    def _marks(self, mark):
+        if not os.path.exists(mark):
+            return 0
+        with open(mark) as f:
+            return f.read().count("cleaned up")
+
+    def test_sigterm_runs_shutdown_handler_once(self):
+        """arbord sends SIGTERM right behind its shutdown frame: the
+        cleanup runs once, whichever the worker sees first."""
+        w, mark = self._marked_worker()
+        self.assertTrue(w.call("ping")["success"])
+        w.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(w.wait(), 0)
+        self.assertEqual(self._marks(mark), 1)
+        w2, mark2 = self._marked_worker()
+        self.assertTrue(w2.call("ping")["success"])   # serving: handlers set
+        w2.send({"id": 2, "command": "shutdown"})
+        w2.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(w2.wait(), 0)
+        self.assertEqual(self._marks(mark2), 1)
+        self.assertNotIn("Traceback", w.stderr() + w2.stderr())
 
     def test_sigterm_in_handler_exits_0(self):
         self.assertTrue(self.w.call("ping")["success"])

@@ -1,6 +1,8 @@
 """A worker with test handlers, built on arbor_worker.
 
 Env: HANDLERS_PING_OVERRIDE=1 registers its own ping;
+HANDLERS_SHUTDOWN_MARK=PATH registers a shutdown handler that appends a
+line to PATH;
 HANDLERS_EARLY_PRINT=1 prints between Worker() and run() (must end up
 on stderr).
 """
@@ -78,5 +80,11 @@ if os.environ.get("HANDLERS_PING_OVERRIDE") == "1":
     @worker.command("ping")
     def ping(args, session_id):
         return {"custom": True, "worker_id": worker.worker_id}
+
+if os.environ.get("HANDLERS_SHUTDOWN_MARK"):
+    @worker.command("shutdown")
+    def shutdown(args, session_id):
+        with open(os.environ["HANDLERS_SHUTDOWN_MARK"], "a") as f:
+            f.write("cleaned up\n")
 
 worker.run()
