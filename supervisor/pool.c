@@ -245,6 +245,16 @@ release_session(struct pool *p, struct job *job)
 	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }
 
+/* Finds or makes job's session: one ended while the job waited is made
+ * anew (as in single mode), the job may build state in it. */
+static void
+lookup_session(struct pool *p, struct job *job)
+{
+	bool created;
+	sess_lookup(p->sessions, job->session, ev_now(LOOP), &created);
+	p->st.total_sessions += created;
+}
+
 /* Gives job to the idle worker pw; one that no longer takes requests
  * (an operator's stop or restart, a recycle: it is idle until it exits)
  * leaves the idle list and the job goes to another, or waits. */
@@ -263,6 +273,8 @@ assign(struct pworker *pw, struct job *job)
 		release_session(p, job);
 	else {
 		bool rebound;	/* a wait's hold becomes the time at pw */
+		if (job->session_held)
+			lookup_session(p, job);
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
 		    &job->session_gen, &rebound))
 			job->session_reset = true;

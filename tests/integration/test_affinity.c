@@ -819,6 +819,44 @@ test_ttl_spares_session_made_anew_single(void **state)
 	ttl_spares_session_made_anew("", "bridge", 1);
 }
 
+/* A session ended while a request of it waits for its (strict) worker:
+ * the request, once served, builds its state in the session made anew
+ * (as in single mode), so the session is bound again and a later
+ * end_session ends it and cleans that state up. */
+static void
+test_end_session_while_waiting_pool(void **state)
+{
+	struct arb *a = start_pool(2, "strict", NULL);
+	char w[64];
+	bind_session(a, "ew", w, sizeof w);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), "ew", "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "create_program",
+	    json_pack("{s:s,s:s}", "program_id", "p", "signature",
+	    "question -> answer"), "ew", "waiting", 1);
+	assert_true(end_session(a, "ew"));
+	json_t *r = cl_recv_ok(busy, ARB_REPLY_MS, "the sleep");
+	json_decref(r);
+	r = cl_recv_ok(waiter, ARB_REPLY_MS, "the request that waited");
+	assert_string_equal(cl_reply_worker(r), w);
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	json_t *tree = arb_status(a, w);
+	assert_int_equal(arb_node_int(tree, "session"), 1);
+	json_decref(tree);
+	r = execute_p(a, "ew");		/* bound again: its program is there */
+	assert_true(arb_reply_ok(r));
+	assert_string_equal(cl_reply_worker(r), w);
+	json_decref(r);
+	assert_true(end_session(a, "ew"));
+	r = execute_p(a, "ew");		/* and cleaned up with the session */
+	assert_not_found(r);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A notice that an otherwise idle worker does not answer within
  * request_timeout_ms still gets it killed and replaced, and the log says
  * it was the notice (not a ping) that went unanswered. */
@@ -866,6 +904,8 @@ main(void)
 		cmocka_unit_test_teardown(test_ttl_spares_session_made_anew_single,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_unanswered_notice_kills, arb_teardown),
+		cmocka_unit_test_teardown(test_end_session_while_waiting_pool,
+		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
