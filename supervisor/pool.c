@@ -245,14 +245,17 @@ release_session(struct pool *p, struct job *job)
 	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }
 
-/* Finds or makes job's session: one ended while the job waited is made
- * anew (as in single mode), the job may build state in it. */
-static void
+/* Finds or makes job's session, and its worker's anchor (or NULL): one
+ * ended while the job waited is made anew (as in single mode), the job
+ * may build state in it. */
+static struct sess_anchor *
 lookup_session(struct pool *p, struct job *job)
 {
 	bool created;
-	sess_lookup(p->sessions, job->session, ev_now(LOOP), &created);
+	struct sess_anchor *a = sess_lookup(p->sessions, job->session,
+	    ev_now(LOOP), &created);
 	p->st.total_sessions += created;
+	return a;
 }
 
 /* Gives job to the idle worker pw; one that no longer takes requests
@@ -273,8 +276,16 @@ assign(struct pworker *pw, struct job *job)
 		release_session(p, job);
 	else {
 		bool rebound;	/* a wait's hold becomes the time at pw */
-		if (job->session_held)
-			lookup_session(p, job);
+		struct sess_anchor *a = job->session_held ?
+		    lookup_session(p, job) : NULL;
+		if (a && a->worker != pw &&
+		    p->cfg->pool.affinity == AFFINITY_STRICT) {
+			/* made anew on another worker while it waited */
+			release_session(p, job);
+			pool_submit(p, job);
+			on_ready(p->sup, pw->c, p);
+			return;
+		}
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
 		    &job->session_gen, &rebound))
 			job->session_reset = true;

@@ -857,6 +857,37 @@ test_end_session_while_waiting_pool(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The same, but the session is made anew on another worker (by a
+ * request that found one idle) before the old waiter is served: under
+ * strict the waiter follows the new binding and does not move the session
+ * off the worker that holds its program. */
+static void
+test_old_waiter_follows_session_made_anew(void **state)
+{
+	struct arb *a = start_pool(2, "strict", NULL);
+	char w[64], w2[64];
+	bind_session(a, "fw", w, sizeof w);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), "fw", "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "fw",
+	    "waiting", 1);
+	assert_true(end_session(a, "fw"));
+	create_on(a, "fw", w2, sizeof w2);	/* on the idle worker */
+	assert_string_not_equal(w2, w);
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS, "the request that waited");
+	assert_string_equal(cl_reply_worker(r), w2);
+	json_decref(r);
+	r = cl_recv_ok(busy, ARB_REPLY_MS, "the sleep");
+	json_decref(r);
+	cl_close(busy);
+	cl_close(waiter);
+	r = execute_p(a, "fw");
+	assert_true(arb_reply_ok(r));
+	assert_string_equal(cl_reply_worker(r), w2);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A notice that an otherwise idle worker does not answer within
  * request_timeout_ms still gets it killed and replaced, and the log says
  * it was the notice (not a ping) that went unanswered. */
@@ -905,6 +936,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_unanswered_notice_kills, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_while_waiting_pool,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_old_waiter_follows_session_made_anew,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
