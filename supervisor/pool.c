@@ -120,12 +120,13 @@ pool_free(struct pool *p)
 		return;
 	pool_fail_waiting(p, ERR_SHUTTING_DOWN, "pool removed");
 	ev_timer_stop(LOOP, &p->t_grow);
-	sess_free(p->sessions);
 	size_t n = sup_nchildren(p->sup);
 	struct pworker **pws = xcalloc(n, sizeof *pws);
 	for (size_t i = 0; i < n; i++)
 		pws[i] = child_udata(sup_child(p->sup, i));
-	sup_free(p->sup);	/* may fail jobs in flight: pws still live */
+	sup_free(p->sup);	/* may fail jobs in flight: pws and sessions
+				 * still live */
+	sess_free(p->sessions);	/* unbinds from the pws' anchors */
 	for (size_t i = 0; i < n; i++) {
 		ev_timer_stop(LOOP, &pws[i]->t_idle);
 		free(pws[i]);
