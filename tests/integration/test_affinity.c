@@ -481,12 +481,8 @@ test_prefer_moves_off_busy_worker(void **state)
 	struct arb *a = start_pool(2, "prefer", NULL);
 	char w1[64];
 	bind_session(a, "pf", w1, sizeof w1);
-	struct cl_conn *c = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500),
-	    "pf", 0);
-	cl_send(c, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), "pf", "busy", 1);
 	json_t *r = cl_exec_ok(a, "echo", NULL, "pf");
 	char w2[64];
 	snprintf(w2, sizeof w2, "%s", cl_reply_worker(r));
@@ -532,12 +528,8 @@ test_prefer_move_cleans_up_left_worker(void **state)
 	char w1[64];
 	snprintf(w1, sizeof w1, "%s", cl_reply_worker(r));
 	json_decref(r);
-	struct cl_conn *c = cl_open(a);
-	json_t *req = cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 800),
-	    "pm", 0);
-	cl_send(c, req);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 800), "pm", "busy", 1);
 	r = cl_exec_ok(a, "create_program",
 	    json_pack("{s:s}", "program_id", "p"), "pm");
 	assert_string_not_equal(cl_reply_worker(r), w1);
