@@ -507,12 +507,14 @@ deadline_in(int timeout_ms)
 	return timeout_ms > 0 ? ev_now(LOOP) + timeout_ms / 1000.0 : 0;
 }
 
-/* The deadline of a notice (or the init ping) sent now. A notice may go to
- * a busy worker, which answers in order, so its timeout_ms counts from
- * when the requests ahead of it are done: by the latest of their deadlines
- * (one that passes gets the worker killed anyway). None if one of them has
- * none. User requests and health pings (sent only to an idle worker) do
- * not pay for the scan. */
+/* The deadline of a request, notice or init ping sent now. One may go to
+ * a busy worker (a notice, or a request pipelined in single mode), which
+ * answers in order, so its timeout_ms counts from when the requests ahead
+ * of it are done: by the latest of their deadlines (one that passes gets
+ * the worker killed anyway), so that a short timeout behind a long
+ * request does not kill the worker under it. None if one of them has
+ * none. With nothing ahead (a pool worker, always) there is no scan;
+ * health pings (sent only to an idle worker) do not call it. */
 static ev_tstamp
 deadline_behind(const struct child *c, int timeout_ms)
 {
@@ -590,7 +592,7 @@ child_request(struct child *c, const char *command, const char *args,
 	if (!child_accepts(c))
 		return -1;
 	return send_request(c, command, args, args_len, session,
-	    deadline_in(timeout_ms), fn, arg, false);
+	    deadline_behind(c, timeout_ms), fn, arg, false);
 }
 
 /* A notice's answer (arg: its command); only its deadline matters. */

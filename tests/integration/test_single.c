@@ -323,6 +323,30 @@ test_reply_makes_room_in_pipeline(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A request's timeout counts from when the requests ahead of it in the
+ * pipeline are done: a short one behind a long sleep (both in flight,
+ * mock_worker answering in order) does not get the worker killed, which
+ * would fail the long one with worker_crashed. */
+static void
+test_short_timeout_behind_long_request(void **state)
+{
+	struct arb *a = start_mock(NULL);
+	json_int_t pid = cl_worker_pid(a, BW);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1200), NULL, 20000),
+	    cl_exec_req(2, "echo", json_pack("{s:i}", "n", 2), NULL, 300));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	for (int k = 0; k < 2; k++) {
+		json_t *r = cl_recv_ok(c, ARB_REPLY_MS, "a pipelined request");
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(cl_worker_pid(a, BW), pid);	/* never killed */
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A request past its deadline fails with timeout and gets the worker
  * killed; one waiting behind it (max_inflight 1) was never at that worker
  * and goes to its successor rather than failing with it. */
@@ -561,6 +585,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_replies_out_of_order, arb_teardown),
 		cmocka_unit_test_teardown(test_max_inflight_holds_the_rest, arb_teardown),
 		cmocka_unit_test_teardown(test_reply_makes_room_in_pipeline, arb_teardown),
+		cmocka_unit_test_teardown(test_short_timeout_behind_long_request,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_timeout_spares_waiting_request, arb_teardown),
 		cmocka_unit_test_teardown(test_crash_fails_each_inflight_once, arb_teardown),
 		cmocka_unit_test_teardown(test_max_requests_recycles, arb_teardown),
