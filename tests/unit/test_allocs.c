@@ -271,13 +271,27 @@ measure(bool sessions)
 	assert_int_equal(json_integer_value(json_object_get(st, "sessions")),
 	    sessions ? SESSIONS : 0);
 	json_decref(st);
-	allocs = 0;
-	counting = true;
-	phase(MEASURED);
-	counting = false;
+	/* A one-off growth (say, a buffer that takes storage of its own
+	 * once, when it is left holding part of a frame: buf_settle) may
+	 * fall in the window on a loaded machine; it is not a cost per
+	 * request. A window with allocations is measured again, and a
+	 * second one with any fails. */
+	unsigned long first = 0;
+	for (int w = 0; w < 2; w++) {
+		allocs = 0;
+		counting = true;
+		phase(MEASURED);
+		counting = false;
+		if (allocs == 0 || w == 1)
+			break;
+		first = allocs;
+		fprintf(stderr, "%lu allocations in %d requests: measuring "
+		    "again\n", allocs, MEASURED);
+	}
 	clients_close();
 	if (allocs > 0)
-		fail_msg("%lu allocations in %d requests", allocs, MEASURED);
+		fail_msg("%lu allocations in %d requests (%lu in the window "
+		    "before)", allocs, MEASURED, first);
 }
 
 static void
