@@ -464,7 +464,8 @@ sup_put_tail(struct buf *out, int max_restarts, int max_seconds)
 void
 sup_put_fields(const struct sup *s, struct buf *out)
 {
-	int64_t up = s->state == SS_RUNNING ?
+	/* stopping its children, it is still running (state_names) */
+	int64_t up = s->state == SS_RUNNING || s->state == SS_STOPPING ?
 	    (int64_t)((ev_now(LOOP) - s->started) * 1000) : 0;
 	sup_put_head(out, s->name, s->state, s->restarts, up);
 	for (size_t i = 0; i < s->n; i++) {

@@ -138,6 +138,44 @@ sleep_in_flight(struct arb *a, int ms)
 	return c;
 }
 
+/* A worker still stopping when the tree stops: the one pool worker,
+ * deaf to SIGTERM and busy with a long sleep, outlives the drain. */
+static bool
+pool_worker_stopping(json_t *tree, void *ctx)
+{
+	json_t *w = arb_find(tree, "pool/worker.1");
+	return w != NULL && arb_node_str(w, "state") != NULL &&
+	    strcmp(arb_node_str(w, "state"), "stopping") == 0;
+}
+
+/* A supervisor stopping its children is shown as running (SPEC 4's four
+ * states), and a running supervisor has been up since its start: its
+ * uptime_ms does not drop to 0 while the children stop. */
+static void
+test_stopping_pool_keeps_uptime(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { shutdown_timeout_ms = 3000;\n"
+	    "  env = { MOCK_WORKER_IGNORE_TERM = \"1\"; }; };\n"
+	    "pool = { size = 1; };\n"
+	    "environments = { dev = { }; };\n", "pool", 1, pids);
+	struct arb_conn *slow = sleep_in_flight(a, 60000);
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	json_t *tree = arb_wait_for(a, pool_worker_stopping, NULL,
+	    ARB_EVENT_MS, "pool/worker.1 stopping");
+	assert_non_null(tree);
+	json_t *pool = arb_find(tree, "pool");
+	assert_string_equal(arb_node_str(pool, "state"), "running");
+	assert_true(arb_node_int(pool, "uptime_ms") >= 3000);
+	assert_true(arb_node_int(tree, "uptime_ms") >=
+	    arb_node_int(pool, "uptime_ms"));
+	json_decref(tree);
+	arb_conn_close(slow);
+	assert_clean_exit(a, pids, 1);
+}
+
 /* A request in flight when shutdown begins still gets its reply; a new
  * request on an open connection gets shutting_down. */
 static void
@@ -293,6 +331,7 @@ main(void)
 		cmocka_unit_test_teardown(test_arborctl_shutdown, arb_teardown),
 		cmocka_unit_test_teardown(test_deaf_workers_killed, arb_teardown),
 		cmocka_unit_test_teardown(test_inflight_finishes, arb_teardown),
+		cmocka_unit_test_teardown(test_stopping_pool_keeps_uptime, arb_teardown),
 		cmocka_unit_test_teardown(test_nothing_restarts_while_draining, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_refused, arb_teardown),
