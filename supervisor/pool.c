@@ -39,6 +39,7 @@ struct pool {
 	uint64_t		 overflow_used;	/* bit i: overflow.(i+1) exists */
 	int			 noverflow;
 	int			 size;		/* pool workers (not overflow) */
+	bool			 replaced;	/* by a reload: never grows */
 	int			 nlazy;		/* lazy workers never started */
 	struct sessions		*sessions;
 	ev_timer		 t_grow;	/* grow for requeued waiters */
@@ -617,6 +618,16 @@ remove_worker(struct pool *p, struct pworker *pw)
 	free(pw);
 }
 
+/* Adds pool worker worker.<i> (started now unless the pool is lazy). */
+static void
+add_worker(struct pool *p, int i)
+{
+	char leaf[32];
+	snprintf(leaf, sizeof leaf, "worker.%d", i);
+	struct pworker *pw = pw_add(p, leaf, !p->cfg->pool.lazy, false);
+	set_lazy(pw, p->cfg->pool.lazy);
+}
+
 /* Stops a worker that is leaving the pool (an idle overflow worker, or
  * one beyond a smaller pool.size); it is removed once its process is gone. */
 static void
@@ -646,9 +657,17 @@ on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct pool *p = pw->pool;
 	enum child_state st = child_state(pw->c);
 	if (!pw->idle) {	/* armed by retire or on_down */
+		int i = 0;
+		if (pw->retiring && !pw->overflow && sscanf(child_name(pw->c),
+		    "pool/worker.%d", &i) != 1)
+			i = 0;
 		if (pw->retiring ? !child_alive(pw->c) :
-		    st == CS_STOPPED || st == CS_FAILED)
+		    st == CS_STOPPED || st == CS_FAILED) {
 			remove_worker(p, pw);
+			/* a reload grew the pool back while it was leaving */
+			if (i > 0 && i <= p->size && !p->replaced)
+				add_worker(p, i);
+		}
 		return;
 	}
 	log_info(child_name(pw->c), "idle for %d ms: stopping",
@@ -700,11 +719,8 @@ resize(struct pool *p, int from, int to)
 	for (int i = from + 1; i <= to; i++) {
 		struct pworker *pw = find_worker(p, i);
 		if (pw && pw->retiring)
-			continue;	/* still leaving: comes back with a later reload */
-		char leaf[32];
-		snprintf(leaf, sizeof leaf, "worker.%d", i);
-		pw = pw_add(p, leaf, !p->cfg->pool.lazy, false);
-		set_lazy(pw, p->cfg->pool.lazy);
+			continue;	/* still leaving: comes back once gone */
+		add_worker(p, i);
 	}
 	for (int i = to + 1; i <= from; i++) {
 		struct pworker *pw = find_worker(p, i);
@@ -725,6 +741,7 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv,
 	waitq_configure(&p->wq, cfg->pool.checkout_timeout_ms,
 	    cfg->pool.max_waiting);
 	sess_set_ttl(p->sessions, cfg->pool.session_ttl_ms);
+	p->replaced |= !resize_now;
 	if (resize_now && from != cfg->pool.size) {
 		p->size = cfg->pool.size;
 		resize(p, from, cfg->pool.size);

@@ -1037,6 +1037,40 @@ test_leaving_worker_not_started(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A pool shrunk while its surplus workers are busy, then grown back
+ * before they have finished: once they are gone, workers of their names
+ * come back, and the pool reaches its size (health healthy 2/2). */
+static void
+test_grow_back_while_leaving(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 2, pids);
+	struct cl_conn *c1 = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 1);
+	struct cl_conn *c2 = cl_send_held(a, 2, "sleep",
+	    json_pack("{s:i}", "ms", 1500), NULL, "busy", 2);
+	json_decref(reload_to(a, M_POOL, 1));
+	json_t *r = reload_to(a, M_POOL, 2);
+	assert_true(changed_has(r, "pool.size"));
+	json_decref(r);
+	json_decref(cl_recv(c1, ARB_EVENT_MS));
+	json_decref(cl_recv(c2, ARB_EVENT_MS));
+	cl_close(c1);
+	cl_close(c2);
+	struct want_pool w = { 2 };
+	json_t *tree = arb_wait_for(a, pool_is, &w, ARB_EVENT_MS,
+	    "pool/worker.2 back");
+	assert_non_null(tree);
+	json_decref(tree);
+	json_t *h = arb_op_ok(a, "health");
+	assert_string_equal(arb_node_str(h, "health"), "healthy");
+	assert_int_equal(arb_node_int(h, "ready"), 2);
+	assert_int_equal(arb_node_int(h, "expected"), 2);
+	json_decref(h);
+	assert_true(proc_wait_gone((pid_t)pids[1], ARB_EVENT_MS));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- settings read by running workers ---- */
 
 /* A single-mode config with worker.health_interval_ms = interval_ms. */
@@ -1221,6 +1255,7 @@ main(void)
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
 		cmocka_unit_test_teardown(test_leaving_worker_not_started, teardown),
+		cmocka_unit_test_teardown(test_grow_back_while_leaving, teardown),
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
