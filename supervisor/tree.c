@@ -115,9 +115,14 @@ sup_retire(struct sup *s)
 	}
 }
 
+/* A new window only for new bounds: a reload that leaves them alone keeps
+ * the restarts already counted (as the root does with its own). */
 void
 sup_set_intensity(struct sup *s, int max_restarts, int max_seconds)
 {
+	if (s->window.max_restarts == max_restarts &&
+	    s->window.max_seconds == max_seconds)
+		return;
 	intensity_release(&s->window);
 	intensity_init(&s->window, max_restarts, max_seconds);
 }

@@ -38,7 +38,8 @@ struct sup *sup_new(const char *name, int max_restarts, int max_seconds,
 	    const struct sup_events *, void *owner);
 void	sup_free(struct sup *);		/* kills what still runs; NULL ok */
 void	sup_reconfigure(struct sup *, const struct config *, char *const *argv);
-/* A new intensity window (the restart history starts over). */
+/* New intensity bounds: the restart history starts over (unchanged
+ * bounds: kept). */
 void	sup_set_intensity(struct sup *, int max_restarts, int max_seconds);
 /* Takes the supervisor and its children out of the registry, so that a
  * replacement may take their names while this one winds down. */

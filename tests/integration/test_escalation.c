@@ -248,6 +248,61 @@ test_restart_of_failing_pool_still_counts(void **state)
 	assert_int_equal(arb_stop(a), 1);
 }
 
+/* Rewrites arbor.conf in place (a rename: arbord never reads half). */
+static void
+write_conf(struct arb *a, const char *body)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.new", arb_conf_path(a));
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL || fputs(body, f) < 0 ||
+	    fputs("control = { socket = \"arbor.sock\"; };\n", f) < 0 ||
+	    fclose(f) != 0 || rename(tmp, arb_conf_path(a)) != 0)
+		fail_msg("cannot write %s", arb_conf_path(a));
+}
+
+/* The pool has been restarted by the root at least once. */
+static bool
+pool_restarted(json_t *tree, void *ctx)
+{
+	return arb_node_int(arb_find(tree, "pool"), "restarts") >= 1;
+}
+
+/* A reload that leaves pool.max_restarts and pool.max_seconds alone (here
+ * it changes the log level only) keeps the pool's restart count: the
+ * third crash within the window still fails the pool, and the root
+ * restarts it. It used to start the window afresh, so a crash loop
+ * escaped escalation for as long as reloads kept coming. */
+static void
+test_reload_keeps_pool_intensity(void **state)
+{
+	struct arb *a = arb_start(CRASH_ON_DEMAND_CONF, "dev", NULL);
+	json_int_t last[2];
+	for (int i = 0; i < 2; i++) {
+		json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+		assert_non_null(tree);
+		assert_int_equal(arb_worker_pids(tree, last, 2), 2);
+		json_decref(tree);
+		crash_one(a);
+	}
+	char body[sizeof CRASH_ON_DEMAND_CONF + 64];
+	snprintf(body, sizeof body, "%slog = { level = \"debug\"; };\n",
+	    CRASH_ON_DEMAND_CONF);
+	write_conf(a, body);
+	json_decref(arb_op_ok(a, "reload"));
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_node_int(arb_find(tree, "pool"), "restarts"), 0);
+	json_decref(tree);
+	crash_one(a);	/* the third within max_seconds: the pool fails */
+	tree = arb_wait_for(a, pool_restarted, NULL, ARB_EVENT_MS,
+	    "the pool failed on its third crash and the root restarted it");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_true(arb_log_has_line(a, "root", "pool", "restart", NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -258,6 +313,8 @@ main(void)
 		cmocka_unit_test_teardown(test_root_gives_up_answers_waiting,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_restart_of_failing_pool_still_counts,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_reload_keeps_pool_intensity,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
