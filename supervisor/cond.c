@@ -325,7 +325,10 @@ take_waiting(struct root *r, struct subtree *t)
 		root_submit(r, j);
 }
 
-/* Puts the running subtree on the list of old ones (the newest last). */
+/* Puts the running subtree on the list of old ones (the newest last).
+ * Its workers are wanted down (sup_retire) once its waiting requests have
+ * moved on: until then (mode disabled) one that dies is restarted to
+ * serve them. */
 static struct subtree *
 retire_cur(struct root *r)
 {
@@ -333,7 +336,6 @@ retire_cur(struct root *r)
 	o->t = r->cur;
 	memset(&r->cur, 0, sizeof r->cur);
 	sup_unregister(o->t.sup);
-	sup_retire(o->t.sup);
 	TAILQ_INSERT_TAIL(&r->old, o, link);
 	return &o->t;
 }
@@ -358,8 +360,10 @@ rebuild(struct root *r)
 		sup_start(r->cur.sup);
 	struct old_subtree *o;
 	if (r->cfg->mode != MODE_DISABLED)	/* in arrival order */
-		TAILQ_FOREACH(o, &r->old, link)
+		TAILQ_FOREACH(o, &r->old, link) {
 			take_waiting(r, &o->t);
+			sup_retire(o->t.sup);
+		}
 	if (!TAILQ_EMPTY(&r->old))
 		ev_prepare_start(LOOP, &r->w_old);
 }

@@ -431,6 +431,46 @@ test_disabled_keeps_accepted(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* To mode disabled the old pool keeps its waiting requests and must serve
+ * them: its worker crashing meanwhile (the request it held fails
+ * worker_crashed) is restarted for them, as it would be in a running pool.
+ * The retired pool used to leave it down, and the waiting request ended
+ * in pool_timeout. */
+static void
+test_disabled_old_worker_crash_keeps_waiting(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 1, pids);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 60000), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	json_decref(reload_to(a, M_DISABLED, 1));
+	assert_int_equal(kill((pid_t)pids[0], SIGKILL), 0);
+	bool seen[3] = { false };
+	for (int i = 0; i < 2; i++) {
+		json_t *r = cl_recv(c, ARB_EVENT_MS);
+		if (r == NULL)
+			fail_msg("reply %d of 2 missing (%s)", i + 1,
+			    cl_eof(c) ? "connection closed" : "timed out");
+		json_int_t id = cl_reply_id(r);
+		assert_true(id >= 1 && id <= 2 && !seen[id]);
+		seen[id] = true;
+		if (id == 1)
+			assert_string_equal(arb_reply_code(r), "worker_crashed");
+		else if (!arb_reply_ok(r))
+			fail_msg("the waiting request failed: %s",
+			    arb_reply_code(r));
+		json_decref(r);
+	}
+	cl_close(c);
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "bridge_disabled"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A reload that replaces the workers takes their state with them: the
  * next reply in each session they held carries session_reset, once; a new
  * session's does not. */
@@ -1238,6 +1278,8 @@ main(void)
 		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
+		cmocka_unit_test_teardown(test_disabled_old_worker_crash_keeps_waiting,
+		    teardown),
 		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
 		    teardown),
 		cmocka_unit_test_teardown(test_double_reload_keeps_accepted,
