@@ -190,6 +190,15 @@ ctl_nconns(const struct ctl *c)
 	return c->nconns;
 }
 
+size_t
+ctl_unsent(const struct ctl *c)
+{
+	size_t n = 0;
+	for (const struct ctl_conn *cn = c->conns; cn; cn = cn->next)
+		n += buf_used(&cn->out);
+	return n;
+}
+
 /* ---- connections --------------------------------------------------------- */
 
 static void

@@ -34,5 +34,7 @@ void	ctl_reply_raw(struct ctl_conn *, const char *reply, size_t len);
 void	ctl_hold(struct ctl_conn *);	/* keep conn while a reply is owed */
 void	ctl_release(struct ctl_conn *);
 size_t	ctl_nconns(const struct ctl *);
+/* Reply bytes queued and not yet written, over every connection. */
+size_t	ctl_unsent(const struct ctl *);
 
 #endif

@@ -35,6 +35,9 @@ struct daemon {
 	ev_signal	 sig_term, sig_int, sig_hup;
 	ev_prepare	 w_drain;	/* shutting down: waits for pending jobs */
 	ev_timer	 t_drain;	/* ... up to worker.shutdown_timeout_ms */
+	ev_prepare	 w_flush;	/* the tree is down: waits for the last
+					 * replies to be written ... */
+	ev_timer	 t_flush;	/* ... up to worker.shutdown_timeout_ms */
 	ev_timer	 t_trim;	/* slab_trim(), every SLAB_TRIM_S while
 					 * the slab holds a surplus */
 	const char	*conf_path, *env_arg;	/* as given: reload reads them again */
@@ -104,15 +107,55 @@ self_dir(void)
 	return xstrdup(dirname(path));
 }
 
+/* The tree is down and every reply written (or given up on): exit. */
 static void
-on_root_stopped(struct root *r, void *arg)
+finish(struct daemon *d)
 {
-	struct daemon *d = arg;
-	batch_flush();		/* the last replies (worker_crashed ...) go out */
+	ev_prepare_stop(EV_DEFAULT_UC, &d->w_flush);
+	ev_timer_stop(EV_DEFAULT_UC, &d->t_flush);
 	ctl_close(d->ctl);
 	d->ctl = NULL;
 	log_info("arbord", "stopped");
 	ev_break(EV_DEFAULT_UC, EVBREAK_ALL);
+}
+
+static void
+on_flush_check(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct daemon *d = w->data;
+	batch_flush();
+	if (ctl_unsent(d->ctl) == 0)
+		finish(d);
+}
+
+static void
+on_flush_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	log_warn("arbord", "%zu reply bytes still unread after %d ms: "
+	    "closing anyway", ctl_unsent(d->ctl),
+	    d->cfg->worker.shutdown_timeout_ms);
+	finish(d);
+}
+
+/* The last replies (worker_crashed ...) go out before the connections
+ * close: a client still reading one (a large reply) gets it whole, up to
+ * worker.shutdown_timeout_ms. */
+static void
+on_root_stopped(struct root *r, void *arg)
+{
+	struct daemon *d = arg;
+	batch_flush();
+	if (ctl_unsent(d->ctl) == 0) {
+		finish(d);
+		return;
+	}
+	ev_prepare_init(&d->w_flush, on_flush_check);
+	ev_timer_init(&d->t_flush, on_flush_timeout,
+	    d->cfg->worker.shutdown_timeout_ms / 1000.0, 0.);
+	d->w_flush.data = d->t_flush.data = d;
+	ev_prepare_start(EV_DEFAULT_UC, &d->w_flush);
+	ev_timer_start(EV_DEFAULT_UC, &d->t_flush);
 }
 
 /* Ends a drain in progress without stopping the tree. */

@@ -19,6 +19,7 @@
 
 #include "proto/xmalloc.h"
 
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 static const char POOL_CONF[] =
@@ -225,6 +226,39 @@ expect_shutting_down(struct arb *a, json_t *req)
 	json_decref(r);
 }
 
+/* A reply still queued for a client when the tree is down (a large one,
+ * not read yet) is written whole before arbord closes the connection and
+ * exits: arbord used to close at once, cutting the reply short. */
+static void
+test_reply_unread_at_stop_delivered(void **state)
+{
+	enum { BIG = 4 << 20 };
+	json_int_t pids[1];
+	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "big", "args", "bytes", BIG);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	/* Made, queued for us, not read: then SIGTERM. */
+	assert_true(cl_wait_stat(a, "successful_operations", 1, 1,
+	    ARB_EVENT_MS));
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	/* The worker stops once the drain is over, the reply made. */
+	if (!proc_wait_gone((pid_t)pids[0], ARB_EXIT_MS))
+		fail_msg("the worker did not stop after SIGTERM");
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+	if (r == NULL)
+		fail_msg("the reply was cut short (%s)", arb_conn_closed(c, 0) ?
+		    "connection closed" : "timed out");
+	assert_int_equal(arb_node_int(r, "id"), 1);
+	assert_true(arb_reply_ok(r));
+	json_decref(r);
+	arb_conn_close(c);
+	assert_clean_exit(a, pids, 1);
+}
+
 /* Nothing is started again once shutdown has begun: restart, start and
  * reload are refused with shutting_down and SIGHUP is ignored, so the
  * shutdown ends as it would have (a pool restarted then would never let
@@ -332,6 +366,8 @@ main(void)
 		cmocka_unit_test_teardown(test_deaf_workers_killed, arb_teardown),
 		cmocka_unit_test_teardown(test_inflight_finishes, arb_teardown),
 		cmocka_unit_test_teardown(test_stopping_pool_keeps_uptime, arb_teardown),
+		cmocka_unit_test_teardown(test_reply_unread_at_stop_delivered,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_nothing_restarts_while_draining, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_refused, arb_teardown),
