@@ -525,10 +525,7 @@ test_stop_holds_over_recycle(void **state)
 	    "name", BW));
 	assert_string_equal(arb_node_str(r, "state"), "stopping");
 	json_decref(r);
-	r = cl_recv(c, ARB_REPLY_MS);
-	assert_non_null(r);
-	assert_true(arb_reply_ok(r));
-	json_decref(r);
+	json_decref(cl_recv_ok(c, ARB_REPLY_MS, "the held request"));
 	cl_close(c);
 	json_t *node = arb_wait_node(a, BW, "stopped", 0, ARB_EVENT_MS);
 	assert_non_null(node);
@@ -564,10 +561,7 @@ test_ttl_spares_session_waiting(void **state)
 	    "the request that waited");
 	assert_false(cl_reply_reset(r));
 	json_decref(r);
-	r = cl_recv(busy, ARB_REPLY_MS);
-	assert_non_null(r);
-	assert_true(arb_reply_ok(r));
-	json_decref(r);
+	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "the held request"));
 	cl_close(busy);
 	cl_close(waiter);
 	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
