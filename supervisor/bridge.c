@@ -90,22 +90,12 @@ fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
 	job_fail(j, code, "%s", why);
 }
 
-/* The job waits no more: its session's idle clock may run again. */
-static void
-release_session(struct bridge *b, struct job *job)
-{
-	if (job->session_held)
-		sess_finish(b->sessions, job->session, job->session_gen,
-		    ev_now(LOOP));
-	job->session_held = false;
-	job->session_gen = 0;	/* (gens are per table: it may move on) */
-}
-
 static void
 on_expired(struct job *j, void *arg)
 {
-	release_session(arg, j);
-	fail_job(arg, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
+	struct bridge *b = arg;
+	job_unhold(j, b->sessions);
+	fail_job(b, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
 }
 
 void
@@ -128,7 +118,7 @@ bridge_take_waiting(struct bridge *b)
 	struct job *j = waitq_first(&b->wq);
 	if (j) {
 		waitq_remove(&b->wq, j);
-		release_session(b, j);
+		job_unhold(j, b->sessions);
 	}
 	return j;
 }
@@ -139,7 +129,7 @@ bridge_fail_waiting(struct bridge *b, enum msg_code code, const char *why)
 	struct job *j;
 	while ((j = waitq_first(&b->wq)) != NULL) {
 		waitq_remove(&b->wq, j);
-		release_session(b, j);
+		job_unhold(j, b->sessions);
 		fail_job(b, j, code, why);
 	}
 }

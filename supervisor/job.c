@@ -7,6 +7,7 @@
 
 #include "proto/jraw.h"
 #include "supervisor/child.h"
+#include "supervisor/session.h"
 #include "supervisor/slab.h"
 
 static uint64_t next_seq;
@@ -164,4 +165,14 @@ job_from_reply(struct job *j, const struct child_reply *reply,
 		job_fail(j, ERR_WORKER_ERROR, "%s",
 		    reply->error ? reply->error : "worker error");
 	}
+}
+
+void
+job_unhold(struct job *job, struct sessions *s)
+{
+	if (job->session_held)
+		sess_finish(s, job->session, job->session_gen,
+		    ev_now(EV_DEFAULT_UC));
+	job->session_held = false;
+	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }

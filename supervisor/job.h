@@ -14,6 +14,7 @@
 struct child_reply;
 
 struct job;
+struct sessions;
 /* The reply: one JSON object of len bytes, borrowed for the call. */
 typedef void job_done_fn(struct job *, const char *reply, size_t len);
 
@@ -79,5 +80,8 @@ void	job_fail(struct job *, enum msg_code, const char *fmt, ...)
 void	job_from_reply(struct job *, const struct child_reply *reply,
 	    enum msg_code err, const char *why, const char *worker,
 	    struct route_stats *);
+/* The job waits no more: its session in sessions (which held it, if it
+ * did) may run its idle clock again. */
+void	job_unhold(struct job *, struct sessions *);
 
 #endif

@@ -216,7 +216,6 @@ fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
 	job_fail(j, code, "%s", why);
 }
 
-
 static void on_reply(void *, const struct child_reply *, enum msg_code,
     const char *);
 
@@ -234,17 +233,6 @@ maybe_recycle(struct pworker *pw)
 {
 	if (child_accepts(pw->c) && child_recycle_due(pw->c))
 		sup_restart_child(pw->pool->sup, pw->c);
-}
-
-/* The job waits no more: its session's idle clock may run again. */
-static void
-release_session(struct pool *p, struct job *job)
-{
-	if (job->session_held)
-		sess_finish(p->sessions, job->session, job->session_gen,
-		    ev_now(LOOP));
-	job->session_held = false;
-	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }
 
 /* Finds or makes job's session, and its worker's anchor (or NULL): one
@@ -275,7 +263,7 @@ assign(struct pworker *pw, struct job *job)
 	struct child_stats *s = child_stats(pw->c);
 	job->session_begun = tracked(p, job);	/* affinity may change */
 	if (!job->session_begun)
-		release_session(p, job);
+		job_unhold(job, p->sessions);
 	else {
 		bool rebound;	/* a wait's hold becomes the time at pw */
 		struct sess_anchor *a = job->session_held ?
@@ -283,7 +271,7 @@ assign(struct pworker *pw, struct job *job)
 		if (a && a->worker != pw &&
 		    p->cfg->pool.affinity == AFFINITY_STRICT) {
 			/* made anew on another worker while it waited */
-			release_session(p, job);
+			job_unhold(job, p->sessions);
 			pool_submit(p, job);
 			on_ready(p->sup, pw->c, p);
 			return;
@@ -374,7 +362,7 @@ on_wait_expired(struct job *j, void *arg)
 	struct pworker *target = j->target;
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, j, q);
 	p->nany -= target == NULL;
-	release_session(p, j);
+	job_unhold(j, p->sessions);
 	fail_job(p, j, ERR_POOL_TIMEOUT, "no worker became free in time");
 }
 
@@ -385,7 +373,7 @@ static void
 enqueue(struct pool *p, struct job *job, struct pworker *target)
 {
 	if (waitq_full(&p->wq)) {
-		release_session(p, job);
+		job_unhold(job, p->sessions);
 		fail_job(p, job, ERR_OVERLOADED, "too many requests waiting");
 		return;
 	}
@@ -405,7 +393,7 @@ pool_fail_waiting(struct pool *p, enum msg_code code, const char *why)
 	struct job *j;
 	while ((j = waitq_first(&p->wq)) != NULL) {
 		unqueue(p, j);
-		release_session(p, j);
+		job_unhold(j, p->sessions);
 		fail_job(p, j, code, why);
 	}
 }
@@ -754,7 +742,7 @@ pool_take_waiting(struct pool *p)
 	struct job *j = waitq_first(&p->wq);
 	if (j) {
 		unqueue(p, j);
-		release_session(p, j);
+		job_unhold(j, p->sessions);
 	}
 	return j;
 }
