@@ -80,7 +80,7 @@ endif
 $(BUILD)/mock_worker: $(call obj,workers/mock_worker.c) $(LIBWORKER) $(LIBPROTO)
 	$(CC) $(LDFLAGS) $(MOCK_LDFLAGS) -o $@ $^ -ljansson
 
-$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(LIBDAEMON) $(LIBWORKER) $(LIBPROTO)
+$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(call obj,tests/unit/evwait.c) $(LIBDAEMON) $(LIBWORKER) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

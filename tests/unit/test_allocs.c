@@ -36,6 +36,7 @@
 #include "supervisor/log.h"
 #include "supervisor/ops.h"
 #include "supervisor/slab.h"
+#include "tests/unit/evwait.h"
 
 #define LOOP		EV_DEFAULT_UC
 #define CLIENTS		16
@@ -132,20 +133,7 @@ stub_reload(void *arg, char *err, size_t errlen)
 }
 
 static bool
-run_until(bool (*done)(void), double bound_s)
-{
-	ev_now_update(LOOP);
-	double end = ev_now(LOOP) + bound_s;
-	while (!done()) {
-		if (ev_now(LOOP) > end)
-			return false;
-		ev_run(LOOP, EVRUN_ONCE);
-	}
-	return true;
-}
-
-static bool
-pool_ready(void)
+pool_ready(void *arg)
 {
 	struct sup *s = root_subtree(d.root);
 	size_t ready = 0;
@@ -242,7 +230,7 @@ clients_close(void)
 }
 
 static bool
-phase_done(void)
+phase_done(void *arg)
 {
 	return replied >= target;
 }
@@ -254,7 +242,7 @@ phase(unsigned long n)
 	target = sent + n;
 	for (int i = 0; i < CLIENTS && sent < target; i++)
 		send_one(&conns[i]);
-	assert_true(run_until(phase_done, BOUND_S));
+	assert_true(evwait_until(phase_done, NULL, BOUND_S, 0));
 	assert_int_equal(replied, target);
 	assert_int_equal(bad, 0);
 }
@@ -342,12 +330,12 @@ setup(void **state)
 	if (d.ctl == NULL)
 		fail_msg("%s", err);
 	root_start(d.root);
-	assert_true(run_until(pool_ready, BOUND_S));
+	assert_true(evwait_until(pool_ready, NULL, BOUND_S, 0));
 	return 0;
 }
 
 static bool
-root_stopped(void)
+root_stopped(void *arg)
 {
 	return d.stopped;
 }
@@ -357,7 +345,7 @@ teardown(void **state)
 {
 	if (d.root != NULL) {
 		root_stop(d.root);
-		run_until(root_stopped, BOUND_S);
+		evwait_until(root_stopped, NULL, BOUND_S, 0);
 	}
 	ctl_close(d.ctl);
 	root_free(d.root);	/* kills what still runs */

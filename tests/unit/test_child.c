@@ -35,6 +35,7 @@
 #include "supervisor/child.h"
 #include "supervisor/config.h"
 #include "supervisor/log.h"
+#include "tests/unit/evwait.h"
 
 #define LOOP		EV_DEFAULT
 #define BOUND_S		20.0	/* the most any wait may take */
@@ -136,49 +137,6 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 
 /* ---- running the loop until something happened ------------------------ */
 
-static bool timed_out;
-/* File-scope, so that a failed assertion that leaves run_until early
- * leaves no watcher on the loop pointing into a dead stack frame. */
-static ev_timer bound_timer, tick_timer;
-
-static void
-on_bound(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	timed_out = true;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-on_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	ev_break(loop, EVBREAK_ALL);
-}
-
-static void
-stop_timers(void)
-{
-	ev_timer_stop(LOOP, &bound_timer);
-	ev_timer_stop(LOOP, &tick_timer);
-}
-
-/* Runs the default loop until done(arg) or bound_s seconds passed;
- * done is checked at least every TICK_S. Returns done(arg). */
-static bool
-run_until(bool (*done)(void *), void *arg, double bound_s)
-{
-	stop_timers();
-	ev_now_update(LOOP);
-	ev_timer_init(&bound_timer, on_bound, bound_s, 0.);
-	ev_timer_init(&tick_timer, on_tick, TICK_S, TICK_S);
-	timed_out = false;
-	ev_timer_start(LOOP, &bound_timer);
-	ev_timer_start(LOOP, &tick_timer);
-	while (!done(arg) && !timed_out)
-		ev_run(LOOP, EVRUN_ONCE);
-	stop_timers();
-	return done(arg);
-}
-
 static bool
 is_ready(void *arg)
 {
@@ -264,12 +222,12 @@ teardown(void **state)
 	if (pid > 0) {
 		fx->nexited = 0;
 		child_kill(fx->c, NULL);
-		run_until(has_exited, fx, BOUND_S);
+		evwait_until(has_exited, fx, BOUND_S, TICK_S);
 	}
 	child_free(fx->c);		/* kills it if it is still there */
 	if (pid > 0) {
 		kill(-pid, SIGKILL);
-		run_until(reaped, &pid, BOUND_S);
+		evwait_until(reaped, &pid, BOUND_S, TICK_S);
 	}
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	for (int i = 0; i < MAX_REPLIES; i++) {
@@ -289,7 +247,7 @@ spawn_ready(struct fx *fx)
 	assert_int_equal(child_spawn(fx->c), 0);
 	fx->pid = child_pid(fx->c);
 	assert_true(fx->pid > 0);
-	assert_true(run_until(is_ready, fx, BOUND_S));
+	assert_true(evwait_until(is_ready, fx, BOUND_S, TICK_S));
 	assert_int_equal(fx->nready, before + 1);
 	assert_int_equal(child_state(fx->c), CS_READY);
 }
@@ -306,14 +264,14 @@ request(struct fx *fx, int k, const char *command, const char *args,
 static void
 wait_reply(struct fx *fx, int k)
 {
-	assert_true(run_until(has_reply, &fx->r[k], BOUND_S));
+	assert_true(evwait_until(has_reply, &fx->r[k], BOUND_S, TICK_S));
 	assert_int_equal(fx->r[k].calls, 1);
 }
 
 static void
 wait_exit(struct fx *fx)
 {
-	assert_true(run_until(has_exited, fx, BOUND_S));
+	assert_true(evwait_until(has_exited, fx, BOUND_S, TICK_S));
 	assert_int_equal(fx->nexited, 1);
 	assert_false(fx->alive_at_exit);
 	assert_false(child_alive(fx->c));
@@ -325,7 +283,7 @@ static void
 assert_group_gone(pid_t pgid)
 {
 	assert_true(pgid > 0);
-	assert_true(run_until(group_gone, &pgid, BOUND_S));
+	assert_true(evwait_until(group_gone, &pgid, BOUND_S, TICK_S));
 	int rc = kill(-pgid, 0), e = errno;
 	assert_int_equal(rc, -1);
 	assert_int_equal(e, ESRCH);
@@ -354,7 +312,7 @@ test_spawn_ready(void **state)
 	assert_int_equal(child_state(fx->c), CS_STARTING);
 	/* Its own process group. */
 	assert_int_equal(getpgid(fx->pid), fx->pid);
-	assert_true(run_until(is_ready, fx, BOUND_S));
+	assert_true(evwait_until(is_ready, fx, BOUND_S, TICK_S));
 	assert_int_equal(fx->nready, 1);
 	assert_int_equal(child_state(fx->c), CS_READY);
 	assert_int_equal(fx->nexited, 0);
@@ -373,7 +331,7 @@ test_request_before_ready(void **state)
 	fx->pid = child_pid(fx->c);
 	assert_int_equal(child_request(fx->c, "echo", "{\"x\":2}", 7, NULL, 0,
 	    on_reply, &fx->r[0]), -1);
-	assert_true(run_until(is_ready, fx, BOUND_S));
+	assert_true(evwait_until(is_ready, fx, BOUND_S, TICK_S));
 	assert_int_equal(fx->r[0].calls, 0);
 }
 
@@ -1051,7 +1009,7 @@ test_backoff(void **state)
 	child_backoff(fx->c, 50);
 	assert_int_equal(child_state(fx->c), CS_BACKOFF);
 	assert_false(child_alive(fx->c));
-	assert_true(run_until(is_ready, fx, BOUND_S));
+	assert_true(evwait_until(is_ready, fx, BOUND_S, TICK_S));
 	assert_int_equal(child_state(fx->c), CS_READY);
 	assert_true(child_alive(fx->c));
 	fx->pid = child_pid(fx->c);
@@ -1064,7 +1022,7 @@ test_set_down_cancels_backoff(void **state)
 	child_backoff(fx->c, 50);
 	child_set_down(fx->c, CS_FAILED);
 	assert_int_equal(child_state(fx->c), CS_FAILED);
-	assert_false(run_until(is_ready, fx, 0.5));	/* 10 x the delay */
+	assert_false(evwait_until(is_ready, fx, 0.5, TICK_S));	/* 10 x the delay */
 	assert_false(child_alive(fx->c));
 	assert_int_equal(child_state(fx->c), CS_FAILED);
 	assert_int_equal(fx->nready, 0);
@@ -1085,7 +1043,7 @@ test_free_while_busy(void **state)
 	assert_group_gone(fx->pid);
 	assert_int_equal(fx->nexited, 0);
 	assert_int_equal(fx->nidle, 0);
-	assert_true(run_until(reaped, &fx->pid, BOUND_S));
+	assert_true(evwait_until(reaped, &fx->pid, BOUND_S, TICK_S));
 }
 
 /* A notice (cleanup_session) sent to a worker busy with a request whose
@@ -1141,7 +1099,7 @@ test_health_pings(void **state)
 	struct fx *fx = *state;
 	fx->cfg.worker.health_interval_ms = 20;
 	spawn_ready(fx);
-	run_until(has_exited, fx, 0.5);		/* ~25 pings */
+	evwait_until(has_exited, fx, 0.5, TICK_S);		/* ~25 pings */
 	assert_int_equal(fx->nexited, 0);
 	assert_int_equal(fx->nidle, 0);
 	assert_int_equal(child_stats(fx->c)->requests_handled, 0);
@@ -1197,8 +1155,8 @@ test_stderr_logged(void **state)
 	close(fd);
 	log_setup(LOG_INFO, LOG_TEXT);
 	struct grep g = { path, NAME ": hello from the worker\n" };
-	bool replied = run_until(has_reply, &fx->r[0], BOUND_S);
-	bool found = replied && run_until(file_has, &g, BOUND_S);
+	bool replied = evwait_until(has_reply, &fx->r[0], BOUND_S, TICK_S);
+	bool found = replied && evwait_until(file_has, &g, BOUND_S, TICK_S);
 	log_setup(LOG_ERROR, LOG_TEXT);
 	fflush(stderr);
 	dup2(saved, 2);

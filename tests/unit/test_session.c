@@ -15,6 +15,7 @@
 
 #include "proto/xmalloc.h"
 #include "supervisor/session.h"
+#include "tests/unit/evwait.h"
 
 #define LOOP		EV_DEFAULT
 #define BOUND_S		10.0	/* the most any wait may take */
@@ -113,48 +114,6 @@ on_touch(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- running the loop until something happened ------------------------ */
 
-static bool timed_out;
-/* File-scope, so that a failed assertion that leaves run_until early
- * leaves no watcher on the loop pointing into a dead stack frame. */
-static ev_timer bound_timer;
-
-static void
-on_bound(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	timed_out = true;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-/* Runs the default loop until done(arg) or bound_s seconds passed.
- * Returns done(arg). */
-static bool
-run_until(bool (*done)(void *), void *arg, double bound_s)
-{
-	ev_timer_stop(LOOP, &bound_timer);
-	ev_now_update(LOOP);
-	ev_timer_init(&bound_timer, on_bound, bound_s, 0.);
-	timed_out = false;
-	ev_timer_start(LOOP, &bound_timer);
-	while (!done(arg) && !timed_out)
-		ev_run(LOOP, EVRUN_ONCE);
-	ev_timer_stop(LOOP, &bound_timer);
-	return done(arg);
-}
-
-static bool
-never(void *arg)
-{
-	return false;
-}
-
-/* Runs the loop for s seconds (for checks that something does not
- * happen: the loop must have had every chance). */
-static void
-run_for(double s)
-{
-	run_until(never, NULL, s);
-}
-
 struct want_n {
 	struct fx	*fx;
 	int		 n;
@@ -171,7 +130,7 @@ static bool
 wait_expired(struct fx *fx, int n)
 {
 	struct want_n w = { fx, n };
-	return run_until(expired_n, &w, BOUND_S);
+	return evwait_until(expired_n, &w, BOUND_S, 0);
 }
 
 /* ---- bindings ---------------------------------------------------------- */
@@ -433,7 +392,7 @@ test_ended_does_not_expire(void **state)
 	lookup(fx, "stays", NULL);
 	assert_true(sess_end(fx->s, "gone", &a));
 	assert_true(wait_expired(fx, 1));
-	run_for(0.3);	/* several sweeps of a 50 ms ttl */
+	evwait_for(0.3);	/* several sweeps of a 50 ms ttl */
 	assert_int_equal(fx->nexp, 1);
 	assert_string_equal(fx->ids[0], "stays");
 	assert_int_equal(fx->count, 1);
@@ -460,7 +419,7 @@ test_busy_session_does_not_expire(void **state)
 	assert_true(wait_expired(fx, 1));
 	assert_string_equal(fx->ids[0], "idle");
 	/* More than another ttl: the busy one would have expired by now. */
-	run_for(1.5);
+	evwait_for(1.5);
 	ev_timer_stop(LOOP, &tc->t);
 	assert_true(tc->ticks > 20);
 	assert_int_equal(fx->nexp, 1);
@@ -476,35 +435,17 @@ test_busy_session_does_not_expire(void **state)
 	assert_int_equal(fx->a.n, 0);
 }
 
-/* Runs the loop until it has no active watcher but an unref'd guard of
- * BOUND_S: true if it ran out of work, false if the guard had to stop it
- * (something kept a timer running). */
-static bool
-loop_runs_dry(void)
-{
-	ev_timer_stop(LOOP, &bound_timer);
-	ev_now_update(LOOP);
-	ev_timer_init(&bound_timer, on_bound, BOUND_S, 0.);
-	timed_out = false;
-	ev_timer_start(LOOP, &bound_timer);
-	ev_unref(LOOP);
-	ev_run(LOOP, 0);
-	ev_ref(LOOP);
-	ev_timer_stop(LOOP, &bound_timer);
-	return !timed_out;
-}
-
 /* No session, no timer: an idle daemon is not woken for the sweep. With
  * one session, the sweep comes once, when it expires, and then stops. */
 static void
 test_sweep_only_while_sessions(void **state)
 {
 	struct fx *fx = *state;
-	assert_true(loop_runs_dry());
+	assert_true(evwait_dry(BOUND_S));
 	assert_int_equal(fx->nexp, 0);
 	double t0 = now();
 	lookup(fx, "s1", NULL);
-	assert_true(loop_runs_dry());
+	assert_true(evwait_dry(BOUND_S));
 	assert_int_equal(fx->nexp, 1);
 	assert_true(now() - t0 >= 0.05);
 	assert_int_equal(sess_count(fx->s), 0);
@@ -517,7 +458,7 @@ test_ttl_zero_never(void **state)
 	struct fx *fx = fx_new(0);
 	*state = fx;
 	lookup(fx, "s1", NULL);
-	run_for(0.3);
+	evwait_for(0.3);
 	assert_int_equal(fx->nexp, 0);
 	assert_int_equal(sess_count(fx->s), 1);
 
@@ -530,7 +471,7 @@ test_ttl_zero_never(void **state)
 	sess_set_ttl(fx->s, 0);
 	ev_now_update(LOOP);
 	lookup(fx, "s2", NULL);
-	run_for(0.3);
+	evwait_for(0.3);
 	assert_int_equal(fx->nexp, 1);
 	assert_int_equal(sess_count(fx->s), 1);
 }
@@ -551,7 +492,7 @@ test_expiry_no_callback(void **state)
 	fx->s = sess_new(50, NULL, NULL, NULL);
 	lookup(fx, "s1", NULL);
 	sess_bind(fx->s, "s1", &fx->a);
-	assert_true(run_until(none_left, fx->s, BOUND_S));
+	assert_true(evwait_until(none_left, fx->s, BOUND_S, 0));
 	assert_int_equal(fx->a.n, 0);
 }
 

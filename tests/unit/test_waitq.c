@@ -18,6 +18,7 @@
 #include "proto/xmalloc.h"
 #include "supervisor/job.h"
 #include "supervisor/waitq.h"
+#include "tests/unit/evwait.h"
 
 #define LOOP		EV_DEFAULT
 #define BOUND_S		10.0	/* the most any wait may take */
@@ -143,47 +144,6 @@ teardown(void **state)
 
 /* ---- running the loop until something happened ------------------------ */
 
-static bool timed_out;
-/* File-scope, so that a failed assertion that leaves run_until early
- * leaves no watcher on the loop pointing into a dead stack frame. */
-static ev_timer bound_timer;
-
-static void
-on_bound(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	timed_out = true;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-/* Runs the default loop until done(arg) or bound_s seconds passed.
- * Returns done(arg). */
-static bool
-run_until(bool (*done)(void *), void *arg, double bound_s)
-{
-	ev_timer_stop(LOOP, &bound_timer);
-	ev_now_update(LOOP);
-	ev_timer_init(&bound_timer, on_bound, bound_s, 0.);
-	timed_out = false;
-	ev_timer_start(LOOP, &bound_timer);
-	while (!done(arg) && !timed_out)
-		ev_run(LOOP, EVRUN_ONCE);
-	ev_timer_stop(LOOP, &bound_timer);
-	return done(arg);
-}
-
-static bool
-never(void *arg)
-{
-	return false;
-}
-
-/* Lets time pass with the loop running (deadlines may fire meanwhile). */
-static void
-run_for(double s)
-{
-	run_until(never, NULL, s);
-}
-
 struct want_n {
 	struct fx	*fx;
 	int		 n;
@@ -207,7 +167,7 @@ static bool
 wait_expired(struct fx *fx, int n, double bound_s)
 {
 	struct want_n w = { fx, n };
-	return run_until(expired_n, &w, bound_s);
+	return evwait_until(expired_n, &w, bound_s, 0);
 }
 
 /* ---- order and bounds ---------------------------------------------------- */
@@ -334,7 +294,7 @@ test_expiry_staggered(void **state)
 	*state = fx;
 	for (int i = 0; i < 3; i++) {
 		if (i > 0)
-			run_for(0.1);
+			evwait_for(0.1);
 		ev_now_update(LOOP);
 		waitq_add(&fx->q, jobs[i] = mkjob(fx, i));
 		assert_true(jobs[i]->deadline > ev_now(LOOP) + 0.299);
@@ -382,7 +342,7 @@ test_removed_does_not_expire(void **state)
 	waitq_remove(&fx->q, b);
 	job_ok(b, "null", 4, "pool/worker.1");
 	assert_true(wait_expired(fx, 1, BOUND_S));
-	run_for(0.3);		/* three timeouts more */
+	evwait_for(0.3);		/* three timeouts more */
 	assert_int_equal(fx->nexpired, 1);
 	assert_int_equal(fx->expired_ids[0], 0);
 	assert_string_equal(fx->codes[0], "pool_timeout");
@@ -402,7 +362,7 @@ test_remove_head_keeps_the_next_deadline(void **state)
 	struct job *a = mkjob(fx, 0), *b = mkjob(fx, 1);
 	waitq_add(&fx->q, a);
 	ev_tstamp a_deadline = a->deadline;
-	run_for(0.2);
+	evwait_for(0.2);
 	ev_now_update(LOOP);
 	waitq_add(&fx->q, b);
 	ev_tstamp b_deadline = b->deadline;
@@ -435,7 +395,7 @@ test_remove_head_keeps_the_next_deadline(void **state)
 	assert_true(ev_is_active(&fx->q.timer.t));
 	waitq_remove(&fx->q, d);
 	job_ok(d, NULL, 0, "pool/worker.1");
-	assert_true(run_until(timer_stopped, fx, BOUND_S));
+	assert_true(evwait_until(timer_stopped, fx, BOUND_S, 0));
 	assert_int_equal(fx->nexpired, 1);
 	assert_int_equal(fx->q.n, 0);
 	assert_string_equal(fx->codes[0], "ok");
@@ -477,7 +437,7 @@ test_release_keeps_jobs(void **state)
 	assert_false(ev_is_active(&fx->q.timer.t));
 	assert_int_equal(fx->q.n, 1);
 	assert_non_null(waitq_first(&fx->q));
-	run_for(0.3);
+	evwait_for(0.3);
 	assert_int_equal(fx->nexpired, 0);
 	/* teardown fails the job */
 }
@@ -497,7 +457,7 @@ test_configure_shorter_timeout(void **state)
 	/* 100 ms is the bound; 5 s is generous even on a loaded machine. */
 	/* The shorter bound applies to the job already waiting too, so both
 	 * expire, in arrival order. */
-	bool ok = run_until(expired_n, &(struct want_n){ fx, 2 }, 5.0);
+	bool ok = evwait_until(expired_n, &(struct want_n){ fx, 2 }, 5.0, 0);
 	assert_true(ok);
 	assert_int_equal(fx->expired_ids[0], 0);
 	assert_int_equal(fx->expired_ids[1], 1);
