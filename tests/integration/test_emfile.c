@@ -23,22 +23,6 @@ static const char CONF[] =
     "bridge = { enabled = false; };\n"
     "environments = { dev = { }; };\n";
 
-static size_t
-fd_count(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "ls %s | wc -l", path);
-	FILE *f = popen(cmd, "r");
-	size_t n = 0;
-	if (f && fscanf(f, "%zu", &n) != 1)
-		n = 0;
-	if (f)
-		pclose(f);
-	return n;
-}
-
 /* arbord's user + system CPU time in clock ticks. */
 static long
 cpu_ticks(pid_t pid)
@@ -67,7 +51,7 @@ test_emfile_pauses_accept(void **state)
 	pid_t pid = arb_pid(a);
 	struct rlimit old, rl;
 	assert_int_equal(prlimit(pid, RLIMIT_NOFILE, NULL, &old), 0);
-	rl = (struct rlimit){ fd_count(pid) + EXTRA, old.rlim_max };
+	rl = (struct rlimit){ proc_fd_count(pid) + EXTRA, old.rlim_max };
 	assert_int_equal(prlimit(pid, RLIMIT_NOFILE, &rl, NULL), 0);
 
 	struct arb_conn *held = arb_conn_open(a);	/* keeps being served */

@@ -62,23 +62,6 @@ struct watch {
 	int		pings;
 };
 
-/* VmRSS of pid in kB; -1 if unknown. */
-static long
-rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* One ping on a fresh connection, timed, and one RSS sample. */
 static void
 watch_step(struct arb *a, struct watch *w)
@@ -91,7 +74,7 @@ watch_step(struct arb *a, struct watch *w)
 	json_decref(r);
 	if (took > w->ping_max_ms)
 		w->ping_max_ms = took;
-	long kb = rss_kb(arb_pid(a));
+	long kb = proc_rss_kb(arb_pid(a));
 	if (kb > w->rss_max_kb)
 		w->rss_max_kb = kb;
 	w->pings++;
@@ -299,7 +282,7 @@ test_flood_stderr(void **state)
 {
 	json_int_t pid;
 	struct arb *a = start_pool(&pid);
-	long before = rss_kb(arb_pid(a));
+	long before = proc_rss_kb(arb_pid(a));
 	struct watch w = { 0 };
 	json_t *r = exec_watching(a, "flood_stderr", json_pack("{s:i}",
 	    "bytes", FLOOD_BYTES), HOSTILE_MS, &w);

@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,44 +30,13 @@ struct usage {
 	long	rss_kb;
 };
 
-static size_t
-count_fds(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	size_t n = 0;
-	if (d == NULL)
-		return 0;
-	for (struct dirent *e; (e = readdir(d)) != NULL;)
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static long
-rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 static size_t settled_fds(struct arb *);
 
 static struct usage
 measure(struct arb *a)
 {
 	struct usage u = { settled_fds(a),
-	    proc_children(arb_pid(a), NULL, 0), rss_kb(arb_pid(a)) };
+	    proc_children(arb_pid(a), NULL, 0), proc_rss_kb(arb_pid(a)) };
 	return u;
 }
 
@@ -101,10 +69,10 @@ crash_many(struct arb *a, int n)
 static size_t
 settled_fds(struct arb *a)
 {
-	size_t best = count_fds(arb_pid(a));
+	size_t best = proc_fd_count(arb_pid(a));
 	for (int i = 0; i < 10; i++) {
 		arb_sleep_ms(20);
-		size_t n = count_fds(arb_pid(a));
+		size_t n = proc_fd_count(arb_pid(a));
 		best = n < best ? n : best;
 	}
 	return best;

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
@@ -69,39 +68,6 @@ static const char POOL_CONF[] =
     "environments = { dev = { }; };\n";
 
 /* ---- helpers ---- */
-
-/* VmRSS of pid in kB; -1 if unknown. */
-static long
-rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-/* Open descriptors of pid. */
-static int
-fd_count(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	int n = 0;
-	struct dirent *e;
-	while (d != NULL && (e = readdir(d)) != NULL)
-		n += e->d_name[0] != '.';
-	if (d != NULL)
-		closedir(d);
-	return n;
-}
 
 /* Sends ping on c and returns the reply (new reference) or NULL. */
 static json_t *
@@ -317,7 +283,7 @@ watch_step(struct arb *a, struct watch *w)
 		    "did not read");
 	json_decref(r);
 	w->ping_max_ms = took > w->ping_max_ms ? took : w->ping_max_ms;
-	long kb = rss_kb(arb_pid(a));
+	long kb = proc_rss_kb(arb_pid(a));
 	w->rss_max_kb = kb > w->rss_max_kb ? kb : w->rss_max_kb;
 	w->pings++;
 }
@@ -413,16 +379,16 @@ test_client_that_never_reads(void **state)
 	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
 	assert_non_null(tree);
 	json_decref(tree);
-	long rss0 = rss_kb(arb_pid(a));
-	int fds0 = fd_count(arb_pid(a));
+	long rss0 = proc_rss_kb(arb_pid(a));
+	size_t fds0 = proc_fd_count(arb_pid(a));
 	int hog = raw_connect(a);
 	struct watch w = { 0 };
 	bool dropped;
 	size_t sent = run_hog(a, hog, &w, &dropped);
-	int fds_hog = fd_count(arb_pid(a));
+	size_t fds_hog = proc_fd_count(arb_pid(a));
 	print_message("client not reading: %zu of %d status requests sent, "
 	    "%s; %d pings, slowest %lld ms; arbord RSS %ld kB before, max %ld "
-	    "kB; fds %d before, %d with it\n", sent, HOG_REQUESTS,
+	    "kB; fds %zu before, %zu with it\n", sent, HOG_REQUESTS,
 	    dropped ? "dropped by arbord" :
 	    "still connected", w.pings, w.ping_max_ms, rss0, w.rss_max_kb,
 	    fds0, fds_hog);
@@ -445,8 +411,8 @@ test_client_that_never_reads(void **state)
 	if (!wait_n_served(a, HOG_SLOTS))
 		fail_msg("%d clients at once not served after the hog left: "
 		    "its slot was not freed", HOG_SLOTS);
-	print_message("after the hog left: fds %d, RSS %ld kB\n",
-	    fd_count(arb_pid(a)), rss_kb(arb_pid(a)));
+	print_message("after the hog left: fds %zu, RSS %ld kB\n",
+	    proc_fd_count(arb_pid(a)), proc_rss_kb(arb_pid(a)));
 	assert_int_equal(arb_stop(a), 0);
 }
 
