@@ -44,6 +44,8 @@ struct daemon {
 	int		 verbosity;
 	int		 exit_code;
 	bool		 stopping;
+	bool		 signalled;	/* a SIGTERM or SIGINT has come: the
+					 * next one kills the workers */
 };
 
 static void
@@ -216,16 +218,16 @@ on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Graceful stop (SPEC 7): refuse new requests, let pending ones finish,
- * then stop the tree. A second request stops at once. */
+ * then stop the tree. Asked again (the op repeated, or the first signal
+ * after the op) it changes nothing: only a second signal forces. */
 static void
 begin_shutdown(void *arg)
 {
 	struct daemon *d = arg;
 	struct ev_loop *loop = EV_DEFAULT_UC;
 	if (d->stopping) {
-		log_warn("arbord", "second stop request: killing workers now");
-		end_drain(d);
-		root_kill(d->root);
+		log_info("arbord", "already stopping: only a second signal "
+		    "kills the workers");
 		return;
 	}
 	d->stopping = true;
@@ -295,6 +297,13 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		json_decref(reload(d, err, sizeof err));
 		return;
 	}
+	if (d->signalled) {
+		log_warn("arbord", "second signal: killing workers now");
+		end_drain(d);
+		root_kill(d->root);
+		return;
+	}
+	d->signalled = true;
 	begin_shutdown(d);
 }
 

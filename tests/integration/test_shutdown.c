@@ -2,8 +2,11 @@
  * and `arborctl shutdown` each stop the tree, remove the socket and exit 0
  * with no zombie and no orphan; a worker deaf to SIGTERM is killed after
  * shutdown_timeout_ms; a request in flight finishes, a new one is refused
- * with shutting_down, and so are restart, start and reload. Workers die with a SIGKILLed arbord, whose stale
- * socket the next one replaces; a second arbord on a live socket exits 1. */
+ * with shutting_down, and so are restart, start and reload; a repeated
+ * shutdown op, or one SIGTERM after the op, does not cut the drain short
+ * (only a second signal does: test_drain). Workers die with a SIGKILLed
+ * arbord, whose stale socket the next one replaces; a second arbord on a
+ * live socket exits 1. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -213,6 +216,55 @@ test_inflight_finishes(void **state)
 	assert_clean_exit(a, pids, 1);
 }
 
+/* Waits for the reply to the sleep in flight on slow (id 1): it must be
+ * a success, the drain not cut short. */
+static void
+expect_sleep_done(struct arb_conn *slow, const char *after)
+{
+	json_t *r = arb_conn_recv(slow, ARB_REPLY_MS);
+	if (r == NULL)
+		fail_msg("the request in flight got no reply after %s", after);
+	assert_int_equal(arb_node_int(r, "id"), 1);
+	if (!arb_reply_ok(r))
+		fail_msg("the request in flight failed after %s: %s", after,
+		    arb_reply_code(r));
+	json_decref(r);
+}
+
+/* The shutdown op only ever starts the drain: a second one (a retrying
+ * script, a second operator) gets stopping: true again and the request
+ * in flight still finishes. */
+static void
+test_second_shutdown_op_drains(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
+	struct arb_conn *slow = sleep_in_flight(a, 2000);
+	for (int i = 0; i < 2; i++) {
+		json_t *r = arb_op_ok(a, "shutdown");
+		assert_true(json_is_true(json_object_get(r, "stopping")));
+		json_decref(r);
+	}
+	expect_sleep_done(slow, "two shutdown ops");
+	arb_conn_close(slow);
+	assert_clean_exit(a, pids, 1);
+}
+
+/* A SIGTERM after the shutdown op (a service manager's stop command, then
+ * its SIGTERM) is the first signal: it does not force either. */
+static void
+test_sigterm_after_shutdown_op_drains(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_ready(SLOW_CONF, "pool", 1, pids);
+	struct arb_conn *slow = sleep_in_flight(a, 3000);
+	json_decref(arb_op_ok(a, "shutdown"));
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	expect_sleep_done(slow, "the shutdown op and one SIGTERM");
+	arb_conn_close(slow);
+	assert_clean_exit(a, pids, 1);
+}
+
 /* Sends req (stolen) and checks the reply is a shutting_down error. */
 static void
 expect_shutting_down(struct arb *a, json_t *req)
@@ -365,6 +417,10 @@ main(void)
 		cmocka_unit_test_teardown(test_arborctl_shutdown, arb_teardown),
 		cmocka_unit_test_teardown(test_deaf_workers_killed, arb_teardown),
 		cmocka_unit_test_teardown(test_inflight_finishes, arb_teardown),
+		cmocka_unit_test_teardown(test_second_shutdown_op_drains,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_sigterm_after_shutdown_op_drains,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_stopping_pool_keeps_uptime, arb_teardown),
 		cmocka_unit_test_teardown(test_reply_unread_at_stop_delivered,
 		    arb_teardown),
