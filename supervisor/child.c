@@ -725,8 +725,8 @@ handle_reply(struct child *c, const char *payload, size_t len)
 			protocol_failure(c, bad);
 		return;
 	}
-	c->stats.last_activity = ev_now(LOOP);
-	if (!p->internal) {
+	if (!p->internal) {	/* pings and notices are not work done */
+		c->stats.last_activity = ev_now(LOOP);
 		c->stats.requests_handled++;
 		c->stats.errors += !d.r.success;
 	}
@@ -840,10 +840,11 @@ health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
 {
 	struct child *c = arg;
-	if (reply && reply->success)
-		c->health = CH_HEALTHY;
-	else if (reply)
-		c->health = CH_UNHEALTHY;
+	if (reply == NULL)
+		return;		/* on_deadline or the exit deals with it */
+	c->health = reply->success ? CH_HEALTHY : CH_UNHEALTHY;
+	log_debug(c->name, "health ping answered: %s",
+	    child_health_name(c->health));
 }
 
 /* Why p's passed deadline kills the child, for the log (a static buffer

@@ -1,7 +1,9 @@
 /* Health (SPEC 6, issue 3 point 4): idle workers are pinged every
  * health_interval_ms; one that does not answer within health_timeout_ms
  * is marked unhealthy, killed and replaced. The health op says healthy,
- * degraded or down by how many of the expected workers are ready or busy. */
+ * degraded or down by how many of the expected workers are ready or busy.
+ * Health pings are not activity: a worker's last_activity_ms keeps
+ * growing while it answers them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +15,14 @@
 
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
+
+/* One worker pinged every 50 ms, each answer logged at debug level. */
+static const char ACTIVITY_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { health_interval_ms = 50; health_timeout_ms = 1000; };\n"
+    "pool = { size = 1; max_overflow = 0; };\n"
+    "log = { level = \"debug\"; };\n"
+    "environments = { dev = { }; };\n";
 
 static const char CONF[] =
     "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
@@ -135,6 +145,63 @@ test_health_ignores_overflow(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Health pings answered by pool/worker.1 so far (debug log lines). */
+static size_t
+pings_answered(struct arb *a)
+{
+	return arb_log_count_lines(a, "pool/worker.1", "health ping answered",
+	    NULL);
+}
+
+/* Polls the log until pool/worker.1 has answered n health pings. */
+static void
+wait_pings(struct arb *a, size_t n)
+{
+	long long deadline = arb_now_ms() + ARB_EVENT_MS;
+	while (pings_answered(a) < n) {
+		if (arb_now_ms() > deadline)
+			fail_msg("%zu health pings answered, waited for %zu",
+			    pings_answered(a), n);
+		arb_sleep_ms(10);
+	}
+}
+
+static json_int_t
+stat_of(const json_t *node, const char *key)
+{
+	return arb_node_int(json_object_get(node, "stats"), key);
+}
+
+/* last_activity_ms is the time since the worker last answered a client:
+ * the init ping and health pings do not count. Before any request it is
+ * the uptime; after one it keeps growing while pings are answered. */
+static void
+test_pings_are_not_activity(void **state)
+{
+	struct arb *a = arb_start(ACTIVITY_CONF, "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	wait_pings(a, 2);
+	json_t *n = arb_status(a, "pool/worker.1");
+	assert_non_null(n);
+	assert_int_equal(stat_of(n, "last_activity_ms"),
+	    stat_of(n, "uptime_ms"));
+	json_decref(n);
+
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+	long long t0 = arb_now_ms();	/* the reply reached arbord before */
+	wait_pings(a, pings_answered(a) + 3);
+	long long waited = arb_now_ms() - t0;
+	n = arb_status(a, "pool/worker.1");
+	assert_non_null(n);
+	json_int_t idle = stat_of(n, "last_activity_ms");
+	assert_int_equal(stat_of(n, "requests_handled"), 1);
+	json_decref(n);
+	if (idle < waited - 2)	/* 2: ms rounding, two clocks */
+		fail_msg("last_activity_ms %lld, but the request was answered "
+		    "%lld ms before", (long long)idle, waited);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -142,6 +209,8 @@ main(void)
 		cmocka_unit_test_teardown(test_deaf_worker_replaced, arb_teardown),
 		cmocka_unit_test_teardown(test_health_op_levels, arb_teardown),
 		cmocka_unit_test_teardown(test_health_ignores_overflow,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_pings_are_not_activity,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
