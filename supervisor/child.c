@@ -21,6 +21,7 @@
 #define LOOP		EV_DEFAULT_UC
 #define INIT_ID		1
 #define STDERR_LINE_MAX	4096
+#define STDERR_DRAIN_MAX	(64 * 1024)	/* read from stderr at the exit */
 #define EOF_GRACE_S	0.5	/* stdout EOF -> exit status, at most this */
 
 extern char **environ;
@@ -1014,6 +1015,23 @@ drain_stdout(struct child *c)
 	buf_settle(&c->in);
 }
 
+/* Logs what is left in the worker's stderr pipe, up to EOF or EAGAIN
+ * (bounded, as drain_stdout), the last line even without a newline: the
+ * exit status can arrive before the pipe is readable in the loop. */
+static void
+drain_stderr(struct child *c)
+{
+	size_t total = 0;
+	ssize_t n;
+	while (c->fd_err >= 0 && total < STDERR_DRAIN_MAX &&
+	    (n = buf_read_fd(&c->err, c->fd_err)) > 0) {
+		total += (size_t)n;
+		log_stderr(c, false);
+	}
+	log_stderr(c, true);
+	buf_settle(&c->err);
+}
+
 /* The process is reaped: read what it left, close up, fail what it held,
  * and take down anything it left in its process group. */
 static void
@@ -1024,11 +1042,9 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	c->status = w->rstatus;
 	c->reaped = true;
 	c->exited_at = ev_now(loop);
+	drain_stderr(c);	/* its last words before the exit's line */
 	log_exit(c);
 	drain_stdout(c);
-	if (c->fd_err >= 0 && buf_read_fd(&c->err, c->fd_err) >= 0)
-		log_stderr(c, true);
-	buf_settle(&c->err);
 	kill(-c->pid, SIGKILL);
 	teardown(c);
 	c->pid = 0;

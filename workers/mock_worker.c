@@ -20,8 +20,10 @@
  *                              "pid": <pid>}
  *   echo ARGS                 ARGS
  *   sleep {"ms"}              sleeps, then {"slept": ms}
- *   crash {"code"?, "signal"?}  exits at once with code (default 1), or
- *                             dies of the signal number when given; no reply
+ *   crash {"code"?, "signal"?, "line"?}  exits at once with code (default
+ *                             1), or dies of the signal number when given;
+ *                             writes line + "\n" to stderr just before;
+ *                             no reply
  *   hang                      never answers (a default SIGTERM still kills)
  *   deafen                    {"deaf": true}, then never answers again
  *                             (health pings time out)
@@ -569,7 +571,14 @@ static json_t *
 on_crash(struct worker *w, json_t *args, const char *session_id)
 {
 	json_int_t code = 1, sig;
+	const char *line = msg_str(args, "line");
 	msg_int(args, "code", &code);
+	if (line != NULL) {	/* one write, right before the exit */
+		char *s = xasprintf("%s\n", line);
+		ssize_t n = write(STDERR_FILENO, s, strlen(s));
+		(void)n;	/* exiting anyway */
+		free(s);
+	}
 	if (msg_int(args, "signal", &sig) && sig > 0 && sig < NSIG) {
 		signal((int)sig, SIG_DFL);
 		raise((int)sig);

@@ -121,6 +121,15 @@ proc_is_zombie(pid_t pid)
 	return pid > 0 && proc_stat(pid, &st, &pp, &t) == 0 && st == 'Z';
 }
 
+bool
+proc_is_stopped(pid_t pid)
+{
+	char st;
+	pid_t pp;
+	unsigned long long t;
+	return pid > 0 && proc_stat(pid, &st, &pp, &t) == 0 && st == 'T';
+}
+
 pid_t
 proc_ppid(pid_t pid)
 {

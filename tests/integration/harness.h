@@ -163,6 +163,7 @@ int	arb_ctl(struct arb *, char *out, size_t outlen, ...) ARB_SENTINEL;
 /* ---- /proc ---- */
 bool	proc_exists(pid_t);		/* zombies included */
 bool	proc_is_zombie(pid_t);
+bool	proc_is_stopped(pid_t);	/* by a signal (SIGSTOP) */
 pid_t	proc_ppid(pid_t);		/* -1 if no such process */
 /* Pids whose parent is ppid, up to max stored in out (may be NULL);
  * returns how many there are. */

@@ -20,7 +20,10 @@
  *                 shutdown_timeout_ms after `stop NAME` and ends stopped;
  *   stderr        a line longer than a log record, of 3-byte UTF-8
  *                 characters, is logged (log.format = "json") in pieces
- *                 that are each whole UTF-8 and together the line. */
+ *                 that are each whole UTF-8 and together the line;
+ *   crash         a line written on stderr just before the exit is logged
+ *                 before the line that reports the exit, crash after
+ *                 crash. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -52,6 +55,16 @@ static const char HOSTILE_CONF[] =
     "worker = { shutdown_timeout_ms = 300; };\n"
     "pool = { size = 1; max_overflow = 0; };\n"
     "environments = { dev = { }; };\n";
+
+/* Intensities high enough for NCRASH crashes in a row. */
+static const char CRASH_CONF[] =
+    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 0; };\n"
+    "pool = { size = 1; max_overflow = 0; max_restarts = 100; "
+    "max_seconds = 60; };\n"
+    "environments = { dev = { }; };\n";
+#define NCRASH		30
 
 /* ---- watching arbord ---- */
 
@@ -492,6 +505,108 @@ test_long_utf8_stderr_line(void **state)
 	free(got);
 }
 
+/* Where the log line holding both words starts, searching from *at; the
+ * line after it becomes *at. -1 if there is none. */
+static long
+line_with(const char *log, size_t *at, const char *w1, const char *w2)
+{
+	const char *p = log + *at;
+	for (;;) {
+		const char *end = strchrnul(p, '\n');
+		const char *a1 = strstr(p, w1), *a2 = strstr(p, w2);
+		if (a1 != NULL && a1 < end && a2 != NULL && a2 < end) {
+			*at = (size_t)(end - log) + (*end != '\0');
+			return p - log;
+		}
+		if (*end == '\0')
+			return -1;
+		p = end + 1;
+	}
+}
+
+/* Polls until is(pid) holds; false after ARB_EVENT_MS. */
+static bool
+wait_proc(bool (*is)(pid_t), pid_t pid)
+{
+	long long deadline = arb_now_ms() + ARB_EVENT_MS;
+	while (!is(pid)) {
+		if (arb_now_ms() > deadline)
+			return false;
+		arb_sleep_ms(1);
+	}
+	return true;
+}
+
+/* The crash request, with arbord stopped (SIGSTOP) from before the worker
+ * (stopped until then, the request in its stdin) writes its line until it
+ * has exited: arbord then finds the line and the exit status waiting
+ * together, the case where the order matters. */
+static void
+crash_frozen(struct arb *a, pid_t pid, json_t *args)
+{
+	pid_t arbord = arb_pid(a);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_true(wait_proc(proc_is_stopped, pid));
+	struct cl_conn *c = cl_send_held(a, 1, "crash", args, NULL, "busy", 1);
+	kill(arbord, SIGSTOP);
+	bool stopped = wait_proc(proc_is_stopped, arbord);
+	kill(pid, SIGCONT);
+	bool exited = stopped && wait_proc(proc_is_zombie, pid);
+	kill(arbord, SIGCONT);
+	assert_true(stopped && exited);
+	json_t *r = cl_recv(c, ARB_EVENT_MS);
+	assert_string_equal(arb_reply_code(r), "worker_crashed");
+	json_decref(r);
+	cl_close(c);
+}
+
+/* A crashing worker's last stderr line comes before its exit line: every
+ * other crash with arbord stopped while the worker writes and exits (see
+ * crash_frozen); without that, the line was logged late about once in
+ * a hundred crashes on one core, never on two. */
+static void
+test_last_words_before_exit(void **state)
+{
+	struct arb *a = arb_start(CRASH_CONF, "dev", NULL);
+	json_int_t pid[NCRASH];
+	char words[32], exited[64];
+	for (int i = 0; i < NCRASH; i++) {
+		json_t *node = arb_wait_node(a, WORKER, "ready",
+		    i > 0 ? pid[i - 1] : 0, ARB_EVENT_MS);
+		assert_non_null(node);
+		pid[i] = arb_node_pid(node);
+		json_decref(node);
+		snprintf(words, sizeof words, "last words %d.", i);
+		json_t *args = json_pack("{s:i,s:s}", "code", 3, "line", words);
+		if (i % 2)
+			crash_frozen(a, (pid_t)pid[i], args);
+		else
+			json_decref(cl_exec_err(a, "crash", args, NULL,
+			    "worker_crashed"));
+	}
+	char *log = arb_log(a);
+	size_t at = 0;
+	int late = 0;
+	for (int i = 0; i < NCRASH; i++) {
+		snprintf(words, sizeof words, "last words %d.", i);
+		snprintf(exited, sizeof exited, "pid %lld exited with status 3",
+		    (long long)pid[i]);
+		size_t from = at;
+		long said = line_with(log, &from, WORKER ": ", words);
+		long gone = line_with(log, &at, WORKER ": ", exited);
+		if (said < 0 || gone < 0)
+			fail_msg("crash %d: \"%s\" %s, \"%s\" %s", i, words,
+			    said < 0 ? "not logged" : "logged", exited,
+			    gone < 0 ? "not logged" : "logged");
+		late += said > gone;
+	}
+	free(log);
+	if (late > 0)
+		fail_msg("%d of %d crashes: the last words logged after the "
+		    "exit", late, NCRASH);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -502,6 +617,7 @@ main(void)
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
 		cmocka_unit_test_teardown(test_long_utf8_stderr_line, arb_teardown),
+		cmocka_unit_test_teardown(test_last_words_before_exit, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
