@@ -53,7 +53,7 @@ bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	b->root_ev = root_ev;
 	b->root = root;
 	b->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
-	    NULL, &b->st.stale_sessions);
+	    NULL, &b->st.stale_sessions, &b->st.total_sessions);
 	LIST_INIT(&b->anchor.list);
 	waitq_init(&b->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_expired, b);
@@ -156,41 +156,30 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	pump(b);	/* the reply made room in the pipeline */
 }
 
-/* Finds or makes job's session (one ended while the job waited is made
- * anew: the job may build state in it). */
-static void
-lookup_session(struct bridge *b, struct job *job)
-{
-	bool created;
-	sess_lookup(b->sessions, job->session, ev_now(LOOP), &created);
-	b->st.total_sessions += created;
-}
-
-/* Sends job to the worker now; a wait's hold on its session becomes its
- * time at the worker. */
+/* Sends job to the worker now; once the worker has it, a wait's hold on
+ * its session becomes its time at the worker, and a session not made yet
+ * (new, or ended while the job waited: the job may build state in it) is
+ * made. */
 static void
 send_job(struct bridge *b, struct job *job)
 {
 	struct flight *f = slab_alloc(sizeof *f);
 	*f = (struct flight){ b, job };
+	child_stats(b->worker)->checkouts++;
+	if (child_request(b->worker, job->command, job->args,
+	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
+		slab_free(f);
+		job_unhold(job, b->sessions);
+		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
+		return;
+	}
+	b->inflight++;
 	if (job->session) {
-		lookup_session(b, job);
 		bool rebound;
 		job->session_reset = sess_begin(b->sessions, job->session,
 		    &b->anchor, &job->session_gen, &rebound);
 		job->session_held = false;
 		child_stats(b->worker)->sessions_served += rebound;
-	}
-	child_stats(b->worker)->checkouts++;
-	b->inflight++;
-	if (child_request(b->worker, job->command, job->args,
-	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
-		b->inflight--;
-		slab_free(f);
-		if (job->session)
-			sess_finish(b->sessions, job->session,
-			    job->session_gen, ev_now(LOOP));
-		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }
 
@@ -229,7 +218,6 @@ enqueue(struct bridge *b, struct job *job)
 	}
 	waitq_add(&b->wq, job);
 	if (job->session && !job->session_held) {
-		lookup_session(b, job);
 		job->session_gen = sess_hold(b->sessions, job->session);
 		job->session_held = true;
 	}

@@ -101,7 +101,7 @@ pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	waitq_init(&p->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_wait_expired, p);
 	p->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
-	    NULL, &p->st.stale_sessions);
+	    NULL, &p->st.stale_sessions, &p->st.total_sessions);
 	p->sup = sup_new("pool", cfg->pool.max_restarts, cfg->pool.max_seconds,
 	    cfg, argv, reg, &events, p);
 	p->size = cfg->pool.size;
@@ -235,22 +235,11 @@ maybe_recycle(struct pworker *pw)
 		sup_restart_child(pw->pool->sup, pw->c);
 }
 
-/* Finds or makes job's session, and its worker's anchor (or NULL): one
- * ended while the job waited is made anew (as in single mode), the job
- * may build state in it. */
-static struct sess_anchor *
-lookup_session(struct pool *p, struct job *job)
-{
-	bool created;
-	struct sess_anchor *a = sess_lookup(p->sessions, job->session,
-	    ev_now(LOOP), &created);
-	p->st.total_sessions += created;
-	return a;
-}
-
 /* Gives job to the idle worker pw; one that no longer takes requests
  * (an operator's stop or restart, a recycle: it is idle until it exits)
- * leaves the idle list and the job goes to another, or waits. */
+ * leaves the idle list and the job goes to another, or waits. The job's
+ * session is begun (made, if new: ended while the job waited, or never
+ * served) only once pw has the request. */
 static void
 assign(struct pworker *pw, struct job *job)
 {
@@ -260,39 +249,39 @@ assign(struct pworker *pw, struct job *job)
 		pool_submit(p, job);
 		return;
 	}
-	struct child_stats *s = child_stats(pw->c);
-	job->session_begun = tracked(p, job);	/* affinity may change */
-	if (!job->session_begun)
-		job_unhold(job, p->sessions);
-	else {
-		bool rebound;	/* a wait's hold becomes the time at pw */
-		struct sess_anchor *a = job->session_held ?
-		    lookup_session(p, job) : NULL;
-		if (a && a->worker != pw &&
-		    p->cfg->pool.affinity == AFFINITY_STRICT) {
+	bool track = tracked(p, job);	/* affinity may change */
+	if (track && job->session_held &&
+	    p->cfg->pool.affinity == AFFINITY_STRICT) {
+		struct sess_anchor *a = sess_find(p->sessions, job->session,
+		    ev_now(LOOP));
+		if (a && a->worker != pw) {
 			/* made anew on another worker while it waited */
 			job_unhold(job, p->sessions);
 			pool_submit(p, job);
 			on_ready(p->sup, pw->c, p);
 			return;
 		}
+	}
+	struct child_stats *s = child_stats(pw->c);
+	s->checkouts++;
+	if (child_request(pw->c, job->command, job->args,
+	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
+		job_unhold(job, p->sessions);
+		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
+		return;
+	}
+	pw->job = job;
+	p->inflight++;
+	job->session_begun = track;
+	if (!track)
+		job_unhold(job, p->sessions);
+	else {
+		bool rebound;	/* a wait's hold becomes the time at pw */
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
 		    &job->session_gen, &rebound))
 			job->session_reset = true;
 		job->session_held = false;
 		s->sessions_served += rebound;
-	}
-	s->checkouts++;
-	pw->job = job;
-	p->inflight++;
-	if (child_request(pw->c, job->command, job->args,
-	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
-		pw->job = NULL;
-		p->inflight--;
-		if (job->session_begun)
-			sess_finish(p->sessions, job->session,
-			    job->session_gen, ev_now(LOOP));
-		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 	}
 }
 
@@ -485,11 +474,8 @@ route_session(struct pool *p, struct job *job)
 {
 	if (job->session == NULL || p->cfg->pool.affinity == AFFINITY_NONE)
 		return false;
-	bool created;
-	struct sess_anchor *a = sess_lookup(p->sessions, job->session,
-	    ev_now(LOOP), &created);
-	if (created)
-		p->st.total_sessions++;
+	struct sess_anchor *a = sess_find(p->sessions, job->session,
+	    ev_now(LOOP));
 	struct pworker *bound = a ? a->worker : NULL;
 	if (bound && bound->idle) {
 		assign(bound, job);

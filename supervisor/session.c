@@ -16,6 +16,9 @@ struct binding {
 	uint64_t		 gen;		/* tells it from an earlier session
 						 * of the same id */
 	bool			 reset;		/* its worker was lost */
+	bool			 pending;	/* only held: no request of it
+						 * served yet, so it does not
+						 * exist but for its waiters */
 	LIST_ENTRY(binding)	 by_anchor;
 	TAILQ_ENTRY(binding)	 lru;
 };
@@ -32,6 +35,8 @@ struct sessions {
 	sess_expire_fn		*expired;
 	void			*arg;
 	unsigned long		*count;
+	unsigned long		*made;
+	size_t			 npending;
 	uint64_t		 next_gen;
 };
 
@@ -55,7 +60,8 @@ arm_sweep(struct sessions *s)
 }
 
 struct sessions *
-sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count)
+sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count,
+    unsigned long *made)
 {
 	struct sessions *s = xcalloc(1, sizeof *s);
 	s->map = reg_new();
@@ -63,6 +69,7 @@ sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count)
 	s->expired = fn;
 	s->arg = arg;
 	s->count = count;
+	s->made = made;
 	ev_init(&s->t_sweep, on_sweep);
 	s->t_sweep.data = s;
 	sess_set_ttl(s, ttl_ms);
@@ -90,6 +97,7 @@ static void
 drop(struct sessions *s, struct binding *b)
 {
 	unbind(b);
+	s->npending -= b->pending;
 	TAILQ_REMOVE(&s->lru, b, lru);
 	reg_remove(s->map, b->id);
 	free(b->id);
@@ -108,23 +116,49 @@ sess_free(struct sessions *s)
 	free(s);
 }
 
+/* A new session, unbound, its idle clock started now. */
+static struct binding *
+make(struct sessions *s, const char *id, double now)
+{
+	struct binding *b = xcalloc(1, sizeof *b);
+	b->id = xstrdup(id);
+	b->gen = ++s->next_gen;
+	reg_add(s->map, id, REG_WORKER, b);
+	TAILQ_INSERT_TAIL(&s->lru, b, lru);
+	b->last_used = now;
+	if (!ev_is_active(&s->t_sweep))
+		arm_sweep(s);
+	return b;
+}
+
+/* The session's idle clock starts (again) now: the LRU tail. */
+static void
+touch(struct sessions *s, struct binding *b, double now)
+{
+	TAILQ_REMOVE(&s->lru, b, lru);
+	TAILQ_INSERT_TAIL(&s->lru, b, lru);
+	b->last_used = now;
+}
+
 struct sess_anchor *
 sess_lookup(struct sessions *s, const char *id, double now, bool *created)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
 	*created = b == NULL;
-	if (b == NULL) {
-		b = xcalloc(1, sizeof *b);
-		b->id = xstrdup(id);
-		b->gen = ++s->next_gen;
-		reg_add(s->map, id, REG_WORKER, b);
-	} else {
-		TAILQ_REMOVE(&s->lru, b, lru);
-	}
-	TAILQ_INSERT_TAIL(&s->lru, b, lru);
-	b->last_used = now;
-	if (*created && !ev_is_active(&s->t_sweep))
-		arm_sweep(s);
+	if (b == NULL)
+		b = make(s, id, now);
+	else
+		touch(s, b, now);
+	return b->anchor;
+}
+
+struct sess_anchor *
+sess_find(struct sessions *s, const char *id, double now)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b == NULL)
+		return NULL;
+	touch(s, b, now);
 	return b->anchor;
 }
 
@@ -144,16 +178,7 @@ bool
 sess_bind(struct sessions *s, const char *id, struct sess_anchor *a)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	return b != NULL && bind(b, a);
-}
-
-/* The session's idle clock starts (again) now: the LRU tail. */
-static void
-touch(struct sessions *s, struct binding *b, double now)
-{
-	TAILQ_REMOVE(&s->lru, b, lru);
-	TAILQ_INSERT_TAIL(&s->lru, b, lru);
-	b->last_used = now;
+	return b != NULL && !b->pending && bind(b, a);
 }
 
 bool
@@ -161,10 +186,15 @@ sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
     uint64_t *gen, bool *rebound)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	*rebound = false;
-	if (b == NULL) {
-		*gen = 0;
-		return false;
+	if (b == NULL || b->pending) {	/* its first request served: the
+					 * session exists from now on */
+		if (b == NULL)
+			b = make(s, id, ev_now(EV_DEFAULT_UC));
+		else
+			s->npending--;
+		b->pending = false;
+		if (s->made)
+			(*s->made)++;
 	}
 	struct sess_anchor *left = b->anchor;
 	*rebound = bind(b, a);
@@ -183,8 +213,11 @@ uint64_t
 sess_hold(struct sessions *s, const char *id)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	if (b == NULL)
-		return 0;
+	if (b == NULL) {
+		b = make(s, id, ev_now(EV_DEFAULT_UC));
+		b->pending = true;
+		s->npending++;
+	}
 	b->inflight++;
 	return b->gen;
 }
@@ -197,7 +230,10 @@ sess_finish(struct sessions *s, const char *id, uint64_t gen, double now)
 		return;		/* ended meanwhile (and maybe made anew) */
 	if (b->inflight > 0)
 		b->inflight--;
-	touch(s, b, now);
+	if (b->pending && b->inflight == 0)
+		drop(s, b);	/* none of its requests was served */
+	else
+		touch(s, b, now);
 }
 
 bool
@@ -217,6 +253,8 @@ sess_inherit(struct sessions *to, const struct sessions *from)
 	if (to == NULL || from == NULL)
 		return;
 	TAILQ_FOREACH(b, &from->lru, lru) {	/* oldest first: LRU order kept */
+		if (b->pending)
+			continue;	/* its waiters make it anew */
 		bool created;
 		sess_lookup(to, b->id, b->last_used, &created);
 		struct binding *nb = reg_lookup(to->map, b->id, NULL);
@@ -228,6 +266,8 @@ bool
 sess_end(struct sessions *s, const char *id, struct sess_anchor **a)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b && b->pending)
+		b = NULL;	/* not one yet: its waiters keep it */
 	*a = b ? b->anchor : NULL;
 	if (b)
 		drop(s, b);
@@ -268,7 +308,7 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 size_t
 sess_count(const struct sessions *s)
 {
-	return reg_count(s->map);
+	return reg_count(s->map) - s->npending;
 }
 
 void

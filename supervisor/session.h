@@ -27,21 +27,31 @@ struct sessions;
 typedef void sess_expire_fn(void *arg, const char *id, struct sess_anchor *a);
 
 /* Sessions idle longer than ttl_ms end by themselves (fn is told; *count
- * counts them); ttl_ms 0: never. */
+ * counts them); ttl_ms 0: never. *made counts the sessions requests made
+ * (sess_begin). Either counter may be NULL. */
 struct sessions *sess_new(long ttl_ms, sess_expire_fn *fn, void *arg,
-	    unsigned long *count);
+	    unsigned long *count, unsigned long *made);
 void	sess_set_ttl(struct sessions *, long ttl_ms);
 void	sess_free(struct sessions *);
 
-/* The anchor a session is bound to (NULL: none, or its worker was lost).
- * Touches the session's idle clock; unknown sessions are created unbound. */
+/* A session exists once a request of it is served (sess_begin). One whose
+ * requests only wait (sess_hold) is pending: not counted, not ended by
+ * sess_end, not inherited, and gone when the last of them stops waiting
+ * unserved (sess_finish), so a refused request leaves nothing behind. */
+
+/* The anchor a session is bound to (NULL: none, pending, or its worker
+ * was lost). Touches the session's idle clock; unknown sessions are
+ * created unbound (for a table's own copy, as sess_inherit's). */
 struct sess_anchor *sess_lookup(struct sessions *, const char *id,
 	    double now, bool *created);
+/* The same without creating: NULL for unknown ids too. */
+struct sess_anchor *sess_find(struct sessions *, const char *id, double now);
 /* Binds (or rebinds) a known session to a; true if that is a change. */
 bool	sess_bind(struct sessions *, const char *id, struct sess_anchor *a);
 /* A request of the session goes to the worker of a / has ended (replied
  * or failed): a session with requests at a worker is not idle, and its
- * idle clock restarts when the last one ends. Unknown ids are ignored.
+ * idle clock restarts when the last one ends. sess_begin makes an unknown
+ * or pending session (counted in *made); sess_finish ignores unknown ids.
  * sess_begin also does sess_bind's work (*rebound: its result) and
  * sess_take_reset's (its result), in one lookup; a session it moves off
  * the worker of another anchor has that worker sent cleanup_session. A request is counted by
@@ -53,14 +63,15 @@ bool	sess_begin(struct sessions *, const char *id, struct sess_anchor *a,
 	    uint64_t *gen, bool *rebound);
 /* A request of the session waits for a worker: the session is not idle
  * meanwhile either; sess_finish ends the wait, or sess_begin turns it
- * into the request's time at a worker. Returns the gen (0: unknown id). */
+ * into the request's time at a worker. An unknown session is made
+ * pending. Returns the gen. */
 uint64_t sess_hold(struct sessions *, const char *id);
 void	sess_finish(struct sessions *, const char *id, uint64_t gen,
 	    double now);
 /* True, once, when the session's worker was lost since it was last told. */
 bool	sess_take_reset(struct sessions *, const char *id);
 /* Ends a session; returns the anchor it was bound to (may be NULL) via
- * *a, false when there was no such session. */
+ * *a, false when there was no such session (or only a pending one). */
 bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);
 /* A worker is gone: its sessions become unbound and will be told reset. */
 void	sess_drop_anchor(struct sessions *, struct sess_anchor *);

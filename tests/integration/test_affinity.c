@@ -877,6 +877,77 @@ test_old_waiter_follows_session_made_anew(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A request refused before a worker took it (overloaded, pool_timeout)
+ * leaves no session behind when it was the one that made it, even with
+ * two requests of that new session waiting at once; a session served
+ * before is kept. Pending sessions are not counted while they wait, and
+ * the session is made (counted in total_sessions) when served. */
+static void
+refused_leaves_no_session(const char *bridge, const char *sup,
+    const char *name)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"bridge_mock\"; %s };\n"
+	    "pool = { size = 1; max_overflow = 0; affinity = \"strict\";\n"
+	    "  checkout_timeout_ms = 2000; max_waiting = 3; max_restarts = 100; };\n"
+	    "worker = { restart_delay_ms = 0; max_inflight = 1; };\n"
+	    "environments = { dev = { }; };\n", bridge);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, sup, 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	char w[64];
+	bind_session(a, "old", w, sizeof w);
+	assert_string_equal(w, name);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
+	struct cl_conn *w1 = cl_send_held(a, 2, "echo", NULL, "new", "waiting", 1);
+	struct cl_conn *w2 = cl_send_held(a, 3, "echo", NULL, "new", "waiting", 2);
+	struct cl_conn *w3 = cl_send_held(a, 4, "echo", NULL, "old", "waiting", 3);
+	json_decref(cl_exec_err(a, "echo", NULL, "other", "overloaded"));
+	assert_int_equal(cl_stat(a, "sessions"), 1);	/* "new" only waits */
+	struct cl_conn *waiters[] = { w1, w2, w3 };
+	for (int i = 0; i < 3; i++) {
+		json_t *r = cl_recv(waiters[i], ARB_REPLY_MS);
+		const char *code = r ? arb_reply_code(r) : NULL;
+		if (code == NULL || strcmp(code, "pool_timeout") != 0)
+			fail_msg("waiter %d: expected pool_timeout, got %s", i + 1,
+			    r ? cl_describe(r) : "no reply");
+		json_decref(r);
+		cl_close(waiters[i]);
+	}
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	assert_int_equal(cl_stat(a, "total_sessions"), 1);
+	json_t *node = arb_status(a, name);
+	assert_int_equal(arb_node_int(node, "session"), 1);
+	json_decref(node);
+	assert_false(end_session(a, "new"));
+	assert_false(end_session(a, "other"));
+	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "the held request"));
+	cl_close(busy);
+	/* Served now, "new" is made; "old" lived on throughout. */
+	json_decref(cl_exec_ok(a, "echo", NULL, "new"));
+	assert_int_equal(cl_stat(a, "sessions"), 2);
+	assert_int_equal(cl_stat(a, "total_sessions"), 2);
+	assert_true(end_session(a, "old"));
+	assert_true(end_session(a, "new"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_refused_leaves_no_session_pool(void **state)
+{
+	refused_leaves_no_session("pooling_enabled = true;", "pool",
+	    "pool/worker.1");
+}
+
+static void
+test_refused_leaves_no_session_single(void **state)
+{
+	refused_leaves_no_session("", "bridge", "bridge/worker");
+}
+
 /* A notice that an otherwise idle worker does not answer within
  * request_timeout_ms still gets it killed and replaced, and the log says
  * it was the notice (not a ping) that went unanswered. */
@@ -927,6 +998,10 @@ main(void)
 		cmocka_unit_test_teardown(test_end_session_while_waiting_pool,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_old_waiter_follows_session_made_anew,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_refused_leaves_no_session_pool,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_refused_leaves_no_session_single,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,7 @@
 struct fx {
 	struct sessions		*s;
 	unsigned long		 count;		/* the module's counter */
+	unsigned long		 made;		/* sessions sess_begin made */
 	int			 nexp;		/* callbacks seen */
 	char			*ids[MAX_EXPIRED];
 	struct sess_anchor	*anchors[MAX_EXPIRED];
@@ -51,7 +52,7 @@ fx_new(long ttl_ms)
 	fx->b.worker = &fx->b;
 	(void)ev_default_loop(0);
 	ev_now_update(LOOP);
-	fx->s = sess_new(ttl_ms, on_expired, fx, &fx->count);
+	fx->s = sess_new(ttl_ms, on_expired, fx, &fx->count, &fx->made);
 	return fx;
 }
 
@@ -489,7 +490,7 @@ test_expiry_no_callback(void **state)
 	struct fx *fx = fx_new(3600000);
 	*state = fx;
 	sess_free(fx->s);
-	fx->s = sess_new(50, NULL, NULL, NULL);
+	fx->s = sess_new(50, NULL, NULL, NULL, NULL);
 	lookup(fx, "s1", NULL);
 	sess_bind(fx->s, "s1", &fx->a);
 	assert_true(evwait_until(none_left, fx->s, BOUND_S, 0));
