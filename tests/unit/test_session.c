@@ -335,6 +335,105 @@ test_free_unbinds(void **state)
 	sess_free(NULL);
 }
 
+/* ---- pending sessions ---------------------------------------------------- */
+
+/* A session whose only request waits is pending: not counted, not ended,
+ * not bindable; the request's refusal (its wait ended unserved) drops it. */
+static void
+test_hold_refused_leaves_nothing(void **state)
+{
+	struct fx *fx = *state;
+	struct sess_anchor *a;
+	uint64_t gen = sess_hold(fx->s, "p1");
+	assert_true(gen != 0);
+	assert_int_equal(sess_count(fx->s), 0);
+	assert_null(sess_find(fx->s, "p1", now()));
+	assert_false(sess_bind(fx->s, "p1", &fx->a));
+	assert_false(sess_end(fx->s, "p1", &a));
+	sess_finish(fx->s, "p1", gen, now());
+	assert_int_equal(sess_count(fx->s), 0);
+	assert_int_equal(fx->made, 0);
+	/* Gone: a later hold makes another one. */
+	uint64_t gen2 = sess_hold(fx->s, "p1");
+	assert_true(gen2 != gen);
+	sess_finish(fx->s, "p1", gen2, now());
+	assert_int_equal(fx->made, 0);
+}
+
+/* Two requests of a new session wait: the first served makes it (bound,
+ * counted once); the second, refused, leaves it be. Both refused: gone. */
+static void
+test_hold_two_waiters(void **state)
+{
+	struct fx *fx = *state;
+	bool rebound;
+	uint64_t g1 = sess_hold(fx->s, "p1");
+	uint64_t g2 = sess_hold(fx->s, "p1");
+	assert_true(g1 == g2);
+	sess_begin(fx->s, "p1", &fx->a, &g1, &rebound);
+	assert_true(rebound);
+	assert_int_equal(fx->made, 1);
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_int_equal(fx->a.n, 1);
+	sess_finish(fx->s, "p1", g2, now());	/* the second refused */
+	sess_finish(fx->s, "p1", g1, now());	/* the first's reply */
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_ptr_equal(sess_find(fx->s, "p1", now()), &fx->a);
+
+	uint64_t g3 = sess_hold(fx->s, "p2");
+	uint64_t g4 = sess_hold(fx->s, "p2");
+	sess_finish(fx->s, "p2", g3, now());
+	assert_int_equal(sess_count(fx->s), 1);
+	sess_finish(fx->s, "p2", g4, now());
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_int_equal(fx->made, 1);
+	uint64_t g5 = sess_hold(fx->s, "p2");	/* gone: made anew */
+	assert_true(g5 != g3);
+	sess_finish(fx->s, "p2", g5, now());
+}
+
+/* A session that exists is kept when a request of it is refused; one
+ * begun without a wait is made there and then. */
+static void
+test_hold_known_kept(void **state)
+{
+	struct fx *fx = *state;
+	bool rebound;
+	uint64_t g = 0;
+	sess_begin(fx->s, "s1", &fx->a, &g, &rebound);
+	assert_int_equal(fx->made, 1);
+	sess_finish(fx->s, "s1", g, now());
+	uint64_t h = sess_hold(fx->s, "s1");
+	assert_true(h == g);
+	sess_finish(fx->s, "s1", h, now());
+	assert_int_equal(sess_count(fx->s), 1);
+	assert_ptr_equal(sess_find(fx->s, "s1", now()), &fx->a);
+	assert_int_equal(fx->made, 1);
+	assert_null(sess_find(fx->s, "unknown", now()));
+	assert_int_equal(sess_count(fx->s), 1);	/* find creates none */
+}
+
+/* A reload's table takes the sessions, not the pending ones (their
+ * waiters make them anew in it). */
+static void
+test_inherit_skips_pending(void **state)
+{
+	struct fx *fx = *state;
+	bool rebound;
+	uint64_t g = 0;
+	sess_begin(fx->s, "s1", &fx->a, &g, &rebound);
+	uint64_t h = sess_hold(fx->s, "p1");
+	struct sessions *to = sess_new(3600000, NULL, NULL, NULL, NULL);
+	sess_inherit(to, fx->s);
+	assert_int_equal(sess_count(to), 1);
+	assert_true(sess_take_reset(to, "s1"));
+	struct sess_anchor *a;
+	assert_false(sess_end(to, "p1", &a));
+	sess_free(to);
+	sess_finish(fx->s, "p1", h, now());
+	sess_finish(fx->s, "s1", g, now());
+}
+
 /* ---- expiry ------------------------------------------------------------- */
 
 /* Idle sessions expire: the callback gets each id with its anchor, the
@@ -514,6 +613,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_unbinds, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_hold_refused_leaves_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_two_waiters, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hold_known_kept, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_inherit_skips_pending,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup_short_ttl,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_expiry_after_drop,
