@@ -223,8 +223,10 @@ check_execute(json_t *req, json_t *id, int *timeout_ms)
 		return msg_error(id, ERR_BAD_REQUEST, "missing string param 'command'");
 	if (args && !json_is_object(args) && !json_is_null(args))
 		return msg_error(id, ERR_BAD_REQUEST, "args must be an object");
-	if (sess && !json_is_string(sess) && !json_is_null(sess))
-		return msg_error(id, ERR_BAD_REQUEST, "session_id must be a string");
+	if (sess && !json_is_null(sess) &&
+	    (!json_is_string(sess) || json_string_length(sess) == 0))
+		return msg_error(id, ERR_BAD_REQUEST,
+		    "session_id must be a non-empty string");
 	if (tmo && !json_is_null(tmo) &&
 	    (!json_is_integer(tmo) || json_integer_value(tmo) <= 0 ||
 	    json_integer_value(tmo) > TIMEOUT_MAX_MS))
@@ -301,7 +303,7 @@ fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
 	    r.command_len == 0)
 		return false;
 	if (sess && sess->type != JRAW_NULL &&
-	    !jraw_str(sess, &r.session, &r.session_len))
+	    (!jraw_str(sess, &r.session, &r.session_len) || r.session_len == 0))
 		return false;
 	if (tmo && tmo->type != JRAW_NULL) {
 		int64_t t;
@@ -331,9 +333,9 @@ op_end_session(struct ops_env *env, struct ctl_conn *cn, json_t *req,
     json_t *id)
 {
 	const char *sid = msg_str(req, "session_id");
-	if (sid == NULL)
+	if (sid == NULL || *sid == '\0')
 		return msg_error(id, ERR_BAD_REQUEST,
-		    "missing string param 'session_id'");
+		    "missing non-empty string param 'session_id'");
 	json_t *r = msg_ok(id);
 	json_object_set_new(r, "ended",
 	    json_boolean(root_end_session(env->root, sid)));

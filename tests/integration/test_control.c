@@ -208,6 +208,43 @@ test_execute_args_not_object(void **state)
 	assert_int_equal(worker_errors(a), errors);
 }
 
+/* The stats counter total_sessions. */
+static json_int_t
+total_sessions(struct arb *a)
+{
+	json_t *r = arb_op_ok(a, "stats");
+	json_int_t n = arb_node_int(json_object_get(r, "stats"),
+	    "total_sessions");
+	json_decref(r);
+	return n;
+}
+
+/* An empty session_id names no session a worker can keep: the SDK's
+ * cleanup_session refuses it, so end_session would answer "ended" while
+ * the worker kept the session's state. Refused as bad_request, on the
+ * fast path and the jansson path alike, and by end_session. */
+static void
+test_empty_session_id(void **state)
+{
+	struct arb *a = *state;
+	json_int_t before = total_sessions(a);
+	for (int i = 0; i < 2; i++) {
+		char *req = xasprintf("{\"id\": %d, \"op\": \"execute\", "
+		    "\"command\": \"%s\", \"session_id\": \"\"}", 50 + i,
+		    i == 0 ? "echo" : "ech\\u006f");
+		json_t *r = exchange_frame(a, req, strlen(req));
+		assert_error(r, "bad_request", 50 + i);
+		json_decref(r);
+		free(req);
+	}
+	json_t *r = arb_call(a, json_pack("{s:i, s:s, s:s}", "id", 52, "op",
+	    "end_session", "session_id", ""));
+	assert_error(r, "bad_request", 52);
+	json_decref(r);
+	assert_int_equal(total_sessions(a), before);
+	assert_serving(a);
+}
+
 static void
 test_frame_too_large(void **state)
 {
@@ -639,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_json_non_object),
 		cmocka_unit_test(test_missing_or_mistyped_fields),
 		cmocka_unit_test(test_execute_args_not_object),
+		cmocka_unit_test(test_empty_session_id),
 		cmocka_unit_test(test_frame_too_large),
 		cmocka_unit_test(test_frame_at_limit),
 		cmocka_unit_test(test_partial_frame_then_close),
