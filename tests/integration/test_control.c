@@ -131,6 +131,30 @@ test_invalid_json(void **state)
 	assert_serving(a);
 }
 
+/* JSON that arbord refuses though it is well-formed (a "\u0000", an
+ * integer beyond 64 bits, a repeated key) gets bad_request with the
+ * request's id: a client pipelining requests can tell which one failed. */
+static void
+test_refused_json_keeps_id(void **state)
+{
+	struct arb *a = *state;
+	static const char *const bad[] = {
+		"{\"id\": 60, \"op\": \"execute\", \"command\": \"echo\", "
+		    "\"session_id\": \"s\\u0000x\"}",
+		"{\"id\": 61, \"op\": \"execute\", \"command\": \"echo\", "
+		    "\"timeout_ms\": 99999999999999999999999}",
+		"{\"id\": 62, \"op\": \"execute\", \"command\": \"echo\", "
+		    "\"timeout_ms\": 100, \"timeout_ms\": 200}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *r = exchange_frame(a, bad[i], strlen(bad[i]));
+		assert_error(r, "bad_request", (json_int_t)(60 + i));
+		assert_true(json_is_integer(json_object_get(r, "id")));
+		json_decref(r);
+	}
+	assert_serving(a);
+}
+
 static void
 test_json_non_object(void **state)
 {
@@ -674,6 +698,7 @@ main(void)
 		cmocka_unit_test(test_garbage_bytes),
 		cmocka_unit_test(test_invalid_json),
 		cmocka_unit_test(test_json_non_object),
+		cmocka_unit_test(test_refused_json_keeps_id),
 		cmocka_unit_test(test_missing_or_mistyped_fields),
 		cmocka_unit_test(test_execute_args_not_object),
 		cmocka_unit_test(test_empty_session_id),
