@@ -100,6 +100,36 @@ frame_parse(const char *payload, size_t len, json_error_t *err)
 	return j;
 }
 
+#define EXACT_MAX	9007199254740992.0	/* 2^53: doubles hold each integer */
+
+/* A whole number read as a real, given back as an integer. Steals id. */
+static json_t *
+whole_id(json_t *id)
+{
+	double v = json_real_value(id);
+	if (!json_is_real(id) || v <= -EXACT_MAX || v >= EXACT_MAX ||
+	    v != (double)(json_int_t)v)
+		return id;
+	json_decref(id);
+	return json_integer((json_int_t)v);
+}
+
+json_t *
+frame_parse_id(const char *payload, size_t len)
+{
+	json_t *req = json_loadb(payload, len, JSON_ALLOW_NUL, NULL);
+	json_t *id;
+	if (req) {
+		id = json_incref(json_object_get(req, "id"));
+	} else {
+		req = json_loadb(payload, len,
+		    JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
+		id = whole_id(json_incref(json_object_get(req, "id")));
+	}
+	json_decref(req);
+	return id;
+}
+
 int
 frame_read_blocking(int fd, struct buf *in, size_t max, const char **payload,
     size_t *len)

@@ -41,6 +41,12 @@ void	frame_close(struct buf *out, size_t at);
 /* Parses one frame's payload as a JSON object. NULL on invalid JSON or a
  * non-object, with a reason in err (may be NULL). New reference. */
 json_t	*frame_parse(const char *payload, size_t len, json_error_t *err);
+/* The "id" of a payload frame_parse refuses, read leniently: well-formed
+ * JSON may hold a "\u0000", a repeated key or an integer beyond 64 bits,
+ * and its error reply still carries its id. An id read past such an
+ * integer, where every number is a real, is an integer again when whole.
+ * New reference, or NULL when there is none to read. */
+json_t	*frame_parse_id(const char *payload, size_t len);
 
 /* Blocking helpers for simple peers (workers, tools, tests): read or write
  * exactly one frame on fd. frame_read_blocking returns 1 on a frame (as

@@ -472,42 +472,6 @@ dispatch(struct ops_env *env, struct ctl_conn *cn, json_t *req)
 	ctl_reply(cn, msg_error(id, ERR_UNKNOWN_OP, "unknown op '%s'", op));
 }
 
-#define EXACT_MAX	9007199254740992.0	/* 2^53: doubles hold each integer */
-
-/* A whole number read as a real given back as an integer. Steals id. */
-static json_t *
-whole_id(json_t *id)
-{
-	double v = json_real_value(id);
-	if (!json_is_real(id) || v <= -EXACT_MAX || v >= EXACT_MAX ||
-	    v != (double)(json_int_t)v)
-		return id;
-	json_decref(id);
-	return json_integer((json_int_t)v);
-}
-
-/* The id of a request frame_parse refused, read leniently: JSON may hold
- * a "\u0000", a repeated key or an integer beyond 64 bits, which arbord
- * refuses, and the error reply still carries the request's id so that a
- * client pipelining requests knows which one failed. Read past a huge
- * integer, every number is a real (whole_id). New reference, or NULL
- * when there is none to read. */
-static json_t *
-lenient_id(const char *payload, size_t len)
-{
-	json_t *req = json_loadb(payload, len, JSON_ALLOW_NUL, NULL);
-	json_t *id;
-	if (req) {
-		id = json_incref(json_object_get(req, "id"));
-	} else {
-		req = json_loadb(payload, len,
-		    JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
-		id = whole_id(json_incref(json_object_get(req, "id")));
-	}
-	json_decref(req);
-	return id;
-}
-
 void
 ops_handle(struct ctl_conn *cn, const char *payload, size_t len, void *arg)
 {
@@ -517,7 +481,7 @@ ops_handle(struct ctl_conn *cn, const char *payload, size_t len, void *arg)
 	json_error_t e;
 	json_t *req = frame_parse(payload, len, &e);
 	if (req == NULL) {
-		json_t *id = lenient_id(payload, len);
+		json_t *id = frame_parse_id(payload, len);
 		ctl_reply(cn, msg_error(id, ERR_BAD_REQUEST, "invalid JSON: %s",
 		    e.text));
 		json_decref(id);

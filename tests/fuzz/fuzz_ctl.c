@@ -171,8 +171,9 @@ expected_ids(const uint8_t *data, size_t size)
 	buf_append(&in, data, size);
 	while ((st = frame_peek(&in, MAX_FRAME, &p, &len)) == FRAME_OK) {
 		json_t *req = frame_parse(p, len, NULL);
-		json_t *id = json_object_get(req, "id");
-		json_array_append(ids, id ? id : json_null());
+		json_t *id = req ? json_incref(json_object_get(req, "id")) :
+		    frame_parse_id(p, len);
+		json_array_append_new(ids, id ? id : json_null());
 		json_decref(req);
 		frame_done(&in, len);
 	}

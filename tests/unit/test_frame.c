@@ -278,6 +278,42 @@ test_parse_object(void **state)
 	(void)state;
 }
 
+/* The id of a payload frame_parse refuses: read where the JSON is
+ * well-formed, given back as the request wrote it (a whole number read
+ * past a huge integer is an integer again); none for invalid JSON. */
+static void
+test_parse_id_of_refused(void **state)
+{
+	static const struct {
+		const char	*payload;
+		const char	*id;	/* compact JSON, NULL: none */
+	} cases[] = {
+		{ "{\"id\":4,\"s\":\"a\\u0000b\"}", "4" },
+		{ "{\"id\":5,\"t\":1,\"t\":2}", "5" },
+		{ "{\"id\":6,\"t\":99999999999999999999999}", "6" },
+		{ "{\"id\":\"x\",\"t\":99999999999999999999999}", "\"x\"" },
+		{ "{\"id\":6.5,\"t\":99999999999999999999999}", "6.5" },
+		{ "{\"id\":7,", NULL },
+		{ "[7]", NULL },
+		{ "{\"op\":\"\\u0000\"}", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *p = cases[i].payload;
+		assert_null(frame_parse(p, strlen(p), NULL));
+		json_t *id = frame_parse_id(p, strlen(p));
+		if (cases[i].id == NULL) {
+			assert_null(id);
+			continue;
+		}
+		assert_non_null(id);
+		char *got = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+		assert_string_equal(got, cases[i].id);
+		free(got);
+		json_decref(id);
+	}
+	(void)state;
+}
+
 static void
 test_buf_growth(void **state)
 {
@@ -519,6 +555,7 @@ main(void)
 		T(test_parse_invalid),
 		T(test_parse_non_object),
 		T(test_parse_object),
+		T(test_parse_id_of_refused),
 		T(test_buf_growth),
 		T(test_buf_compaction),
 		T(test_buf_release_twice),
