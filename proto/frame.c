@@ -114,6 +114,17 @@ whole_id(json_t *id)
 	return json_integer((json_int_t)v);
 }
 
+/* An id a reply can carry back to a client whose parser is as strict as
+ * ours: a number, a literal or a string without a NUL (which jansson
+ * refuses unless told otherwise); not a container, which may hold one. */
+static bool
+scalar_id(const json_t *id)
+{
+	if (json_is_string(id))
+		return strlen(json_string_value(id)) == json_string_length(id);
+	return id != NULL && !json_is_object(id) && !json_is_array(id);
+}
+
 json_t *
 frame_parse_id(const char *payload, size_t len)
 {
@@ -127,6 +138,10 @@ frame_parse_id(const char *payload, size_t len)
 		id = whole_id(json_incref(json_object_get(req, "id")));
 	}
 	json_decref(req);
+	if (!scalar_id(id)) {
+		json_decref(id);
+		return NULL;
+	}
 	return id;
 }
 

@@ -45,7 +45,8 @@ json_t	*frame_parse(const char *payload, size_t len, json_error_t *err);
  * JSON may hold a "\u0000", a repeated key or an integer beyond 64 bits,
  * and its error reply still carries its id. An id read past such an
  * integer, where every number is a real, is an integer again when whole.
- * New reference, or NULL when there is none to read. */
+ * New reference, or NULL when there is none to read, or it is a container
+ * or a string holding a NUL (a strict client could not read it back). */
 json_t	*frame_parse_id(const char *payload, size_t len);
 
 /* Blocking helpers for simple peers (workers, tools, tests): read or write

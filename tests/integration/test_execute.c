@@ -1029,7 +1029,9 @@ test_request_id_echoed(void **state)
 }
 
 /* Requests that neither path may run: the reply's code, its message (a
- * prefix when it ends with ':'), and the reply's id (-1: null). */
+ * prefix when it ends with ':'), and the reply's id (-1: null).
+ * Well-formed JSON that jansson refuses (a "\u0000", an integer
+ * beyond 64 bits, a repeated key) still has its id read for the reply. */
 static const struct {
 	const char	*req;
 	const char	*code;
@@ -1038,6 +1040,7 @@ static const struct {
 } bad_cases[] = {
 #define EX	"{\"id\":5,\"op\":\"execute\","
 #define INVALID	"bad_request", "invalid JSON:", -1
+#define REFUSED	"bad_request", "invalid JSON:", 5
 	{ EX "\"command\":\"echo\",\"args\":{\"k\":[1,2,}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{}}x", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{}} \n\x01", INVALID },
@@ -1050,16 +1053,16 @@ static const struct {
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":1e}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":+1}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":-}}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"a\":12345678901234567890}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":12345678901234567890}}", REFUSED },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":1e400}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\x\"}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\u12G4\"}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\ud800\"}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\udc00\\ud800\"}}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\u0000\"}}", INVALID },
-	{ EX "\"command\":\"ec\\u0000ho\"}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\u0000\"}}", REFUSED },
+	{ EX "\"command\":\"ec\\u0000ho\"}", REFUSED },
 	{ "{\"id\":\"\\u0000\",\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
-	{ EX "\"command\":\"echo\",\"session_id\":\"s\\u0000\"}", INVALID },
+	{ EX "\"command\":\"echo\",\"session_id\":\"s\\u0000\"}", REFUSED },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\x01\"}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xc0\x80\"}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xed\xa0\x80\"}}", INVALID },
@@ -1068,22 +1071,23 @@ static const struct {
 	{ EX "\"command\":\"echo\",\"args\":{\"\xff\":1}}", INVALID },
 	{ EX "\"command\":\"\xff\"}", INVALID },
 	/* Duplicate keys, which jansson refuses, at any level. */
-	{ EX "\"command\":\"echo\",\"args\":{},\"args\":{}}", INVALID },
-	{ EX "\"command\":\"echo\",\"command\":\"echo\"}", INVALID },
-	{ "{\"id\":5,\"id\":5,\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"a\":2}}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"b\":{\"c\":2},\"a\":3}}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"x\":[{\"y\":{\"z\":1,\"z\":2}}]}}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"\\u0061\":2}}", INVALID },
-	{ EX "\"command\":\"echo\",\"args\":{\"\":1,\"\":2}}", INVALID },
+	{ EX "\"command\":\"echo\",\"args\":{},\"args\":{}}", REFUSED },
+	{ EX "\"command\":\"echo\",\"command\":\"echo\"}", REFUSED },
+	{ "{\"id\":5,\"id\":5,\"op\":\"execute\",\"command\":\"echo\"}", REFUSED },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"a\":2}}", REFUSED },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"b\":{\"c\":2},\"a\":3}}", REFUSED },
+	{ EX "\"command\":\"echo\",\"args\":{\"x\":[{\"y\":{\"z\":1,\"z\":2}}]}}", REFUSED },
+	{ EX "\"command\":\"echo\",\"args\":{\"a\":1,\"\\u0061\":2}}", REFUSED },
+	{ EX "\"command\":\"echo\",\"args\":{\"\":1,\"\":2}}", REFUSED },
 	{ EX "\"command\":\"echo\",\"args\":{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,"
 	    "\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,\"k10\":10,"
 	    "\"k11\":11,\"k12\":12,\"k13\":13,\"k14\":14,\"k15\":15,\"k16\":16,"
 	    "\"k17\":17,\"k18\":18,\"k19\":19,\"k20\":20,\"k21\":21,\"k22\":22,"
 	    "\"k23\":23,\"k24\":24,\"k25\":25,\"k26\":26,\"k27\":27,\"k28\":28,"
 	    "\"k29\":29,\"k30\":30,\"k31\":31,\"k32\":32,\"k33\":33,\"k1\":1}}",
-	    INVALID },
+	    REFUSED },
 #undef INVALID
+#undef REFUSED
 	/* Well-formed, but not an execute arbord can run. */
 #define NOCMD	"bad_request", "missing string param 'command'", 5
 	{ EX "\"args\":{}}", NOCMD },
@@ -1106,8 +1110,9 @@ static const struct {
 	{ EX "\"command\":\"echo\",\"timeout_ms\":true}", BADTMO },
 	{ EX "\"command\":\"echo\",\"timeout_ms\":[1]}", BADTMO },
 #undef BADTMO
-#define BADSID	"bad_request", "session_id must be a string", 5
+#define BADSID	"bad_request", "session_id must be a non-empty string", 5
 	{ EX "\"command\":\"echo\",\"session_id\":5}", BADSID },
+	{ EX "\"command\":\"echo\",\"session_id\":\"\"}", BADSID },
 	{ EX "\"command\":\"echo\",\"session_id\":true}", BADSID },
 	{ EX "\"command\":\"echo\",\"session_id\":{}}", BADSID },
 	{ EX "\"command\":\"echo\",\"session_id\":[\"s\"]}", BADSID },
