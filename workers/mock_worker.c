@@ -12,6 +12,8 @@
  *   MOCK_WORKER_NO_INIT=1             read and discard stdin, never answer
  *                                     anything (not even the init ping);
  *                                     exit 0 at EOF
+ *   MOCK_WORKER_SICK=1                sick from the start: as after
+ *                                     `sicken` (the init ping still succeeds)
  * They apply in that order. A boolean knob is on unless empty or "0".
  * ARBOR_MAX_FRAME_BYTES bounds request frames (see libworker).
  *
@@ -27,6 +29,9 @@
  *   hang                      never answers (a default SIGTERM still kills)
  *   deafen                    {"deaf": true}, then never answers again
  *                             (health pings time out)
+ *   sicken                    {"sick": true}; from then on every ping but
+ *                             an init ping gets the error reply "sick"
+ *                             (health pings fail); other commands work
  *   garbage                   a whole frame whose payload is not JSON
  *   big {"bytes"}             a reply whose JSON payload is exactly that
  *                             many bytes (when bytes exceeds the ~50 bytes
@@ -123,6 +128,7 @@ struct mock {
 	unsigned long	 next_program;	/* the next "prog_<n>" to try */
 	struct timespec	 started;
 	struct stat	 proto_out;	/* fd 1 at start: the protocol output */
+	bool		 sick;		/* pings fail (sicken, MOCK_WORKER_SICK) */
 };
 
 /* A space maps program_id -> {"inputs": [..], "outputs": [..],
@@ -131,6 +137,7 @@ struct mock {
 struct opts {
 	const char	*stderr_line;
 	bool		 ignore_term;
+	bool		 sick;
 	bool		 crash;
 	int		 crash_code;
 	bool		 no_init;
@@ -607,6 +614,27 @@ on_deafen(struct worker *w, json_t *args, const char *session_id)
 	return worker_no_reply(w);	/* not reached */
 }
 
+/* ping: the library's reply, or an error once sick (not to an init ping,
+ * so that a sick worker still starts). */
+static json_t *
+on_ping(struct worker *w, json_t *args, const char *session_id)
+{
+	if (mock_of(w)->sick &&
+	    !json_is_true(json_object_get(args, "initialization")))
+		return worker_fail(w, "sick");
+	const char *id = worker_id(w);
+	return json_pack("{s:b,s:o,s:I}", "pong", 1, "worker_id",
+	    id ? json_string(id) : json_null(), "pid", (json_int_t)getpid());
+}
+
+/* Makes later pings fail: a worker reporting itself unhealthy. */
+static json_t *
+on_sicken(struct worker *w, json_t *args, const char *session_id)
+{
+	mock_of(w)->sick = true;
+	return json_pack("{s:b}", "sick", 1);
+}
+
 static json_t *
 on_garbage(struct worker *w, json_t *args, const char *session_id)
 {
@@ -816,6 +844,8 @@ static const struct {
 	{ "crash", on_crash },
 	{ "hang", on_hang },
 	{ "deafen", on_deafen },
+	{ "ping", on_ping },
+	{ "sicken", on_sicken },
 	{ "garbage", on_garbage },
 	{ "big", on_big },
 	{ "stderr", on_stderr },
@@ -836,10 +866,10 @@ static const struct {
 
 /* Serves requests until EOF or shutdown; returns the exit status. */
 static int
-serve(void)
+serve(bool sick)
 {
 	struct mock m = { .sessions = json_object(),
-	    .anonymous = json_object(), .next_program = 1 };
+	    .anonymous = json_object(), .next_program = 1, .sick = sick };
 	clock_gettime(CLOCK_MONOTONIC, &m.started);
 	fstat(STDOUT_FILENO, &m.proto_out);	/* before the library moves it */
 	struct worker *w = worker_new();
@@ -904,6 +934,7 @@ opts_from_env(struct opts *o)
 	o->stderr_line = getenv("MOCK_WORKER_STDERR_AT_START");
 	o->ignore_term = env_flag("MOCK_WORKER_IGNORE_TERM");
 	o->no_init = env_flag("MOCK_WORKER_NO_INIT");
+	o->sick = env_flag("MOCK_WORKER_SICK");
 	const char *code = getenv("MOCK_WORKER_CRASH_AT_START");
 	if (code != NULL && *code != '\0') {
 		o->crash = true;
@@ -972,5 +1003,5 @@ main(int argc, char **argv)
 		return o.crash_code;
 	if (o.no_init)
 		return swallow_input();
-	return serve();
+	return serve(o.sick);
 }

@@ -94,6 +94,7 @@ child_env(const char *const *env)
 	unsetenv("MOCK_WORKER_NO_INIT");
 	unsetenv("MOCK_WORKER_IGNORE_TERM");
 	unsetenv("MOCK_WORKER_STDERR_AT_START");
+	unsetenv("MOCK_WORKER_SICK");
 	for (; env && *env; env++)
 		putenv((char *)*env);
 }
@@ -399,6 +400,29 @@ test_ping_without_init(void **state)
 	struct fx *f = *state;
 	spawn(f, NULL, NULL);
 	expect_pong(f, ok(f, "ping", NULL, NULL), NULL);
+}
+
+/* sicken: later pings get an error reply, other commands still work. */
+static void
+test_sicken(void **state)
+{
+	struct fx *f = started(state);
+	expect_json(ok(f, "sicken", NULL, NULL), "{'sick': true}");
+	assert_string_equal(err(f, "ping", NULL, NULL), "sick");
+	assert_string_equal(err(f, "ping", NULL, NULL), "sick");
+	expect_json(ok(f, "echo", "{'x': 1}", NULL), "{'x': 1}");
+}
+
+/* MOCK_WORKER_SICK: the init ping succeeds, every later ping fails. */
+static void
+test_sick_env(void **state)
+{
+	struct fx *f = *state;
+	static const char *const env[] = { "MOCK_WORKER_SICK=1", NULL };
+	spawn(f, NULL, env);
+	init_ping(f, "pool/worker.1");
+	assert_string_equal(err(f, "ping", NULL, NULL), "sick");
+	expect_json(ok(f, "echo", "{'x': 1}", NULL), "{'x': 1}");
 }
 
 static void
@@ -1228,6 +1252,8 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		T(test_ping),
 		T(test_ping_without_init),
+		T(test_sicken),
+		T(test_sick_env),
 		T(test_echo),
 		T(test_echo_raw_and_parsed),
 		T(test_raw_handler_outcomes),
