@@ -836,6 +836,9 @@ on_err(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- timers ------------------------------------------------------------ */
 
+/* A health ping's answer. An error reply is the worker saying it is not
+ * healthy: like a missed ping, it is killed and restarted as a crash, so
+ * no request reaches it and one that keeps failing escalates. */
 static void
 health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
@@ -843,7 +846,16 @@ health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct child *c = arg;
 	if (reply == NULL)
 		return;		/* on_deadline or the exit deals with it */
-	c->health = reply->success ? CH_HEALTHY : CH_UNHEALTHY;
+	if (!reply->success) {
+		char why_kill[256];
+		snprintf(why_kill, sizeof why_kill,
+		    "unhealthy: ping answered with an error (%.180s)",
+		    reply->error ? reply->error : "no message");
+		c->health = CH_UNHEALTHY;
+		child_kill(c, why_kill);	/* logged at warn */
+		return;
+	}
+	c->health = CH_HEALTHY;
 	log_debug(c->name, "health ping answered: %s",
 	    child_health_name(c->health));
 }

@@ -1,6 +1,7 @@
 /* Health (SPEC 6, issue 3 point 4): idle workers are pinged every
- * health_interval_ms; one that does not answer within health_timeout_ms
- * is marked unhealthy, killed and replaced. The health op says healthy,
+ * health_interval_ms; one that does not answer within health_timeout_ms,
+ * or answers with an error, is marked unhealthy, killed and replaced as a
+ * crash (so one that keeps failing escalates). The health op says healthy,
  * degraded or down by how many of the expected workers are ready or busy.
  * Health pings are not activity: a worker's last_activity_ms keeps
  * growing while it answers them. */
@@ -11,6 +12,8 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/integration/clients.h"
@@ -66,6 +69,99 @@ test_deaf_worker_replaced(void **state)
 	assert_int_equal(arb_node_pid(n), other_pid);	/* answered its pings */
 	json_decref(n);
 	assert_int_equal(arb_stop(a), 0);
+}
+
+/* One worker pinged every 100 ms; room for many restarts. */
+static const char ONE_CONF[] =
+    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { health_interval_ms = 100; health_timeout_ms = 1000;\n"
+    "  restart_delay_ms = 0; };\n"
+    "pool = { size = 1; max_overflow = 0; max_restarts = 100; };\n"
+    "environments = { dev = { }; };\n";
+
+/* Every worker fails its health pings (not its init ping); the pool gives
+ * up after 2 restarts and the root, allowed none, gives up too. */
+static const char SICK_CONF[] =
+    "supervisor = { max_restarts = 0; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { health_interval_ms = 50; health_timeout_ms = 1000;\n"
+    "  restart_delay_ms = 0; env = { MOCK_WORKER_SICK = \"1\"; }; };\n"
+    "pool = { size = 1; max_overflow = 0; max_restarts = 2;\n"
+    "  max_seconds = 60; };\n"
+    "environments = { dev = { }; };\n";
+
+/* pool/worker.1 is no longer the healthy process *ctx: marked unhealthy,
+ * or gone. */
+static bool
+left_healthy(json_t *tree, void *ctx)
+{
+	json_t *n = arb_find(tree, "pool/worker.1");
+	const char *h = arb_node_str(n, "health");
+	return n != NULL && (arb_node_pid(n) != *(json_int_t *)ctx ||
+	    h == NULL || strcmp(h, "healthy") != 0);
+}
+
+/* A worker that answers its health ping with an error (sicken) is killed
+ * and replaced, logged at the default level; once it has failed a ping no
+ * request reaches it: the next one waits for the new process. */
+static void
+test_sick_worker_replaced(void **state)
+{
+	struct arb *a = arb_start(ONE_CONF, "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	assert_true(pid > 0);
+	json_decref(cl_exec_ok(a, "sicken", NULL, NULL));
+	json_t *t = arb_wait_for(a, left_healthy, &pid, ARB_EVENT_MS,
+	    "pool/worker.1 unhealthy or replaced");
+	assert_non_null(t);
+	json_decref(t);
+
+	/* The mock's ping fails once it is sick: a reply proves which. */
+	json_t *r = cl_exec(a, "ping", NULL, NULL);
+	if (!arb_reply_ok(r)) {
+		char *d = cl_describe(r), msg[512];
+		snprintf(msg, sizeof msg, "%s", d);
+		free(d);
+		json_decref(r);
+		fail_msg("a request reached the unhealthy worker: %s", msg);
+	}
+	json_int_t served = json_integer_value(json_object_get(
+	    json_object_get(r, "result"), "pid"));
+	json_decref(r);
+	assert_true(served > 0 && served != pid);
+
+	json_t *n = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(n);
+	assert_string_equal(arb_node_str(n, "health"), "healthy");
+	assert_int_equal(arb_node_pid(n), served);
+	assert_true(arb_node_int(n, "restarts") >= 1);
+	json_decref(n);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_true(arb_log_has_line(a, "pool/worker.1", "killing",
+	    "ping answered with an error", "sick", NULL));
+	assert_true(cl_stat(a, "restarts") >= 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Workers that keep failing their health pings are restarted as crashes
+ * and escalate: the pool exceeds max_restarts, the root gives up, arbord
+ * exits 1. */
+static void
+test_sick_workers_escalate(void **state)
+{
+	struct arb *a = arb_new(SICK_CONF);
+	arb_spawn(a, "dev", NULL);
+	int code = arb_wait_exit(a, ARB_EXIT_MS);
+	if (code != 1)
+		fail_msg("arbord: exit %d, expected 1 (root gave up)", code);
+	assert_true(arb_log_count_lines(a, "pool/worker.1",
+	    "ping answered with an error", NULL) >= 3);
+	assert_true(arb_log_has_line(a, "pool", "more than 2 restarts",
+	    "giving up", NULL));
+	assert_int_equal(arb_stop(a), 1);	/* also: nothing left behind */
 }
 
 static json_t *
@@ -207,6 +303,10 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_deaf_worker_replaced, arb_teardown),
+		cmocka_unit_test_teardown(test_sick_worker_replaced,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_sick_workers_escalate,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_health_op_levels, arb_teardown),
 		cmocka_unit_test_teardown(test_health_ignores_overflow,
 		    arb_teardown),
