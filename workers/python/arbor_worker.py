@@ -39,7 +39,8 @@ Built in:
 * An unknown command gets the error "unknown command: <name>".
 * A handler raising CommandError gets its message as the error, verbatim.
   Any other exception gets "<ExceptionType>: <message>" and its traceback
-  goes to stderr; the worker keeps serving.
+  goes to stderr; the worker keeps serving. An exception whose str() fails
+  gets "<exception str() failed>" as its message.
 
 Protocol stream hygiene: creating the Worker moves the protocol to private
 duplicates of fds 0 and 1, then points fd 1 (and sys.stdout) at stderr and
@@ -216,7 +217,7 @@ class Worker:
                 raise CommandError("invalid request: session_id must be a string")
             result = self._dispatch(command, args, session_id)
         except CommandError as exc:
-            return self._error(req_id, str(exc))
+            return self._error(req_id, _message(exc))
         except Exception as exc:  # any handler failure becomes an error reply
             _log("command %r failed:\n%s" % (command, traceback.format_exc().rstrip()))
             return self._error(req_id, _describe(exc))
@@ -430,8 +431,17 @@ def _claim_stdio():
     return _claimed
 
 
+def _message(exc):
+    """str(exc), or a stand-in when the exception's own __str__ fails (a bug
+    in user code must not take the worker down with it)."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"
+
+
 def _describe(exc):
     """'ExceptionType: message', or just the type name when the message is empty."""
-    message = str(exc)
+    message = _message(exc)
     name = type(exc).__name__
     return "%s: %s" % (name, message) if message else name

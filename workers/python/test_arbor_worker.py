@@ -120,6 +120,17 @@ class ErrorTest(WorkerTestCase):
         self.assertEqual(reply["error"], "program not found: p1")
         self.assertFalse(reply["success"])
 
+    def test_exception_whose_str_fails(self):
+        """A handler's exception that cannot even be turned into text is
+        still an error reply, and the worker keeps serving."""
+        reply = self.w.call("unprintable")
+        self.assertEqual(reply, {"id": 1, "success": False,
+                                 "error": "Unprintable: <exception str() failed>"})
+        reply = self.w.call("unprintable", {"command_error": True})
+        self.assertEqual(reply, {"id": 2, "success": False,
+                                 "error": "<exception str() failed>"})
+        self.assertTrue(self.w.call("echo")["success"], "worker survives")
+
     def test_unknown_command(self):
         reply = self.w.call("frobnicate")
         self.assertEqual(reply, {"id": 1, "success": False,

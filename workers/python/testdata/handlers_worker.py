@@ -35,6 +35,25 @@ def fail(args, session_id):
     raise CommandError(args.get("message", "failed on purpose"))
 
 
+class Unprintable(Exception):
+    """An exception whose own __str__ is broken."""
+
+    def __str__(self):
+        raise RuntimeError("__str__ is broken too")
+
+
+class UnprintableCommandError(CommandError):
+    def __str__(self):
+        raise RuntimeError("__str__ is broken too")
+
+
+@worker.command("unprintable")
+def unprintable(args, session_id):
+    if args.get("command_error"):
+        raise UnprintableCommandError("x")
+    raise Unprintable("x")
+
+
 def noisy(args, session_id):
     print("hello from print", args.get("n"))
     sys.stdout.write("via sys.stdout\n")
