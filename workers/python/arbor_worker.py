@@ -58,10 +58,11 @@ Exit statuses (the process exits with these when run() returns):
   not UTF-8 JSON, or a request that is not a JSON object.
 
 A reply that would exceed the maximum frame size, or whose result is not
-JSON-serialisable (nested too deeply included), is replaced by an error
-reply. A request that is valid JSON but nested too deeply for Python's
-decoder gets the error "invalid request: nested too deeply" when its id can
-be read (arbord writes it first); otherwise it is a protocol error.
+JSON-serialisable (nested too deeply, or raising anything while it is
+encoded, included), is replaced by an error reply. A request that is valid
+JSON but nested too deeply for Python's decoder gets the error "invalid
+request: nested too deeply" when its id can be read (arbord writes it
+first); otherwise it is a protocol error.
 """
 
 import json
@@ -296,8 +297,8 @@ class Worker:
         the result is not JSON or the frame would be too large."""
         try:
             payload = _dumps(reply)
-        except (TypeError, ValueError, RecursionError) as exc:
-            _log("reply to request %r is not JSON: %s" % (reply.get("id"), exc))
+        except Exception as exc:  # user objects in the result may raise anything
+            _log("reply to request %r is not JSON: %s" % (reply.get("id"), _describe(exc)))
             reply = self._replace_reply(reply, _describe(exc))
             payload = _dumps(reply)
         if len(payload) > self.max_frame_bytes:

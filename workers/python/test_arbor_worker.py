@@ -152,6 +152,15 @@ class ErrorTest(WorkerTestCase):
         self.assertTrue(reply["error"].startswith("TypeError: "), reply["error"])
         self.assertTrue(self.w.call("echo")["success"])
 
+    def test_result_raising_while_encoded(self):
+        """A result whose encoding raises something other than TypeError
+        or ValueError (here a dict subclass's items()) is an error reply
+        too, not the worker's end."""
+        reply = self.w.call("broken_mapping")
+        self.assertEqual(reply, {"id": 1, "success": False,
+                                 "error": "KeyError: 'items() is broken'"})
+        self.assertTrue(self.w.call("echo")["success"], "worker survives")
+
     def test_deeply_nested_request_gets_error_reply(self):
         # Valid JSON, as arbord frames it (id first), nested deeper than
         # Python's recursion limit: an error reply, not a crash.

@@ -75,6 +75,18 @@ def unserializable(args, session_id):
     return {"obj": object()}
 
 
+class BrokenMapping(dict):
+    """A dict whose items() fails, as the JSON encoder calls it."""
+
+    def items(self):
+        raise KeyError("items() is broken")
+
+
+@worker.command("broken_mapping")
+def broken_mapping(args, session_id):
+    return {"ok": BrokenMapping(a=1)}
+
+
 @worker.command("big")
 def big(args, session_id):
     return "x" * int(args["bytes"])
