@@ -54,15 +54,17 @@ Exit statuses (the process exits with these when run() returns):
 * 0 (EXIT_OK): EOF on stdin between frames, shutdown, SIGTERM or SIGINT.
 * 1 (EXIT_IO): reading or writing the protocol stream failed.
 * 2 (EXIT_PROTOCOL): a request frame larger than the maximum (default
-  16 MiB, env ARBOR_MAX_FRAME_BYTES), a truncated frame, a payload that is
-  not UTF-8 JSON, or a request that is not a JSON object.
+  16 MiB, env ARBOR_MAX_FRAME_BYTES) or a truncated frame: the stream
+  cannot be trusted past it.
 
 A reply that would exceed the maximum frame size, or whose result is not
 JSON-serialisable (nested too deeply, or raising anything while it is
-encoded, included), is replaced by an error reply. A request that is valid
-JSON but nested too deeply for Python's decoder gets the error "invalid
-request: nested too deeply" when its id can be read (arbord writes it
-first); otherwise it is a protocol error.
+encoded, included), is replaced by an error reply. A whole frame whose
+payload is not a request (not UTF-8, not JSON, JSON nested too deeply for
+Python's decoder, or not an object) is refused without ending the worker,
+as the next frame starts right after it: it gets the error "invalid
+request: <why>" when its id can be read (arbord writes it first), else the
+refusal is only logged on stderr.
 """
 
 import json
@@ -91,18 +93,19 @@ class CommandError(Exception):
 
 
 class ProtocolError(Exception):
-    """The parent broke the framing or sent something that is not a request."""
+    """The parent broke the framing: an oversized or truncated frame."""
 
 
-class _TooDeep:
-    """A request too deeply nested to decode, whose id could be read."""
+class _Refused:
+    """A whole frame that is not a request: why, and its id if readable."""
 
-    def __init__(self, req_id):
+    def __init__(self, req_id, reason):
         self.req_id = req_id
+        self.reason = reason
 
 
-# The id of a request as arbord frames it: {"id":<integer>, ...
-_LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*(-?(?:0|[1-9][0-9]*))\s*[,}]')
+# The id of a request as arbord frames it: {"id":<64-bit integer>, ...
+_LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*(-?(?:0|[1-9][0-9]{0,18}))\s*[,}]')
 
 
 class _Stop(BaseException):
@@ -262,10 +265,10 @@ class Worker:
 
     def read_request(self):
         """Reads one request frame; returns the request dict, None at EOF,
-        or a _TooDeep for a request nested too deeply to decode.
+        or a _Refused for a payload that is not a request (not UTF-8 JSON,
+        nested too deeply to decode, or not an object).
 
-        Raises ProtocolError on a truncated or oversized frame, a payload
-        that is not UTF-8 JSON, or JSON that is not an object.
+        Raises ProtocolError on a truncated or oversized frame.
         """
         header = self._read_exact(_HEADER.size)
         if not header:
@@ -281,15 +284,14 @@ class Worker:
             raise ProtocolError("truncated frame: %d of %d bytes" % (len(payload), length))
         try:
             request = _DECODER.decode(payload.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
-            raise ProtocolError("invalid JSON in request: %s" % exc) from None
+        except UnicodeDecodeError as exc:
+            return _refuse(payload, "not UTF-8: %s" % exc)
+        except ValueError as exc:  # JSONDecodeError, NaN, too many digits
+            return _refuse(payload, "invalid JSON: %s" % exc)
         except RecursionError:
-            match = _LEADING_ID.match(payload)
-            if match is None:
-                raise ProtocolError("request nested too deeply, no id") from None
-            return _TooDeep(int(match.group(1)))
+            return _refuse(payload, "nested too deeply")
         if not isinstance(request, dict):
-            raise ProtocolError("request is not a JSON object")
+            return _Refused(None, "not a JSON object")
         return request
 
     def encode_reply(self, reply):
@@ -346,10 +348,15 @@ class Worker:
                 request = self.read_request()
                 if request is None:
                     return EXIT_OK
-                if isinstance(request, _TooDeep):
+                if isinstance(request, _Refused):
                     self.commands_handled += 1
+                    _log("refused request %s: %s" % (
+                        "(no id)" if request.req_id is None else request.req_id,
+                        request.reason))
+                    if request.req_id is None:
+                        continue
                     reply = self._error(request.req_id,
-                                        "invalid request: nested too deeply")
+                                        "invalid request: " + request.reason)
                 else:
                     reply = self.handle(request)
                 self.write_reply(reply)
@@ -400,6 +407,13 @@ class Worker:
 # options.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _refuse(payload, reason):
+    """A _Refused for payload, with its id when it leads the payload as in
+    arbord's requests."""
+    match = _LEADING_ID.match(payload)
+    return _Refused(int(match.group(1)) if match else None, reason)
 
 
 def _dumps(obj):

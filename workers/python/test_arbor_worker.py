@@ -307,8 +307,59 @@ def _unread(fd):
     return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
+class RefusedFrameTest(WorkerTestCase):
+    """A whole frame whose payload is not a request: an error reply when
+    its id can be read, else a line on stderr; the worker goes on."""
+
+    def send_payload(self, body):
+        self.w.send_raw(struct.pack(">I", len(body)) + body)
+
+    def assertServing(self, req_id):
+        reply = self.w.call("echo", {"after": req_id}, req_id=req_id)
+        self.assertEqual(reply["result"]["args"], {"after": req_id})
+
+    def test_invalid_json_with_id(self):
+        self.send_payload(b'{"id":3,"command":"echo","args":{not json}}')
+        reply = self.w.recv()
+        self.assertEqual(reply["id"], 3)
+        self.assertFalse(reply["success"])
+        self.assertTrue(reply["error"].startswith("invalid request: invalid JSON"),
+                        reply["error"])
+        self.assertServing(4)
+
+    def test_invalid_utf8_with_id(self):
+        self.send_payload(b'{"id":5,"command":"echo","args":{"s":"\xff\xfe"}}')
+        reply = self.w.recv()
+        self.assertEqual(reply["id"], 5)
+        self.assertFalse(reply["success"])
+        self.assertTrue(reply["error"].startswith("invalid request: not UTF-8"),
+                        reply["error"])
+        self.assertServing(6)
+
+    def test_unreadable_id_is_logged(self):
+        huge_id = b"9" * 5000   # beyond Python's int() digit limit
+        for body in (b"{not json", b"", b'{"command": "\xff"}', b"[1, 2, 3]",
+                     b'{"id":' + huge_id + b',"command":"echo"}',
+                     b'{"id":' + huge_id + b',"x":' + b"[" * 5000 + b"]" * 5000 + b"}"):
+            self.send_payload(body)
+        self.assertServing(7)
+        self.assertEqual(self.w.stderr().count("refused request (no id)"), 6,
+                         self.w.stderr())
+        self.assertNotIn("Traceback", self.w.stderr())
+        self.w.close_stdin()
+        self.assertEqual(self.w.wait(), 0)
+
+    def test_pipelined_with_good_frames(self):
+        self.w.send_raw(frame({"id": 1, "command": "echo"}) +
+                        struct.pack(">I", 9) + b'{"id":2,}' +
+                        frame({"id": 3, "command": "echo"}))
+        self.assertEqual([(r["id"], r["success"]) for r in
+                          (self.w.recv(), self.w.recv(), self.w.recv())],
+                         [(1, True), (2, False), (3, True)])
+
+
 class ProtocolErrorTest(WorkerTestCase):
-    """Broken input from the parent: log on stderr and exit 2."""
+    """A frame the stream cannot be trusted past: log on stderr and exit 2."""
 
     def assertExit2(self, w, message):
         self.assertEqual(w.wait(), 2)
@@ -323,21 +374,6 @@ class ProtocolErrorTest(WorkerTestCase):
     def test_default_max_frame_is_16_mib(self):
         self.w.send_raw(struct.pack(">I", 16 * 1024 * 1024 + 1))
         self.assertExit2(self.w, "exceeds max_frame_bytes 16777216")
-
-    def test_invalid_json(self):
-        body = b"{not json"
-        self.w.send_raw(struct.pack(">I", len(body)) + body)
-        self.assertExit2(self.w, "invalid JSON")
-
-    def test_invalid_utf8(self):
-        body = b'{"id": 1, "command": "\xff"}'
-        self.w.send_raw(struct.pack(">I", len(body)) + body)
-        self.assertExit2(self.w, "invalid JSON")
-
-    def test_not_an_object(self):
-        body = b"[1, 2, 3]"
-        self.w.send_raw(struct.pack(">I", len(body)) + body)
-        self.assertExit2(self.w, "not a JSON object")
 
     def test_truncated_frame(self):
         self.w.send_raw(struct.pack(">I", 100) + b'{"id": 1')
