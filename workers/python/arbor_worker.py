@@ -396,6 +396,11 @@ class Worker:
         """Serves requests until EOF, shutdown, a signal or a protocol error,
         then exits the process with the matching status. Does not return."""
         code = self.serve()
+        # The interpreter's exit puts Python-level signal handlers back to
+        # the default, so a SIGTERM arriving then would kill the process
+        # (an abnormal exit): the exit is under way, ignore it.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self._out.close()
         except OSError:
