@@ -350,71 +350,176 @@ op_stats(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	return r;
 }
 
-/* Prometheus text: every stats number, then one line per worker and stat. */
-static bool
-is_counter(const char *key)
+/* Prometheus text exposition (SPEC 6 `metrics`), written straight into a
+ * buffer. Every family gets one HELP and one TYPE line before its samples;
+ * counters end in _total. Pool-wide families are named after `stats`,
+ * per-worker ones start with arbor_worker_ and carry a worker label. */
+struct family {
+	const char	*key;		/* in `stats` */
+	const char	*name;
+	bool		 counter;
+	const char	*help;
+};
+
+static const struct family pool_families[] = {
+	{ "size", "arbor_size", false, "Workers the configuration asks for." },
+	{ "max_overflow", "arbor_max_overflow", false,
+	    "Overflow workers allowed beyond size." },
+	{ "ready", "arbor_ready", false, "Workers ready and idle." },
+	{ "busy", "arbor_busy", false, "Workers serving a request." },
+	{ "overflow", "arbor_overflow", false, "Overflow workers running." },
+	{ "waiting", "arbor_waiting", false,
+	    "Requests waiting for a worker." },
+	{ "sessions", "arbor_sessions", false, "Sessions bound now." },
+	{ "inflight", "arbor_inflight", false,
+	    "Requests at the single-mode worker." },
+	{ "total_operations", "arbor_operations_total", true,
+	    "Execute requests answered." },
+	{ "successful_operations", "arbor_operations_succeeded_total", true,
+	    "Execute requests answered with success." },
+	{ "failed_operations", "arbor_operations_failed_total", true,
+	    "Execute requests answered with an error." },
+	{ "pool_timeouts", "arbor_operations_pool_timeout_total", true,
+	    "Execute requests that got pool_timeout." },
+	{ "worker_errors", "arbor_operations_worker_error_total", true,
+	    "Execute requests that got worker_error." },
+	{ "total_sessions", "arbor_sessions_started_total", true,
+	    "Sessions started (counted at their first served request)." },
+	{ "stale_sessions_cleaned", "arbor_sessions_expired_total", true,
+	    "Sessions ended after session_ttl_ms idle." },
+	{ "restarts", "arbor_restarts_total", true,
+	    "Restarts of workers and their supervisor." },
+};
+
+static void
+put_family_head(struct buf *out, const char *name, const char *type,
+    const char *help)
 {
-	static const char *const counters[] = { "total_operations",
-	    "successful_operations", "failed_operations", "pool_timeouts",
-	    "worker_errors", "total_sessions", "stale_sessions_cleaned",
-	    "restarts" };
-	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
-		if (strcmp(key, counters[i]) == 0)
-			return true;
-	return false;
+	jraw_put(out, "# HELP ");
+	jraw_put(out, name);
+	jraw_put(out, " ");
+	jraw_put(out, help);
+	jraw_put(out, "\n# TYPE ");
+	jraw_put(out, name);
+	jraw_put(out, " ");
+	jraw_put(out, type);
+	jraw_put(out, "\n");
+}
+
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+static void
+put_label_value(struct buf *out, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" :
+		    *p == '\n' ? "\\n" : NULL;
+		if (esc)
+			jraw_put(out, esc);
+		else
+			buf_append(out, p, 1);
+	}
+}
+
+/* name{worker="W"[,state="S"]} */
+static void
+put_worker_series(struct buf *out, const char *name, const char *worker,
+    const char *state)
+{
+	jraw_put(out, name);
+	jraw_put(out, "{worker=\"");
+	put_label_value(out, worker);
+	if (state) {
+		jraw_put(out, "\",state=\"");
+		jraw_put(out, state);
+	}
+	jraw_put(out, "\"} ");
 }
 
 static void
-metrics_stats(FILE *f, json_t *stats)
+metrics_stats(struct buf *out, json_t *stats)
 {
-	const char *key;
-	json_t *v;
-	json_object_foreach(stats, key, v)
-		if (json_is_integer(v))
-			fprintf(f, "# TYPE arbor_%s %s\narbor_%s %" JSON_INTEGER_FORMAT
-			    "\n", key, is_counter(key) ? "counter" : "gauge", key,
-			    json_integer_value(v));
+	for (size_t i = 0; i < sizeof pool_families / sizeof pool_families[0];
+	    i++) {
+		const struct family *f = &pool_families[i];
+		json_t *v = json_object_get(stats, f->key);
+		if (!json_is_integer(v))
+			continue;
+		put_family_head(out, f->name, f->counter ? "counter" : "gauge",
+		    f->help);
+		jraw_put(out, f->name);
+		jraw_put(out, " ");
+		jraw_put_int(out, json_integer_value(v));
+		jraw_put(out, "\n");
+	}
+}
+
+static const struct family worker_families[] = {
+	{ "requests_handled", "arbor_worker_requests_handled_total", true,
+	    "Requests the worker's current process answered." },
+	{ "errors", "arbor_worker_errors_total", true,
+	    "Error replies from the worker's current process." },
+	{ "checkouts", "arbor_worker_checkouts_total", true,
+	    "Checkouts of the worker's current process." },
+	{ "sessions_served", "arbor_worker_sessions_served_total", true,
+	    "Sessions the worker's current process served." },
+};
+
+static unsigned long
+worker_stat(const struct child_stats *cs, size_t k)
+{
+	const unsigned long v[] = { cs->requests_handled, cs->errors,
+	    cs->checkouts, cs->sessions_served };
+	return v[k];
 }
 
 static void
-metrics_workers(FILE *f, struct sup *s)
+metrics_workers(struct buf *out, struct sup *s)
 {
-	static const char *const keys[] = { "requests_handled", "errors",
-	    "checkouts", "sessions_served" };
-	for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-		fprintf(f, "# TYPE arbor_worker_%s_total counter\n", keys[k]);
-		for (size_t i = 0; s && i < sup_nchildren(s); i++) {
+	size_t n = s ? sup_nchildren(s) : 0;
+	for (size_t k = 0; k < sizeof worker_families /
+	    sizeof worker_families[0]; k++) {
+		const struct family *f = &worker_families[k];
+		put_family_head(out, f->name, "counter", f->help);
+		for (size_t i = 0; i < n; i++) {
 			struct child *c = sup_child(s, i);
-			const struct child_stats *cs = child_stats(c);
-			const unsigned long v[] = { cs->requests_handled,
-			    cs->errors, cs->checkouts, cs->sessions_served };
-			fprintf(f, "arbor_worker_%s_total{worker=\"%s\"} %lu\n",
-			    keys[k], child_name(c), v[k]);
+			put_worker_series(out, f->name, child_name(c), NULL);
+			jraw_put_int(out, (int64_t)worker_stat(child_stats(c), k));
+			jraw_put(out, "\n");
 		}
 	}
-	fprintf(f, "# TYPE arbor_worker_up gauge\n");
-	for (size_t i = 0; s && i < sup_nchildren(s); i++) {
+	put_family_head(out, "arbor_worker_up", "gauge",
+	    "1 when the worker is ready or busy, else 0.");
+	for (size_t i = 0; i < n; i++) {
 		enum child_state st = child_state(sup_child(s, i));
-		fprintf(f, "arbor_worker_up{worker=\"%s\",state=\"%s\"} %d\n",
-		    child_name(sup_child(s, i)), child_state_name(st),
-		    st == CS_READY || st == CS_BUSY);
+		put_worker_series(out, "arbor_worker_up",
+		    child_name(sup_child(s, i)), NULL);
+		jraw_put(out, st == CS_READY || st == CS_BUSY ? "1\n" : "0\n");
+	}
+	put_family_head(out, "arbor_worker_state", "gauge",
+	    "1 for the worker's current state, 0 for the others.");
+	for (size_t i = 0; i < n; i++) {
+		enum child_state st = child_state(sup_child(s, i));
+		for (int j = CS_STARTING; j <= CS_FAILED; j++) {
+			put_worker_series(out, "arbor_worker_state",
+			    child_name(sup_child(s, i)), child_state_name(j));
+			jraw_put(out, (int)st == j ? "1\n" : "0\n");
+		}
 	}
 }
 
 static json_t *
 op_metrics(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	struct buf out;
+	buf_init(&out);
 	json_t *stats = root_stats(env->root);
-	metrics_stats(f, stats);
+	metrics_stats(&out, stats);
 	json_decref(stats);
-	metrics_workers(f, root_subtree(env->root));
-	fclose(f);
+	metrics_workers(&out, root_subtree(env->root));
 	json_t *r = msg_ok(id);
-	json_object_set_new(r, "text", json_stringn(text, len));
-	free(text);
+	json_object_set_new(r, "text", json_stringn(buf_head(&out),
+	    buf_used(&out)));
+	buf_release(&out);
 	return r;
 }
 
