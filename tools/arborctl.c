@@ -55,6 +55,7 @@ static const char usage_text[] =
 "  metrics              the Prometheus text exposition\n"
 "  call COMMAND [ARGS_JSON] [--session ID] [--timeout MS]\n"
 "                       runs COMMAND on a worker; prints the result JSON\n"
+"                       (ARGS_JSON: an object; --json: the whole reply)\n"
 "  end-session ID       ends a session binding\n"
 "  restart NAME         restarts a child (e.g. pool/worker.1, pool)\n"
 "  stop NAME            stops a worker\n"
@@ -561,10 +562,15 @@ show_metrics(const struct opts *o, const json_t *reply)
 	return EXIT_OK;
 }
 
-/* The result JSON; a lost session is noted on stderr. */
+/* The result JSON, a lost session noted on stderr; with --json the whole
+ * reply (result, worker, session_reset when set) as other commands do. */
 static int
 show_call(const struct opts *o, const json_t *reply)
 {
+	if (o->json) {
+		print_payload(reply);
+		return EXIT_OK;
+	}
 	if (json_is_true(json_object_get(reply, "session_reset")))
 		errmsg("note: session %s was reset (its worker was lost)",
 		    o->session != NULL ? o->session : "-");
@@ -712,7 +718,8 @@ find_command(const char *name)
 /* Matches argv[*i] against an option taking a value, as "-s VALUE",
  * "-sVALUE", "--socket VALUE" or "--socket=VALUE". Returns 1 and sets *val
  * on a match, 0 when argv[*i] is another option, -1 when the value is
- * missing. */
+ * missing or empty (no option of ours takes an empty one: `-s ''` would
+ * name no socket, `-c ''` no file, `--session ''` no session). */
 static int
 opt_value(int argc, char **argv, int *i, const char *shrt, const char *lng,
     const char **val)
@@ -727,13 +734,11 @@ opt_value(int argc, char **argv, int *i, const char *shrt, const char *lng,
 		inline_val = a + ln + 1;
 	else if ((shrt == NULL || strcmp(a, shrt) != 0) && strcmp(a, lng) != 0)
 		return 0;
-	if (inline_val != NULL) {
-		*val = inline_val;
-		return 1;
-	}
-	if (*i + 1 >= argc)
+	if (inline_val == NULL && *i + 1 < argc)
+		inline_val = argv[++*i];
+	if (inline_val == NULL || *inline_val == '\0')
 		return -1;
-	*val = argv[++*i];
+	*val = inline_val;
 	return 1;
 }
 
@@ -769,7 +774,7 @@ take_option(int argc, char **argv, int *i, struct opts *o)
 	    (r = opt_value(argc, argv, i, NULL, "--session", &o->session)) == 0)
 		r = opt_value(argc, argv, i, NULL, "--timeout", &timeout);
 	if (r < 0) {
-		usage_error("%s needs a value", a);
+		usage_error("%s needs a non-empty value", a);
 		return -1;
 	}
 	if (timeout != NULL && parse_timeout(timeout, &o->timeout_ms) < 0) {
@@ -876,6 +881,11 @@ add_call_params(json_t *req, const struct opts *o)
 		json_t *args = json_loads(o->args[1], JSON_DECODE_ANY, &err);
 		if (args == NULL) {
 			usage_error("ARGS_JSON is not valid JSON: %s", err.text);
+			return -1;
+		}
+		if (!json_is_object(args)) {	/* SPEC 5: args is an object */
+			json_decref(args);
+			usage_error("ARGS_JSON must be a JSON object");
 			return -1;
 		}
 		json_object_set_new(req, "args", args);

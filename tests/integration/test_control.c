@@ -600,6 +600,104 @@ test_arborctl_refuses_non_utf8(void **state)
 	assert_serving(a);
 }
 
+/* Runs arborctl (argv NULL-terminated, from argv[1]; -s added first when
+ * sock is set) and fails unless it is a usage error whose message holds
+ * want. */
+static void
+expect_usage_error(const char *want, const char *sock, const char *const *args)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	const char *argv[16];
+	size_t n = 0;
+	char *bin = arb_bin_path("arborctl");
+	argv[n++] = bin;
+	if (sock != NULL) {
+		argv[n++] = "-s";
+		argv[n++] = sock;
+	}
+	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	if (code != 2 || strstr(err, want) == NULL) {
+		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n", code,
+		    out, err);
+		fail_msg("arborctl %s: expected a usage error saying \"%s\"",
+		    args[0], want);
+	}
+	free(bin);
+}
+
+/* An option given an empty value names nothing: no socket, no config, no
+ * session. A usage error, not a connection to "" (exit 3) or a request
+ * arbord refuses (exit 1). */
+static void
+test_arborctl_empty_option_values(void **state)
+{
+	struct arb *a = *state;
+	static const char *const cases[][6] = {
+		{ "-s", "", "status", NULL },
+		{ "--socket=", "status", NULL },
+		{ "-c", "", "status", NULL },
+		{ "--config=", "status", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_usage_error("needs a non-empty value", NULL, cases[i]);
+	static const char *const session[][6] = {
+		{ "call", "echo", "--session", "", NULL },
+		{ "call", "echo", "--session=", NULL },
+	};
+	for (size_t i = 0; i < sizeof session / sizeof session[0]; i++)
+		expect_usage_error("needs a non-empty value",
+		    arb_socket_path(a), session[i]);
+	assert_serving(a);
+}
+
+/* SPEC 5: args is an object. Other valid JSON is refused by arborctl,
+ * as invalid JSON is (exit 2), before it reaches arbord. */
+static void
+test_arborctl_call_args_object(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX];
+	static const char *const bad[] = { "[1]", "5", "\"s\"", "true",
+	    "null" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *args[] = { "call", "echo", bad[i], NULL };
+		expect_usage_error("must be a JSON object", arb_socket_path(a),
+		    args);
+	}
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "call", "echo", "{\"k\": 1}",
+	    NULL), 0);
+}
+
+/* call prints the result; with --json, the whole reply as other commands
+ * do (result and worker here), without its envelope. */
+static void
+test_arborctl_call_json(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX];
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "call", "echo",
+	    "{\"k\": 1}", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(arb_node_int(j, "k"), 1);
+	assert_int_equal(json_object_size(j), 1);
+	json_decref(j);
+
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "--json", "call", "echo",
+	    "{\"k\": 2}", NULL), 0);
+	j = json_loads(out, 0, NULL);
+	if (j == NULL)
+		fail_msg("call --json printed no JSON object: %s", out);
+	assert_int_equal(arb_node_int(json_object_get(j, "result"), "k"), 2);
+	assert_string_equal(arb_node_str(j, "worker"), "bridge/worker");
+	assert_null(json_object_get(j, "id"));
+	assert_null(json_object_get(j, "ok"));
+	json_decref(j);
+}
+
 /* The socket comes from -s, else $ARBOR_SOCKET, else the config's. */
 static void
 test_arborctl_finds_socket(void **state)
@@ -714,6 +812,9 @@ main(void)
 		cmocka_unit_test(test_arborctl_exit_codes),
 		cmocka_unit_test(test_arborctl_refuses_non_utf8),
 		cmocka_unit_test(test_arborctl_finds_socket),
+		cmocka_unit_test(test_arborctl_empty_option_values),
+		cmocka_unit_test(test_arborctl_call_args_object),
+		cmocka_unit_test(test_arborctl_call_json),
 		cmocka_unit_test(test_arborctl_call_wait),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
