@@ -305,6 +305,34 @@ test_metrics_well_formed(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Single mode: the bridge's families and its one worker; mode disabled:
+ * no worker, and the text still parses. */
+static void
+test_metrics_other_modes(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	struct expo *e = scrape(a);
+	assert_int_equal((int)expo_value(e, "arbor_inflight"), 0);
+	assert_int_equal((int)expo_value(e,
+	    "arbor_worker_up{worker=\"bridge/worker\"}"), 1);
+	expo_free(e);
+	assert_int_equal(arb_stop(a), 0);
+
+	a = arb_start("bridge = { enabled = false; adapter = \"bridge_mock\"; "
+	    "};\nenvironments = { dev = { }; };\n", "dev", NULL);
+	e = scrape(a);
+	assert_true(e->nseries > 0);
+	for (size_t i = 0; i < e->nseries; i++)
+		if (strstr(e->series[i], "worker=") != NULL)
+			fail_msg("no worker runs, yet: %s", e->series[i]);
+	expo_free(e);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Busy, stopped, killed and restarted: the same series, other values. */
 static void
 test_metrics_series_stable(void **state)
@@ -350,6 +378,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_metrics_well_formed, arb_teardown),
+		cmocka_unit_test_teardown(test_metrics_other_modes, arb_teardown),
 		cmocka_unit_test_teardown(test_metrics_series_stable,
 		    arb_teardown),
 	};
