@@ -130,15 +130,15 @@ class Bridge:
     def create_program(self, args, session_id):
         """Creates a program from a signature in the session's space."""
         inputs, outputs = parse_signature(args.get("signature", DEFAULT_SIGNATURE))
-        space = self._space(session_id, create=True)
         program_id = args.get("program_id")
+        if program_id is not None and (not isinstance(program_id, str) or not program_id):
+            raise CommandError("program_id must be a non-empty string")
+        space = self._space(session_id, create=True)   # checked: it gets one
         if program_id is None:
             while "prog_%d" % self.next_id in space:
                 self.next_id += 1
             program_id = "prog_%d" % self.next_id
             self.next_id += 1
-        elif not isinstance(program_id, str) or not program_id:
-            raise CommandError("program_id must be a non-empty string")
         elif program_id in space:
             raise CommandError("program already exists: %s" % program_id)
         space[program_id] = Program(program_id, inputs, outputs)

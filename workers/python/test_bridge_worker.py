@@ -190,6 +190,11 @@ class SessionTest(BridgeTestCase):
         self.assertEqual(self.ok("cleanup_session", {"session_id": "never"}), {"cleaned": 0})
         self.assertEqual(self.ok("get_stats")["programs_count"], 2)
 
+    def test_refused_create_makes_no_session(self):
+        for bad in ({"program_id": 5}, {"program_id": ""}, {"signature": "a b"}):
+            self.err("create_program", bad, session_id="s9")
+        self.assertEqual(self.ok("get_stats")["sessions_count"], 0)
+
     def test_cleanup_session_defaults_to_request_session(self):
         self.ok("create_program", {}, session_id="s3")
         self.assertEqual(self.ok("cleanup_session", {}, session_id="s3"), {"cleaned": 1})
