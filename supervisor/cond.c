@@ -47,6 +47,10 @@ struct root {
 	struct old_list		 old;		/* replaced by reloads, winding
 						 * down: oldest first */
 	ev_prepare		 w_old;		/* runs while old is not empty */
+	struct sessions		*carry;		/* disabled and mock: the sessions
+						 * of the workers last replaced,
+						 * due a reset when a subtree
+						 * serves again */
 	struct route_stats	 st;		/* adapter mock, mode disabled */
 };
 
@@ -155,6 +159,7 @@ root_free(struct root *r)
 	while (!TAILQ_EMPTY(&r->old))
 		free_old(r, TAILQ_FIRST(&r->old));
 	free_subtree(&r->cur);
+	sess_free(r->carry);
 	reg_remove(r->reg, "root");
 	intensity_release(&r->window);
 	free(r->mock_argv[0]);
@@ -340,6 +345,29 @@ retire_cur(struct root *r)
 	return &o->t;
 }
 
+/* Hands the sessions of the replaced workers (from; NULL: none were
+ * replaced) on to the new subtree, unbound and due a session_reset. A mode
+ * without workers (disabled, mock) keeps them in the root meanwhile, so
+ * that the notice is not lost over it: single -> disabled -> single tells
+ * it as single -> single does. */
+static void
+hand_on_sessions(struct root *r, const struct sessions *from)
+{
+	struct sessions *to = subtree_sessions(&r->cur);
+	if (from == NULL) {		/* from a mode without workers */
+		if (to == NULL)
+			return;		/* still none: the carried stay */
+		sess_inherit(to, r->carry);
+		sess_free(r->carry);
+		r->carry = NULL;
+		return;
+	}
+	if (to == NULL)
+		to = r->carry = sess_new(r->cfg->pool.session_ttl_ms, NULL,
+		    NULL, NULL, NULL);
+	sess_inherit(to, from);
+}
+
 /* Replaces the subtree: the new one takes the names and the waiting
  * requests; the old one finishes the requests it holds, then stops, as do
  * those of earlier reloads still finishing theirs. Mode disabled serves
@@ -352,8 +380,7 @@ rebuild(struct root *r)
 	struct subtree *prev = r->cur.sup ? retire_cur(r) : NULL;
 	r->cur = make_subtree(r);
 	/* The old workers' state goes with them: each session is told. */
-	if (prev)
-		sess_inherit(subtree_sessions(&r->cur), subtree_sessions(prev));
+	hand_on_sessions(r, prev ? subtree_sessions(prev) : NULL);
 	log_info("root", "mode=%s adapter=%s", cfg_mode_name(r->cfg->mode),
 	    cfg_adapter_name(r->cfg->adapter));
 	if (r->cur.sup && r->state == SS_RUNNING)	/* not while stopping */
@@ -379,6 +406,8 @@ root_reload(struct root *r, const struct config *cfg)
 		intensity_init(&r->window, cfg->supervisor.max_restarts,
 		    cfg->supervisor.max_seconds);
 	}
+	if (r->carry)
+		sess_set_ttl(r->carry, cfg->pool.session_ttl_ms);
 	if (needs_rebuild(prev, cfg))
 		rebuild(r);
 	else if (r->cur.pool)
@@ -430,11 +459,15 @@ root_submit(struct root *r, struct job *job)
 	}
 }
 
+/* In a mode without workers, a session carried over it (hand_on_sessions)
+ * can still be ended: it then gets no reset notice later. */
 bool
 root_end_session(struct root *r, const char *id)
 {
+	struct sess_anchor *a;
 	return r->cur.pool ? pool_end_session(r->cur.pool, id) :
-	    r->cur.bridge ? bridge_end_session(r->cur.bridge, id) : false;
+	    r->cur.bridge ? bridge_end_session(r->cur.bridge, id) :
+	    r->carry ? sess_end(r->carry, id, &a) : false;
 }
 
 size_t

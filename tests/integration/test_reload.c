@@ -499,6 +499,41 @@ test_rebuild_tells_session_reset(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A mode without workers in between does not lose the notice: after
+ * single -> disabled -> single the next reply in a session the first
+ * worker served carries session_reset (its state went with that worker),
+ * and a session ended meanwhile (end_session in mode disabled answers
+ * true for it) does not. */
+static void
+test_reset_survives_disabled(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_SINGLE, 1, pids);
+	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	json_decref(cl_exec_ok(a, "echo", NULL, "s2"));
+	json_decref(reload_to(a, M_DISABLED, 1));
+	assert_true(proc_wait_gone((pid_t)pids[0], ARB_EVENT_MS));
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op",
+	    "end_session", "session_id", "s2"));
+	assert_true(json_is_true(json_object_get(r, "ended")));
+	json_decref(r);
+	json_decref(reload_to(a, M_SINGLE, 1));
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pids[0],
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	r = cl_exec_ok(a, "echo", NULL, "s1");
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "s1");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_ok(a, "echo", NULL, "s2");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- reloads in quick succession ---- */
 
 #define HELD_MS		4000	/* a request held across the reloads after it */
@@ -1279,6 +1314,8 @@ main(void)
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
 		cmocka_unit_test_teardown(test_disabled_old_worker_crash_keeps_waiting,
+		    teardown),
+		cmocka_unit_test_teardown(test_reset_survives_disabled,
 		    teardown),
 		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
 		    teardown),
