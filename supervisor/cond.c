@@ -249,12 +249,27 @@ root_restart(struct root *r)
 		sup_restart(r->cur.sup);
 }
 
-/* The subtree failed: restart it, or give up when that is too often. */
+/* Whether s is an old subtree that still holds waiting requests: one a
+ * reload to mode disabled left to serve them (a failed subtree holds no
+ * request in flight). */
+static bool
+old_waiting(const struct root *r, const struct sup *s)
+{
+	const struct old_subtree *o;
+	TAILQ_FOREACH(o, &r->old, link)
+		if (o->t.sup == s)
+			return subtree_pending(&o->t) > 0;
+	return false;
+}
+
+/* The subtree failed: restart it, or give up when that is too often. An
+ * old one is restarted only while it holds requests to serve: they were
+ * accepted, and would have been served had no reload come. */
 static void
 on_sub_failed(struct sup *s, void *arg)
 {
 	struct root *r = arg;
-	if (r->state != SS_RUNNING || s != r->cur.sup)
+	if (r->state != SS_RUNNING || (s != r->cur.sup && !old_waiting(r, s)))
 		return;		/* an old subtree is not restarted */
 	if (intensity_add(&r->window, ev_now(LOOP))) {
 		log_error("root", "%s failed more than %d times within %d s: "

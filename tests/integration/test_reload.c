@@ -471,6 +471,66 @@ test_disabled_old_worker_crash_keeps_waiting(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Mode single with bridge.max_restarts = 0 (its first restart fails the
+ * bridge supervisor), max_inflight 1; enabled or not. */
+static char *
+conf_fragile_single(bool enabled)
+{
+	return xasprintf(
+	    "bridge = { enabled = %s; adapter = \"bridge_mock\";"
+	    " max_restarts = 0; };\n"
+	    "worker = { max_inflight = 1; restart_delay_ms = 0; };\n"
+	    "pool = { checkout_timeout_ms = 20000; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n",
+	    enabled ? "true" : "false");
+}
+
+/* The same when the old subtree's supervisor fails: a reload to mode
+ * disabled left it its waiting request, so the root restarts it for that
+ * request, as it would restart a running bridge. It used to be dropped,
+ * the request answered shutting_down though arbord was not stopping. */
+static void
+test_disabled_old_bridge_failure_keeps_waiting(void **state)
+{
+	char *body = conf_fragile_single(true);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	pid_t pid = (pid_t)arb_node_pid(node);
+	json_decref(node);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 60000), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	body = conf_fragile_single(false);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	for (json_int_t id = 1; id <= 2; id++) {
+		json_t *r = cl_recv(c, ARB_EVENT_MS);
+		if (r == NULL)
+			fail_msg("reply %lld of 2 missing", (long long)id);
+		assert_int_equal(cl_reply_id(r), id);	/* max_inflight 1 */
+		if (id == 1)
+			assert_string_equal(arb_reply_code(r), "worker_crashed");
+		else if (!arb_reply_ok(r))
+			fail_msg("the waiting request failed: %s",
+			    arb_reply_code(r));
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_true(arb_log_has_line(a, "bridge", "giving up", NULL));
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "bridge_disabled"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A reload that replaces the workers takes their state with them: the
  * next reply in each session they held carries session_reset, once; a new
  * session's does not. */
@@ -1315,6 +1375,8 @@ main(void)
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
 		cmocka_unit_test_teardown(test_disabled_old_worker_crash_keeps_waiting,
 		    teardown),
+		cmocka_unit_test_teardown(
+		    test_disabled_old_bridge_failure_keeps_waiting, teardown),
 		cmocka_unit_test_teardown(test_reset_survives_disabled,
 		    teardown),
 		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
