@@ -24,7 +24,7 @@ struct bridge {
 						 * restarted once none is in flight */
 	struct sessions		*sessions;	/* to tell resets */
 	struct sess_anchor	 anchor;	/* every session binds here */
-	struct route_stats	 st;
+	struct route_stats	*st;		/* the root's: kept over reloads */
 };
 
 /* One request in flight: the job and the bridge it belongs to. */
@@ -46,14 +46,15 @@ static void pump(struct bridge *);
 
 struct bridge *
 bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
-    const struct sup_events *root_ev, void *root)
+    struct route_stats *st, const struct sup_events *root_ev, void *root)
 {
 	struct bridge *b = xcalloc(1, sizeof *b);
 	b->cfg = cfg;
+	b->st = st;
 	b->root_ev = root_ev;
 	b->root = root;
 	b->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
-	    NULL, &b->st.stale_sessions, &b->st.total_sessions);
+	    NULL, &b->st->stale_sessions, &b->st->total_sessions);
 	LIST_INIT(&b->anchor.list);
 	waitq_init(&b->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_expired, b);
@@ -84,9 +85,9 @@ size_t bridge_pending(const struct bridge *b) { return b->inflight + b->wq.n; }
 static void
 fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
 {
-	b->st.total++;
-	b->st.failed++;
-	b->st.pool_timeouts += code == ERR_POOL_TIMEOUT;
+	b->st->total++;
+	b->st->failed++;
+	b->st->pool_timeouts += code == ERR_POOL_TIMEOUT;
 	job_fail(j, code, "%s", why);
 }
 
@@ -144,7 +145,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	if (f->job->session)
 		sess_finish(b->sessions, f->job->session, f->job->session_gen,
 		    ev_now(LOOP));
-	job_from_reply(f->job, reply, err, why, child_name(b->worker), &b->st);
+	job_from_reply(f->job, reply, err, why, child_name(b->worker), b->st);
 	slab_free(f);
 	if (reply && !b->recycling && child_recycle_due(b->worker))
 		b->recycling = true;
@@ -273,7 +274,7 @@ bridge_stats(const struct bridge *b)
 	struct route_gauges g = { "single", 1, 0, st == CS_READY, st == CS_BUSY,
 	    0, (long)b->wq.n, (long)sess_count(b->sessions),
 	    (long)(child_restarts(b->worker) + sup_restarts(b->sup)) };
-	json_t *j = route_stats_json(&b->st, &g);
+	json_t *j = route_stats_json(b->st, &g);
 	json_object_set_new(j, "inflight", json_integer((json_int_t)b->inflight));
 	return j;
 }

@@ -13,8 +13,11 @@
 
 struct bridge;
 
+/* st: the counters of the stats op, the root's (borrowed): they go on
+ * across a reload that replaces the subtree. */
 struct bridge *bridge_new(const struct config *, char *const *argv,
-	    struct registry *, const struct sup_events *root_events, void *root);
+	    struct registry *, struct route_stats *st,
+	    const struct sup_events *root_events, void *root);
 void	bridge_free(struct bridge *);
 struct sup *bridge_sup(const struct bridge *);
 struct sessions *bridge_sessions(const struct bridge *);

@@ -51,7 +51,9 @@ struct root {
 						 * of the workers last replaced,
 						 * due a reset when a subtree
 						 * serves again */
-	struct route_stats	 st;		/* adapter mock, mode disabled */
+	struct route_stats	 st;		/* the stats op's counters, of
+						 * every mode and subtree: a
+						 * reload does not reset them */
 };
 
 static void on_sub_failed(struct sup *, void *);
@@ -78,10 +80,12 @@ make_subtree(struct root *r)
 	if (c->mode == MODE_DISABLED || c->adapter == ADAPTER_MOCK)
 		return t;
 	if (c->mode == MODE_SINGLE) {
-		t.bridge = bridge_new(c, worker_argv(r), r->reg, &sub_events, r);
+		t.bridge = bridge_new(c, worker_argv(r), r->reg, &r->st,
+		    &sub_events, r);
 		t.sup = bridge_sup(t.bridge);
 	} else {
-		t.pool = pool_new(c, worker_argv(r), r->reg, &sub_events, r);
+		t.pool = pool_new(c, worker_argv(r), r->reg, &r->st, &sub_events,
+		    r);
 		t.sup = pool_sup(t.pool);
 	}
 	return t;

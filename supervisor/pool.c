@@ -43,7 +43,7 @@ struct pool {
 	int			 nlazy;		/* lazy workers never started */
 	struct sessions		*sessions;
 	ev_timer		 t_grow;	/* grow for requeued waiters */
-	struct route_stats	 st;
+	struct route_stats	*st;		/* the root's: kept over reloads */
 };
 
 static void on_failed(struct sup *, void *);
@@ -88,10 +88,11 @@ pw_add(struct pool *p, const char *leaf, bool start, bool overflow)
 
 struct pool *
 pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
-    const struct sup_events *root_ev, void *root)
+    struct route_stats *st, const struct sup_events *root_ev, void *root)
 {
 	struct pool *p = xcalloc(1, sizeof *p);
 	p->cfg = cfg;
+	p->st = st;
 	p->root_ev = root_ev;
 	p->root = root;
 	TAILQ_INIT(&p->idle);
@@ -101,7 +102,7 @@ pool_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	waitq_init(&p->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_wait_expired, p);
 	p->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
-	    NULL, &p->st.stale_sessions, &p->st.total_sessions);
+	    NULL, &p->st->stale_sessions, &p->st->total_sessions);
 	p->sup = sup_new("pool", cfg->pool.max_restarts, cfg->pool.max_seconds,
 	    cfg, argv, reg, &events, p);
 	p->size = cfg->pool.size;
@@ -210,9 +211,9 @@ static struct pool *p_of(struct pworker *pw) { return pw->pool; }
 static void
 fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
 {
-	p->st.total++;
-	p->st.failed++;
-	p->st.pool_timeouts += code == ERR_POOL_TIMEOUT;
+	p->st->total++;
+	p->st->failed++;
+	p->st->pool_timeouts += code == ERR_POOL_TIMEOUT;
 	job_fail(j, code, "%s", why);
 }
 
@@ -296,7 +297,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	if (job->session_begun)
 		sess_finish(pw->pool->sessions, job->session, job->session_gen,
 		    ev_now(LOOP));
-	job_from_reply(job, reply, err, why, child_name(pw->c), &pw->pool->st);
+	job_from_reply(job, reply, err, why, child_name(pw->c), pw->pool->st);
 	if (reply)
 		maybe_recycle(pw);
 }
@@ -587,7 +588,7 @@ remove_worker(struct pool *p, struct pworker *pw)
 		p->noverflow--;
 	}
 	ev_timer_stop(LOOP, &pw->t_idle);
-	p->st.restarts += child_restarts(pw->c);	/* still counted in stats */
+	p->st->restarts += child_restarts(pw->c);	/* still counted in stats */
 	sup_remove_worker(p->sup, pw->c);
 	free(pw);
 }
@@ -739,7 +740,7 @@ json_t *
 pool_stats(const struct pool *p)
 {
 	int ready = 0, busy = 0;
-	unsigned long restarts = sup_restarts(p->sup) + p->st.restarts;
+	unsigned long restarts = sup_restarts(p->sup) + p->st->restarts;
 	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
 		struct child *c = sup_child(p->sup, i);
 		ready += child_state(c) == CS_READY;
@@ -749,7 +750,7 @@ pool_stats(const struct pool *p)
 	struct route_gauges g = { "pool", p->size, p->cfg->pool.max_overflow,
 	    ready, busy, p->noverflow, (long)p->wq.n,
 	    (long)sess_count(p->sessions), (long)restarts };
-	return route_stats_json(&p->st, &g);
+	return route_stats_json(p->st, &g);
 }
 
 int

@@ -17,8 +17,11 @@
 struct pool;
 
 /* The pool's supervisor reports failure and stop to the root via these. */
+/* st: the counters of the stats op, the root's (borrowed): they go on
+ * across a reload that replaces the subtree. */
 struct pool *pool_new(const struct config *, char *const *argv,
-	    struct registry *, const struct sup_events *root_events, void *root);
+	    struct registry *, struct route_stats *st,
+	    const struct sup_events *root_events, void *root);
 void	pool_free(struct pool *);
 struct sup *pool_sup(const struct pool *);
 struct sessions *pool_sessions(const struct pool *);

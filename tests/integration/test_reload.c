@@ -594,6 +594,32 @@ test_reset_survives_disabled(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The stats op's counters go on across mode switches, as counters do
+ * (a Prometheus rate over `metrics` must not see them fall): a request
+ * the old subtree answers after the switch is counted, and so is a
+ * refusal in mode disabled. They used to start at 0 with each subtree. */
+static void
+test_stats_survive_mode_switch(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_SINGLE, 1, pids);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	struct cl_conn *held = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1000), NULL, "busy", 1);
+	json_decref(reload_to(a, M_POOL, 1));
+	json_decref(cl_recv_ok(held, ARB_REPLY_MS, "the held request"));
+	cl_close(held);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	json_decref(reload_to(a, M_DISABLED, 1));
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "bridge_disabled"));
+	json_t *st = cl_stats(a);
+	assert_int_equal(arb_node_int(st, "total_operations"), 4);
+	assert_int_equal(arb_node_int(st, "successful_operations"), 3);
+	assert_int_equal(arb_node_int(st, "failed_operations"), 1);
+	json_decref(st);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- reloads in quick succession ---- */
 
 #define HELD_MS		4000	/* a request held across the reloads after it */
@@ -1377,6 +1403,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(
 		    test_disabled_old_bridge_failure_keeps_waiting, teardown),
+		cmocka_unit_test_teardown(test_stats_survive_mode_switch,
+		    teardown),
 		cmocka_unit_test_teardown(test_reset_survives_disabled,
 		    teardown),
 		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
