@@ -70,6 +70,15 @@ cl_exec_ok(struct arb *a, const char *command, json_t *args,
 	return arb_call_ok(a, exec_req_noid(command, args, session));
 }
 
+bool
+cl_echo_reset(struct arb *a, const char *session)
+{
+	json_t *r = cl_exec_ok(a, "echo", NULL, session);
+	bool reset = cl_reply_reset(r);
+	json_decref(r);
+	return reset;
+}
+
 json_t *
 cl_exec_err(struct arb *a, const char *command, json_t *args,
     const char *session, const char *code)

@@ -31,6 +31,9 @@ json_t	*cl_exec(struct arb *, const char *command, json_t *args,
 /* cl_exec that fails the test unless the reply is ok. */
 json_t	*cl_exec_ok(struct arb *, const char *command, json_t *args,
 	    const char *session);
+/* An `echo` in session that must succeed: whether its reply carries
+ * "session_reset": true. */
+bool	cl_echo_reset(struct arb *, const char *session);
 /* cl_exec that fails the test unless the reply is an error with code. */
 json_t	*cl_exec_err(struct arb *, const char *command, json_t *args,
 	    const char *session, const char *code);

@@ -377,19 +377,13 @@ test_session_reset_after_worker_death(void **state)
 	json_t *node = arb_wait_node(a, w1, "ready", pid, ARB_EVENT_MS);
 	assert_non_null(node);
 	json_decref(node);
-	r = cl_exec_ok(a, "echo", NULL, "r1");
-	assert_true(cl_reply_reset(r));
-	json_decref(r);
+	assert_true(cl_echo_reset(a, "r1"));
 	r = execute_p(a, "r1");		/* the program died with the worker */
 	assert_not_found(r);
 	assert_false(cl_reply_reset(r));
 	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "r1");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "r2");	/* its worker lived */
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	assert_false(cl_echo_reset(a, "r1"));
+	assert_false(cl_echo_reset(a, "r2"));	/* its worker lived */
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -735,9 +729,7 @@ notice_behind_long_request(const char *bridge, const char *name)
 	json_decref(r);
 	cl_close(c);
 	/* The notice was answered after the sleep: the worker lives on. */
-	r = cl_exec_ok(a, "echo", NULL, "A");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	assert_false(cl_echo_reset(a, "A"));
 	assert_int_equal(cl_worker_pid(a, name), pid);
 	assert_false(arb_log_contains(a, "killing"));
 	assert_int_equal(arb_stop(a), 0);

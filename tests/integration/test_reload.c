@@ -547,15 +547,9 @@ test_rebuild_tells_session_reset(void **state)
 	    ARB_EVENT_MS);
 	assert_non_null(node);
 	json_decref(node);
-	r = cl_exec_ok(a, "echo", NULL, "s1");
-	assert_true(cl_reply_reset(r));
-	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "s1");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "s2");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	assert_true(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s2"));
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -582,15 +576,9 @@ test_reset_survives_disabled(void **state)
 	    ARB_EVENT_MS);
 	assert_non_null(node);
 	json_decref(node);
-	r = cl_exec_ok(a, "echo", NULL, "s1");
-	assert_true(cl_reply_reset(r));
-	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "s1");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
-	r = cl_exec_ok(a, "echo", NULL, "s2");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	assert_true(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s2"));
 	assert_int_equal(arb_stop(a), 0);
 }
 
