@@ -531,6 +531,23 @@ test_disabled_old_bridge_failure_keeps_waiting(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Reloads a to mode single and waits for bridge/worker (not old_pid, if
+ * given) ready: then session s1's next reply, and only that one, carries
+ * session_reset, and s2's (ended, or never served) none. Stops a. */
+static void
+expect_reset_in_single(struct arb *a, json_int_t old_pid)
+{
+	json_decref(reload_to(a, M_SINGLE, 1));
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", old_pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_true(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s2"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A reload that replaces the workers takes their state with them: the
  * next reply in each session they held carries session_reset, once; a new
  * session's does not. */
@@ -539,18 +556,8 @@ test_rebuild_tells_session_reset(void **state)
 {
 	json_int_t pids[POOL_SIZE];
 	struct arb *a = start_mode(M_POOL, 1, pids);
-	json_t *r = cl_exec_ok(a, "echo", NULL, "s1");
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
-	json_decref(reload_to(a, M_SINGLE, 1));
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
-	assert_true(cl_echo_reset(a, "s1"));
 	assert_false(cl_echo_reset(a, "s1"));
-	assert_false(cl_echo_reset(a, "s2"));
-	assert_int_equal(arb_stop(a), 0);
+	expect_reset_in_single(a, 0);
 }
 
 /* A mode without workers in between does not lose the notice: after
@@ -571,15 +578,7 @@ test_reset_survives_disabled(void **state)
 	    "end_session", "session_id", "s2"));
 	assert_true(json_is_true(json_object_get(r, "ended")));
 	json_decref(r);
-	json_decref(reload_to(a, M_SINGLE, 1));
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pids[0],
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
-	assert_true(cl_echo_reset(a, "s1"));
-	assert_false(cl_echo_reset(a, "s1"));
-	assert_false(cl_echo_reset(a, "s2"));
-	assert_int_equal(arb_stop(a), 0);
+	expect_reset_in_single(a, pids[0]);
 }
 
 /* The stats op's counters go on across mode switches, as counters do
