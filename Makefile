@@ -51,7 +51,16 @@ LIBWORKER := $(BUILD)/libworker.a
 .PHONY: all test unit integration test-python run deps deps-check clean install bench bench-deps
 all: deps-check $(BINS)
 
-$(BUILD)/obj/%.o: %.c
+# Headers come from the packages: with -j, nothing compiles before the
+# package step has run (the full check for the goals that run things,
+# the quick one for a plain build).
+ifneq ($(filter test unit integration test-python run,$(MAKECMDGOALS)),)
+PKG_STEP := deps
+else
+PKG_STEP := deps-check
+endif
+
+$(BUILD)/obj/%.o: %.c | $(PKG_STEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -102,7 +111,7 @@ deps:
 	  else echo "missing packages; run: sudo apt-get install$$missing"; exit 1; fi; fi
 
 deps-check:
-	@test -f /usr/include/ev.h -a -f /usr/include/jansson.h -a -f /usr/include/libconfig.h \
+	@test -f /usr/include/ev.h -a -f /usr/include/jansson.h -a -f /usr/include/libconfig.h -a -f /usr/include/cmocka.h \
 	  || $(MAKE) --no-print-directory deps
 
 unit: deps $(BINS) $(UNIT_BIN)

@@ -34,7 +34,7 @@ FUZZ_MAIN_SRC  := $(patsubst %,tests/fuzz/fuzz_%.c,$(FUZZ_TARGETS))
 
 # ---- libFuzzer builds ------------------------------------------------------
 
-$(FUZZ_BUILD)/obj/%.o: %.c
+$(FUZZ_BUILD)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
