@@ -27,7 +27,9 @@ struct job {
 	char		*session;	/* NULL: no session */
 	int		 timeout_ms;	/* once a worker has it */
 	uint64_t	 seq;		/* arrival order */
-	ev_tstamp	 deadline;	/* of the wait for a worker */
+	ev_tstamp	 deadline;	/* of the wait for a worker: set when
+					 * it first waits (0 before), kept
+					 * when it moves on to wait again */
 	bool		 session_reset;	/* its session's worker was lost */
 	bool		 session_begun;	/* its session counts it as at a
 					 * worker (pool: sess_begin) */
@@ -41,6 +43,20 @@ struct job {
 	void		*arg;		/* the done callback's (a connection) */
 };
 TAILQ_HEAD(job_queue, job);
+
+/* Inserts j into head, a job_queue linked by field, behind the jobs that
+ * arrived before it: a job that comes back to wait (moved by a reload,
+ * sent back by a worker it could not have) keeps its place by arrival.
+ * Jobs mostly come in order, so the walk from the tail is short. */
+#define JOB_INSERT_BY_SEQ(head, j, field) do {				\
+	struct job *at_ = TAILQ_LAST((head), job_queue);		\
+	while (at_ && at_->seq > (j)->seq)				\
+		at_ = TAILQ_PREV(at_, job_queue, field);		\
+	if (at_)							\
+		TAILQ_INSERT_AFTER((head), at_, (j), field);		\
+	else								\
+		TAILQ_INSERT_HEAD((head), (j), field);			\
+} while (0)
 
 /* Counters of the stats op (SPEC 6), kept by the routing layer. */
 struct route_stats {

@@ -368,7 +368,7 @@ enqueue(struct pool *p, struct job *job, struct pworker *target)
 		return;
 	}
 	job->target = target;
-	TAILQ_INSERT_TAIL(target ? &target->waiting : &p->waiting, job, q);
+	JOB_INSERT_BY_SEQ(target ? &target->waiting : &p->waiting, job, q);
 	p->nany += target == NULL;
 	waitq_add(&p->wq, job);
 	if (!job->session_held && tracked(p, job)) {	/* (held: sent back) */
@@ -521,13 +521,7 @@ requeue_waiters(struct pool *p, struct pworker *pw)
 		TAILQ_REMOVE(&pw->waiting, j, q);
 		j->target = NULL;
 		p->nany++;
-		struct job *at = TAILQ_LAST(&p->waiting, job_queue);
-		while (at && at->seq > j->seq)
-			at = TAILQ_PREV(at, job_queue, q);
-		if (at)
-			TAILQ_INSERT_AFTER(&p->waiting, at, j, q);
-		else
-			TAILQ_INSERT_HEAD(&p->waiting, j, q);
+		JOB_INSERT_BY_SEQ(&p->waiting, j, q);
 	}
 	return any;
 }

@@ -70,11 +70,17 @@ waitq_full(const struct waitq *q)
 	return q->n >= q->max;
 }
 
+/* A job that waited before (in a subtree a reload replaced, or for a
+ * worker it could not have) keeps the deadline it got then, as a
+ * waitq_configure would clamp it: the wait is one from its arrival. By
+ * arrival order the queue stays in deadline order. */
 void
 waitq_add(struct waitq *q, struct job *j)
 {
-	j->deadline = ev_now(LOOP) + q->timeout_s;
-	TAILQ_INSERT_TAIL(&q->all, j, all);
+	ev_tstamp limit = ev_now(LOOP) + q->timeout_s;
+	if (j->deadline == 0 || j->deadline > limit)
+		j->deadline = limit;
+	JOB_INSERT_BY_SEQ(&q->all, j, all);
 	q->n++;
 	lazytimer_by(&q->timer, j->deadline);
 }

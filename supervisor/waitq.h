@@ -1,7 +1,9 @@
 /* waitq: jobs waiting for a worker, in arrival order, each with the same
- * wait bound: so the head always has the earliest deadline and one timer
- * (a lazytimer) serves them all. The owner may keep jobs in queues of its
- * own too (the job's q link); this queue uses the job's all link. */
+ * wait bound counted from when it first waited (a job moved on from
+ * another waitq keeps its deadline and its place by arrival): so the head
+ * always has the earliest deadline and one timer (a lazytimer) serves
+ * them all. The owner may keep jobs in queues of its own too (the job's
+ * q link); this queue uses the job's all link. */
 #ifndef ARBOR_WAITQ_H
 #define ARBOR_WAITQ_H
 #include <ev.h>

@@ -1219,6 +1219,137 @@ test_grow_back_while_leaving(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- a waiting request moved to a new subtree ---- */
+
+#define MOVED_CHECKOUT_MS	6000	/* pool.checkout_timeout_ms */
+#define MOVED_AFTER_MS		3000	/* how long it waits before the move */
+
+/* A pool of one (mode pool) or mode single, every request waiting up to
+ * MOVED_CHECKOUT_MS; stuck: its workers never answer their init ping, so
+ * the requests moved to it wait there until their deadline (and another
+ * worker.max_frame_bytes: a pool to a pool is a new subtree too). */
+static char *
+conf_moved(enum mode m, bool stuck)
+{
+	return xasprintf(
+	    "bridge = { pooling_enabled = %s; adapter = \"bridge_mock\"; };\n"
+	    "worker = { init_timeout_ms = 60000; shutdown_timeout_ms = 1000;"
+	    " max_frame_bytes = %d;"
+	    " env = { MOCK_WORKER_NO_INIT = \"%s\"; }; };\n"
+	    "pool = { size = 1; max_overflow = 0; checkout_timeout_ms = %d; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n",
+	    m == M_POOL ? "true" : "false", stuck ? 1 << 20 : 1 << 24,
+	    stuck ? "1" : "0",
+	    MOVED_CHECKOUT_MS);
+}
+
+/* The next reply on c, which must be the pool_timeout of id; how long
+ * after since (arb_now_ms) it came. */
+static long long
+expect_pool_timeout(struct cl_conn *c, json_int_t id, long long since)
+{
+	json_t *r = cl_recv(c, 3 * MOVED_CHECKOUT_MS);
+	char *s = cl_describe(r);
+	if (r == NULL || cl_reply_id(r) != id || arb_reply_ok(r) ||
+	    strcmp(arb_reply_code(r), "pool_timeout") != 0)
+		fail_msg("expected pool_timeout for request %lld: %s",
+		    (long long)id, s);
+	free(s);
+	json_decref(r);
+	return arb_now_ms() - since;
+}
+
+/* A request waiting for the one busy worker of a pool is moved to the
+ * subtree of mode to by a reload, where no worker becomes ready: it gets
+ * pool_timeout at the deadline it got when it began to wait, not
+ * checkout_timeout_ms after the move, and before a request that came to
+ * the new subtree after the move. */
+static void
+moved_waiter_keeps_deadline(enum mode to)
+{
+	char *body = conf_moved(M_POOL, false);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 30000), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0));
+	long long sent = arb_now_ms();
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	arb_sleep_ms((int)(sent + MOVED_AFTER_MS - arb_now_ms()));
+	body = conf_moved(to, true);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	long long moved = arb_now_ms();
+	assert_true(moved - sent < MOVED_CHECKOUT_MS);	/* else proves nothing */
+	json_decref(r);
+	json_t *later = cl_exec_req(3, "echo", NULL, NULL, 0);
+	cl_send(c, later);
+	json_decref(later);
+	long long waited = expect_pool_timeout(c, 2, sent);
+	if (waited >= MOVED_CHECKOUT_MS + (moved - sent) - 500)
+		fail_msg("the moved request waited %lld ms: its wait started "
+		    "over at the move (%lld ms after it came)", waited,
+		    moved - sent);
+	assert_true(waited >= MOVED_CHECKOUT_MS - 100);
+	assert_true(expect_pool_timeout(c, 3, moved) >= MOVED_CHECKOUT_MS - 100);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A waiting request moved to a new subtree keeps its own timeout_ms
+ * there: a sleep longer than it fails with timeout on the new worker,
+ * while the one the old worker held still finishes ok. */
+static void
+test_moved_waiter_keeps_timeout(void **state)
+{
+	char *body = conf_moved(M_POOL, false);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 2000), NULL, 0),
+	    cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 5000), NULL, 1000));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	body = conf_moved(M_SINGLE, false);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+	for (int k = 0; k < 2; k++) {
+		json_t *r = cl_recv(c, ARB_EVENT_MS);
+		char *s = cl_describe(r);
+		json_int_t id = cl_reply_id(r);
+		if (id == 1 ? !arb_reply_ok(r) : id != 2 || arb_reply_ok(r) ||
+		    strcmp(arb_reply_code(r), "timeout") != 0)
+			fail_msg("expected request 1 ok, request 2 timeout "
+			    "(moved with its timeout_ms): %s", s);
+		free(s);
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_moved_waiter_keeps_deadline_single(void **state)
+{
+	moved_waiter_keeps_deadline(M_SINGLE);
+}
+
+static void
+test_moved_waiter_keeps_deadline_pool(void **state)
+{
+	moved_waiter_keeps_deadline(M_POOL);
+}
+
 /* ---- settings read by running workers ---- */
 
 /* A single-mode config with worker.health_interval_ms = interval_ms. */
@@ -1411,6 +1542,12 @@ main(void)
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
 		cmocka_unit_test_teardown(test_leaving_worker_not_started, teardown),
+		cmocka_unit_test_teardown(test_moved_waiter_keeps_deadline_single,
+		    teardown),
+		cmocka_unit_test_teardown(test_moved_waiter_keeps_deadline_pool,
+		    teardown),
+		cmocka_unit_test_teardown(test_moved_waiter_keeps_timeout,
+		    teardown),
 		cmocka_unit_test_teardown(test_grow_back_while_leaving, teardown),
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
 		    teardown),

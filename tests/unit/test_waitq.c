@@ -331,6 +331,37 @@ test_expiry_again(void **state)
 	assert_string_equal(fx->codes[1], "pool_timeout");
 }
 
+/* A job that waited before (taken out of one waitq, as a reload moves it
+ * to a new subtree) keeps its deadline in the next, clamped to that
+ * one's timeout, and its place by arrival ahead of a job that came after
+ * it but was added first. */
+static void
+test_moved_job_keeps_deadline(void **state)
+{
+	struct fx *fx = fx_new(60000, 16);
+	*state = fx;
+	struct waitq old;
+	waitq_init(&old, 60000, 16, on_expired, fx);
+	struct job *a = mkjob(fx, 0), *b;
+	waitq_add(&old, a);
+	ev_tstamp first = a->deadline;
+	evwait_for(0.05);
+	ev_now_update(LOOP);
+	waitq_add(&fx->q, b = mkjob(fx, 1));
+	waitq_remove(&old, a);
+	waitq_release(&old);
+	waitq_add(&fx->q, a);
+	assert_true(a->deadline == first);
+	assert_ptr_equal(waitq_first(&fx->q), a);
+	assert_ptr_equal(TAILQ_NEXT(a, all), b);
+
+	waitq_remove(&fx->q, a);	/* into a queue of a shorter wait */
+	waitq_configure(&fx->q, 100, 16);
+	waitq_add(&fx->q, a);
+	assert_true(a->deadline <= ev_now(LOOP) + 0.1);
+	assert_ptr_equal(waitq_first(&fx->q), a);
+}
+
 /* A job taken off the queue before its deadline never expires. */
 static void
 test_removed_does_not_expire(void **state)
@@ -518,6 +549,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_removed_does_not_expire,
 		    setup_short, teardown),
+		cmocka_unit_test_teardown(test_moved_job_keeps_deadline,
+		    teardown),
 		cmocka_unit_test_teardown(test_remove_head_keeps_the_next_deadline,
 		    teardown),
 		cmocka_unit_test_teardown(test_earlier_deadline_moves_the_timer,
