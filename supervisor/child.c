@@ -1099,9 +1099,13 @@ void child_set_owner_data(struct child *c, void *d) { c->owner_data = d; }
 void *child_udata(const struct child *c) { return c->udata; }
 void child_set_udata(struct child *c, void *d) { c->udata = d; }
 
+/* A child killed (child_kill: a missed deadline, a protocol failure) is
+ * stopping until its exit is reaped: it takes no request meanwhile. */
 enum child_state
 child_state(const struct child *c)
 {
+	if (c->failed && c->pid > 0)
+		return CS_STOPPING;
 	if (c->state == CS_READY && c->nuser > 0)
 		return CS_BUSY;
 	return c->state;

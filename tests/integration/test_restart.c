@@ -223,6 +223,46 @@ test_restart_one_worker(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The op's reply and, pipelined behind it on the same connection, the
+ * status of the worker it names: from the op on the worker is stopping
+ * until its process is gone (SPEC 4), never ready. */
+static void
+expect_stopping_behind(struct arb *a, const char *op, const char *name)
+{
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[{s:i,s:s,s:s},{s:i,s:s,s:s}]",
+	    "id", 1, "op", op, "name", name,
+	    "id", 2, "op", "status", "name", name);
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	for (int k = 0; k < 2; k++) {
+		json_t *r = cl_recv_ok(c, ARB_REPLY_MS, op);
+		const char *st = arb_node_str(json_object_get(r, "tree"),
+		    "state");
+		if (cl_reply_id(r) == 2 && (st == NULL ||
+		    strcmp(st, "stopping") != 0))
+			fail_msg("%s %s, then status: %s", op, name,
+			    st ? st : "(no state)");
+		json_decref(r);
+	}
+	cl_close(c);
+}
+
+/* restart and stop of a worker: the status asked right behind the op
+ * shows it stopping. */
+static void
+test_stopping_right_after_op(void **state)
+{
+	struct arb *a = start_pool();
+	expect_stopping_behind(a, "restart", "pool/worker.1");
+	expect_stopping_behind(a, "stop", "pool/worker.2");
+	json_decref(arb_wait_node(a, "pool/worker.2", "stopped", 0,
+	    ARB_EVENT_MS));
+	json_decref(arb_wait_node(a, "pool/worker.1", "ready", 0,
+	    ARB_EVENT_MS));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A worker's restart asked while its pool is restarting is done by the
  * pool's own restart: a later crash of that worker is still a crash,
  * restarted after its delay (backoff) and counted against the pool's
@@ -551,6 +591,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_unknown_name, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_pool_subtree, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_one_worker, arb_teardown),
+		cmocka_unit_test_teardown(test_stopping_right_after_op,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_worker_restart_within_pool_restart,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_init_timeout_kills_worker, arb_teardown),

@@ -533,6 +533,46 @@ test_timeout_no_idle(void **state)
 		    msg_code_name(fx->r[1].err));
 }
 
+/* The state the child showed when its request's reply came. */
+static enum child_state state_at_reply;
+
+static void
+on_reply_state(void *arg, const struct child_reply *reply, enum msg_code err,
+    const char *why)
+{
+	struct fx *fx = arg;
+	state_at_reply = child_state(fx->c);
+	on_reply(&fx->r[0], reply, err, why);
+}
+
+/* A child being killed shows stopping from the kill until its exit (SPEC
+ * 4 states), never ready: killed for a missed deadline (as its request's
+ * reply comes) or by child_kill itself; and it takes no request. */
+static void
+test_killed_is_stopping(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	state_at_reply = CS_READY;
+	assert_int_equal(child_request(fx->c, "sleep", "{\"ms\":2000}", 11, NULL,
+	    100, on_reply_state, fx), 0);
+	wait_reply(fx, 0);
+	assert_int_equal(fx->r[0].err, ERR_TIMEOUT);
+	if (state_at_reply != CS_STOPPING)
+		fail_msg("killed for its deadline, the child showed %s",
+		    child_state_name(state_at_reply));
+	wait_exit(fx);
+
+	fx->nexited = 0;
+	spawn_ready(fx);
+	child_kill(fx->c, "test");
+	assert_int_equal(child_state(fx->c), CS_STOPPING);
+	assert_false(child_accepts(fx->c));
+	assert_int_equal(child_request(fx->c, "echo", NULL, 0, NULL, 0,
+	    on_reply, &fx->r[1]), -1);
+	wait_exit(fx);
+}
+
 /* A worker that crashed while busy: no idle event before exited. */
 static void
 test_crash_no_idle(void **state)
@@ -1344,6 +1384,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_crash_signal, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_no_idle, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_killed_is_stopping, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_no_idle, setup,
 		    teardown),
