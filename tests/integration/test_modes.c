@@ -165,6 +165,25 @@ test_default_environment(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* restart root without a subtree (modes disabled and mock): like OTP's
+ * restart of a supervisor with no children, it succeeds and starts
+ * nothing; the root runs on, still without children or processes. */
+static void
+assert_root_restart_empty(struct arb *a)
+{
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "root"));
+	assert_string_equal(arb_node_str(r, "restarted"), "root");
+	json_decref(r);
+	json_t *tree = arb_status(a, NULL);
+	assert_non_null(tree);
+	assert_string_equal(arb_node_str(tree, "state"), "running");
+	assert_int_equal(arb_node_int(tree, "restarts"), 0);
+	assert_int_equal(arb_node_nchildren(tree), 0);
+	json_decref(tree);
+	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
+}
+
 static void
 test_disabled_has_no_children(void **state)
 {
@@ -185,6 +204,7 @@ test_disabled_has_no_children(void **state)
 	r = arb_call_err(a, json_pack("{s:s, s:s}", "op", "execute",
 	    "command", "ping"), "bridge_disabled");
 	json_decref(r);
+	assert_root_restart_empty(a);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -227,6 +247,7 @@ test_test_mode_mock_adapter(void **state)
 	assert_int_equal(arb_node_int(r, "expected"), 0);
 	json_decref(r);
 	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
+	assert_root_restart_empty(a);
 	assert_int_equal(arb_stop(a), 0);
 }
 

@@ -203,6 +203,30 @@ test_restart_pool_subtree(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* restart root restarts the root's subtree (the root itself runs on):
+ * the pool is restarted by its parent (restarts + 1) with new workers. */
+static void
+test_restart_root_restarts_subtree(void **state)
+{
+	struct arb *a = start_pool();
+	json_t *pool = node_now(a, "pool");
+	struct pool_restarted w = { arb_node_int(pool, "restarts") + 1,
+	    { 0, 0 } };
+	assert_int_equal(arb_worker_pids(pool, w.old, 2), 2);
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
+	    "name", "root"));
+	assert_string_equal(arb_node_str(r, "restarted"), "root");
+	json_decref(r);
+	json_t *tree = arb_wait_for(a, pool_restarted, &w, ARB_EVENT_MS,
+	    "pool restarted by restart root");
+	assert_non_null(tree);
+	assert_string_equal(arb_node_str(tree, "state"), "running");
+	assert_int_equal(arb_node_int(tree, "restarts"), 0);
+	json_decref(tree);
+	json_decref(pool);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_restart_one_worker(void **state)
 {
@@ -590,6 +614,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_holds_until_start, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_unknown_name, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_pool_subtree, arb_teardown),
+		cmocka_unit_test_teardown(test_restart_root_restarts_subtree,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_restart_one_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_stopping_right_after_op,
 		    arb_teardown),
