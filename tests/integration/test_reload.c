@@ -856,6 +856,35 @@ test_disabled_and_back_keeps_accepted(void **state)
 	assert_int_equal(arb_stop(q.a), 0);
 }
 
+/* After a reload to mode disabled the old pool, finishing what it
+ * accepted, is out of the tree: stop and start on one of its workers
+ * answer not_found (no name to act on), and its requests still finish
+ * ok on it, untouched by either op. */
+static void
+test_disabled_old_worker_not_found(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 1, pids);
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	json_decref(reload_to(a, M_DISABLED, 1));
+	static const char *const ops[] = { "stop", "start", "restart" };
+	for (size_t i = 0; i < 3; i++) {
+		json_t *r = arb_call_err(a, json_pack("{s:s, s:s}", "op",
+		    ops[i], "name", "pool/worker.1"), "not_found");
+		json_decref(r);
+	}
+	cl_expect_ok_in_order(c, 1, 2, ARB_REPLY_MS);
+	cl_close(c);
+	assert_gone(pids, 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* The root gives up at once when its pool fails; the pool fails at its
  * worker's first crash. */
 static const char SINGLE_ROOT_FRAGILE_CONF[] =
@@ -1517,6 +1546,8 @@ main(void)
 		cmocka_unit_test_teardown(test_sighup_single_to_pool, teardown),
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
+		cmocka_unit_test_teardown(test_disabled_old_worker_not_found,
+		    teardown),
 		cmocka_unit_test_teardown(test_disabled_old_worker_crash_keeps_waiting,
 		    teardown),
 		cmocka_unit_test_teardown(
