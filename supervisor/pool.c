@@ -567,11 +567,19 @@ on_down(struct sup *s, struct child *c, void *arg)
 }
 
 /* A worker stopped with stop NAME (or retired) stays down until started:
- * a lazy one never started is no longer one to start on demand. */
+ * a lazy one never started is no longer one to start on demand. An
+ * overflow worker with no process (in backoff) is gone for good now:
+ * removed outside the callback, as on_down does for one that exits. */
 static void
 on_stopped_child(struct sup *s, struct child *c, void *arg)
 {
-	set_lazy(child_udata(c), false);
+	struct pworker *pw = child_udata(c);
+	set_lazy(pw, false);
+	if (pw->overflow && !child_alive(c)) {
+		ev_timer_stop(LOOP, &pw->t_idle);
+		ev_timer_set(&pw->t_idle, 0., 0.);
+		ev_timer_start(LOOP, &pw->t_idle);
+	}
 }
 
 static void

@@ -320,6 +320,38 @@ test_overflow_crash_restarted(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* An overflow worker stopped with `stop` while it waits out its restart
+ * delay (backoff, no process) is gone for good like one stopped while it
+ * runs: it leaves the tree at once and frees its place among
+ * max_overflow, so the next request that has to wait gets a new one. */
+static void
+test_overflow_stopped_in_backoff_removed(void **state)
+{
+	struct arb *a = start_pool(1, "max_overflow = 1; "
+	    "overflow_idle_ms = 60000; checkout_timeout_ms = 15000;",
+	    "restart_delay_ms = 30000; max_restart_delay_ms = 30000;");
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 6000), NULL, "busy", 1);
+	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
+	    NULL, "worker_crashed"));
+	json_t *node = arb_wait_node(a, "pool/overflow.1", "backoff", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop",
+	    "name", "pool/overflow.1")));
+	assert_true(cl_wait_stat(a, "overflow", 0, 0, ARB_EVENT_MS));
+	json_t *pool = arb_status(a, "pool");
+	assert_int_equal(arb_node_nchildren(pool), 1);
+	json_decref(pool);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 sleeps */
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	json_decref(cl_recv_ok(c, ARB_REPLY_MS, "the held request"));
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -333,6 +365,7 @@ main(void)
 		cmocka_unit_test_teardown(test_busy_worker_not_pinged, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_counts, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_crash_restarted, arb_teardown),
+		cmocka_unit_test_teardown(test_overflow_stopped_in_backoff_removed, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
