@@ -156,6 +156,44 @@ test_backoff_doubles_to_max(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A worker that ran at least 10 s restarts at once and starts the
+ * doubling over: its next quick death waits restart_delay_ms again. */
+static void
+test_backoff_reset_after_long_run(void **state)
+{
+	struct arb *a = start_pool(1, "max_overflow = 0;",
+	    "restart_delay_ms = 300; max_restart_delay_ms = 5000;");
+	json_int_t pid = crash_w1(a, json_pack("{s:i}", "code", 3));
+	expect_restarted(a, pid, 1);
+	pid = crash_w1(a, json_pack("{s:i}", "code", 3));
+	expect_restarted(a, pid, 2);
+	assert_int_equal(arb_log_count_lines(a, W1, "restarting in 600 ms",
+	    NULL), 1);
+	arb_sleep_ms(10500);	/* the run to be long, not a wait for events */
+	pid = crash_w1(a, json_pack("{s:i}", "code", 3));
+	expect_restarted(a, pid, 3);
+	assert_int_equal(arb_log_count_lines(a, W1, "restarting in", NULL), 2);
+	pid = crash_w1(a, json_pack("{s:i}", "code", 3));
+	expect_restarted(a, pid, 4);
+	assert_int_equal(arb_log_count_lines(a, W1, "restarting in 300 ms",
+	    NULL), 2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* max_restart_delay_ms = 0: never wait, whatever restart_delay_ms says. */
+static void
+test_backoff_max_zero_never_waits(void **state)
+{
+	struct arb *a = start_pool(1, "max_overflow = 0;",
+	    "restart_delay_ms = 5000; max_restart_delay_ms = 0;");
+	for (int i = 0; i < 3; i++) {
+		json_int_t pid = crash_w1(a, json_pack("{s:i}", "code", 3));
+		expect_restarted(a, pid, i + 1);
+	}
+	assert_false(arb_log_contains(a, "restarting in"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A long restart delay shows as state backoff, without a pid. */
 static void
 test_backoff_state_shown(void **state)
@@ -359,6 +397,8 @@ main(void)
 		cmocka_unit_test_teardown(test_signal_restarts_permanent_and_transient, arb_teardown),
 		cmocka_unit_test_teardown(test_left_down_states, arb_teardown),
 		cmocka_unit_test_teardown(test_backoff_doubles_to_max, arb_teardown),
+		cmocka_unit_test_teardown(test_backoff_reset_after_long_run, arb_teardown),
+		cmocka_unit_test_teardown(test_backoff_max_zero_never_waits, arb_teardown),
 		cmocka_unit_test_teardown(test_backoff_state_shown, arb_teardown),
 		cmocka_unit_test_teardown(test_recycling_not_counted_as_crash, arb_teardown),
 		cmocka_unit_test_teardown(test_recycling_counts_requests_only, arb_teardown),
