@@ -431,8 +431,10 @@ start_overflow(struct pool *p)
 
 /* A job had to wait: start a lazy worker, or an overflow one, unless
  * enough workers are already on their way for the jobs any worker may
- * take (those waiting for one busy worker, strict, have theirs). True if
- * one was started. */
+ * take (those waiting for one busy worker, strict, have theirs). A job
+ * refused because none may wait (max_waiting reached, none waiting for
+ * any worker) counts as one: with max_waiting = 0 a lazy pool would
+ * otherwise never start. True if one was started. */
 static bool
 grow(struct pool *p)
 {
@@ -440,7 +442,7 @@ grow(struct pool *p)
 		return false;	/* nothing to grow: no scan on the hot path */
 	int starting;
 	struct pworker *lazy = grow_candidate(p, &starting);
-	if ((size_t)starting >= p->nany)
+	if ((size_t)starting >= (p->nany ? p->nany : 1))
 		return false;
 	if (lazy) {
 		set_lazy(lazy, false);

@@ -390,6 +390,38 @@ test_overflow_stopped_in_backoff_removed(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* max_waiting = 0: no request waits, so one that finds no idle worker is
+ * refused (overloaded) at once; but it is demand all the same, as for one
+ * that waits: a lazy worker or an overflow worker is started for it, and
+ * the requests after it are served (a lazy pool does not stay down). */
+static void
+test_no_waiting_still_grows(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 1; lazy = true; max_waiting = 0; max_overflow = 1; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "overloaded"));
+	json_t *node = arb_wait_node(a, W1, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), W1);
+	json_decref(r);
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "overloaded"));
+	node = arb_wait_node(a, "pool/overflow.1", "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 still sleeps */
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	json_decref(cl_recv_ok(c, ARB_REPLY_MS, "the held request"));
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -406,6 +438,7 @@ main(void)
 		cmocka_unit_test_teardown(test_overflow_counts, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_crash_restarted, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_stopped_in_backoff_removed, arb_teardown),
+		cmocka_unit_test_teardown(test_no_waiting_still_grows, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
