@@ -572,11 +572,25 @@ arb_new(const char *config_body)
 void
 arb_spawn(struct arb *a, const char *env, const char *const *extra_env)
 {
+	arb_spawn_flag(a, env, NULL, extra_env);
+}
+
+void
+arb_spawn_flag(struct arb *a, const char *env, const char *flag,
+    const char *const *extra_env)
+{
 	if (a->pid > 0 && !a->reaped)
 		fail_msg("arb_spawn: arbord pid %d still runs", (int)a->pid);
 	a->reaped = false;
 	char *bin = arb_bin_path("arbord");
-	const char *argv[] = { bin, "-c", a->conf, env ? "-e" : NULL, env, NULL };
+	const char *argv[7] = { bin, "-c", a->conf };
+	size_t n = 3;
+	if (flag != NULL)
+		argv[n++] = flag;
+	if (env != NULL) {
+		argv[n++] = "-e";
+		argv[n++] = env;
+	}
 	int log = open(a->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (log < 0)
 		fail_msg("cannot open %s: %s", a->log, strerror(errno));

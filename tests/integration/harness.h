@@ -48,6 +48,9 @@ struct arb *arb_new(const char *config_body);
  * TEST_MODE are removed from the inherited environment first. Once an
  * arbord has exited (arb_wait_exit), the same arb may be spawned again. */
 void	arb_spawn(struct arb *, const char *env, const char *const *extra_env);
+/* arb_spawn with one more option (flag may be NULL): "-v", "-q". */
+void	arb_spawn_flag(struct arb *, const char *env, const char *flag,
+	    const char *const *extra_env);
 /* Polls until the socket answers ping: 0, or -1 on timeout or if arbord
  * exited. */
 int	arb_wait_ready(struct arb *, int timeout_ms);

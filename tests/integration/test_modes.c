@@ -484,6 +484,77 @@ test_usage_exits_64(void **state)
 	assert_int_equal(code, 64);
 }
 
+/* --version and -h print on stdout and exit 0; an operand or an option
+ * without its argument is a usage error (64). */
+static void
+test_version_help_usage(void **state)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	char *bin = arb_bin_path("arbord");
+	const char *version[] = { bin, "--version", NULL };
+	assert_int_equal(arb_run(version, NULL, out, OUT_MAX, err, OUT_MAX), 0);
+	assert_memory_equal(out, "arbord ", 7);
+	const char *help[] = { bin, "-h", NULL };
+	assert_int_equal(arb_run(help, NULL, out, OUT_MAX, err, OUT_MAX), 0);
+	assert_non_null(strstr(out, "usage: arbord"));
+	const char *noarg[] = { bin, "-c", NULL };
+	assert_int_equal(arb_run(noarg, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	assert_non_null(strstr(err, "usage: arbord"));
+	const char *operand[] = { bin, "-t", "-c", "/dev/null", "extra", NULL };
+	assert_int_equal(arb_run(operand, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	free(bin);
+}
+
+/* A crash, then the restarted worker's "ready" line: the log then holds
+ * every record the restart makes. */
+static void
+crash_and_wait(struct arb *a)
+{
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	json_t *r = arb_call(a, json_pack("{s:s, s:s, s:{s:i}}", "op",
+	    "execute", "command", "crash", "args", "code", 3));
+	json_decref(r);
+	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+}
+
+/* -v logs at debug whatever log.level says; -q only warnings and errors. */
+static void
+test_verbosity(void **state)
+{
+	static const char conf[] =
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "log = { level = \"error\"; };\n"
+	    "environments = { dev = { }; };\n";
+	struct arb *a = arb_new(conf);
+	arb_spawn_flag(a, "dev", "-v", NULL);
+	assert_int_equal(arb_wait_ready(a, ARB_START_MS), 0);
+	crash_and_wait(a);
+	assert_true(arb_log_has_line(a, "debug", "spawned pid", NULL));
+	assert_true(arb_log_has_line(a, "info", "bridge/worker", "ready",
+	    NULL));
+	assert_int_equal(arb_stop(a), 0);
+
+	a = arb_new("bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "log = { level = \"debug\"; };\n"
+	    "environments = { dev = { }; };\n");
+	arb_spawn_flag(a, "dev", "-q", NULL);
+	assert_int_equal(arb_wait_ready(a, ARB_START_MS), 0);
+	crash_and_wait(a);
+	/* The crash is a warning; the spawn and the ready lines are not. */
+	assert_true(arb_log_has_line(a, "warn", "bridge/worker", NULL));
+	assert_false(arb_log_contains(a, " info "));
+	assert_false(arb_log_contains(a, " debug "));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- arborctl status ---- */
 
 static void
@@ -551,6 +622,8 @@ main(void)
 		cmocka_unit_test_teardown(test_bad_config_exits_78, arb_teardown),
 		cmocka_unit_test_teardown(test_daemon_bad_config_exits_78, arb_teardown),
 		cmocka_unit_test_teardown(test_usage_exits_64, arb_teardown),
+		cmocka_unit_test_teardown(test_version_help_usage, arb_teardown),
+		cmocka_unit_test_teardown(test_verbosity, arb_teardown),
 		cmocka_unit_test_teardown(test_arborctl_status, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
