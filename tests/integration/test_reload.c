@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto/xmalloc.h"
 
@@ -1533,6 +1534,172 @@ test_affinity_change_keeps_ttl(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- what a reload reports and applies at once ---- */
+
+/* The reload reply's changed keys are exactly want (in any order). */
+static void
+assert_changed(const json_t *r, const char *const *want)
+{
+	size_t n = 0;
+	char *s = cl_describe(r);
+	for (; want[n] != NULL; n++)
+		if (!changed_has(r, want[n]))
+			fail_msg("reload: %s not among the changed keys: %s",
+			    want[n], s);
+	if (json_array_size(json_object_get(r, "changed")) != n)
+		fail_msg("reload: expected %zu changed keys: %s", n, s);
+	free(s);
+}
+
+/* Writes body as arbor.conf, reloads, and checks the changed keys. */
+static void
+reload_expect(struct arb *a, const char *body, const char *const *want)
+{
+	write_conf(a, body);
+	json_t *r = arb_op_ok(a, "reload");
+	assert_changed(r, want);
+	json_decref(r);
+}
+
+#define SINGLE_MOCK \
+	"bridge = { adapter = \"bridge_mock\"; };\n" \
+	"control = { socket = \"arbor.sock\"; };\n"
+
+/* Nested keys and lists are named by their dotted key, and only the keys
+ * that changed (an environment's overlay included); worker.env applies to
+ * later workers, so the running one is kept. */
+static void
+test_reload_changed_keys(void **state)
+{
+	struct arb *a = arb_start(SINGLE_MOCK
+	    "worker = { env = { A = \"1\"; }; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	reload_expect(a, SINGLE_MOCK "worker = { env = { A = \"2\"; }; };\n"
+	    "environments = { dev = { }; };\n",
+	    (const char *const[]){ "worker.env", NULL });
+	reload_expect(a, SINGLE_MOCK "worker = { env = { A = \"2\"; }; };\n"
+	    "environments = { dev = { worker = { env = { B = \"3\"; };"
+	    " max_inflight = 3; }; pool = { size = 5; }; }; };\n",
+	    (const char *const[]){ "worker.env", "worker.max_inflight",
+	    "pool.size", NULL });
+	node = arb_status(a, "bridge/worker");
+	assert_non_null(node);
+	assert_int_equal(arb_node_pid(node), pid);
+	json_decref(node);
+	reload_expect(a, SINGLE_MOCK "worker = { env = { A = \"2\"; };"
+	    " command = [ \"./w\", \"x\" ]; };\n"
+	    "environments = { dev = { worker = { env = { B = \"3\"; };"
+	    " max_inflight = 3; }; pool = { size = 5; }; }; };\n",
+	    (const char *const[]){ "worker.command", NULL });
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Crashes bridge/worker and waits for its successor to be ready. */
+static void
+restart_worker(struct arb *a)
+{
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	json_decref(arb_call(a, json_pack("{s:s, s:s, s:{s:i}}", "op",
+	    "execute", "command", "crash", "args", "code", 3)));
+	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+}
+
+/* The lines of the log after its first skip bytes (caller frees). */
+static char *
+log_after(struct arb *a, size_t skip)
+{
+	char *log = arb_log(a);
+	char *tail = xstrdup(strlen(log) > skip ? log + skip : "");
+	free(log);
+	return tail;
+}
+
+static size_t
+log_size(struct arb *a)
+{
+	char *log = arb_log(a);
+	size_t n = strlen(log);
+	free(log);
+	return n;
+}
+
+/* log.level and log.format apply from the reload on. */
+static void
+test_reload_log_settings(void **state)
+{
+	struct arb *a = arb_start(SINGLE_MOCK
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	reload_expect(a, SINGLE_MOCK "worker = { restart_delay_ms = 0; };\n"
+	    "log = { level = \"debug\"; format = \"json\"; };\n"
+	    "environments = { dev = { }; };\n",
+	    (const char *const[]){ "log.level", "log.format", NULL });
+	size_t mark = log_size(a);
+	restart_worker(a);
+	char *tail = log_after(a, mark);
+	bool debug = false;
+	for (char *line = strtok(tail, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *j = json_loads(line, 0, NULL);
+		if (j == NULL)
+			fail_msg("a log line after the reload to json: %s", line);
+		debug |= strcmp(arb_node_str(j, "level"), "debug") == 0;
+		json_decref(j);
+	}
+	free(tail);
+	assert_true(debug);
+
+	reload_expect(a, SINGLE_MOCK "worker = { restart_delay_ms = 0; };\n"
+	    "log = { level = \"warn\"; format = \"text\"; };\n"
+	    "environments = { dev = { }; };\n",
+	    (const char *const[]){ "log.level", "log.format", NULL });
+	mark = log_size(a);
+	restart_worker(a);
+	tail = log_after(a, mark);
+	assert_non_null(strstr(tail, " warn  bridge/worker: "));
+	assert_null(strstr(tail, " info "));
+	assert_null(strstr(tail, " debug "));
+	assert_null(strchr(tail, '{'));
+	free(tail);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* control.socket changes only at a restart (README): the running socket
+ * keeps answering, none is made at the new path, and the one in use is
+ * removed at exit. */
+static void
+test_reload_control_socket(void **state)
+{
+	struct arb *a = arb_start(SINGLE_MOCK
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	reload_expect(a, "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "control = { socket = \"other.sock\"; };\n"
+	    "environments = { dev = { }; };\n",
+	    (const char *const[]){ "control.socket", NULL });
+	assert_true(arb_log_has_line(a, "warn", "control.socket", NULL));
+	json_decref(arb_op_ok(a, "ping"));
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+	char *other = xasprintf("%s/other.sock", arb_dir(a));
+	assert_int_equal(access(other, F_OK), -1);
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
+	assert_int_equal(access(arb_socket_path(a), F_OK), -1);
+	assert_int_equal(access(other, F_OK), -1);
+	free(other);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -1584,6 +1751,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
 		    teardown),
+		cmocka_unit_test_teardown(test_reload_changed_keys, teardown),
+		cmocka_unit_test_teardown(test_reload_log_settings, teardown),
+		cmocka_unit_test_teardown(test_reload_control_socket, teardown),
 		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
 		    teardown),
 	};
