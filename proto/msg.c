@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "proto/jraw.h"
 #include "proto/xmalloc.h"
 
 static const char *const code_names[ERR__COUNT] = {
@@ -41,6 +43,26 @@ msg_worker_request(json_int_t id, const char *command, json_t *args,
 	return j;
 }
 
+/* text with each byte that starts no valid UTF-8 sequence replaced by
+ * U+FFFD, as a JSON string: a message naming what it was given (a config
+ * value in Latin-1, a text cut short) keeps the rest of what it says. */
+static json_t *
+string_replacing_invalid(const char *text)
+{
+	size_t n = strlen(text), k = 0;
+	char *out = xmalloc(3 * n + 1);
+	for (size_t i = 0; i < n;) {
+		size_t len = jraw_utf8_len(text + i, n - i);
+		memcpy(out + k, len > 0 ? text + i : "\xef\xbf\xbd",
+		    len > 0 ? len : 3);
+		k += len > 0 ? len : 3;
+		i += len > 0 ? len : 1;
+	}
+	json_t *s = json_stringn(out, k);
+	free(out);
+	return s;
+}
+
 /* A JSON string of the formatted text, whole: a fixed-size buffer would cut
  * long texts, possibly inside a UTF-8 sequence, which json_string refuses. */
 static json_t *vformat(const char *, va_list) __attribute__((format(printf, 1, 0)));
@@ -52,8 +74,10 @@ vformat(const char *fmt, va_list ap)
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = xstrdup("(message could not be formatted)");
 	json_t *s = json_string(text);
+	if (s == NULL)
+		s = string_replacing_invalid(text);
 	free(text);
-	return s ? s : json_string("(message is not valid UTF-8)");
+	return s;
 }
 
 static json_t *

@@ -1026,6 +1026,31 @@ test_reload_nul_byte(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A byte that is not UTF-8 in the file (a Latin-1 value): the reply still
+ * names file:line and the key (SPEC 6), the byte replaced. */
+static void
+test_reload_latin1_value(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 2, pids);
+	write_conf(a, "bridge = { pooling_enabled = true;"
+	    " adapter = \"bridge_mock\"; };\n"
+	    "log = { level = \"d\xe9" "bug\"; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n");
+	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
+	    "config_error");
+	char *where = xasprintf("%s:2: log.level: ", arb_conf_path(a));
+	const char *msg = cl_reply_message(r);
+	if (msg == NULL || strstr(msg, where) == NULL)
+		fail_msg("config_error should name %s: %s", where,
+		    msg ? msg : "(no message)");
+	json_decref(r);
+	free(where);
+	assert_unchanged(a, pids, 2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* ---- pool resize ---- */
 
 struct want_pool {
@@ -1737,6 +1762,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
+		cmocka_unit_test_teardown(test_reload_latin1_value, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),
 		cmocka_unit_test_teardown(test_leaving_worker_not_started, teardown),

@@ -180,6 +180,22 @@ test_long_messages_kept_whole(void **state)
 	(void)state;
 }
 
+/* Bytes that are not UTF-8 (a Latin-1 config file named in a config_error,
+ * a message cut inside a character) become U+FFFD; the rest is kept. */
+static void
+test_invalid_utf8_replaced(void **state)
+{
+	json_t *r = msg_error(NULL, ERR_CONFIG_ERROR, "%s:3: log.level: not "
+	    "\"%s\"", "/etc/a.conf", "d\xe9" "bug");
+	assert_string_equal(msg_str(json_object_get(r, "error"), "message"),
+	    "/etc/a.conf:3: log.level: not \"d\xef\xbf\xbd" "bug\"");
+	json_decref(r);
+	r = msg_worker_err(NULL, "cut \xe2\x82");
+	assert_string_equal(msg_str(r, "error"), "cut \xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(r);
+	(void)state;
+}
+
 static void
 test_msg_str(void **state)
 {
@@ -229,6 +245,7 @@ main(void)
 		cmocka_unit_test(test_worker_ok),
 		cmocka_unit_test(test_worker_err),
 		cmocka_unit_test(test_long_messages_kept_whole),
+		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_msg_str),
 		cmocka_unit_test(test_msg_int),
 	};
