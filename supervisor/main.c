@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/msg.h"
 #include "proto/xmalloc.h"
 #include "registry/registry.h"
 #include "supervisor/batch.h"
@@ -276,10 +277,9 @@ reload(void *arg, char *err, size_t errlen)
 	ctl_reconfigure(d->ctl, cfg);
 	config_free(d->cfg);
 	d->cfg = cfg;
-	char text[512];
-	size_t n = json_dumpb(changed, text, sizeof text - 1, JSON_COMPACT);
-	text[n < sizeof text ? n : sizeof text - 1] = '\0';
+	char *text = msg_text(changed);	/* every key */
 	log_info("arbord", "reloaded: changed %s", text);
+	free(text);
 	return changed;
 }
 

@@ -1625,6 +1625,40 @@ test_reload_changed_keys(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A reload that changes many keys logs them all, as its reply lists them
+ * (the list is longer than a fixed buffer of a few hundred bytes). */
+static void
+test_reload_logs_every_changed_key(void **state)
+{
+	struct arb *a = arb_start(SINGLE_MOCK
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	write_conf(a, "control = { socket = \"arbor.sock\"; };\n"
+	    "supervisor = { max_restarts = 4; max_seconds = 6; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; max_restarts = 6;"
+	    " max_seconds = 61; };\n"
+	    "worker = { restart = \"transient\"; init_timeout_ms = 5001;"
+	    " request_timeout_ms = 30001; health_interval_ms = 30001;"
+	    " health_timeout_ms = 1001; shutdown_timeout_ms = 5001;"
+	    " max_requests = 1000; max_errors = 11; restart_delay_ms = 101;"
+	    " max_restart_delay_ms = 5001; max_inflight = 65; };\n"
+	    "pool = { size = 3; max_overflow = 3; overflow_idle_ms = 10001;"
+	    " strategy = \"lifo\"; lazy = true; checkout_timeout_ms = 5001;"
+	    " max_waiting = 1025; affinity = \"prefer\";"
+	    " session_ttl_ms = 3600001; max_restarts = 6; max_seconds = 61; };\n"
+	    "environments = { dev = { }; };\n");
+	json_t *r = arb_op_ok(a, "reload");
+	json_t *changed = json_object_get(r, "changed");
+	assert_true(json_array_size(changed) > 25);
+	size_t i;
+	json_t *k;
+	json_array_foreach(changed, i, k)
+		if (!arb_log_has_line(a, "reloaded", json_string_value(k), NULL))
+			fail_msg("the reload's log line lacks %s",
+			    json_string_value(k));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Crashes bridge/worker and waits for its successor to be ready. */
 static void
 restart_worker(struct arb *a)
@@ -1779,6 +1813,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_changed_keys, teardown),
 		cmocka_unit_test_teardown(test_reload_log_settings, teardown),
+		cmocka_unit_test_teardown(test_reload_logs_every_changed_key,
+		    teardown),
 		cmocka_unit_test_teardown(test_reload_control_socket, teardown),
 		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
 		    teardown),
