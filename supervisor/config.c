@@ -540,10 +540,53 @@ is_name_char(char ch)
 	return ch == '_' || ch == '-' || ch == '*' || isalnum((unsigned char)ch);
 }
 
+/* Whether a and b were read from the same line of the same file. */
+static bool
+same_line(const config_setting_t *a, const config_setting_t *b)
+{
+	const char *fa = config_setting_source_file(a);
+	const char *fb = config_setting_source_file(b);
+	return config_setting_source_line(a) == config_setting_source_line(b) &&
+	    (fa == fb || (fa != NULL && fb != NULL && strcmp(fa, fb) == 0));
+}
+
+/* Walks t in file order up to s, counting into *n the settings of s's
+ * name on s's line; true once s is reached. */
+static bool
+count_before(const config_setting_t *t, const config_setting_t *s,
+    unsigned *n)
+{
+	for (int i = 0; i < config_setting_length(t); i++) {
+		const config_setting_t *e = elem(t, i);
+		const char *name = config_setting_name(e);
+		if (e == s)
+			return true;
+		if (name != NULL && strcmp(name, config_setting_name(s)) == 0 &&
+		    same_line(e, s))
+			(*n)++;
+		if (config_setting_is_aggregate(e) && count_before(e, s, n))
+			return true;
+	}
+	return false;
+}
+
+/* How many settings of s's name come before s on its line: one line may
+ * hold "a = { x = 0; }; b = { x = 4294967296; };". */
+static unsigned
+rank_on_line(const config_setting_t *s)
+{
+	const config_setting_t *root = s;
+	unsigned n = 0;
+	while (config_setting_parent(root) != NULL)
+		root = config_setting_parent(root);
+	return count_before(root, s, &n) ? n : 0;
+}
+
 /* The int setting s as written in its file. libconfig 1.5 reads a literal
  * without the L suffix into an int, wrapping (4294967296 arrives as 0):
- * the literal after s's name on its line, whose wrapped value is what
- * libconfig holds, is what the file means. Else libconfig's value. */
+ * the literal after s's name on its line (its rank-th "name =" there),
+ * whose wrapped value is what libconfig holds, is what the file means.
+ * Else libconfig's value. */
 static long long
 int_as_written(struct ld *ld, const config_setting_t *s)
 {
@@ -554,6 +597,7 @@ int_as_written(struct ld *ld, const config_setting_t *s)
 	    config_setting_source_file(s), buf, sizeof buf));
 	const char *p = text, *eol, *q;
 	size_t len = name ? strlen(name) : 0;
+	unsigned skip = len > 0 ? rank_on_line(s) : 0;
 	for (unsigned n = 1; p != NULL && n < config_setting_source_line(s); n++)
 		if ((p = strchr(p, '\n')) != NULL)
 			p++;
@@ -562,12 +606,12 @@ int_as_written(struct ld *ld, const config_setting_t *s)
 		if ((p > text && is_name_char(p[-1])) || is_name_char(p[len]))
 			continue;
 		q = skip_blank(p + len);
-		if ((*q == '=' || *q == ':') &&
-		    read_literal(skip_blank(q + 1), &v) &&
-		    (int32_t)(uint32_t)(unsigned long long)v == got) {
+		if ((*q != '=' && *q != ':') || skip-- > 0)
+			continue;
+		if (read_literal(skip_blank(q + 1), &v) &&
+		    (int32_t)(uint32_t)(unsigned long long)v == got)
 			got = v;
-			break;
-		}
+		break;
 	}
 	return got;
 }

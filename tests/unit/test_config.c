@@ -683,7 +683,23 @@ test_err_out_of_range_unsuffixed(void **state)
 	    "pool.size: must be <= 2147483647");
 	expect_error(fx, "control = { max_clients = 99999999999999999999; };\n"
 	    MINIMAL, NULL, 1, "control.max_clients: must be <= 2147483647");
-	struct config *c = load(fx, "worker = { max_requests = 99999999999; "
+	/* One line may hold the same name twice: each setting is read from
+	 * its own literal, not from the first one that would fit. */
+	expect_error(fx, "bridge = { max_restarts = 0; }; pool = { "
+	    "max_restarts = 4294967296; };\n" MINIMAL, NULL, 1,
+	    "pool.max_restarts: must be <= 1000000");
+	expect_error(fx, "environments = { dev = { pool = { size = 0; }; }; "
+	    "x = { pool = { size = 4294967296; }; }; };\n", NULL, 1,
+	    "environments.x.pool.size: must be <= 2147483647");
+	struct config *c = load(fx, "bridge = { max_restarts = 9; }; pool = { max_restarts"
+	    " = 9; size = 0; }; worker = { max_requests = 4294967296; };\n"
+	    MINIMAL, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->bridge.max_restarts, 9);
+	assert_int_equal(c->pool.max_restarts, 9);
+	assert_int_equal(c->worker.max_requests, 4294967296L);
+	config_free(c);
+	c = load(fx, "worker = { max_requests = 99999999999; "
 	    "max_errors = 7; };\npool = { size = 3; max_waiting = 0x10; };\n"
 	    MINIMAL, NULL);
 	assert_non_null(c);
