@@ -9,17 +9,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
 #include "proto/frame.h"
 #include "proto/xmalloc.h"
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 #define MAX_FRAME	1024
@@ -427,6 +430,117 @@ test_status_ids(void **state)
 	arb_conn_close(c);
 }
 
+/* One request of each op that does not change the tree, each also in a
+ * form that fails (bad_request, not_found, unknown_op, a worker's error):
+ * whatever JSON type its id has, the reply carries it back equal. execute
+ * is sent as the fast path reads it and with an escape in its command
+ * (the jansson path). */
+static void
+test_ids_every_op(void **state)
+{
+	struct arb *a = *state;
+	static const char *const reqs[] = {
+		"\"op\": \"ping\"",
+		"\"op\": \"status\"",
+		"\"op\": \"status\", \"name\": \"bridge/worker\"",
+		"\"op\": \"health\"",
+		"\"op\": \"stats\"",
+		"\"op\": \"metrics\"",
+		"\"op\": \"end_session\", \"session_id\": \"no-such\"",
+		"\"op\": \"execute\", \"command\": \"echo\", \"args\": {}",
+		"\"op\": \"execute\", \"command\": \"ech\\u006f\"",
+		"\"op\": \"execute\", \"command\": \"no-such-command\"",
+		"\"op\": \"execute\"",
+		"\"op\": \"status\", \"name\": \"no/such\"",
+		"\"op\": \"stop\", \"name\": \"no/such\"",
+		"\"op\": \"start\", \"name\": \"no/such\"",
+		"\"op\": \"restart\", \"name\": 5",
+		"\"op\": \"frobnicate\"",
+		"\"op\": 3",
+	};
+	static const char *const ids[] = { "7", "-12", "2.5", "\"s\\\"t\\u00e9\"",
+	    "true", "false", "null", "[1, \"a\"]", "{\"k\": {\"v\": [null]}}" };
+	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+		for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+			char *req = xasprintf("{\"id\": %s, %s}", ids[k], reqs[i]);
+			json_t *want = json_loads(ids[k], JSON_DECODE_ANY, NULL);
+			json_t *r = exchange_frame(a, req, strlen(req));
+			if (r == NULL || !json_equal(json_object_get(r, "id"),
+			    want)) {
+				char *d = r ? json_dumps(r, JSON_COMPACT) : NULL;
+				fprintf(stderr, "request %s\nreply %s\n", req,
+				    d ? d : "(none)");
+				free(d);
+				fail_msg("the reply does not carry the id back");
+			}
+			json_decref(r);
+			json_decref(want);
+			free(req);
+		}
+	}
+	/* no id: null */
+	static const char noid[] = "{\"op\": \"execute\", \"command\": \"echo\"}";
+	json_t *r = exchange_frame(a, noid, sizeof noid - 1);
+	assert_true(arb_reply_ok(r));
+	assert_true(json_is_null(json_object_get(r, "id")));
+	json_decref(r);
+	assert_serving(a);
+}
+
+/* stop and start take a worker (SPEC 6): a supervisor's name is a
+ * bad_request that changes nothing. */
+static void
+test_stop_start_supervisor(void **state)
+{
+	struct arb *a = *state;
+	static const char *const names[] = { "root", "bridge" };
+	static const char *const ops[] = { "stop", "start" };
+	json_int_t pid = cl_worker_pid(a, "bridge/worker");
+	for (size_t i = 0; i < 2; i++)
+		for (size_t k = 0; k < 2; k++) {
+			json_t *r = arb_call(a, json_pack("{s:i, s:s, s:s}",
+			    "id", 90, "op", ops[k], "name", names[i]));
+			assert_error(r, "bad_request", 90);
+			json_decref(r);
+		}
+	json_t *tree = arb_status(a, NULL);
+	assert_non_null(tree);
+	assert_string_equal(arb_node_str(arb_find(tree, "bridge"), "state"),
+	    "running");
+	assert_string_equal(arb_node_str(arb_find(tree, "bridge/worker"),
+	    "state"), "ready");
+	assert_int_equal(arb_node_pid(arb_find(tree, "bridge/worker")), pid);
+	json_decref(tree);
+}
+
+/* restart of each kind of node: the worker, its supervisor, the root.
+ * Each answers with the name and brings up a new worker process. */
+static void
+test_restart_each_kind(void **state)
+{
+	struct arb *a = *state;
+	static const char *const names[] = { "bridge/worker", "bridge",
+	    "root" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		json_int_t pid = cl_worker_pid(a, "bridge/worker");
+		json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op",
+		    "restart", "name", names[i]));
+		assert_string_equal(arb_node_str(r, "restarted"), names[i]);
+		json_decref(r);
+		json_t *node = arb_wait_node(a, "bridge/worker", "ready", pid,
+		    ARB_EVENT_MS);
+		if (node == NULL)
+			fail_msg("restart %s: no new ready bridge/worker",
+			    names[i]);
+		json_decref(node);
+		assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	}
+	json_t *h = arb_op_ok(a, "health");
+	assert_string_equal(arb_node_str(h, "health"), "healthy");
+	json_decref(h);
+	assert_serving(a);
+}
+
 #define NPIPE	50
 
 /* 50 pings in one write: 50 replies, each id exactly once. */
@@ -714,6 +828,266 @@ test_arborctl_finds_socket(void **state)
 	free(var);
 }
 
+/* Runs arborctl args (NULL-terminated) from the directory "/" with the
+ * environment additions env (NULL-terminated, may be NULL): the socket of
+ * a config is found against the config's directory, not ours. */
+static int
+ctl_from_root(const char *const *env, char *out, char *err,
+    const char *const *args)
+{
+	const char *argv[16];
+	size_t n = 0;
+	char *bin = arb_bin_path("arborctl");
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = "cd / && exec \"$@\"";
+	argv[n++] = "sh";
+	argv[n++] = bin;
+	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int code = arb_run(argv, env, out, OUT_MAX, err, OUT_MAX);
+	free(bin);
+	return code;
+}
+
+/* Writes a config whose (relative) socket is one nobody listens on;
+ * returns its path. */
+static char *
+write_other_conf(struct arb *a)
+{
+	char *path = xasprintf("%s/other.conf", arb_dir(a));
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("control = { socket = \"nobody.sock\"; };\n"
+	    "environments = { dev = { }; };\n", f);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* Runs ping with env and args; fails unless the exit status is want
+ * (3 must name the socket nobody.sock). */
+static void
+expect_ping(const char *const *env, const char *const *args, int want)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	int code = ctl_from_root(env, out, err, args);
+	if (code != want || (want == 3 && strstr(err, "nobody.sock") == NULL)) {
+		fprintf(stderr, "env %s; exit %d, stderr:\n%s\n",
+		    env && env[0] ? env[0] : "-", code, err);
+		fail_msg("expected exit %d", want);
+	}
+}
+
+/* SPEC 8: -s, else $ARBOR_SOCKET, else control.socket of the config
+ * (-c, else $ARBOR_CONF), a relative one taken against the directory of
+ * the config file. Each source is shown to win over the next by pointing
+ * the next at a socket nobody listens on. */
+static void
+test_arborctl_socket_order(void **state)
+{
+	struct arb *a = *state;
+	char *other = write_other_conf(a);
+	char *nobody = xasprintf("%s/nobody.sock", arb_dir(a));
+	char *sock_good = xasprintf("ARBOR_SOCKET=%s", arb_socket_path(a));
+	char *sock_bad = xasprintf("ARBOR_SOCKET=%s", nobody);
+	char *conf_good = xasprintf("ARBOR_CONF=%s", arb_conf_path(a));
+	char *conf_bad = xasprintf("ARBOR_CONF=%s", other);
+
+	/* -s over $ARBOR_SOCKET and over -c */
+	const char *e1[] = { sock_bad, conf_bad, NULL };
+	const char *a1[] = { "-s", arb_socket_path(a), "-c", other, "ping",
+	    NULL };
+	expect_ping(e1, a1, 0);
+	/* $ARBOR_SOCKET over -c and $ARBOR_CONF */
+	const char *e2[] = { sock_good, conf_bad, NULL };
+	const char *a2[] = { "-c", other, "ping", NULL };
+	expect_ping(e2, a2, 0);
+	const char *e3[] = { sock_bad, conf_good, NULL };
+	const char *a3[] = { "-c", arb_conf_path(a), "ping", NULL };
+	expect_ping(e3, a3, 3);
+	/* -c over $ARBOR_CONF, both relative to the config's directory */
+	const char *e4[] = { conf_bad, NULL };
+	expect_ping(e4, a3, 0);
+	const char *a5[] = { "-c", other, "ping", NULL };
+	const char *e5[] = { conf_good, NULL };
+	expect_ping(e5, a5, 3);
+	/* $ARBOR_CONF alone */
+	const char *a6[] = { "ping", NULL };
+	expect_ping(e5, a6, 0);
+	expect_ping(e4, a6, 3);
+
+	free(conf_bad), free(conf_good), free(sock_bad), free(sock_good);
+	free(nobody);
+	unlink(other);
+	free(other);
+}
+
+/* Runs arborctl -s SOCKET args, expecting exit want and a JSON document on
+ * stdout; returns it (new reference). */
+static json_t *
+ctl_json(struct arb *a, int want, const char *const *args)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	const char *argv[16];
+	size_t n = 0;
+	char *bin = arb_bin_path("arborctl");
+	argv[n++] = bin;
+	argv[n++] = "-s";
+	argv[n++] = arb_socket_path(a);
+	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	free(bin);
+	json_t *j = json_loads(out, JSON_DECODE_ANY, NULL);
+	if (code != want || j == NULL) {
+		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n", code,
+		    out, err);
+		fail_msg("arborctl %s: expected exit %d and JSON", args[0],
+		    want);
+	}
+	return j;
+}
+
+/* --json is an option like the others: before the command as SPEC 8
+ * writes it, or after it, or after its arguments, with the same output. */
+static void
+test_arborctl_json_anywhere(void **state)
+{
+	struct arb *a = *state;
+	static const char *const cases[][2][6] = {
+		{ { "--json", "status", "bridge/worker", NULL },
+		  { "status", "bridge/worker", "--json", NULL } },
+		{ { "--json", "health", NULL }, { "health", "--json", NULL } },
+		{ { "--json", "end-session", "none", NULL },
+		  { "end-session", "--json", "none", NULL } },
+		{ { "--json", "call", "echo", "{\"k\": 3}", NULL },
+		  { "call", "echo", "{\"k\": 3}", "--json", NULL } },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *before = ctl_json(a, 0, cases[i][0]);
+		json_t *after = ctl_json(a, 0, cases[i][1]);
+		assert_true(json_is_object(before));
+		if (strcmp(cases[i][0][1], "status") == 0) {
+			/* uptimes move on between the two */
+			json_object_del(before, "uptime_ms");
+			json_object_del(after, "uptime_ms");
+			json_object_del(before, "stats");
+			json_object_del(after, "stats");
+		}
+		if (!json_equal(before, after))
+			fail_msg("arborctl %s: --json after the command "
+			    "differs", cases[i][0][1]);
+		json_decref(before);
+		json_decref(after);
+	}
+}
+
+/* An error reply: nothing on stdout, one line "arborctl: CODE: MESSAGE"
+ * on stderr, exit 1; with --json too. */
+static void
+test_arborctl_error_reply(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX], err[OUT_MAX];
+	static const char *const cases[][5] = {
+		{ "stop", "bridge", NULL,
+		  "arborctl: bad_request: stop takes a worker name\n" },
+		{ "--json", "status", "no/such",
+		  "arborctl: not_found: no node named 'no/such'\n" },
+		{ "restart", "no/such", NULL,
+		  "arborctl: not_found: no node named 'no/such'\n" },
+		{ "call", "no-such-command", NULL,
+		  "arborctl: worker_error: unknown command: no-such-command\n" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int code = ctl_raw(NULL, out, err, "-s", arb_socket_path(a),
+		    cases[i][0], cases[i][1], cases[i][2], NULL);
+		if (code != 1 || out[0] != '\0' ||
+		    strcmp(err, cases[i][3]) != 0) {
+			fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n",
+			    code, out, err);
+			fail_msg("arborctl %s %s: expected exit 1 and %s",
+			    cases[i][0], cases[i][1], cases[i][3]);
+		}
+	}
+}
+
+/* Runs arborctl -s SOCKET args; fails unless it exits 0 and prints want
+ * (exactly, or as a prefix when prefix is set). */
+static void
+expect_output(struct arb *a, const char *want, bool prefix,
+    const char *const *args)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	const char *argv[16];
+	size_t n = 0;
+	char *bin = arb_bin_path("arborctl");
+	argv[n++] = bin;
+	argv[n++] = "-s";
+	argv[n++] = arb_socket_path(a);
+	for (size_t i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	free(bin);
+	if (code != 0 || (prefix ? strncmp(out, want, strlen(want)) :
+	    strcmp(out, want)) != 0) {
+		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n", code,
+		    out, err);
+		fail_msg("arborctl %s: expected exit 0 and \"%s\"", args[0],
+		    want);
+	}
+}
+
+/* Every command of SPEC 8 with its arguments, in the human view. */
+static void
+test_arborctl_every_command(void **state)
+{
+	struct arb *a = *state;
+	const char *call[] = { "call", "create_program", "{\"signature\": "
+	    "\"q -> a\", \"program_id\": \"p1\"}", "--session", "ctl-s1",
+	    "--timeout", "5000", NULL };
+	expect_output(a, "{\n  \"program_id\": \"p1\"\n}\n", false, call);
+	const char *list[] = { "call", "list_programs", "--session", "ctl-s1",
+	    NULL };
+	expect_output(a, "{\n  \"programs\": [\n    \"p1\"\n  ]\n}\n", false,
+	    list);
+	const char *end[] = { "end-session", "ctl-s1", NULL };
+	expect_output(a, "session ctl-s1 ended\n", false, end);
+	expect_output(a, "session ctl-s1: no such session\n", false, end);
+	const char *health[] = { "health", NULL };
+	expect_output(a, "healthy 1/1\n", false, health);
+	const char *stats[] = { "stats", NULL };
+	expect_output(a, "mode                    single\n", true, stats);
+	const char *metrics[] = { "metrics", NULL };
+	expect_output(a, "# HELP arbor_size ", true, metrics);
+	const char *reload[] = { "reload", NULL };
+	expect_output(a, "reloaded: no change\n", false, reload);
+	const char *ping[] = { "ping", NULL };
+	expect_output(a, "pong\n", false, ping);
+
+	json_int_t pid = cl_worker_pid(a, "bridge/worker");
+	const char *stop[] = { "stop", "bridge/worker", NULL };
+	expect_output(a, "bridge/worker: ", true, stop);
+	json_decref(arb_wait_node(a, "bridge/worker", "stopped", 0,
+	    ARB_EVENT_MS));
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	const char *start[] = { "start", "bridge/worker", NULL };
+	expect_output(a, "bridge/worker: ", true, start);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	pid = cl_worker_pid(a, "bridge/worker");
+	const char *restart[] = { "restart", "bridge/worker", NULL };
+	expect_output(a, "restarted bridge/worker\n", false, restart);
+	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+}
+
 /* Timeouts far below arborctl's fixed 60 s bound for other ops. */
 #define SILENT_REQUEST_MS	300	/* worker.request_timeout_ms */
 #define SILENT_CHECKOUT_MS	200	/* pool.checkout_timeout_ms */
@@ -732,6 +1106,89 @@ silent_listener(const char *path)
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	assert_int_equal(listen(fd, 4), 0);
 	return fd;
+}
+
+/* In a child: answers one request on the listening socket fd with reply
+ * (its id replaced by the request's), then exits. The child's pid. */
+static pid_t
+canned_server(int fd, json_t *reply)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid > 0)
+		return pid;
+	int c = accept(fd, NULL, NULL);
+	struct buf in, out;
+	const char *p;
+	size_t n;
+	buf_init(&in);
+	buf_init(&out);
+	if (c < 0 || frame_read_blocking(c, &in, 1 << 20, &p, &n) != 1)
+		_exit(1);
+	json_t *req = frame_parse(p, n, NULL);
+	json_object_set(reply, "id", json_object_get(req, "id"));
+	frame_put_json(&out, reply);
+	_exit(buf_write_fd(&out, c) < 0 ? 1 : 0);
+}
+
+/* A worker node as arbord writes it. New reference. */
+static json_t *
+canned_worker(const char *name, const char *state, int pid, long long up,
+    int sessions, int req)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:I, s:[], s:i, s:s, s:i, "
+	    "s:{s:i, s:i, s:i, s:i, s:I, s:i}}", "name", name, "kind", "worker",
+	    "state", state, "restarts", 0, "uptime_ms", (json_int_t)up,
+	    "children", "pid", pid, "health", "healthy", "session", sessions,
+	    "stats", "requests_handled", req, "errors", 0, "sessions_served",
+	    sessions, "checkouts", req, "uptime_ms", (json_int_t)up,
+	    "last_activity_ms", 5);
+}
+
+/* SPEC 8's example of the human status view, from a canned reply: the
+ * same lines, glyphs, columns and uptimes (3h02m, 12s). */
+static void
+test_arborctl_status_view_layout(void **state)
+{
+	(void)state;
+	static char out[OUT_MAX], err[OUT_MAX];
+	static const char want[] =
+	    "root  running  env=prod mode=pool adapter=python_pool  pid 4242  up 3h02m\n"
+	    "└─ pool  running  one_for_one  2/2 ready  busy 1  overflow 0/2  restarts 1\n"
+	    "   ├─ worker.1  ready  pid 4250  up 3h02m  healthy  sessions 2  req 1520  err 0\n"
+	    "   └─ worker.2  busy   pid 4311  up 12s    healthy  sessions 1  req 3     err 0\n";
+	const long long up = (3 * 3600 + 2 * 60 + 7) * 1000LL;
+	json_t *pool = json_pack("{s:s, s:s, s:s, s:i, s:I, s:[o, o], s:s, "
+	    "s:i, s:i, s:i, s:i}", "name", "pool", "kind", "supervisor",
+	    "state", "running", "restarts", 1, "uptime_ms", (json_int_t)up,
+	    "children", canned_worker("pool/worker.1", "ready", 4250, up, 2,
+	    1520), canned_worker("pool/worker.2", "busy", 4311, 12999, 1, 3),
+	    "strategy", "one_for_one", "max_restarts", 5, "max_seconds", 60,
+	    "max_overflow", 2, "waiting", 0);
+	json_t *reply = json_pack("{s:b, s:{s:s, s:s, s:s, s:i, s:I, s:[o], "
+	    "s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:s}}", "ok", 1, "tree",
+	    "name", "root", "kind", "supervisor", "state", "running",
+	    "restarts", 0, "uptime_ms", (json_int_t)up, "children", pool,
+	    "strategy", "one_for_one", "max_restarts", 3, "max_seconds", 5,
+	    "pid", 4242, "env", "prod", "mode", "pool", "adapter",
+	    "python_pool", "version", "0.1.0");
+	struct arb *a = arb_new("environments = { dev = { }; };\n");
+	int fd = silent_listener(arb_socket_path(a));
+	pid_t server = canned_server(fd, reply);
+	char *bin = arb_bin_path("arborctl");
+	const char *argv[] = { bin, "-s", arb_socket_path(a), "status", NULL };
+	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	close(fd);
+	free(bin);
+	json_decref(reply);
+	arb_free(a);
+	if (code != 0 || strcmp(out, want) != 0) {
+		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\nwanted:\n%s",
+		    code, out, err, want);
+		fail_msg("the status view is not SPEC 8's");
+	}
 }
 
 /* Runs argv against the silent socket: exit 3 naming wait_ms, and not
@@ -806,6 +1263,9 @@ main(void)
 		cmocka_unit_test(test_unknown_op),
 		cmocka_unit_test(test_status_unknown_name),
 		cmocka_unit_test(test_status_ids),
+		cmocka_unit_test(test_ids_every_op),
+		cmocka_unit_test(test_stop_start_supervisor),
+		cmocka_unit_test(test_restart_each_kind),
 		cmocka_unit_test(test_pipelined_pings),
 		cmocka_unit_test(test_pipelined_mixed_ops),
 		cmocka_unit_test(test_socket_mode),
@@ -816,6 +1276,11 @@ main(void)
 		cmocka_unit_test(test_arborctl_call_args_object),
 		cmocka_unit_test(test_arborctl_call_json),
 		cmocka_unit_test(test_arborctl_call_wait),
+		cmocka_unit_test(test_arborctl_socket_order),
+		cmocka_unit_test(test_arborctl_json_anywhere),
+		cmocka_unit_test(test_arborctl_error_reply),
+		cmocka_unit_test(test_arborctl_every_command),
+		cmocka_unit_test(test_arborctl_status_view_layout),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,29 @@ static const char TESTMODE_CONF[] =
     "};\n";
 
 #define OUT_MAX	65536
+
+/* An uptime as arborctl shows it: 12s, 5m03s, 3h02m, 2d04h. */
+#define DUR	"([0-9]+s|[0-9]+m[0-5][0-9]s|[0-9]+h[0-5][0-9]m|[0-9]+d[0-2][0-9]h)"
+#define PID	"pid [1-9][0-9]*"
+#define WORKER	"ready  " PID "  up " DUR "  healthy  sessions 0  req 0  err 0\n"
+
+/* `arborctl status` (human view) matches the extended regex want, the
+ * whole output at once. */
+static void
+assert_status_view(struct arb *a, const char *want)
+{
+	static char out[OUT_MAX];
+	regex_t re;
+	assert_int_equal(regcomp(&re, want, REG_EXTENDED | REG_NOSUB), 0);
+	int code = arb_ctl(a, out, OUT_MAX, "status", NULL);
+	int m = regexec(&re, out, 0, NULL, 0);
+	regfree(&re);
+	if (code != 0 || m != 0) {
+		fprintf(stderr, "exit %d, stdout:\n%s\nwanted:\n%s\n", code,
+		    out, want);
+		fail_msg("arborctl status: not the expected view");
+	}
+}
 
 /* Checks the root node's identity fields. */
 static void
@@ -127,6 +151,10 @@ test_dev_is_single(void **state)
 	assert_int_equal(arb_node_nchildren(bridge), 1);
 	assert_ready_worker(a, arb_find(tree, "bridge/worker"), "bridge/worker");
 	json_decref(tree);
+	assert_status_view(a, "^root  running  env=dev mode=single "
+	    "adapter=bridge_mock  " PID "  up " DUR "\n"
+	    "└─ bridge  running  one_for_one  1/1 ready  busy 0  restarts 0\n"
+	    "   └─ worker  " WORKER "$");
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -204,6 +232,11 @@ test_disabled_has_no_children(void **state)
 	r = arb_call_err(a, json_pack("{s:s, s:s}", "op", "execute",
 	    "command", "ping"), "bridge_disabled");
 	json_decref(r);
+	assert_status_view(a, "^root  running  env=dev mode=disabled "
+	    "adapter=bridge_mock  " PID "  up " DUR "\n$");
+	char out[64];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "health", NULL), 0);
+	assert_string_equal(out, "healthy 0/0\n");
 	assert_root_restart_empty(a);
 	assert_int_equal(arb_stop(a), 0);
 }
@@ -246,6 +279,11 @@ test_test_mode_mock_adapter(void **state)
 	assert_int_equal(arb_node_int(r, "ready"), 0);
 	assert_int_equal(arb_node_int(r, "expected"), 0);
 	json_decref(r);
+	assert_status_view(a, "^root  running  env=test mode=[a-z]+ "
+	    "adapter=mock  " PID "  up " DUR "\n$");
+	char out[64];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "health", NULL), 0);
+	assert_string_equal(out, "healthy 0/0\n");
 	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
 	assert_root_restart_empty(a);
 	assert_int_equal(arb_stop(a), 0);
@@ -595,11 +633,21 @@ test_arborctl_status(void **state)
 	assert_int_equal(arb_ctl(a, out, OUT_MAX, "--json", "status",
 	    "pool/worker.9", NULL), 1);
 
-	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", NULL), 0);
-	assert_non_null(strstr(out, "root"));
-	assert_non_null(strstr(out, "pool"));
-	assert_non_null(strstr(out, "worker.1"));
-	assert_non_null(strstr(out, "worker.2"));
+	assert_status_view(a, "^root  running  env=test mode=pool "
+	    "adapter=bridge_mock  " PID "  up " DUR "\n"
+	    "└─ pool  running  one_for_one  2/2 ready  busy 0  overflow 0/2  "
+	    "restarts 0\n"
+	    "   ├─ worker.1  " WORKER
+	    "   └─ worker.2  " WORKER "$");
+	/* status NAME: the subtree, its top line named in full */
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", "pool", NULL), 0);
+	assert_int_equal(strncmp(out, "pool  running  one_for_one  2/2 ready",
+	    37), 0);
+	assert_non_null(strstr(out, "\n└─ worker.2  ready  pid "));
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", "pool/worker.1",
+	    NULL), 0);
+	assert_int_equal(strncmp(out, "pool/worker.1  ready  pid ", 26), 0);
+	assert_non_null(strstr(out, "err 0\n"));
 	json_decref(tree);
 	assert_int_equal(arb_stop(a), 0);
 }
