@@ -32,7 +32,8 @@ struct ctl_conn {
 	struct buf	 in, out;
 	unsigned	 refs;		/* 1 while open + 1 per hold */
 	unsigned	 owed;		/* replies still to come (ctl_hold) */
-	bool		 eof;		/* the client sent all it will send */
+	bool		 eof;		/* no more requests: the client sent all
+					 * it will, or a framing error */
 	bool		 closing;	/* close once out is flushed */
 	bool		 closed;
 	bool		 paused;	/* not reading: replies are backed up */
@@ -314,13 +315,17 @@ ctl_release(struct ctl_conn *cn)
 	conn_unref(cn);
 }
 
-/* A framing error: one error reply, then the connection is closed. */
+/* A framing error: one error reply, and nothing more is read (the stream
+ * is out of step); the connection is closed once the replies owed for the
+ * requests read before it are written, as after a half-close. */
 static void
 conn_abort(struct ctl_conn *cn, json_t *reply)
 {
-	cn->closing = true;
+	cn->eof = true;
 	ev_io_stop(LOOP, &cn->w_read);
+	buf_consume(&cn->in, buf_used(&cn->in));
 	ctl_reply(cn, reply);
+	close_when_answered(cn);
 }
 
 static void

@@ -301,6 +301,51 @@ test_frame_too_large(void **state)
 	assert_serving(a);
 }
 
+/* A frame too large ends the connection, but not before the replies owed
+ * for the requests read ahead of it (SPEC 7: every execute gets exactly
+ * one reply): a sleep in flight still gets its own, then the connection
+ * is closed. */
+static void
+test_frame_too_large_after_request(void **state)
+{
+	struct arb *a = *state;
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	struct buf out;
+	buf_init(&out);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 41, "op",
+	    "execute", "command", "sleep", "args", "ms", 300);
+	frame_put_json(&out, req);
+	json_decref(req);
+	static const unsigned char big[] = { 0, 0, 0x40, 0, 'x', 'x' };
+	buf_append(&out, big, sizeof big);
+	assert_int_equal(arb_conn_send_raw(c, buf_head(&out), buf_used(&out)), 0);
+	buf_release(&out);
+	bool refused = false, answered = false;
+	for (int i = 0; i < 2; i++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		if (r == NULL)
+			fail_msg("connection closed after %s", refused ?
+			    "frame_too_large, the sleep unanswered" :
+			    "the sleep's reply, no frame_too_large");
+		if (json_is_null(json_object_get(r, "id"))) {
+			assert_error(r, "frame_too_large", -1);
+			refused = true;
+		} else {
+			assert_true(arb_reply_ok(r));
+			assert_int_equal(arb_node_int(r, "id"), 41);
+			answered = true;
+		}
+		json_decref(r);
+	}
+	assert_true(refused && answered);
+	if (!arb_conn_closed(c, CLOSE_MS))
+		fail_msg("arbord kept the connection open after a framing "
+		    "error");
+	arb_conn_close(c);
+	assert_serving(a);
+}
+
 /* A ping padded with blanks to exactly n bytes of JSON. */
 static char *
 padded_ping(int id, size_t n)
@@ -1258,6 +1303,7 @@ main(void)
 		cmocka_unit_test(test_execute_args_not_object),
 		cmocka_unit_test(test_empty_session_id),
 		cmocka_unit_test(test_frame_too_large),
+		cmocka_unit_test(test_frame_too_large_after_request),
 		cmocka_unit_test(test_frame_at_limit),
 		cmocka_unit_test(test_partial_frame_then_close),
 		cmocka_unit_test(test_unknown_op),
