@@ -4,6 +4,7 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -364,6 +365,16 @@ conn_frames(struct ctl_conn *cn)
 	conn_unref(cn);
 }
 
+/* At EOF: whether the client closed its end, not only its writing half
+ * (a Unix socket then polls POLLHUP). Its requests still in flight run
+ * on, their replies dropped; it must not hold a client slot meanwhile. */
+static bool
+peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0;
+}
+
 static void
 on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -372,6 +383,8 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	cn->refs++;
 	if (n > 0) {
 		conn_frames(cn);
+	} else if (n == 0 && peer_gone(cn->fd)) {
+		conn_close(cn);		/* no one to answer: free its slot */
 	} else if (n == 0) {
 		cn->eof = true;		/* replies still go out (half-close) */
 		ev_io_stop(loop, w);

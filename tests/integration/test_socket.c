@@ -56,6 +56,13 @@ static const char MAX2_CONF[] =
     "control = { socket = \"arbor.sock\"; max_clients = 2; };\n"
     "environments = { dev = { }; };\n";
 
+/* max_clients 2, and a short drain at the end: requests are left hanging */
+static const char MAX2_HANG_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; };\n"
+    "worker = { shutdown_timeout_ms = 500; };\n"
+    "control = { socket = \"arbor.sock\"; max_clients = 2; };\n"
+    "environments = { dev = { }; };\n";
+
 static const char HOG_CONF[] =
     "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
     "pool = { size = 2; };\n"
@@ -259,6 +266,29 @@ test_max_clients(void **state)
 	assert_true(arb_reply_ok(again));
 	json_decref(again);
 	arb_conn_close(c2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A client that hangs up with a request in flight is gone: it no longer
+ * holds one of the max_clients slots while its request runs on (here a
+ * hang, answered only by its 60 s timeout). One that only half-closes
+ * still gets its reply (test_control). */
+static void
+test_gone_client_frees_its_slot(void **state)
+{
+	struct arb *a = arb_start(MAX2_HANG_CONF, "dev", NULL);
+	for (int i = 0; i < 2; i++) {
+		struct arb_conn *c = arb_conn_open(a);
+		assert_non_null(c);
+		json_t *req = json_pack("{s:i, s:s, s:s, s:i}", "id", i + 1,
+		    "op", "execute", "command", "hang", "timeout_ms", 60000);
+		assert_int_equal(arb_conn_send(c, req), 0);
+		json_decref(req);
+		arb_conn_close(c);
+	}
+	if (!wait_n_served(a, 2))
+		fail_msg("clients that left with a request in flight still "
+		    "hold their slots");
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -496,6 +526,7 @@ main(void)
 		cmocka_unit_test_teardown(test_second_uid_refused, arb_teardown),
 		cmocka_unit_test_teardown(test_reload_applies_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_max_clients, arb_teardown),
+		cmocka_unit_test_teardown(test_gone_client_frees_its_slot, arb_teardown),
 		cmocka_unit_test_teardown(test_client_that_never_reads, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_exits_1, arb_teardown),
 		cmocka_unit_test_teardown(test_stale_socket_replaced, arb_teardown),
