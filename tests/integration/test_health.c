@@ -192,6 +192,9 @@ test_health_op_levels(void **state)
 	    "degraded");
 	assert_int_equal(json_integer_value(json_object_get(h, "ready")), 1);
 	json_decref(h);
+	char out[256];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "health", NULL), 1);
+	assert_string_equal(out, "degraded 1/2\n");
 
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name",
 	    "pool/worker.2")));
@@ -202,8 +205,8 @@ test_health_op_levels(void **state)
 	    "down");
 	assert_int_equal(json_integer_value(json_object_get(h, "ready")), 0);
 	json_decref(h);
-	char out[256];
 	assert_int_equal(arb_ctl(a, out, sizeof out, "health", NULL), 1);
+	assert_string_equal(out, "down 0/2\n");
 	assert_int_equal(arb_stop(a), 0);
 }
 
