@@ -40,7 +40,9 @@ Built in:
 * A handler raising CommandError gets its message as the error, verbatim.
   Any other exception gets "<ExceptionType>: <message>" and its traceback
   goes to stderr; the worker keeps serving. An exception whose str() fails
-  gets "<exception str() failed>" as its message.
+  gets "<exception str() failed>" as its message. SystemExit and
+  KeyboardInterrupt are not errors of the request: a handler calling
+  sys.exit() ends the worker, and its restart type decides what follows.
 
 Protocol stream hygiene: creating the Worker moves the protocol to private
 duplicates of fds 0 and 1, then points fd 1 (and sys.stdout) at stderr and

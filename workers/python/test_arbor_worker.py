@@ -343,11 +343,11 @@ class RefusedFrameTest(WorkerTestCase):
                      b'{"id":' + huge_id + b',"x":' + b"[" * 5000 + b"]" * 5000 + b"}"):
             self.send_payload(body)
         self.assertServing(7)
+        self.w.close_stdin()
+        self.assertEqual(self.w.wait(), 0)   # and all its stderr is read
         self.assertEqual(self.w.stderr().count("refused request (no id)"), 6,
                          self.w.stderr())
         self.assertNotIn("Traceback", self.w.stderr())
-        self.w.close_stdin()
-        self.assertEqual(self.w.wait(), 0)
 
     def test_pipelined_with_good_frames(self):
         self.w.send_raw(frame({"id": 1, "command": "echo"}) +
