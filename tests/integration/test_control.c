@@ -759,13 +759,12 @@ test_arborctl_refuses_non_utf8(void **state)
 	assert_serving(a);
 }
 
-/* Runs arborctl (argv NULL-terminated, from argv[1]; -s added first when
- * sock is set) and fails unless it is a usage error whose message holds
- * want. */
-static void
-expect_usage_error(const char *want, const char *sock, const char *const *args)
+/* Runs arborctl (-s sock first when sock is set, then args, NULL-
+ * terminated) with its stdout and stderr in out and err (OUT_MAX each);
+ * returns its exit code. */
+static int
+ctl_run(const char *sock, const char *const *args, char *out, char *err)
 {
-	static char out[OUT_MAX], err[OUT_MAX];
 	const char *argv[16];
 	size_t n = 0;
 	char *bin = arb_bin_path("arborctl");
@@ -778,13 +777,24 @@ expect_usage_error(const char *want, const char *sock, const char *const *args)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	free(bin);
+	return code;
+}
+
+/* Runs arborctl (argv NULL-terminated, from argv[1]; -s added first when
+ * sock is set) and fails unless it is a usage error whose message holds
+ * want. */
+static void
+expect_usage_error(const char *want, const char *sock, const char *const *args)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	int code = ctl_run(sock, args, out, err);
 	if (code != 2 || strstr(err, want) == NULL) {
 		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n", code,
 		    out, err);
 		fail_msg("arborctl %s: expected a usage error saying \"%s\"",
 		    args[0], want);
 	}
-	free(bin);
 }
 
 /* An option given an empty value names nothing: no socket, no config, no
@@ -974,17 +984,7 @@ static json_t *
 ctl_json(struct arb *a, int want, const char *const *args)
 {
 	static char out[OUT_MAX], err[OUT_MAX];
-	const char *argv[16];
-	size_t n = 0;
-	char *bin = arb_bin_path("arborctl");
-	argv[n++] = bin;
-	argv[n++] = "-s";
-	argv[n++] = arb_socket_path(a);
-	for (size_t i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
-	free(bin);
+	int code = ctl_run(arb_socket_path(a), args, out, err);
 	json_t *j = json_loads(out, JSON_DECODE_ANY, NULL);
 	if (code != want || j == NULL) {
 		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n", code,
@@ -1066,17 +1066,7 @@ expect_output(struct arb *a, const char *want, bool prefix,
     const char *const *args)
 {
 	static char out[OUT_MAX], err[OUT_MAX];
-	const char *argv[16];
-	size_t n = 0;
-	char *bin = arb_bin_path("arborctl");
-	argv[n++] = bin;
-	argv[n++] = "-s";
-	argv[n++] = arb_socket_path(a);
-	for (size_t i = 0; args[i] != NULL && n < 15; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
-	free(bin);
+	int code = ctl_run(arb_socket_path(a), args, out, err);
 	if (code != 0 || (prefix ? strncmp(out, want, strlen(want)) :
 	    strcmp(out, want)) != 0) {
 		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n", code,

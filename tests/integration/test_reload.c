@@ -408,6 +408,19 @@ test_queued_pool_to_single(void **state)
 	run_pair(&(struct pair){ M_POOL, M_SINGLE, 1, false });
 }
 
+/* On c: a sleep of ms (id 1) that takes the one worker, and an echo
+ * (id 2) behind it; returns once the echo waits. */
+static void
+send_sleep_and_waiter(struct arb *a, struct cl_conn *c, int ms)
+{
+	json_t *reqs = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", ms), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, NULL, 0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+}
+
 /* A reload to mode disabled fails no request already accepted: the one
  * the worker holds and the one waiting for it both finish ok on the old
  * pool; only requests that come after are refused. */
@@ -417,12 +430,7 @@ test_disabled_keeps_accepted(void **state)
 	json_int_t pids[POOL_SIZE];
 	struct arb *a = start_mode(M_POOL, 1, pids);
 	struct cl_conn *c = cl_open(a);
-	json_t *reqs = json_pack("[o,o]",
-	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1000), NULL, 0),
-	    cl_exec_req(2, "echo", NULL, NULL, 0));
-	cl_send_batch(c, reqs);
-	json_decref(reqs);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	send_sleep_and_waiter(a, c, 1000);
 	json_t *r = reload_to(a, M_DISABLED, 1);
 	json_decref(r);
 	cl_expect_ok_in_order(c, 1, 2, ARB_REPLY_MS);	/* both accepted */
@@ -443,12 +451,7 @@ test_disabled_old_worker_crash_keeps_waiting(void **state)
 	json_int_t pids[POOL_SIZE];
 	struct arb *a = start_mode(M_POOL, 1, pids);
 	struct cl_conn *c = cl_open(a);
-	json_t *reqs = json_pack("[o,o]",
-	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 60000), NULL, 0),
-	    cl_exec_req(2, "echo", NULL, NULL, 0));
-	cl_send_batch(c, reqs);
-	json_decref(reqs);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	send_sleep_and_waiter(a, c, 60000);
 	json_decref(reload_to(a, M_DISABLED, 1));
 	assert_int_equal(kill((pid_t)pids[0], SIGKILL), 0);
 	bool seen[3] = { false };
@@ -503,12 +506,7 @@ test_disabled_old_bridge_failure_keeps_waiting(void **state)
 	pid_t pid = (pid_t)arb_node_pid(node);
 	json_decref(node);
 	struct cl_conn *c = cl_open(a);
-	json_t *reqs = json_pack("[o,o]",
-	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 60000), NULL, 0),
-	    cl_exec_req(2, "echo", NULL, NULL, 0));
-	cl_send_batch(c, reqs);
-	json_decref(reqs);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	send_sleep_and_waiter(a, c, 60000);
 	body = conf_fragile_single(false);
 	write_conf(a, body);
 	free(body);
@@ -867,12 +865,7 @@ test_disabled_old_worker_not_found(void **state)
 	json_int_t pids[POOL_SIZE];
 	struct arb *a = start_mode(M_POOL, 1, pids);
 	struct cl_conn *c = cl_open(a);
-	json_t *reqs = json_pack("[o,o]",
-	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500), NULL, 0),
-	    cl_exec_req(2, "echo", NULL, NULL, 0));
-	cl_send_batch(c, reqs);
-	json_decref(reqs);
-	assert_true(cl_wait_stat(a, "waiting", 1, 1, ARB_EVENT_MS));
+	send_sleep_and_waiter(a, c, 1500);
 	json_decref(reload_to(a, M_DISABLED, 1));
 	static const char *const ops[] = { "stop", "start", "restart" };
 	for (size_t i = 0; i < 3; i++) {
