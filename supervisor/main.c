@@ -86,6 +86,12 @@ parse_args(int argc, char **argv, struct args *a)
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(EXIT_USAGE);
 		}
+		if ((ch == 'c' || ch == 'e') && optarg[0] == '\0') {
+			/* names nothing: not a fall back to the defaults */
+			fprintf(stderr, "arbord: -%c: empty value\n", ch);
+			usage(stderr);
+			exit(EXIT_USAGE);
+		}
 	}
 	if (optind != argc) {
 		usage(stderr);

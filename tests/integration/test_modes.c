@@ -523,7 +523,7 @@ test_usage_exits_64(void **state)
 }
 
 /* --version and -h print on stdout and exit 0; an operand or an option
- * without its argument is a usage error (64). */
+ * without its argument or with an empty one is a usage error (64). */
 static void
 test_version_help_usage(void **state)
 {
@@ -540,6 +540,13 @@ test_version_help_usage(void **state)
 	assert_non_null(strstr(err, "usage: arbord"));
 	const char *operand[] = { bin, "-t", "-c", "/dev/null", "extra", NULL };
 	assert_int_equal(arb_run(operand, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	/* an empty value names nothing: not a fallback to the defaults */
+	const char *no_env[] = { bin, "-t", "-c", "/dev/null", "-e", "", NULL };
+	assert_int_equal(arb_run(no_env, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	assert_non_null(strstr(err, "-e"));
+	const char *no_conf[] = { bin, "-t", "-c", "", NULL };
+	assert_int_equal(arb_run(no_conf, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	assert_non_null(strstr(err, "-c"));
 	free(bin);
 }
 
