@@ -180,26 +180,34 @@ pool_restarted(json_t *tree, void *ctx)
 	return true;
 }
 
-static void
-test_restart_pool_subtree(void **state)
+/* The restart op on name (the pool or the root): the reply names it, and
+ * the pool comes back restarted by its parent (restarts + 1) with two new
+ * ready workers, the old ones gone. Returns the tree then. */
+static json_t *
+restart_expect_new_pool(struct arb *a, const char *name)
 {
-	struct arb *a = start_pool();
 	json_t *pool = node_now(a, "pool");
 	struct pool_restarted w = { arb_node_int(pool, "restarts") + 1,
 	    { 0, 0 } };
 	assert_int_equal(arb_worker_pids(pool, w.old, 2), 2);
-
+	json_decref(pool);
 	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
-	    "name", "pool"));
-	assert_string_equal(arb_node_str(r, "restarted"), "pool");
+	    "name", name));
+	assert_string_equal(arb_node_str(r, "restarted"), name);
 	json_decref(r);
 	json_t *tree = arb_wait_for(a, pool_restarted, &w, ARB_EVENT_MS,
 	    "pool restarted with two new ready workers");
 	assert_non_null(tree);
 	assert_true(proc_wait_gone((pid_t)w.old[0], ARB_EVENT_MS));
 	assert_true(proc_wait_gone((pid_t)w.old[1], ARB_EVENT_MS));
-	json_decref(tree);
-	json_decref(pool);
+	return tree;
+}
+
+static void
+test_restart_pool_subtree(void **state)
+{
+	struct arb *a = start_pool();
+	json_decref(restart_expect_new_pool(a, "pool"));
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -209,21 +217,10 @@ static void
 test_restart_root_restarts_subtree(void **state)
 {
 	struct arb *a = start_pool();
-	json_t *pool = node_now(a, "pool");
-	struct pool_restarted w = { arb_node_int(pool, "restarts") + 1,
-	    { 0, 0 } };
-	assert_int_equal(arb_worker_pids(pool, w.old, 2), 2);
-	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op", "restart",
-	    "name", "root"));
-	assert_string_equal(arb_node_str(r, "restarted"), "root");
-	json_decref(r);
-	json_t *tree = arb_wait_for(a, pool_restarted, &w, ARB_EVENT_MS,
-	    "pool restarted by restart root");
-	assert_non_null(tree);
+	json_t *tree = restart_expect_new_pool(a, "root");
 	assert_string_equal(arb_node_str(tree, "state"), "running");
 	assert_int_equal(arb_node_int(tree, "restarts"), 0);
 	json_decref(tree);
-	json_decref(pool);
 	assert_int_equal(arb_stop(a), 0);
 }
 
