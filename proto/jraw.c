@@ -227,6 +227,16 @@ jraw_utf8_len(const char *s, size_t n)
 	return e != NULL ? (size_t)(e - s) : 0;
 }
 
+void
+jraw_put_valid_utf8(struct buf *out, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t len = jraw_utf8_len(s + i, n - i);
+		buf_append(out, len > 0 ? s + i : "\xef\xbf\xbd", len > 0 ? len : 3);
+		i += len > 0 ? len : 1;
+	}
+}
+
 /* The rest of a string from p, a byte that is not plain: escapes, UTF-8
  * and the closing quote, as far as the string goes. */
 static __attribute__((noinline)) int

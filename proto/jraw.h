@@ -77,6 +77,9 @@ bool	jraw_str(const struct jraw_member *, const char **s, size_t *n);
 /* The length of the valid UTF-8 sequence (RFC 3629) at the start of
  * s[0..n), n > 0: 1 for an ASCII byte, 0 when none starts there. */
 size_t	jraw_utf8_len(const char *s, size_t n);
+/* Appends s[0..n) to out with each byte that starts no valid UTF-8
+ * sequence replaced by U+FFFD: a text that keeps what it says as UTF-8. */
+void	jraw_put_valid_utf8(struct buf *out, const char *s, size_t n);
 
 /* Writers: append to out. */
 /* s[0..n) (valid UTF-8) as a JSON string, quoted and escaped. */

@@ -43,23 +43,17 @@ msg_worker_request(json_int_t id, const char *command, json_t *args,
 	return j;
 }
 
-/* text with each byte that starts no valid UTF-8 sequence replaced by
- * U+FFFD, as a JSON string: a message naming what it was given (a config
- * value in Latin-1, a text cut short) keeps the rest of what it says. */
+/* text as a JSON string, each byte that starts no valid UTF-8 sequence
+ * replaced by U+FFFD: a message naming what it was given (a config value
+ * in Latin-1, a text cut short) keeps the rest of what it says. */
 static json_t *
 string_replacing_invalid(const char *text)
 {
-	size_t n = strlen(text), k = 0;
-	char *out = xmalloc(3 * n + 1);
-	for (size_t i = 0; i < n;) {
-		size_t len = jraw_utf8_len(text + i, n - i);
-		memcpy(out + k, len > 0 ? text + i : "\xef\xbf\xbd",
-		    len > 0 ? len : 3);
-		k += len > 0 ? len : 3;
-		i += len > 0 ? len : 1;
-	}
-	json_t *s = json_stringn(out, k);
-	free(out);
+	struct buf b;
+	buf_init(&b);
+	jraw_put_valid_utf8(&b, text, strlen(text));
+	json_t *s = json_stringn(buf_head(&b), buf_used(&b));
+	buf_release(&b);
 	return s;
 }
 

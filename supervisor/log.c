@@ -59,18 +59,6 @@ escape_controls(struct buf *b, const char *text, size_t len)
 	}
 }
 
-/* text with each byte that is no part of valid UTF-8 replaced by U+FFFD,
- * into b (JSON strings are UTF-8). */
-static void
-replace_invalid_utf8(struct buf *b, const char *text, size_t len)
-{
-	for (size_t i = 0; i < len;) {
-		size_t n = jraw_utf8_len(text + i, len - i);
-		buf_append(b, n > 0 ? text + i : "\xef\xbf\xbd", n > 0 ? n : 3);
-		i += n > 0 ? n : 1;
-	}
-}
-
 static void
 emit_json(const char *ts, enum cfg_log_level level, const char *name,
     const char *text, size_t len)
@@ -80,7 +68,7 @@ emit_json(const char *ts, enum cfg_log_level level, const char *name,
 	json_t *j = json_pack("{s:s,s:s,s:s,s:s%}", "ts", ts, "level",
 	    cfg_log_level_name(level), "name", name, "msg", text, len);
 	if (j == NULL) {	/* not UTF-8: keep the text, mark what was not */
-		replace_invalid_utf8(&clean, text, len);
+		jraw_put_valid_utf8(&clean, text, len);
 		j = json_pack("{s:s,s:s,s:s,s:s%}", "ts", ts, "level",
 		    cfg_log_level_name(level), "name", name, "msg",
 		    clean.data, buf_used(&clean));
