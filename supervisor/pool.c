@@ -774,6 +774,8 @@ pool_ready(const struct pool *p)
 void
 pool_put_fields(const struct pool *p, struct buf *out)
 {
+	jraw_put(out, ",\"size\":");
+	jraw_put_int(out, p->size);
 	jraw_put(out, ",\"max_overflow\":");
 	jraw_put_int(out, p->cfg->pool.max_overflow);
 	jraw_put(out, ",\"waiting\":");

@@ -361,16 +361,35 @@ worker_row(const json_t *w, bool top, struct row *r)
 		r->cell[8] = xasprintf("restarts %lld", (long long)restarts);
 }
 
-/* Counts a supervisor's worker children: live (ready or busy), busy,
- * overflow, all. */
+/* Counts a supervisor's worker children as `health` does: live are the
+ * workers of the configured size (pool: worker.1 .. worker.<size>, neither
+ * overflow nor retiring after a shrink) that are ready or busy, expected
+ * is that size (or, from an arbord that does not say it, every worker
+ * but the overflow ones); busy and overflow count every worker, as
+ * `stats` does. */
 struct census {
-	int	live, busy, overflow, total;
+	int	live, busy, overflow, expected;
 };
+
+/* Whether k is one of the configured workers of sup: any worker of a
+ * supervisor without a size (the bridge), else worker.<i> with i <= size. */
+static bool
+is_configured(const json_t *k, json_int_t size)
+{
+	const char *leaf = basename_of(str_or_dash(k, "name"));
+	int i, end = 0;
+
+	if (size < 0)
+		return strncmp(leaf, "overflow.", 9) != 0;
+	return sscanf(leaf, "worker.%d%n", &i, &end) == 1 &&
+	    leaf[end] == '\0' && i >= 1 && i <= size;
+}
 
 static void
 count_workers(const json_t *sup, struct census *c)
 {
 	const json_t *kids = json_object_get(sup, "children");
+	json_int_t size = int_or(sup, "size", -1);
 	size_t i;
 	const json_t *k;
 
@@ -379,13 +398,18 @@ count_workers(const json_t *sup, struct census *c)
 		if (!is_worker(k))
 			continue;
 		const char *state = str_or_dash(k, "state");
-		c->total++;
-		c->busy += strcmp(state, "busy") == 0;
-		c->live += strcmp(state, "busy") == 0 ||
+		bool up = strcmp(state, "busy") == 0 ||
 		    strcmp(state, "ready") == 0;
+		c->busy += strcmp(state, "busy") == 0;
 		c->overflow += strncmp(basename_of(str_or_dash(k, "name")),
 		    "overflow.", 9) == 0;
+		if (is_configured(k, size)) {
+			c->live += up;
+			c->expected += size < 0;
+		}
 	}
+	if (size >= 0)
+		c->expected = (int)size;
 }
 
 /* "overflow K/M", "overflow K" when M is unknown, or NULL when the node
@@ -415,7 +439,7 @@ supervisor_row(const json_t *s, bool top, struct row *r)
 	r->cell[0] = xstrdup(shown_name(s, top));
 	r->cell[1] = xstrdup(str_or_dash(s, "state"));
 	r->cell[2] = xstrdup(str_or_dash(s, "strategy"));
-	r->cell[3] = xasprintf("%d/%d ready", c.live, c.total);
+	r->cell[3] = xasprintf("%d/%d ready", c.live, c.expected);
 	r->cell[4] = xasprintf("busy %d", c.busy);
 	r->cell[5] = overflow_cell(s, &c);
 	r->cell[6] = num_cell("restarts", s, "restarts");

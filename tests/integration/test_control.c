@@ -1180,33 +1180,33 @@ canned_worker(const char *name, const char *state, int pid, long long up,
 	    "last_activity_ms", 5);
 }
 
-/* SPEC 8's example of the human status view, from a canned reply: the
- * same lines, glyphs, columns and uptimes (3h02m, 12s). */
-static void
-test_arborctl_status_view_layout(void **state)
+/* A status reply as arbord writes it (mode pool, env prod): root over a
+ * pool of pool.size size, max_overflow 2, whose children are the worker
+ * nodes workers (an array, stolen). New reference. */
+static json_t *
+canned_pool_reply(json_t *workers, int size)
 {
-	(void)state;
-	static char out[OUT_MAX], err[OUT_MAX];
-	static const char want[] =
-	    "root  running  env=prod mode=pool adapter=python_pool  pid 4242  up 3h02m\n"
-	    "└─ pool  running  one_for_one  2/2 ready  busy 1  overflow 0/2  restarts 1\n"
-	    "   ├─ worker.1  ready  pid 4250  up 3h02m  healthy  sessions 2  req 1520  err 0\n"
-	    "   └─ worker.2  busy   pid 4311  up 12s    healthy  sessions 1  req 3     err 0\n";
 	const long long up = (3 * 3600 + 2 * 60 + 7) * 1000LL;
-	json_t *pool = json_pack("{s:s, s:s, s:s, s:i, s:I, s:[o, o], s:s, "
+	json_t *pool = json_pack("{s:s, s:s, s:s, s:i, s:I, s:o, s:s, s:i, "
 	    "s:i, s:i, s:i, s:i}", "name", "pool", "kind", "supervisor",
 	    "state", "running", "restarts", 1, "uptime_ms", (json_int_t)up,
-	    "children", canned_worker("pool/worker.1", "ready", 4250, up, 2,
-	    1520), canned_worker("pool/worker.2", "busy", 4311, 12999, 1, 3),
-	    "strategy", "one_for_one", "max_restarts", 5, "max_seconds", 60,
-	    "max_overflow", 2, "waiting", 0);
-	json_t *reply = json_pack("{s:b, s:{s:s, s:s, s:s, s:i, s:I, s:[o], "
+	    "children", workers, "strategy", "one_for_one", "max_restarts", 5,
+	    "max_seconds", 60, "size", size, "max_overflow", 2, "waiting", 0);
+	return json_pack("{s:b, s:{s:s, s:s, s:s, s:i, s:I, s:[o], "
 	    "s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:s}}", "ok", 1, "tree",
 	    "name", "root", "kind", "supervisor", "state", "running",
 	    "restarts", 0, "uptime_ms", (json_int_t)up, "children", pool,
 	    "strategy", "one_for_one", "max_restarts", 3, "max_seconds", 5,
 	    "pid", 4242, "env", "prod", "mode", "pool", "adapter",
 	    "python_pool", "version", "0.1.0");
+}
+
+/* Serves reply (stolen) on a socket of its own to one `arborctl status`
+ * and fails unless its output is want, byte for byte. */
+static void
+expect_status_view(json_t *reply, const char *want)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
 	struct arb *a = arb_new("environments = { dev = { }; };\n");
 	int fd = silent_listener(arb_socket_path(a));
 	pid_t server = canned_server(fd, reply);
@@ -1222,8 +1222,87 @@ test_arborctl_status_view_layout(void **state)
 	if (code != 0 || strcmp(out, want) != 0) {
 		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\nwanted:\n%s",
 		    code, out, err, want);
-		fail_msg("the status view is not SPEC 8's");
+		fail_msg("the status view is not the one wanted");
 	}
+}
+
+/* SPEC 8's example of the human status view, from a canned reply: the
+ * same lines, glyphs, columns and uptimes (3h02m, 12s). */
+static void
+test_arborctl_status_view_layout(void **state)
+{
+	(void)state;
+	static const char want[] =
+	    "root  running  env=prod mode=pool adapter=python_pool  pid 4242  up 3h02m\n"
+	    "└─ pool  running  one_for_one  2/2 ready  busy 1  overflow 0/2  restarts 1\n"
+	    "   ├─ worker.1  ready  pid 4250  up 3h02m  healthy  sessions 2  req 1520  err 0\n"
+	    "   └─ worker.2  busy   pid 4311  up 12s    healthy  sessions 1  req 3     err 0\n";
+	const long long up = (3 * 3600 + 2 * 60 + 7) * 1000LL;
+	expect_status_view(canned_pool_reply(json_pack("[o, o]",
+	    canned_worker("pool/worker.1", "ready", 4250, up, 2, 1520),
+	    canned_worker("pool/worker.2", "busy", 4311, 12999, 1, 3)), 2),
+	    want);
+}
+
+/* The pool line's "N/M ready" is `health`'s n and m (SPEC 6): M is the
+ * configured size, N the workers of that size ready or busy. Overflow
+ * workers, up or not, count only in "overflow K/max", and a worker a
+ * shrinking reload retires (worker.3 of a pool now of 2) in neither;
+ * "busy" counts every busy worker, as `stats` does. */
+static void
+test_arborctl_status_view_overflow(void **state)
+{
+	(void)state;
+	static const char want[] =
+	    "root  running  env=prod mode=pool adapter=python_pool  pid 4242  up 3h02m\n"
+	    "└─ pool  running  one_for_one  1/2 ready  busy 2  overflow 2/2  restarts 1\n"
+	    "   ├─ worker.1    ready     pid 4250  up 3h02m  healthy  sessions 2  req 1520  err 0\n"
+	    "   ├─ worker.2    starting  pid 4311  up 12s    healthy  sessions 0  req 0     err 0\n"
+	    "   ├─ worker.3    busy      pid 4312  up 3h02m  healthy  sessions 0  req 7     err 0\n"
+	    "   ├─ overflow.1  busy      pid 4400  up 12s    healthy  sessions 1  req 3     err 0\n"
+	    "   └─ overflow.2  ready     pid 4401  up 12s    healthy  sessions 0  req 1     err 0\n";
+	const long long up = (3 * 3600 + 2 * 60 + 7) * 1000LL;
+	expect_status_view(canned_pool_reply(json_pack("[o, o, o, o, o]",
+	    canned_worker("pool/worker.1", "ready", 4250, up, 2, 1520),
+	    canned_worker("pool/worker.2", "starting", 4311, 12999, 0, 0),
+	    canned_worker("pool/worker.3", "busy", 4312, up, 0, 7),
+	    canned_worker("pool/overflow.1", "busy", 4400, 12999, 1, 3),
+	    canned_worker("pool/overflow.2", "ready", 4401, 12999, 0, 1)), 2),
+	    want);
+}
+
+/* The same from a live pool of 1 with its overflow worker up: the pool
+ * line reads 1/1, as `health` does, not 2/2. */
+static void
+test_arborctl_status_view_live(void **state)
+{
+	(void)state;
+	static char out[OUT_MAX];
+	struct arb *a = arb_start("bridge = { adapter = \"bridge_mock\"; "
+	    "pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 1; overflow_idle_ms = 600000; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *held = cl_send_held(a, 1, "sleep", json_pack("{s:i}",
+	    "ms", 1000), NULL, "busy", 1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	json_decref(cl_recv_ok(held, ARB_REPLY_MS, "the held sleep"));
+	cl_close(held);
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	assert_int_equal(arb_node_int(arb_find(tree, "pool"), "size"), 1);
+	json_decref(tree);
+
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "health", NULL), 0);
+	assert_string_equal(out, "healthy 1/1\n");
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "status", NULL), 0);
+	if (strstr(out, "\n└─ pool  running  one_for_one  1/1 ready  busy 0  "
+	    "overflow 1/1  restarts 0\n") == NULL)
+		fail_msg("the pool line does not read 1/1 ready, overflow "
+		    "1/1:\n%s", out);
+	assert_int_equal(arb_stop(a), 0);
 }
 
 /* Runs argv against the silent socket: exit 3 naming wait_ms, and not
@@ -1317,6 +1396,8 @@ main(void)
 		cmocka_unit_test(test_arborctl_error_reply),
 		cmocka_unit_test(test_arborctl_every_command),
 		cmocka_unit_test(test_arborctl_status_view_layout),
+		cmocka_unit_test(test_arborctl_status_view_overflow),
+		cmocka_unit_test(test_arborctl_status_view_live),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
