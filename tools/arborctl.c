@@ -78,9 +78,11 @@ static const char usage_text[] =
 "  0  ok\n"
 "  1  arbord answered with an error (`arborctl: CODE: MESSAGE` on stderr),\n"
 "     or `health` found the tree degraded or down\n"
-"  2  usage error\n"
-"  3  arbord not reachable: the socket cannot be found (the config file\n"
-"     cannot be loaded and neither -s nor $ARBOR_SOCKET is given), the\n"
+"  2  usage error, or a config file named by -c (read whatever the\n"
+"     command) or $ARBOR_CONF that cannot be loaded\n"
+"  3  arbord not reachable: the socket cannot be found (the default\n"
+"     config file cannot be loaded and neither -s nor $ARBOR_SOCKET is\n"
+"     given), the\n"
 "     connection fails, or no valid reply arrives in time: within 60 s,\n"
 "     or for call as long as arbord may take to answer: its --timeout\n"
 "     (else the config's worker.request_timeout_ms) plus the config's\n"
@@ -955,37 +957,45 @@ opt_or_env(const char *opt, const char *var)
 	return env != NULL && *env != '\0' ? env : NULL;
 }
 
-/* The config file: read when the socket comes from it (neither -s nor
- * $ARBOR_SOCKET), and for a call when -c or $ARBOR_CONF names it, as its
- * timeouts bound the wait for the reply. New struct (config_free), or NULL
- * when not read or not loaded (err says why, or is empty). */
-static struct config *
-load_config(const struct command *c, const struct opts *o, char *err,
-    size_t errlen)
+/* The config file: read when -c names it (whatever the command and the
+ * socket's source: a file given on the command line is never ignored),
+ * when the socket comes from it (neither -s nor $ARBOR_SOCKET), and for a
+ * call when $ARBOR_CONF names it, as its timeouts bound the wait for the
+ * reply. Sets *cfg (config_free; NULL when not read) and returns 0, or
+ * reports why it cannot be loaded and returns the exit status: a file
+ * named by -c or $ARBOR_CONF is a usage error, as arbord refuses one; the
+ * default file, read only to find the socket, leaves it unknown. */
+static int
+load_config(const struct command *c, const struct opts *o,
+    struct config **cfg)
 {
 	const char *path = opt_or_env(o->conf, "ARBOR_CONF");
+	char err[1024];
 
-	err[0] = '\0';
-	if (opt_or_env(o->socket, "ARBOR_SOCKET") != NULL &&
+	*cfg = NULL;
+	if (o->conf == NULL && opt_or_env(o->socket, "ARBOR_SOCKET") != NULL &&
 	    (strcmp(c->name, "call") != 0 || path == NULL))
-		return NULL;
-	return config_load(path != NULL ? path : DEFAULT_CONF, NULL, err,
-	    errlen);
+		return 0;
+	*cfg = config_load(path != NULL ? path : DEFAULT_CONF, NULL, err,
+	    sizeof err);
+	if (*cfg != NULL)
+		return 0;
+	if (path == NULL) {
+		errmsg("cannot find the socket: %s", err);
+		return EXIT_UNREACHABLE;
+	}
+	errmsg("cannot load the config file: %s", err);
+	return EXIT_USAGE;
 }
 
-/* The socket path: -s, else $ARBOR_SOCKET, else control.socket of cfg.
- * Borrowed, or NULL after reporting why (cfg NULL: err says why). */
+/* The socket path: -s, else $ARBOR_SOCKET, else control.socket of cfg,
+ * which load_config() has then loaded. Borrowed. */
 static const char *
-find_socket(const struct opts *o, const struct config *cfg, const char *err)
+find_socket(const struct opts *o, const struct config *cfg)
 {
 	const char *sock = opt_or_env(o->socket, "ARBOR_SOCKET");
 
-	if (sock != NULL)
-		return sock;
-	if (cfg != NULL)
-		return cfg->control.socket;
-	errmsg("cannot find the socket: %s", err);
-	return NULL;
+	return sock != NULL ? sock : cfg->control.socket;
 }
 
 /* How long to wait for the reply before calling arbord unreachable (exit
@@ -1217,14 +1227,13 @@ transact(const char *sock, const json_t *req, long long wait_ms,
 static int
 run(const struct command *c, const struct opts *o, const json_t *req)
 {
-	char err[1024];
-	struct config *cfg = load_config(c, o, err, sizeof err);
-	const char *sock = find_socket(o, cfg, err);
+	struct config *cfg;
 	struct reply r = { .want_raw = o->json && c->show_raw != NULL };
 	int status;
 
-	if (sock == NULL)
-		return EXIT_UNREACHABLE;
+	if ((status = load_config(c, o, &cfg)) != EXIT_OK)
+		return status;
+	const char *sock = find_socket(o, cfg);
 	buf_init(&r.raw);
 	status = transact(sock, req, reply_wait_ms(c, o, cfg), &r);
 	if (status == EXIT_OK && r.json == NULL)

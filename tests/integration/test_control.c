@@ -978,6 +978,66 @@ test_arborctl_socket_order(void **state)
 	free(other);
 }
 
+/* Writes body to <dir>/name; returns its path. */
+static char *
+write_conf(struct arb *a, const char *name, const char *body)
+{
+	char *path = xasprintf("%s/%s", arb_dir(a), name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(body, f);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* A config file named by -c (or $ARBOR_CONF) that cannot be loaded is an
+ * error (exit 2, one line naming it), even when -s names the socket: not
+ * passed over, so a call does not wait without the config's bound. Only
+ * $ARBOR_CONF, when nothing needs it, goes unread. */
+static void
+test_arborctl_bad_config(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX], err[OUT_MAX];
+	const char *sock = arb_socket_path(a);
+	char *missing = xasprintf("%s/absent.conf", arb_dir(a));
+	char *bad = write_conf(a, "bad.conf", "bogus = ;\n");
+	char *bad_env = xasprintf("ARBOR_CONF=%s", bad);
+	const char *const no_env[] = { NULL }, *const conf_env[] = { bad_env,
+	    NULL };
+	const struct {
+		const char *const *env;
+		const char *args[7];
+		const char *named;	/* in the one line on stderr */
+	} cases[] = {
+		{ no_env, { "-s", sock, "-c", missing, "ping", NULL }, missing },
+		{ no_env, { "-s", sock, "-c", missing, "status", NULL },
+		  missing },
+		{ no_env, { "-s", sock, "-c", bad, "call", "echo", NULL },
+		  "bad.conf:1" },
+		{ no_env, { "-c", bad, "status", NULL }, "bad.conf:1" },
+		{ conf_env, { "-s", sock, "call", "echo", NULL },
+		  "bad.conf:1" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int code = ctl_from_root(cases[i].env, out, err,
+		    cases[i].args);
+		if (code != 2 || !one_line(err) ||
+		    strstr(err, cases[i].named) == NULL) {
+			fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\n",
+			    code, out, err);
+			fail_msg("case %zu: expected exit 2 naming %s", i,
+			    cases[i].named);
+		}
+	}
+	/* nothing reads $ARBOR_CONF when -s gives the socket to a ping */
+	assert_int_equal(ctl_raw(bad_env, out, err, "-s", sock, "ping", NULL),
+	    0);
+	unlink(bad);
+	free(bad_env), free(bad), free(missing);
+	assert_serving(a);
+}
+
 /* Runs arborctl -s SOCKET args, expecting exit want and a JSON document on
  * stdout; returns it (new reference). */
 static json_t *
@@ -1392,6 +1452,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_call_json),
 		cmocka_unit_test(test_arborctl_call_wait),
 		cmocka_unit_test(test_arborctl_socket_order),
+		cmocka_unit_test(test_arborctl_bad_config),
 		cmocka_unit_test(test_arborctl_json_anywhere),
 		cmocka_unit_test(test_arborctl_error_reply),
 		cmocka_unit_test(test_arborctl_every_command),
