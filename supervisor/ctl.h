@@ -25,6 +25,9 @@ struct ctl *ctl_open(const struct config *, ctl_handler *, void *arg,
 	    char *err, size_t errlen);
 /* Closes every connection, the listener, and removes the socket file. */
 void	ctl_close(struct ctl *);
+/* Applies a reloaded config (borrowed, kept): control.mode at once; a
+ * control.socket other than the one in use is logged as waiting for a
+ * restart. */
 void	ctl_reconfigure(struct ctl *, const struct config *);
 
 /* Queues one reply frame (steals reply). Dropped if conn has closed. */

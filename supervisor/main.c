@@ -276,8 +276,6 @@ reload(void *arg, char *err, size_t errlen)
 	for (const char **k = keys; *k; k++)
 		json_array_append_new(changed, json_string(*k));
 	free(keys);
-	if (strcmp(cfg->control.socket, d->cfg->control.socket) != 0)
-		log_warn("arbord", "reload: control.socket changes at restart");
 	apply_log_level(cfg, d->verbosity);
 	root_reload(d->root, cfg);
 	ctl_reconfigure(d->ctl, cfg);
