@@ -904,7 +904,9 @@ add_call_params(json_t *req, const struct opts *o)
 	json_error_t err;
 
 	if (o->nargs > 1) {
-		json_t *args = json_loads(o->args[1], JSON_DECODE_ANY, &err);
+		/* a repeated key, which arbord refuses, is not dropped */
+		json_t *args = json_loads(o->args[1], JSON_DECODE_ANY |
+		    JSON_REJECT_DUPLICATES, &err);
 		if (args == NULL) {
 			usage_error("ARGS_JSON is not valid JSON: %s", err.text);
 			return -1;

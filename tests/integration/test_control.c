@@ -840,6 +840,22 @@ test_arborctl_call_args_object(void **state)
 	    NULL), 0);
 }
 
+/* ARGS_JSON with a repeated key, which arbord refuses in a request, is
+ * refused by arborctl too (exit 2), at any depth: jansson would keep one
+ * of the values and send the call without a word. */
+static void
+test_arborctl_call_args_repeated_key(void **state)
+{
+	struct arb *a = *state;
+	static const char *const bad[] = { "{\"k\": 1, \"k\": 2}",
+	    "{\"o\": {\"k\": 1, \"k\": 1}}" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *args[] = { "call", "echo", bad[i], NULL };
+		expect_usage_error("duplicate", arb_socket_path(a), args);
+	}
+	assert_serving(a);
+}
+
 /* call prints the result; with --json, the whole reply as other commands
  * do (result and worker here), without its envelope. */
 static void
@@ -1449,6 +1465,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_finds_socket),
 		cmocka_unit_test(test_arborctl_empty_option_values),
 		cmocka_unit_test(test_arborctl_call_args_object),
+		cmocka_unit_test(test_arborctl_call_args_repeated_key),
 		cmocka_unit_test(test_arborctl_call_json),
 		cmocka_unit_test(test_arborctl_call_wait),
 		cmocka_unit_test(test_arborctl_socket_order),
