@@ -883,12 +883,19 @@ check_args(const struct opts *o, const struct command **cmd)
 
 /* Sets req's member key to the argument s, a string only when it is
  * UTF-8: jansson refuses anything else, and the member would be left out
- * of the request without a word. Returns -1 after a usage error. */
+ * of the request without a word. An empty one names nothing (no node,
+ * session or command), as an empty option value does not. Returns -1
+ * after a usage error. */
 static int
 set_arg(json_t *req, const char *key, const char *s, const char *what)
 {
-	json_t *j = json_string(s);
-	if (j == NULL) {
+	json_t *j;
+
+	if (*s == '\0') {
+		usage_error("%s must not be empty", what);
+		return -1;
+	}
+	if ((j = json_string(s)) == NULL) {
 		usage_error("%s is not valid UTF-8", what);
 		return -1;
 	}

@@ -798,8 +798,8 @@ expect_usage_error(const char *want, const char *sock, const char *const *args)
 }
 
 /* An option given an empty value names nothing: no socket, no config, no
- * session. A usage error, not a connection to "" (exit 3) or a request
- * arbord refuses (exit 1). */
+ * session; nor does an empty argument. A usage error, not a connection to
+ * "" (exit 3) or a request arbord refuses (exit 1). */
 static void
 test_arborctl_empty_option_values(void **state)
 {
@@ -819,6 +819,16 @@ test_arborctl_empty_option_values(void **state)
 	for (size_t i = 0; i < sizeof session / sizeof session[0]; i++)
 		expect_usage_error("needs a non-empty value",
 		    arb_socket_path(a), session[i]);
+	/* nor does an empty NAME, ID or COMMAND: not an error reply */
+	static const char *const positional[][4] = {
+		{ "status", "", NULL }, { "restart", "", NULL },
+		{ "stop", "", NULL }, { "start", "", NULL },
+		{ "end-session", "", NULL }, { "call", "", NULL },
+		{ "call", "", "{}", NULL },
+	};
+	for (size_t i = 0; i < sizeof positional / sizeof positional[0]; i++)
+		expect_usage_error("must not be empty", arb_socket_path(a),
+		    positional[i]);
 	assert_serving(a);
 }
 
