@@ -3,7 +3,8 @@
  * a human view, or as raw JSON with --json.
  *
  * Exit status: 0 ok; 1 arbord answered with an error (or `health` is not
- * healthy); 2 usage; 3 arbord not reachable (no socket known, cannot
+ * healthy); 2 usage (or a config file named by -c or $ARBOR_CONF that
+ * cannot be loaded); 3 arbord not reachable (no socket known, cannot
  * connect, no reply in time, or a reply that is not a control frame). */
 
 #include <errno.h>
