@@ -176,17 +176,18 @@ ctl_close(struct ctl *c)
 	free(c);
 }
 
-/* control.mode applies to the socket at once; control.socket only at a
- * restart, so a file naming another path than the one in use (whatever
- * the file before said) is warned about at each reload. */
+/* control.mode applies to the socket at once, set at every reload (a
+ * chmod that failed before, or a mode changed behind arbord's back, is set
+ * right); control.socket only at a restart, so a file naming another path
+ * than the one in use (whatever the file before said) is warned about at
+ * each reload. */
 void
 ctl_reconfigure(struct ctl *c, const struct config *cfg)
 {
 	if (strcmp(cfg->control.socket, c->path) != 0)
 		log_warn("ctl", "reload: control.socket %s applies at restart "
 		    "(still listening on %s)", cfg->control.socket, c->path);
-	if (cfg->control.mode != c->cfg->control.mode &&
-	    chmod(c->path, cfg->control.mode) < 0)
+	if (chmod(c->path, cfg->control.mode) < 0)
 		log_warn("ctl", "reload: chmod %s: %s (control.mode unchanged)",
 		    c->path, strerror(errno));
 	c->cfg = cfg;
