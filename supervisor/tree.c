@@ -402,12 +402,12 @@ sup_child_leaving(const struct child *c)
 	return sl->leaving;
 }
 
-void
-sup_start_child(struct sup *s, struct child *c)
+/* Brings up a child that is wanted down or has no process; a stopping
+ * one comes up again once it is down. */
+static void
+bring_up(struct sup *s, struct slot *sl)
 {
-	struct slot *sl = child_owner_data(c);
-	if (sl->leaving)
-		return;
+	struct child *c = sl->c;
 	sl->want_up = true;
 	if (s->state != SS_RUNNING)
 		return;
@@ -419,18 +419,30 @@ sup_start_child(struct sup *s, struct child *c)
 	}
 }
 
+/* start is for a child stopped on request (or never started): one that is
+ * wanted up already (running, stopping after a crash or kill, waiting in
+ * backoff) stays on its own restart path, delay and intensity included. */
+void
+sup_start_child(struct sup *s, struct child *c)
+{
+	struct slot *sl = child_owner_data(c);
+	if (sl->leaving || sl->want_up)
+		return;
+	bring_up(s, sl);
+}
+
 void
 sup_restart_child(struct sup *s, struct child *c)
 {
 	struct slot *sl = child_owner_data(c);
 	if (sl->leaving)
 		return;
-	sl->want_up = true;
 	if (child_alive(c)) {
+		sl->want_up = true;
 		sl->restart_now = true;
 		child_stop(c);
 	} else {
-		sup_start_child(s, c);
+		bring_up(s, sl);
 	}
 }
 

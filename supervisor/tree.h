@@ -62,7 +62,9 @@ void	sup_kill(struct sup *);		/* SIGKILL every child now */
 void	sup_abandon(struct sup *, enum msg_code, const char *why);
 
 /* Operator requests on one child (SPEC 6 stop/start/restart); start and
- * restart do nothing to a child that is leaving. */
+ * restart do nothing to a child that is leaving. start brings up only a
+ * child wanted down (stopped on request, or never started): one wanted up
+ * stays on its restart path (backoff, intensity). */
 void	sup_stop_child(struct sup *, struct child *);
 void	sup_start_child(struct sup *, struct child *);
 void	sup_restart_child(struct sup *, struct child *);
