@@ -403,9 +403,9 @@ sup_child_leaving(const struct child *c)
 }
 
 /* Brings up a child that is wanted down or has no process; a stopping
- * one comes up again once it is down. */
+ * one comes up again once it is down. counted: a restart (the op). */
 static void
-bring_up(struct sup *s, struct slot *sl)
+bring_up(struct sup *s, struct slot *sl, bool counted)
 {
 	struct child *c = sl->c;
 	sl->want_up = true;
@@ -414,6 +414,8 @@ bring_up(struct sup *s, struct slot *sl)
 	if (child_state(c) == CS_STOPPING) {
 		sl->restart_now = true;	/* up again once it is down */
 	} else if (!child_alive(c)) {
+		if (counted && child_state(c) != CS_BACKOFF)
+			child_count_restart(c);	/* a backoff's was counted */
 		sl->backoff.quick_deaths = 0;
 		spawn(s, sl);
 	}
@@ -428,7 +430,7 @@ sup_start_child(struct sup *s, struct child *c)
 	struct slot *sl = child_owner_data(c);
 	if (sl->leaving || sl->want_up)
 		return;
-	bring_up(s, sl);
+	bring_up(s, sl, false);
 }
 
 void
@@ -442,7 +444,7 @@ sup_restart_child(struct sup *s, struct child *c)
 		sl->restart_now = true;
 		child_stop(c);
 	} else {
-		bring_up(s, sl);
+		bring_up(s, sl, true);
 	}
 }
 

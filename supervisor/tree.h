@@ -64,7 +64,8 @@ void	sup_abandon(struct sup *, enum msg_code, const char *why);
 /* Operator requests on one child (SPEC 6 stop/start/restart); start and
  * restart do nothing to a child that is leaving. start brings up only a
  * child wanted down (stopped on request, or never started): one wanted up
- * stays on its restart path (backoff, intensity). */
+ * stays on its restart path (backoff, intensity). restart counts in the
+ * child's restarts whether it ran or was stopped. */
 void	sup_stop_child(struct sup *, struct child *);
 void	sup_start_child(struct sup *, struct child *);
 void	sup_restart_child(struct sup *, struct child *);

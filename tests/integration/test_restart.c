@@ -699,6 +699,32 @@ test_start_in_kill_window_is_a_crash(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* restart of a worker stopped on request counts in its restarts, as the
+ * restart of a running one does: its parent restarted it (SPEC 4). */
+static void
+test_restart_stopped_worker_counts(void **state)
+{
+	struct arb *a = start_pool();
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	op_on_worker1(a, "restart", NULL);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	pid = arb_node_pid(node);
+	json_decref(node);
+	op_on_worker1(a, "stop", "stopping");
+	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
+	    ARB_EVENT_MS));
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	op_on_worker1(a, "restart", NULL);
+	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 2);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -723,6 +749,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 		cmocka_unit_test_teardown(test_start_keeps_backoff, arb_teardown),
 		cmocka_unit_test_teardown(test_start_in_kill_window_is_a_crash,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_restart_stopped_worker_counts,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
