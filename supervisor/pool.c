@@ -51,10 +51,11 @@ static void on_stopped(struct sup *, void *);
 static void on_ready(struct sup *, struct child *, void *);
 static void on_down(struct sup *, struct child *, void *);
 static void on_stopped_child(struct sup *, struct child *, void *);
+static void on_starting(struct sup *, void *);
 static const struct sup_events events = {
 	.failed = on_failed, .stopped = on_stopped, .worker_ready = on_ready,
 	.worker_idle = on_ready, .worker_down = on_down,
-	.worker_stopped = on_stopped_child,
+	.worker_stopped = on_stopped_child, .starting = on_starting,
 };
 
 static void on_wait_expired(struct job *, void *);
@@ -652,6 +653,30 @@ on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	log_info(child_name(pw->c), "idle for %d ms: stopping",
 	    p->cfg->pool.overflow_idle_ms);
 	retire(p, pw);
+}
+
+/* The pool (re)starts, every worker down: it starts as a fresh pool
+ * would, its overflow workers gone and, when lazy, its workers waiting
+ * for demand again (those stopped on request stay down until started).
+ * Requests still waiting make that demand at once. */
+static void
+on_starting(struct sup *s, void *arg)
+{
+	struct pool *p = arg;
+	for (size_t i = sup_nchildren(s); i-- > 0;) {
+		struct pworker *pw = child_udata(sup_child(s, i));
+		if (child_alive(pw->c) || pw->retiring)
+			continue;	/* a retiring one is removed by its timer */
+		if (pw->overflow)
+			remove_worker(p, pw);
+		else if (p->cfg->pool.lazy && sup_hold_child(s, pw->c))
+			set_lazy(pw, true);
+	}
+	if (!TAILQ_EMPTY(&p->waiting)) {
+		ev_timer_stop(LOOP, &p->t_grow);
+		ev_timer_set(&p->t_grow, 0., 0.);
+		ev_timer_start(LOOP, &p->t_grow);
+	}
 }
 
 static void

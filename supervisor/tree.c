@@ -189,6 +189,8 @@ sup_start(struct sup *s)
 	s->after = AFTER_NOTHING;
 	s->started = ev_now(LOOP);
 	intensity_reset(&s->window);
+	if (s->ev->starting)
+		s->ev->starting(s, s->owner);
 	log_info(s->name, "starting %zu worker%s", s->n, s->n == 1 ? "" : "s");
 	for (size_t i = 0; i < s->n; i++) {
 		s->slots[i]->backoff.quick_deaths = 0;
@@ -400,6 +402,17 @@ sup_child_leaving(const struct child *c)
 {
 	const struct slot *sl = child_owner_data(c);
 	return sl->leaving;
+}
+
+bool
+sup_hold_child(struct sup *s, struct child *c)
+{
+	struct slot *sl = child_owner_data(c);
+	bool was_up = sl->want_up;
+	sl->want_up = false;
+	sl->restart_now = false;
+	child_set_down(c, CS_STOPPED);
+	return was_up;
 }
 
 /* Brings up a child that is wanted down or has no process; a stopping

@@ -29,6 +29,11 @@ struct sup_events {
 	void	(*worker_down)(struct sup *, struct child *, void *owner);
 	/* sup_stop_child: c is to stay down until started (optional) */
 	void	(*worker_stopped)(struct sup *, struct child *, void *owner);
+	/* sup_start, before it starts the children wanted up, all down
+	 * (optional): the owner may remove children (sup_remove_worker) or
+	 * hold them (sup_hold_child), so that a restarted supervisor starts
+	 * as a fresh one would. */
+	void	(*starting)(struct sup *, void *owner);
 };
 
 /* cfg and argv are borrowed (see sup_reconfigure). The supervisor
@@ -73,6 +78,9 @@ void	sup_restart_child(struct sup *, struct child *);
  * gone): it is wanted down, and nothing starts it again. */
 void	sup_child_leave(struct sup *, struct child *);
 bool	sup_child_leaving(const struct child *);
+/* c, which has no process, is wanted down without being stopped on request
+ * (a lazy worker, to start on demand); false if it already was. */
+bool	sup_hold_child(struct sup *, struct child *);
 
 const char	*sup_name(const struct sup *);
 enum sup_state	 sup_state(const struct sup *);

@@ -422,6 +422,82 @@ test_no_waiting_still_grows(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The pool has been restarted by its parent `restarts` times; the tree
+ * then (ctx: the count). */
+static bool
+pool_restarted(json_t *tree, void *ctx)
+{
+	json_t *pool = arb_find(tree, "pool");
+	const char *st = arb_node_str(pool, "state");
+	return arb_node_int(pool, "restarts") == *(json_int_t *)ctx &&
+	    st && strcmp(st, "running") == 0;
+}
+
+static json_t *
+wait_pool_restarted(struct arb *a, json_int_t restarts)
+{
+	json_t *tree = arb_wait_for(a, pool_restarted, &restarts, ARB_EVENT_MS,
+	    "the pool restarted and running");
+	assert_non_null(tree);
+	return tree;
+}
+
+/* A restarted pool starts as a fresh one: its size workers, and an
+ * overflow worker only when a request has to wait for one. */
+static void
+test_restarted_pool_without_overflow(void **state)
+{
+	struct arb *a = start_pool(1, "max_overflow = 1; "
+	    "overflow_idle_ms = 60000; checkout_timeout_ms = 15000;",
+	    "restart_delay_ms = 0;");
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 2000), NULL, "busy", 1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	json_decref(cl_recv_ok(c, ARB_REPLY_MS, "the held request"));
+	cl_close(c);
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart",
+	    "name", "pool")));
+	json_t *tree = wait_pool_restarted(a, 1);
+	assert_null(arb_find(tree, "pool/overflow.1"));
+	assert_non_null(arb_find(tree, W1));
+	json_decref(tree);
+	assert_int_equal(cl_stat(a, "overflow"), 0);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), W1);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A lazy pool that its parent restarts (its intensity exceeded) starts
+ * none of its workers until requests come, as at its first start. */
+static void
+test_restarted_lazy_pool_waits_for_demand(void **state)
+{
+	struct arb *a = arb_start(
+	    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 1; lazy = true; max_overflow = 0;\n"
+	    "  max_restarts = 0; max_seconds = 60; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);	/* starts worker.1 */
+	assert_string_equal(cl_reply_worker(r), W1);
+	json_decref(r);
+	crash_w1(a, json_pack("{s:i}", "code", 3));	/* the pool fails */
+	json_t *tree = wait_pool_restarted(a, 1);
+	json_t *node = arb_find(tree, W1);
+	assert_string_equal(arb_node_str(node, "state"), "stopped");
+	assert_true(arb_node_pid(node) <= 0);
+	json_decref(tree);
+	r = cl_exec_ok(a, "echo", NULL, NULL);		/* demand starts it */
+	assert_string_equal(cl_reply_worker(r), W1);
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -439,6 +515,8 @@ main(void)
 		cmocka_unit_test_teardown(test_overflow_crash_restarted, arb_teardown),
 		cmocka_unit_test_teardown(test_overflow_stopped_in_backoff_removed, arb_teardown),
 		cmocka_unit_test_teardown(test_no_waiting_still_grows, arb_teardown),
+		cmocka_unit_test_teardown(test_restarted_pool_without_overflow, arb_teardown),
+		cmocka_unit_test_teardown(test_restarted_lazy_pool_waits_for_demand, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
