@@ -28,6 +28,7 @@ struct subtree {
  * stops and is freed (on_old_check). Any number may wind down at once. */
 struct old_subtree {
 	struct subtree			t;
+	const struct config		*cfg;	/* its own (config_hold) */
 	TAILQ_ENTRY(old_subtree)	link;
 };
 TAILQ_HEAD(old_list, old_subtree);
@@ -130,6 +131,7 @@ free_old(struct root *r, struct old_subtree *o)
 {
 	TAILQ_REMOVE(&r->old, o, link);
 	free_subtree(&o->t);
+	config_release(o->cfg);
 	free(o);
 }
 
@@ -349,15 +351,19 @@ take_waiting(struct root *r, struct subtree *t)
 		root_submit(r, j);
 }
 
-/* Puts the running subtree on the list of old ones (the newest last).
- * Its workers are wanted down (sup_retire) once its waiting requests have
- * moved on: until then (mode disabled) one that dies is restarted to
- * serve them. */
+/* Puts the running subtree, built from cfg, on the list of old ones (the
+ * newest last). It keeps cfg: a worker it restarts runs the command and
+ * settings it was built with, not the reload's. Its workers are wanted
+ * down (sup_retire) once its waiting requests have moved on: until then
+ * (mode disabled) one that dies is restarted to serve them. */
 static struct subtree *
-retire_cur(struct root *r)
+retire_cur(struct root *r, const struct config *cfg)
 {
 	struct old_subtree *o = xcalloc(1, sizeof *o);
 	o->t = r->cur;
+	o->cfg = config_hold(cfg);
+	if (o->t.pool)
+		pool_replaced(o->t.pool);
 	memset(&r->cur, 0, sizeof r->cur);
 	sup_unregister(o->t.sup);
 	TAILQ_INSERT_TAIL(&r->old, o, link);
@@ -394,9 +400,9 @@ hand_on_sessions(struct root *r, const struct sessions *from)
  * them before they stop (or hand them to a later subtree that serves): a
  * reload fails none accepted. */
 static void
-rebuild(struct root *r)
+rebuild(struct root *r, const struct config *from)
 {
-	struct subtree *prev = r->cur.sup ? retire_cur(r) : NULL;
+	struct subtree *prev = r->cur.sup ? retire_cur(r, from) : NULL;
 	r->cur = make_subtree(r);
 	/* The old workers' state goes with them: each session is told. */
 	hand_on_sessions(r, prev ? subtree_sessions(prev) : NULL);
@@ -428,19 +434,11 @@ root_reload(struct root *r, const struct config *cfg)
 	if (r->carry)
 		sess_set_ttl(r->carry, cfg->pool.session_ttl_ms);
 	if (needs_rebuild(prev, cfg))
-		rebuild(r);
+		rebuild(r, prev);
 	else if (r->cur.pool)
-		pool_reconfigure(r->cur.pool, cfg, worker_argv(r), true);
+		pool_reconfigure(r->cur.pool, cfg, worker_argv(r));
 	else if (r->cur.bridge)
 		bridge_reconfigure(r->cur.bridge, cfg, worker_argv(r));
-	struct old_subtree *o;
-	TAILQ_FOREACH(o, &r->old, link) {	/* none may keep the config
-						 * about to go */
-		if (o->t.pool)
-			pool_reconfigure(o->t.pool, cfg, worker_argv(r), false);
-		if (o->t.bridge)
-			bridge_reconfigure(o->t.bridge, cfg, worker_argv(r));
-	}
 }
 
 /* ---- requests ------------------------------------------------------------ */

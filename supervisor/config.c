@@ -1112,6 +1112,10 @@ config_free(struct config *c)
 {
 	if (c == NULL)
 		return;
+	if (c->holds > 0) {
+		c->holds--;
+		return;
+	}
 	free(c->path);
 	free(c->env);
 	free(c->test_mode);
@@ -1119,6 +1123,19 @@ config_free(struct config *c)
 	strv_free(c->worker.env);
 	free(c->control.socket);
 	free(c);
+}
+
+const struct config *
+config_hold(const struct config *c)
+{
+	((struct config *)c)->holds++;	/* the count alone changes */
+	return c;
+}
+
+void
+config_release(const struct config *c)
+{
+	config_free((struct config *)c);
 }
 
 /* ---- printing, diffing ---- */

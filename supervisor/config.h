@@ -77,6 +77,7 @@ struct config {
 		enum cfg_log_level  level;
 		enum cfg_log_format format;
 	} log;
+	unsigned holds;	/* config_hold()s not yet released */
 };
 
 /* Loads path for environment env (NULL: $ARBOR_ENV, else the file's
@@ -86,6 +87,11 @@ struct config {
 struct config *config_load(const char *path, const char *env, char *err,
 	    size_t errlen);
 void	config_free(struct config *);
+/* One more holder of c (a subtree a reload replaced, winding down under
+ * the config it was built with): c is freed once config_free and every
+ * config_release of a hold have been called. */
+const struct config *config_hold(const struct config *);
+void	config_release(const struct config *);
 
 /* Prints the resolved settings, one "key = value" per line (arbord -t):
  * config (the file), environment, mode, adapter, test_mode (when set),

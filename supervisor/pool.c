@@ -735,8 +735,7 @@ resize(struct pool *p, int from, int to)
 }
 
 void
-pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv,
-    bool resize_now)
+pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 {
 	int from = p->size;
 	p->cfg = cfg;
@@ -745,11 +744,16 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv,
 	waitq_configure(&p->wq, cfg->pool.checkout_timeout_ms,
 	    cfg->pool.max_waiting);
 	sess_set_ttl(p->sessions, cfg->pool.session_ttl_ms);
-	p->replaced |= !resize_now;
-	if (resize_now && from != cfg->pool.size) {
+	if (from != cfg->pool.size) {
 		p->size = cfg->pool.size;
 		resize(p, from, cfg->pool.size);
 	}
+}
+
+void
+pool_replaced(struct pool *p)
+{
+	p->replaced = true;
 }
 
 struct job *

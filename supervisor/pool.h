@@ -31,10 +31,11 @@ void	pool_submit(struct pool *, struct job *);
 /* Ends a session (its worker gets cleanup_session); false if unknown. */
 bool	pool_end_session(struct pool *, const char *id);
 /* Applies a reloaded config (same mode): timeouts, affinity, intensity,
- * and pool.size (grow now, shrink as surplus workers finish); resize
- * false: a pool a reload replaced, which never grows again. */
-void	pool_reconfigure(struct pool *, const struct config *, char *const *argv,
-	    bool resize);
+ * and pool.size (grow now, shrink as surplus workers finish). */
+void	pool_reconfigure(struct pool *, const struct config *, char *const *argv);
+/* A reload replaced the pool: it winds down under its own config and
+ * never grows again. */
+void	pool_replaced(struct pool *);
 /* Takes the oldest waiting job out of the pool (NULL: none). */
 struct job *pool_take_waiting(struct pool *);
 /* Fails every waiting job with code (shutdown, mode change). */

@@ -475,6 +475,40 @@ test_disabled_old_worker_crash_keeps_waiting(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The old pool left to serve its waiting request after a reload to mode
+ * disabled restarts its crashed worker as it was built: the reload's
+ * worker.command (one that exits at once) is not for it. It used to
+ * restart it with the new config, in a crash loop, and the waiting
+ * request was never served. */
+static void
+test_disabled_old_pool_restarts_with_its_config(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, 1, pids);
+	struct cl_conn *c = cl_open(a);
+	send_sleep_and_waiter(a, c, 60000);
+	write_conf(a,
+	    "bridge = { enabled = false; pooling_enabled = true;"
+	    " adapter = \"auto\"; };\n"
+	    "worker = { command = [ \"/bin/sh\", \"-c\", \"exit 7\" ]; };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n");
+	json_decref(arb_op_ok(a, "reload"));
+	assert_int_equal(kill((pid_t)pids[0], SIGKILL), 0);
+	json_t *r = cl_recv(c, ARB_EVENT_MS);	/* the one it held */
+	assert_non_null(r);
+	assert_int_equal(cl_reply_id(r), 1);
+	assert_string_equal(arb_reply_code(r), "worker_crashed");
+	json_decref(r);
+	r = cl_recv_ok(c, ARB_EVENT_MS, "the waiting request");
+	assert_int_equal(cl_reply_id(r), 2);
+	json_decref(r);
+	cl_close(c);
+	assert_false(arb_log_contains(a, "exited with status 7"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Mode single with bridge.max_restarts = 0 (its first restart fails the
  * bridge supervisor), max_inflight 1; enabled or not. */
 static char *
@@ -1786,6 +1820,8 @@ main(void)
 		cmocka_unit_test_teardown(test_queued_pool_to_single, teardown),
 		cmocka_unit_test_teardown(test_disabled_keeps_accepted, teardown),
 		cmocka_unit_test_teardown(test_disabled_old_worker_not_found,
+		    teardown),
+		cmocka_unit_test_teardown(test_disabled_old_pool_restarts_with_its_config,
 		    teardown),
 		cmocka_unit_test_teardown(test_disabled_old_worker_crash_keeps_waiting,
 		    teardown),
