@@ -3,7 +3,8 @@
  * left down ends in; the restart delay doubling per quick death up to its
  * maximum; recycling (max_requests, max_errors) not taken for crashes and
  * not counting health pings; health pings sent to idle workers only; and
- * what overflow workers count in stats, health and the tree. */
+ * what overflow workers count in stats, health and the tree; a restarted
+ * pool starting as a fresh one (no overflow workers, lazy ones on demand). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -2,7 +2,9 @@
  * new pid; stop/start hold and release a worker; `restart pool` replaces
  * the whole subtree; a worker that never answers its init ping is killed
  * after init_timeout_ms; permanent, transient and temporary workers are
- * restarted as OTP would (SPEC 4). */
+ * restarted as OTP would (SPEC 4); `start` leaves a crashed worker on its
+ * restart path (backoff), also between its kill and its reaping; `restart`
+ * of a stopped worker counts in its restarts. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
