@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,6 +40,7 @@ struct ctl_conn {
 	bool		 closed;
 	bool		 paused;	/* not reading: replies are backed up */
 	bool		 in_frames;	/* conn_frames is running */
+	bool		 hup_watched;	/* in ctl's hang-up set */
 };
 
 struct ctl {
@@ -49,6 +51,9 @@ struct ctl {
 	int			 fd;
 	ev_io			 w_accept;
 	ev_timer		 t_pause;
+	int			 hup_fd;	/* epoll set: the hang-ups of
+						 * connections no longer read */
+	ev_io			 w_hup;
 	struct ctl_conn		*conns;
 	size_t			 nconns;
 };
@@ -137,6 +142,7 @@ fail:
 
 static void on_accept(struct ev_loop *, ev_io *, int);
 static void on_pause(struct ev_loop *, ev_timer *, int);
+static void on_hangup(struct ev_loop *, ev_io *, int);
 
 struct ctl *
 ctl_open(const struct config *cfg, ctl_handler *handler, void *arg, char *err,
@@ -145,6 +151,13 @@ ctl_open(const struct config *cfg, ctl_handler *handler, void *arg, char *err,
 	int fd = listen_on(cfg->control.socket, cfg->control.mode, err, errlen);
 	if (fd < 0)
 		return NULL;
+	int hup_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (hup_fd < 0) {
+		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+		close(fd);
+		unlink(cfg->control.socket);
+		return NULL;
+	}
 	struct ctl *c = xcalloc(1, sizeof *c);
 	c->cfg = cfg;
 	c->handler = handler;
@@ -153,8 +166,11 @@ ctl_open(const struct config *cfg, ctl_handler *handler, void *arg, char *err,
 	c->fd = fd;
 	ev_io_init(&c->w_accept, on_accept, fd, EV_READ);
 	ev_init(&c->t_pause, on_pause);
-	c->w_accept.data = c->t_pause.data = c;
+	c->hup_fd = hup_fd;
+	ev_io_init(&c->w_hup, on_hangup, hup_fd, EV_READ);
+	c->w_accept.data = c->t_pause.data = c->w_hup.data = c;
 	ev_io_start(LOOP, &c->w_accept);
+	ev_io_start(LOOP, &c->w_hup);
 	log_info("ctl", "listening on %s", c->path);
 	return c;
 }
@@ -170,6 +186,8 @@ ctl_close(struct ctl *c)
 	}
 	ev_io_stop(LOOP, &c->w_accept);
 	ev_timer_stop(LOOP, &c->t_pause);
+	ev_io_stop(LOOP, &c->w_hup);
+	close(c->hup_fd);
 	close(c->fd);
 	unlink(c->path);
 	free(c->path);
@@ -231,6 +249,8 @@ conn_close(struct ctl_conn *cn)
 	ev_timer_stop(LOOP, &cn->t_stall);
 	ev_io_stop(LOOP, &cn->w_read);
 	ev_io_stop(LOOP, &cn->w_write);
+	if (cn->hup_watched)	/* a forked child's copy would keep it */
+		epoll_ctl(c->hup_fd, EPOLL_CTL_DEL, cn->fd, NULL);
 	close(cn->fd);
 	if (cn->prev)
 		cn->prev->next = cn->next;
@@ -323,6 +343,35 @@ ctl_release(struct ctl_conn *cn)
 	conn_unref(cn);
 }
 
+/* A connection that sends nothing more is no longer read (its EOF would
+ * wake the loop for ever), but its peer may still close its end: the
+ * hang-up alone (no event asked for) is watched in ctl's epoll set, so
+ * that a client gone with replies owed is dropped at once, as one that
+ * closes without a half-close first is (peer_gone). */
+static void
+watch_hangup(struct ctl_conn *cn)
+{
+	struct epoll_event e = { .events = 0, .data.ptr = cn };
+	if (cn->closed || cn->hup_watched)
+		return;
+	if (epoll_ctl(cn->ctl->hup_fd, EPOLL_CTL_ADD, cn->fd, &e) == 0)
+		cn->hup_watched = true;
+	else
+		log_warn("ctl", "epoll_ctl: %s (a client that leaves keeps "
+		    "its slot until its replies are written)", strerror(errno));
+}
+
+/* Connections of the hang-up set whose peer closed: nobody to answer. */
+static void
+on_hangup(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl *c = w->data;
+	struct epoll_event e[16];
+	int n = epoll_wait(c->hup_fd, e, 16, 0);
+	for (int i = 0; i < n; i++)
+		conn_close(e[i].data.ptr);
+}
+
 /* A framing error: one error reply, and nothing more is read (the stream
  * is out of step); the connection is closed once the replies owed for the
  * requests read before it are written, as after a half-close. */
@@ -331,6 +380,7 @@ conn_abort(struct ctl_conn *cn, json_t *reply)
 {
 	cn->eof = true;
 	ev_io_stop(LOOP, &cn->w_read);
+	watch_hangup(cn);
 	buf_consume(&cn->in, buf_used(&cn->in));
 	ctl_reply(cn, reply);
 	close_when_answered(cn);
@@ -395,6 +445,7 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	} else if (n == 0) {
 		cn->eof = true;		/* replies still go out (half-close) */
 		ev_io_stop(loop, w);
+		watch_hangup(cn);
 		close_when_answered(cn);
 	} else if (errno != EAGAIN) {
 		conn_close(cn);

@@ -4,7 +4,8 @@
  *     permission_denied error frame, then EOF; root is still served.
  *     Needs root to switch uid; skipped otherwise.
  *   - max_clients = 2: a third connection gets one `overloaded` error frame
- *     and is closed; once a client leaves, a new one is served.
+ *     and is closed; once a client leaves, a new one is served, also
+ *     one that leaves with a request in flight, half-closed first or not.
  *   - A client that sends 20,000 `status` requests and never reads a reply
  *     does not stall arbord (ping on another connection answers within
  *     PING_BOUND_MS) nor grow it (RSS under RSS_BOUND_KB); closing it
@@ -269,6 +270,18 @@ test_max_clients(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A connection of our own (not the harness's: its sends block). */
+static int
+raw_connect(struct arb *a)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", arb_socket_path(a));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		fail_msg("connect %s: %s", sa.sun_path, strerror(errno));
+	return fd;
+}
+
 /* A client that hangs up with a request in flight is gone: it no longer
  * holds one of the max_clients slots while its request runs on (here a
  * hang, answered only by its 60 s timeout). One that only half-closes
@@ -289,6 +302,37 @@ test_gone_client_frees_its_slot(void **state)
 	if (!wait_n_served(a, 2))
 		fail_msg("clients that left with a request in flight still "
 		    "hold their slots");
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The same for one that half-closes first (it would still get its reply)
+ * and then closes its end: arbord no longer reads it, and used to keep
+ * its slot until the reply came. */
+static void
+test_half_closed_then_gone_frees_its_slot(void **state)
+{
+	struct arb *a = arb_start(MAX2_HANG_CONF, "dev", NULL);
+	int fd = raw_connect(a);
+	struct buf out;
+	buf_init(&out);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:i}", "id", 1, "op",
+	    "execute", "command", "hang", "timeout_ms", 60000);
+	frame_put_json(&out, req);
+	json_decref(req);
+	assert_int_equal(write(fd, buf_head(&out), buf_used(&out)),
+	    (ssize_t)buf_used(&out));
+	buf_release(&out);
+	/* What fd sent is there before the next connection is: arbord has
+	 * read it (the request, then the EOF) once that one is served. */
+	if (!wait_n_served(a, 1))
+		fail_msg("no second client served");
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	if (!wait_n_served(a, 1))
+		fail_msg("no second client served after the half-close");
+	close(fd);
+	if (!wait_n_served(a, 2))
+		fail_msg("a client that half-closed, then closed, with a "
+		    "request in flight still holds its slot");
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -316,18 +360,6 @@ watch_step(struct arb *a, struct watch *w)
 	long kb = proc_rss_kb(arb_pid(a));
 	w->rss_max_kb = kb > w->rss_max_kb ? kb : w->rss_max_kb;
 	w->pings++;
-}
-
-/* A connection of our own (not the harness's: its sends block). */
-static int
-raw_connect(struct arb *a)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", arb_socket_path(a));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		fail_msg("connect %s: %s", sa.sun_path, strerror(errno));
-	return fd;
 }
 
 /* HOG_REQUESTS status requests, framed back to back. */
@@ -533,6 +565,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_applies_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_max_clients, arb_teardown),
 		cmocka_unit_test_teardown(test_gone_client_frees_its_slot, arb_teardown),
+		cmocka_unit_test_teardown(test_half_closed_then_gone_frees_its_slot,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_client_that_never_reads, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_exits_1, arb_teardown),
 		cmocka_unit_test_teardown(test_stale_socket_replaced, arb_teardown),
