@@ -30,6 +30,11 @@ struct old_subtree {
 	struct subtree			t;
 	const struct config		*cfg;	/* its own (config_hold) */
 	TAILQ_ENTRY(old_subtree)	link;
+	bool				carried;	/* replaced by mode
+						 * disabled, it serves its
+						 * waiting requests: the
+						 * sessions it makes are
+						 * carried as the root's */
 };
 TAILQ_HEAD(old_list, old_subtree);
 
@@ -105,6 +110,23 @@ free_subtree(struct subtree *t)
 	pool_free(t->pool);
 	bridge_free(t->bridge);
 	memset(t, 0, sizeof *t);
+}
+
+static bool
+subtree_end_session(struct subtree *t, const char *id)
+{
+	return t->pool ? pool_end_session(t->pool, id) :
+	    t->bridge ? bridge_end_session(t->bridge, id) : false;
+}
+
+/* Copies the sessions of from into the root's carry, made if need be. */
+static void
+carry_sessions(struct root *r, const struct sessions *from)
+{
+	if (r->carry == NULL)
+		r->carry = sess_new(r->cfg->pool.session_ttl_ms, NULL, NULL,
+		    NULL, NULL);
+	sess_inherit(r->carry, from);
 }
 
 static size_t
@@ -317,6 +339,8 @@ on_old_check(struct ev_loop *loop, ev_prepare *w, int revents)
 			continue;
 		}
 		log_info("root", "old %s stopped", sup_name(o->t.sup));
+		if (o->carried)		/* still no subtree to take them */
+			carry_sessions(r, subtree_sessions(&o->t));
 		free_old(r, o);
 	}
 	batch_flush();
@@ -366,15 +390,31 @@ retire_cur(struct root *r, const struct config *cfg)
 		pool_replaced(o->t.pool);
 	memset(&r->cur, 0, sizeof r->cur);
 	sup_unregister(o->t.sup);
+	o->carried = r->cfg->mode == MODE_DISABLED;
 	TAILQ_INSERT_TAIL(&r->old, o, link);
 	return &o->t;
+}
+
+/* Hands the sessions of the old subtrees still serving in mode disabled
+ * (carried) on to to: once it serves, their waiting requests move to it
+ * and they make none any more. */
+static void
+hand_on_carried(struct root *r, struct sessions *to)
+{
+	struct old_subtree *o;
+	TAILQ_FOREACH(o, &r->old, link)
+		if (o->carried) {
+			sess_inherit(to, subtree_sessions(&o->t));
+			o->carried = false;
+		}
 }
 
 /* Hands the sessions of the replaced workers (from; NULL: none were
  * replaced) on to the new subtree, unbound and due a session_reset. A mode
  * without workers (disabled, mock) keeps them in the root meanwhile, so
  * that the notice is not lost over it: single -> disabled -> single tells
- * it as single -> single does. */
+ * it as single -> single does. So are those an old subtree makes in mode
+ * disabled, serving its waiting requests (carried). */
 static void
 hand_on_sessions(struct root *r, const struct sessions *from)
 {
@@ -385,12 +425,13 @@ hand_on_sessions(struct root *r, const struct sessions *from)
 		sess_inherit(to, r->carry);
 		sess_free(r->carry);
 		r->carry = NULL;
+		hand_on_carried(r, to);
 		return;
 	}
 	if (to == NULL)
-		to = r->carry = sess_new(r->cfg->pool.session_ttl_ms, NULL,
-		    NULL, NULL, NULL);
-	sess_inherit(to, from);
+		carry_sessions(r, from);
+	else
+		sess_inherit(to, from);
 }
 
 /* Replaces the subtree: the new one takes the names and the waiting
@@ -477,14 +518,20 @@ root_submit(struct root *r, struct job *job)
 }
 
 /* In a mode without workers, a session carried over it (hand_on_sessions)
- * can still be ended: it then gets no reset notice later. */
+ * can still be ended: it then gets no reset notice later. An old subtree
+ * that made it, or still holds it, ends it too (its worker is told). */
 bool
 root_end_session(struct root *r, const char *id)
 {
 	struct sess_anchor *a;
-	return r->cur.pool ? pool_end_session(r->cur.pool, id) :
-	    r->cur.bridge ? bridge_end_session(r->cur.bridge, id) :
-	    r->carry ? sess_end(r->carry, id, &a) : false;
+	struct old_subtree *o;
+	if (r->cur.sup)
+		return subtree_end_session(&r->cur, id);
+	bool ended = r->carry ? sess_end(r->carry, id, &a) : false;
+	TAILQ_FOREACH(o, &r->old, link)
+		if (o->carried && subtree_end_session(&o->t, id))
+			ended = true;
+	return ended;
 }
 
 size_t

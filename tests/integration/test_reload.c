@@ -614,6 +614,95 @@ test_reset_survives_disabled(void **state)
 	expect_reset_in_single(a, pids[0]);
 }
 
+/* Mode single, max_inflight 1 (conf_fragile_single, enabled), its worker
+ * ready: its pid. */
+static struct arb *
+start_single_one_inflight(pid_t *pid)
+{
+	char *body = conf_fragile_single(true);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	*pid = (pid_t)arb_node_pid(node);
+	json_decref(node);
+	return a;
+}
+
+/* On c: a sleep of ms (id 1) that takes the one worker, then an echo in
+ * session s1 (id 2), an echo in s2 (id 3) and a sleep of tail_ms (id 4),
+ * all waiting behind it; then a reload to mode disabled, max_inflight
+ * still 1, which leaves them to the old worker. */
+static void
+send_waiters_and_disable(struct arb *a, struct cl_conn *c, int ms,
+    int tail_ms)
+{
+	json_t *reqs = json_pack("[o,o,o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", ms), NULL, 0),
+	    cl_exec_req(2, "echo", NULL, "s1", 0),
+	    cl_exec_req(3, "echo", NULL, "s2", 0),
+	    cl_exec_req(4, "sleep", json_pack("{s:i}", "ms", tail_ms), NULL,
+	    0));
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	assert_true(cl_wait_stat(a, "waiting", 3, 3, ARB_EVENT_MS));
+	char *body = conf_fragile_single(false);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+}
+
+/* The same for sessions the old worker first serves after the reload to
+ * mode disabled (their requests waited for it): they are made in the old
+ * subtree then, and were left out of what mode disabled keeps, so that
+ * end_session did not find them and back in mode single none was told
+ * session_reset. */
+static void
+test_reset_survives_disabled_for_waiters(void **state)
+{
+	pid_t pid;
+	struct arb *a = start_single_one_inflight(&pid);
+	struct cl_conn *c = cl_open(a);
+	send_waiters_and_disable(a, c, 500, 1);
+	cl_expect_ok_in_order(c, 1, 4, ARB_REPLY_MS);
+	cl_close(c);
+	assert_true(proc_wait_gone(pid, ARB_EVENT_MS));
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op",
+	    "end_session", "session_id", "s2"));
+	assert_true(json_is_true(json_object_get(r, "ended")));
+	json_decref(r);
+	expect_reset_in_single(a, pid);
+}
+
+/* The same when mode single comes back while the old worker still serves
+ * a request after those of the sessions (the old subtree is not gone
+ * yet). */
+static void
+test_reset_for_waiters_old_still_serving(void **state)
+{
+	pid_t pid;
+	struct arb *a = start_single_one_inflight(&pid);
+	struct cl_conn *c = cl_open(a);
+	send_waiters_and_disable(a, c, 500, 5000);
+	cl_expect_ok_in_order(c, 1, 3, ARB_REPLY_MS);
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op",
+	    "end_session", "session_id", "s2"));
+	assert_true(json_is_true(json_object_get(r, "ended")));
+	json_decref(r);
+	json_decref(reload_to(a, M_SINGLE, 1));
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_true(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s1"));
+	assert_false(cl_echo_reset(a, "s2"));
+	cl_expect_ok_in_order(c, 4, 4, ARB_REPLY_MS);
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* The stats op's counters go on across mode switches, as counters do
  * (a Prometheus rate over `metrics` must not see them fall): a request
  * the old subtree answers after the switch is counted, and so is a
@@ -1830,6 +1919,10 @@ main(void)
 		cmocka_unit_test_teardown(test_stats_survive_mode_switch,
 		    teardown),
 		cmocka_unit_test_teardown(test_reset_survives_disabled,
+		    teardown),
+		cmocka_unit_test_teardown(test_reset_survives_disabled_for_waiters,
+		    teardown),
+		cmocka_unit_test_teardown(test_reset_for_waiters_old_still_serving,
 		    teardown),
 		cmocka_unit_test_teardown(test_rebuild_tells_session_reset,
 		    teardown),
