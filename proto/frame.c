@@ -145,6 +145,95 @@ frame_parse_id(const char *payload, size_t len)
 	return id;
 }
 
+/* ---- the id's text, in JSON that jansson has read ---- */
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* The closing quote of the string whose opening quote is at p. */
+static const char *
+string_end(const char *p, const char *end)
+{
+	for (p++; p < end && *p != '"'; p++)
+		if (*p == '\\')
+			p++;
+	return p < end ? p : end;
+}
+
+/* The comma or brace that ends the member value at p: strings skipped,
+ * brackets counted. */
+static const char *
+value_end(const char *p, const char *end)
+{
+	int depth = 0;
+	for (; p < end; p++) {
+		if (*p == '"')
+			p = string_end(p, end);
+		else if (*p == '{' || *p == '[')
+			depth++;
+		else if ((*p == '}' || *p == ']') && depth-- == 0)
+			return p;
+		else if (*p == ',' && depth == 0)
+			return p;
+		if (p == end)
+			break;
+	}
+	return end;
+}
+
+#define ID_KEY_MAX	12	/* "id" with both letters escaped: \u0069\u0064 */
+
+/* Whether the key k[0..n) (between its quotes) is "id", escaped or not. */
+static bool
+key_is_id(const char *k, size_t n)
+{
+	if (memchr(k, '\\', n) == NULL)
+		return n == 2 && memcmp(k, "id", 2) == 0;
+	if (n > ID_KEY_MAX)
+		return false;
+	json_t *key = json_loadb(k - 1, n + 2, JSON_DECODE_ANY |
+	    JSON_ALLOW_NUL, NULL);
+	bool is = json_string_length(key) == 2 &&
+	    memcmp(json_string_value(key), "id", 2) == 0;
+	json_decref(key);
+	return is;
+}
+
+bool
+frame_id_text(const char *payload, size_t len, const char **text, size_t *n)
+{
+	const char *p = skip_ws(payload, payload + len), *end = payload + len;
+	bool found = false;
+	if (p == end || *p++ != '{')
+		return false;
+	while ((p = skip_ws(p, end)) < end && *p == '"') {
+		const char *key = p + 1, *key_end = string_end(p, end);
+		if (key_end == end)
+			return false;
+		p = skip_ws(key_end + 1, end);
+		if (p == end || *p != ':')
+			return false;
+		const char *v = skip_ws(p + 1, end);
+		p = value_end(v, end);
+		if (key_is_id(key, (size_t)(key_end - key))) {
+			const char *e = p;
+			while (e > v && strchr(" \t\n\r", e[-1]))
+				e--;
+			*text = v;		/* the last one, as jansson keeps */
+			*n = (size_t)(e - v);
+			found = *n > 0;
+		}
+		if (p == end || *p++ != ',')
+			break;
+	}
+	return found;
+}
+
 int
 frame_read_blocking(int fd, struct buf *in, size_t max, const char **payload,
     size_t *len)

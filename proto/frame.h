@@ -5,6 +5,7 @@
 #ifndef ARBOR_FRAME_H
 #define ARBOR_FRAME_H
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,12 @@ json_t	*frame_parse(const char *payload, size_t len, json_error_t *err);
  * New reference, or NULL when there is none to read, or it is a container
  * or a string holding a NUL (a strict client could not read it back). */
 json_t	*frame_parse_id(const char *payload, size_t len);
+/* The text of the top-level "id" member's value (the last one, as jansson
+ * keeps it; its key may be escaped) in payload, which must be JSON that
+ * jansson reads: borrowed; false when there is none. For a number that
+ * frame_parse_id reads as a double, which may not keep it. */
+bool	frame_id_text(const char *payload, size_t len, const char **text,
+	    size_t *n);
 
 /* Blocking helpers for simple peers (workers, tools, tests): read or write
  * exactly one frame on fd. frame_read_blocking returns 1 on a frame (as

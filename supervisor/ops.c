@@ -577,6 +577,51 @@ dispatch(struct ops_env *env, struct ctl_conn *cn, json_t *req)
 	ctl_reply(cn, msg_error(id, ERR_UNKNOWN_OP, "unknown op '%s'", op));
 }
 
+/* Queues reply (steals it) with its null id, which msg_error writes
+ * first, replaced by the JSON text id[0..n). */
+static void
+reply_with_id_text(struct ctl_conn *cn, json_t *reply, const char *id,
+    size_t n)
+{
+	static const char head[] = "{\"id\":null";
+	char *text = msg_text(reply);
+	json_decref(reply);
+	struct buf out;
+	buf_init(&out);
+	if (strncmp(text, head, strlen(head)) == 0) {
+		jraw_put(&out, "{\"id\":");
+		buf_append(&out, id, n);
+		jraw_put(&out, text + strlen(head));
+	} else {
+		jraw_put(&out, text);	/* not laid out as expected: id null */
+	}
+	ctl_reply_raw(cn, buf_head(&out), buf_used(&out));
+	buf_release(&out);
+	free(text);
+}
+
+/* bad_request for a payload jansson refuses, with its id read leniently
+ * (frame_parse_id). A number id goes back as the client wrote it: read
+ * past an integer beyond 64 bits, it is a double, which may not hold it
+ * (SPEC 6: the reply carries the request's id). */
+static void
+reply_invalid(struct ctl_conn *cn, const char *payload, size_t len,
+    const char *why)
+{
+	json_t *id = frame_parse_id(payload, len);
+	const char *text;
+	size_t n;
+	bool as_text = json_is_number(id) &&
+	    frame_id_text(payload, len, &text, &n);
+	json_t *r = msg_error(as_text ? NULL : id, ERR_BAD_REQUEST,
+	    "invalid JSON: %s", why);
+	json_decref(id);
+	if (as_text)
+		reply_with_id_text(cn, r, text, n);
+	else
+		ctl_reply(cn, r);
+}
+
 void
 ops_handle(struct ctl_conn *cn, const char *payload, size_t len, void *arg)
 {
@@ -586,10 +631,7 @@ ops_handle(struct ctl_conn *cn, const char *payload, size_t len, void *arg)
 	json_error_t e;
 	json_t *req = frame_parse(payload, len, &e);
 	if (req == NULL) {
-		json_t *id = frame_parse_id(payload, len);
-		ctl_reply(cn, msg_error(id, ERR_BAD_REQUEST, "invalid JSON: %s",
-		    e.text));
-		json_decref(id);
+		reply_invalid(cn, payload, len, e.text);
 		return;
 	}
 	dispatch(env, cn, req);

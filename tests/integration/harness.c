@@ -965,22 +965,46 @@ conn_fill(struct arb_conn *c, long long end)
 	return -1;
 }
 
+/* Waits for one whole reply frame: true with its payload (in c->in, until
+ * frame_done), false on timeout, EOF or an oversized frame. */
+static bool
+conn_frame(struct arb_conn *c, int timeout_ms, const char **payload,
+    size_t *len)
+{
+	long long end = arb_now_ms() + timeout_ms;
+	for (;;) {
+		enum frame_status st = frame_peek(&c->in, REPLY_MAX, payload,
+		    len);
+		if (st == FRAME_TOO_LARGE)
+			return false;
+		if (st == FRAME_OK)
+			return true;
+		if (conn_fill(c, end) <= 0)
+			return false;
+	}
+}
+
+char *
+arb_conn_recv_text(struct arb_conn *c, int timeout_ms)
+{
+	const char *payload;
+	size_t len;
+	if (!conn_frame(c, timeout_ms, &payload, &len))
+		return NULL;
+	char *text = xmalloc(len + 1);
+	memcpy(text, payload, len);
+	text[len] = '\0';
+	frame_done(&c->in, len);
+	return text;
+}
+
 json_t *
 arb_conn_recv(struct arb_conn *c, int timeout_ms)
 {
-	long long end = arb_now_ms() + timeout_ms;
-	const char *payload = NULL;
-	size_t len = 0;
-	for (;;) {
-		enum frame_status st = frame_peek(&c->in, REPLY_MAX, &payload,
-		    &len);
-		if (st == FRAME_TOO_LARGE)
-			return NULL;
-		if (st == FRAME_OK)
-			break;
-		if (conn_fill(c, end) <= 0)
-			return NULL;
-	}
+	const char *payload;
+	size_t len;
+	if (!conn_frame(c, timeout_ms, &payload, &len))
+		return NULL;
 	json_error_t err;
 	json_t *j = frame_parse(payload, len, &err);
 	if (j == NULL)

@@ -144,6 +144,9 @@ int	arb_conn_send(struct arb_conn *, const json_t *);	/* one frame; borrows */
 /* One reply frame parsed as a JSON object (new reference), or NULL on
  * timeout, EOF or a malformed frame. */
 json_t	*arb_conn_recv(struct arb_conn *, int timeout_ms);
+/* The same frame's payload as it came, NUL-terminated (caller frees), for
+ * a reply jansson would not read back as it is. */
+char	*arb_conn_recv_text(struct arb_conn *, int timeout_ms);
 /* True once the peer has closed the connection (within timeout_ms); any
  * frame arriving first is discarded. */
 bool	arb_conn_closed(struct arb_conn *, int timeout_ms);

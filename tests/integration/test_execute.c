@@ -701,22 +701,43 @@ expect_path(const char *text, bool fast)
 		    fast ? "scanner's" : "jansson", text);
 }
 
-/* Sends text as one frame on a fresh connection; its one reply (new
- * reference), which must be a JSON object. */
-static json_t *
-call_text(struct arb *a, const char *text, size_t n)
+/* A fresh connection with text sent on it as one frame. */
+static struct arb_conn *
+send_text(struct arb *a, const char *text, size_t n)
 {
 	struct arb_conn *c = arb_conn_open(a);
 	assert_non_null(c);
 	struct buf out;
 	buf_init(&out);
 	frame_put(&out, text, n);
-	int rc = arb_conn_send_raw(c, buf_head(&out), buf_used(&out));
+	assert_int_equal(arb_conn_send_raw(c, buf_head(&out), buf_used(&out)),
+	    0);
 	buf_release(&out);
-	json_t *r = rc == 0 ? arb_conn_recv(c, ARB_REPLY_MS) : NULL;
+	return c;
+}
+
+/* Sends text as one frame on a fresh connection; its one reply (new
+ * reference), which must be a JSON object. */
+static json_t *
+call_text(struct arb *a, const char *text, size_t n)
+{
+	struct arb_conn *c = send_text(a, text, n);
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
 	arb_conn_close(c);
 	if (r == NULL)
 		fail_msg("no reply (or not a JSON object) to %.300s", text);
+	return r;
+}
+
+/* call_text with the reply as it came (caller frees). */
+static char *
+call_text_raw(struct arb *a, const char *text)
+{
+	struct arb_conn *c = send_text(a, text, strlen(text));
+	char *r = arb_conn_recv_text(c, ARB_REPLY_MS);
+	arb_conn_close(c);
+	if (r == NULL)
+		fail_msg("no reply to %.300s", text);
 	return r;
 }
 
@@ -1024,6 +1045,50 @@ test_request_id_echoed(void **state)
 		assert_true(json_is_null(json_object_get(r, "id")));
 		json_decref(r);
 		free(req);
+	}
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Number ids that jansson does not hold as written: an integer beyond 64
+ * bits, which gets the request refused (README: JSON that arbord refuses
+ * though it is well-formed), and one beyond 2^53 in a request refused for
+ * such an integer elsewhere (all its numbers are then read as doubles).
+ * The reply carries each as the client wrote it (SPEC 6: the same id); it
+ * came back as a double, 1.2345678901234568e+29. */
+static const struct {
+	const char	*id;
+	const char	*args;
+} big_id_cases[] = {
+	{ "123456789012345678901234567890", "{}" },
+	{ "-123456789012345678901234567890", "{}" },
+	{ "18446744073709551616", "{\"k\":[1,{\"id\":2}]}" },
+	{ "9007199254740993", "{\"a\":123456789012345678901234567890}" },
+	{ "12345678901234567890.5e-3", "{\"a\":123456789012345678901234567890}" },
+};
+
+static void
+test_big_integer_id_echoed(void **state)
+{
+	struct arb *a = start_pool(1, NULL, NULL);
+	for (size_t i = 0; i < sizeof big_id_cases / sizeof big_id_cases[0];
+	    i++) {
+		char *want = xasprintf("{\"id\":%s,\"ok\":false,\"error\":"
+		    "{\"code\":\"bad_request\",\"message\":\"invalid JSON:",
+		    big_id_cases[i].id);
+		for (int jansson = 0; jansson < 2; jansson++) {
+			char *req = exec_text(jansson, ",\"args\":",
+			    big_id_cases[i].args, ",\"id\": ",
+			    big_id_cases[i].id, " ,\"command\":\"echo\"",
+			    NULL);
+			expect_path(req, false);
+			char *r = call_text_raw(a, req);
+			if (strncmp(r, want, strlen(want)) != 0)
+				fail_msg("id %s came back as %.300s",
+				    big_id_cases[i].id, r);
+			free(r);
+			free(req);
+		}
+		free(want);
 	}
 	assert_int_equal(arb_stop(a), 0);
 }
@@ -1555,6 +1620,8 @@ main(void)
 		cmocka_unit_test_teardown(test_args_round_trip, arb_teardown),
 		cmocka_unit_test_teardown(test_args_null_absent_and_not_objects, arb_teardown),
 		cmocka_unit_test_teardown(test_request_id_echoed, arb_teardown),
+		cmocka_unit_test_teardown(test_big_integer_id_echoed,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_invalid_requests_same_errors, arb_teardown),
 		cmocka_unit_test_teardown(test_command_escapes_and_worker_errors, arb_teardown),
 		cmocka_unit_test_teardown(test_session_id_escapes, arb_teardown),

@@ -314,6 +314,44 @@ test_parse_id_of_refused(void **state)
 	(void)state;
 }
 
+/* The id's text as the request wrote it: the top-level member's (not one
+ * nested in another value, nor a string's contents), the last of several
+ * as jansson keeps, under an escaped key too, without the whitespace
+ * around it; none when there is no such member. */
+static void
+test_id_text(void **state)
+{
+	static const struct {
+		const char	*payload;
+		const char	*id;	/* NULL: none */
+	} cases[] = {
+		{ "{\"id\":123456789012345678901234567890}",
+		    "123456789012345678901234567890" },
+		{ " { \"a\" : {\"id\":[1,\"}\"]} , \"id\" : -1.5e400 } ",
+		    "-1.5e400" },
+		{ "{\"s\":\"\\\",\\\"id\\\":2\",\"id\":3}", "3" },
+		{ "{\"id\":1,\"id\":\"x,y\"}", "\"x,y\"" },
+		{ "{\"\\u0069d\":7}", "7" },
+		{ "{\"\\u0069\\u0064\":{\"k\":1}}", "{\"k\":1}" },
+		{ "{\"i\\u0064x\":7}", NULL },
+		{ "{\"idx\":7,\"x\":[\"id\",8]}", NULL },
+		{ "{}", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *p = cases[i].payload, *text;
+		size_t n;
+		bool found = frame_id_text(p, strlen(p), &text, &n);
+		if (cases[i].id == NULL) {
+			assert_false(found);
+			continue;
+		}
+		assert_true(found);
+		assert_int_equal(n, strlen(cases[i].id));
+		assert_memory_equal(text, cases[i].id, n);
+	}
+	(void)state;
+}
+
 static void
 test_buf_growth(void **state)
 {
@@ -556,6 +594,7 @@ main(void)
 		T(test_parse_non_object),
 		T(test_parse_object),
 		T(test_parse_id_of_refused),
+		T(test_id_text),
 		T(test_buf_growth),
 		T(test_buf_compaction),
 		T(test_buf_release_twice),
