@@ -68,6 +68,9 @@ struct child {
 	json_int_t		 next_id;
 	bool			 failed;	/* protocol failure: killed */
 	bool			 reaped;	/* exit seen, closing up */
+	enum msg_code		 held_err;	/* what fails the requests still
+						 * in flight at the exit */
+	const char		*held_why;
 };
 
 static void	on_out(struct ev_loop *, ev_io *, int);
@@ -374,6 +377,8 @@ child_spawn(struct child *c)
 	c->health = CH_INITIALIZING;
 	c->started = ev_now(LOOP);
 	c->failed = c->reaped = false;
+	c->held_err = ERR_WORKER_CRASHED;
+	c->held_why = "worker exited";
 	c->next_id = INIT_ID;
 	memset(&c->stats, 0, sizeof c->stats);
 	c->stats.last_activity = c->started;
@@ -964,6 +969,16 @@ child_stop(struct child *c)
 }
 
 void
+child_shutdown(struct child *c)
+{
+	if (c->pid <= 0 || c->failed || c->state == CS_STOPPING)
+		return;
+	c->held_err = ERR_SHUTTING_DOWN;
+	c->held_why = "stopped: arbord is shutting down";
+	child_stop(c);
+}
+
+void
 child_kill(struct child *c, const char *why)
 {
 	if (c->pid <= 0)
@@ -1060,7 +1075,7 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	kill(-c->pid, SIGKILL);
 	teardown(c);
 	c->pid = 0;
-	fail_pending(c, ERR_WORKER_CRASHED, "worker exited");
+	fail_pending(c, c->held_err, c->held_why);
 	c->health = CH_INITIALIZING;
 	c->ev->exited(c, c->owner);
 }

@@ -71,6 +71,11 @@ void	child_reconfigure(struct child *, const struct config *,
 int	child_spawn(struct child *);
 /* Graceful stop of a live process (state stopping); exited follows. */
 void	child_stop(struct child *);
+/* child_stop for arbord's shutdown: a request still in flight when the
+ * process exits fails with ERR_SHUTTING_DOWN, not ERR_WORKER_CRASHED (the
+ * worker did not crash, arbord stopped it). One already stopping or
+ * killed keeps the reason it has. */
+void	child_shutdown(struct child *);
 /* SIGKILL to the whole process group now; exited follows. */
 void	child_kill(struct child *, const char *why);
 /* child_kill, and every request in flight fails with code now rather

@@ -246,19 +246,9 @@ root_stop(struct root *r)
 	maybe_stopped(r);
 }
 
-void
-root_kill(struct root *r)
-{
-	struct old_subtree *o;
-	TAILQ_FOREACH(o, &r->old, link)
-		sup_kill(o->t.sup);
-	if (r->cur.sup)
-		sup_kill(r->cur.sup);
-}
-
-/* The root gave up: no worker will be waited for any more, so every job
- * still held anywhere gets its reply now, while its client is still
- * connected (an old subtree may hold some in flight). */
+/* The root gave up, or a second signal: no worker will be waited for any
+ * more, so every job still held anywhere gets its reply now, while its
+ * client is still connected (an old subtree may hold some in flight). */
 void
 root_abandon(struct root *r, enum msg_code code, const char *why)
 {

@@ -28,7 +28,6 @@ void	root_free(struct root *);
 void	root_start(struct root *);
 void	root_stop(struct root *);	/* subtrees in reverse start order */
 void	root_restart(struct root *);	/* restarts the subtree */
-void	root_kill(struct root *);	/* SIGKILL every worker now */
 /* Applies a validated reloaded config (the caller frees the old one after
  * this returns): timeouts and sizes in place; a new mode, adapter or
  * command gets a new subtree while the old one finishes what it holds
@@ -46,9 +45,10 @@ bool	root_end_session(struct root *, const char *id);
 size_t	root_pending(const struct root *);	/* jobs accepted, not answered */
 /* Fails the jobs still waiting for a worker (shutdown). */
 void	root_fail_waiting(struct root *, enum msg_code, const char *why);
-/* The root gave up: fails every job still pending with code, those in
- * flight on a subtree a reload replaced too (their workers are killed),
- * so that each gets its reply before the control connections close. */
+/* The root gave up, or a second signal cuts the shutdown short: fails
+ * every job still pending with code, those in flight too (their workers
+ * are killed), so that each gets its reply before the control
+ * connections close. */
 void	root_abandon(struct root *, enum msg_code, const char *why);
 
 /* Append, as JSON text, the root's NODE with the whole tree, or a

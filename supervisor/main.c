@@ -304,7 +304,9 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	if (d->signalled) {
 		log_warn("arbord", "second signal: killing workers now");
 		end_drain(d);
-		root_kill(d->root);
+		root_abandon(d->root, ERR_SHUTTING_DOWN,
+		    "arbord is shutting down: a second signal killed the workers");
+		batch_flush();
 		return;
 	}
 	d->signalled = true;

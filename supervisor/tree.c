@@ -237,7 +237,9 @@ settle(struct sup *s)
 	}
 }
 
-/* Stops every child (in parallel); settle() runs when the last is down. */
+/* Stops every child (in parallel); settle() runs when the last is down.
+ * Stopped for good (the shutdown), what a child still holds fails with
+ * shutting_down. */
 static void
 stop_all(struct sup *s, enum after_down after, enum sup_state st)
 {
@@ -245,7 +247,10 @@ stop_all(struct sup *s, enum after_down after, enum sup_state st)
 	s->after = after;
 	for (size_t i = 0; i < s->n; i++) {
 		child_set_down(s->slots[i]->c, CS_STOPPED);
-		child_stop(s->slots[i]->c);
+		if (after == AFTER_STOPPED)
+			child_shutdown(s->slots[i]->c);
+		else
+			child_stop(s->slots[i]->c);
 	}
 	if (all_down(s))
 		settle(s);
@@ -261,13 +266,6 @@ sup_stop(struct sup *s)
 		return;
 	}
 	stop_all(s, AFTER_STOPPED, SS_STOPPING);
-}
-
-void
-sup_kill(struct sup *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		child_kill(s->slots[i]->c, NULL);
 }
 
 void

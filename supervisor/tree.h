@@ -59,9 +59,10 @@ struct child *sup_add_worker(struct sup *, const char *leaf, bool want_up);
 void	sup_remove_worker(struct sup *, struct child *);
 
 void	sup_start(struct sup *);	/* starts all children wanted up */
-void	sup_stop(struct sup *);		/* stops all in parallel; then stopped */
+/* Stops all in parallel (child_shutdown: what they hold fails with
+ * shutting_down); then stopped. */
+void	sup_stop(struct sup *);
 void	sup_restart(struct sup *);	/* stop all, start all; restarts + 1 */
-void	sup_kill(struct sup *);		/* SIGKILL every child now */
 /* SIGKILL every child now and fail the requests they hold with code at
  * once, without waiting for the exits (arbord is going down). */
 void	sup_abandon(struct sup *, enum msg_code, const char *why);

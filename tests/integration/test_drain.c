@@ -9,7 +9,10 @@
  * A second SIGTERM during the drain of long requests ends arbord at once
  * (well within shutdown_timeout_ms), and still every request gets exactly
  * one reply. Workers that ignore SIGTERM, busy with requests that never
- * end, are SIGKILLed after shutdown_timeout_ms and arbord exits 0. */
+ * end, are SIGKILLed after shutdown_timeout_ms and arbord exits 0. A
+ * request cut short by the shutdown (its drain time over, or a second
+ * signal) gets shutting_down: its worker did not crash, arbord stopped
+ * it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -55,6 +58,13 @@ static const char QUIET_CONF[] =
     "pool = { size = 2; max_overflow = 0; session_ttl_ms = 0; };\n"
     "environments = { dev = { }; };\n";
 
+/* A drain shorter than the request in flight. */
+static const char CUT_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { shutdown_timeout_ms = 500; };\n"
+    "pool = { size = 1; max_overflow = 0; };\n"
+    "environments = { dev = { }; };\n";
+
 static const char DEAF_CONF[] =
     "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
     "worker = {\n"
@@ -71,6 +81,7 @@ struct replies {
 	long long	 last_ms;		/* when the last reply came */
 	int		 want_ms;		/* sleep asked for; 0: any */
 	bool		 must_be_ok;
+	const char	*want_code;		/* an error's code; NULL: any */
 };
 
 static void
@@ -84,7 +95,9 @@ on_reply(size_t conn, json_t *reply, void *ctx)
 	bool good = arb_reply_ok(reply) ? rs->want_ms == 0 ||
 	    json_integer_value(json_object_get(json_object_get(reply,
 	    "result"), "slept")) == rs->want_ms :
-	    !rs->must_be_ok && cl_is_spec_code(arb_reply_code(reply));
+	    !rs->must_be_ok && cl_is_spec_code(arb_reply_code(reply)) &&
+	    (rs->want_code == NULL ||
+	    strcmp(arb_reply_code(reply), rs->want_code) == 0);
 	if (!good && rs->bad++ < 5) {
 		char *s = cl_describe(reply);
 		fprintf(stderr, "bad reply on connection %zu: %s\n", conn, s);
@@ -285,7 +298,7 @@ test_drain_ends_with_last_request(void **state)
 }
 
 /* A second SIGTERM cuts a long drain short; the requests still get one
- * reply each (an error: their workers are killed). */
+ * reply each: shutting_down (their workers are killed, by arbord). */
 static void
 test_second_sigterm_stops_at_once(void **state)
 {
@@ -309,7 +322,7 @@ test_second_sigterm_stops_at_once(void **state)
 	long long took = arb_now_ms() - t1;
 	print_message("second SIGTERM: arbord exited %d after %lld ms "
 	    "(shutdown_timeout_ms 20000)\n", code, took);
-	struct replies rs = { .want_ms = 0, .must_be_ok = false };
+	struct replies rs = { .want_code = "shutting_down" };
 	pump_to_eof(conns, 2, &rs, ARB_EXIT_MS);
 	if (took >= QUICK_MS)
 		fail_msg("arbord took %lld ms to exit after the second SIGTERM",
@@ -342,7 +355,7 @@ test_deaf_workers_killed_on_time(void **state)
 	print_message("deaf busy workers: arbord exited %d after %lld ms "
 	    "(shutdown_timeout_ms 500: drain, then TERM -> KILL)\n", code,
 	    took);
-	struct replies rs = { .want_ms = 0, .must_be_ok = false };
+	struct replies rs = { .want_code = "shutting_down" };
 	pump_to_eof(conns, 2, &rs, ARB_EXIT_MS);
 	assert_int_equal(code, 0);
 	assert_workers_gone(pids, 2);
@@ -353,6 +366,29 @@ test_deaf_workers_killed_on_time(void **state)
 	assert_one_reply_each(&rs, 2);
 }
 
+/* A request still running when the drain's time is up gets shutting_down
+ * once the tree stops (shutdown frame, SIGTERM): not worker_crashed, as
+ * if the worker had died under it. */
+static void
+test_drain_timeout_cuts_with_shutting_down(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_pool(CUT_CONF, 1, pids);
+	struct cl_conn *conns[1] = { cl_open(a) };
+	send_sleeps(conns, 1, 1, LONG_MS);
+	assert_true(cl_wait_stat(a, "busy", 1, 1, ARB_EVENT_MS));
+
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	int code = arb_wait_exit(a, ARB_EXIT_MS);
+	struct replies rs = { .want_code = "shutting_down" };
+	pump_to_eof(conns, 1, &rs, ARB_EXIT_MS);
+	assert_int_equal(code, 0);
+	assert_workers_gone(pids, 1);
+	close_all(conns, 1);
+	assert_int_equal(arb_stop(a), 0);
+	assert_one_reply_each(&rs, 1);
+}
+
 int
 main(void)
 {
@@ -361,6 +397,8 @@ main(void)
 		cmocka_unit_test_teardown(test_drain_ends_with_last_request, arb_teardown),
 		cmocka_unit_test_teardown(test_second_sigterm_stops_at_once, arb_teardown),
 		cmocka_unit_test_teardown(test_deaf_workers_killed_on_time, arb_teardown),
+		cmocka_unit_test_teardown(test_drain_timeout_cuts_with_shutting_down,
+		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
