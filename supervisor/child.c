@@ -631,8 +631,8 @@ init_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 			    c->cfg->worker.init_timeout_ms);
 		return;		/* the timeout path kills; a crash is reported */
 	}
-	if (c->state != CS_STARTING)
-		return;		/* stopped while starting: it stays stopping */
+	if (c->state != CS_STARTING || c->failed)
+		return;		/* stopped or killed while starting */
 	if (!reply->success) {
 		child_kill(c, "init ping answered with an error");
 		return;
@@ -656,6 +656,17 @@ protocol_failure(struct child *c, const char *why)
 	log_warn(c->name, "protocol failure: %s", why);
 	child_kill(c, why);
 	fail_pending(c, ERR_WORKER_CRASHED, why);
+}
+
+/* Whether rest bytes of output, beyond a reply to the last request
+ * pending (npend: those pending, that one included), are output no
+ * request asked for. Only a stopping worker may answer what is not
+ * pending (the shutdown frame). */
+static bool
+stray_output(const struct child *c, size_t rest, unsigned npend)
+{
+	return rest > 0 && npend == 0 && c->state != CS_STOPPING && !c->failed &&
+	    !c->reaped;
 }
 
 /* A worker's reply, decoded. The usual {"id":N,"success":true,
@@ -717,8 +728,12 @@ decoded_free(struct decoded *d)
 	free(d->text);
 }
 
+/* The reply in payload; rest bytes of output follow it. Output after
+ * the reply to the last request pending kills the worker before that
+ * reply is handed on: its callbacks would give the worker more work,
+ * which the stray bytes would then fail (or keep waiting). */
 static void
-handle_reply(struct child *c, const char *payload, size_t len)
+handle_reply(struct child *c, const char *payload, size_t len, size_t rest)
 {
 	struct decoded d;
 	const char *bad = decode(payload, len, &d);
@@ -731,6 +746,11 @@ handle_reply(struct child *c, const char *payload, size_t len)
 			protocol_failure(c, bad);
 		return;
 	}
+	if (stray_output(c, rest, c->npend - 1)) {
+		log_warn(c->name, "protocol failure: %s", "output after the "
+		    "last reply");
+		child_kill(c, "output after the last reply");
+	}
 	if (!p->internal) {	/* pings and notices are not work done */
 		c->stats.last_activity = ev_now(LOOP);
 		c->stats.requests_handled++;
@@ -740,7 +760,8 @@ handle_reply(struct child *c, const char *payload, size_t len)
 	decoded_free(&d);
 }
 
-/* Decodes every whole frame buffered from the worker's stdout. */
+/* Decodes every whole frame buffered from the worker's stdout; what is
+ * left with no request pending is output none asked for. */
 static void
 drain_frames(struct child *c)
 {
@@ -750,15 +771,18 @@ drain_frames(struct child *c)
 		enum frame_status st = frame_peek(&c->in,
 		    c->frame_max, &payload, &len);
 		if (st == FRAME_MORE)
-			return;
+			break;
 		if (st == FRAME_TOO_LARGE) {
 			protocol_failure(c, "frame larger than max_frame_bytes");
 			return;
 		}
-		handle_reply(c, payload, len);
+		handle_reply(c, payload, len,
+		    buf_used(&c->in) - FRAME_HDR - len);
 		if (c->fd_out >= 0)	/* the callback may have torn us down */
 			frame_done(&c->in, len);
 	}
+	if (c->fd_out >= 0 && stray_output(c, buf_used(&c->in), c->npend))
+		protocol_failure(c, "output with no request pending");
 }
 
 static void

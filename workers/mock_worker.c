@@ -50,6 +50,10 @@
  *                             "lines": n}
  *   partial                   writes the first half of a valid reply frame,
  *                             then stalls forever without replying
+ *   stray {"ms", "later_ms"?} sleeps ms, then writes its reply {"stray":
+ *                             true} followed by the first half of a second
+ *                             such frame: in the same write, or later_ms
+ *                             after the reply when given; then serves on
  *   close_stdout              closes every descriptor of its protocol
  *                             output and sleeps forever; no reply
  *   fork {"n"}                forks n children (at most 64) that sleep
@@ -562,15 +566,25 @@ arg_count(struct worker *w, json_t *args, const char *key, json_int_t max,
 	return true;
 }
 
+/* Sleeps for the milliseconds (at most a day) of args' key, stored in
+ * *ms; false after worker_fail(). */
+static bool
+sleep_arg(struct worker *w, json_t *args, const char *key, json_int_t *ms)
+{
+	if (!arg_count(w, args, key, 24 * 3600 * 1000, ms))
+		return false;
+	struct timespec t = { *ms / 1000, (long)(*ms % 1000) * 1000000 };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
 static json_t *
 on_sleep(struct worker *w, json_t *args, const char *session_id)
 {
 	json_int_t ms;
-	if (!arg_count(w, args, "ms", 24 * 3600 * 1000, &ms))
+	if (!sleep_arg(w, args, "ms", &ms))
 		return NULL;
-	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	while (nanosleep(&t, &t) < 0 && errno == EINTR)
-		;
 	return json_pack("{s:I}", "slept", ms);
 }
 
@@ -767,19 +781,55 @@ sleep_forever(void)
 		pause();
 }
 
+/* Appends the frame of this request's success reply with result
+ * {key: true}; returns the frame's size. */
+static size_t
+put_reply(struct worker *w, struct buf *out, const char *key)
+{
+	size_t at = buf_used(out);
+	json_t *r = msg_worker_ok(worker_request_id(w),
+	    json_pack("{s:b}", key, 1));
+	frame_put_json(out, r);
+	json_decref(r);
+	return buf_used(out) - at;
+}
+
 static json_t *
 on_partial(struct worker *w, json_t *args, const char *session_id)
 {
 	struct buf frame;
 	buf_init(&frame);
-	json_t *r = msg_worker_ok(worker_request_id(w),
-	    json_pack("{s:b}", "partial", 1));
-	frame_put_json(&frame, r);
-	json_decref(r);
-	if (worker_write_raw(w, buf_head(&frame), buf_used(&frame) / 2) < 0)
+	size_t n = put_reply(w, &frame, "partial");
+	if (worker_write_raw(w, buf_head(&frame), n / 2) < 0)
 		fprintf(stderr, "mock_worker: partial: %s\n", strerror(errno));
 	buf_release(&frame);
 	sleep_forever();
+}
+
+/* The reply, then the first half of another frame: output that no
+ * request asked for. In the same write, so that arbord reads it with the
+ * reply; or later_ms after it, while nothing is pending. */
+static json_t *
+on_stray(struct worker *w, json_t *args, const char *session_id)
+{
+	json_int_t ms;
+	if (!sleep_arg(w, args, "ms", &ms))
+		return NULL;
+	struct buf out;
+	buf_init(&out);
+	size_t n = put_reply(w, &out, "stray");
+	if (json_object_get(args, "later_ms") != NULL) {
+		if (worker_write_raw(w, buf_head(&out), n) < 0 ||
+		    !sleep_arg(w, args, "later_ms", &ms))
+			fprintf(stderr, "mock_worker: stray: no reply or no "
+			    "later_ms\n");
+		buf_consume(&out, n);
+	}
+	n = put_reply(w, &out, "stray");
+	if (worker_write_raw(w, buf_head(&out), buf_used(&out) - n / 2) < 0)
+		fprintf(stderr, "mock_worker: stray: %s\n", strerror(errno));
+	buf_release(&out);
+	return worker_no_reply(w);
 }
 
 /* Closes every descriptor above stderr open on the protocol output (the
@@ -851,6 +901,7 @@ static const struct {
 	{ "stderr", on_stderr },
 	{ "flood_stderr", on_flood_stderr },
 	{ "partial", on_partial },
+	{ "stray", on_stray },
 	{ "close_stdout", on_close_stdout },
 	{ "fork", on_fork },
 	{ "ignore_term", on_ignore_term },

@@ -13,6 +13,12 @@
  *   close_stdout  EOF on stdout while the process lives: a protocol
  *                 failure, the request fails with `worker_crashed`, the
  *                 worker is killed and replaced;
+ *   stray         its reply, then half a frame no request asked for: the
+ *                 reply is delivered, the worker is killed and replaced
+ *                 before the request waiting for it is handed to it, and
+ *                 the new worker serves that request; the half frame
+ *                 written later, to an idle worker's stdout, gets it
+ *                 replaced too, before a request meets it;
  *   fork          the worker's children die with it, whether it is killed
  *                 (kill -9) or restarted (`restart`), even children that
  *                 ignore SIGTERM;
@@ -46,6 +52,8 @@
 #define FLOOD_BYTES	(8 * 1024 * 1024)
 #define FLOOD_LINE	100		/* mock_worker's flood line length */
 #define PARTIAL_MS	1000		/* the partial request's timeout_ms */
+#define STRAY_MS	3000		/* stray's sleep: time to queue another */
+#define STRAY_LATER_MS	200		/* its half frame, after the reply */
 #define NFORK		3
 #define TERM_MS		300		/* shutdown_timeout_ms */
 #define HOSTILE_MS	60000		/* bound on one hostile request */
@@ -367,6 +375,50 @@ test_close_stdout(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Output no request asked for, read with the last reply: the worker is
+ * killed before the request waiting for it is handed to it (which the
+ * stray bytes would have made fail, or wait out its timeout_ms). */
+static void
+test_stray_output_after_reply(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	struct cl_conn *stray = cl_send_held(a, 1, "stray", json_pack("{s:i}",
+	    "ms", STRAY_MS), NULL, "busy", 1);
+	struct cl_conn *next = cl_send_held(a, 2, "echo", json_pack("{s:i}",
+	    "next", 1), NULL, "waiting", 1);
+	json_t *r = cl_recv_ok(stray, ARB_EVENT_MS, "stray");
+	assert_true(json_is_true(json_object_get(json_object_get(r, "result"),
+	    "stray")));
+	json_decref(r);
+	r = cl_recv_ok(next, ARB_EVENT_MS, "the request waiting behind stray");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r,
+	    "result"), "next")), 1);
+	json_decref(r);
+	wait_replaced(a, pid);
+	assert_true(arb_log_has_line(a, WORKER, "protocol failure", NULL));
+	cl_close(stray);
+	cl_close(next);
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The same half frame, written STRAY_LATER_MS after the reply while
+ * nothing is pending: the idle worker is replaced at once, not left to
+ * fail the next request sent to it. */
+static void
+test_stray_output_while_idle(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	json_decref(cl_exec_ok(a, "stray", json_pack("{s:i,s:i}", "ms", 0,
+	    "later_ms", STRAY_LATER_MS), NULL));
+	wait_replaced(a, pid);
+	assert_true(arb_log_has_line(a, WORKER, "protocol failure", NULL));
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A worker's own children die with it: killed, restarted, and
  * restarted with children that ignore SIGTERM. */
 static void
@@ -614,6 +666,10 @@ main(void)
 		cmocka_unit_test_teardown(test_flood_stderr, arb_teardown),
 		cmocka_unit_test_teardown(test_partial_frame_times_out, arb_teardown),
 		cmocka_unit_test_teardown(test_close_stdout, arb_teardown),
+		cmocka_unit_test_teardown(test_stray_output_after_reply,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_stray_output_while_idle,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
 		cmocka_unit_test_teardown(test_long_utf8_stderr_line, arb_teardown),
