@@ -995,10 +995,10 @@ child_stop(struct child *c)
 void
 child_shutdown(struct child *c)
 {
-	if (c->pid <= 0 || c->failed || c->state == CS_STOPPING)
-		return;
-	c->held_err = ERR_SHUTTING_DOWN;
-	c->held_why = "stopped: arbord is shutting down";
+	if (c->pid > 0 && !c->failed && c->state != CS_STOPPING) {
+		c->held_err = ERR_SHUTTING_DOWN;
+		c->held_why = "stopped: arbord is shutting down";
+	}
 	child_stop(c);
 }
 
