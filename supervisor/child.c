@@ -71,6 +71,8 @@ struct child {
 	enum msg_code		 held_err;	/* what fails the requests still
 						 * in flight at the exit */
 	const char		*held_why;
+	const char		*closed_why;	/* a protocol pipe closed: the
+						 * failure if it still runs */
 };
 
 static void	on_out(struct ev_loop *, ev_io *, int);
@@ -456,12 +458,27 @@ fail_pending(struct child *c, enum msg_code err, const char *why)
 			pend_finish(c, &c->pend[i], NULL, err, why);
 }
 
+/* A protocol pipe closed (EOF on stdout, a write error on stdin):
+ * usually the process is exiting and its status follows; one still
+ * there after EOF_GRACE_S broke the protocol. A stopping one has its
+ * SIGKILL timer running already. */
+static void
+pipe_closed(struct child *c, const char *why)
+{
+	if (c->state == CS_STOPPING || ev_is_active(&c->t_kill))
+		return;
+	c->closed_why = why;
+	ev_timer_set(&c->t_kill, EOF_GRACE_S, 0.);
+	ev_timer_start(LOOP, &c->t_kill);
+}
+
 static void
 flush_out(struct child *c)
 {
 	if (buf_write_fd(&c->out, c->fd_in) < 0) {
-		buf_release(&c->out);	/* EPIPE: the exit status will follow */
+		buf_release(&c->out);	/* EPIPE: what it held cannot reach it */
 		ev_io_stop(LOOP, &c->w_in);
+		pipe_closed(c, "stdin closed while running");
 		return;
 	}
 	if (buf_used(&c->out) == 0)
@@ -795,13 +812,8 @@ on_out(struct ev_loop *loop, ev_io *w, int revents)
 	buf_settle(&c->in);
 	if (n > 0 || (n < 0 && errno == EAGAIN))
 		return;
-	/* EOF: usually the process is exiting and its status follows; one
-	 * that is still there after EOF_GRACE_S broke the protocol. */
 	ev_io_stop(loop, w);
-	if (c->state != CS_STOPPING) {
-		ev_timer_set(&c->t_kill, EOF_GRACE_S, 0.);
-		ev_timer_start(loop, &c->t_kill);
-	}
+	pipe_closed(c, "stdout closed while running");
 }
 
 static void
@@ -955,7 +967,7 @@ on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
 	if (c->state != CS_STOPPING) {
-		protocol_failure(c, "stdout closed while running");
+		protocol_failure(c, c->closed_why);
 		return;
 	}
 	log_warn(c->name, "did not stop within %d ms: SIGKILL",

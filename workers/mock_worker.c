@@ -56,6 +56,9 @@
  *                             after the reply when given; then serves on
  *   close_stdout              closes every descriptor of its protocol
  *                             output and sleeps forever; no reply
+ *   close_stdin               {"closed": true}, then closes every
+ *                             descriptor of its protocol input and sleeps
+ *                             forever (its stdout stays open)
  *   fork {"n"}                forks n children (at most 64) that sleep
  *                             forever in its process group, holding its
  *                             descriptors; {"forked": [pids]}
@@ -131,6 +134,7 @@ struct mock {
 	json_t		*anonymous;	/* the space of requests without one */
 	unsigned long	 next_program;	/* the next "prog_<n>" to try */
 	struct timespec	 started;
+	struct stat	 proto_in;	/* fd 0 at start: the protocol input */
 	struct stat	 proto_out;	/* fd 1 at start: the protocol output */
 	bool		 sick;		/* pings fail (sicken, MOCK_WORKER_SICK) */
 };
@@ -832,10 +836,10 @@ on_stray(struct worker *w, json_t *args, const char *session_id)
 	return worker_no_reply(w);
 }
 
-/* Closes every descriptor above stderr open on the protocol output (the
- * library keeps a private copy of the original fd 1). */
+/* Closes every descriptor above stderr open on the protocol pipe out
+ * (the library keeps private copies of the original fds 0 and 1). */
 static void
-close_protocol_output(const struct stat *out)
+close_protocol_pipe(const struct stat *out)
 {
 	DIR *d = opendir("/proc/self/fd");
 	if (d == NULL)
@@ -855,7 +859,21 @@ close_protocol_output(const struct stat *out)
 static json_t *
 on_close_stdout(struct worker *w, json_t *args, const char *session_id)
 {
-	close_protocol_output(&mock_of(w)->proto_out);
+	close_protocol_pipe(&mock_of(w)->proto_out);
+	sleep_forever();
+}
+
+/* Its reply, then its protocol input closed, and on it runs. */
+static json_t *
+on_close_stdin(struct worker *w, json_t *args, const char *session_id)
+{
+	struct buf out;
+	buf_init(&out);
+	put_reply(w, &out, "closed");
+	if (worker_write_raw(w, buf_head(&out), buf_used(&out)) < 0)
+		fprintf(stderr, "mock_worker: close_stdin: %s\n", strerror(errno));
+	buf_release(&out);
+	close_protocol_pipe(&mock_of(w)->proto_in);
 	sleep_forever();
 }
 
@@ -903,6 +921,7 @@ static const struct {
 	{ "partial", on_partial },
 	{ "stray", on_stray },
 	{ "close_stdout", on_close_stdout },
+	{ "close_stdin", on_close_stdin },
 	{ "fork", on_fork },
 	{ "ignore_term", on_ignore_term },
 	{ "create_program", on_create_program },
@@ -922,7 +941,8 @@ serve(bool sick)
 	struct mock m = { .sessions = json_object(),
 	    .anonymous = json_object(), .next_program = 1, .sick = sick };
 	clock_gettime(CLOCK_MONOTONIC, &m.started);
-	fstat(STDOUT_FILENO, &m.proto_out);	/* before the library moves it */
+	fstat(STDIN_FILENO, &m.proto_in);	/* before the library moves them */
+	fstat(STDOUT_FILENO, &m.proto_out);
 	struct worker *w = worker_new();
 	worker_set_data(w, &m);
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

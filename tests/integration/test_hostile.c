@@ -19,6 +19,11 @@
  *                 the new worker serves that request; the half frame
  *                 written later, to an idle worker's stdout, gets it
  *                 replaced too, before a request meets it;
+ *   close_stdin   its reply, then its stdin closed while it runs on: the
+ *                 next request cannot be written (EPIPE), a protocol
+ *                 failure as EOF on stdout is: it fails with
+ *                 `worker_crashed` at once, not `timeout` once its
+ *                 timeout_ms is over, and the worker is replaced;
  *   fork          the worker's children die with it, whether it is killed
  *                 (kill -9) or restarted (`restart`), even children that
  *                 ignore SIGTERM;
@@ -57,6 +62,7 @@
 #define NFORK		3
 #define TERM_MS		300		/* shutdown_timeout_ms */
 #define HOSTILE_MS	60000		/* bound on one hostile request */
+#define LOST_MS		30000		/* timeout_ms of one it cannot read */
 
 static const char HOSTILE_CONF[] =
     "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
@@ -375,6 +381,28 @@ test_close_stdout(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A worker that closes its stdin and runs on: the request written to it
+ * fails worker_crashed within the EOF grace, not timeout after its
+ * (long) timeout_ms. */
+static void
+test_close_stdin(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	json_decref(cl_exec_ok(a, "close_stdin", NULL, NULL));
+	struct watch w = { 0 };
+	json_t *r = exec_watching(a, "echo", json_pack("{s:i}", "lost", 1),
+	    LOST_MS, &w);
+	assert_code(r, "worker_crashed");
+	json_decref(r);
+	assert_watch(&w, "close_stdin");
+	wait_replaced(a, pid);
+	assert_true(arb_log_has_line(a, WORKER, "protocol failure", "stdin",
+	    NULL));
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Output no request asked for, read with the last reply: the worker is
  * killed before the request waiting for it is handed to it (which the
  * stray bytes would have made fail, or wait out its timeout_ms). */
@@ -666,6 +694,7 @@ main(void)
 		cmocka_unit_test_teardown(test_flood_stderr, arb_teardown),
 		cmocka_unit_test_teardown(test_partial_frame_times_out, arb_teardown),
 		cmocka_unit_test_teardown(test_close_stdout, arb_teardown),
+		cmocka_unit_test_teardown(test_close_stdin, arb_teardown),
 		cmocka_unit_test_teardown(test_stray_output_after_reply,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_stray_output_while_idle,
