@@ -43,6 +43,7 @@ static const struct sup_events events = {
 };
 static void on_expired(struct job *, void *);
 static void pump(struct bridge *);
+static void recycle_if_due(struct bridge *);
 
 struct bridge *
 bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
@@ -110,6 +111,7 @@ bridge_reconfigure(struct bridge *b, const struct config *cfg,
 	waitq_configure(&b->wq, cfg->pool.checkout_timeout_ms,
 	    cfg->pool.max_waiting);
 	sess_set_ttl(b->sessions, cfg->pool.session_ttl_ms);
+	recycle_if_due(b);	/* a bound may have come down */
 	pump(b);	/* max_inflight may have grown */
 }
 
@@ -135,6 +137,24 @@ bridge_fail_waiting(struct bridge *b, enum msg_code code, const char *why)
 	}
 }
 
+/* Once the worker is past max_requests or max_errors nothing more is
+ * sent to it, and it is restarted when none of its requests is in flight
+ * (at once if none is: after a reload that lowered a bound, no reply
+ * would come to do it). A worker that takes no requests (killed, or
+ * stopping on request) is not restarted here. */
+static void
+recycle_if_due(struct bridge *b)
+{
+	if (!b->recycling && child_accepts(b->worker) &&
+	    child_recycle_due(b->worker))
+		b->recycling = true;
+	if (!b->recycling || b->inflight > 0)
+		return;
+	b->recycling = false;
+	if (child_accepts(b->worker))
+		sup_restart_child(b->sup, b->worker);
+}
+
 static void
 on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
@@ -147,13 +167,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		    ev_now(LOOP));
 	job_from_reply(f->job, reply, err, why, child_name(b->worker), b->st);
 	slab_free(f);
-	if (reply && !b->recycling && child_recycle_due(b->worker))
-		b->recycling = true;
-	if (b->recycling && b->inflight == 0) {
-		b->recycling = false;
-		if (child_accepts(b->worker))	/* not one stopping on request */
-			sup_restart_child(b->sup, b->worker);
-	}
+	recycle_if_due(b);
 	pump(b);	/* the reply made room in the pipeline */
 }
 

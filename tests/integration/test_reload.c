@@ -1563,6 +1563,57 @@ test_reload_turns_on_health_pings(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A single-mode config with worker.max_requests = n; a request waits
+ * 3 s for the worker at most. */
+static char *
+conf_max_requests(int n)
+{
+	return xasprintf(
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; max_requests = %d; };\n"
+	    "pool = { checkout_timeout_ms = 3000; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", n);
+}
+
+/* A reload that lowers worker.max_requests below what the idle single-mode
+ * worker has already served: nothing more may be sent to it, and with
+ * nothing in flight no reply would ever recycle it, so it is recycled at
+ * once and the next request goes to its successor (it waited for a worker
+ * that never came, and failed pool_timeout). */
+static void
+test_reload_lowers_max_requests_single(void **state)
+{
+	char *body = conf_max_requests(0);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	for (int i = 0; i < 3; i++)
+		json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	body = conf_max_requests(2);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "worker.max_requests"));
+	json_decref(r);
+	r = cl_exec(a, "echo", NULL, NULL);
+	if (r == NULL || !arb_reply_ok(r))
+		fail_msg("an echo after the reload: %s", r ? cl_describe(r) :
+		    "no reply");
+	json_decref(r);
+	node = arb_status(a, "bridge/worker");
+	assert_non_null(node);
+	assert_true(arb_node_pid(node) != pid);
+	assert_int_equal(arb_node_int(json_object_get(node, "stats"),
+	    "requests_handled"), 1);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A single-mode config with worker.max_frame_bytes = bytes. */
 static char *
 conf_frame(long bytes)
@@ -1950,6 +2001,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(test_grow_back_while_leaving, teardown),
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
+		    teardown),
+		cmocka_unit_test_teardown(test_reload_lowers_max_requests_single,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
 		    teardown),
