@@ -119,13 +119,14 @@ subtree_end_session(struct subtree *t, const char *id)
 	    t->bridge ? bridge_end_session(t->bridge, id) : false;
 }
 
-/* Copies the sessions of from into the root's carry, made if need be. */
+/* Copies the sessions of from into the root's carry, made if need be
+ * (its ttl expiries count as any mode's). */
 static void
 carry_sessions(struct root *r, const struct sessions *from)
 {
 	if (r->carry == NULL)
 		r->carry = sess_new(r->cfg->pool.session_ttl_ms, NULL, NULL,
-		    NULL, NULL);
+		    &r->st.stale_sessions, NULL);
 	sess_inherit(r->carry, from);
 }
 
@@ -582,7 +583,8 @@ root_stats(const struct root *r)
 		return pool_stats(r->cur.pool);
 	if (r->cur.bridge)
 		return bridge_stats(r->cur.bridge);
-	struct route_gauges g = { .mode = cfg_mode_name(r->cfg->mode) };
+	struct route_gauges g = { .mode = cfg_mode_name(r->cfg->mode),
+	    .sessions = r->carry ? (long)sess_count(r->carry) : 0 };
 	return route_stats_json(&r->st, &g);
 }
 

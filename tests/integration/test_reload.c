@@ -703,6 +703,48 @@ test_reset_for_waiters_old_still_serving(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A config for mode single (enabled) or disabled, sessions idle for
+ * ttl_ms ending. */
+static char *
+conf_ttl(bool enabled, int ttl_ms)
+{
+	return xasprintf(
+	    "bridge = { enabled = %s; adapter = \"bridge_mock\"; };\n"
+	    "pool = { session_ttl_ms = %d; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n",
+	    enabled ? "true" : "false", ttl_ms);
+}
+
+/* The sessions mode disabled keeps for the next subtree exist (end_session
+ * ends them, answering true): `stats` counts them in `sessions`, and one
+ * that stays idle for session_ttl_ms ends then and is counted in
+ * stale_sessions_cleaned, as in any mode. */
+static void
+test_disabled_counts_kept_sessions(void **state)
+{
+	char *body = conf_ttl(true, 1500);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	json_decref(cl_exec_ok(a, "echo", NULL, "s2"));
+	body = conf_ttl(false, 1500);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+	assert_int_equal(cl_stat(a, "sessions"), 2);
+	assert_true(cl_wait_stat(a, "stale_sessions_cleaned", 2, 2,
+	    ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	json_t *r = arb_call_ok(a, json_pack("{s:s, s:s}", "op",
+	    "end_session", "session_id", "s1"));
+	assert_false(json_is_true(json_object_get(r, "ended")));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* The stats op's counters go on across mode switches, as counters do
  * (a Prometheus rate over `metrics` must not see them fall): a request
  * the old subtree answers after the switch is counted, and so is a
@@ -1968,6 +2010,8 @@ main(void)
 		cmocka_unit_test_teardown(
 		    test_disabled_old_bridge_failure_keeps_waiting, teardown),
 		cmocka_unit_test_teardown(test_stats_survive_mode_switch,
+		    teardown),
+		cmocka_unit_test_teardown(test_disabled_counts_kept_sessions,
 		    teardown),
 		cmocka_unit_test_teardown(test_reset_survives_disabled,
 		    teardown),
