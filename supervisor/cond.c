@@ -35,6 +35,8 @@ struct old_subtree {
 						 * waiting requests: the
 						 * sessions it makes are
 						 * carried as the root's */
+	double				carried_since;	/* those already
+							 * carried are older */
 };
 TAILQ_HEAD(old_list, old_subtree);
 
@@ -119,15 +121,15 @@ subtree_end_session(struct subtree *t, const char *id)
 	    t->bridge ? bridge_end_session(t->bridge, id) : false;
 }
 
-/* Copies the sessions of from into the root's carry, made if need be
- * (its ttl expiries count as any mode's). */
+/* Copies the sessions of from used since then (0: all) into the root's
+ * carry, made if need be (its ttl expiries count as any mode's). */
 static void
-carry_sessions(struct root *r, const struct sessions *from)
+carry_sessions(struct root *r, const struct sessions *from, double since)
 {
 	if (r->carry == NULL)
 		r->carry = sess_new(r->cfg->pool.session_ttl_ms, NULL, NULL,
 		    &r->st.stale_sessions, NULL);
-	sess_inherit(r->carry, from);
+	sess_inherit(r->carry, from, since);
 }
 
 static size_t
@@ -331,7 +333,8 @@ on_old_check(struct ev_loop *loop, ev_prepare *w, int revents)
 		}
 		log_info("root", "old %s stopped", sup_name(o->t.sup));
 		if (o->carried)		/* still no subtree to take them */
-			carry_sessions(r, subtree_sessions(&o->t));
+			carry_sessions(r, subtree_sessions(&o->t),
+			    o->carried_since);
 		free_old(r, o);
 	}
 	batch_flush();
@@ -382,6 +385,7 @@ retire_cur(struct root *r, const struct config *cfg)
 	memset(&r->cur, 0, sizeof r->cur);
 	sup_unregister(o->t.sup);
 	o->carried = r->cfg->mode == MODE_DISABLED;
+	o->carried_since = ev_now(LOOP);
 	TAILQ_INSERT_TAIL(&r->old, o, link);
 	return &o->t;
 }
@@ -395,7 +399,8 @@ hand_on_carried(struct root *r, struct sessions *to)
 	struct old_subtree *o;
 	TAILQ_FOREACH(o, &r->old, link)
 		if (o->carried) {
-			sess_inherit(to, subtree_sessions(&o->t));
+			sess_inherit(to, subtree_sessions(&o->t),
+			    o->carried_since);
 			o->carried = false;
 		}
 }
@@ -405,24 +410,27 @@ hand_on_carried(struct root *r, struct sessions *to)
  * without workers (disabled, mock) keeps them in the root meanwhile, so
  * that the notice is not lost over it: single -> disabled -> single tells
  * it as single -> single does. So are those an old subtree makes in mode
- * disabled, serving its waiting requests (carried). */
+ * disabled, serving its waiting requests (carried). The old
+ * table, kept while its subtree winds down, no longer ends them: they
+ * would end (and count) twice. */
 static void
-hand_on_sessions(struct root *r, const struct sessions *from)
+hand_on_sessions(struct root *r, struct sessions *from)
 {
 	struct sessions *to = subtree_sessions(&r->cur);
 	if (from == NULL) {		/* from a mode without workers */
 		if (to == NULL)
 			return;		/* still none: the carried stay */
-		sess_inherit(to, r->carry);
+		sess_inherit(to, r->carry, 0);
 		sess_free(r->carry);
 		r->carry = NULL;
 		hand_on_carried(r, to);
 		return;
 	}
 	if (to == NULL)
-		carry_sessions(r, from);
+		carry_sessions(r, from, 0);
 	else
-		sess_inherit(to, from);
+		sess_inherit(to, from, 0);
+	sess_retire(from);
 }
 
 /* Replaces the subtree: the new one takes the names and the waiting

@@ -38,6 +38,7 @@ struct sessions {
 	unsigned long		*made;
 	size_t			 npending;
 	uint64_t		 next_gen;
+	bool			 retired;	/* handed on: ends none itself */
 };
 
 static void on_sweep(struct ev_loop *, ev_timer *, int);
@@ -79,8 +80,17 @@ sess_new(long ttl_ms, sess_expire_fn *fn, void *arg, unsigned long *count,
 void
 sess_set_ttl(struct sessions *s, long ttl_ms)
 {
-	s->ttl = ttl_ms > 0 ? ttl_ms / 1000.0 : 0;
+	s->ttl = ttl_ms > 0 && !s->retired ? ttl_ms / 1000.0 : 0;
 	arm_sweep(s);
+}
+
+void
+sess_retire(struct sessions *s)
+{
+	if (s == NULL)
+		return;
+	s->retired = true;
+	sess_set_ttl(s, 0);
 }
 
 static void
@@ -247,14 +257,14 @@ sess_take_reset(struct sessions *s, const char *id)
 }
 
 void
-sess_inherit(struct sessions *to, const struct sessions *from)
+sess_inherit(struct sessions *to, const struct sessions *from, double since)
 {
 	const struct binding *b;
 	if (to == NULL || from == NULL)
 		return;
 	TAILQ_FOREACH(b, &from->lru, lru) {	/* oldest first: LRU order kept */
-		if (b->pending)
-			continue;	/* its waiters make it anew */
+		if (b->pending || b->last_used < since)
+			continue;	/* pending: its waiters make it anew */
 		bool created;
 		sess_lookup(to, b->id, b->last_used, &created);
 		struct binding *nb = reg_lookup(to->map, b->id, NULL);

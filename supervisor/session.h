@@ -32,6 +32,10 @@ typedef void sess_expire_fn(void *arg, const char *id, struct sess_anchor *a);
 struct sessions *sess_new(long ttl_ms, sess_expire_fn *fn, void *arg,
 	    unsigned long *count, unsigned long *made);
 void	sess_set_ttl(struct sessions *, long ttl_ms);
+/* The table's sessions were handed on (sess_inherit) to the table that
+ * ends them now: this one ends none by ttl any more, whatever ttl it is
+ * set later, so that none is ended (and counted) twice. NULL is fine. */
+void	sess_retire(struct sessions *);
 void	sess_free(struct sessions *);
 
 /* A session exists once a request of it is served (sess_begin). One whose
@@ -76,10 +80,12 @@ bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);
 /* A worker is gone: its sessions become unbound and will be told reset. */
 void	sess_drop_anchor(struct sessions *, struct sess_anchor *);
 size_t	sess_count(const struct sessions *);
-/* Copies every session of from into to, unbound and due to be told reset,
- * with its idle clock: for the table of a subtree that replaces from's
- * workers at a reload (their state is gone). NULL tables are fine. */
-void	sess_inherit(struct sessions *to, const struct sessions *from);
+/* Copies every session of from used at or after since (0: all) into to,
+ * unbound and due to be told reset, with its idle clock: for the table of
+ * a subtree that replaces from's workers at a reload (their state is
+ * gone). NULL tables are fine. */
+void	sess_inherit(struct sessions *to, const struct sessions *from,
+	    double since);
 
 /* A sess_expire_fn for routers: the session's worker (a->child) gets
  * cleanup_session. */

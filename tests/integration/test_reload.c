@@ -704,16 +704,17 @@ test_reset_for_waiters_old_still_serving(void **state)
 }
 
 /* A config for mode single (enabled) or disabled, sessions idle for
- * ttl_ms ending. */
+ * ttl_ms ending, worker.max_frame_bytes = frame (a change rebuilds). */
 static char *
-conf_ttl(bool enabled, int ttl_ms)
+conf_ttl(bool enabled, int ttl_ms, long frame)
 {
 	return xasprintf(
 	    "bridge = { enabled = %s; adapter = \"bridge_mock\"; };\n"
+	    "worker = { max_frame_bytes = %ld; };\n"
 	    "pool = { session_ttl_ms = %d; };\n"
 	    "environments = { dev = { }; };\n"
 	    "control = { socket = \"arbor.sock\"; };\n",
-	    enabled ? "true" : "false", ttl_ms);
+	    enabled ? "true" : "false", frame, ttl_ms);
 }
 
 /* The sessions mode disabled keeps for the next subtree exist (end_session
@@ -723,14 +724,14 @@ conf_ttl(bool enabled, int ttl_ms)
 static void
 test_disabled_counts_kept_sessions(void **state)
 {
-	char *body = conf_ttl(true, 1500);
+	char *body = conf_ttl(true, 1500, 1 << 20);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
 	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
 	    ARB_EVENT_MS));
 	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
 	json_decref(cl_exec_ok(a, "echo", NULL, "s2"));
-	body = conf_ttl(false, 1500);
+	body = conf_ttl(false, 1500, 1 << 20);
 	write_conf(a, body);
 	free(body);
 	json_decref(arb_op_ok(a, "reload"));
@@ -742,6 +743,35 @@ test_disabled_counts_kept_sessions(void **state)
 	    "end_session", "session_id", "s1"));
 	assert_false(json_is_true(json_object_get(r, "ended")));
 	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A session handed on to a new subtree is the new subtree's: it ends
+ * once, when it has been idle for session_ttl_ms, and is counted once in
+ * stale_sessions_cleaned, though the old subtree (its table kept while it
+ * finishes a request in flight) still knows it. */
+static void
+test_handed_on_session_expires_once(void **state)
+{
+	char *body = conf_ttl(true, 500, 1 << 20);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	struct cl_conn *held = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
+	body = conf_ttl(true, 500, 1 << 21);
+	write_conf(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+	assert_true(cl_wait_stat(a, "stale_sessions_cleaned", 1, 100,
+	    ARB_EVENT_MS));
+	json_decref(cl_recv_ok(held, ARB_REPLY_MS, "the held request"));
+	cl_close(held);
+	assert_true(cl_wait_stat(a, "sessions", 0, 0, ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 1);
+	assert_int_equal(cl_stat(a, "total_sessions"), 1);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -2012,6 +2042,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stats_survive_mode_switch,
 		    teardown),
 		cmocka_unit_test_teardown(test_disabled_counts_kept_sessions,
+		    teardown),
+		cmocka_unit_test_teardown(test_handed_on_session_expires_once,
 		    teardown),
 		cmocka_unit_test_teardown(test_reset_survives_disabled,
 		    teardown),

@@ -424,7 +424,7 @@ test_inherit_skips_pending(void **state)
 	sess_begin(fx->s, "s1", &fx->a, &g, &rebound);
 	uint64_t h = sess_hold(fx->s, "p1");
 	struct sessions *to = sess_new(3600000, NULL, NULL, NULL, NULL);
-	sess_inherit(to, fx->s);
+	sess_inherit(to, fx->s, 0);
 	assert_int_equal(sess_count(to), 1);
 	assert_true(sess_take_reset(to, "s1"));
 	struct sess_anchor *a;
@@ -596,6 +596,21 @@ test_expiry_no_callback(void **state)
 	assert_int_equal(fx->a.n, 0);
 }
 
+/* A retired table (its sessions handed on) ends none by ttl, not even
+ * after a later sess_set_ttl (a reload reconfigures old subtrees too). */
+static void
+test_retired_never_expires(void **state)
+{
+	struct fx *fx = fx_new(50);
+	*state = fx;
+	lookup(fx, "s1", NULL);
+	sess_retire(fx->s);
+	sess_set_ttl(fx->s, 50);
+	evwait_for(0.3);
+	assert_int_equal(fx->nexp, 0);
+	assert_int_equal(sess_count(fx->s), 1);
+}
+
 int
 main(void)
 {
@@ -633,6 +648,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_only_while_sessions,
 		    setup_short_ttl, teardown),
 		cmocka_unit_test_teardown(test_expiry_no_callback, teardown),
+		cmocka_unit_test_teardown(test_retired_never_expires, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
