@@ -229,12 +229,15 @@ tracked(const struct pool *p, const struct job *job)
 }
 
 /* Recycles a worker past max_requests or max_errors after its reply;
- * not one already stopping (an operator's stop keeps it down). */
-static void
+ * not one already stopping (an operator's stop keeps it down). True if
+ * it does. */
+static bool
 maybe_recycle(struct pworker *pw)
 {
-	if (child_accepts(pw->c) && child_recycle_due(pw->c))
-		sup_restart_child(pw->pool->sup, pw->c);
+	if (!child_accepts(pw->c) || !child_recycle_due(pw->c))
+		return false;
+	sup_restart_child(pw->pool->sup, pw->c);
+	return true;
 }
 
 /* Gives job to the idle worker pw; one that no longer takes requests
@@ -715,6 +718,20 @@ find_worker(struct pool *p, int i)
 	return NULL;
 }
 
+/* Idle workers that a lower max_requests or max_errors leaves past their
+ * bound are recycled now: no reply of theirs would come to do it, and the
+ * next request would go to a worker already due. */
+static void
+recycle_idle(struct pool *p)
+{
+	struct pworker *pw, *next;
+	for (pw = TAILQ_FIRST(&p->idle); pw != NULL; pw = next) {
+		next = TAILQ_NEXT(pw, idle_link);
+		if (maybe_recycle(pw))
+			idle_remove(pw);
+	}
+}
+
 /* Grows or shrinks the pool to size: new workers start now (unless lazy),
  * surplus ones finish their request and then stop. */
 static void
@@ -748,6 +765,8 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 		p->size = cfg->pool.size;
 		resize(p, from, cfg->pool.size);
 	}
+	if (!p->replaced)
+		recycle_idle(p);
 }
 
 void

@@ -1635,17 +1635,18 @@ test_reload_turns_on_health_pings(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A single-mode config with worker.max_requests = n; a request waits
- * 3 s for the worker at most. */
+/* A config with worker.max_requests = n, in mode single or a pool of
+ * one; a request waits 3 s for a worker at most. */
 static char *
-conf_max_requests(int n)
+conf_max_requests(bool pool, int n)
 {
 	return xasprintf(
-	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = %s; };\n"
 	    "worker = { restart_delay_ms = 0; max_requests = %d; };\n"
-	    "pool = { checkout_timeout_ms = 3000; };\n"
+	    "pool = { size = 1; max_overflow = 0; checkout_timeout_ms = 3000; };\n"
 	    "environments = { dev = { }; };\n"
-	    "control = { socket = \"arbor.sock\"; };\n", n);
+	    "control = { socket = \"arbor.sock\"; };\n",
+	    pool ? "true" : "false", n);
 }
 
 /* A reload that lowers worker.max_requests below what the idle single-mode
@@ -1656,7 +1657,7 @@ conf_max_requests(int n)
 static void
 test_reload_lowers_max_requests_single(void **state)
 {
-	char *body = conf_max_requests(0);
+	char *body = conf_max_requests(false, 0);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
 	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
@@ -1666,7 +1667,7 @@ test_reload_lowers_max_requests_single(void **state)
 	json_decref(node);
 	for (int i = 0; i < 3; i++)
 		json_decref(cl_exec_ok(a, "echo", NULL, NULL));
-	body = conf_max_requests(2);
+	body = conf_max_requests(false, 2);
 	write_conf(a, body);
 	free(body);
 	json_t *r = arb_op_ok(a, "reload");
@@ -1683,6 +1684,36 @@ test_reload_lowers_max_requests_single(void **state)
 	assert_int_equal(arb_node_int(json_object_get(node, "stats"),
 	    "requests_handled"), 1);
 	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The same in a pool: its idle worker, already past the lower
+ * worker.max_requests, is recycled at the reload, not sent one request
+ * more before it is. */
+static void
+test_reload_lowers_max_requests_pool(void **state)
+{
+	char *body = conf_max_requests(true, 0);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	for (int i = 0; i < 3; i++)
+		json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	body = conf_max_requests(true, 2);
+	write_conf(a, body);
+	free(body);
+	json_t *r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "worker.max_requests"));
+	json_decref(r);
+	r = cl_exec_ok(a, "ping", NULL, NULL);
+	json_int_t served = json_integer_value(json_object_get(
+	    json_object_get(r, "result"), "pid"));
+	json_decref(r);
+	if (served == pid)
+		fail_msg("pid %lld, past max_requests, served a request after "
+		    "the reload", (long long)pid);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -2079,6 +2110,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_turns_on_health_pings,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_lowers_max_requests_single,
+		    teardown),
+		cmocka_unit_test_teardown(test_reload_lowers_max_requests_pool,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
 		    teardown),
