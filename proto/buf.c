@@ -10,8 +10,11 @@
 #define SCRATCH_SIZE	65536
 #define BUF_KEEP	65536	/* storage an empty buffer may keep */
 
-static char scratch[SCRATCH_SIZE];
-static bool scratch_busy;	/* lent to one buffer until it settles */
+/* Per thread: two threads reading at once must not share it (a reply read
+ * by one would show in the other's buffer). */
+static _Thread_local char scratch[SCRATCH_SIZE];
+static _Thread_local bool scratch_busy;	/* lent to one buffer until it
+					 * settles */
 
 void
 buf_init(struct buf *b)

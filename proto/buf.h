@@ -45,9 +45,10 @@ buf_append(struct buf *b, const void *p, size_t n)
 
 /* Reads what fd has (up to one chunk) into the tail: >0 bytes, 0 EOF,
  * -1 error (errno; EAGAIN when nothing is there). An empty buffer reads
- * into a shared scratch area instead of storage of its own, so that a peer
- * whose frames arrive whole needs none: call buf_settle() once the frames
- * are consumed (it keeps a partial frame in storage of the buffer's own).
+ * into a scratch area shared with the thread's other buffers instead of
+ * storage of its own, so that a peer whose frames arrive whole needs none:
+ * call buf_settle() in the same thread once the frames are consumed (it
+ * keeps a partial frame in storage of the buffer's own).
  * Both buf_settle and buf_write_fd free the storage of a buffer they leave
  * empty if a big message grew it past 64 KiB. */
 ssize_t	 buf_read_fd(struct buf *, int fd);

@@ -130,6 +130,7 @@ recv_reply(struct lg_client *cl)
 	}
 	json_t *j = frame_parse(payload, len, NULL);
 	frame_done(&cl->in, len);
+	buf_settle(&cl->in);	/* gives the thread's scratch area back */
 	return j;
 }
 
@@ -148,7 +149,7 @@ make_req(unsigned k, json_int_t n)
 
 /* The outcome of reply to req (both borrowed). */
 static const char *
-judge(const json_t *req, const json_t *reply)
+outcome(const json_t *req, const json_t *reply)
 {
 	if (reply == NULL)
 		return LG_NO_REPLY;
@@ -165,6 +166,23 @@ judge(const json_t *req, const json_t *reply)
 	bool right = sleep ? json_equal(json_object_get(args, "ms"),
 	    json_object_get(res, "slept")) : json_equal(args, res);
 	return right ? LG_OK : LG_BAD_REPLY;
+}
+
+/* outcome(), and a bad reply shown with its request on stderr (the test
+ * that counts it shows only the code). */
+static const char *
+judge(unsigned client, const json_t *req, const json_t *reply)
+{
+	const char *code = outcome(req, reply);
+	if (strcmp(code, LG_BAD_REPLY) != 0)
+		return code;
+	char *q = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+	char *r = json_dumps(reply, JSON_COMPACT | JSON_SORT_KEYS);
+	fprintf(stderr, "loadgen: client %u: bad reply %s to %s\n", client,
+	    r ? r : "?", q ? q : "?");
+	free(q);
+	free(r);
+	return code;
 }
 
 /* Waits until LG_PACE_MS after the last send (a pace, not an event wait). */
@@ -189,7 +207,7 @@ one_request(struct lg_client *cl, json_int_t n, long long *last)
 		json_decref(req);
 		return false;	/* aborted: not the daemon's failure */
 	}
-	const char *code = judge(req, reply);
+	const char *code = judge(cl->index, req, reply);
 	record(cl, sent, reply ? lg_now_us() : 0, code);
 	json_decref(req);
 	json_decref(reply);
