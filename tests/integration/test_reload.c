@@ -717,6 +717,20 @@ conf_ttl(bool enabled, int ttl_ms, long frame)
 	    enabled ? "true" : "false", frame, ttl_ms);
 }
 
+/* Mode single, sessions idle for ttl_ms ending, its worker ready and
+ * session s1 made. */
+static struct arb *
+start_single_ttl(int ttl_ms)
+{
+	char *body = conf_ttl(true, ttl_ms, 1 << 20);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	return a;
+}
+
 /* The sessions mode disabled keeps for the next subtree exist (end_session
  * ends them, answering true): `stats` counts them in `sessions`, and one
  * that stays idle for session_ttl_ms ends then and is counted in
@@ -724,14 +738,9 @@ conf_ttl(bool enabled, int ttl_ms, long frame)
 static void
 test_disabled_counts_kept_sessions(void **state)
 {
-	char *body = conf_ttl(true, 1500, 1 << 20);
-	struct arb *a = arb_start(body, "dev", NULL);
-	free(body);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
-	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	struct arb *a = start_single_ttl(1500);
 	json_decref(cl_exec_ok(a, "echo", NULL, "s2"));
-	body = conf_ttl(false, 1500, 1 << 20);
+	char *body = conf_ttl(false, 1500, 1 << 20);
 	write_conf(a, body);
 	free(body);
 	json_decref(arb_op_ok(a, "reload"));
@@ -753,15 +762,10 @@ test_disabled_counts_kept_sessions(void **state)
 static void
 test_handed_on_session_expires_once(void **state)
 {
-	char *body = conf_ttl(true, 500, 1 << 20);
-	struct arb *a = arb_start(body, "dev", NULL);
-	free(body);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
-	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	struct arb *a = start_single_ttl(500);
 	struct cl_conn *held = cl_send_held(a, 1, "sleep",
 	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
-	body = conf_ttl(true, 500, 1 << 21);
+	char *body = conf_ttl(true, 500, 1 << 21);
 	write_conf(a, body);
 	free(body);
 	json_decref(arb_op_ok(a, "reload"));

@@ -289,12 +289,10 @@ test_stopping_right_after_op(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A worker's restart asked while its pool is restarting is done by the
- * pool's own restart: a later crash of that worker is still a crash,
- * restarted after its delay (backoff) and counted against the pool's
- * intensity, not taken for the operator's restart. */
-static void
-test_worker_restart_within_pool_restart(void **state)
+/* One pool worker whose crashes wait a minute in backoff: a restart that
+ * comes sooner did not take the crash path. */
+static struct arb *
+start_slow_backoff(void)
 {
 	struct arb *a = arb_start(
 	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
@@ -302,6 +300,20 @@ test_worker_restart_within_pool_restart(void **state)
 	    "pool = { size = 1; max_overflow = 0; max_restarts = 100;\n"
 	    "  max_seconds = 60; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	return a;
+}
+
+/* A worker's restart asked while its pool is restarting is done by the
+ * pool's own restart: a later crash of that worker is still a crash,
+ * restarted after its delay (backoff) and counted against the pool's
+ * intensity, not taken for the operator's restart. */
+static void
+test_worker_restart_within_pool_restart(void **state)
+{
+	struct arb *a = start_slow_backoff();
 	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
 	    ARB_EVENT_MS);
 	assert_non_null(node);
@@ -608,23 +620,6 @@ test_stop_while_starting(void **state)
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	assert_false(arb_log_contains(a, "reply with an unknown id"));
 	assert_int_equal(arb_stop(a), 0);
-}
-
-/* One pool worker whose crashes wait a minute in backoff: a restart that
- * comes sooner did not take the crash path. */
-static struct arb *
-start_slow_backoff(void)
-{
-	struct arb *a = arb_start(
-	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
-	    "worker = { restart_delay_ms = 60000; max_restart_delay_ms = 60000; };\n"
-	    "pool = { size = 1; max_overflow = 0; max_restarts = 100;\n"
-	    "  max_seconds = 60; };\n"
-	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
-	assert_non_null(tree);
-	json_decref(tree);
-	return a;
 }
 
 /* pool/worker.1 has left pid behind: a new process, or backoff. */
