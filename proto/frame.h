@@ -51,8 +51,9 @@ json_t	*frame_parse(const char *payload, size_t len, json_error_t *err);
 json_t	*frame_parse_id(const char *payload, size_t len);
 /* The text of the top-level "id" member's value (the last one, as jansson
  * keeps it; its key may be escaped) in payload, which must be JSON that
- * jansson reads: borrowed; false when there is none. For a number that
- * frame_parse_id reads as a double, which may not keep it. */
+ * jansson reads: borrowed; false when there is none. What a reply
+ * carries back: jansson's reading need not keep the id as written (a
+ * number's form, a string's escapes, an integer read as a double). */
 bool	frame_id_text(const char *payload, size_t len, const char **text,
 	    size_t *n);
 

@@ -137,6 +137,21 @@ msg_text(const json_t *j)
 	return s;
 }
 
+void
+msg_put_with_id(struct buf *out, const json_t *reply, const char *id, size_t n)
+{
+	static const char head[] = "{\"id\":null";
+	char *text = msg_text(reply);
+	if (strncmp(text, head, strlen(head)) == 0) {
+		jraw_put(out, "{\"id\":");
+		buf_append(out, id, n);
+		jraw_put(out, text + strlen(head));
+	} else {
+		jraw_put(out, text);	/* not laid out as expected: id null */
+	}
+	free(text);
+}
+
 const char *
 msg_str(const json_t *obj, const char *key)
 {

@@ -5,6 +5,9 @@
 #define ARBOR_MSG_H
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/buf.h"
 
 /* Control protocol error codes (SPEC 6). */
 enum msg_code {
@@ -41,6 +44,12 @@ json_t	*msg_error(json_t *id, enum msg_code, const char *fmt, ...)
 /* The compact JSON text of any value, in memory from malloc (free()).
  * Unlike json_dumps, whose memory comes from jansson's allocator. */
 char	*msg_text(const json_t *);
+/* Appends the compact text of reply (borrowed), made by msg_ok or
+ * msg_error with a NULL id, to out with that null id replaced by the JSON
+ * text id[0..n): a client's id goes back exactly as the client wrote it
+ * (SPEC 6), which jansson's reading and writing need not keep. */
+void	msg_put_with_id(struct buf *out, const json_t *reply, const char *id,
+	    size_t n);
 
 /* Typed field access on a request object; all borrow. */
 const char *msg_str(const json_t *obj, const char *key);	/* NULL if absent or not a string */

@@ -50,20 +50,18 @@ job_new(const struct job_req *r, job_done_fn *done, void *arg)
 }
 
 struct job *
-job_new_json(json_t *id, const char *command, json_t *args,
+job_new_json(const char *id, size_t id_len, const char *command, json_t *args,
     const char *session, int timeout_ms, job_done_fn *done, void *arg)
 {
-	char *idt = id ? msg_text(id) : NULL;
 	char *argt = args ? msg_text(args) : NULL;
 	struct job_req r = {
-		.id = idt, .id_len = idt ? strlen(idt) : 0,
+		.id = id, .id_len = id_len,
 		.command = command, .command_len = strlen(command),
 		.args = argt, .args_len = argt ? strlen(argt) : 0,
 		.session = session, .session_len = session ? strlen(session) : 0,
 		.timeout_ms = timeout_ms,
 	};
 	struct job *j = job_new(&r, done, arg);
-	free(idt);
 	free(argt);
 	return j;
 }
@@ -115,16 +113,13 @@ job_fail(struct job *j, enum msg_code code, const char *fmt, ...)
 	if (vasprintf(&text, fmt, ap) < 0)
 		text = NULL;
 	va_end(ap);
-	json_t *id = json_loadb(j->id, j->id_len, JSON_DECODE_ANY, NULL);
-	json_t *r = msg_error(id, code, "%s",
+	json_t *r = msg_error(NULL, code, "%s",
 	    text ? text : "(message could not be formatted)");
 	free(text);
-	char *s = msg_text(r);
-	json_decref(r);
-	json_decref(id);
 	size_t at = buf_used(&out);
-	buf_append(&out, s, strlen(s) - 1);	/* finish() closes it */
-	free(s);
+	msg_put_with_id(&out, r, j->id, j->id_len);	/* as job_ok: the text */
+	json_decref(r);
+	out.len--;	/* its closing brace: finish() closes it */
 	finish(j, at);
 }
 

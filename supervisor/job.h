@@ -84,8 +84,10 @@ struct job_req {
 };
 
 struct job *job_new(const struct job_req *, job_done_fn *, void *arg);
-/* The same from jansson values (borrowed; NULL id: null, NULL args: {}). */
-struct job *job_new_json(json_t *id, const char *command, json_t *args,
+/* The same with args a jansson value (borrowed; NULL: {}); id as in
+ * job_req, the client's text, which jansson would not keep as written. */
+struct job *job_new_json(const char *id, size_t id_len, const char *command,
+	    json_t *args,
 	    const char *session, int timeout_ms, job_done_fn *, void *arg);
 /* Replies with the worker's result (JSON text, NULL: null), frees the job. */
 void	job_ok(struct job *, const char *result, size_t len, const char *worker);

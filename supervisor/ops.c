@@ -12,47 +12,67 @@
 #include "supervisor/log.h"
 #include "supervisor/tree.h"
 
-/* An op gets the request (borrowed) and its id (borrowed); it returns the
- * reply (new reference), or NULL when it will reply later itself. */
+/* A request's id as the client wrote it: the JSON text of its value
+ * (borrowed, "null" when it has none). Replies carry this text, not
+ * jansson's reading of it, which need not keep a number or a string's
+ * escapes as written (SPEC 6: the reply carries the request's id). */
+struct req_id {
+	const char	*text;
+	size_t		 n;
+};
+
+/* An op gets the request (borrowed) and its id; it returns the reply (new
+ * reference) made with a NULL id, which dispatch replaces by the id's
+ * text, or NULL when it will reply later itself. */
 typedef json_t *op_fn(struct ops_env *, struct ctl_conn *, json_t *req,
-    json_t *id);
+    const struct req_id *id);
+
+/* Queues reply (steals it), made with a NULL id, with the id's text in
+ * its place (msg_put_with_id). */
+static void
+reply_with_id_text(struct ctl_conn *cn, json_t *reply,
+    const struct req_id *id)
+{
+	struct buf out;
+	buf_init(&out);
+	msg_put_with_id(&out, reply, id->text, id->n);
+	json_decref(reply);
+	ctl_reply_raw(cn, buf_head(&out), buf_used(&out));
+	buf_release(&out);
+}
 
 static json_t *
-op_ping(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_ping(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "pong", json_true());
 	return r;
 }
 
-/* Appends `{"id":ID,"ok":true` (ID null when absent). */
+/* Appends `{"id":ID,"ok":true`. */
 static void
-put_ok(struct buf *out, const json_t *id)
+put_ok(struct buf *out, const struct req_id *id)
 {
 	jraw_put(out, "{\"id\":");
-	const size_t flags = JSON_ENCODE_ANY | JSON_COMPACT;
-	size_t n = id ? json_dumpb(id, NULL, 0, flags) : 0;
-	if (n > 0) {
-		buf_reserve(out, n);
-		out->len += json_dumpb(id, buf_tail(out), n, flags);
-	} else {
-		jraw_put(out, "null");
-	}
+	buf_append(out, id->text, id->n);
 	jraw_put(out, ",\"ok\":true");
 }
 
 /* The tree is written as text straight into the reply (see child_put_node). */
 static json_t *
-op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
 	json_t *jn = json_object_get(req, "name");
 	if (jn && !json_is_string(jn) && !json_is_null(jn))
-		return msg_error(id, ERR_BAD_REQUEST, "name must be a string");
+		return msg_error(NULL, ERR_BAD_REQUEST, "name must be a string");
 	const char *name = jn && json_is_string(jn) ? json_string_value(jn) : "root";
 	enum reg_kind kind;
 	void *obj = reg_lookup(env->reg, name, &kind);
 	if (obj == NULL)
-		return msg_error(id, ERR_NOT_FOUND, "no node named '%s'", name);
+		return msg_error(NULL, ERR_NOT_FOUND, "no node named '%s'",
+		    name);
 	struct buf out;
 	buf_init(&out);
 	put_ok(&out, id);
@@ -76,13 +96,14 @@ op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 
 /* Counts workers ready or busy against the configured size. */
 static json_t *
-op_health(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_health(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
 	int ready, expected;
 	root_health(env->root, &ready, &expected);
 	const char *h = ready >= expected ? "healthy" : ready == 0 ? "down" :
 	    "degraded";
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "health", json_string(h));
 	json_object_set_new(r, "ready", json_integer(ready));
 	json_object_set_new(r, "expected", json_integer(expected));
@@ -91,53 +112,56 @@ op_health(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 
 /* Looks up params.name; on failure *err is the reply to send. */
 static void *
-lookup_name(struct ops_env *env, json_t *req, json_t *id, enum reg_kind *kind,
+lookup_name(struct ops_env *env, json_t *req, enum reg_kind *kind,
     json_t **err)
 {
 	const char *name = msg_str(req, "name");
 	if (name == NULL) {
-		*err = msg_error(id, ERR_BAD_REQUEST, "missing string param 'name'");
+		*err = msg_error(NULL, ERR_BAD_REQUEST,
+		    "missing string param 'name'");
 		return NULL;
 	}
 	void *obj = reg_lookup(env->reg, name, kind);
 	if (obj == NULL)
-		*err = msg_error(id, ERR_NOT_FOUND, "no node named '%s'", name);
+		*err = msg_error(NULL, ERR_NOT_FOUND, "no node named '%s'",
+		    name);
 	return obj;
 }
 
 /* A worker leaving the pool (beyond a smaller pool.size, or an idle
  * overflow worker) is not started again: it is as good as gone. */
 static json_t *
-refuse_leaving(json_t *id, const struct child *c, const char *what)
+refuse_leaving(const struct child *c, const char *what)
 {
 	if (!sup_child_leaving(c))
 		return NULL;
-	return msg_error(id, ERR_NOT_FOUND, "%s is leaving the pool: no %s",
+	return msg_error(NULL, ERR_NOT_FOUND, "%s is leaving the pool: no %s",
 	    child_name(c), what);
 }
 
 /* Once shutdown has begun nothing is started again: a restart, start or
  * reload then would bring up what the shutdown waits to see go down. */
 static json_t *
-refuse_draining(const struct ops_env *env, json_t *id, const char *what)
+refuse_draining(const struct ops_env *env, const char *what)
 {
 	if (!env->draining)
 		return NULL;
-	return msg_error(id, ERR_SHUTTING_DOWN, "arbord is shutting down: no %s",
-	    what);
+	return msg_error(NULL, ERR_SHUTTING_DOWN,
+	    "arbord is shutting down: no %s", what);
 }
 
 static json_t *
-op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
 	enum reg_kind kind;
-	json_t *err = refuse_draining(env, id, "restart");
+	json_t *err = refuse_draining(env, "restart");
 	if (err)
 		return err;
-	void *obj = lookup_name(env, req, id, &kind, &err);
+	void *obj = lookup_name(env, req, &kind, &err);
 	if (obj == NULL)
 		return err;
-	if (kind == REG_WORKER && (err = refuse_leaving(id, obj, "restart")))
+	if (kind == REG_WORKER && (err = refuse_leaving(obj, "restart")))
 		return err;
 	if (kind == REG_ROOT)
 		root_restart(obj);
@@ -146,56 +170,59 @@ op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	else
 		sup_restart_child(child_owner(obj), obj);
 	log_info("ops", "restart %s", msg_str(req, "name"));
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "restarted", json_string(msg_str(req, "name")));
 	return r;
 }
 
 /* stop and start: a worker's wanted state. */
 static json_t *
-want(struct ops_env *env, json_t *req, json_t *id, bool up)
+want(struct ops_env *env, json_t *req, bool up)
 {
 	enum reg_kind kind;
-	json_t *err = up ? refuse_draining(env, id, "start") : NULL;
+	json_t *err = up ? refuse_draining(env, "start") : NULL;
 	if (err)
 		return err;
-	struct child *c = lookup_name(env, req, id, &kind, &err);
+	struct child *c = lookup_name(env, req, &kind, &err);
 	if (c == NULL)
 		return err;
 	if (kind != REG_WORKER)
-		return msg_error(id, ERR_BAD_REQUEST, "%s takes a worker name",
+		return msg_error(NULL, ERR_BAD_REQUEST, "%s takes a worker name",
 		    up ? "start" : "stop");
-	if (up && (err = refuse_leaving(id, c, "start")))
+	if (up && (err = refuse_leaving(c, "start")))
 		return err;
 	log_info("ops", "%s %s", up ? "start" : "stop", child_name(c));
 	if (up)
 		sup_start_child(child_owner(c), c);
 	else
 		sup_stop_child(child_owner(c), c);
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "state",
 	    json_string(child_state_name(child_state(c))));
 	return r;
 }
 
 static json_t *
-op_stop(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_stop(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
-	return want(env, req, id, false);
+	return want(env, req, false);
 }
 
 static json_t *
-op_start(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_start(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
-	return want(env, req, id, true);
+	return want(env, req, true);
 }
 
 static json_t *
-op_shutdown(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_shutdown(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "stopping", json_true());
-	ctl_reply(cn, r);	/* before the socket goes away */
+	reply_with_id_text(cn, r, id);	/* before the socket goes away */
 	env->shutdown(env->arg);
 	return NULL;
 }
@@ -213,24 +240,26 @@ job_done(struct job *job, const char *reply, size_t len)
 
 /* Checks execute's params; NULL when fine, else the error reply. */
 static json_t *
-check_execute(json_t *req, json_t *id, int *timeout_ms)
+check_execute(json_t *req, int *timeout_ms)
 {
 	json_t *cmd = json_object_get(req, "command");
 	json_t *sess = json_object_get(req, "session_id");
 	json_t *tmo = json_object_get(req, "timeout_ms");
 	json_t *args = json_object_get(req, "args");
 	if (!json_is_string(cmd) || json_string_length(cmd) == 0)
-		return msg_error(id, ERR_BAD_REQUEST, "missing string param 'command'");
+		return msg_error(NULL, ERR_BAD_REQUEST,
+		    "missing string param 'command'");
 	if (args && !json_is_object(args) && !json_is_null(args))
-		return msg_error(id, ERR_BAD_REQUEST, "args must be an object");
+		return msg_error(NULL, ERR_BAD_REQUEST,
+		    "args must be an object");
 	if (sess && !json_is_null(sess) &&
 	    (!json_is_string(sess) || json_string_length(sess) == 0))
-		return msg_error(id, ERR_BAD_REQUEST,
+		return msg_error(NULL, ERR_BAD_REQUEST,
 		    "session_id must be a non-empty string");
 	if (tmo && !json_is_null(tmo) &&
 	    (!json_is_integer(tmo) || json_integer_value(tmo) <= 0 ||
 	    json_integer_value(tmo) > TIMEOUT_MAX_MS))
-		return msg_error(id, ERR_BAD_REQUEST,
+		return msg_error(NULL, ERR_BAD_REQUEST,
 		    "timeout_ms must be an integer in 1..86400000");
 	if (json_is_integer(tmo))
 		*timeout_ms = (int)json_integer_value(tmo);
@@ -261,17 +290,19 @@ str_size(const char *s)
 }
 
 static json_t *
-op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
 	if (env->draining)
-		return msg_error(id, ERR_SHUTTING_DOWN, "arbord is shutting down");
+		return msg_error(NULL, ERR_SHUTTING_DOWN,
+		    "arbord is shutting down");
 	int timeout_ms = root_config(env->root)->worker.request_timeout_ms;
-	json_t *err = check_execute(req, id, &timeout_ms);
+	json_t *err = check_execute(req, &timeout_ms);
 	if (err)
 		return err;
 	json_t *args = json_object_get(req, "args");
 	ctl_hold(cn);
-	struct job *job = job_new_json(id, msg_str(req, "command"),
+	struct job *job = job_new_json(id->text, id->n, msg_str(req, "command"),
 	    json_is_null(args) ? NULL : args, msg_str(req, "session_id"),
 	    timeout_ms, job_done, cn);
 	submit(env, job, str_size(job->command), str_size(job->session));
@@ -330,22 +361,23 @@ fast_execute(struct ops_env *env, struct ctl_conn *cn, const char *payload,
 
 static json_t *
 op_end_session(struct ops_env *env, struct ctl_conn *cn, json_t *req,
-    json_t *id)
+    const struct req_id *id)
 {
 	const char *sid = msg_str(req, "session_id");
 	if (sid == NULL || *sid == '\0')
-		return msg_error(id, ERR_BAD_REQUEST,
+		return msg_error(NULL, ERR_BAD_REQUEST,
 		    "missing non-empty string param 'session_id'");
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "ended",
 	    json_boolean(root_end_session(env->root, sid)));
 	return r;
 }
 
 static json_t *
-op_stats(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_stats(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "stats", root_stats(env->root));
 	return r;
 }
@@ -508,7 +540,8 @@ metrics_workers(struct buf *out, struct sup *s)
 }
 
 static json_t *
-op_metrics(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_metrics(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
 	struct buf out;
 	buf_init(&out);
@@ -516,7 +549,7 @@ op_metrics(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 	metrics_stats(&out, stats);
 	json_decref(stats);
 	metrics_workers(&out, root_subtree(env->root));
-	json_t *r = msg_ok(id);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "text", json_stringn(buf_head(&out),
 	    buf_used(&out)));
 	buf_release(&out);
@@ -524,16 +557,17 @@ op_metrics(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
 }
 
 static json_t *
-op_reload(struct ops_env *env, struct ctl_conn *cn, json_t *req, json_t *id)
+op_reload(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
 	char err[1024];
-	json_t *refused = refuse_draining(env, id, "reload");
+	json_t *refused = refuse_draining(env, "reload");
 	if (refused)
 		return refused;
 	json_t *changed = env->reload(env->arg, err, sizeof err);
 	if (changed == NULL)
-		return msg_error(id, ERR_CONFIG_ERROR, "%s", err);
-	json_t *r = msg_ok(id);
+		return msg_error(NULL, ERR_CONFIG_ERROR, "%s", err);
+	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "changed", changed);
 	return r;
 }
@@ -556,70 +590,56 @@ static const struct op {
 	{ "metrics", op_metrics },
 };
 
-static void
-dispatch(struct ops_env *env, struct ctl_conn *cn, json_t *req)
+/* The op named name (NULL: none), or NULL. */
+static const struct op *
+find_op(const char *name)
 {
-	json_t *id = json_object_get(req, "id");
-	const char *op = msg_str(req, "op");
-	if (op == NULL) {
-		ctl_reply(cn, msg_error(id, ERR_BAD_REQUEST,
-		    "missing string field 'op'"));
-		return;
-	}
-	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-		if (strcmp(ops[i].name, op) == 0) {
-			json_t *r = ops[i].fn(env, cn, req, id);
-			if (r)
-				ctl_reply(cn, r);
-			return;
-		}
-	}
-	ctl_reply(cn, msg_error(id, ERR_UNKNOWN_OP, "unknown op '%s'", op));
+	for (size_t i = 0; name && i < sizeof ops / sizeof ops[0]; i++)
+		if (strcmp(ops[i].name, name) == 0)
+			return &ops[i];
+	return NULL;
 }
 
-/* Queues reply (steals it) with its null id, which msg_error writes
- * first, replaced by the JSON text id[0..n). */
 static void
-reply_with_id_text(struct ctl_conn *cn, json_t *reply, const char *id,
-    size_t n)
+dispatch(struct ops_env *env, struct ctl_conn *cn, json_t *req,
+    const struct req_id *id)
 {
-	static const char head[] = "{\"id\":null";
-	char *text = msg_text(reply);
-	json_decref(reply);
-	struct buf out;
-	buf_init(&out);
-	if (strncmp(text, head, strlen(head)) == 0) {
-		jraw_put(&out, "{\"id\":");
-		buf_append(&out, id, n);
-		jraw_put(&out, text + strlen(head));
-	} else {
-		jraw_put(&out, text);	/* not laid out as expected: id null */
+	const char *name = msg_str(req, "op");
+	const struct op *op = find_op(name);
+	json_t *r = op ? op->fn(env, cn, req, id) : name == NULL ?
+	    msg_error(NULL, ERR_BAD_REQUEST, "missing string field 'op'") :
+	    msg_error(NULL, ERR_UNKNOWN_OP, "unknown op '%s'", name);
+	if (r)
+		reply_with_id_text(cn, r, id);
+}
+
+/* The id of a payload jansson reads (leniently: frame_parse_id), as its
+ * text; "null" when it has none. */
+static struct req_id
+request_id(const char *payload, size_t len)
+{
+	struct req_id id;
+	if (!frame_id_text(payload, len, &id.text, &id.n)) {
+		id.text = "null";
+		id.n = 4;
 	}
-	ctl_reply_raw(cn, buf_head(&out), buf_used(&out));
-	buf_release(&out);
-	free(text);
+	return id;
 }
 
 /* bad_request for a payload jansson refuses, with its id read leniently
- * (frame_parse_id). A number id goes back as the client wrote it: read
- * past an integer beyond 64 bits, it is a double, which may not hold it
- * (SPEC 6: the reply carries the request's id). */
+ * (frame_parse_id), which decides whether it has one a client can read
+ * back; it goes back as the client wrote it: read past an integer beyond
+ * 64 bits, a number is a double, which may not hold it. */
 static void
 reply_invalid(struct ctl_conn *cn, const char *payload, size_t len,
     const char *why)
 {
 	json_t *id = frame_parse_id(payload, len);
-	const char *text;
-	size_t n;
-	bool as_text = json_is_number(id) &&
-	    frame_id_text(payload, len, &text, &n);
-	json_t *r = msg_error(as_text ? NULL : id, ERR_BAD_REQUEST,
-	    "invalid JSON: %s", why);
+	struct req_id text = id ? request_id(payload, len) :
+	    (struct req_id){ "null", 4 };
 	json_decref(id);
-	if (as_text)
-		reply_with_id_text(cn, r, text, n);
-	else
-		ctl_reply(cn, r);
+	reply_with_id_text(cn, msg_error(NULL, ERR_BAD_REQUEST,
+	    "invalid JSON: %s", why), &text);
 }
 
 void
@@ -634,6 +654,7 @@ ops_handle(struct ctl_conn *cn, const char *payload, size_t len, void *arg)
 		reply_invalid(cn, payload, len, e.text);
 		return;
 	}
-	dispatch(env, cn, req);
+	struct req_id id = request_id(payload, len);
+	dispatch(env, cn, req, &id);
 	json_decref(req);
 }

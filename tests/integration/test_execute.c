@@ -999,44 +999,84 @@ static const struct {
 	{ "{\"k\":[1,\"x\",{\"y\":null}],\"z\":-1.25}", true },
 	{ "1234567890123456789", false }, { "\"\\ud83d\\ude00\"", false },
 	{ "1e100", false }, { "{\"a\\u0062\":1}", false },
+	{ "1.0", true }, { "-0", true }, { "1e+02", true }, { "2E-1", true },
+	{ "[1, \"x\"]", true }, { "{ \"k\" : 1 }", true },
+	{ "\"\\u00e9\\/\"", true }, { "\"\\u00E9\"", true },
+	{ "1.500000000000000000000001", true }, { "0.1e-99", true },
+	{ "0.1e-300", false },
 };
 
-/* Requests with this id (JSON text) get it back exactly: in an ok reply,
- * where it is copied as text, and in a worker_error, where it is read
- * back. */
+/* Fails unless the reply text r carries id (JSON text) exactly, first,
+ * followed by "ok" true or false as ok says: the id as the client wrote
+ * it, not as jansson would write its reading (SPEC 6). */
+static void
+assert_reply_id_text(const char *r, const char *id, bool ok,
+    const char *what)
+{
+	char *want = xasprintf("{\"id\":%s,\"ok\":%s", id,
+	    ok ? "true" : "false");
+	if (strncmp(r, want, strlen(want)) != 0)
+		fail_msg("%s: id %s came back as %.300s", what, id, r);
+	free(want);
+}
+
+/* Requests with this id (JSON text) get it back exactly: in an ok reply
+ * and in a worker_error, on both paths. */
 static void
 assert_id_echoed(struct arb *a, const char *id, bool fast)
 {
-	json_t *want = parse_any(id);
 	static const char *const commands[] = { "\"echo\"", "\"no_such\"" };
 	for (int jansson = 0; jansson < 2; jansson++) {
 		for (int k = 0; k < 2; k++) {
-			char *req = exec_text(jansson, ",\"id\":", id,
-			    ",\"command\":", commands[k], NULL);
+			char *req = exec_text(jansson, ",\"id\": ", id,
+			    " ,\"command\":", commands[k], NULL);
 			expect_path(req, fast && !jansson);
-			json_t *r = call_text(a, req, strlen(req));
-			if (k == 0)
-				assert_ok(r);
-			else
-				assert_code(r, "worker_error");
-			json_t *got = json_object_get(r, "id");
-			if (got == NULL || !json_equal(got, want)) {
-				char *s = cl_describe(r);
-				fail_msg("id %s came back as %.300s", id, s);
-			}
-			json_decref(r);
+			char *r = call_text_raw(a, req);
+			assert_reply_id_text(r, id, k == 0, commands[k]);
+			free(r);
 			free(req);
 		}
 	}
-	json_decref(want);
+}
+
+/* The other ops' replies, ok and error, built by jansson or written as
+ * text (status), carry the id as written too; so does an execute refused
+ * before it reaches a worker. */
+static void
+assert_id_echoed_by_ops(struct arb *a, const char *id)
+{
+	static const struct {
+		const char	*rest;	/* the request's members after the id */
+		bool		 ok;
+	} reqs[] = {
+		{ "\"op\":\"ping\"", true },
+		{ "\"op\":\"status\",\"name\":\"pool\"", true },
+		{ "\"op\":\"status\",\"name\":\"nowhere\"", false },
+		{ "\"op\":\"health\"", true },
+		{ "\"op\":\"end_session\",\"session_id\":\"s\"", true },
+		{ "\"op\":\"stop\"", false },
+		{ "\"op\":\"no_such_op\"", false },
+		{ "\"op\":5", false },
+		{ "\"op\":\"execute\",\"command\":\"\"", false },
+		{ "\"op\":\"execute\",\"command\":\"echo\",\"args\":[]", false },
+	};
+	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+		char *req = xasprintf("{\"id\":\n%s\t,%s}", id, reqs[i].rest);
+		char *r = call_text_raw(a, req);
+		assert_reply_id_text(r, id, reqs[i].ok, reqs[i].rest);
+		free(r);
+		free(req);
+	}
 }
 
 static void
 test_request_id_echoed(void **state)
 {
 	struct arb *a = start_pool(1, NULL, NULL);
-	for (size_t i = 0; i < sizeof id_cases / sizeof id_cases[0]; i++)
+	for (size_t i = 0; i < sizeof id_cases / sizeof id_cases[0]; i++) {
 		assert_id_echoed(a, id_cases[i].id, id_cases[i].fast);
+		assert_id_echoed_by_ops(a, id_cases[i].id);
+	}
 	/* No id: null in the reply, on both paths. */
 	for (int jansson = 0; jansson < 2; jansson++) {
 		char *req = exec_text(jansson, ",\"command\":\"echo\"", NULL);
@@ -1049,7 +1089,8 @@ test_request_id_echoed(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* Number ids that jansson does not hold as written: an integer beyond 64
+/* Ids of requests refused though well-formed (invalid JSON to jansson):
+ * number ids that jansson does not hold as written, an integer beyond 64
  * bits, which gets the request refused (README: JSON that arbord refuses
  * though it is well-formed), and one beyond 2^53 in a request refused for
  * such an integer elsewhere (all its numbers are then read as doubles).
@@ -1064,6 +1105,10 @@ static const struct {
 	{ "18446744073709551616", "{\"k\":[1,{\"id\":2}]}" },
 	{ "9007199254740993", "{\"a\":123456789012345678901234567890}" },
 	{ "12345678901234567890.5e-3", "{\"a\":123456789012345678901234567890}" },
+	/* Ids that jansson reads but would write otherwise, in requests
+	 * refused for a repeated key or a "\u0000". */
+	{ "\"\\u00e9\\/\"", "{\"a\":1,\"a\":2}" },
+	{ "1E+2", "{\"a\":\"\\u0000\"}" },
 };
 
 static void
@@ -1127,6 +1172,9 @@ static const struct {
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\\u0000\"}}", REFUSED },
 	{ EX "\"command\":\"ec\\u0000ho\"}", REFUSED },
 	{ "{\"id\":\"\\u0000\",\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
+	/* An id jansson refuses outright: the request is invalid JSON. */
+	{ "{\"id\":1e400,\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
+	{ "{\"id\":\"\\ud800\",\"op\":\"execute\",\"command\":\"echo\"}", INVALID },
 	{ EX "\"command\":\"echo\",\"session_id\":\"s\\u0000\"}", REFUSED },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\x01\"}}", INVALID },
 	{ EX "\"command\":\"echo\",\"args\":{\"a\":\"\xc0\x80\"}}", INVALID },

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include "proto/buf.h"
 #include "proto/frame.h"
+#include "proto/msg.h"
 
 /* Each test gets a fresh buffer and a pipe (both ends closed afterwards). */
 struct fx {
@@ -352,6 +354,48 @@ test_id_text(void **state)
 	(void)state;
 }
 
+/* Ids that jansson reads but would write otherwise (a number's form, a
+ * string's escapes, a container's spacing) and the whitespace around
+ * them, as request payloads: frame_id_text gives the id's text, and a
+ * reply made with msg_put_with_id carries exactly that text, ok or not. */
+static void
+test_id_text_in_reply(void **state)
+{
+	static const struct {
+		const char	*payload;
+		const char	*id;
+	} cases[] = {
+		{ "{\"id\":1E+2,\"op\":\"ping\"}", "1E+2" },
+		{ "{\"op\":\"ping\",\"id\":\n\t1.50 \r\n}", "1.50" },
+		{ "{\"id\": -0.0 ,\"op\":\"x\"}", "-0.0" },
+		{ "{\"id\":\"\\u00e9\\/\\u0041\"}", "\"\\u00e9\\/\\u0041\"" },
+		{ "{\"id\":[1, \"x\" ,{ }] }", "[1, \"x\" ,{ }]" },
+		{ "{\"id\":null}", "null" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *p = cases[i].payload, *text;
+		size_t n;
+		assert_true(frame_id_text(p, strlen(p), &text, &n));
+		json_t *r[2] = { msg_ok(NULL),
+		    msg_error(NULL, ERR_NOT_FOUND, "no %s", "x") };
+		for (int k = 0; k < 2; k++) {
+			struct buf out;
+			buf_init(&out);
+			msg_put_with_id(&out, r[k], text, n);
+			char want[128];
+			snprintf(want, sizeof want, "{\"id\":%s,\"ok\":%s",
+			    cases[i].id, k == 0 ? "true" : "false");
+			assert_true(buf_used(&out) > strlen(want));
+			assert_memory_equal(buf_head(&out), want, strlen(want));
+			assert_int_equal(buf_head(&out)[buf_used(&out) - 1],
+			    '}');
+			buf_release(&out);
+			json_decref(r[k]);
+		}
+	}
+	(void)state;
+}
+
 static void
 test_buf_growth(void **state)
 {
@@ -595,6 +639,7 @@ main(void)
 		T(test_parse_object),
 		T(test_parse_id_of_refused),
 		T(test_id_text),
+		T(test_id_text_in_reply),
 		T(test_buf_growth),
 		T(test_buf_compaction),
 		T(test_buf_release_twice),

@@ -87,9 +87,11 @@ on_expired(struct job *j, void *arg)
 static struct job *
 mkjob(struct fx *fx, int id)
 {
-	json_t *jid = json_integer(id), *args = json_pack("{s:i}", "n", id);
-	struct job *j = job_new_json(jid, "echo", args, NULL, 0, on_done, fx);
-	json_decref(jid);
+	char idt[16];
+	json_t *args = json_pack("{s:i}", "n", id);
+	snprintf(idt, sizeof idt, "%d", id);
+	struct job *j = job_new_json(idt, strlen(idt), "echo", args, NULL, 0,
+	    on_done, fx);
 	json_decref(args);
 	return j;
 }
@@ -518,9 +520,10 @@ test_job_reply_codes(void **state)
 	    "result", 1, "a", "worker", "pool/\"w\".2");
 	assert_true(json_equal(fx->last, want));
 	json_decref(want);
-	/* A job made from jansson values, with a session reset, failing. */
+	/* A job with args a jansson value, with a session reset, failing. */
 	json_t *jid = json_pack("{s:s}", "k", "v"), *args = json_pack("[]");
-	j = job_new_json(jid, "y", args, NULL, 0, on_done, fx);
+	static const char idt[] = "{\"k\": \"v\"}";
+	j = job_new_json(idt, strlen(idt), "y", args, NULL, 0, on_done, fx);
 	j->session_reset = true;
 	assert_string_equal(j->args, "[]");
 	job_fail(j, ERR_TIMEOUT, "late by %d ms", 5);
