@@ -107,14 +107,16 @@ struct opts {
 /* A subcommand: its op, its arity, how its request is built and how its
  * reply is shown. show() returns the exit status. show_raw(), where set,
  * shows a successful reply with --json from its text, without parsing it
- * into values: a status of 1,024 workers is a quarter of a megabyte. */
+ * into values: a status of 1,024 workers is a quarter of a megabyte (sock
+ * names the socket that gave it, for an error message). */
 struct command {
 	const char	*name;
 	const char	*op;
 	int		 min_args, max_args;
 	const char	*arg_key;	/* request key of args[0], or NULL */
 	int		(*show)(const struct opts *, const json_t *reply);
-	int		(*show_raw)(const struct jraw_member *m, int k);
+	int		(*show_raw)(const struct jraw_member *m, int k,
+			    const char *sock);
 };
 
 #define RAW_MEMBERS	8
@@ -698,11 +700,11 @@ show_error(const json_t *reply)
 
 /* status --json: the tree member, laid out as print_json() would. */
 static int
-show_status_raw(const struct jraw_member *m, int k)
+show_status_raw(const struct jraw_member *m, int k, const char *sock)
 {
 	const struct jraw_member *tree = jraw_get(m, k, "tree");
 	if (tree == NULL) {
-		errmsg("malformed status reply");
+		errmsg("malformed status reply from arbord on %s", sock);
 		return EXIT_UNREACHABLE;
 	}
 	struct buf out;
@@ -1247,7 +1249,7 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 	buf_init(&r.raw);
 	status = transact(sock, req, reply_wait_ms(c, o, cfg), &r);
 	if (status == EXIT_OK && r.json == NULL)
-		status = c->show_raw(r.m, r.k);
+		status = c->show_raw(r.m, r.k, sock);
 	else if (status == EXIT_OK)
 		status = json_is_true(json_object_get(r.json, "ok")) ?
 		    c->show(o, r.json) : show_error(r.json);

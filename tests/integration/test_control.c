@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1288,28 +1289,57 @@ canned_pool_reply(json_t *workers, int size)
 }
 
 /* Serves reply (stolen) on a socket of its own to one `arborctl status`
- * and fails unless its output is want, byte for byte. */
-static void
-expect_status_view(json_t *reply, const char *want)
+ * (with --json when json is set): its exit code, its output in out and
+ * err (OUT_MAX each), the socket's path in sock (PATH_MAX). */
+static int
+status_from_canned(json_t *reply, bool json, char *out, char *err,
+    char *sock)
 {
-	static char out[OUT_MAX], err[OUT_MAX];
 	struct arb *a = arb_new("environments = { dev = { }; };\n");
 	int fd = silent_listener(arb_socket_path(a));
 	pid_t server = canned_server(fd, reply);
 	char *bin = arb_bin_path("arborctl");
-	const char *argv[] = { bin, "-s", arb_socket_path(a), "status", NULL };
+	const char *argv[] = { bin, "-s", arb_socket_path(a), "status",
+	    json ? "--json" : NULL, NULL };
 	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
 	kill(server, SIGKILL);
 	waitpid(server, NULL, 0);
 	close(fd);
 	free(bin);
 	json_decref(reply);
+	snprintf(sock, PATH_MAX, "%s", arb_socket_path(a));
 	arb_free(a);
+	return code;
+}
+
+/* Serves reply (stolen) on a socket of its own to one `arborctl status`
+ * and fails unless its output is want, byte for byte. */
+static void
+expect_status_view(json_t *reply, const char *want)
+{
+	static char out[OUT_MAX], err[OUT_MAX], sock[PATH_MAX];
+	int code = status_from_canned(reply, false, out, err, sock);
 	if (code != 0 || strcmp(out, want) != 0) {
 		fprintf(stderr, "exit %d, stdout:\n%s\nstderr:\n%s\nwanted:\n%s",
 		    code, out, err, want);
 		fail_msg("the status view is not the one wanted");
 	}
+}
+
+/* An ok status reply without its tree, read from its text (--json): not
+ * reachable (exit 3), and the message names the socket that gave it, as
+ * arborctl's other messages of that exit do. */
+static void
+test_arborctl_malformed_status_names_socket(void **state)
+{
+	(void)state;
+	static char out[OUT_MAX], err[OUT_MAX], sock[PATH_MAX];
+	int code = status_from_canned(json_pack("{s:b}", "ok", 1), true, out,
+	    err, sock);
+	if (code != 3 || strstr(err, "malformed status reply") == NULL ||
+	    strstr(err, sock) == NULL)
+		fail_msg("exit %d, stderr: %s (socket %s)", code, err, sock);
+	assert_string_equal(out, "");
 }
 
 /* SPEC 8's example of the human status view, from a canned reply: the
@@ -1484,6 +1514,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_error_reply),
 		cmocka_unit_test(test_arborctl_every_command),
 		cmocka_unit_test(test_arborctl_status_view_layout),
+		cmocka_unit_test(test_arborctl_malformed_status_names_socket),
 		cmocka_unit_test(test_arborctl_status_view_overflow),
 		cmocka_unit_test(test_arborctl_status_view_live),
 	};
