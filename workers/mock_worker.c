@@ -56,8 +56,8 @@
  *                             after the reply when given; then serves on
  *   close_stdout              closes every descriptor of its protocol
  *                             output and sleeps forever; no reply
- *   close_stdin               {"closed": true}, then closes every
- *                             descriptor of its protocol input and sleeps
+ *   close_stdin               closes every descriptor of its protocol
+ *                             input, then {"closed": true}, and sleeps
  *                             forever (its stdout stays open)
  *   fork {"n"}                forks n children (at most 64) that sleep
  *                             forever in its process group, holding its
@@ -863,17 +863,19 @@ on_close_stdout(struct worker *w, json_t *args, const char *session_id)
 	sleep_forever();
 }
 
-/* Its reply, then its protocol input closed, and on it runs. */
+/* Its protocol input closed, then its reply, and on it runs. Closed
+ * first: a request arbord writes once it has the reply meets the closed
+ * pipe (EPIPE), never a pipe still open that no one will read. */
 static json_t *
 on_close_stdin(struct worker *w, json_t *args, const char *session_id)
 {
 	struct buf out;
+	close_protocol_pipe(&mock_of(w)->proto_in);
 	buf_init(&out);
 	put_reply(w, &out, "closed");
 	if (worker_write_raw(w, buf_head(&out), buf_used(&out)) < 0)
 		fprintf(stderr, "mock_worker: close_stdin: %s\n", strerror(errno));
 	buf_release(&out);
-	close_protocol_pipe(&mock_of(w)->proto_in);
 	sleep_forever();
 }
 

@@ -19,7 +19,7 @@
  *                 the new worker serves that request; the half frame
  *                 written later, to an idle worker's stdout, gets it
  *                 replaced too, before a request meets it;
- *   close_stdin   its reply, then its stdin closed while it runs on: the
+ *   close_stdin   its stdin closed, then its reply, and it runs on: the
  *                 next request cannot be written (EPIPE), a protocol
  *                 failure as EOF on stdout is: it fails with
  *                 `worker_crashed` at once, not `timeout` once its
