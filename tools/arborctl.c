@@ -107,14 +107,15 @@ struct opts {
 /* A subcommand: its op, its arity, how its request is built and how its
  * reply is shown. show() returns the exit status. show_raw(), where set,
  * shows a successful reply with --json from its text, without parsing it
- * into values: a status of 1,024 workers is a quarter of a megabyte (sock
- * names the socket that gave it, for an error message). */
+ * into values: a status of 1,024 workers is a quarter of a megabyte. For
+ * both, sock names the socket that gave the reply, for an error message. */
 struct command {
 	const char	*name;
 	const char	*op;
 	int		 min_args, max_args;
 	const char	*arg_key;	/* request key of args[0], or NULL */
-	int		(*show)(const struct opts *, const json_t *reply);
+	int		(*show)(const struct opts *, const json_t *reply,
+			    const char *sock);
 	int		(*show_raw)(const struct jraw_member *m, int k,
 			    const char *sock);
 };
@@ -512,10 +513,6 @@ view_tree(const json_t *node)
 {
 	struct row r;
 
-	if (!json_is_object(node)) {
-		puts("-");
-		return;
-	}
 	node_row(node, true, &r);
 	row_print("", &r, NULL);
 	row_free(&r);
@@ -526,9 +523,13 @@ view_tree(const json_t *node)
 /* Showing replies                                                      */
 
 static int
-show_status(const struct opts *o, const json_t *reply)
+show_status(const struct opts *o, const json_t *reply, const char *sock)
 {
 	const json_t *tree = json_object_get(reply, "tree");
+	if (!json_is_object(tree)) {
+		errmsg("malformed status reply from arbord on %s", sock);
+		return EXIT_UNREACHABLE;
+	}
 	if (o->json)
 		print_json(tree);
 	else
@@ -538,7 +539,7 @@ show_status(const struct opts *o, const json_t *reply)
 
 /* "healthy 4/4"; exit 0 only when healthy. */
 static int
-show_health(const struct opts *o, const json_t *reply)
+show_health(const struct opts *o, const json_t *reply, const char *sock)
 {
 	const char *health = str_or_dash(reply, "health");
 	char ready[32], expected[32];
@@ -554,7 +555,7 @@ show_health(const struct opts *o, const json_t *reply)
 
 /* One "key  value" line per counter, keys aligned. */
 static int
-show_stats(const struct opts *o, const json_t *reply)
+show_stats(const struct opts *o, const json_t *reply, const char *sock)
 {
 	const json_t *stats = json_object_get(reply, "stats");
 	const char *key;
@@ -578,7 +579,7 @@ show_stats(const struct opts *o, const json_t *reply)
 }
 
 static int
-show_metrics(const struct opts *o, const json_t *reply)
+show_metrics(const struct opts *o, const json_t *reply, const char *sock)
 {
 	const char *text = json_string_value(json_object_get(reply, "text"));
 
@@ -594,7 +595,7 @@ show_metrics(const struct opts *o, const json_t *reply)
 /* The result JSON, a lost session noted on stderr; with --json the whole
  * reply (result, worker, session_reset when set) as other commands do. */
 static int
-show_call(const struct opts *o, const json_t *reply)
+show_call(const struct opts *o, const json_t *reply, const char *sock)
 {
 	if (o->json) {
 		print_payload(reply);
@@ -608,7 +609,7 @@ show_call(const struct opts *o, const json_t *reply)
 }
 
 static int
-show_ended(const struct opts *o, const json_t *reply)
+show_ended(const struct opts *o, const json_t *reply, const char *sock)
 {
 	if (o->json)
 		print_payload(reply);
@@ -620,7 +621,7 @@ show_ended(const struct opts *o, const json_t *reply)
 }
 
 static int
-show_restarted(const struct opts *o, const json_t *reply)
+show_restarted(const struct opts *o, const json_t *reply, const char *sock)
 {
 	if (o->json)
 		print_payload(reply);
@@ -630,7 +631,7 @@ show_restarted(const struct opts *o, const json_t *reply)
 }
 
 static int
-show_state(const struct opts *o, const json_t *reply)
+show_state(const struct opts *o, const json_t *reply, const char *sock)
 {
 	if (o->json)
 		print_payload(reply);
@@ -641,7 +642,7 @@ show_state(const struct opts *o, const json_t *reply)
 
 /* "reloaded: no change" or "reloaded: changed pool.size, log.level". */
 static int
-show_reload(const struct opts *o, const json_t *reply)
+show_reload(const struct opts *o, const json_t *reply, const char *sock)
 {
 	const json_t *changed = json_object_get(reply, "changed");
 	size_t i;
@@ -664,7 +665,7 @@ show_reload(const struct opts *o, const json_t *reply)
 }
 
 static int
-show_shutdown(const struct opts *o, const json_t *reply)
+show_shutdown(const struct opts *o, const json_t *reply, const char *sock)
 {
 	if (o->json)
 		print_payload(reply);
@@ -675,7 +676,7 @@ show_shutdown(const struct opts *o, const json_t *reply)
 }
 
 static int
-show_ping(const struct opts *o, const json_t *reply)
+show_ping(const struct opts *o, const json_t *reply, const char *sock)
 {
 	if (o->json)
 		print_payload(reply);
@@ -1252,7 +1253,7 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 		status = c->show_raw(r.m, r.k, sock);
 	else if (status == EXIT_OK)
 		status = json_is_true(json_object_get(r.json, "ok")) ?
-		    c->show(o, r.json) : show_error(r.json);
+		    c->show(o, r.json, sock) : show_error(r.json);
 	json_decref(r.json);
 	buf_release(&r.raw);
 	config_free(cfg);

@@ -1326,20 +1326,23 @@ expect_status_view(json_t *reply, const char *want)
 	}
 }
 
-/* An ok status reply without its tree, read from its text (--json): not
- * reachable (exit 3), and the message names the socket that gave it, as
- * arborctl's other messages of that exit do. */
+/* An ok status reply without its tree, read from its text (--json) or as
+ * values (the view): not reachable (exit 3), and the message names the
+ * socket that gave it, as arborctl's other messages of that exit do. */
 static void
 test_arborctl_malformed_status_names_socket(void **state)
 {
 	(void)state;
 	static char out[OUT_MAX], err[OUT_MAX], sock[PATH_MAX];
-	int code = status_from_canned(json_pack("{s:b}", "ok", 1), true, out,
-	    err, sock);
-	if (code != 3 || strstr(err, "malformed status reply") == NULL ||
-	    strstr(err, sock) == NULL)
-		fail_msg("exit %d, stderr: %s (socket %s)", code, err, sock);
-	assert_string_equal(out, "");
+	for (int json = 0; json <= 1; json++) {
+		int code = status_from_canned(json_pack("{s:b}", "ok", 1), json,
+		    out, err, sock);
+		if (code != 3 || strstr(err, "malformed status reply") == NULL ||
+		    strstr(err, sock) == NULL)
+			fail_msg("%s: exit %d, stderr: %s (socket %s)",
+			    json ? "--json" : "the view", code, err, sock);
+		assert_string_equal(out, "");
+	}
 }
 
 /* SPEC 8's example of the human status view, from a canned reply: the
