@@ -379,6 +379,7 @@ child_spawn(struct child *c)
 	c->health = CH_INITIALIZING;
 	c->started = ev_now(LOOP);
 	c->failed = c->reaped = false;
+	c->closed_why = NULL;
 	c->held_err = ERR_WORKER_CRASHED;
 	c->held_why = "worker exited";
 	c->next_id = INIT_ID;
@@ -460,14 +461,17 @@ fail_pending(struct child *c, enum msg_code err, const char *why)
 
 /* A protocol pipe closed (EOF on stdout, a write error on stdin):
  * usually the process is exiting and its status follows; one still
- * there after EOF_GRACE_S broke the protocol. A stopping one has its
- * SIGKILL timer running already. */
+ * there after EOF_GRACE_S broke the protocol. Either way it takes no
+ * new request: one written now would only fail with it. A stopping one
+ * has its SIGKILL timer running already. */
 static void
 pipe_closed(struct child *c, const char *why)
 {
 	if (c->state == CS_STOPPING || ev_is_active(&c->t_kill))
 		return;
 	c->closed_why = why;
+	log_debug(c->name, "%s: no more requests; %.0f ms to exit", why,
+	    EOF_GRACE_S * 1000);
 	ev_timer_set(&c->t_kill, EOF_GRACE_S, 0.);
 	ev_timer_start(LOOP, &c->t_kill);
 }
@@ -604,7 +608,8 @@ on_batch(struct batch_item *it)
 bool
 child_accepts(const struct child *c)
 {
-	return c->state == CS_READY && !c->failed && !c->reaped;
+	return c->state == CS_READY && !c->failed && !c->reaped &&
+	    c->closed_why == NULL;
 }
 
 int
@@ -887,6 +892,8 @@ health_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct child *c = arg;
 	if (reply == NULL)
 		return;		/* on_deadline or the exit deals with it */
+	if (c->failed || c->state != CS_READY)
+		return;		/* killed, or stopping: its stop goes on */
 	if (!reply->success) {
 		char why_kill[256];
 		snprintf(why_kill, sizeof why_kill,
@@ -936,8 +943,9 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 		arm_deadline(c);
 		return;
 	}
-	/* Killed first, so that no new work is handed to it meanwhile. */
-	if (c->pid > 0 && !c->failed)
+	/* Killed first, so that no new work is handed to it meanwhile; not
+	 * one stopping, which has its own SIGKILL timer. */
+	if (c->pid > 0 && !c->failed && c->state != CS_STOPPING)
 		child_kill(c, why);
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
@@ -947,7 +955,9 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 			pend_finish(c, p, NULL, ERR_TIMEOUT, "deadline passed");
 		}
 	}
-	/* Those left fail when the killed child is reaped. */
+	if (!c->failed)
+		arm_deadline(c);	/* stopping: those left keep theirs */
+	/* A killed child's fail when it is reaped. */
 }
 
 /* Pings the child when it is idle; a missed deadline kills it. */
@@ -957,6 +967,7 @@ on_health(struct ev_loop *loop, ev_timer *w, int revents)
 	struct child *c = w->data;
 	if (c->state != CS_READY || c->npend > 0)
 		return;
+	log_debug(c->name, "health ping sent");
 	send_request(c, "ping", NULL, 0, NULL,
 	    deadline_in(c->cfg->worker.health_timeout_ms), health_reply, c, true);
 }
@@ -1112,7 +1123,8 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	teardown(c);
 	c->pid = 0;
 	fail_pending(c, c->held_err, c->held_why);
-	c->health = CH_INITIALIZING;
+	if (c->health != CH_UNHEALTHY)	/* the verdict stands until a new */
+		c->health = CH_INITIALIZING;	/* process answers its init */
 	c->ev->exited(c, c->owner);
 }
 

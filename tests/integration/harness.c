@@ -878,6 +878,21 @@ arb_log_count_lines(const struct arb *a, ...)
 	return count_lines(a, words);
 }
 
+bool
+arb_wait_log_line(const struct arb *a, int timeout_ms, ...)
+{
+	const char *words[MAX_ARGS];
+	WORDS(timeout_ms, words);
+	long long end = arb_now_ms() + timeout_ms;
+	for (;;) {
+		if (count_lines(a, words) > 0)
+			return true;
+		if (arb_now_ms() >= end)
+			return false;
+		arb_sleep_ms(POLL_MS);
+	}
+}
+
 void
 arb_dump_log(const struct arb *a)
 {

@@ -91,6 +91,9 @@ bool	arb_log_contains(const struct arb *, const char *needle); /* case-insensiti
 bool	arb_log_has_line(const struct arb *, ...) ARB_SENTINEL;
 /* How many lines hold every word (the same list). */
 size_t	arb_log_count_lines(const struct arb *, ...) ARB_SENTINEL;
+/* Polls the log until a line holds every word (the same list): true, or
+ * false once timeout_ms have passed. */
+bool	arb_wait_log_line(const struct arb *, int timeout_ms, ...) ARB_SENTINEL;
 void	arb_dump_log(const struct arb *);	/* to stderr, with a header */
 
 /* ---- control requests (one connection per request) ---- */

@@ -164,6 +164,74 @@ test_sick_workers_escalate(void **state)
 	assert_int_equal(arb_stop(a), 1);	/* also: nothing left behind */
 }
 
+/* A worker killed for failing its health ping stays unhealthy while it
+ * waits to restart (backoff: it died young), until a new process answers
+ * its init ping. */
+static void
+test_unhealthy_until_replaced(void **state)
+{
+	struct arb *a = arb_start(
+	    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { health_interval_ms = 50; restart_delay_ms = 2000; };\n"
+	    "pool = { size = 1; max_overflow = 0; max_restarts = 100; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
+	json_decref(cl_exec_ok(a, "sicken", NULL, NULL));
+	json_t *n = arb_wait_node(a, "pool/worker.1", "backoff", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(n);
+	assert_string_equal(arb_node_str(n, "health"), "unhealthy");
+	json_decref(n);
+	n = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(n);
+	assert_string_equal(arb_node_str(n, "health"), "healthy");
+	json_decref(n);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Whether a health ping is unanswered: more sent than answered. */
+static bool
+ping_unanswered(struct arb *a)
+{
+	return arb_log_count_lines(a, "pool/worker.1", "health ping sent",
+	    NULL) > arb_log_count_lines(a, "pool/worker.1",
+	    "health ping answered", NULL);
+}
+
+/* `stop` of a worker with a health ping unanswered (deaf, and deaf to
+ * SIGTERM too) waits out shutdown_timeout_ms: the ping's deadline, earlier,
+ * does not kill the stopping worker at once. */
+static void
+test_stop_outlasts_health_deadline(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { health_interval_ms = 50; health_timeout_ms = 2000;\n"
+	    "  shutdown_timeout_ms = 4000; };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "log = { level = \"debug\"; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_decref(cl_exec_ok(a, "ignore_term", NULL, NULL));
+	json_decref(cl_exec_ok(a, "deafen", NULL, NULL));
+	long long end = arb_now_ms() + ARB_EVENT_MS;
+	while (!ping_unanswered(a) && arb_now_ms() < end)
+		arb_sleep_ms(10);
+	assert_true(ping_unanswered(a));
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop",
+	    "name", "pool/worker.1")));
+	json_t *n = arb_wait_node(a, "pool/worker.1", "stopped", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(n);
+	json_decref(n);
+	assert_true(arb_log_has_line(a, "pool/worker.1", "did not stop",
+	    "SIGKILL", NULL));
+	assert_false(arb_log_has_line(a, "pool/worker.1", "killing", NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static json_t *
 health(struct arb *a)
 {
@@ -314,6 +382,10 @@ main(void)
 		cmocka_unit_test_teardown(test_health_ignores_overflow,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_pings_are_not_activity,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_unhealthy_until_replaced,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_stop_outlasts_health_deadline,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

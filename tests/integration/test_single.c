@@ -569,6 +569,38 @@ test_ttl_spares_session_waiting(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A worker whose stdout closed while it runs (close_stdout) takes no more
+ * requests in the grace before it is killed: one sent then waits for its
+ * successor, where written to it it would have failed with it. */
+static void
+test_closed_worker_takes_no_requests(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "log = { level = \"debug\"; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	struct cl_conn *closing = cl_send_held(a, 1, "close_stdout", NULL,
+	    NULL, "busy", 1);
+	assert_true(arb_wait_log_line(a, ARB_EVENT_MS, BW, "stdout closed",
+	    "no more requests", NULL));
+	json_t *r = cl_exec_ok(a, "ping", NULL, NULL);
+	json_int_t served = json_integer_value(json_object_get(
+	    json_object_get(r, "result"), "pid"));
+	json_decref(r);
+	assert_true(served > 0 && served != pid);
+	r = cl_recv(closing, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_string_equal(arb_reply_code(r), "worker_crashed");
+	json_decref(r);
+	cl_close(closing);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -587,6 +619,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_max_errors_replaces, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 		cmocka_unit_test_teardown(test_ttl_spares_session_waiting, arb_teardown),
+		cmocka_unit_test_teardown(test_closed_worker_takes_no_requests,
+		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
