@@ -18,7 +18,8 @@ enum after_down { AFTER_NOTHING, AFTER_STOPPED, AFTER_FAILED, AFTER_RESTART };
 struct slot {
 	struct child	*c;
 	bool		 want_up;
-	bool		 restart_now;	/* an operator restart: no intensity */
+	bool		 restart_now;	/* up once down: no intensity */
+	bool		 now_counted;	/* that is a restart (not a start) */
 	bool		 leaving;	/* sup_child_leave: never up again */
 	struct backoff	 backoff;
 };
@@ -364,7 +365,8 @@ on_exited(struct child *c, void *arg)
 		child_set_down(c, CS_STOPPED);
 	} else if (sl->restart_now) {
 		sl->restart_now = false;
-		child_count_restart(c);
+		if (sl->now_counted)
+			child_count_restart(c);
 		spawn(s, sl);
 	} else if (!wants_restart(s, c)) {
 		sl->want_up = false;
@@ -424,6 +426,7 @@ bring_up(struct sup *s, struct slot *sl, bool counted)
 		return;
 	if (child_state(c) == CS_STOPPING) {
 		sl->restart_now = true;	/* up again once it is down */
+		sl->now_counted = counted;
 	} else if (!child_alive(c)) {
 		if (counted && child_state(c) != CS_BACKOFF)
 			child_count_restart(c);	/* a backoff's was counted */
@@ -453,6 +456,7 @@ sup_restart_child(struct sup *s, struct child *c)
 	if (child_alive(c)) {
 		sl->want_up = true;
 		sl->restart_now = true;
+		sl->now_counted = true;
 		child_stop(c);
 	} else {
 		bring_up(s, sl, true);

@@ -136,6 +136,7 @@ test_stop_holds_until_start(void **state)
 	json_decref(r);
 	node = arb_wait_node(a, "pool/worker.2", "ready", pid, ARB_EVENT_MS);
 	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 0);
 	json_decref(node);
 	json_decref(before);
 	assert_int_equal(arb_stop(a), 0);
@@ -517,7 +518,8 @@ op_on_worker1(struct arb *a, const char *op, const char *state)
 
 /* The operator's last word wins: a start that comes while the worker is
  * still stopping brings it back once it is gone, whatever its restart type
- * would make of its clean exit. */
+ * would make of its clean exit. A stop and a start, not a restart: its
+ * restarts stay 0, as after a start that comes once it is stopped. */
 static void
 test_start_while_stopping(void **state)
 {
@@ -536,6 +538,7 @@ test_start_while_stopping(void **state)
 	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
 	    ARB_EVENT_MS);
 	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 0);
 	json_decref(node);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
 	assert_int_equal(arb_stop(a), 0);
