@@ -933,19 +933,23 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	struct child *c = w->data;
 	ev_tstamp now = ev_now(loop);
 	const char *why = NULL;
+	bool user = false;
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
 		if (p->fn && p->deadline > 0 && p->deadline <= now &&
-		    (why == NULL || !p->internal))
+		    (why == NULL || !p->internal)) {
 			why = deadline_why(p);
+			user = !p->internal;
+		}
 	}
 	if (why == NULL) {
 		arm_deadline(c);
 		return;
 	}
-	/* Killed first, so that no new work is handed to it meanwhile; not
-	 * one stopping, which has its own SIGKILL timer. */
-	if (c->pid > 0 && !c->failed && c->state != CS_STOPPING)
+	/* Killed first, so that no new work is handed to it meanwhile. A
+	 * stopping one is not judged by its pings or notices: its stop has
+	 * its own SIGKILL timer. */
+	if (c->pid > 0 && !c->failed && (user || c->state != CS_STOPPING))
 		child_kill(c, why);
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];

@@ -554,6 +554,41 @@ test_ignore_term_killed_on_stop(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A request whose deadline passes while its worker is stopping still gets
+ * the worker killed (SPEC 6), deaf to SIGTERM as it is: it is stopped
+ * long before its shutdown_timeout_ms (longer than the test waits), and
+ * the request fails with timeout. */
+static void
+test_deadline_kills_stopping_worker(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { shutdown_timeout_ms = 60000; };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_int_t pid = cl_worker_pid(a, WORKER);
+	json_decref(cl_exec_ok(a, "ignore_term", NULL, NULL));
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = cl_exec_req(1, "hang", NULL, NULL, 3000);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	json_decref(arb_wait_node(a, WORKER, "busy", 0, ARB_EVENT_MS));
+	struct watch w = { 0 };
+	long long took = stop_watching(a, &w);
+	print_message("stopping worker killed at its request's deadline, "
+	    "%lld ms after `stop`\n", took);
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+	assert_code(r, "timeout");
+	json_decref(r);
+	arb_conn_close(c);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_true(arb_log_has_line(a, WORKER, "killing",
+	    "request deadline passed", NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 static void
 test_long_utf8_stderr_line(void **state)
 {
@@ -701,6 +736,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
+		cmocka_unit_test_teardown(test_deadline_kills_stopping_worker,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_long_utf8_stderr_line, arb_teardown),
 		cmocka_unit_test_teardown(test_last_words_before_exit, arb_teardown),
 	};
