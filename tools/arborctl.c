@@ -39,8 +39,10 @@ enum {
 
 #define DEFAULT_CONF	"/etc/arbor/arbor.conf"
 #define REQUEST_ID	1
+#define PROBE_ID	2		/* a call's ping, once its bound passed */
 #define REPLY_WAIT_MS	60000LL		/* any op but call; see reply_wait_ms() */
 #define REPLY_MARGIN_MS	5000LL		/* a call: beyond arbord's own deadlines */
+#define PROBE_WAIT_MS	5000LL		/* a call's ping: the answer within this */
 #define MAX_REPLY_BYTES	((size_t)256 << 20)
 #define MAX_TIMEOUT_MS	(24L * 3600 * 1000)
 
@@ -87,7 +89,9 @@ static const char usage_text[] =
 "     connection fails, or no valid reply arrives in time: within 60 s,\n"
 "     or for call as long as arbord may take to answer: its --timeout\n"
 "     (else the config's worker.request_timeout_ms) plus the config's\n"
-"     pool.checkout_timeout_ms plus 5 s. With -s or $ARBOR_SOCKET, call\n"
+"     pool.checkout_timeout_ms plus 5 s, then as long as arbord answers\n"
+"     a ping on the connection within 5 s, the wait starting over (a\n"
+"     call can wait behind others). With -s or $ARBOR_SOCKET, call\n"
 "     reads the config only when -c or $ARBOR_CONF names it; without it,\n"
 "     call waits --timeout plus 60 s, or with no --timeout until arbord\n"
 "     answers or closes the connection\n";
@@ -1084,8 +1088,8 @@ wait_readable(int fd, long long deadline)
 	}
 }
 
-/* How reading a reply ended. */
-enum rx { RX_REPLY, RX_TIMEOUT, RX_EOF, RX_ERROR, RX_BAD };
+/* How reading a reply ended (RX_ALIVE: the probe's ping was answered). */
+enum rx { RX_REPLY, RX_TIMEOUT, RX_EOF, RX_ERROR, RX_BAD, RX_ALIVE };
 
 /* Keeps p[0..len) in r as text if the scanner reads it as our reply
  * with "ok": true; false (r unchanged) otherwise. */
@@ -1152,23 +1156,23 @@ is_our_reply(const json_t *reply)
 	    !json_is_true(json_object_get(reply, "ok"));
 }
 
-/* Reads frames until our reply (into r); others are skipped. */
+/* Reads frames from in until our reply (into r), or the probe's; others
+ * are skipped. */
 static enum rx
-read_reply(int fd, long long deadline, struct reply *r)
+read_reply(int fd, struct buf *in, long long deadline, struct reply *r)
 {
-	struct buf in;
 	enum rx rx;
-	int e;
 
-	buf_init(&in);
-	while ((rx = next_frame(fd, &in, deadline, r)) == RX_REPLY &&
+	while ((rx = next_frame(fd, in, deadline, r)) == RX_REPLY &&
 	    r->json != NULL && !is_our_reply(r->json)) {
+		const json_t *id = json_object_get(r->json, "id");
+		bool probe = json_is_integer(id) &&
+		    json_integer_value(id) == PROBE_ID;
 		json_decref(r->json);
 		r->json = NULL;
+		if (probe)
+			return RX_ALIVE;
 	}
-	e = errno;
-	buf_release(&in);
-	errno = e;
 	return rx;
 }
 
@@ -1183,16 +1187,17 @@ send_request(int fd, const json_t *req)
 	return e;
 }
 
-/* Says why no reply came; returns EXIT_UNREACHABLE. */
+/* Says why no reply came (probed: nor to the ping sent after wait_ms);
+ * returns EXIT_UNREACHABLE. */
 static int
 report_no_reply(enum rx rx, int e, const char *sock, long long wait_ms,
-    int send_errno)
+    int send_errno, bool probed)
 {
 	if (send_errno != 0 && rx != RX_BAD)
 		errmsg("cannot send to %s: %s", sock, strerror(send_errno));
 	else if (rx == RX_TIMEOUT)
-		errmsg("no reply from arbord on %s within %lld ms", sock,
-		    wait_ms);
+		errmsg("no reply from arbord on %s within %lld ms%s", sock,
+		    wait_ms, probed ? ", nor to a ping then" : "");
 	else if (rx == RX_EOF)
 		errmsg("arbord closed the connection on %s without a reply",
 		    sock);
@@ -1204,14 +1209,20 @@ report_no_reply(enum rx rx, int e, const char *sock, long long wait_ms,
 }
 
 /* Sends req to arbord at sock and waits for the reply (into r) up to
- * wait_ms (-1: no bound). Returns 0, or EXIT_UNREACHABLE after reporting
- * why. */
+ * wait_ms (-1: no bound). With probe, a reply late past wait_ms is not yet
+ * given up: a ping on the same connection asks whether arbord still runs
+ * (it answers in any order), and while it answers within PROBE_WAIT_MS
+ * the wait starts over; a request may wait longer than its own bounds
+ * behind others (single mode's pipeline). Returns 0, or EXIT_UNREACHABLE
+ * after reporting why. */
 static int
-transact(const char *sock, const json_t *req, long long wait_ms,
+transact(const char *sock, const json_t *req, long long wait_ms, bool probe,
     struct reply *r)
 {
 	int fd = ctl_connect(sock), send_errno, e;
 	long long deadline;
+	bool probing = false;
+	struct buf in;
 	enum rx rx;
 
 	if (fd < 0) {	/* no socket, or no one listening: not running */
@@ -1227,11 +1238,29 @@ transact(const char *sock, const json_t *req, long long wait_ms,
 	deadline = wait_ms < 0 ? LLONG_MAX : now_ms() + wait_ms;
 	if (send_errno != 0)
 		deadline = now_ms() + 1000;
-	rx = read_reply(fd, deadline, r);
+	buf_init(&in);
+	for (;;) {
+		rx = read_reply(fd, &in, deadline, r);
+		if (rx == RX_ALIVE) {
+			probing = false;
+			deadline = now_ms() + wait_ms;
+		} else if (rx == RX_TIMEOUT && probe && send_errno == 0 &&
+		    !probing) {
+			json_t *ping = json_pack("{s:s,s:i}", "op", "ping", "id",
+			    PROBE_ID);
+			send_errno = send_request(fd, ping);
+			json_decref(ping);
+			probing = true;
+			deadline = now_ms() + PROBE_WAIT_MS;
+		} else {
+			break;
+		}
+	}
 	e = errno;
+	buf_release(&in);
 	close(fd);
 	return rx == RX_REPLY ? 0 :
-	    report_no_reply(rx, e, sock, wait_ms, send_errno);
+	    report_no_reply(rx, e, sock, wait_ms, send_errno, probing);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1248,7 +1277,8 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 		return status;
 	const char *sock = find_socket(o, cfg);
 	buf_init(&r.raw);
-	status = transact(sock, req, reply_wait_ms(c, o, cfg), &r);
+	status = transact(sock, req, reply_wait_ms(c, o, cfg),
+	    strcmp(c->name, "call") == 0, &r);
 	if (status == EXIT_OK && r.json == NULL)
 		status = c->show_raw(r.m, r.k, sock);
 	else if (status == EXIT_OK)

@@ -1449,8 +1449,8 @@ expect_no_reply_after(const char *const argv[], long long wait_ms)
  * arbord may take to answer it: its timeout (--timeout, else the config's
  * request_timeout_ms) plus checkout_timeout_ms plus a margin, not a fixed
  * 60 s that a longer request_timeout_ms outlasts. Shown with small timeouts
- * against a silent socket: arborctl gives up at that bound, not at 60 s;
- * with -s too when -c names the config. */
+ * against a silent socket: arborctl gives up at that bound (and the ping
+ * then unanswered), not at 60 s; with -s too when -c names the config. */
 static void
 test_arborctl_call_wait(void **state)
 {
@@ -1477,6 +1477,53 @@ test_arborctl_call_wait(void **state)
 	free(bin);
 	free(conf);
 	arb_free(a);
+}
+
+/* A call pipelined in single mode behind long requests answers later than
+ * its own bounds (its timeout counts once those ahead are done): past the
+ * bound, arborctl asks arbord with a ping whether it still runs and, as it
+ * does, waits on for the reply instead of giving up with exit 3. */
+static void
+test_arborctl_call_waits_behind_pipeline(void **state)
+{
+	(void)state;
+	enum { SLEEPS = 3, SLEEP_MS = 3000, TIMEOUT_MS = 1000, CHECKOUT_MS = 200 };
+	char *conf = xasprintf("bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { request_timeout_ms = %d; };\n"
+	    "pool = { checkout_timeout_ms = %d; };\n"
+	    "environments = { dev = { }; };\n", TIMEOUT_MS, CHECKOUT_MS);
+	struct arb *a = arb_start(conf, "dev", NULL);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0, ARB_EVENT_MS));
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	for (int i = 1; i <= SLEEPS; i++) {
+		json_t *req = cl_exec_req(i, "sleep", json_pack("{s:i}", "ms",
+		    SLEEP_MS), NULL, SLEEP_MS + 2000);
+		assert_int_equal(arb_conn_send(c, req), 0);
+		json_decref(req);
+	}
+	static char out[OUT_MAX], err[OUT_MAX];
+	char *bin = arb_bin_path("arborctl");
+	const char *argv[] = { bin, "-c", arb_conf_path(a), "call", "echo",
+	    "{\"behind\": 1}", NULL };
+	long long t0 = arb_now_ms();
+	int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+	long long took = arb_now_ms() - t0, bound = TIMEOUT_MS + CHECKOUT_MS +
+	    CALL_MARGIN_MS;
+	print_message("call behind %d sleeps of %d ms: exit %d after %lld ms "
+	    "(bound %lld ms)\n", SLEEPS, SLEEP_MS, code, took, bound);
+	if (code != 0 || strstr(out, "behind") == NULL)
+		fail_msg("exit %d, stdout: %s, stderr: %s", code, out, err);
+	assert_true(took > bound);	/* else the case was not made */
+	for (int i = 1; i <= SLEEPS; i++) {
+		json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+		assert_true(arb_reply_ok(r));
+		json_decref(r);
+	}
+	arb_conn_close(c);
+	free(bin);
+	free(conf);
+	assert_int_equal(arb_stop(a), 0);
 }
 
 int
@@ -1511,6 +1558,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_call_args_repeated_key),
 		cmocka_unit_test(test_arborctl_call_json),
 		cmocka_unit_test(test_arborctl_call_wait),
+		cmocka_unit_test(test_arborctl_call_waits_behind_pipeline),
 		cmocka_unit_test(test_arborctl_socket_order),
 		cmocka_unit_test(test_arborctl_bad_config),
 		cmocka_unit_test(test_arborctl_json_anywhere),
