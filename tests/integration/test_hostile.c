@@ -486,14 +486,15 @@ test_forked_children_die(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* Sends `hang` on a connection of its own and waits until the worker is
- * busy with it; the connection awaits the reply. */
+/* Sends `hang` (timeout_ms; <= 0: the default) on a connection of its
+ * own and waits until the worker is busy with it; the connection awaits
+ * the reply. */
 static struct arb_conn *
-hang_worker(struct arb *a)
+hang_worker(struct arb *a, int timeout_ms)
 {
 	struct arb_conn *c = arb_conn_open(a);
 	assert_non_null(c);
-	json_t *req = cl_exec_req(1, "hang", NULL, NULL, 0);
+	json_t *req = cl_exec_req(1, "hang", NULL, NULL, timeout_ms);
 	assert_int_equal(arb_conn_send(c, req), 0);
 	json_decref(req);
 	json_t *node = arb_wait_node(a, WORKER, "busy", 0, ARB_EVENT_MS);
@@ -531,7 +532,7 @@ test_ignore_term_killed_on_stop(void **state)
 	json_int_t pid;
 	struct arb *a = start_pool(&pid);
 	json_decref(cl_exec_ok(a, "ignore_term", NULL, NULL));
-	struct arb_conn *c = hang_worker(a);
+	struct arb_conn *c = hang_worker(a, 0);
 	struct watch w = { 0 };
 	long long took = stop_watching(a, &w);
 	print_message("worker ignoring SIGTERM: stopped %lld ms after `stop` "
@@ -569,12 +570,7 @@ test_deadline_kills_stopping_worker(void **state)
 	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
 	json_int_t pid = cl_worker_pid(a, WORKER);
 	json_decref(cl_exec_ok(a, "ignore_term", NULL, NULL));
-	struct arb_conn *c = arb_conn_open(a);
-	assert_non_null(c);
-	json_t *req = cl_exec_req(1, "hang", NULL, NULL, 3000);
-	assert_int_equal(arb_conn_send(c, req), 0);
-	json_decref(req);
-	json_decref(arb_wait_node(a, WORKER, "busy", 0, ARB_EVENT_MS));
+	struct arb_conn *c = hang_worker(a, 3000);
 	struct watch w = { 0 };
 	long long took = stop_watching(a, &w);
 	print_message("stopping worker killed at its request's deadline, "
