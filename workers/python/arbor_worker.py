@@ -40,9 +40,11 @@ Built in:
 * A handler raising CommandError gets its message as the error, verbatim.
   Any other exception gets "<ExceptionType>: <message>" and its traceback
   goes to stderr; the worker keeps serving. An exception whose str() fails
-  gets "<exception str() failed>" as its message. SystemExit and
-  KeyboardInterrupt are not errors of the request: a handler calling
-  sys.exit() ends the worker, and its restart type decides what follows.
+  gets "<exception str() failed>" as its message. This holds for
+  BaseException subclasses too (GeneratorExit, a library's own), except
+  SystemExit and KeyboardInterrupt, which are not errors of the request: a
+  handler calling sys.exit() ends the worker, and its restart type decides
+  what follows.
 
 Protocol stream hygiene: creating the Worker moves the protocol to private
 duplicates of fds 0 and 1, then points fd 1 (and sys.stdout) at stderr and
@@ -116,6 +118,10 @@ class _Stop(BaseException):
     A BaseException, so that a handler's ``except Exception`` does not
     swallow it.
     """
+
+
+# What a handler may raise to end the worker rather than fail its request.
+_EXITS = (SystemExit, KeyboardInterrupt, _Stop)
 
 
 def _max_frame_from_env():
@@ -224,7 +230,9 @@ class Worker:
             result = self._dispatch(command, args, session_id)
         except CommandError as exc:
             return self._error(req_id, _message(exc))
-        except Exception as exc:  # any handler failure becomes an error reply
+        except _EXITS:
+            raise
+        except BaseException as exc:  # any other handler failure: an error reply
             _log("command %r failed:\n%s" % (command, traceback.format_exc().rstrip()))
             return self._error(req_id, _describe(exc))
         return {"id": req_id, "success": True, "result": result}
@@ -391,7 +399,9 @@ class Worker:
             return
         try:
             fn({}, None)
-        except Exception:  # the exit goes on; the cause goes to the log
+        except _EXITS:
+            raise
+        except BaseException:  # the exit goes on; the cause goes to the log
             _log("shutdown handler failed:\n%s" % traceback.format_exc().rstrip())
 
     def run(self):
@@ -458,7 +468,9 @@ def _message(exc):
     in user code must not take the worker down with it)."""
     try:
         return str(exc)
-    except Exception:
+    except _EXITS:
+        raise
+    except BaseException:
         return "<exception str() failed>"
 
 

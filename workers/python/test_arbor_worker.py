@@ -131,6 +131,19 @@ class ErrorTest(WorkerTestCase):
                                  "error": "<exception str() failed>"})
         self.assertTrue(self.w.call("echo")["success"], "worker survives")
 
+    def test_base_exception_subclass_is_error_reply(self):
+        """A BaseException that is not SystemExit or KeyboardInterrupt
+        fails its request only: the worker answers and keeps serving."""
+        reply = self.w.call("base_exception")
+        self.assertEqual(reply, {"id": 1, "success": False, "error": "Abort: aborted"})
+        reply = self.w.call("base_exception", {"kind": "generator_exit"})
+        self.assertEqual(reply, {"id": 2, "success": False,
+                                 "error": "GeneratorExit: generator closed"})
+        reply = self.w.call("base_exception", {"kind": "unprintable"})
+        self.assertEqual(reply, {"id": 3, "success": False,
+                                 "error": "UnprintableAbort: <exception str() failed>"})
+        self.assertTrue(self.w.call("echo")["success"], "worker survives")
+
     def test_unknown_command(self):
         reply = self.w.call("frobnicate")
         self.assertEqual(reply, {"id": 1, "success": False,

@@ -65,6 +65,25 @@ def noisy(args, session_id):
 worker.register("noisy", noisy)
 
 
+class Abort(BaseException):
+    """A library's own BaseException subclass, not an exit request."""
+
+
+class UnprintableAbort(BaseException):
+    def __str__(self):
+        raise Abort("__str__ is broken too")
+
+
+@worker.command("base_exception")
+def base_exception(args, session_id):
+    kind = args.get("kind")
+    if kind == "generator_exit":
+        raise GeneratorExit("generator closed")
+    if kind == "unprintable":
+        raise UnprintableAbort()
+    raise Abort("aborted")
+
+
 @worker.command("read_stdin")
 def read_stdin(args, session_id):
     return {"line": input()}
