@@ -63,7 +63,10 @@ Exit statuses (the process exits with these when run() returns):
 
 A reply that would exceed the maximum frame size, or whose result is not
 JSON-serialisable (nested too deeply, or raising anything while it is
-encoded, included), is replaced by an error reply. A whole frame whose
+encoded, included) or not JSON that arbord reads (a string holding U+0000
+or a lone surrogate, an integer outside the signed 64-bit range), is
+replaced by an error reply. In an error message, U+0000 and lone
+surrogates are sent as the text "\\x00", "\\udcff". A whole frame whose
 payload is not a request (not UTF-8, not JSON, JSON nested too deeply for
 Python's decoder, or not an object) is refused without ending the worker,
 as the next frame starts right after it: it gets the error "invalid
@@ -258,7 +261,7 @@ class Worker:
     def _error(self, req_id, message):
         """Builds an error reply and counts it."""
         self.errors += 1
-        return {"id": req_id, "success": False, "error": message}
+        return {"id": req_id, "success": False, "error": _safe_text(message)}
 
     # -- framing -----------------------------------------------------------
 
@@ -306,25 +309,34 @@ class Worker:
 
     def encode_reply(self, reply):
         """Serialises a reply to a frame, degrading it to an error reply if
-        the result is not JSON or the frame would be too large."""
+        the result is not JSON that arbord reads or the frame would be too
+        large."""
         try:
             payload = _dumps(reply)
+            why = _unreadable(reply, payload)
         except Exception as exc:  # user objects in the result may raise anything
-            _log("reply to request %r is not JSON: %s" % (reply.get("id"), _describe(exc)))
-            reply = self._replace_reply(reply, _describe(exc))
-            payload = _dumps(reply)
+            why = _describe(exc)
+        if why is not None:
+            _log("reply to request %r is not JSON arbord reads: %s" % (reply.get("id"), why))
+            reply, payload = self._replace_reply(reply, why)
         if len(payload) > self.max_frame_bytes:
-            reply = self._replace_reply(reply, "reply too large: %d bytes exceeds "
-                                        "max_frame_bytes %d"
-                                        % (len(payload), self.max_frame_bytes))
-            payload = _dumps(reply)
+            reply, payload = self._replace_reply(reply, "reply too large: %d bytes exceeds "
+                                                 "max_frame_bytes %d"
+                                                 % (len(payload), self.max_frame_bytes))
         return _HEADER.pack(len(payload)) + payload
 
     def _replace_reply(self, reply, message):
-        """An error reply standing in for reply (counted once as an error)."""
+        """An error reply standing in for reply (counted once as an error),
+        and its payload. An id that cannot be encoded (only a peer other
+        than arbord can send one) gives way to null."""
         if reply.get("success"):
             self.errors += 1
-        return {"id": reply.get("id"), "success": False, "error": message}
+        reply = {"id": reply.get("id"), "success": False, "error": _safe_text(message)}
+        try:
+            return reply, _dumps(reply)
+        except ValueError:  # a float id out of range, a lone surrogate in it
+            reply["id"] = None
+            return reply, _dumps(reply)
 
     def write_reply(self, reply):
         """Writes one reply frame and flushes it. A SIGTERM/SIGINT arriving
@@ -423,7 +435,15 @@ class Worker:
 # Made once: json.loads and json.dumps build a new coder per call when given
 # options.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
+                            ensure_ascii=False)
+
+# arbord's JSON parser (jansson) refuses strings holding U+0000 and integers
+# beyond 64 bits, which Python encodes; the payload is searched for them
+# first (cheap), the result walked only when it may hold one.
+_INT64_MIN = -2 ** 63
+_INT64_MAX = 2 ** 63 - 1
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _refuse(payload, reason):
@@ -434,8 +454,48 @@ def _refuse(payload, reason):
 
 
 def _dumps(obj):
-    """Compact UTF-8 JSON; NaN and Infinity are refused (not JSON)."""
+    """Compact UTF-8 JSON; NaN and Infinity are refused (not JSON), and so
+    is a lone surrogate (UnicodeEncodeError: not UTF-8)."""
     return _ENCODER.encode(obj).encode("utf-8")
+
+
+def _unreadable(reply, payload):
+    """Why arbord would refuse the result of reply, encoded as payload, as
+    not JSON, or None: a string holding U+0000, an integer outside the
+    signed 64-bit range."""
+    if b"\\u0000" not in payload and _LONG_DIGITS.search(payload) is None:
+        return None
+    stack = [reply.get("result")]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                return "a string holds U+0000 (NUL), which arbord does not read"
+        elif isinstance(value, bool):
+            pass
+        elif isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return "an integer is outside the signed 64-bit range arbord reads"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    stack.append(key)
+                stack.append(item)
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return None
+
+
+def _safe_text(message):
+    """message with what arbord does not read in a string (U+0000, lone
+    surrogates) spelled out as backslash escapes."""
+    if "\0" in message:
+        message = message.replace("\0", "\\x00")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return message
 
 
 _claimed = None

@@ -193,6 +193,43 @@ class ErrorTest(WorkerTestCase):
         self.assertTrue(reply["error"].startswith("RecursionError"), reply["error"])
         self.assertTrue(self.w.call("echo")["success"])
 
+    def test_result_arbord_cannot_read_gets_error_reply(self):
+        """JSON that Python writes but arbord's parser refuses (U+0000 in
+        a string, a lone surrogate, an integer beyond 64 bits) would be a
+        protocol failure there, the worker killed: an error reply instead."""
+        for kind, why in (("nul", "U+0000"), ("nul_key", "U+0000"),
+                          ("surrogate", "UnicodeEncodeError"),
+                          ("int_over", "64-bit"), ("int_under", "64-bit")):
+            reply = self.w.call("value", {"kind": kind}, req_id=kind)
+            self.assertFalse(reply["success"], kind)
+            self.assertIn(why, reply["error"], kind)
+        for kind, value in (("int_max", 2 ** 63 - 1), ("int_min", -2 ** 63),
+                            ("escaped_text", "\\u0000 and 12345678901234567890"),
+                            ("astral", "\U0001F600")):
+            self.assertEqual(self.w.call("value", {"kind": kind}, req_id=kind),
+                             {"id": kind, "success": True, "result": value})
+
+    def test_replies_are_plain_utf8(self):
+        """Non-ASCII text goes out as UTF-8, not as \\u escapes (a
+        surrogate pair escape takes arbord off its fast path)."""
+        self.w.send({"id": 1, "command": "value", "args": {"kind": "astral"}})
+        self.assertEqual(self.w.recv_raw(),
+                         '{"id":1,"success":true,"result":"\U0001F600"}'.encode("utf-8"))
+
+    def test_error_message_arbord_cannot_read_is_escaped(self):
+        reply = self.w.call("fail", {"message": "bad \x00 and \udcff"})
+        self.assertEqual(reply["error"], "bad \\x00 and \\udcff")
+
+    def test_id_that_cannot_be_encoded(self):
+        """An id no reply can carry (only a peer other than arbord sends
+        one) gets an error reply with id null, not the worker's end."""
+        for body in (b'{"id":1e999,"command":"echo"}', b'{"id":"\\udcff","command":"echo"}'):
+            self.w.send_raw(struct.pack(">I", len(body)) + body)
+            reply = self.w.recv()
+            self.assertIsNone(reply["id"], body)
+            self.assertFalse(reply["success"], body)
+        self.assertTrue(self.w.call("echo")["success"], "worker survives")
+
     def test_reply_too_large(self):
         w = self.spawn({"ARBOR_MAX_FRAME_BYTES": "1000"})
         self.assertTrue(w.call("big", {"bytes": 900})["success"])

@@ -106,6 +106,31 @@ def broken_mapping(args, session_id):
     return {"ok": BrokenMapping(a=1)}
 
 
+# Values Python encodes as JSON but arbord's parser refuses, and their
+# neighbours that it reads.
+UNREADABLE = {
+    "nul": "a\x00b",
+    "nul_key": {"k\x00": 1},
+    "surrogate": b"name-\xff".decode("utf-8", "surrogateescape"),
+    "int_over": [1, {"n": 2 ** 63}],
+    "int_under": -2 ** 63 - 1,
+}
+READABLE = {
+    "int_max": 2 ** 63 - 1,
+    "int_min": -2 ** 63,
+    "escaped_text": "\\u0000 and 12345678901234567890",
+    "astral": "\U0001F600",
+}
+
+
+@worker.command("value")
+def value(args, session_id):
+    kind = args["kind"]
+    if kind in UNREADABLE:
+        return UNREADABLE[kind]
+    return READABLE[kind]
+
+
 @worker.command("big")
 def big(args, session_id):
     return "x" * int(args["bytes"])
