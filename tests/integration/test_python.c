@@ -1,0 +1,125 @@
+/* The Python SDK under a real arbord: what a handler does wrong fails its
+ * request with worker_error, and the worker keeps serving. A reply arbord
+ * cannot read, or no reply at all, would instead kill the worker and fail
+ * the request with worker_crashed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tests/integration/clients.h"
+#include "tests/integration/harness.h"
+
+#define SDK_DIR	"workers/python"
+#define BW	"bridge/worker"
+
+/* A worker whose "value" command returns what Python encodes as JSON but
+ * jansson refuses, or raises a BaseException subclass. */
+static const char worker_py[] =
+    "import sys\n"
+    "from arbor_worker import Worker\n"
+    "worker = Worker()\n"
+    "class Abort(BaseException):\n"
+    "    pass\n"
+    "VALUES = {\n"
+    "    'nul': 'a\\x00b',\n"
+    "    'surrogate': b'\\xff'.decode('utf-8', 'surrogateescape'),\n"
+    "    'int_over': {'n': 2 ** 64},\n"
+    "}\n"
+    "@worker.command('value')\n"
+    "def value(args, session_id):\n"
+    "    if args['kind'] == 'abort':\n"
+    "        raise Abort('aborted')\n"
+    "    return VALUES[args['kind']]\n"
+    "@worker.command('echo')\n"
+    "def echo(args, session_id):\n"
+    "    return args\n"
+    "worker.run()\n";
+
+/* The repository's root: the current directory (where `make test` runs),
+ * else the parent of $ARBOR_BUILD or of its parent. Caller frees. */
+static char *
+repo_root(void)
+{
+	const char *build = getenv("ARBOR_BUILD");
+	char cand[3][PATH_MAX];
+	snprintf(cand[0], sizeof cand[0], ".");
+	snprintf(cand[1], sizeof cand[1], "%s/..", build ? build : ".");
+	snprintf(cand[2], sizeof cand[2], "%s/../..", build ? build : ".");
+	for (int i = 0; i < 3; i++) {
+		char *root = realpath(cand[i], NULL);
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof path, "%s/%s/arbor_worker.py",
+		    root ? root : "", SDK_DIR);
+		if (root != NULL && access(path, R_OK) == 0)
+			return root;
+		free(root);
+	}
+	fail_msg("cannot find %s from the current directory", SDK_DIR);
+	return NULL;
+}
+
+/* Mode single with worker_py as bridge/worker, ready. */
+static struct arb *
+start_python(void)
+{
+	char *root = repo_root();
+	char body[PATH_MAX + 1024], path[PATH_MAX + 64];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"python_port\"; };\n"
+	    "worker = {\n"
+	    "  command = [ \"python3\", \"./w.py\" ];\n"
+	    "  env = { PYTHONUNBUFFERED = \"1\"; PYTHONPATH = \"%s/%s\"; };\n"
+	    "  max_errors = 100;\n"
+	    "};\n"
+	    "environments = { dev = { }; };\n", root, SDK_DIR);
+	free(root);
+	struct arb *a = arb_new(body);
+	snprintf(path, sizeof path, "%s/w.py", arb_dir(a));
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(worker_py, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	arb_spawn(a, "dev", NULL);
+	assert_int_equal(arb_wait_ready(a, ARB_START_MS), 0);
+	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	return a;
+}
+
+static void
+test_bad_results_are_worker_errors(void **state)
+{
+	(void)state;
+	struct arb *a = start_python();
+	json_int_t pid = cl_worker_pid(a, BW);
+	assert_true(pid > 0);
+	static const char *const kinds[] = { "nul", "surrogate", "int_over",
+	    "abort" };
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		json_t *r = cl_exec_err(a, "value", json_pack("{s:s}", "kind",
+		    kinds[i]), NULL, "worker_error");
+		json_decref(r);
+	}
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "n", 1), NULL));
+	assert_int_equal(cl_worker_pid(a, BW), pid);
+	assert_false(arb_log_contains(a, "protocol failure"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_bad_results_are_worker_errors,
+		    arb_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
