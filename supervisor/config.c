@@ -984,61 +984,127 @@ locate(struct ld *ld, const char *path)
 
 #define INCLUDE_DEPTH	10	/* libconfig's own limit */
 
-/* The name of an `@include "name"` line (possibly empty), or -1. */
-static int
-include_name(const char *line, char *name, size_t size)
+/* The whole of file, NUL-terminated, with its length (NUL bytes in it
+ * counted) in *len; NULL when it cannot be read. */
+static char *
+read_all(const char *file, size_t *len)
 {
-	line += strspn(line, " \t");
-	if (strncmp(line, "@include", 8) != 0)
-		return -1;
-	line += 8 + strspn(line + 8, " \t");
-	const char *end = *line == '"' ? strchr(line + 1, '"') : NULL;
-	if (end == NULL || (size_t)(end - line - 1) >= size)
-		return -1;
-	memcpy(name, line + 1, (size_t)(end - line - 1));
-	name[end - line - 1] = '\0';
-	return 0;
+	FILE *f = fopen(file, "r");
+	char *buf = NULL;
+	size_t cap = 0, got;
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	do {
+		if (cap - *len < 4096)
+			buf = xrealloc(buf, cap = 2 * cap + 4096);
+		got = fread(buf + *len, 1, cap - *len - 1, f);
+		*len += got;
+	} while (got > 0);
+	fclose(f);
+	buf[*len] = '\0';
+	return buf;
+}
+
+/* The number of the line of text that p is on. */
+static int
+line_at(const char *text, const char *p)
+{
+	int n = 1;
+	for (; text < p; text++)
+		n += *text == '\n';
+	return n;
+}
+
+/* At p, the start of a line: the name of an `@include "name"` there, read
+ * as libconfig 1.5's scanner reads it (`^[ \t]*@include[ \t]+"`, then
+ * `\\` and `\"` stand for `\` and `"`, and the name runs to the next other
+ * `"`, across lines). 1 with the name, 0 when the line is no include (or
+ * one left open at the end of the file: the scanner opens nothing), -1
+ * for another backslash (the scanner drops it and names another file
+ * than the one written), -2 for a name too long. */
+static int
+include_at(const char *p, char *name, size_t size)
+{
+	size_t n = 0;
+	p += strspn(p, " \t");
+	if (strncmp(p, "@include", 8) != 0 || strspn(p + 8, " \t") == 0)
+		return 0;
+	p += 8 + strspn(p + 8, " \t");
+	if (*p != '"')
+		return 0;
+	for (p++; *p != '"'; p++) {
+		if (*p == '\0')
+			return 0;
+		if (*p == '\\' && p[1] != '\\' && p[1] != '"')
+			return -1;
+		p += *p == '\\';
+		if (n + 1 >= size)
+			return -2;
+		name[n++] = *p;
+	}
+	name[n] = '\0';
+	return 1;
+}
+
+static int check_includes(struct ld *, const char *, int);
+
+/* The include named at line of file: it must be a regular file, read as
+ * libconfig 1.5 reads it (the name, even an absolute one, after the
+ * include directory, ld->dir), and its own includes too. */
+static int
+check_include(struct ld *ld, const char *file, int line, const char *name,
+    int depth)
+{
+	char path[2 * PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", ld->dir, name);
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return seterr(ld, "%s:%d: @include: \"%s\" is not a readable "
+		    "file%s%s%s", file, line, name,
+		    name[0] == '/' ? " (every name is read from the directory "
+		    "of the config file: " : "", name[0] == '/' ? path : "",
+		    name[0] == '/' ? ")" : "");
+	if (depth >= INCLUDE_DEPTH)
+		return seterr(ld, "%s:%d: @include: nested too deep", file,
+		    line);
+	return check_includes(ld, path, depth + 1);
 }
 
 /* libconfig 1.5 exits the process when an @include names something it
  * cannot scan (a directory): every @include target, nested ones too, must
  * be a regular file before libconfig sees the file. A NUL byte anywhere
- * is refused too: it would cut a line short for this check while the
- * scanner reads past it (`@include "\0"` names the directory itself),
- * and a config file has no use for one. */
+ * is refused too: it would end the text for this check while the scanner
+ * reads past it (`@include "\0"` names the directory itself), and a
+ * config file has no use for one. */
 static int
 check_includes(struct ld *ld, const char *file, int depth)
 {
-	FILE *f = fopen(file, "r");
-	char name[PATH_MAX], path[2 * PATH_MAX];
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	char name[PATH_MAX];
+	size_t len;
 	int rc = 0;
-	if (f == NULL)
+	char *text = read_all(file, &len);
+	if (text == NULL)
 		return 0;	/* libconfig reports it, with the line */
-	for (int n = 1; rc == 0 && (len = getline(&line, &cap, f)) > 0; n++) {
-		if (memchr(line, '\0', (size_t)len) != NULL) {
-			rc = seterr(ld, "%s:%d: a NUL byte: not a text file",
-			    file, n);
-			break;
-		}
-		if (include_name(line, name, sizeof name) < 0)
-			continue;
-		struct stat st;
-		snprintf(path, sizeof path, "%s%s%s", name[0] == '/' ? "" :
-		    ld->dir, name[0] == '/' ? "" : "/", name);
-		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-			rc = seterr(ld, "%s:%d: @include: \"%s\" is not a "
-			    "readable file", file, n, name);
-		else if (depth >= INCLUDE_DEPTH)
-			rc = seterr(ld, "%s:%d: @include: nested too deep",
-			    file, n);
-		else
-			rc = check_includes(ld, path, depth + 1);
+	const char *nul = memchr(text, '\0', len);
+	if (nul != NULL)
+		rc = seterr(ld, "%s:%d: a NUL byte: not a text file", file,
+		    line_at(text, nul));
+	for (const char *p = text; rc == 0 && p != NULL;
+	    p = (p = strchr(p, '\n')) ? p + 1 : NULL) {
+		int got = include_at(p, name, sizeof name);
+		if (got == -1)
+			rc = seterr(ld, "%s:%d: @include: a backslash in the "
+			    "name escapes neither \\ nor \"", file,
+			    line_at(text, p));
+		else if (got == -2)
+			rc = seterr(ld, "%s:%d: @include: the name is too "
+			    "long", file, line_at(text, p));
+		else if (got == 1)
+			rc = check_include(ld, file, line_at(text, p), name,
+			    depth);
 	}
-	free(line);
-	fclose(f);
+	free(text);
 	return rc;
 }
 

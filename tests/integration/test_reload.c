@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
@@ -1218,6 +1219,55 @@ test_reload_nul_byte(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* An @include whose name holds a backslash that escapes nothing: the
+ * scanner drops it and opens another file than the one written ("d\r" opens
+ * the directory "dr" and exits the process). The reload is refused, by the
+ * op and by SIGHUP, and arbord goes on unchanged. */
+static void
+test_reload_include_stray_backslash(void **state)
+{
+	json_int_t pids[POOL_SIZE];
+	struct arb *a = start_mode(M_POOL, POOL_SIZE, pids);
+	char *dir = xasprintf("%s/dr", arb_dir(a));
+	char *inc = xasprintf("%s/d\\r", arb_dir(a));
+	if (mkdir(dir, 0700) != 0)
+		fail_msg("cannot make %s", dir);
+	FILE *f = fopen(inc, "we");
+	if (f == NULL || fputs("log = { level = \"info\"; };\n", f) < 0 ||
+	    fclose(f) != 0)
+		fail_msg("cannot write %s", inc);
+	char *body = conf_for(M_POOL, POOL_SIZE);
+	char *text = xasprintf("%s@include \"d\\r\"\n", body);
+	write_conf(a, text);
+	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
+	    "config_error");
+	char *where = xasprintf("%s:5: @include", arb_conf_path(a));
+	const char *msg = cl_reply_message(r);
+	if (msg == NULL || strstr(msg, where) == NULL)
+		fail_msg("config_error should say %s: %s", where,
+		    msg ? msg : "(no message)");
+	json_decref(r);
+	assert_unchanged(a, pids, POOL_SIZE);
+	assert_int_equal(arb_kill(a, SIGHUP), 0);	/* logged, no reply */
+	long long end = arb_now_ms() + ARB_EVENT_MS;
+	while (arb_log_count_lines(a, "keeping the running config",
+	    "escapes neither", NULL) < 2) {
+		if (arb_now_ms() >= end)
+			fail_msg("no log of the SIGHUP reload's error");
+		arb_sleep_ms(25);
+	}
+	assert_unchanged(a, pids, POOL_SIZE);
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+	free(where);
+	free(text);
+	free(body);
+	unlink(inc);
+	rmdir(dir);
+	free(inc);
+	free(dir);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A byte that is not UTF-8 in the file (a Latin-1 value): the reply still
  * names file:line and the key (SPEC 6), the byte replaced. */
 static void
@@ -2100,6 +2150,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(test_invalid_reload, teardown),
 		cmocka_unit_test_teardown(test_reload_nul_byte, teardown),
+		cmocka_unit_test_teardown(test_reload_include_stray_backslash,
+		    teardown),
 		cmocka_unit_test_teardown(test_reload_latin1_value, teardown),
 		cmocka_unit_test_teardown(test_resize_under_load, teardown),
 		cmocka_unit_test_teardown(test_shrink_moves_strict_waiter, teardown),

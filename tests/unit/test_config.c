@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1202,6 +1203,67 @@ test_include_directory_refused(void **state)
 	    "1: @include: \".\" is not");
 }
 
+/* Makes the directory path and its missing parents. */
+static void
+mkdir_p(const char *path)
+{
+	char *p = xstrdup(path);
+	for (char *sl = p + 1; (sl = strchr(sl, '/')) != NULL; sl++) {
+		*sl = '\0';
+		assert_true(mkdir(p, 0700) == 0 || errno == EEXIST);
+		*sl = '/';
+	}
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+}
+
+/* An @include name is read as libconfig's scanner reads it, so the file
+ * checked is the file the scanner opens: `\\` and `\"` stand for `\` and
+ * `"`, another backslash is refused (the scanner drops it: "d\r" opens
+ * "dr"), a name may span lines, and every name, an absolute one too, is
+ * taken after the directory of the config file. Each of these names a
+ * directory to the scanner, which would exit the process. */
+static void
+test_include_name_as_scanned(void **state)
+{
+	struct fx *fx = *state;
+	char *p = xasprintf("%s/dr", fx->dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	p = xasprintf("%s/d\\r", fx->dir);
+	write_file(p, "pool = { size = 3; };\n");
+	free(p);
+	expect_error(fx, "\n@include \"d\\r\"\n" MINIMAL, NULL, 2,
+	    "@include: a backslash in the name escapes neither \\ nor \"");
+	struct config *c = load(fx, "@include \"d\\\\r\"\n" MINIMAL, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->pool.size, 3);
+	config_free(c);
+
+	p = xasprintf("%s/d\nr", fx->dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	expect_error(fx, MINIMAL "@include \"d\nr\"\n", NULL, 2,
+	    "@include: \"d\nr\" is not a readable file");
+
+	/* "/D/x.inc" is a file; the scanner opens D//D/x.inc, a directory. */
+	char *inc = xasprintf("%s/x.inc", fx->dir);
+	write_file(inc, "pool = { size = 3; };\n");
+	p = xasprintf("%s/%s", fx->dir, fx->dir);
+	char *dir = xasprintf("%s/x.inc", p);
+	mkdir_p(dir);
+	char *text = xasprintf("@include \"%s\"\n" MINIMAL, inc);
+	char *want = xasprintf("@include: \"%s\" is not a readable file "
+	    "(every name is read from the directory of the config file: "
+	    "%s/%s)", inc, fx->dir, inc);
+	expect_error(fx, text, NULL, 1, want);
+	free(want);
+	free(text);
+	free(dir);
+	free(p);
+	free(inc);
+}
+
 /* A NUL byte anywhere, in the file or in one it includes, is an error
  * with file:line (`@include "\0"` would make libconfig's scanner open the
  * directory and exit the process). */
@@ -1277,6 +1339,7 @@ main(void)
 		T(test_print_every_key),
 		T(test_names),
 		T(test_include_directory_refused),
+		T(test_include_name_as_scanned),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
