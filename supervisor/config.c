@@ -962,20 +962,24 @@ resolve(struct ld *ld, struct config *c)
 
 /* ---- loading ---- */
 
-/* ld->file and ld->dir from path; the file must be a readable file. */
+/* ld->file and ld->dir from path; the file must be a readable regular
+ * file: a FIFO would block the open (O_NONBLOCK here) and every read, a
+ * device such as /dev/zero would be read without end. */
 static int
 locate(struct ld *ld, const char *path)
 {
 	struct stat st;
 	int fd;
 	if ((ld->file = realpath(path, NULL)) == NULL ||
-	    (fd = open(ld->file, O_RDONLY | O_CLOEXEC)) < 0)
+	    (fd = open(ld->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return seterr(ld, "%s: cannot open: %s", path, strerror(errno));
 	int rc = fstat(fd, &st);
 	close(fd);
 	if (rc == 0 && S_ISDIR(st.st_mode))
 		return seterr(ld, "%s: cannot open: %s", path,
 		    strerror(EISDIR));
+	if (rc == 0 && !S_ISREG(st.st_mode))
+		return seterr(ld, "%s: cannot open: not a regular file", path);
 	ld->dir = xstrdup(ld->file);
 	char *sl = strrchr(ld->dir, '/');
 	sl[sl == ld->dir ? 1 : 0] = '\0';

@@ -812,6 +812,30 @@ test_err_missing_file(void **state)
 	free(path);
 }
 
+/* A config that is no regular file is refused at once: a FIFO blocked the
+ * load (at a reload, the daemon) until a writer came, and a device such
+ * as /dev/zero was read until memory ran out. An alarm turns a blocked
+ * load into a failure. */
+static void
+test_err_not_regular_file(void **state)
+{
+	struct fx *fx = *state;
+	char *fifo = xasprintf("%s/fifo.conf", fx->dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	const char *paths[] = { fifo, "/dev/null" };
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		char *want = xasprintf("%s: cannot open: not a regular file",
+		    paths[i]);
+		alarm(10);
+		assert_null(config_load(paths[i], NULL, fx->err,
+		    sizeof fx->err));
+		alarm(0);
+		assert_string_equal(fx->err, want);
+		free(want);
+	}
+	free(fifo);
+}
+
 /* err may be NULL or short: the load still fails cleanly. */
 static void
 test_err_buffer(void **state)
@@ -1328,6 +1352,7 @@ main(void)
 		T(test_err_command),
 		T(test_err_syntax),
 		T(test_err_missing_file),
+		T(test_err_not_regular_file),
 		T(test_err_buffer),
 		T(test_err_socket_too_long),
 		T(test_shipped_arbor_conf),
