@@ -488,21 +488,66 @@ slurp(const char *path)
 	return text;
 }
 
-/* p past blanks and comments (#, //, slash-star). */
+/* The newlines in p[0..n). */
+static unsigned
+count_nl(const char *p, size_t n)
+{
+	unsigned k = 0;
+	for (const char *q = p; (q = memchr(q, '\n', n - (size_t)(q - p)));
+	    q++)
+		k++;
+	return k;
+}
+
+/* p past blanks and comments (#, //, slash-star), *line past the
+ * newlines they hold. */
 static const char *
-skip_blank(const char *p)
+skip_blank(const char *p, unsigned *line)
 {
 	const char *q;
 	for (;;) {
-		p += strspn(p, " \t\r\n\f\v");
-		if (*p == '#' || (p[0] == '/' && p[1] == '/'))
+		size_t n = strspn(p, " \t\r\n\f\v");
+		*line += count_nl(p, n);
+		p += n;
+		if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
 			p += strcspn(p, "\n");
-		else if (p[0] == '/' && p[1] == '*' &&
-		    (q = strstr(p + 2, "*/")) != NULL)
-			p = q + 2;
-		else
+		} else if (p[0] == '/' && p[1] == '*') {
+			q = strstr(p + 2, "*/");
+			q = q != NULL ? q + 2 : p + strlen(p);
+			*line += count_nl(p, (size_t)(q - p));
+			p = q;
+		} else {
 			return p;
+		}
 	}
+}
+
+#define PUNCT	"=:;,{}[]()"
+
+/* The next token at p, as libconfig's scanner splits the text, past
+ * blanks and comments: a string literal (its escapes in it), one of
+ * PUNCT, or a run of other bytes (a name, a number). *line is set to the
+ * token's line, *len to its length; NULL at the end of the text. */
+static const char *
+next_token(const char *p, unsigned *line, size_t *len)
+{
+	const char *q;
+	p = q = skip_blank(p, line);
+	if (*p == '\0')
+		return NULL;
+	if (*q == '"') {
+		for (q++; *q != '\0' && *q != '"'; q++)
+			q += q[0] == '\\' && q[1] != '\0';
+		q += *q == '"';
+	} else if (strchr(PUNCT, *q) != NULL) {
+		q++;
+	} else {
+		while (*q != '\0' && strchr(" \t\r\n\f\v\"#" PUNCT, *q) == NULL &&
+		    !(q[0] == '/' && (q[1] == '/' || q[1] == '*')))
+			q++;
+	}
+	*len = (size_t)(q - p);
+	return p;
 }
 
 /* The integer literal without an L suffix at p, as written, into *v. */
@@ -532,12 +577,6 @@ file_text(struct ld *ld, const char *path)
 		ld->text = slurp(path);
 	}
 	return ld->text;
-}
-
-static bool
-is_name_char(char ch)
-{
-	return ch == '_' || ch == '-' || ch == '*' || isalnum((unsigned char)ch);
 }
 
 /* Whether a and b were read from the same line of the same file. */
@@ -584,7 +623,8 @@ rank_on_line(const config_setting_t *s)
 
 /* The int setting s as written in its file. libconfig 1.5 reads a literal
  * without the L suffix into an int, wrapping (4294967296 arrives as 0):
- * the literal after s's name on its line (its rank-th "name =" there),
+ * the literal after s's name on its line (its rank-th "name =" there, as
+ * the scanner reads the text: a name in a comment or a string is none),
  * whose wrapped value is what libconfig holds, is what the file means.
  * Else libconfig's value. */
 static long long
@@ -592,23 +632,23 @@ int_as_written(struct ld *ld, const config_setting_t *s)
 {
 	char buf[PATH_MAX];
 	long long got = config_setting_get_int(s), v;
-	const char *name = config_setting_name(s);
+	const char *name = config_setting_name(s), *p, *tok, *eq;
 	const char *text = file_text(ld, abs_file(ld,
 	    config_setting_source_file(s), buf, sizeof buf));
-	const char *p = text, *eol, *q;
-	size_t len = name ? strlen(name) : 0;
-	unsigned skip = len > 0 ? rank_on_line(s) : 0;
-	for (unsigned n = 1; p != NULL && n < config_setting_source_line(s); n++)
-		if ((p = strchr(p, '\n')) != NULL)
-			p++;
-	eol = p != NULL && len > 0 ? p + strcspn(p, "\n") : p;
-	for (; p != NULL && (p = strstr(p, name)) != NULL && p < eol; p += len) {
-		if ((p > text && is_name_char(p[-1])) || is_name_char(p[len]))
+	unsigned want = config_setting_source_line(s), line = 1, at;
+	size_t len, nlen = name != NULL ? strlen(name) : 0, n;
+	unsigned skip = nlen > 0 ? rank_on_line(s) : 0;
+	for (p = text; nlen > 0 && p != NULL && line <= want; p = tok + len) {
+		if ((tok = next_token(p, &line, &len)) == NULL || line > want)
+			break;
+		at = line;
+		line += count_nl(tok, len);	/* a string may span lines */
+		if (at != want || len != nlen || memcmp(tok, name, nlen) != 0)
 			continue;
-		q = skip_blank(p + len);
-		if ((*q != '=' && *q != ':') || skip-- > 0)
+		eq = next_token(tok + len, &at, &n);
+		if (eq == NULL || (*eq != '=' && *eq != ':') || skip-- > 0)
 			continue;
-		if (read_literal(skip_blank(q + 1), &v) &&
+		if (read_literal(skip_blank(eq + 1, &at), &v) &&
 		    (int32_t)(uint32_t)(unsigned long long)v == got)
 			got = v;
 		break;

@@ -711,6 +711,32 @@ test_err_out_of_range_unsuffixed(void **state)
 	config_free(c);
 }
 
+/* The literal is found as libconfig's scanner reads the text: a "name ="
+ * in a comment or a string before the setting on its line is none (it was
+ * taken for the setting, and 4294967296 passed as the 0 libconfig holds:
+ * a pool of the CPU count). */
+static void
+test_err_out_of_range_unsuffixed_comment(void **state)
+{
+	struct fx *fx = *state;
+	expect_error(fx, "pool = { /* size = 1 */ size = 4294967296; };\n"
+	    MINIMAL, NULL, 1, "pool.size: must be <= 2147483647");
+	expect_error(fx, "control = { socket = \"x size = 1\"; }; "
+	    "pool = { size = 4294967296; };\n" MINIMAL, NULL, 1,
+	    "pool.size: must be <= 2147483647");
+	expect_error(fx, "pool = { /* size = 1\n size = 2 */ "
+	    "size = 4294967296; };\n" MINIMAL, NULL, 2,
+	    "pool.size: must be <= 2147483647");
+	expect_error(fx, "control = { socket = \"a\nmax_clients = 1\"; "
+	    "max_clients = 4294967296; };\n" MINIMAL, NULL, 2,
+	    "control.max_clients: must be <= 2147483647");
+	struct config *c = load(fx, "pool = { /* size = 0 */ size = 3; }; "
+	    "# size = 4294967296\n" MINIMAL, NULL);
+	assert_non_null(c);
+	assert_int_equal(c->pool.size, 3);
+	config_free(c);
+}
+
 static void
 test_err_enum_word(void **state)
 {
@@ -1347,6 +1373,7 @@ main(void)
 		T(test_err_wrong_type),
 		T(test_err_out_of_range),
 		T(test_err_out_of_range_unsuffixed),
+		T(test_err_out_of_range_unsuffixed_comment),
 		T(test_err_enum_word),
 		T(test_err_control_mode),
 		T(test_err_command),
