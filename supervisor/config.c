@@ -550,20 +550,29 @@ next_token(const char *p, unsigned *line, size_t *len)
 	return p;
 }
 
-/* The integer literal without an L suffix at p, as written, into *v. */
-static bool
+/* The integer literal at p as written (an L suffix allowed) into *v: 1,
+ * or 2 when it is beyond 64 bits (*v LLONG_MAX or LLONG_MIN by its sign:
+ * libconfig saturates such a literal, or keeps a hex one's low bits), or
+ * 0 when p holds none. */
+static int
 read_literal(const char *p, long long *v)
 {
 	char *end;
+	bool over;
+	errno = 0;
 	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
 		unsigned long long u = strtoull(p, &end, 16);
-		*v = u > LLONG_MAX ? LLONG_MAX : (long long)u;
+		over = errno == ERANGE || u > LLONG_MAX;
+		*v = over ? LLONG_MAX : (long long)u;
 	} else if (p[0] != '\0' && strchr("+-0123456789", p[0]) != NULL) {
 		*v = strtoll(p, &end, 10);
+		over = errno == ERANGE;
 	} else {
-		return false;
+		return 0;
 	}
-	return end != p && (*end == '\0' || strchr("Ll.eE", *end) == NULL);
+	if (end == p || (*end != '\0' && strchr(".eE", *end) != NULL))
+		return 0;
+	return over ? 2 : 1;
 }
 
 /* The text of path, read once per load (an @include'd file in turn). */
@@ -621,23 +630,35 @@ rank_on_line(const config_setting_t *s)
 	return count_before(root, s, &n) ? n : 0;
 }
 
-/* The int setting s as written in its file. libconfig 1.5 reads a literal
- * without the L suffix into an int, wrapping (4294967296 arrives as 0):
- * the literal after s's name on its line (its rank-th "name =" there, as
- * the scanner reads the text: a name in a comment or a string is none),
- * whose wrapped value is what libconfig holds, is what the file means.
- * Else libconfig's value. */
+/* Whether v, read from the text, is the value libconfig holds for s: an
+ * int wraps (libconfig 1.5 reads an unsuffixed literal into an int). */
+static bool
+holds(const config_setting_t *s, long long v, long long got)
+{
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		return (int32_t)(uint32_t)(unsigned long long)v == got;
+	return v == got;
+}
+
+/* The integer setting s as written in its file, *over set when it is
+ * beyond 64 bits. libconfig 1.5 reads a literal without the L suffix into
+ * an int, wrapping (4294967296 arrives as 0), and one beyond 64 bits as
+ * the nearest bound: the literal after s's name on its line (its rank-th
+ * "name =" there, as the scanner reads the text: a name in a comment or
+ * a string is none), when libconfig's value is read from it, is what the
+ * file means. Else libconfig's value. */
 static long long
-int_as_written(struct ld *ld, const config_setting_t *s)
+int_as_written(struct ld *ld, const config_setting_t *s, bool *over)
 {
 	char buf[PATH_MAX];
-	long long got = config_setting_get_int(s), v;
+	long long got = config_setting_get_int64(s), v;
 	const char *name = config_setting_name(s), *p, *tok, *eq;
 	const char *text = file_text(ld, abs_file(ld,
 	    config_setting_source_file(s), buf, sizeof buf));
 	unsigned want = config_setting_source_line(s), line = 1, at;
 	size_t len, nlen = name != NULL ? strlen(name) : 0, n;
 	unsigned skip = nlen > 0 ? rank_on_line(s) : 0;
+	*over = false;
 	for (p = text; nlen > 0 && p != NULL && line <= want; p = tok + len) {
 		if ((tok = next_token(p, &line, &len)) == NULL || line > want)
 			break;
@@ -648,9 +669,11 @@ int_as_written(struct ld *ld, const config_setting_t *s)
 		eq = next_token(tok + len, &at, &n);
 		if (eq == NULL || (*eq != '=' && *eq != ':') || skip-- > 0)
 			continue;
-		if (read_literal(skip_blank(eq + 1, &at), &v) &&
-		    (int32_t)(uint32_t)(unsigned long long)v == got)
+		int r = read_literal(skip_blank(eq + 1, &at), &v);
+		if (r == 2 || (r == 1 && holds(s, v, got))) {
 			got = v;
+			*over = r == 2;
+		}
 		break;
 	}
 	return got;
@@ -665,11 +688,11 @@ apply_number(struct ld *ld, const struct kdesc *k, const config_setting_t *s,
 	int t = config_setting_type(s);
 	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
 		return fail(ld, s, key, "must be an integer");
-	long long v = t == CONFIG_TYPE_INT ? int_as_written(ld, s) :
-	    config_setting_get_int64(s);
-	if (v < k->min)
+	bool over;
+	long long v = int_as_written(ld, s, &over);
+	if (v < k->min || (over && v < 0))
 		return fail(ld, s, key, "must be >= %lld", k->min);
-	if (v > k->max)
+	if (v > k->max || over)
 		return fail(ld, s, key, "must be <= %lld", k->max);
 	set_number(k, c, v);
 	return 0;

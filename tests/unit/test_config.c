@@ -737,6 +737,36 @@ test_err_out_of_range_unsuffixed_comment(void **state)
 	config_free(c);
 }
 
+/* A literal beyond 64 bits is out of range too: libconfig holds the
+ * nearest bound (or a hex literal's low 64 bits, LLONG_MAX without the L
+ * suffix), which passed for a long setting as LONG_MAX. */
+static void
+test_err_out_of_range_64(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const big[] = {
+		"9223372036854775808", "9223372036854775808L",
+		"18446744073709551616", "99999999999999999999999L",
+		"0xFFFFFFFFFFFFFFFF", "0x1FFFFFFFFFFFFFFFFL",
+	};
+	for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+		char *text = xasprintf("worker = { max_requests = %s; };\n"
+		    MINIMAL, big[i]);
+		expect_error(fx, text, NULL, 1,
+		    "worker.max_requests: must be <= 9223372036854775807");
+		free(text);
+	}
+	expect_error(fx, "pool = { session_ttl_ms = -9223372036854775809L; "
+	    "};\n" MINIMAL, NULL, 1, "pool.session_ttl_ms: must be >= 0");
+	struct config *c = load(fx, "worker = { max_requests = "
+	    "9223372036854775807; max_errors = 0x7FFFFFFFFFFFFFFFL; };\n"
+	    MINIMAL, NULL);
+	assert_non_null(c);
+	assert_true(c->worker.max_requests == LONG_MAX);
+	assert_true(c->worker.max_errors == LONG_MAX);
+	config_free(c);
+}
+
 static void
 test_err_enum_word(void **state)
 {
@@ -1374,6 +1404,7 @@ main(void)
 		T(test_err_out_of_range),
 		T(test_err_out_of_range_unsuffixed),
 		T(test_err_out_of_range_unsuffixed_comment),
+		T(test_err_out_of_range_64),
 		T(test_err_enum_word),
 		T(test_err_control_mode),
 		T(test_err_command),
