@@ -59,6 +59,18 @@ usage(FILE *f)
 	    "  -v / -q    more (debug) / less (warnings and errors) logging\n");
 }
 
+/* What -t, -h or --version printed reached stdout: 0, or a message and
+ * 1 (settings lost on a full disk are no checked config). */
+static int
+flush_stdout(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	fprintf(stderr, "arbord: cannot write to stdout: %s\n",
+	    strerror(errno));
+	return EXIT_GAVE_UP;
+}
+
 struct args {
 	const char	*conf, *env;
 	bool		 test;
@@ -82,8 +94,10 @@ parse_args(int argc, char **argv, struct args *a)
 		case 't': a->test = true; break;
 		case 'v': a->verbosity = 1; break;
 		case 'q': a->verbosity = -1; break;
-		case 'V': printf("arbord %s\n", ARBOR_VERSION); exit(0);
-		case 'h': usage(stdout); exit(0);
+		case 'V':
+			printf("arbord %s\n", ARBOR_VERSION);
+			exit(flush_stdout());
+		case 'h': usage(stdout); exit(flush_stdout());
 		default: usage(stderr); exit(EXIT_USAGE);
 		}
 		if ((ch == 'c' || ch == 'e') && optarg[0] == '\0') {
@@ -411,7 +425,7 @@ main(int argc, char **argv)
 	if (a.test) {
 		config_print(d.cfg, stdout);
 		config_free(d.cfg);
-		return 0;
+		return flush_stdout();
 	}
 	d.conf_path = a.conf;
 	d.env_arg = a.env;

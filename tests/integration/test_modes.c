@@ -522,6 +522,30 @@ test_usage_exits_64(void **state)
 	assert_int_equal(code, 64);
 }
 
+/* -t, --version and -h whose output cannot be written (a full disk) exit
+ * 1 with a line on stderr: exit 0 said the config was checked and printed
+ * while the settings were lost. */
+static void
+test_check_output_unwritable(void **state)
+{
+	static char out[OUT_MAX], err[OUT_MAX];
+	struct arb *a = arb_new(MODES_CONF);
+	char *bin = arb_bin_path("arbord");
+	const char *opts[] = { "-t", "--version", "-h" };
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		const char *argv[] = { "/bin/sh", "-c",
+		    "exec \"$0\" -c \"$1\" \"$2\" >/dev/full", bin,
+		    arb_conf_path(a), opts[i], NULL };
+		int code = arb_run(argv, NULL, out, OUT_MAX, err, OUT_MAX);
+		if (code != 1 || strstr(err, "cannot write") == NULL ||
+		    strchr(err, '\n') != err + strlen(err) - 1)
+			fail_msg("%s to /dev/full: exit %d, stderr: %s",
+			    opts[i], code, err);
+	}
+	free(bin);
+	arb_free(a);
+}
+
 /* --version and -h print on stdout and exit 0; an operand or an option
  * without its argument or with an empty one is a usage error (64). */
 static void
@@ -678,6 +702,8 @@ main(void)
 		cmocka_unit_test_teardown(test_daemon_bad_config_exits_78, arb_teardown),
 		cmocka_unit_test_teardown(test_usage_exits_64, arb_teardown),
 		cmocka_unit_test_teardown(test_version_help_usage, arb_teardown),
+		cmocka_unit_test_teardown(test_check_output_unwritable,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_verbosity, arb_teardown),
 		cmocka_unit_test_teardown(test_arborctl_status, arb_teardown),
 	};
