@@ -150,6 +150,8 @@ struct ld {
 	bool	 overlay;	/* applying an environment */
 	char	*text_of;	/* the file whose text is read (int_as_written) */
 	char	*text;		/* its text, or NULL */
+	const char *scan;	/* a token of text, where int_as_written */
+	unsigned scan_line;	/*   goes on from, and its line; or NULL */
 };
 
 /* ---- names ---- */
@@ -584,6 +586,7 @@ file_text(struct ld *ld, const char *path)
 		free(ld->text);
 		ld->text_of = xstrdup(path);
 		ld->text = slurp(path);
+		ld->scan = NULL;
 	}
 	return ld->text;
 }
@@ -659,10 +662,19 @@ int_as_written(struct ld *ld, const config_setting_t *s, bool *over)
 	size_t len, nlen = name != NULL ? strlen(name) : 0, n;
 	unsigned skip = nlen > 0 ? rank_on_line(s) : 0;
 	*over = false;
-	for (p = text; nlen > 0 && p != NULL && line <= want; p = tok + len) {
+	p = text;
+	if (ld->scan != NULL && ld->scan_line < want) {
+		p = ld->scan;	/* settings come mostly in file order */
+		line = ld->scan_line;
+	}
+	for (; nlen > 0 && p != NULL && line <= want; p = tok + len) {
 		if ((tok = next_token(p, &line, &len)) == NULL || line > want)
 			break;
 		at = line;
+		if (at < want) {
+			ld->scan = tok;
+			ld->scan_line = at;
+		}
 		line += count_nl(tok, len);	/* a string may span lines */
 		if (at != want || len != nlen || memcmp(tok, name, nlen) != 0)
 			continue;
