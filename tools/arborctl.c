@@ -1312,7 +1312,7 @@ main(int argc, char **argv)
 	int status;
 
 	if (parse_args(argc, argv, &o, &status) < 0)
-		return status;
+		return output_written(status);	/* --help's text too */
 	if ((status = check_args(&o, &c)) != 0)
 		return status;
 	if ((req = build_request(c, &o)) == NULL)

@@ -727,6 +727,15 @@ test_arborctl_exit_codes(void **state)
 		fprintf(stderr, "exit %d, stderr:\n%s\n", code, err);
 		fail_msg("expected exit 1 and one line on the failed write");
 	}
+	/* --help too: its text lost is no success either */
+	const char *help[] = { "/bin/sh", "-c", "exec \"$0\" --help"
+	    " >/dev/full", bin, NULL };
+	code = arb_run(help, NULL, out, OUT_MAX, err, OUT_MAX);
+	if (code != 1 || !one_line(err) || strstr(err, "write") == NULL) {
+		fprintf(stderr, "exit %d, stderr:\n%s\n", code, err);
+		fail_msg("--help: expected exit 1 and one line on the failed "
+		    "write");
+	}
 	free(bin);
 	assert_serving(a);
 }
