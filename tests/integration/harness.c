@@ -878,6 +878,26 @@ arb_log_count_lines(const struct arb *a, ...)
 	return count_lines(a, words);
 }
 
+char *
+arb_repo_root(const char *probe)
+{
+	const char *build = getenv("ARBOR_BUILD");
+	char cand[3][PATH_MAX];
+	snprintf(cand[0], sizeof cand[0], ".");
+	snprintf(cand[1], sizeof cand[1], "%s/..", build ? build : ".");
+	snprintf(cand[2], sizeof cand[2], "%s/../..", build ? build : ".");
+	for (int i = 0; i < 3; i++) {
+		char *root = realpath(cand[i], NULL);
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof path, "%s/%s", root ? root : "", probe);
+		if (root != NULL && access(path, R_OK) == 0)
+			return root;
+		free(root);
+	}
+	fail_msg("cannot find %s from the current directory", probe);
+	return NULL;
+}
+
 bool
 arb_wait_log_line(const struct arb *a, int timeout_ms, ...)
 {

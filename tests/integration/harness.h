@@ -83,6 +83,12 @@ const char *arb_conf_path(const struct arb *);
 const char *arb_socket_path(const struct arb *);
 pid_t	arb_pid(const struct arb *);
 
+/* The repository's root: the current directory (where `make test` runs),
+ * else the parent of $ARBOR_BUILD or of its parent; the one holding the
+ * file probe (a path relative to the root). Caller frees; fails the test
+ * when none does. */
+char	*arb_repo_root(const char *probe);
+
 /* ---- the daemon's log ---- */
 char	*arb_log(const struct arb *);	/* whole log; caller frees */
 bool	arb_log_contains(const struct arb *, const char *needle); /* case-insensitive */

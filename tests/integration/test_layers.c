@@ -39,35 +39,12 @@ select_layer(const char *layer)
 	skip();
 }
 
-/* The repository's root: the current directory (where `make test` runs),
- * else the parent of $ARBOR_BUILD or of its parent. Caller frees. */
-static char *
-repo_root(void)
-{
-	const char *build = getenv("ARBOR_BUILD");
-	char cand[3][PATH_MAX];
-	snprintf(cand[0], sizeof cand[0], ".");
-	snprintf(cand[1], sizeof cand[1], "%s/..", build ? build : ".");
-	snprintf(cand[2], sizeof cand[2], "%s/../..", build ? build : ".");
-	for (int i = 0; i < 3; i++) {
-		char *root = realpath(cand[i], NULL);
-		char path[PATH_MAX + 64];
-		snprintf(path, sizeof path, "%s/%s", root ? root : "",
-		    BRIDGE_WORKER);
-		if (root != NULL && access(path, R_OK) == 0)
-			return root;
-		free(root);
-	}
-	fail_msg("cannot find %s from the current directory", BRIDGE_WORKER);
-	return NULL;
-}
-
 /* arbord on the test environment of a config shaped like
  * conf/arbor.conf's, with TEST_MODE=layer. */
 static struct arb *
 start_layer(const char *layer)
 {
-	char *root = repo_root();
+	char *root = arb_repo_root(BRIDGE_WORKER);
 	char body[PATH_MAX + 1024], mode[64];
 	snprintf(body, sizeof body,
 	    "default_environment = \"dev\";\n"

@@ -42,34 +42,11 @@ static const char worker_py[] =
     "    return args\n"
     "worker.run()\n";
 
-/* The repository's root: the current directory (where `make test` runs),
- * else the parent of $ARBOR_BUILD or of its parent. Caller frees. */
-static char *
-repo_root(void)
-{
-	const char *build = getenv("ARBOR_BUILD");
-	char cand[3][PATH_MAX];
-	snprintf(cand[0], sizeof cand[0], ".");
-	snprintf(cand[1], sizeof cand[1], "%s/..", build ? build : ".");
-	snprintf(cand[2], sizeof cand[2], "%s/../..", build ? build : ".");
-	for (int i = 0; i < 3; i++) {
-		char *root = realpath(cand[i], NULL);
-		char path[PATH_MAX + 64];
-		snprintf(path, sizeof path, "%s/%s/arbor_worker.py",
-		    root ? root : "", SDK_DIR);
-		if (root != NULL && access(path, R_OK) == 0)
-			return root;
-		free(root);
-	}
-	fail_msg("cannot find %s from the current directory", SDK_DIR);
-	return NULL;
-}
-
 /* Mode single with worker_py as bridge/worker, ready. */
 static struct arb *
 start_python(void)
 {
-	char *root = repo_root();
+	char *root = arb_repo_root(SDK_DIR "/arbor_worker.py");
 	char body[PATH_MAX + 1024], path[PATH_MAX + 64];
 	snprintf(body, sizeof body,
 	    "bridge = { adapter = \"python_port\"; };\n"
