@@ -1195,6 +1195,22 @@ test_invalid_reload(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The reload op is refused with config_error, its message naming
+ * "<config file>:<at>". */
+static void
+reload_refused(struct arb *a, const char *at)
+{
+	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
+	    "config_error");
+	char *where = xasprintf("%s:%s", arb_conf_path(a), at);
+	const char *msg = cl_reply_message(r);
+	if (msg == NULL || strstr(msg, where) == NULL)
+		fail_msg("config_error should say %s: %s", where,
+		    msg ? msg : "(no message)");
+	json_decref(r);
+	free(where);
+}
+
 /* A NUL byte in the file: libconfig's scanner would read `@include "\0"`
  * as an include of the config's own directory and exit the process; the
  * reload is refused instead and arbord goes on unchanged. */
@@ -1205,17 +1221,9 @@ test_reload_nul_byte(void **state)
 	struct arb *a = start_mode(M_POOL, POOL_SIZE, pids);
 	static const char body[] = "@include  \"\0\" ]; };\"\n";
 	write_conf_bytes(a, body, sizeof body - 1);
-	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
-	    "config_error");
-	char *where = xasprintf("%s:1: a NUL byte", arb_conf_path(a));
-	const char *msg = cl_reply_message(r);
-	if (msg == NULL || strstr(msg, where) == NULL)
-		fail_msg("config_error should say %s: %s", where,
-		    msg ? msg : "(no message)");
-	json_decref(r);
+	reload_refused(a, "1: a NUL byte");
 	assert_unchanged(a, pids, POOL_SIZE);
 	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
-	free(where);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -1239,14 +1247,7 @@ test_reload_include_stray_backslash(void **state)
 	char *body = conf_for(M_POOL, POOL_SIZE);
 	char *text = xasprintf("%s@include \"d\\r\"\n", body);
 	write_conf(a, text);
-	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
-	    "config_error");
-	char *where = xasprintf("%s:5: @include", arb_conf_path(a));
-	const char *msg = cl_reply_message(r);
-	if (msg == NULL || strstr(msg, where) == NULL)
-		fail_msg("config_error should say %s: %s", where,
-		    msg ? msg : "(no message)");
-	json_decref(r);
+	reload_refused(a, "5: @include");
 	assert_unchanged(a, pids, POOL_SIZE);
 	assert_int_equal(arb_kill(a, SIGHUP), 0);	/* logged, no reply */
 	long long end = arb_now_ms() + ARB_EVENT_MS;
@@ -1258,7 +1259,6 @@ test_reload_include_stray_backslash(void **state)
 	}
 	assert_unchanged(a, pids, POOL_SIZE);
 	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
-	free(where);
 	free(text);
 	free(body);
 	unlink(inc);
