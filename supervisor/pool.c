@@ -824,6 +824,8 @@ pool_put_fields(const struct pool *p, struct buf *out)
 {
 	jraw_put(out, ",\"size\":");
 	jraw_put_int(out, p->size);
+	jraw_put(out, ",\"ready\":");	/* health's count, of size */
+	jraw_put_int(out, pool_ready(p));
 	jraw_put(out, ",\"max_overflow\":");
 	jraw_put_int(out, p->cfg->pool.max_overflow);
 	jraw_put(out, ",\"waiting\":");

@@ -376,7 +376,9 @@ worker_row(const json_t *w, bool top, struct row *r)
  * overflow nor retiring after a shrink) that are ready or busy, expected
  * is that size (or, from an arbord that does not say it, every worker
  * but the overflow ones); busy and overflow count every worker, as
- * `stats` does. */
+ * `stats` does. The pool's NODE carries live as `ready`: a worker still
+ * retiring after a shrink, whose name a pool grown back covers again,
+ * is known only there. */
 struct census {
 	int	live, busy, overflow, expected;
 };
@@ -420,6 +422,7 @@ count_workers(const json_t *sup, struct census *c)
 	}
 	if (size >= 0)
 		c->expected = (int)size;
+	c->live = (int)int_or(sup, "ready", c->live);
 }
 
 /* "overflow K/M", "overflow K" when M is unknown, or NULL when the node
