@@ -33,7 +33,9 @@ struct daemon {
 	struct root	*root;
 	struct ctl	*ctl;
 	struct ops_env	 ops;
-	ev_signal	 sig_term, sig_int, sig_hup;
+	ev_signal	 sig_hup;
+	ev_async	 w_stop;	/* SIGTERM/SIGINT came (on_stop_signal) */
+	sig_atomic_t	 stops_seen;	/* of stops_caught, those acted on */
 	ev_prepare	 w_drain;	/* shutting down: waits for pending jobs */
 	ev_timer	 t_drain;	/* ... up to worker.shutdown_timeout_ms */
 	ev_prepare	 w_flush;	/* the tree is down: waits for the last
@@ -301,20 +303,24 @@ reload(void *arg, char *err, size_t errlen)
 	return changed;
 }
 
+/* SIGTERM and SIGINT, each delivery counted: libev merges the signals
+ * that come before its loop sees the first (at start-up, or during a long
+ * callback), and a second one, which forces the stop, was lost then. The
+ * handler only counts and wakes the loop (ev_async_send is safe there). */
+static volatile sig_atomic_t stops_caught;
+static ev_async *stop_async;
+
 static void
-on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+on_stop_signal(int signum)
 {
-	struct daemon *d = w->data;
-	char err[1024];
-	if (w->signum == SIGHUP && d->stopping) {
-		log_warn("arbord", "SIGHUP: shutting down, not reloading");
-		return;
-	}
-	if (w->signum == SIGHUP) {
-		log_info("arbord", "SIGHUP: reloading %s", d->conf_path);
-		json_decref(reload(d, err, sizeof err));
-		return;
-	}
+	stops_caught++;
+	ev_async_send(EV_DEFAULT_UC, stop_async);
+}
+
+/* One SIGTERM or SIGINT: the first drains, a later one kills the workers. */
+static void
+stop_signal(struct daemon *d)
+{
 	if (d->signalled) {
 		log_warn("arbord", "second signal: killing workers now");
 		end_drain(d);
@@ -328,17 +334,44 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 static void
+on_stop(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct daemon *d = w->data;
+	while (d->stops_seen != stops_caught) {
+		d->stops_seen++;
+		stop_signal(d);
+	}
+}
+
+static void
+on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+	char err[1024];
+	if (d->stopping) {
+		log_warn("arbord", "SIGHUP: shutting down, not reloading");
+		return;
+	}
+	log_info("arbord", "SIGHUP: reloading %s", d->conf_path);
+	json_decref(reload(d, err, sizeof err));
+}
+
+static void
 watch_signals(struct daemon *d)
 {
 	struct ev_loop *loop = EV_DEFAULT_UC;
+	struct sigaction sa = { .sa_handler = on_stop_signal,
+	    .sa_flags = SA_RESTART };
 	signal(SIGPIPE, SIG_IGN);
-	ev_signal_init(&d->sig_term, on_signal, SIGTERM);
-	ev_signal_init(&d->sig_int, on_signal, SIGINT);
-	ev_signal_init(&d->sig_hup, on_signal, SIGHUP);
-	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
-	ev_signal_start(loop, &d->sig_term);
-	ev_signal_start(loop, &d->sig_int);
+	ev_async_init(&d->w_stop, on_stop);
+	ev_signal_init(&d->sig_hup, on_hup, SIGHUP);
+	d->w_stop.data = d->sig_hup.data = d;
+	ev_async_start(loop, &d->w_stop);
 	ev_signal_start(loop, &d->sig_hup);
+	stop_async = &d->w_stop;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 }
 
 static ev_timer *trim_timer;

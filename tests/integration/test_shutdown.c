@@ -6,17 +6,22 @@
  * shutdown op, or one SIGTERM after the op, does not cut the drain short
  * (only a second signal does: test_drain). Workers die with a SIGKILLed
  * arbord, whose stale socket the next one replaces; a second arbord on a
- * live socket exits 1. */
+ * live socket exits 1. Two signals that come before the event loop first
+ * runs still count as two. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -407,6 +412,108 @@ test_second_arbord_refused(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- two signals before the loop runs ---- */
+
+/* The system call pid is blocked in (/proc/PID/syscall), -1 if none. */
+static long
+proc_syscall(pid_t pid)
+{
+	char path[64];
+	long nr = -1;
+	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	return nr;
+}
+
+/* Whether sig is pending for pid, to the thread or the process. */
+static bool
+proc_sig_pending(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	bool pending = false;
+	unsigned long long mask;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f))
+		if ((sscanf(line, "SigPnd: %llx", &mask) == 1 ||
+		    sscanf(line, "ShdPnd: %llx", &mask) == 1) &&
+		    (mask & 1ULL << (sig - 1)))
+			pending = true;
+	fclose(f);
+	return pending;
+}
+
+/* Waits until pid is blocked in connect(2) (and so not in its loop). */
+static bool
+wait_in_connect(pid_t pid)
+{
+	for (long long end = arb_now_ms() + ARB_EVENT_MS; arb_now_ms() < end;
+	    arb_sleep_ms(5))
+		if (proc_syscall(pid) == SYS_connect)
+			return true;
+	return false;
+}
+
+/* A listener on path whose backlog is full: a blocking connect to it
+ * waits until the listener closes. */
+static int
+full_listener(const char *path, int *queued)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 0), 0);
+	*queued = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	assert_int_equal(connect(*queued, (struct sockaddr *)&sa, sizeof sa),
+	    0);
+	int more = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	assert_int_equal(connect(more, (struct sockaddr *)&sa, sizeof sa), -1);
+	assert_int_equal(errno, EAGAIN);
+	close(more);
+	return fd;
+}
+
+/* Two SIGTERMs that arrive before the event loop first runs are two: the
+ * second kills the workers, as it does later on (test_drain). arbord is
+ * held at start-up, its signals already watched, in the connect by which
+ * it checks the socket path for a live arbord (a listener whose backlog
+ * is full); each signal is seen delivered before the next. */
+static void
+test_two_signals_before_loop(void **state)
+{
+	struct arb *a = arb_new(SINGLE_CONF);
+	int queued, lfd = full_listener(arb_socket_path(a), &queued);
+	arb_spawn(a, "dev", NULL);
+	for (int i = 0; i < 2; i++) {
+		assert_true(wait_in_connect(arb_pid(a)));
+		assert_int_equal(arb_kill(a, SIGTERM), 0);
+		for (long long end = arb_now_ms() + ARB_EVENT_MS;
+		    proc_sig_pending(arb_pid(a), SIGTERM); arb_sleep_ms(5))
+			if (arb_now_ms() > end)
+				fail_msg("SIGTERM %d not delivered", i + 1);
+	}
+	assert_true(wait_in_connect(arb_pid(a)));
+	close(lfd);	/* the path is stale now: arbord goes on */
+	close(queued);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
+	if (!arb_log_has_line(a, "second signal", NULL)) {
+		arb_dump_log(a);
+		fail_msg("the second SIGTERM before the loop ran was lost");
+	}
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -427,6 +534,8 @@ main(void)
 		cmocka_unit_test_teardown(test_nothing_restarts_while_draining, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
 		cmocka_unit_test_teardown(test_second_arbord_refused, arb_teardown),
+		cmocka_unit_test_teardown(test_two_signals_before_loop,
+		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
