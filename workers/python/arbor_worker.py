@@ -64,8 +64,9 @@ Exit statuses (the process exits with these when run() returns):
 A reply that would exceed the maximum frame size, or whose result is not
 JSON-serialisable (nested too deeply, or raising anything while it is
 encoded, included) or not JSON that arbord reads (a string holding U+0000
-or a lone surrogate, an integer outside the signed 64-bit range), is
-replaced by an error reply. In an error message, U+0000 and lone
+or a lone surrogate, an integer outside the signed 64-bit range, a dict
+whose keys json writes alike, as {1: "a", "1": "b"}), is replaced by an
+error reply. In an error message, U+0000 and lone
 surrogates are sent as the text "\\x00", "\\udcff". A whole frame whose
 payload is not a request (not UTF-8, not JSON, JSON nested too deeply for
 Python's decoder, or not an object) is refused without ending the worker,
@@ -438,12 +439,19 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
                             ensure_ascii=False)
 
-# arbord's JSON parser (jansson) refuses strings holding U+0000 and integers
-# beyond 64 bits, which Python encodes; the payload is searched for them
-# first (cheap), the result walked only when it may hold one.
+# arbord's JSON parser (jansson) refuses strings holding U+0000, integers
+# beyond 64 bits and objects with a repeated key, all of which Python may
+# write: a key that is not a str is written as text ({1: .., "1": ..} gives
+# "1" twice). The payload is searched for what these look like first, with
+# C-speed substring searches on a copy whose digits are all "0"; the result
+# is walked only when one was found.
 _INT64_MIN = -2 ** 63
 _INT64_MAX = 2 ** 63 - 1
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+# How a key that is not a str is written: an int or a float (its repr,
+# ending in a digit), true, false, null.
+_NON_STR_KEY = re.compile(rb'"(?:-?[0-9][0-9.e+-]*|true|false|null)":')
 
 
 def _refuse(payload, reason):
@@ -459,11 +467,22 @@ def _dumps(obj):
     return _ENCODER.encode(obj).encode("utf-8")
 
 
+def _may_have_non_str_key(payload, digits):
+    """Whether payload (digits: the same with each digit as "0") has a key
+    written as a key that is not a str would be; the regex only runs when
+    some key ends in a digit."""
+    if b'"true":' in payload or b'"false":' in payload or b'"null":' in payload:
+        return True
+    return b'0":' in digits and _NON_STR_KEY.search(payload) is not None
+
+
 def _unreadable(reply, payload):
     """Why arbord would refuse the result of reply, encoded as payload, as
     not JSON, or None: a string holding U+0000, an integer outside the
-    signed 64-bit range."""
-    if b"\\u0000" not in payload and _LONG_DIGITS.search(payload) is None:
+    signed 64-bit range, keys written alike in one object."""
+    digits = payload.translate(_DIGITS_AS_ZERO)
+    check_keys = _may_have_non_str_key(payload, digits)
+    if not check_keys and b"\\u0000" not in payload and _LONG_DIGITS not in digits:
         return None
     stack = [reply.get("result")]
     while stack:
@@ -477,6 +496,11 @@ def _unreadable(reply, payload):
             if not _INT64_MIN <= value <= _INT64_MAX:
                 return "an integer is outside the signed 64-bit range arbord reads"
         elif isinstance(value, dict):
+            repeated = _repeated_key(value) if check_keys else None
+            if repeated is not None:
+                return ("an object has the repeated key %s (keys that are not str "
+                        "are written as text), which arbord does not read"
+                        % _ENCODER.encode(repeated))
             for key, item in value.items():
                 if isinstance(key, str):
                     stack.append(key)
@@ -484,6 +508,34 @@ def _unreadable(reply, payload):
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
     return None
+
+
+def _repeated_key(obj):
+    """The text of a key of the dict obj written as another key of it is
+    (1 and "1", True and "true", None and "null"), or None. Only a str key
+    can be written as a key that is not a str is: two distinct ints, or
+    floats, have distinct reprs, a float's never looks like an int's."""
+    others = [key for key in obj if not isinstance(key, str)]
+    if not others or len(others) == len(obj):
+        return None
+    for text in map(_key_text, others):
+        if text in obj:
+            return text
+    return None
+
+
+def _key_text(key):
+    """A dict key that is not a str as json writes it (the order of its
+    checks, the base types' own repr as it uses them)."""
+    if isinstance(key, float):
+        return float.__repr__(key)
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    return int.__repr__(key)
 
 
 def _safe_text(message):

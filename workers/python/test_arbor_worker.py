@@ -196,16 +196,26 @@ class ErrorTest(WorkerTestCase):
     def test_result_arbord_cannot_read_gets_error_reply(self):
         """JSON that Python writes but arbord's parser refuses (U+0000 in
         a string, a lone surrogate, an integer beyond 64 bits) would be a
-        protocol failure there, the worker killed: an error reply instead."""
+        protocol failure there, the worker killed: an error reply instead.
+        So would keys that JSON spells alike ({1: .., "1": ..}): arbord
+        refuses an object with a repeated key."""
         for kind, why in (("nul", "U+0000"), ("nul_key", "U+0000"),
                           ("surrogate", "UnicodeEncodeError"),
-                          ("int_over", "64-bit"), ("int_under", "64-bit")):
+                          ("int_over", "64-bit"), ("int_under", "64-bit"),
+                          ("dup_int", "repeated key \"1\""),
+                          ("dup_bool", "repeated key \"true\""),
+                          ("dup_none", "repeated key \"null\""),
+                          ("dup_float", "repeated key \"1.5\""),
+                          ("dup_int_bool", "repeated key \"false\"")):
             reply = self.w.call("value", {"kind": kind}, req_id=kind)
             self.assertFalse(reply["success"], kind)
             self.assertIn(why, reply["error"], kind)
         for kind, value in (("int_max", 2 ** 63 - 1), ("int_min", -2 ** 63),
                             ("escaped_text", "\\u0000 and 12345678901234567890"),
-                            ("astral", "\U0001F600")):
+                            ("astral", "\U0001F600"),
+                            ("keys_apart", {"3": "a", "2": "b", "true": "c",
+                                            "null": "d", "2.5": "e"}),
+                            ("numeric_str_keys", {"1": "a", "true": "b"})):
             self.assertEqual(self.w.call("value", {"kind": kind}, req_id=kind),
                              {"id": kind, "success": True, "result": value})
 

@@ -114,12 +114,20 @@ UNREADABLE = {
     "surrogate": b"name-\xff".decode("utf-8", "surrogateescape"),
     "int_over": [1, {"n": 2 ** 63}],
     "int_under": -2 ** 63 - 1,
+    # Keys that JSON spells alike: a repeated key, which arbord refuses.
+    "dup_int": {1: "a", "1": "b"},
+    "dup_bool": [{True: 1, "true": 2}],
+    "dup_none": {"x": {None: 1, "null": 2}},
+    "dup_float": {1.5: 1, "1.5": 2},
+    "dup_int_bool": {False: 1, 0: 2, "false": 3},
 }
 READABLE = {
     "int_max": 2 ** 63 - 1,
     "int_min": -2 ** 63,
     "escaped_text": "\\u0000 and 12345678901234567890",
     "astral": "\U0001F600",
+    "keys_apart": {3: "a", "2": "b", True: "c", None: "d", 2.5: "e"},
+    "numeric_str_keys": {"1": "a", "true": "b"},
 }
 
 
