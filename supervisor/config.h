@@ -14,6 +14,13 @@
 #define CONFIG_MAX_RESTARTS	1000000
 #define CONFIG_MAX_OVERFLOW	64
 
+/* The least worker.max_frame_bytes: arbord's own frames to a worker and the
+ * Python SDK's and mock_worker's answers to them fit, with room to spare
+ * (the longest, a health ping's reply with a 19-digit id, the name
+ * pool/worker.2147483647 and a 10-digit pid, is 118 bytes). At 64 not even
+ * the init ping (84 bytes for bridge/worker) reached a worker. */
+#define CONFIG_MIN_WORKER_FRAME	256
+
 enum cfg_mode { MODE_DISABLED, MODE_SINGLE, MODE_POOL };
 enum cfg_adapter {
 	ADAPTER_AUTO, ADAPTER_PYTHON_PORT, ADAPTER_PYTHON_POOL,

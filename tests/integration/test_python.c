@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "proto/xmalloc.h"
+#include "supervisor/config.h"
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
@@ -42,27 +44,47 @@ static const char worker_py[] =
     "    return args\n"
     "worker.run()\n";
 
-/* Mode single with worker_py as bridge/worker, ready. */
-static struct arb *
-start_python(void)
+/* The config running worker_py in mode single, with worker_extra (settings)
+ * in its worker group; caller frees. */
+static char *
+python_conf(const char *worker_extra)
 {
 	char *root = arb_repo_root(SDK_DIR "/arbor_worker.py");
-	char body[PATH_MAX + 1024], path[PATH_MAX + 64];
-	snprintf(body, sizeof body,
+	char *body = xasprintf(
 	    "bridge = { adapter = \"python_port\"; };\n"
 	    "worker = {\n"
 	    "  command = [ \"python3\", \"./w.py\" ];\n"
 	    "  env = { PYTHONUNBUFFERED = \"1\"; PYTHONPATH = \"%s/%s\"; };\n"
 	    "  max_errors = 100;\n"
+	    "  %s\n"
 	    "};\n"
-	    "environments = { dev = { }; };\n", root, SDK_DIR);
+	    "environments = { dev = { }; };\n", root, SDK_DIR, worker_extra);
 	free(root);
+	return body;
+}
+
+/* An arbord (not started) whose config is python_conf(worker_extra), with
+ * worker_py written next to it. */
+static struct arb *
+new_python(const char *worker_extra)
+{
+	char *body = python_conf(worker_extra);
 	struct arb *a = arb_new(body);
+	free(body);
+	char path[PATH_MAX + 64];
 	snprintf(path, sizeof path, "%s/w.py", arb_dir(a));
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	assert_int_equal(fputs(worker_py, f) >= 0, 1);
 	assert_int_equal(fclose(f), 0);
+	return a;
+}
+
+/* Mode single with worker_py as bridge/worker, ready. */
+static struct arb *
+start_python(const char *worker_extra)
+{
+	struct arb *a = new_python(worker_extra);
 	arb_spawn(a, "dev", NULL);
 	assert_int_equal(arb_wait_ready(a, ARB_START_MS), 0);
 	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
@@ -75,7 +97,7 @@ static void
 test_bad_results_are_worker_errors(void **state)
 {
 	(void)state;
-	struct arb *a = start_python();
+	struct arb *a = start_python("");
 	json_int_t pid = cl_worker_pid(a, BW);
 	assert_true(pid > 0);
 	static const char *const kinds[] = { "nul", "surrogate", "int_over",
@@ -91,11 +113,47 @@ test_bad_results_are_worker_errors(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* arbord -t on a's config: its exit code. */
+static int
+check_config(struct arb *a)
+{
+	char *bin = arb_bin_path("arbord");
+	const char *argv[] = { bin, "-c", arb_conf_path(a), "-t", NULL };
+	char out[4096], err[4096];
+	int code = arb_run(argv, NULL, out, sizeof out, err, sizeof err);
+	free(bin);
+	return code;
+}
+
+/* At the least worker.max_frame_bytes the config accepts, a Python worker
+ * answers its init ping and serves: at 64, once the least, the init ping
+ * itself was too large for it and it never became ready. */
+static void
+test_least_frame_limit_serves(void **state)
+{
+	(void)state;
+	char extra[64];
+	snprintf(extra, sizeof extra, "max_frame_bytes = %d;",
+	    CONFIG_MIN_WORKER_FRAME - 1);
+	struct arb *a = new_python(extra);
+	assert_int_equal(check_config(a), 78);
+	arb_free(a);
+	snprintf(extra, sizeof extra, "max_frame_bytes = %d;",
+	    CONFIG_MIN_WORKER_FRAME);
+	a = start_python(extra);
+	json_int_t pid = cl_worker_pid(a, BW);
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "n", 1), NULL));
+	assert_int_equal(cl_worker_pid(a, BW), pid);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_bad_results_are_worker_errors,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_least_frame_limit_serves,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -641,8 +641,10 @@ test_err_out_of_range(void **state)
 	    NULL, 1, "worker.shutdown_timeout_ms: must be >= 0");
 	expect_error(fx, "pool = { session_ttl_ms = -1L; };\n" MINIMAL, NULL,
 	    1, "pool.session_ttl_ms: must be >= 0");
-	expect_error(fx, "worker = { max_frame_bytes = 63; };\n" MINIMAL, NULL,
-	    1, "worker.max_frame_bytes: must be >= 64");
+	expect_error(fx, "worker = { max_frame_bytes = 255; };\n" MINIMAL,
+	    NULL, 1, "worker.max_frame_bytes: must be >= 256");
+	expect_error(fx, "control = { max_frame_bytes = 63; };\n" MINIMAL,
+	    NULL, 1, "control.max_frame_bytes: must be >= 64");
 	expect_error(fx, "control = { max_frame_bytes = 1073741825; };\n"
 	    MINIMAL, NULL, 1, "control.max_frame_bytes: must be <= 1073741824");
 	expect_error(fx, "worker = { request_timeout_ms = 3000000000L; };\n"
