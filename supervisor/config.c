@@ -1095,8 +1095,22 @@ line_at(const char *text, const char *p)
 	return n;
 }
 
-/* At p, the start of a line: the name of an `@include "name"` there, read
- * as libconfig 1.5's scanner reads it (`^[ \t]*@include[ \t]+"`, then
+/* Whether the token tok[0..n) of text is "@include" at the start of its
+ * line (blanks before it), as libconfig's scanner takes a directive: not
+ * in a comment or a string, which next_token skips whole. */
+static bool
+directive_at(const char *text, const char *tok, size_t n)
+{
+	const char *bol = tok;
+	if (n != 8 || strncmp(tok, "@include", 8) != 0)
+		return false;
+	while (bol > text && bol[-1] != '\n')
+		bol--;
+	return strspn(bol, " \t") >= (size_t)(tok - bol);
+}
+
+/* At p, a line (or its first token): the name of an `@include "name"`
+ * there, read as libconfig 1.5's scanner reads it (`^[ \t]*@include[ \t]+"`, then
  * `\\` and `\"` stand for `\` and `"`, and the name runs to the next other
  * `"`, across lines). 1 with the name, 0 when the line is no include (or
  * one left open at the end of the file: the scanner opens nothing), -1
@@ -1169,19 +1183,21 @@ check_includes(struct ld *ld, const char *file, int depth)
 	if (nul != NULL)
 		rc = seterr(ld, "%s:%d: a NUL byte: not a text file", file,
 		    line_at(text, nul));
-	for (const char *p = text; rc == 0 && p != NULL;
-	    p = (p = strchr(p, '\n')) ? p + 1 : NULL) {
-		int got = include_at(p, name, sizeof name);
+	unsigned line = 1;
+	size_t n;
+	for (const char *tok = text; rc == 0 &&
+	    (tok = next_token(tok, &line, &n)) != NULL; tok += n) {
+		int got = directive_at(text, tok, n) ?
+		    include_at(tok, name, sizeof name) : 0;
 		if (got == -1)
-			rc = seterr(ld, "%s:%d: @include: a backslash in the "
-			    "name escapes neither \\ nor \"", file,
-			    line_at(text, p));
+			rc = seterr(ld, "%s:%u: @include: a backslash in the "
+			    "name escapes neither \\ nor \"", file, line);
 		else if (got == -2)
-			rc = seterr(ld, "%s:%d: @include: the name is too "
-			    "long", file, line_at(text, p));
+			rc = seterr(ld, "%s:%u: @include: the name is too "
+			    "long", file, line);
 		else if (got == 1)
-			rc = check_include(ld, file, line_at(text, p), name,
-			    depth);
+			rc = check_include(ld, file, (int)line, name, depth);
+		line += count_nl(tok, n);	/* a string may span lines */
 	}
 	free(text);
 	return rc;

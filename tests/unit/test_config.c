@@ -1346,6 +1346,25 @@ test_include_name_as_scanned(void **state)
 	free(inc);
 }
 
+/* An @include in a block comment is none: libconfig's scanner skips the
+ * comment, and so does the check (it refused a name the scanner never
+ * opens); one after the comment is checked, with its line. */
+static void
+test_include_in_comment_skipped(void **state)
+{
+	struct fx *fx = *state;
+	struct config *c = load(fx, "/*\n@include \"missing.inc\"\n"
+	    "  @include \".\"\n*/\n" MINIMAL, NULL);
+	assert_non_null(c);
+	config_free(c);
+	expect_error(fx, "/* one\n * two */\n@include \"missing.inc\"\n"
+	    MINIMAL, NULL, 3, "@include: \"missing.inc\" is not a readable "
+	    "file");
+	expect_error(fx, "# @include \"x\"\n/*\n*/ pool = { size = 2; };\n"
+	    "\t@include \"missing.inc\"\n" MINIMAL, NULL, 4,
+	    "@include: \"missing.inc\" is not a readable file");
+}
+
 /* A NUL byte anywhere, in the file or in one it includes, is an error
  * with file:line (`@include "\0"` would make libconfig's scanner open the
  * directory and exit the process). */
@@ -1425,6 +1444,7 @@ main(void)
 		T(test_names),
 		T(test_include_directory_refused),
 		T(test_include_name_as_scanned),
+		T(test_include_in_comment_skipped),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
