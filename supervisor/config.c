@@ -1203,6 +1203,156 @@ check_includes(struct ld *ld, const char *file, int depth)
 	return rc;
 }
 
+/* ---- the key of a duplicate setting ---- */
+
+#define DUP_DEPTH	64	/* groups open at once that are followed */
+
+/* The settings seen in the groups open at a point of the text (all files
+ * as libconfig reads them, an @include's in its place), to name the first
+ * setting that repeats a name of its group: libconfig's error for it
+ * gives only the line. */
+struct dups {
+	struct dup_name { char *name; int depth; } *seen; /* innermost last */
+	size_t		 n, cap;
+	const char	*group[DUP_DEPTH + 1];	/* each open group's (or
+						   list's) name, or NULL:
+						   a list's element */
+	int		 depth;
+	const char	*named;		/* the setting a '=' just named */
+};
+
+/* Leaves the innermost open group (or list, or array). */
+static void
+dups_close(struct dups *d)
+{
+	while (d->n > 0 && d->seen[d->n - 1].depth == d->depth)
+		free(d->seen[--d->n].name);
+	if (d->depth > 0)
+		d->depth--;
+}
+
+/* The setting name[0..n) in the innermost group: true when the group has
+ * one of that name already. */
+static bool
+dups_add(struct dups *d, const char *name, size_t n)
+{
+	for (size_t i = d->n; i > 0 && d->seen[i - 1].depth == d->depth; i--)
+		if (strlen(d->seen[i - 1].name) == n &&
+		    memcmp(d->seen[i - 1].name, name, n) == 0)
+			return true;
+	if (d->n == d->cap)
+		d->seen = xrealloc(d->seen, (d->cap = 2 * d->cap + 16) *
+		    sizeof *d->seen);
+	char *copy = xmalloc(n + 1);
+	memcpy(copy, name, n);
+	copy[n] = '\0';
+	d->seen[d->n].name = copy;
+	d->seen[d->n++].depth = d->depth;
+	return false;
+}
+
+/* The dotted key of name[0..n) in the innermost group, into key. */
+static void
+dups_key(const struct dups *d, const char *name, size_t n, char *key,
+    size_t size)
+{
+	size_t at = 0;
+	key[0] = '\0';
+	for (int i = 1; i <= d->depth; i++)
+		if (d->group[i] != NULL && at < size)
+			at += (size_t)snprintf(key + at, size - at, "%s.",
+			    d->group[i]);
+	if (at < size)
+		snprintf(key + at, size - at, "%.*s", (int)n, name);
+}
+
+static int dups_scan(struct ld *, struct dups *, const char *, int, char *,
+    size_t);
+
+/* The token tok[0..n), after prev (a name, or NULL) and after a '=' or
+ * ':' when eq: 1 with the key in key when it repeats a setting of its
+ * group, -1 when the groups nest too deep to follow, else 0. */
+static int
+dups_token(struct dups *d, const char *tok, size_t n, const char *prev,
+    size_t plen, bool eq, char *key, size_t size)
+{
+	switch (*tok) {
+	case '=': case ':':
+		d->named = NULL;
+		if (prev == NULL)
+			return 0;
+		if (dups_add(d, prev, plen)) {
+			dups_key(d, prev, plen, key, size);
+			return 1;
+		}
+		d->named = d->seen[d->n - 1].name;
+		return 0;
+	case '{': case '(': case '[':
+		if (d->depth == DUP_DEPTH)
+			return -1;
+		d->group[++d->depth] = eq ? d->named : NULL;
+		return 0;
+	case '}': case ')': case ']':
+		dups_close(d);
+		return 0;
+	}
+	return 0;
+}
+
+/* Follows the settings of file (an @include's to its own file, depth
+ * deep) up to the first that repeats a name of its group: 1 with its
+ * dotted key in key, else 0 (or -1: nested too deep to follow). */
+static int
+dups_scan(struct ld *ld, struct dups *d, const char *file, int depth,
+    char *key, size_t size)
+{
+	char name[PATH_MAX], path[2 * PATH_MAX];
+	size_t len, n, plen = 0;
+	unsigned line = 1;	/* next_token counts lines; unused here */
+	int rc = 0;
+	bool eq = false;
+	const char *tok, *prev = NULL;
+	char *text = read_all(file, &len);
+	if (text == NULL)
+		return 0;
+	for (tok = text; rc == 0 && (tok = next_token(tok, &line, &n)) != NULL;
+	    tok += n) {
+		if (directive_at(text, tok, n) && depth < INCLUDE_DEPTH &&
+		    include_at(tok, name, sizeof name) == 1) {
+			snprintf(path, sizeof path, "%s/%s", ld->dir, name);
+			rc = dups_scan(ld, d, path, depth + 1, key, size);
+			if ((tok = next_token(tok + n, &line, &n)) == NULL)
+				break;	/* the name, a string token */
+			prev = NULL;
+			eq = false;
+			continue;
+		}
+		rc = dups_token(d, tok, n, prev, plen, eq, key, size);
+		eq = *tok == '=' || *tok == ':';
+		prev = strchr("\"" PUNCT, *tok) == NULL ? tok : NULL;
+		plen = n;
+	}
+	free(text);
+	return rc;
+}
+
+/* libconfig's error for a setting that repeats a name of its group, with
+ * the setting's key when it can be found. */
+static int
+duplicate_error(struct ld *ld, const char *file, int line)
+{
+	char key[KEYMAX];
+	struct dups d = { .n = 0 };
+	int found = dups_scan(ld, &d, ld->file, 0, key, sizeof key);
+	while (d.n > 0)
+		free(d.seen[--d.n].name);
+	free(d.seen);
+	if (found == 1)
+		return seterr(ld, "%s:%d: %s: duplicate setting (already set "
+		    "in its group)", file, line, key);
+	return seterr(ld, "%s:%d: syntax: duplicate setting name", file, line);
+}
+
 static int
 parse(struct ld *ld, config_t *lc)
 {
@@ -1216,6 +1366,8 @@ parse(struct ld *ld, config_t *lc)
 	if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
 		return seterr(ld, "%s: cannot open: %s", file,
 		    config_error_text(lc));
+	if (strcmp(config_error_text(lc), "duplicate setting name") == 0)
+		return duplicate_error(ld, file, config_error_line(lc));
 	return seterr(ld, "%s:%d: syntax: %s", file, config_error_line(lc),
 	    config_error_text(lc));
 }

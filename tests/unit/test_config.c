@@ -848,9 +848,10 @@ test_err_syntax(void **state)
 	    "syntax: ");
 	expect_error_prefix(fx, MINIMAL "\n\nlog = { level = = \"x\"; };\n", 4,
 	    "syntax: ");
-	/* A key given twice is the parser's business too. */
+	/* A key given twice: the parser's error, with the key named
+	 * (test_duplicate_names_key). */
 	expect_error_prefix(fx, "pool = { size = 1;\n size = 2; };\n" MINIMAL,
-	    2, "syntax: ");
+	    2, "pool.size: duplicate setting");
 }
 
 static void
@@ -1346,6 +1347,51 @@ test_include_name_as_scanned(void **state)
 	free(inc);
 }
 
+/* A setting repeated in its group is an error naming its dotted key
+ * (libconfig's own error names only the line): nested, in an environment,
+ * several on one line, across an @include; a name in a comment or a
+ * string, or the same name in another group, is no repeat. */
+static void
+test_duplicate_names_key(void **state)
+{
+	struct fx *fx = *state;
+	static const char why[] = "duplicate setting (already set in its group)";
+	char *want = xasprintf("log: %s", why);
+	expect_error(fx, "log = { };\n" MINIMAL "log = { };\n", NULL, 3, want);
+	free(want);
+	want = xasprintf("worker.max_errors: %s", why);
+	expect_error(fx, "worker = {\n  max_errors = 3;\n"
+	    "  /* command = 0; command = 1; */ command = [ \"command =\" ];\n"
+	    "  max_errors\n  = 4;\n};\n" MINIMAL, NULL, 4, want);
+	free(want);
+	want = xasprintf("pool.size: %s", why);
+	expect_error(fx, "pool = { lazy = true; size = 1; size = 2; "
+	    "max_overflow = 1; };\n" MINIMAL, NULL, 1, want);
+	free(want);
+	want = xasprintf("environments.test.pool.size: %s", why);
+	expect_error(fx, "environments = {\n"
+	    "  dev = { pool = { size = 1; }; };\n"
+	    "  test = { pool = { size = 2; size = 3; }; };\n"
+	    "};\n", NULL, 3, want);
+	free(want);
+	want = xasprintf("environments.test.pool: %s", why);
+	expect_error(fx, "environments = {\n"
+	    "  dev = { pool = { size = 1; }; };\n"
+	    "  test = { pool = { size = 2; }; worker = { }; pool = { }; };\n"
+	    "};\n", NULL, 3, want);
+	free(want);
+	static const char inc[] = "max_errors = 5;\n";
+	char *inc_path = xasprintf("%s/w.inc", fx->dir);
+	write_file(inc_path, inc);
+	write_file(fx->path, "worker = {\n  max_errors = 3;\n"
+	    "  @include \"w.inc\"\n};\n" MINIMAL);
+	assert_null(config_load(fx->path, NULL, fx->err, sizeof fx->err));
+	want = xasprintf("%s:1: worker.max_errors: %s", inc_path, why);
+	assert_string_equal(fx->err, want);
+	free(want);
+	free(inc_path);
+}
+
 /* An @include in a block comment is none: libconfig's scanner skips the
  * comment, and so does the check (it refused a name the scanner never
  * opens); one after the comment is checked, with its line. */
@@ -1445,6 +1491,7 @@ main(void)
 		T(test_include_directory_refused),
 		T(test_include_name_as_scanned),
 		T(test_include_in_comment_skipped),
+		T(test_duplicate_names_key),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
