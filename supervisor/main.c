@@ -58,7 +58,9 @@ usage(FILE *f)
 	    "  -c FILE    config file (default $ARBOR_CONF, else /etc/arbor/arbor.conf)\n"
 	    "  -e ENV     environment (default $ARBOR_ENV, else default_environment, else dev)\n"
 	    "  -t         check the config, print the resolved settings and exit\n"
-	    "  -v / -q    more (debug) / less (warnings and errors) logging\n");
+	    "  -v / -q    more (debug) / less (warnings and errors) logging\n"
+	    "  --version  print the version and exit\n"
+	    "  -h         print this help and exit (also --help)\n");
 }
 
 /* What -t, -h or --version printed reached stdout: 0, or a message and

@@ -559,6 +559,14 @@ test_version_help_usage(void **state)
 	const char *help[] = { bin, "-h", NULL };
 	assert_int_equal(arb_run(help, NULL, out, OUT_MAX, err, OUT_MAX), 0);
 	assert_non_null(strstr(out, "usage: arbord"));
+	/* every option of the usage line is explained below it */
+	const char *opt[] = { "-c FILE", "-e ENV", "-t ", "-v / -q",
+	    "--version", "-h " };
+	for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+		char line[32];
+		snprintf(line, sizeof line, "\n  %s", opt[i]);
+		assert_non_null(strstr(out, line));
+	}
 	const char *noarg[] = { bin, "-c", NULL };
 	assert_int_equal(arb_run(noarg, NULL, out, OUT_MAX, err, OUT_MAX), 64);
 	assert_non_null(strstr(err, "usage: arbord"));
