@@ -815,7 +815,8 @@ take_option(int argc, char **argv, int *i, struct opts *o)
 		return -1;
 	}
 	if (timeout != NULL && parse_timeout(timeout, &o->timeout_ms) < 0) {
-		usage_error("--timeout needs a positive number of milliseconds");
+		usage_error("--timeout needs a whole number of milliseconds in "
+		    "1..%ld", MAX_TIMEOUT_MS);
 		return -1;
 	}
 	return r;

@@ -842,6 +842,26 @@ test_arborctl_empty_option_values(void **state)
 	assert_serving(a);
 }
 
+/* --timeout takes what arbord's timeout_ms does, 1..86400000 ms; the
+ * error says so, for a value too large as for one that is no number. */
+static void
+test_arborctl_timeout_range(void **state)
+{
+	struct arb *a = *state;
+	static const char *const cases[][6] = {
+		{ "call", "echo", "--timeout", "86400001", NULL },
+		{ "call", "echo", "--timeout", "0", NULL },
+		{ "call", "echo", "--timeout", "ten", NULL },
+		{ "call", "echo", "--timeout=99999999999999999999", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_usage_error("milliseconds in 1..86400000",
+		    arb_socket_path(a), cases[i]);
+	static char out[OUT_MAX];
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "call", "echo",
+	    "--timeout", "86400000", NULL), 0);
+}
+
 /* SPEC 5: args is an object. Other valid JSON is refused by arborctl,
  * as invalid JSON is (exit 2), before it reaches arbord. */
 static void
@@ -1563,6 +1583,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_refuses_non_utf8),
 		cmocka_unit_test(test_arborctl_finds_socket),
 		cmocka_unit_test(test_arborctl_empty_option_values),
+		cmocka_unit_test(test_arborctl_timeout_range),
 		cmocka_unit_test(test_arborctl_call_args_object),
 		cmocka_unit_test(test_arborctl_call_args_repeated_key),
 		cmocka_unit_test(test_arborctl_call_json),
