@@ -4,9 +4,10 @@
 #   make run        run arbord in the foreground, dev environment
 #   make SAN=1 ...  the same with ASan + UBSan
 #   make bench      benchmarks (tools/bench)
+#   make install    binaries, worker runtime, config (see "make install" below)
+#   make uninstall  removes them again (a changed config stays)
 
 CC      ?= cc
-PREFIX  ?= /usr/local
 BUILD   ?= build
 DEBIAN_PKGS := libev-dev libjansson-dev libconfig-dev libcmocka-dev python3 pkg-config
 
@@ -48,7 +49,7 @@ LIBPROTO  := $(BUILD)/libproto.a
 LIBDAEMON := $(BUILD)/libarbord.a
 LIBWORKER := $(BUILD)/libworker.a
 
-.PHONY: all test unit integration test-python run deps deps-check clean install bench bench-deps
+.PHONY: all test unit integration test-python run deps deps-check clean install uninstall install-check bench bench-deps
 all: deps-check $(BINS)
 
 # Headers come from the packages: with -j, nothing compiles before the
@@ -127,6 +128,7 @@ test: deps $(BINS) $(UNIT_BIN) $(ITEST_BIN) fuzz-replay
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-unit $(UNIT_BIN)
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(ITEST_BIN)
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory install-check
 else
 test: deps $(BINS) $(BUILD)/tests/test_layers
 	@ARBOR_BUILD=$(abspath $(BUILD)) tests/run-integration $(BUILD)/tests/test_layers
@@ -135,12 +137,61 @@ endif
 test-python:
 	@cd workers/python && python3 -m unittest -q
 
+# make install / uninstall into a temp dir, and the installed arbord run.
+install-check: $(BINS)
+	@MAKE="$(MAKE)" tests/install-check
+
 run: deps $(BINS)
 	$(BUILD)/arbord -c conf/arbor.conf -e dev
 
+# make install [DESTDIR=staging] [PREFIX=/usr/local] [BINDIR=] [LIBDIR=]
+# [SYSCONFDIR=/etc] [RUNSTATEDIR=/run]: arbord and arborctl into BINDIR;
+# mock_worker and the Python SDK + bridge worker into LIBDIR/arbor (arbord
+# finds mock_worker at ../lib/arbor from its own directory); the config,
+# generated from conf/arbor.conf with the installed worker and a socket in
+# RUNSTATEDIR/arbor, into SYSCONFDIR/arbor unless one is there already.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+LIBDIR      ?= $(PREFIX)/lib
+SYSCONFDIR  ?= /etc
+RUNSTATEDIR ?= /run
+PKGLIBDIR   := $(LIBDIR)/arbor
+PY_RUNTIME  := workers/python/arbor_worker.py workers/python/bridge_worker.py
+INST_CONF   := $(DESTDIR)$(SYSCONFDIR)/arbor/arbor.conf
+GEN_CONF    := $(BUILD)/arbor.conf.install
+
+# The installed config: conf/arbor.conf with the worker command and the
+# socket made absolute, checked to have changed both.
+define gen_conf
+	@mkdir -p $(BUILD)
+	sed -e 's|"\.\./workers/python/bridge_worker\.py"|"$(PKGLIBDIR)/python/bridge_worker.py"|' \
+	    -e 's|socket = "\.\./run/arbor\.sock"|socket = "$(RUNSTATEDIR)/arbor/arbor.sock"|' \
+	    conf/arbor.conf > $(GEN_CONF)
+	@grep -q '"$(PKGLIBDIR)/python/bridge_worker.py"' $(GEN_CONF) && \
+	  grep -q 'socket = "$(RUNSTATEDIR)/arbor/arbor.sock"' $(GEN_CONF) || \
+	  { echo "conf/arbor.conf: worker.command or control.socket not as make install expects"; exit 1; }
+endef
+
 install: $(BINS)
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	$(gen_conf)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR)/python $(dir $(INST_CONF))
+	install -m 755 $(BUILD)/arbord $(BUILD)/arborctl $(DESTDIR)$(BINDIR)/
+	install -m 755 $(BUILD)/mock_worker $(DESTDIR)$(PKGLIBDIR)/
+	install -m 644 $(PY_RUNTIME) $(DESTDIR)$(PKGLIBDIR)/python/
+	@if [ ! -e $(INST_CONF) ]; then install -m 644 $(GEN_CONF) $(INST_CONF) && echo "installed $(INST_CONF)"; \
+	elif cmp -s $(GEN_CONF) $(INST_CONF); then echo "$(INST_CONF) is up to date"; \
+	else echo "kept $(INST_CONF) (it exists and differs; the default is $(abspath $(GEN_CONF)))"; fi
+
+# Removes what install put; the config only if it is still the one install
+# writes (a changed one is kept, and named).
+uninstall:
+	$(gen_conf)
+	rm -f $(DESTDIR)$(BINDIR)/arbord $(DESTDIR)$(BINDIR)/arborctl $(DESTDIR)$(PKGLIBDIR)/mock_worker
+	rm -f $(addprefix $(DESTDIR)$(PKGLIBDIR)/python/,$(notdir $(PY_RUNTIME)))
+	rm -rf $(DESTDIR)$(PKGLIBDIR)/python/__pycache__
+	rmdir $(DESTDIR)$(PKGLIBDIR)/python $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(RUNSTATEDIR)/arbor 2>/dev/null || true
+	@if cmp -s $(GEN_CONF) $(INST_CONF); then rm -f $(INST_CONF); rmdir $(dir $(INST_CONF)) 2>/dev/null; \
+	elif [ -e $(INST_CONF) ]; then echo "kept $(INST_CONF) (changed since install)"; fi; true
 
 clean:
 	rm -rf build

@@ -122,16 +122,26 @@ parse_args(int argc, char **argv, struct args *a)
 	}
 }
 
-/* The directory of this executable: mock_worker lives beside it. */
+/* The directory of mock_worker (adapter bridge_mock): beside this
+ * executable, as in build/, else ../lib/arbor from it, where `make install`
+ * puts it (bin/arbord, lib/arbor/mock_worker). */
 static char *
-self_dir(void)
+mock_dir(void)
 {
 	char path[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
 	if (n < 0)
 		return xstrdup(".");
 	path[n] = '\0';
-	return xstrdup(dirname(path));
+	char *dir = xstrdup(dirname(path));
+	char *mock = xasprintf("%s/mock_worker", dir);
+	bool beside = access(mock, X_OK) == 0;
+	free(mock);
+	if (beside)
+		return dir;
+	char *lib = xasprintf("%s/../lib/arbor", dir);
+	free(dir);
+	return lib;
 }
 
 /* The tree is down and every reply written (or given up on): exit. */
@@ -430,7 +440,7 @@ run(struct daemon *d)
 		reg_free(d->reg);
 		return EXIT_GAVE_UP;
 	}
-	char *dir = self_dir();
+	char *dir = mock_dir();
 	d->root = root_new(d->cfg, d->reg, dir, &root_events, d);
 	free(dir);
 	d->ops.root = d->root;
