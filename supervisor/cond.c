@@ -161,7 +161,7 @@ free_old(struct root *r, struct old_subtree *o)
 }
 
 struct root *
-root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
+root_new(const struct config *cfg, struct registry *reg, const char *mock_dir,
     const struct root_events *ev, void *arg)
 {
 	struct root *r = xcalloc(1, sizeof *r);
@@ -169,7 +169,7 @@ root_new(const struct config *cfg, struct registry *reg, const char *self_dir,
 	r->reg = reg;
 	r->ev = ev;
 	r->arg = arg;
-	r->mock_argv[0] = xasprintf("%s/mock_worker", self_dir);
+	r->mock_argv[0] = xasprintf("%s/mock_worker", mock_dir);
 	r->state = SS_STOPPED;
 	intensity_init(&r->window, cfg->supervisor.max_restarts,
 	    cfg->supervisor.max_seconds);

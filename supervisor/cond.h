@@ -19,10 +19,10 @@ struct root_events {
 	void	(*stopped)(struct root *, void *arg);	/* root_stop finished */
 };
 
-/* Borrows cfg (see root_reconfigure) and reg. self_dir is the directory
+/* Borrows cfg (see root_reconfigure) and reg. mock_dir is the directory
  * mock_worker is run from (arbord's own, or its installed lib/arbor). */
 struct root *root_new(const struct config *cfg, struct registry *reg,
-	    const char *self_dir, const struct root_events *, void *arg);
+	    const char *mock_dir, const struct root_events *, void *arg);
 void	root_free(struct root *);
 
 void	root_start(struct root *);
