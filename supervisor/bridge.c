@@ -285,9 +285,9 @@ json_t *
 bridge_stats(const struct bridge *b)
 {
 	enum child_state st = child_state(b->worker);
+	/* restarts: root_stats counts them, the replaced subtrees' too */
 	struct route_gauges g = { "single", 1, 0, st == CS_READY, st == CS_BUSY,
-	    0, (long)b->wq.n, (long)sess_count(b->sessions),
-	    (long)(child_restarts(b->worker) + sup_restarts(b->sup)) };
+	    0, (long)b->wq.n, (long)sess_count(b->sessions), 0 };
 	json_t *j = route_stats_json(b->st, &g);
 	json_object_set_new(j, "inflight", json_integer((json_int_t)b->inflight));
 	return j;

@@ -9,6 +9,7 @@
 #include "proto/xmalloc.h"
 #include "supervisor/batch.h"
 #include "supervisor/bridge.h"
+#include "supervisor/child.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
@@ -106,9 +107,22 @@ subtree_sessions(const struct subtree *t)
 	    t->bridge ? bridge_sessions(t->bridge) : NULL;
 }
 
-static void
-free_subtree(struct subtree *t)
+/* The restarts a subtree counts now: its supervisor's and its workers'. */
+static unsigned long
+subtree_restarts(const struct subtree *t)
 {
+	unsigned long n = t->sup ? sup_restarts(t->sup) : 0;
+	for (size_t i = 0; t->sup && i < sup_nchildren(t->sup); i++)
+		n += child_restarts(sup_child(t->sup, i));
+	return n;
+}
+
+/* Frees a subtree; its restarts stay counted in the root's stats, so
+ * that the restarts counter does not go down when a reload replaces it. */
+static void
+free_subtree(struct root *r, struct subtree *t)
+{
+	r->st.restarts += subtree_restarts(t);
 	pool_free(t->pool);
 	bridge_free(t->bridge);
 	memset(t, 0, sizeof *t);
@@ -155,7 +169,7 @@ static void
 free_old(struct root *r, struct old_subtree *o)
 {
 	TAILQ_REMOVE(&r->old, o, link);
-	free_subtree(&o->t);
+	free_subtree(r, &o->t);
 	config_release(o->cfg);
 	free(o);
 }
@@ -189,7 +203,7 @@ root_free(struct root *r)
 	ev_prepare_stop(LOOP, &r->w_old);
 	while (!TAILQ_EMPTY(&r->old))
 		free_old(r, TAILQ_FIRST(&r->old));
-	free_subtree(&r->cur);
+	free_subtree(r, &r->cur);
 	sess_free(r->carry);
 	reg_remove(r->reg, "root");
 	intensity_release(&r->window);
@@ -587,13 +601,24 @@ root_health(const struct root *r, int *ready, int *expected)
 json_t *
 root_stats(const struct root *r)
 {
+	json_t *j;
 	if (r->cur.pool)
-		return pool_stats(r->cur.pool);
-	if (r->cur.bridge)
-		return bridge_stats(r->cur.bridge);
-	struct route_gauges g = { .mode = cfg_mode_name(r->cfg->mode),
-	    .sessions = r->carry ? (long)sess_count(r->carry) : 0 };
-	return route_stats_json(&r->st, &g);
+		j = pool_stats(r->cur.pool);
+	else if (r->cur.bridge)
+		j = bridge_stats(r->cur.bridge);
+	else {
+		struct route_gauges g = { .mode = cfg_mode_name(r->cfg->mode),
+		    .sessions = r->carry ? (long)sess_count(r->carry) : 0 };
+		j = route_stats_json(&r->st, &g);
+	}
+	/* restarts is a counter too: those of the running subtree, of the
+	 * replaced ones still winding down and of those already freed */
+	unsigned long restarts = r->st.restarts + subtree_restarts(&r->cur);
+	const struct old_subtree *o;
+	TAILQ_FOREACH(o, &r->old, link)
+		restarts += subtree_restarts(&o->t);
+	json_object_set_new(j, "restarts", json_integer((json_int_t)restarts));
+	return j;
 }
 
 void

@@ -62,7 +62,8 @@ TAILQ_HEAD(job_queue, job);
 struct route_stats {
 	unsigned long	total, ok, failed, pool_timeouts, worker_errors;
 	unsigned long	total_sessions, stale_sessions;
-	unsigned long	restarts;	/* of workers no longer in the tree */
+	unsigned long	restarts;	/* of workers and subtrees no longer
+					 * in the tree */
 };
 
 /* The gauges of the stats op, next to the route_stats counters. */

@@ -792,16 +792,15 @@ json_t *
 pool_stats(const struct pool *p)
 {
 	int ready = 0, busy = 0;
-	unsigned long restarts = sup_restarts(p->sup) + p->st->restarts;
 	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
 		struct child *c = sup_child(p->sup, i);
 		ready += child_state(c) == CS_READY;
 		busy += child_state(c) == CS_BUSY;
-		restarts += child_restarts(c);
 	}
+	/* restarts: root_stats counts them, the replaced subtrees' too */
 	struct route_gauges g = { "pool", p->size, p->cfg->pool.max_overflow,
 	    ready, busy, p->noverflow, (long)p->wq.n,
-	    (long)sess_count(p->sessions), (long)restarts };
+	    (long)sess_count(p->sessions), 0 };
 	return route_stats_json(p->st, &g);
 }
 

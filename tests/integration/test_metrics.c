@@ -3,7 +3,9 @@
  * TYPE line before it, no family is declared twice or split, counters end
  * in _total and gauges do not, label values are well escaped; and a
  * worker's set of series stays the same whatever its state (ready, busy,
- * stopped, killed and restarted): only values change. */
+ * stopped, killed and restarted): only values change. The pool-wide
+ * counters never go down, not even across reloads that replace the
+ * subtree (pool -> single -> disabled -> pool). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -373,6 +375,84 @@ test_metrics_series_stable(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Replaces the config by body (plus the control socket) in one rename. */
+static void
+write_conf(struct arb *a, const char *body)
+{
+	char *tmp = xasprintf("%s.new", arb_conf_path(a));
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL || fprintf(f, "%s\ncontrol = { socket = "
+	    "\"arbor.sock\"; };\n", body) < 0 || fclose(f) != 0 ||
+	    rename(tmp, arb_conf_path(a)) != 0)
+		fail_msg("cannot write %s", arb_conf_path(a));
+	free(tmp);
+}
+
+/* Every pool-wide counter of now is at least what it was in before. */
+static void
+expect_counters_kept(const struct expo *before, const struct expo *now,
+    const char *when)
+{
+	for (size_t i = 0; i < before->nseries; i++) {
+		const char *s = before->series[i];
+		size_t len = strlen(s);
+		if (strchr(s, '{') != NULL || len < 6 ||
+		    strcmp(s + len - 6, "_total") != 0)
+			continue;
+		double v = expo_value(now, s);
+		if (v < before->value[i])
+			fail_msg("%s: counter %s went down from %.0f to %.0f",
+			    when, s, before->value[i], v);
+	}
+}
+
+/* A worker restarted, then reloads that replace the subtree each time:
+ * no pool-wide counter goes down, arbor_restarts_total included, neither
+ * while the replaced subtree winds down nor once it is gone. */
+static void
+test_metrics_counters_across_reloads(void **state)
+{
+	static const char *const bodies[] = {
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "environments = { dev = { }; };\n",
+	    "bridge = { enabled = false; adapter = \"bridge_mock\"; };\n"
+	    "environments = { dev = { }; };\n",
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart_delay_ms = 0; };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "environments = { dev = { }; };\n",
+	};
+	static const char *const modes[] = { "single", "disabled", "pool" };
+	struct arb *a = arb_start(CONF, "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS));
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	json_decref(cl_exec_err(a, "crash", NULL, NULL, "worker_crashed"));
+	assert_true(cl_wait_stat(a, "restarts", 1, 1, ARB_EVENT_MS));
+	struct expo *before = scrape(a);
+	assert_int_equal((int)expo_value(before, "arbor_restarts_total"), 1);
+	for (size_t k = 0; k < sizeof bodies / sizeof bodies[0]; k++) {
+		write_conf(a, bodies[k]);
+		json_decref(arb_op_ok(a, "reload"));
+		json_t *st = cl_stats(a);
+		assert_string_equal(json_string_value(json_object_get(st,
+		    "mode")), modes[k]);
+		json_decref(st);
+		struct expo *now = scrape(a);
+		expect_counters_kept(before, now, modes[k]);
+		expo_free(now);
+		if (k < 2)	/* the replaced subtree gone (none to disabled) */
+			assert_true(arb_wait_log_line(a, ARB_EVENT_MS, "root:",
+			    "old", k == 0 ? "pool" : "bridge", "stopped", NULL));
+		now = scrape(a);
+		expect_counters_kept(before, now, modes[k]);
+		expo_free(before);
+		before = now;
+	}
+	expo_free(before);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -380,6 +460,8 @@ main(void)
 		cmocka_unit_test_teardown(test_metrics_well_formed, arb_teardown),
 		cmocka_unit_test_teardown(test_metrics_other_modes, arb_teardown),
 		cmocka_unit_test_teardown(test_metrics_series_stable,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_metrics_counters_across_reloads,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
