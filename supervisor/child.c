@@ -32,6 +32,7 @@ struct pend {
 	child_reply_fn	*fn;		/* NULL: free slot */
 	void		*arg;
 	ev_tstamp	 deadline;	/* 0: none */
+	ev_tstamp	 timeout;	/* its timeout_ms, in s (0: none) */
 	bool		 internal;	/* a ping or a notice, not a user request */
 };
 
@@ -539,8 +540,8 @@ deadline_in(int timeout_ms)
  * answers in order, so its timeout_ms counts from when the requests ahead
  * of it are done: by the latest of their deadlines (one that passes gets
  * the worker killed anyway), so that a short timeout behind a long
- * request does not kill the worker under it. None if one of them has
- * none. With nothing ahead (a pool worker, always) there is no scan;
+ * request does not kill the worker under it, and from their last answer
+ * if that comes sooner (rebase_first). None if one of them has none. With nothing ahead (a pool worker, always) there is no scan;
  * health pings (sent only to an idle worker) do not call it. */
 static ev_tstamp
 deadline_behind(const struct child *c, int timeout_ms)
@@ -560,10 +561,40 @@ deadline_behind(const struct child *c, int timeout_ms)
 	return timeout_ms > 0 ? start + timeout_ms / 1000.0 : 0;
 }
 
-/* Queues a request; deadline is absolute (0: none). */
+/* The worker has answered done, and with it (it answers in order) the
+ * requests sent before the first one still pending: it works on that one
+ * from now on, so its timeout_ms counts from now if that is earlier than
+ * the deadline it got behind them. Otherwise a short timeout_ms pipelined
+ * behind a request answered at once would wait out that request's whole
+ * deadline. A request still gets its timeout_ms from when it was sent,
+ * however the worker orders its answers. */
+static void
+rebase_first(struct child *c, const struct pend *done)
+{
+	struct pend *first = NULL;
+	unsigned seen = 0;
+	for (unsigned i = 0; i <= c->pend_mask && seen < c->npend; i++) {
+		struct pend *p = &c->pend[i];
+		if (p->fn == NULL)
+			continue;
+		seen++;
+		if (p != done && (first == NULL || p->id < first->id))
+			first = p;
+	}
+	if (first == NULL || first->deadline == 0)
+		return;
+	ev_tstamp d = ev_now(LOOP) + first->timeout;
+	if (d < first->deadline) {
+		first->deadline = d;
+		lazytimer_by(&c->t_deadline, d);
+	}
+}
+
+/* Queues a request; deadline is absolute (0: none), timeout_ms its
+ * allowance once the worker is on it. */
 static int
 send_request(struct child *c, const char *command, const char *args,
-    size_t args_len, const char *session, ev_tstamp deadline,
+    size_t args_len, const char *session, ev_tstamp deadline, int timeout_ms,
     child_reply_fn *fn, void *arg, bool internal)
 {
 	struct pend *p = c->fd_in >= 0 ? pend_slot(c) : NULL;
@@ -574,6 +605,7 @@ send_request(struct child *c, const char *command, const char *args,
 	p->arg = arg;
 	p->internal = internal;
 	p->deadline = deadline;
+	p->timeout = timeout_ms > 0 ? timeout_ms / 1000.0 : 0;
 	c->npend++;
 	if (!internal)
 		c->nuser++;
@@ -592,7 +624,7 @@ send_request_json(struct child *c, const char *command, json_t *args,
 	char *text = msg_text(args);
 	json_decref(args);
 	int rc = send_request(c, command, text, text ? strlen(text) : 0, NULL,
-	    deadline_behind(c, timeout_ms), fn, arg, true);
+	    deadline_behind(c, timeout_ms), timeout_ms, fn, arg, true);
 	free(text);
 	return rc;
 }
@@ -620,7 +652,7 @@ child_request(struct child *c, const char *command, const char *args,
 	if (!child_accepts(c))
 		return -1;
 	return send_request(c, command, args, args_len, session,
-	    deadline_behind(c, timeout_ms), fn, arg, false);
+	    deadline_behind(c, timeout_ms), timeout_ms, fn, arg, false);
 }
 
 /* A notice's answer (arg: its command); only its deadline matters. */
@@ -778,6 +810,8 @@ handle_reply(struct child *c, const char *payload, size_t len, size_t rest)
 		c->stats.requests_handled++;
 		c->stats.errors += !d.r.success;
 	}
+	if (c->npend > 1)
+		rebase_first(c, p);
 	pend_finish(c, p, &d.r, 0, NULL);
 	decoded_free(&d);
 }
@@ -973,7 +1007,8 @@ on_health(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	log_debug(c->name, "health ping sent");
 	send_request(c, "ping", NULL, 0, NULL,
-	    deadline_in(c->cfg->worker.health_timeout_ms), health_reply, c, true);
+	    deadline_in(c->cfg->worker.health_timeout_ms),
+	    c->cfg->worker.health_timeout_ms, health_reply, c, true);
 }
 
 /* The stop escalation's SIGKILL, or the end of the grace after EOF. */

@@ -347,6 +347,38 @@ test_short_timeout_behind_long_request(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ... and from no later than that: a short timeout behind a request
+ * answered at once (whose own deadline is a minute away) counts from that
+ * answer, so a hung worker is killed after the short timeout, not after
+ * the long deadline of a request long done. */
+static void
+test_short_timeout_behind_quick_request(void **state)
+{
+	struct arb *a = start_mock(NULL);
+	json_int_t pid = cl_worker_pid(a, BW);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o]",
+	    cl_exec_req(1, "echo", json_pack("{s:i}", "n", 1), NULL, 60000),
+	    cl_exec_req(2, "hang", NULL, NULL, 300));
+	long long t0 = arb_now_ms();
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	json_t *r = cl_recv_ok(c, ARB_REPLY_MS, "the echo");
+	assert_int_equal(cl_reply_id(r), 1);
+	json_decref(r);
+	r = cl_recv(c, ARB_REPLY_MS);	/* well before the echo's minute */
+	assert_non_null(r);
+	assert_int_equal(cl_reply_id(r), 2);
+	assert_string_equal(arb_reply_code(r), "timeout");
+	assert_true(arb_now_ms() - t0 < ARB_REPLY_MS);
+	json_decref(r);
+	cl_close(c);
+	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A request past its deadline fails with timeout and gets the worker
  * killed; one waiting behind it (max_inflight 1) was never at that worker
  * and goes to its successor rather than failing with it. */
@@ -611,6 +643,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_replies_out_of_order, arb_teardown),
 		cmocka_unit_test_teardown(test_max_inflight_holds_the_rest, arb_teardown),
 		cmocka_unit_test_teardown(test_reply_makes_room_in_pipeline, arb_teardown),
+		cmocka_unit_test_teardown(test_short_timeout_behind_quick_request,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_short_timeout_behind_long_request,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_timeout_spares_waiting_request, arb_teardown),
