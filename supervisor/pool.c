@@ -751,6 +751,31 @@ resize(struct pool *p, int from, int to)
 	log_info("pool", "resized from %d to %d workers", from, to);
 }
 
+/* Overflow workers beyond a lower max_overflow leave the pool, as those
+ * beyond a smaller pool.size do: the idle ones now, the busy ones after
+ * their reply (the newest first). Otherwise they would stay for as long
+ * as requests keep them from idling overflow_idle_ms. */
+static void
+trim_overflow(struct pool *p)
+{
+	int n = 0, max = p->cfg->pool.max_overflow;
+	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
+		const struct pworker *pw = child_udata(sup_child(p->sup, i));
+		n += pw->overflow && !pw->retiring;
+	}
+	for (int busy = 0; busy < 2; busy++)
+		for (size_t i = sup_nchildren(p->sup); n > max && i-- > 0;) {
+			struct pworker *pw = child_udata(sup_child(p->sup, i));
+			if (!pw->overflow || pw->retiring ||
+			    (pw->job != NULL) != busy)
+				continue;
+			log_info(child_name(pw->c), "beyond max_overflow %d: "
+			    "stopping", max);
+			retire(p, pw);
+			n--;
+		}
+}
+
 void
 pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 {
@@ -765,8 +790,10 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 		p->size = cfg->pool.size;
 		resize(p, from, cfg->pool.size);
 	}
-	if (!p->replaced)
+	if (!p->replaced) {
+		trim_overflow(p);
 		recycle_idle(p);
+	}
 }
 
 void

@@ -1811,6 +1811,65 @@ test_reload_lowers_max_requests_pool(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A pool of 1 with max_overflow = n, whose overflow workers would stop
+ * only after 10 minutes idle. */
+static char *
+conf_overflow(int n)
+{
+	return xasprintf(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = %d; overflow_idle_ms = 600000; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", n);
+}
+
+/* A reload that lowers pool.max_overflow retires the overflow workers
+ * beyond it, as a smaller pool.size does the surplus ones: an idle one at
+ * once, a busy one after its reply (which is ok), not when (if ever) they
+ * have been idle overflow_idle_ms. */
+static void
+test_reload_lowers_max_overflow(void **state)
+{
+	char *body = conf_overflow(2);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	/* worker.1 busy: an echo starts overflow.1, which is then held busy
+	 * too, and the next echo starts overflow.2. */
+	struct cl_conn *held1 = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	struct cl_conn *held2 = cl_send_held(a, 2, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 2);
+	r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.2");
+	json_decref(r);
+	json_int_t pid1 = cl_worker_pid(a, "pool/overflow.1");
+	json_int_t pid2 = cl_worker_pid(a, "pool/overflow.2");
+	assert_true(pid1 > 0 && pid2 > 0);
+	body = conf_overflow(0);
+	write_conf(a, body);
+	free(body);
+	r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "pool.max_overflow"));
+	json_decref(r);
+	json_decref(cl_recv_ok(held1, ARB_REPLY_MS, "worker.1's sleep"));
+	json_decref(cl_recv_ok(held2, ARB_REPLY_MS, "overflow.1's sleep"));
+	struct want_pool w = { 1 };
+	json_t *tree = arb_wait_for(a, pool_is, &w, ARB_EVENT_MS,
+	    "the pool without its overflow workers");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_true(proc_wait_gone((pid_t)pid1, ARB_EVENT_MS));
+	assert_true(proc_wait_gone((pid_t)pid2, ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "overflow"), 0);
+	cl_close(held1);
+	cl_close(held2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A single-mode config with worker.max_frame_bytes = bytes. */
 static char *
 conf_frame(long bytes)
@@ -2210,6 +2269,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_lowers_max_requests_single,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_lowers_max_requests_pool,
+		    teardown),
+		cmocka_unit_test_teardown(test_reload_lowers_max_overflow,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_worker_frame_limit,
 		    teardown),
