@@ -553,6 +553,16 @@ write_config(const char *path, const char *body)
 		fail_msg("cannot write %s: %s", path, strerror(errno));
 }
 
+void
+arb_rewrite_config(struct arb *a, const char *config_body)
+{
+	char *tmp = xasprintf("%s.new", a->conf);
+	write_config(tmp, config_body);
+	if (rename(tmp, a->conf) != 0)
+		fail_msg("cannot rename %s: %s", tmp, strerror(errno));
+	free(tmp);
+}
+
 struct arb *
 arb_new(const char *config_body)
 {

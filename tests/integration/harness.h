@@ -42,6 +42,9 @@ struct arb_conn;	/* one raw control connection (opaque) */
  * appended; a body with one must set socket = "arbor.sock" itself. Nothing
  * runs yet. Free with arb_stop() or arb_free(). */
 struct arb *arb_new(const char *config_body);
+/* Replaces <dir>/arbor.conf by config_body (the control group added as
+ * by arb_new) in one rename, so that a reload never reads half a file. */
+void	arb_rewrite_config(struct arb *, const char *config_body);
 /* Starts arbord -c <conf> [-e env] (env may be NULL) with stderr and stdout
  * in <dir>/arbord.log, in its own process group. extra_env: NULL-terminated
  * "KEY=VALUE" strings (may be NULL); ARBOR_ENV, ARBOR_CONF, ARBOR_SOCKET and
