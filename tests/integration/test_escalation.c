@@ -248,19 +248,6 @@ test_restart_of_failing_pool_still_counts(void **state)
 	assert_int_equal(arb_stop(a), 1);
 }
 
-/* Rewrites arbor.conf in place (a rename: arbord never reads half). */
-static void
-write_conf(struct arb *a, const char *body)
-{
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.new", arb_conf_path(a));
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL || fputs(body, f) < 0 ||
-	    fputs("control = { socket = \"arbor.sock\"; };\n", f) < 0 ||
-	    fclose(f) != 0 || rename(tmp, arb_conf_path(a)) != 0)
-		fail_msg("cannot write %s", arb_conf_path(a));
-}
-
 /* The pool has been restarted by the root at least once. */
 static bool
 pool_restarted(json_t *tree, void *ctx)
@@ -288,7 +275,7 @@ test_reload_keeps_pool_intensity(void **state)
 	char body[sizeof CRASH_ON_DEMAND_CONF + 64];
 	snprintf(body, sizeof body, "%slog = { level = \"debug\"; };\n",
 	    CRASH_ON_DEMAND_CONF);
-	write_conf(a, body);
+	arb_rewrite_config(a, body);
 	json_decref(arb_op_ok(a, "reload"));
 	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
 	assert_non_null(tree);

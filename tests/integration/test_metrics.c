@@ -375,19 +375,6 @@ test_metrics_series_stable(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* Replaces the config by body (plus the control socket) in one rename. */
-static void
-write_conf(struct arb *a, const char *body)
-{
-	char *tmp = xasprintf("%s.new", arb_conf_path(a));
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL || fprintf(f, "%s\ncontrol = { socket = "
-	    "\"arbor.sock\"; };\n", body) < 0 || fclose(f) != 0 ||
-	    rename(tmp, arb_conf_path(a)) != 0)
-		fail_msg("cannot write %s", arb_conf_path(a));
-	free(tmp);
-}
-
 /* Every pool-wide counter of now is at least what it was in before. */
 static void
 expect_counters_kept(const struct expo *before, const struct expo *now,
@@ -432,7 +419,7 @@ test_metrics_counters_across_reloads(void **state)
 	struct expo *before = scrape(a);
 	assert_int_equal((int)expo_value(before, "arbor_restarts_total"), 1);
 	for (size_t k = 0; k < sizeof bodies / sizeof bodies[0]; k++) {
-		write_conf(a, bodies[k]);
+		arb_rewrite_config(a, bodies[k]);
 		json_decref(arb_op_ok(a, "reload"));
 		json_t *st = cl_stats(a);
 		assert_string_equal(json_string_value(json_object_get(st,
