@@ -541,8 +541,9 @@ deadline_in(int timeout_ms)
  * of it are done: by the latest of their deadlines (one that passes gets
  * the worker killed anyway), so that a short timeout behind a long
  * request does not kill the worker under it, and from their last answer
- * if that comes sooner (rebase_first). None if one of them has none. With nothing ahead (a pool worker, always) there is no scan;
- * health pings (sent only to an idle worker) do not call it. */
+ * if that comes sooner (rebase_first). None if one of them has none.
+ * With nothing ahead (a pool worker, always) there is no scan; health
+ * pings (sent only to an idle worker) do not call it. */
 static ev_tstamp
 deadline_behind(const struct child *c, int timeout_ms)
 {
