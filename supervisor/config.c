@@ -966,17 +966,16 @@ select_env(struct ld *ld, const config_setting_t *root, const char *arg,
 		c->env = xstrdup(name);
 		return 0;
 	}
-	if (envs != NULL)
-		return fail(ld, envs, "environments",
-		    "environment '%s' (from %s) is not defined", name, from);
-	/* No group to point at: name the line that chose the environment,
-	 * if the file chose it. */
-	bool byfile = from[0] == 'd';
-	return fail(ld, byfile ? config_setting_get_member(root,
-	    "default_environment") : NULL,
-	    byfile ? "default_environment" : "environments",
-	    "environment '%s' (from %s) is not defined: the file has no "
-	    "environments group", name, from);
+	/* The file's own choice is named at its line; a choice from outside
+	 * at the environments group, or at no line when there is none. */
+	const config_setting_t *at = envs;
+	const char *key = "environments";
+	if (strcmp(from, "default_environment") == 0) {
+		at = config_setting_get_member(root, "default_environment");
+		key = "default_environment";
+	}
+	return fail(ld, at, key, "environment '%s' (from %s) is not defined%s",
+	    name, from, envs ? "" : ": the file has no environments group");
 }
 
 /* ---- resolution ---- */

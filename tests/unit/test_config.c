@@ -319,6 +319,12 @@ test_env_undefined(void **state)
 	expect_error(fx, envs_conf, NULL, 2,
 	    "environments: environment 'x' (from $ARBOR_ENV) is not defined");
 	unsetenv("ARBOR_ENV");
+	/* The file's own choice: default_environment's line, not the
+	 * group's. */
+	expect_error(fx, "environments = {\n  dev = { };\n};\n"
+	    "default_environment = \"prod\";\n", NULL, 4,
+	    "default_environment: environment 'prod' (from "
+	    "default_environment) is not defined");
 	/* No environments at all: dev is not defined either, and there is
 	 * no line to name. */
 	write_file(fx->path, "pool = { size = 1; };\n");
