@@ -36,6 +36,9 @@ Built in:
   or SIGINT that stops the worker before a shutdown request was handled
   runs that handler too (with {} and None), as arbord sends SIGTERM right
   behind its shutdown frame: the cleanup runs once, whichever comes first.
+  The signal handling is in place from Worker() on: a SIGTERM or SIGINT
+  that arrives before run() is held until run(), which then runs the
+  handler (registered by then) and exits 0 without reading a request.
 * An unknown command gets the error "unknown command: <name>".
 * A handler raising CommandError gets its message as the error, verbatim.
   Any other exception gets "<ExceptionType>: <message>" and its traceback
@@ -173,9 +176,11 @@ class Worker:
         self.started = time.monotonic()
         self._handlers = {}
         self._stopping = False
+        self._serving = False      # inside serve(): a signal may unwind it
         self._writing = False      # a reply frame is going out
         self._signalled = False    # stopped by SIGTERM/SIGINT
         self._in, self._out = _claim_stdio()
+        self._catch_signals()
 
     # -- registration -----------------------------------------------------
 
@@ -353,13 +358,24 @@ class Worker:
 
     # -- process -----------------------------------------------------------
 
+    def _catch_signals(self):
+        """Installs _on_signal for SIGTERM and SIGINT (from the main thread
+        only, where Python runs signal handlers)."""
+        try:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        except ValueError:  # not the main thread: serve() tries again
+            pass
+
     def _on_signal(self, signum, frame):
         """SIGTERM/SIGINT: leave run() at the next opportunity, exit 0: at
-        once, or once the reply frame being written is out."""
+        once, or once the reply frame being written is out. Before run(),
+        the signal is held: the handlers are still being registered, and
+        run() then runs the "shutdown" one and exits without serving."""
         if not self._stopping:
             self._stopping = True
             self._signalled = True
-            if not self._writing:
+            if self._serving and not self._writing:
                 raise _Stop()
 
     def serve(self):
@@ -367,6 +383,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
+            self._serving = True
             while not self._stopping:
                 request = self.read_request()
                 if request is None:
@@ -383,7 +400,7 @@ class Worker:
                 else:
                     reply = self.handle(request)
                 self.write_reply(reply)
-            if self._signalled:     # it came while a reply was going out
+            if self._signalled:     # it came before run() or during a write
                 self._cleanup_on_signal()
             return EXIT_OK
         except _Stop:

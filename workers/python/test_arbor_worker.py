@@ -300,12 +300,13 @@ class LifecycleTest(WorkerTestCase):
         self.assertEqual(self.w.wait(), 0)
         self.assertNotIn("Traceback", self.w.stderr())
 
-    def _marked_worker(self):
-        """A worker whose shutdown handler appends a line to a file."""
+    def _marked_worker(self, env=None):
+        """A worker whose shutdown handler appends a line to a file (env:
+        more of its environment)."""
         tmp = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, tmp)
         mark = os.path.join(tmp, "mark")
-        return self.spawn({"HANDLERS_SHUTDOWN_MARK": mark}), mark
+        return self.spawn(dict(env or {}, HANDLERS_SHUTDOWN_MARK=mark)), mark
 
     def _marks(self, mark):
         if not os.path.exists(mark):
@@ -328,6 +329,18 @@ class LifecycleTest(WorkerTestCase):
         self.assertEqual(w2.wait(), 0)
         self.assertEqual(self._marks(mark2), 1)
         self.assertNotIn("Traceback", w.stderr() + w2.stderr())
+
+    def test_sigterm_before_run(self):
+        """A SIGTERM between Worker() and run() (the worker signals itself
+        there) is held until run(): the shutdown handler, registered after
+        it, runs once, and the worker exits 0 without serving."""
+        for points in ("init", "run", "init,run"):
+            with self.subTest(points=points):
+                w, mark = self._marked_worker({"HANDLERS_EARLY_SIGTERM": points})
+                self.assertEqual(w.wait(), 0)
+                self.assertEqual(self._marks(mark), 1)
+                self.assertTrue(w.at_eof())
+                self.assertNotIn("Traceback", w.stderr())
 
     def test_sigterm_in_handler_exits_0(self):
         self.assertTrue(self.w.call("ping")["success"])

@@ -4,10 +4,14 @@ Env: HANDLERS_PING_OVERRIDE=1 registers its own ping;
 HANDLERS_SHUTDOWN_MARK=PATH registers a shutdown handler that appends a
 line to PATH;
 HANDLERS_EARLY_PRINT=1 prints between Worker() and run() (must end up
-on stderr).
+on stderr);
+HANDLERS_EARLY_SIGTERM=POINTS sends the worker SIGTERM itself at each of
+the comma-separated points: "init" right after Worker(), before any handler
+is registered, "run" right before run().
 """
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -15,6 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from arbor_worker import CommandError, Worker  # noqa: E402
 
 worker = Worker()
+EARLY_SIGTERM = os.environ.get("HANDLERS_EARLY_SIGTERM", "").split(",")
+
+if "init" in EARLY_SIGTERM:
+    os.kill(os.getpid(), signal.SIGTERM)
 
 if os.environ.get("HANDLERS_EARLY_PRINT") == "1":
     print("printed before run")
@@ -169,5 +177,8 @@ if os.environ.get("HANDLERS_SHUTDOWN_MARK"):
     def shutdown(args, session_id):
         with open(os.environ["HANDLERS_SHUTDOWN_MARK"], "a") as f:
             f.write("cleaned up\n")
+
+if "run" in EARLY_SIGTERM:
+    os.kill(os.getpid(), signal.SIGTERM)
 
 worker.run()
