@@ -49,7 +49,7 @@ LIBPROTO  := $(BUILD)/libproto.a
 LIBDAEMON := $(BUILD)/libarbord.a
 LIBWORKER := $(BUILD)/libworker.a
 
-.PHONY: all test unit integration test-python run deps deps-check clean install uninstall install-check bench bench-deps
+.PHONY: all test unit integration test-python run deps deps-check clean install uninstall install-check bench bench-deps FORCE
 all: deps-check $(BINS)
 
 # Headers come from the packages: with -j, nothing compiles before the
@@ -147,7 +147,7 @@ run: deps $(BINS)
 # make install [DESTDIR=staging] [PREFIX=/usr/local] [BINDIR=] [LIBDIR=]
 # [SYSCONFDIR=/etc] [RUNSTATEDIR=/run]: arbord and arborctl into BINDIR;
 # mock_worker and the Python SDK + bridge worker into LIBDIR/arbor (arbord
-# finds mock_worker at ../lib/arbor from its own directory); the config,
+# finds mock_worker there, see below); the config,
 # generated from conf/arbor.conf with the installed worker and a socket in
 # RUNSTATEDIR/arbor, into SYSCONFDIR/arbor unless one is there already.
 PREFIX      ?= /usr/local
@@ -159,6 +159,17 @@ PKGLIBDIR   := $(LIBDIR)/arbor
 PY_RUNTIME  := workers/python/arbor_worker.py workers/python/bridge_worker.py
 INST_CONF   := $(DESTDIR)$(SYSCONFDIR)/arbor/arbor.conf
 GEN_CONF    := $(BUILD)/arbor.conf.install
+
+# arbord runs mock_worker from its own directory when it is there (build/),
+# else from PKGLIBDIR, compiled in. The value is kept in a file rewritten
+# only when it changes, so that main.o is rebuilt then: `make install
+# LIBDIR=...` after a plain `make` installs an arbord that looks there.
+PKGLIBDIR_STAMP := $(BUILD)/pkglibdir
+$(PKGLIBDIR_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PKGLIBDIR)' | cmp -s - $@ || echo '$(PKGLIBDIR)' > $@
+$(call obj,supervisor/main.c): $(PKGLIBDIR_STAMP)
+$(call obj,supervisor/main.c): CFLAGS += -DARBOR_PKGLIBDIR='"$(PKGLIBDIR)"'
 
 # The installed config: conf/arbor.conf with the worker command and the
 # socket made absolute, checked to have changed both.

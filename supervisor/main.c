@@ -123,15 +123,15 @@ parse_args(int argc, char **argv, struct args *a)
 }
 
 /* The directory of mock_worker (adapter bridge_mock): beside this
- * executable, as in build/, else ../lib/arbor from it, where `make install`
- * puts it (bin/arbord, lib/arbor/mock_worker). */
+ * executable, as in build/, else ARBOR_PKGLIBDIR, where `make install` puts
+ * it (LIBDIR/arbor, compiled in by the Makefile). */
 static char *
 mock_dir(void)
 {
 	char path[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
 	if (n < 0)
-		return xstrdup(".");
+		return xstrdup(ARBOR_PKGLIBDIR);
 	path[n] = '\0';
 	char *dir = xstrdup(dirname(path));
 	char *mock = xasprintf("%s/mock_worker", dir);
@@ -139,9 +139,8 @@ mock_dir(void)
 	free(mock);
 	if (beside)
 		return dir;
-	char *lib = xasprintf("%s/../lib/arbor", dir);
 	free(dir);
-	return lib;
+	return xstrdup(ARBOR_PKGLIBDIR);
 }
 
 /* The tree is down and every reply written (or given up on): exit. */
