@@ -1020,8 +1020,10 @@ resolve(struct ld *ld, struct config *c)
 		c->mode = MODE_DISABLED;
 	else
 		c->mode = c->bridge.pooling_enabled ? MODE_POOL : MODE_SINGLE;
+	/* auto is what the mode runs; mode disabled runs nothing, and shows
+	 * the adapter as configured, auto included. */
 	c->adapter = c->bridge.adapter;
-	if (c->adapter == ADAPTER_AUTO)
+	if (c->adapter == ADAPTER_AUTO && c->mode != MODE_DISABLED)
 		c->adapter = c->mode == MODE_POOL ? ADAPTER_PYTHON_POOL :
 		    ADAPTER_PYTHON_PORT;
 	if (apply_test_mode(ld, c) < 0 ||

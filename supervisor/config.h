@@ -36,7 +36,7 @@ struct config {
 	char	*path;		/* absolute path of the file */
 	char	*env;		/* the selected environment */
 	enum cfg_mode	 mode;		/* resolved */
-	enum cfg_adapter adapter;	/* resolved: never ADAPTER_AUTO */
+	enum cfg_adapter adapter;	/* resolved: AUTO only in MODE_DISABLED */
 	char	*test_mode;	/* TEST_MODE applied, or NULL */
 
 	struct {

@@ -151,7 +151,8 @@ check_diff(const struct config *c)
 }
 
 /* What resolution promises (SPEC 3): an absolute socket path that fits a
- * unix address, a concrete adapter, a pool size of at least 1, a command. */
+ * unix address, a concrete adapter (auto only where no adapter runs, in
+ * mode disabled), a pool size of at least 1, a command. */
 static void
 check_resolved(const struct config *c)
 {
@@ -159,7 +160,8 @@ check_resolved(const struct config *c)
 	FUZZ_CHECK(c->control.socket != NULL && c->control.socket[0] == '/');
 	FUZZ_CHECK(strlen(c->control.socket) < sizeof
 	    ((struct sockaddr_un *)0)->sun_path);
-	FUZZ_CHECK(c->adapter != ADAPTER_AUTO && c->adapter <= ADAPTER_MOCK);
+	FUZZ_CHECK((c->adapter != ADAPTER_AUTO || c->mode == MODE_DISABLED) &&
+	    c->adapter <= ADAPTER_MOCK);
 	FUZZ_CHECK(c->mode <= MODE_POOL);
 	FUZZ_CHECK((c->mode == MODE_DISABLED) == !c->bridge.enabled ||
 	    c->test_mode != NULL);

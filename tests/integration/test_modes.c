@@ -33,6 +33,11 @@ static const char DISABLED_CONF[] =
     "bridge = { enabled = false; adapter = \"bridge_mock\"; };\n"
     "environments = { dev = { }; };\n";
 
+/* Mode disabled with adapter auto (the default). */
+static const char DISABLED_AUTO_CONF[] =
+    "bridge = { enabled = false; };\n"
+    "environments = { dev = { }; };\n";
+
 /* adapter auto and a worker command that cannot run: only a TEST_MODE
  * override gives ready workers. */
 static const char TESTMODE_CONF[] =
@@ -385,6 +390,24 @@ test_check_auto_adapter_and_test_mode(void **state)
 	arb_free(a);
 }
 
+/* Mode disabled resolves no adapter: auto shows as auto, in the status op,
+ * arborctl status and arbord -t (SPEC 3 resolves it for pool and single
+ * only). */
+static void
+test_disabled_adapter_auto(void **state)
+{
+	struct arb *a = arb_start(DISABLED_AUTO_CONF, "dev", NULL);
+	json_t *tree = arb_status(a, NULL);
+	assert_non_null(tree);
+	assert_root(a, tree, "dev", "disabled", "auto");
+	assert_int_equal(arb_node_nchildren(tree), 0);
+	json_decref(tree);
+	assert_status_view(a, "^root  running  env=dev mode=disabled "
+	    "adapter=auto  " PID "  up " DUR "\n$");
+	assert_check(a, "dev", NULL, "dev", "disabled", "auto");
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* pool.size = 0 is resolved to 2 x online CPUs (SPEC 3). */
 static void
 test_check_pool_size_zero(void **state)
@@ -700,6 +723,7 @@ main(void)
 		cmocka_unit_test_teardown(test_prod_is_pool_of_three, arb_teardown),
 		cmocka_unit_test_teardown(test_default_environment, arb_teardown),
 		cmocka_unit_test_teardown(test_disabled_has_no_children, arb_teardown),
+		cmocka_unit_test_teardown(test_disabled_adapter_auto, arb_teardown),
 		cmocka_unit_test_teardown(test_test_mode_bridge_mock, arb_teardown),
 		cmocka_unit_test_teardown(test_test_mode_mock_adapter, arb_teardown),
 		cmocka_unit_test_teardown(test_check_prints_settings, arb_teardown),

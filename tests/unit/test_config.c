@@ -349,6 +349,7 @@ static const char modes_conf[] =
 	"  off = { bridge = { enabled = false; pooling_enabled = true; }; };\n"
 	"  fixed = { bridge = { adapter = \"bridge_mock\"; }; };\n"
 	"  offtest = { };\n"
+	"  offmock = { bridge = { enabled = false; adapter = \"mock\"; }; };\n"
 	"};\n";
 
 static void
@@ -368,8 +369,11 @@ test_mode_resolution(void **state)
 	struct fx *fx = *state;
 	expect_mode(fx, "dev", MODE_SINGLE, ADAPTER_PYTHON_PORT);
 	expect_mode(fx, "pooled", MODE_POOL, ADAPTER_PYTHON_POOL);
-	expect_mode(fx, "off", MODE_DISABLED, ADAPTER_PYTHON_PORT);
+	expect_mode(fx, "off", MODE_DISABLED, ADAPTER_AUTO);
 	expect_mode(fx, "fixed", MODE_SINGLE, ADAPTER_BRIDGE_MOCK);
+	/* Mode disabled runs no adapter: auto stays auto (above), a named
+	 * one stays as named. */
+	expect_mode(fx, "offmock", MODE_DISABLED, ADAPTER_MOCK);
 }
 
 static void
@@ -402,7 +406,7 @@ test_test_mode_only_in_test(void **state)
 	struct fx *fx = *state;
 	setenv("TEST_MODE", "full_integration", 1);
 	expect_mode(fx, "dev", MODE_SINGLE, ADAPTER_PYTHON_PORT);
-	expect_mode(fx, "off", MODE_DISABLED, ADAPTER_PYTHON_PORT);
+	expect_mode(fx, "off", MODE_DISABLED, ADAPTER_AUTO);
 	setenv("TEST_MODE", "mock_adapter", 1);
 	struct config *c = load(fx, modes_conf, "offtest");
 	assert_non_null(c);
@@ -997,7 +1001,7 @@ test_shipped_examples(void **state)
 	expect_shipped(single, NULL, "dev", MODE_SINGLE, ADAPTER_PYTHON_PORT, -1);
 	expect_shipped(single, "mock", "mock", MODE_SINGLE, ADAPTER_BRIDGE_MOCK,
 	    -1);
-	expect_shipped(off, NULL, "off", MODE_DISABLED, ADAPTER_PYTHON_PORT, -1);
+	expect_shipped(off, NULL, "off", MODE_DISABLED, ADAPTER_AUTO, -1);
 	expect_shipped(off, "on", "on", MODE_SINGLE, ADAPTER_PYTHON_PORT, -1);
 }
 
