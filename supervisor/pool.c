@@ -23,6 +23,7 @@ struct pworker {
 	struct job_queue	 waiting;	/* strict sessions waiting for it */
 	struct sess_anchor	 anchor;
 	ev_timer		 t_idle;	/* overflow: stop when idle */
+	double			 idle_from;	/* when its countdown began */
 	TAILQ_ENTRY(pworker)	 idle_link;
 };
 
@@ -61,6 +62,7 @@ static const struct sup_events events = {
 static void on_wait_expired(struct job *, void *);
 static void on_idle_timer(struct ev_loop *, ev_timer *, int);
 static void on_grow_timer(struct ev_loop *, ev_timer *, int);
+static void on_unbound(struct sess_anchor *);
 
 static void
 set_lazy(struct pworker *pw, bool lazy)
@@ -78,6 +80,7 @@ pw_add(struct pool *p, const char *leaf, bool start, bool overflow)
 	TAILQ_INIT(&pw->waiting);
 	LIST_INIT(&pw->anchor.list);
 	pw->anchor.worker = pw;
+	pw->anchor.unbound = on_unbound;
 	ev_init(&pw->t_idle, on_idle_timer);
 	pw->t_idle.data = pw;
 	pw->c = sup_add_worker(p->sup, leaf, start);
@@ -125,8 +128,10 @@ pool_free(struct pool *p)
 	ev_timer_stop(LOOP, &p->t_grow);
 	size_t n = sup_nchildren(p->sup);
 	struct pworker **pws = xcalloc(n, sizeof *pws);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		pws[i] = child_udata(sup_child(p->sup, i));
+		pws[i]->anchor.unbound = NULL;	/* sess_free arms no timer */
+	}
 	sup_free(p->sup);	/* may fail jobs in flight: pws and sessions
 				 * still live */
 	sess_free(p->sessions);	/* unbinds from the pws' anchors */
@@ -169,6 +174,30 @@ idle_remove(struct pworker *pw)
 	ev_timer_stop(LOOP, &pw->t_idle);
 }
 
+/* Sets an idle overflow worker's countdown to end overflow_idle_ms after
+ * it began (at idle_from), at once if that is past. */
+static void
+idle_timer_set(struct pworker *pw)
+{
+	double at = pw->idle_from + pw->pool->cfg->pool.overflow_idle_ms /
+	    1000.0 - ev_now(LOOP);
+	ev_timer_stop(LOOP, &pw->t_idle);	/* and on_down's check */
+	ev_timer_set(&pw->t_idle, at > 0. ? at : 0., 0.);
+	ev_timer_start(LOOP, &pw->t_idle);
+}
+
+/* An idle overflow worker starts counting down to its stop, unless it
+ * holds bound sessions: their state lives in it, so it stays until the
+ * last of them ends (on_unbound starts the countdown then). */
+static void
+idle_countdown(struct pworker *pw)
+{
+	if (!pw->overflow || !pw->idle || pw->anchor.n > 0)
+		return;
+	pw->idle_from = ev_now(LOOP);
+	idle_timer_set(pw);
+}
+
 /* fifo takes the worker idle the longest, lifo the one idle the shortest. */
 static void
 idle_insert(struct pworker *pw)
@@ -179,11 +208,15 @@ idle_insert(struct pworker *pw)
 	else
 		TAILQ_INSERT_TAIL(&p->idle, pw, idle_link);
 	pw->idle = true;
-	if (pw->overflow) {
-		ev_timer_stop(LOOP, &pw->t_idle);	/* and on_down's check */
-		ev_timer_set(&pw->t_idle, p->cfg->pool.overflow_idle_ms / 1000.0, 0.);
-		ev_timer_start(LOOP, &pw->t_idle);
-	}
+	idle_countdown(pw);
+}
+
+/* The last session bound to a worker has ended (end_session, its ttl),
+ * moved or been dropped: an idle overflow worker may stop from now on. */
+static void
+on_unbound(struct sess_anchor *a)
+{
+	idle_countdown(a->worker);
 }
 
 #define BALANCE_CANDIDATES	8	/* idle workers compared per new session */

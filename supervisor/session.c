@@ -96,11 +96,13 @@ sess_retire(struct sessions *s)
 static void
 unbind(struct binding *b)
 {
-	if (b->anchor) {
-		LIST_REMOVE(b, by_anchor);
-		b->anchor->n--;
-		b->anchor = NULL;
-	}
+	struct sess_anchor *a = b->anchor;
+	if (a == NULL)
+		return;
+	LIST_REMOVE(b, by_anchor);
+	b->anchor = NULL;
+	if (--a->n == 0 && a->unbound)
+		a->unbound(a);
 }
 
 static void

@@ -13,12 +13,19 @@ LIST_HEAD(binding_list, binding);
 
 /* Embedded in whatever a session binds to (a pool worker). */
 struct child;
+struct sess_anchor;
+
+/* Told when an anchor's last bound session has left it (ended, expired,
+ * moved to another anchor or dropped with it), from inside the table's
+ * call: it must not call the table back. */
+typedef void sess_unbound_fn(struct sess_anchor *);
 
 struct sess_anchor {
 	struct binding_list	list;
 	size_t			n;	/* bound sessions */
 	void			*worker;	/* the owner's view of the worker */
 	struct child		*child;		/* told cleanup_session */
+	sess_unbound_fn		*unbound;	/* n came to 0 (NULL: none) */
 };
 
 struct sessions;

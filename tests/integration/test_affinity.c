@@ -675,6 +675,86 @@ test_strict_waiters_start_no_overflow(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+#define OVF_IDLE_MS	200	/* overflow_idle_ms of the tests below */
+
+/* arb_wait_for predicate: pool/overflow.1 has left the tree. */
+static bool
+no_overflow(json_t *tree, void *ctx)
+{
+	return arb_find(tree, "pool/overflow.1") == NULL;
+}
+
+/* Polls the tree for ms and fails as soon as pool/overflow.1 is not
+ * there, up (ready or busy) with pid: an observation over a window that
+ * overflow_idle_ms fits in several times, not a wait for an event. */
+static void
+overflow_stays(struct arb *a, json_int_t pid, int ms)
+{
+	long long end = arb_now_ms() + ms;
+	do {
+		json_t *node = arb_status(a, "pool/overflow.1");
+		const char *st = arb_node_str(node, "state");
+		if (node == NULL || arb_node_pid(node) != pid || st == NULL ||
+		    (strcmp(st, "ready") != 0 && strcmp(st, "busy") != 0))
+			fail_msg("pool/overflow.1 (pid %lld), holding a session, "
+			    "is no longer up: %s", (long long)pid,
+			    st ? st : "gone");
+		json_decref(node);
+		arb_sleep_ms(50);
+	} while (arb_now_ms() < end);
+}
+
+/* An overflow worker holding a bound session is not stopped for idling
+ * overflow_idle_ms (its program would be lost, the session reset long
+ * before session_ttl_ms): it stays while the session lasts, and idles
+ * out once end_session has ended it. */
+static void
+overflow_keeps_session(const char *affinity)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 1; max_overflow = 1; affinity = \"%s\";\n"
+	    "  overflow_idle_ms = %d; checkout_timeout_ms = 15000; };\n"
+	    "environments = { dev = { }; };\n", affinity, OVF_IDLE_MS);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 5000), NULL, "busy", 1);
+	char w[64];
+	create_on(a, "ov", w, sizeof w);	/* waits: overflow.1 starts */
+	assert_string_equal(w, "pool/overflow.1");
+	json_int_t pid = cl_worker_pid(a, w);
+	assert_true(pid > 0);
+	overflow_stays(a, pid, 5 * OVF_IDLE_MS);
+	json_t *r = execute_p(a, "ov");		/* its program is still there */
+	assert_true(arb_reply_ok(r));
+	assert_false(cl_reply_reset(r));
+	assert_string_equal(cl_reply_worker(r), w);
+	json_decref(r);
+	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "worker.1's sleep"));
+	cl_close(busy);
+	assert_true(end_session(a, "ov"));	/* now it may idle out */
+	json_t *tree = arb_wait_for(a, no_overflow, NULL, ARB_EVENT_MS,
+	    "pool/overflow.1 gone after its session ended");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_strict_overflow_keeps_session(void **state)
+{
+	overflow_keeps_session("strict");
+}
+
+static void
+test_prefer_overflow_keeps_session(void **state)
+{
+	overflow_keeps_session("prefer");
+}
+
 /* One worker under bridge (a bridge group's body), whose notices are
  * allowed request_timeout_ms = 1000 and which gets no health pings. */
 static struct arb *
@@ -980,6 +1060,10 @@ main(void)
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_gets_overflow_when_worker_stops, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiters_start_no_overflow, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_overflow_keeps_session,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_overflow_keeps_session,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_pool, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_single, arb_teardown),
 		cmocka_unit_test_teardown(test_ttl_spares_session_made_anew_pool,

@@ -188,6 +188,48 @@ test_bind_unknown(void **state)
 	assert_int_equal(sess_count(fx->s), 0);
 }
 
+/* The anchors of test_unbound_at_last, and how often each was told. */
+static struct fx *unbound_fx;
+static int unbound_calls[2];
+
+static void
+on_anchor_unbound(struct sess_anchor *a)
+{
+	assert_int_equal(a->n, 0);
+	assert_true(LIST_EMPTY(&a->list));
+	unbound_calls[a == &unbound_fx->b]++;
+}
+
+/* An anchor is told when its last bound session leaves it, whether that
+ * one moves, ends or is dropped with its worker, and only then. */
+static void
+test_unbound_at_last(void **state)
+{
+	struct fx *fx = *state;
+	unbound_fx = fx;
+	memset(unbound_calls, 0, sizeof unbound_calls);
+	fx->a.unbound = fx->b.unbound = on_anchor_unbound;
+	lookup(fx, "s1", NULL);
+	lookup(fx, "s2", NULL);
+	lookup(fx, "s3", NULL);
+	assert_true(sess_bind(fx->s, "s1", &fx->a));
+	assert_true(sess_bind(fx->s, "s2", &fx->a));
+	assert_true(sess_bind(fx->s, "s3", &fx->b));
+	assert_true(sess_bind(fx->s, "s1", &fx->b));	/* a keeps s2 */
+	assert_int_equal(unbound_calls[0], 0);
+	struct sess_anchor *left;
+	assert_true(sess_end(fx->s, "s2", &left));	/* a's last */
+	assert_ptr_equal(left, &fx->a);
+	assert_int_equal(unbound_calls[0], 1);
+	sess_drop_anchor(fx->s, &fx->b);		/* s1 and s3: once */
+	assert_int_equal(unbound_calls[1], 1);
+	assert_true(sess_bind(fx->s, "s1", &fx->a));
+	assert_true(sess_bind(fx->s, "s1", &fx->b));	/* moves: a is empty */
+	assert_int_equal(unbound_calls[0], 2);
+	assert_int_equal(unbound_calls[1], 1);
+	fx->a.unbound = fx->b.unbound = NULL;
+}
+
 /* A lost worker: its sessions become unbound and each is told reset
  * exactly once; sessions of other workers are untouched. */
 static void
@@ -619,6 +661,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bind_rebind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bind_unknown, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unbound_at_last, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_drop_anchor_reset_once,
 		    setup, teardown),
