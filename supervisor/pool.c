@@ -809,6 +809,18 @@ trim_overflow(struct pool *p)
 		}
 }
 
+/* Idle overflow workers counting down to their stop take a reloaded
+ * overflow_idle_ms, still counted from when they went idle: one idle
+ * longer than that stops at once. */
+static void
+rearm_idle(struct pool *p)
+{
+	struct pworker *pw;
+	TAILQ_FOREACH(pw, &p->idle, idle_link)
+		if (pw->overflow && ev_is_active(&pw->t_idle))
+			idle_timer_set(pw);
+}
+
 void
 pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 {
@@ -827,6 +839,7 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 		trim_overflow(p);
 		recycle_idle(p);
 	}
+	rearm_idle(p);
 }
 
 void

@@ -1870,6 +1870,55 @@ test_reload_lowers_max_overflow(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A pool of 1 with one overflow worker, stopping after idle_ms idle. */
+static char *
+conf_overflow_idle(int idle_ms)
+{
+	return xasprintf(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 1; overflow_idle_ms = %d; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", idle_ms);
+}
+
+/* An overflow worker already idle when a reload lowers
+ * pool.overflow_idle_ms takes the new value: lowered from 60 s to 200 ms,
+ * it is stopped at once (it has been idle longer), not at the end of the
+ * 60 s its countdown began with. */
+static void
+test_reload_lowers_overflow_idle(void **state)
+{
+	char *body = conf_overflow_idle(60000);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *held = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
+	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
+	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
+	json_decref(r);
+	json_int_t pid = cl_worker_pid(a, "pool/overflow.1");
+	assert_true(pid > 0);
+	json_decref(cl_recv_ok(held, ARB_REPLY_MS, "worker.1's sleep"));
+	cl_close(held);
+	body = conf_overflow_idle(200);
+	write_conf(a, body);
+	free(body);
+	r = arb_op_ok(a, "reload");
+	assert_true(changed_has(r, "pool.overflow_idle_ms"));
+	json_decref(r);
+	struct want_pool w = { 1 };
+	json_t *tree = arb_wait_for(a, pool_is, &w, ARB_EVENT_MS,
+	    "the pool without its overflow worker");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_true(arb_log_has_line(a, "overflow.1", "idle for 200 ms",
+	    NULL));
+	assert_int_equal(cl_stat(a, "overflow"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A single-mode config with worker.max_frame_bytes = bytes. */
 static char *
 conf_frame(long bytes)
@@ -2269,6 +2318,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_lowers_max_requests_single,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_lowers_max_requests_pool,
+		    teardown),
+		cmocka_unit_test_teardown(test_reload_lowers_overflow_idle,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_lowers_max_overflow,
 		    teardown),
