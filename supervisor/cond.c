@@ -530,6 +530,13 @@ root_submit(struct root *r, struct job *job)
 	}
 }
 
+void
+root_count_refused(struct root *r)
+{
+	r->st.total++;
+	r->st.failed++;
+}
+
 /* In a mode without workers, a session carried over it (hand_on_sessions)
  * can still be ended: it then gets no reset notice later. An old subtree
  * that made it, or still holds it, ends it too (its worker is told). */

@@ -40,6 +40,10 @@ const struct config *root_config(const struct root *);
 
 /* Routes an execute job by mode and adapter; it is finished exactly once. */
 void	root_submit(struct root *, struct job *);
+/* Counts an execute refused before routing (bad params, shutting_down,
+ * a request too large for a worker) as answered and failed, as the
+ * routing layer counts those it fails. */
+void	root_count_refused(struct root *);
 /* Ends a session (its worker is told); false if there was none. */
 bool	root_end_session(struct root *, const char *id);
 size_t	root_pending(const struct root *);	/* jobs accepted, not answered */

@@ -275,10 +275,11 @@ submit(struct ops_env *env, struct job *job, size_t command_size,
 {
 	size_t max = (size_t)root_config(env->root)->worker.max_frame_bytes;
 	size_t n = child_request_size(command_size, job->args_len, session_size);
-	if (n > max)
+	if (n > max) {
+		root_count_refused(env->root);
 		job_fail(job, ERR_FRAME_TOO_LARGE, "request frame of up to %zu "
 		    "bytes exceeds worker.max_frame_bytes (%zu)", n, max);
-	else
+	} else
 		root_submit(env->root, job);
 }
 
@@ -293,13 +294,13 @@ static json_t *
 op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req,
     const struct req_id *id)
 {
-	if (env->draining)
-		return msg_error(NULL, ERR_SHUTTING_DOWN,
-		    "arbord is shutting down");
 	int timeout_ms = root_config(env->root)->worker.request_timeout_ms;
-	json_t *err = check_execute(req, &timeout_ms);
-	if (err)
+	json_t *err = env->draining ? msg_error(NULL, ERR_SHUTTING_DOWN,
+	    "arbord is shutting down") : check_execute(req, &timeout_ms);
+	if (err) {	/* an execute answered: counted as routed ones are */
+		root_count_refused(env->root);
 		return err;
+	}
 	json_t *args = json_object_get(req, "args");
 	ctl_hold(cn);
 	struct job *job = job_new_json(id->text, id->n, msg_str(req, "command"),

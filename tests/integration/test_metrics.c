@@ -440,6 +440,136 @@ test_metrics_counters_across_reloads(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* One worker, none waiting (a second request is overloaded), requests of
+ * at most 4096 bytes to the worker; the drain waits up to 5 s. */
+static const char COUNT_CONF[] =
+    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 0; max_frame_bytes = 4096;\n"
+    "  shutdown_timeout_ms = 5000; };\n"
+    "pool = { size = 1; max_overflow = 0; max_waiting = 0;\n"
+    "  max_restarts = 100; };\n"
+    "environments = { dev = { }; };\n";
+
+/* stats and metrics both read total, ok and failed operations, with
+ * total = ok + failed. */
+static void
+expect_operations(struct arb *a, json_int_t total, json_int_t ok,
+    json_int_t failed)
+{
+	json_t *st = cl_stats(a);
+	json_int_t t = json_integer_value(json_object_get(st,
+	    "total_operations"));
+	json_int_t s = json_integer_value(json_object_get(st,
+	    "successful_operations"));
+	json_int_t f = json_integer_value(json_object_get(st,
+	    "failed_operations"));
+	json_decref(st);
+	if (t != total || s != ok || f != failed)
+		fail_msg("stats: total %lld ok %lld failed %lld, expected "
+		    "%lld %lld %lld", (long long)t, (long long)s, (long long)f,
+		    (long long)total, (long long)ok, (long long)failed);
+	struct expo *e = scrape(a);
+	assert_int_equal((int)expo_value(e, "arbor_operations_total"), total);
+	assert_int_equal((int)expo_value(e,
+	    "arbor_operations_succeeded_total"), ok);
+	assert_int_equal((int)expo_value(e, "arbor_operations_failed_total"),
+	    failed);
+	expo_free(e);
+}
+
+/* An execute whose params are refused: bad_request. req is stolen. */
+static void
+refused(struct arb *a, json_t *req)
+{
+	json_object_set_new(req, "op", json_string("execute"));
+	json_decref(arb_call_err(a, req, "bad_request"));
+}
+
+/* The worker's next process (after pid's) is ready. */
+static json_int_t
+ready_after(struct arb *a, json_int_t pid)
+{
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t next = arb_node_pid(node);
+	json_decref(node);
+	return next;
+}
+
+/* Every execute that gets a reply counts once in total_operations and
+ * once in successful_operations or failed_operations: those the worker
+ * answers or fails, and those refused before any worker is asked (bad
+ * params, too large for the worker, overloaded, shutting_down). Requests
+ * that are no execute (unknown op, status) count in neither. */
+static void
+test_operations_count_every_execute(void **state)
+{
+	struct arb *a = arb_start(COUNT_CONF, "dev", NULL);
+	json_int_t pid = ready_after(a, 0);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "n", 1), "s1"));
+	json_decref(cl_exec_err(a, "no_such_command", NULL, NULL,
+	    "worker_error"));
+	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
+	    NULL, "worker_crashed"));
+	pid = ready_after(a, pid);
+	json_decref(arb_call_err(a, cl_exec_req(0, "hang", NULL, NULL, 300),
+	    "timeout"));
+	pid = ready_after(a, pid);
+	expect_operations(a, 5, 2, 3);
+
+	refused(a, json_object());				/* no command */
+	refused(a, json_pack("{s:i}", "command", 42));
+	refused(a, json_pack("{s:s, s:i}", "command", "echo", "timeout_ms", 0));
+	refused(a, json_pack("{s:s, s:[i]}", "command", "echo", "args", 1));
+	refused(a, json_pack("{s:s, s:s}", "command", "echo", "session_id", ""));
+	char big[5000];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	json_decref(cl_exec_err(a, "echo", json_pack("{s:s}", "s", big), NULL,
+	    "frame_too_large"));
+	json_decref(arb_call_err(a, json_pack("{s:s}", "op", "no_such_op"),
+	    "unknown_op"));
+	json_t *tree = arb_status(a, NULL);
+	assert_non_null(tree);
+	json_decref(tree);
+	expect_operations(a, 11, 2, 9);
+
+	/* the one worker busy, none may wait: overloaded */
+	struct cl_conn *held = cl_send_held(a, 1, "hang", NULL, NULL, "busy", 1);
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "overloaded"));
+	expect_operations(a, 12, 2, 10);
+
+	/* draining: shutting_down (the held request is cut after 5 s) */
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	assert_true(arb_wait_log_line(a, ARB_EVENT_MS, "shutting down",
+	    NULL));
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "shutting_down"));
+	json_decref(arb_call_err(a, json_pack("{s:s, s:i}", "op", "execute",
+	    "command", 42), "shutting_down"));	/* before its params */
+	expect_operations(a, 14, 2, 12);
+	json_t *r = cl_recv(held, ARB_EXIT_MS);
+	assert_string_equal(arb_reply_code(r), "shutting_down");
+	json_decref(r);
+	cl_close(held);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Mode disabled: refused params count as bridge_disabled does. */
+static void
+test_operations_count_disabled(void **state)
+{
+	struct arb *a = arb_start("bridge = { enabled = false; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(cl_exec_err(a, "echo", NULL, NULL, "bridge_disabled"));
+	refused(a, json_pack("{s:s, s:i}", "command", "echo", "args", 1));
+	expect_operations(a, 2, 0, 2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -449,6 +579,10 @@ main(void)
 		cmocka_unit_test_teardown(test_metrics_series_stable,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_metrics_counters_across_reloads,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_operations_count_every_execute,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_operations_count_disabled,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
