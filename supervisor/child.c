@@ -1214,6 +1214,21 @@ child_state(const struct child *c)
 	return c->state;
 }
 
+/* An exit not reaped yet is peeked at (WNOWAIT leaves it to the child
+ * watcher); ECHILD: the loop has reaped it, its watcher not yet run. */
+bool
+child_crashing(const struct child *c)
+{
+	if (c->pid <= 0)
+		return false;
+	if (c->failed || c->closed_why)
+		return true;
+	siginfo_t si = { .si_pid = 0 };
+	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return errno == ECHILD;
+	return si.si_pid == c->pid;
+}
+
 bool
 child_exit_abnormal(const struct child *c)
 {

@@ -106,6 +106,11 @@ enum child_state child_state(const struct child *);
 bool	child_alive(const struct child *);	/* a process exists */
 /* Ready and taking requests: not stopping, failing or gone. */
 bool	child_accepts(const struct child *);
+/* The process ended, or is ending, on its own though its exit is not
+ * reaped yet: killed by arbord (a missed deadline, a protocol failure),
+ * a protocol pipe closed on it, or exited. Its exit is a crash, whatever
+ * is asked of it meanwhile. */
+bool	child_crashing(const struct child *);
 pid_t	child_pid(const struct child *);	/* 0 when none */
 int	child_exit_status(const struct child *); /* wait status of the last exit */
 bool	child_exit_abnormal(const struct child *);

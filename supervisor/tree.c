@@ -20,6 +20,8 @@ struct slot {
 	bool		 want_up;
 	bool		 restart_now;	/* up once down: no intensity */
 	bool		 now_counted;	/* that is a restart (not a start) */
+	bool		 restart_asked;	/* restart NAME came while its crash
+					 * awaited the reap */
 	bool		 leaving;	/* sup_child_leave: never up again */
 	struct backoff	 backoff;
 };
@@ -331,16 +333,19 @@ wants_restart(const struct sup *s, const struct child *c)
 	return false;
 }
 
-/* Restarts a crashed child unless that overflows the intensity window. */
+/* Restarts a crashed child unless that overflows the intensity window;
+ * at_once (a restart asked) without its delay, as for one in backoff. */
 static void
-restart_crashed(struct sup *s, struct slot *sl)
+restart_crashed(struct sup *s, struct slot *sl, bool at_once)
 {
 	if (intensity_add(&s->window, ev_now(LOOP))) {
 		fail(s);
 		return;
 	}
 	child_count_restart(sl->c);
-	int ms = backoff_next(&sl->backoff, child_last_run(sl->c),
+	if (at_once)
+		sl->backoff.quick_deaths = 0;
+	int ms = at_once ? 0 : backoff_next(&sl->backoff, child_last_run(sl->c),
 	    s->cfg->worker.restart_delay_ms, s->cfg->worker.max_restart_delay_ms);
 	if (ms > 0) {
 		log_info(child_name(sl->c), "restarting in %d ms", ms);
@@ -350,11 +355,19 @@ restart_crashed(struct sup *s, struct slot *sl)
 	}
 }
 
+static void bring_up(struct sup *, struct slot *, bool);
+
+/* A restart asked while the crash awaited its reap (asked) is done as if
+ * it came after: the crash counts as one (intensity, restarts), and the
+ * restart only brings the worker up without its delay, or, when its
+ * restart type keeps it down, brings it up as a counted restart. */
 static void
 on_exited(struct child *c, void *arg)
 {
 	struct sup *s = arg;
 	struct slot *sl = child_owner_data(c);
+	bool asked = sl->restart_asked;
+	sl->restart_asked = false;
 	if (s->ev->worker_down)
 		s->ev->worker_down(s, c, s->owner);
 	if (s->state != SS_RUNNING) {
@@ -371,8 +384,10 @@ on_exited(struct child *c, void *arg)
 	} else if (!wants_restart(s, c)) {
 		sl->want_up = false;
 		child_set_down(c, child_exit_abnormal(c) ? CS_FAILED : CS_STOPPED);
+		if (asked)
+			bring_up(s, sl, true);
 	} else {
-		restart_crashed(s, sl);
+		restart_crashed(s, sl, asked);
 	}
 }
 
@@ -447,12 +462,20 @@ sup_start_child(struct sup *s, struct child *c)
 	bring_up(s, sl, false);
 }
 
+/* A child that crashed is not stopped: its exit, once reaped, restarts
+ * it as the crash it is (on_exited), whichever comes first, the op or the
+ * reap; stopped, it would have been restarted outside the intensity. */
 void
 sup_restart_child(struct sup *s, struct child *c)
 {
 	struct slot *sl = child_owner_data(c);
 	if (sl->leaving)
 		return;
+	if (child_alive(c) && sl->want_up && !sl->restart_now &&
+	    s->state == SS_RUNNING && child_crashing(c)) {
+		sl->restart_asked = true;
+		return;
+	}
 	if (child_alive(c)) {
 		sl->want_up = true;
 		sl->restart_now = true;

@@ -573,6 +573,30 @@ test_killed_is_stopping(void **state)
 	wait_exit(fx);
 }
 
+static void wait_zombie(pid_t);
+
+/* child_crashing: a live worker is not; one that exited is, before the
+ * loop has seen its exit or its pipes close; so is one arbord killed. */
+static void
+test_crashing_before_reap(void **state)
+{
+	struct fx *fx = *state;
+	spawn_ready(fx);
+	assert_false(child_crashing(fx->c));
+	assert_int_equal(kill(fx->pid, SIGKILL), 0);
+	wait_zombie(fx->pid);
+	assert_true(child_alive(fx->c));	/* not reaped: the loop has not run */
+	assert_true(child_crashing(fx->c));
+	wait_exit(fx);
+	assert_false(child_crashing(fx->c));
+
+	fx->nexited = 0;
+	spawn_ready(fx);
+	child_kill(fx->c, "test");
+	assert_true(child_crashing(fx->c));
+	wait_exit(fx);
+}
+
 /* A worker that crashed while busy: no idle event before exited. */
 static void
 test_crash_no_idle(void **state)
@@ -1388,6 +1412,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_timeout_no_idle, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_killed_is_stopping, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crashing_before_reap, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_no_idle, setup,
 		    teardown),
