@@ -40,6 +40,7 @@ enum {
 #define DEFAULT_CONF	"/etc/arbor/arbor.conf"
 #define REQUEST_ID	1
 #define PROBE_ID	2		/* a call's ping, once its bound passed */
+#define PROBE_PING	"{\"op\":\"ping\",\"id\":2}"	/* id PROBE_ID */
 #define REPLY_WAIT_MS	60000LL		/* any op but call; see reply_wait_ms() */
 #define REPLY_MARGIN_MS	5000LL		/* a call: beyond arbord's own deadlines */
 #define PROBE_WAIT_MS	5000LL		/* a call's ping: the answer within this */
@@ -110,9 +111,13 @@ struct opts {
 
 /* A subcommand: its op, its arity, how its request is built and how its
  * reply is shown. show() returns the exit status. show_raw(), where set,
- * shows a successful reply with --json from its text, without parsing it
- * into values: a status of 1,024 workers is a quarter of a megabyte. For
- * both, sock names the socket that gave the reply, for an error message. */
+ * shows a successful reply from its text, without parsing it into values:
+ * with --json, or always when raw_view is set. A status of 1,024 workers
+ * is a quarter of a megabyte; a call's result is shown as the worker
+ * wrote it (jansson would write a real such as 0.1 anew as
+ * 0.10000000000000001). show() takes the replies the scanner leaves to
+ * jansson. For both, sock names the socket that gave the reply, for an
+ * error message. */
 struct command {
 	const char	*name;
 	const char	*op;
@@ -120,8 +125,10 @@ struct command {
 	const char	*arg_key;	/* request key of args[0], or NULL */
 	int		(*show)(const struct opts *, const json_t *reply,
 			    const char *sock);
-	int		(*show_raw)(const struct jraw_member *m, int k,
+	int		(*show_raw)(const struct opts *,
+			    const struct jraw_member *m, int k,
 			    const char *sock);
+	bool		 raw_view;	/* show_raw without --json too */
 };
 
 #define RAW_MEMBERS	8
@@ -706,38 +713,94 @@ show_error(const json_t *reply)
 	return EXIT_REPLY_ERROR;
 }
 
+/* Prints the JSON text p[0..n) on stdout, laid out as print_json() would. */
+static void
+print_raw(const char *p, size_t n)
+{
+	struct buf out;
+	buf_init(&out);
+	jraw_put_indented(&out, p, n, 2);
+	jraw_put(&out, "\n");
+	fwrite(buf_head(&out), 1, buf_used(&out), stdout);
+	buf_release(&out);
+}
+
 /* status --json: the tree member, laid out as print_json() would. */
 static int
-show_status_raw(const struct jraw_member *m, int k, const char *sock)
+show_status_raw(const struct opts *o, const struct jraw_member *m, int k,
+    const char *sock)
 {
 	const struct jraw_member *tree = jraw_get(m, k, "tree");
 	if (tree == NULL) {
 		errmsg("malformed status reply from arbord on %s", sock);
 		return EXIT_UNREACHABLE;
 	}
-	struct buf out;
-	buf_init(&out);
-	jraw_put_indented(&out, tree->val, tree->val_len, 2);
-	jraw_put(&out, "\n");
-	fwrite(buf_head(&out), 1, buf_used(&out), stdout);
-	buf_release(&out);
+	print_raw(tree->val, tree->val_len);
+	return EXIT_OK;
+}
+
+/* call from the reply's text, as show_call() shows it: the result as the
+ * worker wrote it, or with --json the reply without id and ok. */
+static int
+show_call_raw(const struct opts *o, const struct jraw_member *m, int k,
+    const char *sock)
+{
+	const struct jraw_member *res = jraw_get(m, k, "result");
+	const struct jraw_member *reset = jraw_get(m, k, "session_reset");
+	struct buf in;
+
+	if (!o->json) {
+		if (reset != NULL && reset->type == JRAW_TRUE)
+			errmsg("note: session %s was reset (its worker was "
+			    "lost)", o->session != NULL ? o->session : "-");
+		if (res == NULL)
+			puts("null");
+		else
+			print_raw(res->val, res->val_len);
+		return EXIT_OK;
+	}
+	buf_init(&in);
+	jraw_put(&in, "{");
+	for (int i = 0, n = 0; i < k; i++) {
+		if (m[i].key_len == 2 && (memcmp(m[i].key, "id", 2) == 0 ||
+		    memcmp(m[i].key, "ok", 2) == 0))
+			continue;
+		jraw_put(&in, n++ > 0 ? ",\"" : "\"");
+		buf_append(&in, m[i].key, m[i].key_len);	/* no escapes */
+		jraw_put(&in, "\":");
+		buf_append(&in, m[i].val, m[i].val_len);
+	}
+	jraw_put(&in, "}");
+	print_raw(buf_head(&in), buf_used(&in));
+	buf_release(&in);
 	return EXIT_OK;
 }
 
 static const struct command commands[] = {
 	{ "status",	 "status",	0, 1, "name",	    show_status,
-	  show_status_raw },
-	{ "health",	 "health",	0, 0, NULL,	    show_health, NULL },
-	{ "stats",	 "stats",	0, 0, NULL,	    show_stats, NULL },
-	{ "metrics",	 "metrics",	0, 0, NULL,	    show_metrics, NULL },
-	{ "call",	 "execute",	1, 2, "command",    show_call, NULL },
-	{ "end-session", "end_session",	1, 1, "session_id", show_ended, NULL },
-	{ "restart",	 "restart",	1, 1, "name",	    show_restarted, NULL },
-	{ "stop",	 "stop",	1, 1, "name",	    show_state, NULL },
-	{ "start",	 "start",	1, 1, "name",	    show_state, NULL },
-	{ "reload",	 "reload",	0, 0, NULL,	    show_reload, NULL },
-	{ "shutdown",	 "shutdown",	0, 0, NULL,	    show_shutdown, NULL },
-	{ "ping",	 "ping",	0, 0, NULL,	    show_ping, NULL },
+	  show_status_raw, false },
+	{ "health",	 "health",	0, 0, NULL,	    show_health,
+	  NULL, false },
+	{ "stats",	 "stats",	0, 0, NULL,	    show_stats,
+	  NULL, false },
+	{ "metrics",	 "metrics",	0, 0, NULL,	    show_metrics,
+	  NULL, false },
+	{ "call",	 "execute",	1, 2, "command",    show_call,
+	  show_call_raw, true },
+	{ "end-session", "end_session",	1, 1, "session_id", show_ended,
+	  NULL, false },
+	{ "restart",	 "restart",	1, 1, "name",	    show_restarted,
+	  NULL, false },
+	{ "stop",	 "stop",	1, 1, "name",	    show_state,
+	  NULL, false },
+	{ "start",	 "start",	1, 1, "name",	    show_state,
+	  NULL, false },
+	{ "reload",	 "reload",	0, 0, NULL,	    show_reload,
+	  NULL, false },
+	{ "shutdown",	 "shutdown",	0, 0, NULL,	    show_shutdown,
+	  NULL, false },
+	{ "ping",	 "ping",	0, 0, NULL,	    show_ping,
+	  NULL, false },
 };
 
 static const struct command *
@@ -915,8 +978,9 @@ set_arg(json_t *req, const char *key, const char *s, const char *what)
 	return 0;
 }
 
-/* Adds call's parameters: args (parsed from ARGS_JSON), session_id,
- * timeout_ms. Returns -1 after reporting a usage error. */
+/* Adds call's parameters session_id and timeout_ms, after checking
+ * ARGS_JSON, which request_text() adds as written. Returns -1 after
+ * reporting a usage error. */
 static int
 add_call_params(json_t *req, const struct opts *o)
 {
@@ -930,12 +994,12 @@ add_call_params(json_t *req, const struct opts *o)
 			usage_error("ARGS_JSON is not valid JSON: %s", err.text);
 			return -1;
 		}
-		if (!json_is_object(args)) {	/* SPEC 5: args is an object */
-			json_decref(args);
+		bool object = json_is_object(args);	/* SPEC 5 */
+		json_decref(args);
+		if (!object) {
 			usage_error("ARGS_JSON must be a JSON object");
 			return -1;
 		}
-		json_object_set_new(req, "args", args);
 	}
 	if (o->session != NULL &&
 	    set_arg(req, "session_id", o->session, "--session") < 0)
@@ -946,22 +1010,41 @@ add_call_params(json_t *req, const struct opts *o)
 	return 0;
 }
 
-/* {"id": 1, "op": ..., params}. New reference, or NULL after a usage
- * error. */
-static json_t *
+/* The text of req (borrowed, not empty), with args, when not NULL, added
+ * as the member "args" as it is written: parsed and written anew by
+ * jansson, a real such as 0.1 would reach the worker as
+ * 0.10000000000000001. New string. */
+static char *
+request_text(const json_t *req, const char *args)
+{
+	char *s = json_dumps(req, JSON_COMPACT), *t;
+
+	if (args == NULL)
+		return s;
+	s[strlen(s) - 1] = '\0';	/* its closing brace */
+	t = xasprintf("%s,\"args\":%s}", s, args);
+	free(s);
+	return t;
+}
+
+/* {"id": 1, "op": ..., params} as text. New string, or NULL after a
+ * usage error. */
+static char *
 build_request(const struct command *c, const struct opts *o)
 {
 	json_t *req = json_object();
+	bool call = strcmp(c->name, "call") == 0;
+	char *text = NULL;
 
 	json_object_set_new(req, "id", json_integer(REQUEST_ID));
 	json_object_set_new(req, "op", json_string(c->op));
-	if ((c->arg_key != NULL && o->nargs > 0 &&
-	    set_arg(req, c->arg_key, o->args[0], c->arg_key) < 0) ||
-	    (strcmp(c->name, "call") == 0 && add_call_params(req, o) < 0)) {
-		json_decref(req);
-		return NULL;
-	}
-	return req;
+	if ((c->arg_key == NULL || o->nargs == 0 ||
+	    set_arg(req, c->arg_key, o->args[0], c->arg_key) == 0) &&
+	    (!call || add_call_params(req, o) == 0))
+		text = request_text(req, call && o->nargs > 1 ?
+		    o->args[1] : NULL);
+	json_decref(req);
+	return text;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1180,15 +1263,12 @@ read_reply(int fd, struct buf *in, long long deadline, struct reply *r)
 	return rx;
 }
 
-/* Sends req as one frame: 0, or the errno of the failure. */
+/* Sends the request text req as one frame: 0, or the errno of the
+ * failure. */
 static int
-send_request(int fd, const json_t *req)
+send_request(int fd, const char *req)
 {
-	char *s = json_dumps(req, JSON_COMPACT);
-	int e = frame_write_blocking(fd, s, strlen(s)) < 0 ? errno : 0;
-
-	free(s);
-	return e;
+	return frame_write_blocking(fd, req, strlen(req)) < 0 ? errno : 0;
 }
 
 /* Says why no reply came (probed: nor to the ping sent after wait_ms);
@@ -1220,7 +1300,7 @@ report_no_reply(enum rx rx, int e, const char *sock, long long wait_ms,
  * behind others (single mode's pipeline). Returns 0, or EXIT_UNREACHABLE
  * after reporting why. */
 static int
-transact(const char *sock, const json_t *req, long long wait_ms, bool probe,
+transact(const char *sock, const char *req, long long wait_ms, bool probe,
     struct reply *r)
 {
 	int fd = ctl_connect(sock), send_errno, e;
@@ -1250,10 +1330,7 @@ transact(const char *sock, const json_t *req, long long wait_ms, bool probe,
 			deadline = now_ms() + wait_ms;
 		} else if (rx == RX_TIMEOUT && probe && send_errno == 0 &&
 		    !probing) {
-			json_t *ping = json_pack("{s:s,s:i}", "op", "ping", "id",
-			    PROBE_ID);
-			send_errno = send_request(fd, ping);
-			json_decref(ping);
+			send_errno = send_request(fd, PROBE_PING);
 			probing = true;
 			deadline = now_ms() + PROBE_WAIT_MS;
 		} else {
@@ -1271,10 +1348,11 @@ transact(const char *sock, const json_t *req, long long wait_ms, bool probe,
 
 /* Talks to arbord and shows the reply. Returns the exit status. */
 static int
-run(const struct command *c, const struct opts *o, const json_t *req)
+run(const struct command *c, const struct opts *o, const char *req)
 {
 	struct config *cfg;
-	struct reply r = { .want_raw = o->json && c->show_raw != NULL };
+	struct reply r = { .want_raw = c->show_raw != NULL &&
+	    (o->json || c->raw_view) };
 	int status;
 
 	if ((status = load_config(c, o, &cfg)) != EXIT_OK)
@@ -1284,7 +1362,7 @@ run(const struct command *c, const struct opts *o, const json_t *req)
 	status = transact(sock, req, reply_wait_ms(c, o, cfg),
 	    strcmp(c->name, "call") == 0, &r);
 	if (status == EXIT_OK && r.json == NULL)
-		status = c->show_raw(r.m, r.k, sock);
+		status = c->show_raw(o, r.m, r.k, sock);
 	else if (status == EXIT_OK)
 		status = json_is_true(json_object_get(r.json, "ok")) ?
 		    c->show(o, r.json, sock) : show_error(r.json);
@@ -1312,7 +1390,7 @@ main(int argc, char **argv)
 {
 	const struct command *c = NULL;
 	struct opts o;
-	json_t *req;
+	char *req;
 	int status;
 
 	if (parse_args(argc, argv, &o, &status) < 0)
@@ -1323,6 +1401,6 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	signal(SIGPIPE, SIG_IGN);
 	status = run(c, &o, req);
-	json_decref(req);
+	free(req);
 	return output_written(status);
 }

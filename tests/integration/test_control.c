@@ -923,6 +923,25 @@ test_arborctl_call_json(void **state)
 	json_decref(j);
 }
 
+/* call passes ARGS_JSON to the worker and prints its result as written:
+ * a real such as 0.1 read into a double and written anew by jansson comes
+ * out as 0.10000000000000001, both on its way to the worker (echo sends
+ * back what it got) and in what arborctl prints, with --json too. */
+static void
+test_arborctl_call_keeps_numbers(void **state)
+{
+	struct arb *a = *state;
+	static char out[OUT_MAX];
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "call", "echo",
+	    "{\"t\": 0.7, \"r\": [3.14, 1e2]}", NULL), 0);
+	assert_string_equal(out, "{\n  \"t\": 0.7,\n  \"r\": [\n    3.14,\n"
+	    "    1e2\n  ]\n}\n");
+	assert_int_equal(arb_ctl(a, out, OUT_MAX, "--json", "call", "echo",
+	    "{\"t\": 0.1}", NULL), 0);
+	assert_string_equal(out, "{\n  \"result\": {\n    \"t\": 0.1\n  },\n"
+	    "  \"worker\": \"bridge/worker\"\n}\n");
+}
+
 /* The socket comes from -s, else $ARBOR_SOCKET, else the config's. */
 static void
 test_arborctl_finds_socket(void **state)
@@ -1587,6 +1606,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_call_args_object),
 		cmocka_unit_test(test_arborctl_call_args_repeated_key),
 		cmocka_unit_test(test_arborctl_call_json),
+		cmocka_unit_test(test_arborctl_call_keeps_numbers),
 		cmocka_unit_test(test_arborctl_call_wait),
 		cmocka_unit_test(test_arborctl_call_waits_behind_pipeline),
 		cmocka_unit_test(test_arborctl_socket_order),
