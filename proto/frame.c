@@ -186,26 +186,33 @@ value_end(const char *p, const char *end)
 	return end;
 }
 
-#define ID_KEY_MAX	12	/* "id" with both letters escaped: \u0069\u0064 */
-
-/* Whether the key k[0..n) (between its quotes) is "id", escaped or not. */
+/* Whether the key k[0..n) (between its quotes) is name (ASCII), escaped
+ * or not (at most 6 bytes a letter: \u0069). */
 static bool
-key_is_id(const char *k, size_t n)
+key_is(const char *k, size_t n, const char *name)
 {
+	size_t len = strlen(name);
 	if (memchr(k, '\\', n) == NULL)
-		return n == 2 && memcmp(k, "id", 2) == 0;
-	if (n > ID_KEY_MAX)
+		return n == len && memcmp(k, name, len) == 0;
+	if (n > 6 * len)
 		return false;
 	json_t *key = json_loadb(k - 1, n + 2, JSON_DECODE_ANY |
 	    JSON_ALLOW_NUL, NULL);
-	bool is = json_string_length(key) == 2 &&
-	    memcmp(json_string_value(key), "id", 2) == 0;
+	bool is = json_string_length(key) == len &&
+	    memcmp(json_string_value(key), name, len) == 0;
 	json_decref(key);
 	return is;
 }
 
 bool
 frame_id_text(const char *payload, size_t len, const char **text, size_t *n)
+{
+	return frame_member_text(payload, len, "id", text, n);
+}
+
+bool
+frame_member_text(const char *payload, size_t len, const char *name,
+    const char **text, size_t *n)
 {
 	const char *p = skip_ws(payload, payload + len), *end = payload + len;
 	bool found = false;
@@ -220,7 +227,7 @@ frame_id_text(const char *payload, size_t len, const char **text, size_t *n)
 			return false;
 		const char *v = skip_ws(p + 1, end);
 		p = value_end(v, end);
-		if (key_is_id(key, (size_t)(key_end - key))) {
+		if (key_is(key, (size_t)(key_end - key), name)) {
 			const char *e = p;
 			while (e > v && strchr(" \t\n\r", e[-1]))
 				e--;

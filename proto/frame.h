@@ -56,6 +56,11 @@ json_t	*frame_parse_id(const char *payload, size_t len);
  * number's form, a string's escapes, an integer read as a double). */
 bool	frame_id_text(const char *payload, size_t len, const char **text,
 	    size_t *n);
+/* The same for the top-level member name (ASCII): an execute's "args" as
+ * the client wrote it, which jansson would write anew (a real such as 0.7
+ * as 0.69999999999999996). */
+bool	frame_member_text(const char *payload, size_t len, const char *name,
+	    const char **text, size_t *n);
 
 /* Blocking helpers for simple peers (workers, tools, tests): read or write
  * exactly one frame on fd. frame_read_blocking returns 1 on a frame (as

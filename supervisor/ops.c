@@ -19,6 +19,8 @@
 struct req_id {
 	const char	*text;
 	size_t		 n;
+	const char	*payload;	/* the whole request, as read */
+	size_t		 len;
 };
 
 /* An op gets the request (borrowed) and its id; it returns the reply (new
@@ -301,11 +303,23 @@ op_execute(struct ops_env *env, struct ctl_conn *cn, json_t *req,
 		root_count_refused(env->root);
 		return err;
 	}
+	const char *cmd = msg_str(req, "command"), *sess = msg_str(req,
+	    "session_id");
+	struct job_req r = {
+		.id = id->text, .id_len = id->n,
+		.command = cmd, .command_len = strlen(cmd),
+		.session = sess, .session_len = sess ? strlen(sess) : 0,
+		.timeout_ms = timeout_ms,
+	};
+	/* args as the client wrote it: jansson would write a real anew */
 	json_t *args = json_object_get(req, "args");
+	bool as_written = !json_is_object(args) ||
+	    frame_member_text(id->payload, id->len, "args", &r.args,
+	    &r.args_len);
 	ctl_hold(cn);
-	struct job *job = job_new_json(id->text, id->n, msg_str(req, "command"),
-	    json_is_null(args) ? NULL : args, msg_str(req, "session_id"),
-	    timeout_ms, job_done, cn);
+	struct job *job = as_written ? job_new(&r, job_done, cn) :
+	    job_new_json(id->text, id->n, cmd, args, sess, timeout_ms,
+	    job_done, cn);
 	submit(env, job, str_size(job->command), str_size(job->session));
 	return NULL;
 }
@@ -620,7 +634,7 @@ dispatch(struct ops_env *env, struct ctl_conn *cn, json_t *req,
 static struct req_id
 request_id(const char *payload, size_t len)
 {
-	struct req_id id;
+	struct req_id id = { .payload = payload, .len = len };
 	if (!frame_id_text(payload, len, &id.text, &id.n)) {
 		id.text = "null";
 		id.n = 4;
@@ -638,7 +652,7 @@ reply_invalid(struct ctl_conn *cn, const char *payload, size_t len,
 {
 	json_t *id = frame_parse_id(payload, len);
 	struct req_id text = id ? request_id(payload, len) :
-	    (struct req_id){ "null", 4 };
+	    (struct req_id){ "null", 4, payload, len };
 	json_decref(id);
 	reply_with_id_text(cn, msg_error(NULL, ERR_BAD_REQUEST,
 	    "invalid JSON: %s", why), &text);

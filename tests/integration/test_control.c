@@ -942,6 +942,33 @@ test_arborctl_call_keeps_numbers(void **state)
 	    "  \"worker\": \"bridge/worker\"\n}\n");
 }
 
+/* An execute that arbord reads with jansson (its command holds an
+ * escape) hands args on to the worker as the client wrote them, as the
+ * usual path does: written anew by jansson, 0.7 would reach the worker,
+ * and come back from echo, as 0.69999999999999996. */
+static void
+test_execute_args_as_written(void **state)
+{
+	struct arb *a = *state;
+	static const char req[] = "{\"id\": 1, \"op\": \"execute\", "
+	    "\"command\": \"ech\\u006f\", \"args\": {\"t\": 0.7, "
+	    "\"u\": [1e2]}}";
+	struct buf out;
+	buf_init(&out);
+	frame_put(&out, req, strlen(req));
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, buf_head(&out), buf_used(&out)),
+	    0);
+	char *r = arb_conn_recv_text(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_string_equal(r, "{\"id\":1,\"ok\":true,\"result\":{\"t\": 0.7, "
+	    "\"u\": [1e2]},\"worker\":\"bridge/worker\"}");
+	free(r);
+	arb_conn_close(c);
+	buf_release(&out);
+}
+
 /* The socket comes from -s, else $ARBOR_SOCKET, else the config's. */
 static void
 test_arborctl_finds_socket(void **state)
@@ -1607,6 +1634,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_call_args_repeated_key),
 		cmocka_unit_test(test_arborctl_call_json),
 		cmocka_unit_test(test_arborctl_call_keeps_numbers),
+		cmocka_unit_test(test_execute_args_as_written),
 		cmocka_unit_test(test_arborctl_call_wait),
 		cmocka_unit_test(test_arborctl_call_waits_behind_pipeline),
 		cmocka_unit_test(test_arborctl_socket_order),
