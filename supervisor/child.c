@@ -769,6 +769,12 @@ decode(const char *payload, size_t len, struct decoded *d)
 		return "reply without id";
 	d->r.success = json_is_true(json_object_get(d->json, "success"));
 	d->r.error = msg_str(d->json, "error");
+	/* the result as the worker wrote it: jansson would write a real
+	 * anew (0.7 as 0.69999999999999996) */
+	if (json_object_get(d->json, "result") != NULL &&
+	    frame_member_text(payload, len, "result", &d->r.result,
+	    &d->r.result_len))
+		return NULL;
 	json_t *res = json_object_get(d->json, "result");
 	d->text = res ? msg_text(res) : NULL;
 	d->r.result = d->text ? d->text : "null";

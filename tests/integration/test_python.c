@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "proto/xmalloc.h"
@@ -39,6 +40,9 @@ static const char worker_py[] =
     "    if args['kind'] == 'abort':\n"
     "        raise Abort('aborted')\n"
     "    return VALUES[args['kind']]\n"
+    "@worker.command('wide')\n"
+    "def wide(args, session_id):\n"
+    "    return {'k%d' % i: 0.7 for i in range(40)}\n"
     "@worker.command('echo')\n"
     "def echo(args, session_id):\n"
     "    return args\n"
@@ -113,6 +117,32 @@ test_bad_results_are_worker_errors(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A result that arbord reads with jansson (more than 32 keys in it, beyond
+ * its scanner) reaches the client as the worker wrote it, as one read by
+ * the scanner does: written anew by jansson, 0.7 came out as
+ * 0.69999999999999996. */
+static void
+test_wide_result_as_written(void **state)
+{
+	(void)state;
+	struct arb *a = start_python("");
+	static const char req[] = "{\"id\":1,\"op\":\"execute\","
+	    "\"command\":\"wide\"}";
+	char hdr[4] = { 0, 0, 0, (char)(sizeof req - 1) };
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	assert_int_equal(arb_conn_send_raw(c, hdr, 4), 0);
+	assert_int_equal(arb_conn_send_raw(c, req, sizeof req - 1), 0);
+	char *r = arb_conn_recv_text(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	if (strstr(r, "\"ok\":true") == NULL || strstr(r, "0.7") == NULL ||
+	    strstr(r, "0.69999") != NULL)
+		fail_msg("reply: %s", r);
+	free(r);
+	arb_conn_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* arbord -t on a's config: its exit code. */
 static int
 check_config(struct arb *a)
@@ -154,6 +184,8 @@ main(void)
 		cmocka_unit_test_teardown(test_bad_results_are_worker_errors,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_least_frame_limit_serves,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_wide_result_as_written,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
