@@ -781,3 +781,100 @@ jraw_put_indented(struct buf *out, const char *p, size_t n, int step)
 		}
 	}
 }
+
+/* The end of the value at p (valid JSON): a string, a scalar, or a
+ * container with all it holds. */
+static const char *
+value_end(const char *p, const char *end)
+{
+	int depth = 0;
+	do {
+		if (*p == '"')
+			p = string_end(p, end);
+		else if (*p == '{' || *p == '[')
+			depth++, p++;
+		else if (*p == '}' || *p == ']')
+			depth--, p++;
+		else if ((unsigned char)*p <= ' ' || *p == ',' || *p == ':')
+			p++;
+		else
+			p = scalar_end(p, end);
+	} while (depth > 0 && p < end);
+	return p;
+}
+
+static const char *
+skip_blank(const char *p, const char *end)
+{
+	while (p < end && (unsigned char)*p <= ' ')
+		p++;
+	return p;
+}
+
+/* The type of the value v[0..n) (valid JSON), as jraw_split gives it. */
+static enum jraw_type
+value_type(const char *v, size_t n)
+{
+	size_t i = *v == '-';
+	switch (*v) {
+	case '{':	return JRAW_OBJECT;
+	case '[':	return JRAW_ARRAY;
+	case '"':	return JRAW_STRING;
+	case 't':	return JRAW_TRUE;
+	case 'f':	return JRAW_FALSE;
+	case 'n':	return JRAW_NULL;
+	}
+	if (n - i > INT_DIGITS)
+		return JRAW_REAL;
+	for (; i < n; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return JRAW_REAL;
+	return JRAW_INT;
+}
+
+/* One member at p (its key's opening quote) into e; what follows it, or
+ * NULL when the text is not a member. */
+static const char *
+split_member(const char *p, const char *end, struct jraw_member *e)
+{
+	const char *q = string_end(p, end);
+	e->key = p + 1;
+	e->key_len = (size_t)(q - p) - 2;
+	p = skip_blank(q, end);
+	if (p == end || *p != ':')
+		return NULL;
+	p = skip_blank(p + 1, end);
+	if (p == end)
+		return NULL;
+	q = value_end(p, end);
+	e->val = p;
+	e->val_len = (size_t)(q - p);
+	e->type = value_type(p, e->val_len);
+	e->escaped = e->type == JRAW_STRING &&
+	    memchr(p, '\\', e->val_len) != NULL;
+	return skip_blank(q, end);
+}
+
+int
+jraw_split(const char *p, size_t n, struct jraw_member *m, int max)
+{
+	const char *end = p + n;
+	int k = 0;
+
+	p = skip_blank(p, end);
+	if (p == end || *p != '{')
+		return -1;
+	p = skip_blank(p + 1, end);
+	if (p < end && *p == '}')
+		return 0;
+	while (p < end && *p == '"' && k < max) {
+		if ((p = split_member(p, end, &m[k++])) == NULL || p == end)
+			return -1;
+		if (*p == '}')
+			return k;
+		if (*p != ',')
+			return -1;
+		p = skip_blank(p + 1, end);
+	}
+	return -1;
+}

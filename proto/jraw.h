@@ -52,6 +52,15 @@ struct jraw_member {
  * members, or is outside what the scanner decides (see above). */
 int	jraw_object(const char *p, size_t n, struct jraw_member *m, int max);
 
+/* Splits p[0..n), an object that jansson has read (valid JSON), into its
+ * top-level members as jraw_object() does, but without its limits (depth,
+ * nested keys, digits) or checks: for the text jraw_object() leaves to
+ * jansson, once jansson has accepted it. A key is as written (it may hold
+ * escapes); a number of at most 18 digits without fraction or exponent is
+ * JRAW_INT, any other JRAW_REAL. Returns k, or -1 for more than max
+ * members or text that is not an object. */
+int	jraw_split(const char *p, size_t n, struct jraw_member *m, int max);
+
 /* The member named key[0..n), or NULL; jraw_get for a NUL-terminated key
  * (inline, so that a literal's length is known at compile time). */
 static inline const struct jraw_member *

@@ -1178,13 +1178,29 @@ wait_readable(int fd, long long deadline)
 /* How reading a reply ended (RX_ALIVE: the probe's ping was answered). */
 enum rx { RX_REPLY, RX_TIMEOUT, RX_EOF, RX_ERROR, RX_BAD, RX_ALIVE };
 
-/* Keeps p[0..len) in r as text if the scanner reads it as our reply
- * with "ok": true; false (r unchanged) otherwise. */
+/* The top-level members of p[0..len) into m: the scanner's, or, for the
+ * text it leaves to jansson (a result of more than 32 keys, an integer of
+ * 19 digits ...), jansson's check and then a split without the scanner's
+ * limits. -1 when it is not an object (or has more than RAW_MEMBERS). */
+static int
+split_reply(const char *p, size_t len, struct jraw_member *m)
+{
+	int k = jraw_object(p, len, m, RAW_MEMBERS);
+	json_t *j;
+
+	if (k >= 0 || (j = frame_parse(p, len, NULL)) == NULL)
+		return k;
+	json_decref(j);
+	return jraw_split(p, len, m, RAW_MEMBERS);
+}
+
+/* Keeps p[0..len) in r as text if it is our reply with "ok": true;
+ * false (r unchanged) otherwise. */
 static bool
 take_raw(struct reply *r, const char *p, size_t len)
 {
 	buf_append(&r->raw, p, len);
-	int k = jraw_object(buf_head(&r->raw), len, r->m, RAW_MEMBERS);
+	int k = split_reply(buf_head(&r->raw), len, r->m);
 	int64_t id;
 	const struct jraw_member *ok = k < 0 ? NULL : jraw_get(r->m, k, "ok");
 	if (ok != NULL && ok->type == JRAW_TRUE &&

@@ -140,6 +140,14 @@ test_wide_result_as_written(void **state)
 		fail_msg("reply: %s", r);
 	free(r);
 	arb_conn_close(c);
+
+	/* arborctl prints it so too, though its own scanner leaves it to
+	 * jansson as well */
+	static char out[65536];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "call", "wide", NULL), 0);
+	if (strstr(out, "\"k39\": 0.7\n") == NULL ||
+	    strstr(out, "0.69999") != NULL)
+		fail_msg("arborctl printed: %s", out);
 	assert_int_equal(arb_stop(a), 0);
 }
 
