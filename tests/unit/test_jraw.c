@@ -779,6 +779,87 @@ test_put_indented(void **state)
 	}
 }
 
+/* The member key k[0..n) (as written, escapes and all) decoded. */
+static json_t *
+decoded_key(const char *k, size_t n)
+{
+	char *q = malloc(n + 2);
+	assert_non_null(q);
+	q[0] = '"';
+	memcpy(q + 1, k, n);
+	q[n + 1] = '"';
+	json_t *key = json_loadb(q, n + 2, JSON_DECODE_ANY, NULL);
+	free(q);
+	assert_non_null(key);
+	return key;
+}
+
+/* jraw_split: text jansson accepts, past the scanner's limits, split into
+ * members whose key and value jansson reads as it reads them in the
+ * whole, typed as the scanner types them. */
+static void
+test_split(void **state)
+{
+	char wide[2048], deep[512], *at = wide;
+	at += sprintf(at, "{");
+	for (int i = 0; i < 40; i++)
+		at += sprintf(at, "%s\"k%d\":%d.5", i ? "," : "", i, i);
+	sprintf(at, "}");
+	at = deep;
+	at += sprintf(at, "{ \"d\" : ");
+	for (int i = 0; i < 80; i++)
+		*at++ = '[';
+	for (int i = 0; i < 80; i++)
+		*at++ = ']';
+	sprintf(at, " , \"z\":1 }");
+	const char *const docs[] = {
+		request, wide, deep,
+		" {\n \"a\" :\t1234567890123456789 , \"b\":-12,\"c\":1e300,"
+		    "\"d\":-0.0}\n",
+		"{\"s\":\"q\\\"uote, comma: colon ] } {\",\"\\u0069d\":"
+		    "\"\\u0000\",\"t\":true,\"f\":false,\"n\":null}",
+		"{\"o\":{\"x\":[1,{\"y\":\"}\"}],\"w\":{}},\"e\":[]}",
+	};
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		const char *d = docs[i];
+		json_t *whole = json_loads(d, JSON_ALLOW_NUL, NULL);
+		assert_non_null(whole);
+		struct jraw_member m[64];
+		int k = jraw_split(d, strlen(d), m, 64);
+		CHECK(k == (int)json_object_size(whole), d, strlen(d));
+		for (int j = 0; j < k; j++) {
+			json_t *key = decoded_key(m[j].key, m[j].key_len);
+			json_t *v = json_loadb(m[j].val, m[j].val_len,
+			    JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+			json_t *want = json_object_get(whole,
+			    json_string_value(key));
+			CHECK(v != NULL && want != NULL && json_equal(v, want),
+			    m[j].val, m[j].val_len);
+			enum jraw_type t = json_is_object(v) ? JRAW_OBJECT :
+			    json_is_array(v) ? JRAW_ARRAY :
+			    json_is_string(v) ? JRAW_STRING :
+			    json_is_true(v) ? JRAW_TRUE :
+			    json_is_false(v) ? JRAW_FALSE :
+			    json_is_null(v) ? JRAW_NULL :
+			    json_is_integer(v) && m[j].val_len <= 18 ?
+			    JRAW_INT : JRAW_REAL;
+			CHECK(m[j].type == t, m[j].val, m[j].val_len);
+			json_decref(v);
+			json_decref(key);
+		}
+		json_decref(whole);
+	}
+	struct jraw_member m[4];
+	assert_int_equal(jraw_split("{}", 2, m, 4), 0);
+	assert_int_equal(jraw_split(" { } ", 5, m, 4), 0);
+	assert_int_equal(jraw_split("[1]", 3, m, 4), -1);
+	assert_int_equal(jraw_split("\"s\"", 3, m, 4), -1);
+	assert_int_equal(jraw_split("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}",
+	    31, m, 4), -1);
+	assert_int_equal(jraw_split("{\"a\":1,\"b\":2,\"c\":3,\"d\":4}", 25, m,
+	    4), 4);
+}
+
 #define T(f)	cmocka_unit_test(f)
 
 int
@@ -804,6 +885,7 @@ main(void)
 		T(test_put_int),
 		T(test_put_reply),
 		T(test_put_indented),
+		T(test_split),
 	};
 	return cmocka_run_group_tests_name("jraw", tests, NULL, NULL);
 }
