@@ -23,6 +23,9 @@ struct slot {
 	bool		 restart_asked;	/* restart NAME came while its crash
 					 * awaited the reap */
 	bool		 leaving;	/* sup_child_leave: never up again */
+	bool		 ended;		/* down under its restart type: up
+					 * again when the supervisor starts
+					 * afresh (not so one stopped) */
 	struct backoff	 backoff;
 };
 
@@ -114,6 +117,7 @@ sup_retire(struct sup *s)
 	for (size_t i = 0; i < s->n; i++) {
 		s->slots[i]->want_up = false;
 		s->slots[i]->restart_now = false;
+		s->slots[i]->ended = false;
 		child_set_down(s->slots[i]->c, CS_STOPPED);	/* ends a backoff */
 	}
 }
@@ -185,6 +189,19 @@ sup_remove_worker(struct sup *s, struct child *c)
 	}
 }
 
+/* A supervisor (re)started runs all its workers, as OTP's starts every
+ * child of its spec: those its restart type left down too (temporary,
+ * transient after a clean exit). Those stopped on request stay down. */
+static void
+revive_ended(struct sup *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->slots[i]->ended) {
+			s->slots[i]->ended = false;
+			s->slots[i]->want_up = true;
+		}
+}
+
 void
 sup_start(struct sup *s)
 {
@@ -192,6 +209,7 @@ sup_start(struct sup *s)
 	s->after = AFTER_NOTHING;
 	s->started = ev_now(LOOP);
 	intensity_reset(&s->window);
+	revive_ended(s);
 	if (s->ev->starting)
 		s->ev->starting(s, s->owner);
 	log_info(s->name, "starting %zu worker%s", s->n, s->n == 1 ? "" : "s");
@@ -383,6 +401,7 @@ on_exited(struct child *c, void *arg)
 		spawn(s, sl);
 	} else if (!wants_restart(s, c)) {
 		sl->want_up = false;
+		sl->ended = true;
 		child_set_down(c, child_exit_abnormal(c) ? CS_FAILED : CS_STOPPED);
 		if (asked)
 			bring_up(s, sl, true);
@@ -397,6 +416,7 @@ sup_stop_child(struct sup *s, struct child *c)
 	struct slot *sl = child_owner_data(c);
 	sl->want_up = false;
 	sl->restart_now = false;
+	sl->ended = false;
 	child_set_down(c, CS_STOPPED);
 	child_stop(c);
 	if (s->ev->worker_stopped)
@@ -410,6 +430,7 @@ sup_child_leave(struct sup *s, struct child *c)
 	sl->leaving = true;
 	sl->want_up = false;
 	sl->restart_now = false;
+	sl->ended = false;
 }
 
 bool
@@ -437,6 +458,7 @@ bring_up(struct sup *s, struct slot *sl, bool counted)
 {
 	struct child *c = sl->c;
 	sl->want_up = true;
+	sl->ended = false;
 	if (s->state != SS_RUNNING)
 		return;
 	if (child_state(c) == CS_STOPPING) {

@@ -2,7 +2,8 @@
  * new pid; stop/start hold and release a worker; `restart pool` replaces
  * the whole subtree; a worker that never answers its init ping is killed
  * after init_timeout_ms; permanent, transient and temporary workers are
- * restarted as OTP would (SPEC 4); `start` leaves a crashed worker on its
+ * restarted as OTP would (SPEC 4), and those left down come back when
+ * their supervisor is restarted; `start` leaves a crashed worker on its
  * restart path (backoff), also between its kill and its reaping; `restart`
  * of a stopped worker counts in its restarts. */
 #include <stdarg.h>
@@ -484,6 +485,88 @@ test_permanent_restarted_after_normal_exit(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* {"op": op, "name": name} that must succeed. */
+static void
+op_on(struct arb *a, const char *op, const char *name)
+{
+	json_decref(arb_call_ok(a, json_pack("{s:s, s:s}", "op", op, "name",
+	    name)));
+}
+
+/* A worker its restart type left down (transient after exit 0) comes
+ * back when its pool is restarted by the root, as every child of a
+ * restarted OTP supervisor starts afresh; one stopped on request stays
+ * down. Before, the restarted pool left it down for good. */
+static void
+test_escalated_pool_revives_ended_worker(void **state)
+{
+	struct arb *a = arb_start(
+	    "supervisor = { max_restarts = 5; max_seconds = 60; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart = \"transient\"; restart_delay_ms = 0; };\n"
+	    "pool = { size = 3; max_overflow = 0; max_restarts = 0;\n"
+	    "  max_seconds = 60; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS));
+	op_on(a, "stop", "pool/worker.2");
+	op_on(a, "stop", "pool/worker.3");
+	json_decref(arb_wait_node(a, "pool/worker.2", "stopped", 0,
+	    ARB_EVENT_MS));
+	json_decref(arb_wait_node(a, "pool/worker.3", "stopped", 0,
+	    ARB_EVENT_MS));
+	json_int_t pid = crash_worker(a, 0);	/* worker.1: left down */
+	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
+	    ARB_EVENT_MS));
+	op_on(a, "start", "pool/worker.2");
+	json_t *node = arb_wait_node(a, "pool/worker.2", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	/* worker.2 crashes: no room for a restart, the pool fails */
+	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
+	    NULL, "worker_crashed"));
+	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 0);
+	json_decref(node);
+	node = arb_wait_node(a, "pool/worker.2", "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	node = node_now(a, "pool");
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	json_decref(node);
+	node = node_now(a, "pool/worker.3");
+	assert_string_equal(arb_node_str(node, "state"), "stopped");
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The same for `restart bridge` in single mode: a temporary worker that
+ * failed is started again by its supervisor's restart. */
+static void
+test_restarted_bridge_revives_temporary(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; };\n"
+	    "worker = { restart = \"temporary\"; restart_delay_ms = 0; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
+	    NULL, "worker_crashed"));
+	json_decref(arb_wait_node(a, "bridge/worker", "failed", 0,
+	    ARB_EVENT_MS));
+	op_on(a, "restart", "bridge");
+	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* One pool worker that finishes the request in flight under SIGTERM (as
  * the Python SDK's workers do) and then exits at the shutdown frame: a
  * stop lasts as long as that request. worker is more of the worker group. */
@@ -743,6 +826,10 @@ main(void)
 		cmocka_unit_test_teardown(test_temporary_never_restarted, arb_teardown),
 		cmocka_unit_test_teardown(test_transient_restarted_after_abnormal_exit_only, arb_teardown),
 		cmocka_unit_test_teardown(test_permanent_restarted_after_normal_exit, arb_teardown),
+		cmocka_unit_test_teardown(test_escalated_pool_revives_ended_worker,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_restarted_bridge_revives_temporary,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_start_while_stopping, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
