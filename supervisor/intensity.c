@@ -26,7 +26,9 @@ intensity_reset(struct intensity *in)
 }
 
 /* The ring keeps the newest cap times; the window is exceeded when the
- * oldest of max_restarts+1 restarts is still within max_seconds. */
+ * oldest of max_restarts+1 restarts is still within max_seconds: at most
+ * max_seconds before now, the edge included, as OTP's supervisor counts
+ * (Now =< Then + Period). */
 bool
 intensity_add(struct intensity *in, double now)
 {
@@ -37,5 +39,5 @@ intensity_add(struct intensity *in, double now)
 	if (in->count < in->cap)
 		return false;
 	double oldest = in->times[in->head];	/* head now points at the oldest */
-	return now - oldest < in->max_seconds;
+	return now - oldest <= in->max_seconds;
 }

@@ -51,6 +51,24 @@ test_edge_inside_window(void **state)
 	intensity_release(&in);
 }
 
+/* A restart exactly max_seconds after the oldest counted one is still
+ * within the window, as in OTP's supervisor (Now =< Then + Period); one
+ * just beyond it is not. */
+static void
+test_edge_exactly_window(void **state)
+{
+	struct intensity in;
+	intensity_init(&in, 1, 5);
+	assert_false(intensity_add(&in, T0));
+	assert_true(intensity_add(&in, T0 + 5));
+	intensity_release(&in);
+
+	intensity_init(&in, 1, 5);
+	assert_false(intensity_add(&in, T0));
+	assert_false(intensity_add(&in, T0 + 5.001));
+	intensity_release(&in);
+}
+
 /* Restarts spaced wider than max_seconds never give up, however many. */
 static void
 test_spaced_never_give_up(void **state)
@@ -170,6 +188,7 @@ main(void)
 		cmocka_unit_test(test_r_then_give_up),
 		cmocka_unit_test(test_same_instant),
 		cmocka_unit_test(test_edge_inside_window),
+		cmocka_unit_test(test_edge_exactly_window),
 		cmocka_unit_test(test_spaced_never_give_up),
 		cmocka_unit_test(test_window_slides),
 		cmocka_unit_test(test_zero_restarts),
