@@ -1811,16 +1811,16 @@ test_reload_lowers_max_requests_pool(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A pool of 1 with max_overflow = n, whose overflow workers would stop
- * only after 10 minutes idle. */
+/* A pool of 1 with max_overflow = n, whose overflow workers stop after
+ * idle_ms idle. */
 static char *
-conf_overflow(int n)
+conf_overflow(int n, int idle_ms)
 {
 	return xasprintf(
 	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
-	    "pool = { size = 1; max_overflow = %d; overflow_idle_ms = 600000; };\n"
+	    "pool = { size = 1; max_overflow = %d; overflow_idle_ms = %d; };\n"
 	    "environments = { dev = { }; };\n"
-	    "control = { socket = \"arbor.sock\"; };\n", n);
+	    "control = { socket = \"arbor.sock\"; };\n", n, idle_ms);
 }
 
 /* A reload that lowers pool.max_overflow retires the overflow workers
@@ -1830,7 +1830,7 @@ conf_overflow(int n)
 static void
 test_reload_lowers_max_overflow(void **state)
 {
-	char *body = conf_overflow(2);
+	char *body = conf_overflow(2, 600000);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
 	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
@@ -1849,7 +1849,7 @@ test_reload_lowers_max_overflow(void **state)
 	json_int_t pid1 = cl_worker_pid(a, "pool/overflow.1");
 	json_int_t pid2 = cl_worker_pid(a, "pool/overflow.2");
 	assert_true(pid1 > 0 && pid2 > 0);
-	body = conf_overflow(0);
+	body = conf_overflow(0, 600000);
 	write_conf(a, body);
 	free(body);
 	r = arb_op_ok(a, "reload");
@@ -1870,17 +1870,6 @@ test_reload_lowers_max_overflow(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A pool of 1 with one overflow worker, stopping after idle_ms idle. */
-static char *
-conf_overflow_idle(int idle_ms)
-{
-	return xasprintf(
-	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
-	    "pool = { size = 1; max_overflow = 1; overflow_idle_ms = %d; };\n"
-	    "environments = { dev = { }; };\n"
-	    "control = { socket = \"arbor.sock\"; };\n", idle_ms);
-}
-
 /* An overflow worker already idle when a reload lowers
  * pool.overflow_idle_ms takes the new value: lowered from 60 s to 200 ms,
  * it is stopped at once (it has been idle longer), not at the end of the
@@ -1888,7 +1877,7 @@ conf_overflow_idle(int idle_ms)
 static void
 test_reload_lowers_overflow_idle(void **state)
 {
-	char *body = conf_overflow_idle(60000);
+	char *body = conf_overflow(1, 60000);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
 	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
@@ -1901,7 +1890,7 @@ test_reload_lowers_overflow_idle(void **state)
 	assert_true(pid > 0);
 	json_decref(cl_recv_ok(held, ARB_REPLY_MS, "worker.1's sleep"));
 	cl_close(held);
-	body = conf_overflow_idle(200);
+	body = conf_overflow(1, 200);
 	write_conf(a, body);
 	free(body);
 	r = arb_op_ok(a, "reload");
