@@ -152,7 +152,7 @@ recycle_if_due(struct bridge *b)
 		return;
 	b->recycling = false;
 	if (child_accepts(b->worker))
-		sup_restart_child(b->sup, b->worker);
+		sup_restart_child(b->sup, b->worker, "recycle");
 }
 
 static void

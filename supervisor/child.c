@@ -72,6 +72,7 @@ struct child {
 	enum msg_code		 held_err;	/* what fails the requests still
 						 * in flight at the exit */
 	const char		*held_why;
+	char			 held_msg[128];	/* held_why, when made up */
 	const char		*closed_why;	/* a protocol pipe closed: the
 						 * failure if it still runs */
 };
@@ -1042,11 +1043,26 @@ on_backoff(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- stopping and exit --------------------------------------------------- */
 
+/* What a request still in flight at the exit is told when arbord ended
+ * the worker on purpose (what: stopped or killed, and why): it did not
+ * crash. The code stays worker_crashed, as the reply still did not come. */
+static void
+hold_why(struct child *c, const char *what, const char *reason)
+{
+	if (reason == NULL || c->held_err != ERR_WORKER_CRASHED)
+		return;
+	snprintf(c->held_msg, sizeof c->held_msg,
+	    "worker %s (%s) before it answered", what, reason);
+	c->held_why = c->held_msg;
+}
+
 void
-child_stop(struct child *c)
+child_stop(struct child *c, const char *reason)
 {
 	if (c->pid <= 0 || c->state == CS_STOPPING)
 		return;
+	if (!c->failed)
+		hold_why(c, "stopped", reason);
 	c->state = CS_STOPPING;
 	ev_timer_stop(LOOP, &c->t_health);
 	ev_timer_stop(LOOP, &c->t_kill);
@@ -1068,7 +1084,7 @@ child_shutdown(struct child *c)
 		c->held_err = ERR_SHUTTING_DOWN;
 		c->held_why = "stopped: arbord is shutting down";
 	}
-	child_stop(c);
+	child_stop(c, NULL);
 }
 
 void
@@ -1078,6 +1094,8 @@ child_kill(struct child *c, const char *why)
 		return;
 	if (why)
 		log_warn(c->name, "killing pid %d: %s", c->pid, why);
+	if (!c->failed)
+		hold_why(c, "killed", why);
 	c->failed = true;
 	ev_io_stop(LOOP, &c->w_out);
 	ev_timer_stop(LOOP, &c->t_health);

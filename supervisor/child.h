@@ -69,14 +69,18 @@ void	child_reconfigure(struct child *, const struct config *,
 /* Starts a process (state starting). -1 if it could not be forked; the
  * owner treats that like a crash. */
 int	child_spawn(struct child *);
-/* Graceful stop of a live process (state stopping); exited follows. */
-void	child_stop(struct child *);
+/* Graceful stop of a live process (state stopping); exited follows.
+ * reason (borrowed, NULL: none) names why for a request still in flight
+ * at the exit: "worker stopped (reason) before it answered". */
+void	child_stop(struct child *, const char *reason);
 /* child_stop for arbord's shutdown: a request still in flight when the
  * process exits fails with ERR_SHUTTING_DOWN, not ERR_WORKER_CRASHED (the
  * worker did not crash, arbord stopped it). One already stopping or
  * killed keeps the reason it has. */
 void	child_shutdown(struct child *);
-/* SIGKILL to the whole process group now; exited follows. */
+/* SIGKILL to the whole process group now; exited follows. why (NULL:
+ * none) is logged, and a request still in flight at the exit is told
+ * "worker killed (why) before it answered". */
 void	child_kill(struct child *, const char *why);
 /* child_kill, and every request in flight fails with code now rather
  * than at the exit (arbord is going down and waits for none). */

@@ -170,7 +170,7 @@ op_restart(struct ops_env *env, struct ctl_conn *cn, json_t *req,
 	else if (kind == REG_SUPERVISOR)
 		sup_restart(obj);
 	else
-		sup_restart_child(child_owner(obj), obj);
+		sup_restart_child(child_owner(obj), obj, "restart");
 	log_info("ops", "restart %s", msg_str(req, "name"));
 	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "restarted", json_string(msg_str(req, "name")));
@@ -197,7 +197,7 @@ want(struct ops_env *env, json_t *req, bool up)
 	if (up)
 		sup_start_child(child_owner(c), c);
 	else
-		sup_stop_child(child_owner(c), c);
+		sup_stop_child(child_owner(c), c, "stop");
 	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "state",
 	    json_string(child_state_name(child_state(c))));

@@ -269,7 +269,7 @@ maybe_recycle(struct pworker *pw)
 {
 	if (!child_accepts(pw->c) || !child_recycle_due(pw->c))
 		return false;
-	sup_restart_child(pw->pool->sup, pw->c);
+	sup_restart_child(pw->pool->sup, pw->c, "recycle");
 	return true;
 }
 
@@ -370,7 +370,7 @@ on_ready(struct sup *s, struct child *c, void *arg)
 	if (pw->idle || pw->job || child_state(c) != CS_READY)
 		return;
 	if (pw->retiring) {
-		sup_stop_child(p_of(pw)->sup, c);
+		sup_stop_child(p_of(pw)->sup, c, "retired");
 		return;
 	}
 	struct job *job = next_job(pw);
@@ -655,7 +655,7 @@ retire(struct pool *p, struct pworker *pw)
 	sup_child_leave(p->sup, pw->c);
 	if (pw->job)
 		return;		/* stops after its reply (on_ready) */
-	sup_stop_child(p->sup, pw->c);	/* also cancels a backoff */
+	sup_stop_child(p->sup, pw->c, "retired");	/* also cancels a backoff */
 	if (!child_alive(pw->c)) {
 		ev_timer_set(&pw->t_idle, 0., 0.);
 		ev_timer_start(LOOP, &pw->t_idle);

@@ -271,7 +271,8 @@ stop_all(struct sup *s, enum after_down after, enum sup_state st)
 		if (after == AFTER_STOPPED)
 			child_shutdown(s->slots[i]->c);
 		else
-			child_stop(s->slots[i]->c);
+			child_stop(s->slots[i]->c, after == AFTER_RESTART ?
+			    "restart" : "its supervisor gave up");
 	}
 	if (all_down(s))
 		settle(s);
@@ -411,14 +412,14 @@ on_exited(struct child *c, void *arg)
 }
 
 void
-sup_stop_child(struct sup *s, struct child *c)
+sup_stop_child(struct sup *s, struct child *c, const char *reason)
 {
 	struct slot *sl = child_owner_data(c);
 	sl->want_up = false;
 	sl->restart_now = false;
 	sl->ended = false;
 	child_set_down(c, CS_STOPPED);
-	child_stop(c);
+	child_stop(c, reason);
 	if (s->ev->worker_stopped)
 		s->ev->worker_stopped(s, c, s->owner);
 }
@@ -488,7 +489,7 @@ sup_start_child(struct sup *s, struct child *c)
  * it as the crash it is (on_exited), whichever comes first, the op or the
  * reap; stopped, it would have been restarted outside the intensity. */
 void
-sup_restart_child(struct sup *s, struct child *c)
+sup_restart_child(struct sup *s, struct child *c, const char *reason)
 {
 	struct slot *sl = child_owner_data(c);
 	if (sl->leaving)
@@ -502,7 +503,7 @@ sup_restart_child(struct sup *s, struct child *c)
 		sl->want_up = true;
 		sl->restart_now = true;
 		sl->now_counted = true;
-		child_stop(c);
+		child_stop(c, reason);
 	} else {
 		bring_up(s, sl, true);
 	}

@@ -71,10 +71,11 @@ void	sup_abandon(struct sup *, enum msg_code, const char *why);
  * restart do nothing to a child that is leaving. start brings up only a
  * child wanted down (stopped on request, or never started): one wanted up
  * stays on its restart path (backoff, intensity). restart counts in the
- * child's restarts whether it ran or was stopped. */
-void	sup_stop_child(struct sup *, struct child *);
+ * child's restarts whether it ran or was stopped. reason: the stop's, for
+ * a request still in flight (child_stop). */
+void	sup_stop_child(struct sup *, struct child *, const char *reason);
 void	sup_start_child(struct sup *, struct child *);
-void	sup_restart_child(struct sup *, struct child *);
+void	sup_restart_child(struct sup *, struct child *, const char *reason);
 /* c is leaving the supervisor (its owner removes it once its process is
  * gone): it is wanted down, and nothing starts it again. */
 void	sup_child_leave(struct sup *, struct child *);

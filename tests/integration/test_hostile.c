@@ -523,9 +523,20 @@ stop_watching(struct arb *a, struct watch *w)
 	return took;
 }
 
+/* The error message of a reply r: msg, with no word of a crash. */
+static void
+assert_message(const json_t *r, const char *msg)
+{
+	const char *m = cl_reply_message(r);
+	if (m == NULL || strcmp(m, msg) != 0)
+		fail_msg("expected message \"%s\", got \"%s\"", msg,
+		    m ? m : "(none)");
+}
+
 /* A worker deaf to SIGTERM and stuck in a request cannot read the
  * shutdown frame either: `stop` ends it by SIGKILL after
- * shutdown_timeout_ms; its request fails with worker_crashed. */
+ * shutdown_timeout_ms; its request fails with worker_crashed (another
+ * worker may take it at once), saying the worker was stopped. */
 static void
 test_ignore_term_killed_on_stop(void **state)
 {
@@ -545,11 +556,33 @@ test_ignore_term_killed_on_stop(void **state)
 	assert_true(arb_log_has_line(a, WORKER, "SIGKILL", NULL));
 	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
 	assert_code(r, "worker_crashed");
+	assert_message(r, WORKER ": worker stopped (stop) before it answered");
 	json_decref(r);
 	arb_conn_close(c);
 
 	r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "start", "name", WORKER));
 	json_decref(r);
+	wait_replaced(a, pid);
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* `restart` of a busy worker: its request fails with worker_crashed,
+ * saying the worker was restarted, not that it exited; it comes back. */
+static void
+test_restart_busy_worker_says_so(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	struct arb_conn *c = hang_worker(a, 0);
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart",
+	    "name", WORKER)));
+	json_t *r = arb_conn_recv(c, ARB_REPLY_MS);
+	assert_code(r, "worker_crashed");
+	assert_message(r, WORKER ": worker stopped (restart) before it "
+	    "answered");
+	json_decref(r);
+	arb_conn_close(c);
 	wait_replaced(a, pid);
 	assert_serving(a);
 	assert_int_equal(arb_stop(a), 0);
@@ -732,6 +765,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
+		cmocka_unit_test_teardown(test_restart_busy_worker_says_so,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_deadline_kills_stopping_worker,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_long_utf8_stderr_line, arb_teardown),

@@ -697,7 +697,7 @@ test_stop(void **state)
 {
 	struct fx *fx = *state;
 	spawn_ready(fx);
-	child_stop(fx->c);
+	child_stop(fx->c, NULL);
 	assert_int_equal(child_state(fx->c), CS_STOPPING);
 	wait_exit(fx);
 	assert_int_equal(fx->state_at_exit, CS_STOPPING);
@@ -719,7 +719,7 @@ test_stop_with_request(void **state)
 	struct fx *fx = *state;
 	spawn_ready(fx);
 	request(fx, 0, "sleep", "{\"ms\": 60000}", 0);
-	child_stop(fx->c);
+	child_stop(fx->c, NULL);
 	wait_exit(fx);
 	assert_int_equal(fx->state_at_exit, CS_STOPPING);
 	assert_int_equal(fx->r[0].calls, 1);
@@ -764,7 +764,7 @@ test_stop_escalates_to_kill(void **state)
 	request(fx, 0, "hang", NULL, 0);
 	ev_now_update(LOOP);
 	ev_tstamp t0 = ev_now(LOOP);
-	child_stop(fx->c);
+	child_stop(fx->c, NULL);
 	wait_exit(fx);
 	assert_int_equal(fx->state_at_exit, CS_STOPPING);
 	assert_true(WIFSIGNALED(fx->status_at_exit));
@@ -1283,7 +1283,7 @@ test_no_fd_leak(void **state)
 		wait_exit(fx);
 		spawn_ready(fx);
 	}
-	child_stop(fx->c);
+	child_stop(fx->c, NULL);
 	fx->nexited = 0;
 	wait_exit(fx);
 	assert_int_equal(count_fds(), n0);
