@@ -81,6 +81,18 @@ struct args {
 	int		 verbosity;	/* -1 quiet, 0, 1 verbose */
 };
 
+/* -v or -q: one or the other ([-v|-q]); both say nothing clear. */
+static void
+set_verbosity(struct args *a, int v)
+{
+	if (a->verbosity != 0 && a->verbosity != v) {
+		fprintf(stderr, "arbord: -v and -q exclude each other\n");
+		usage(stderr);
+		exit(EXIT_USAGE);
+	}
+	a->verbosity = v;
+}
+
 /* Parses argv into a; exits 0 for -h/--version and 64 on misuse. */
 static void
 parse_args(int argc, char **argv, struct args *a)
@@ -96,8 +108,10 @@ parse_args(int argc, char **argv, struct args *a)
 		case 'c': a->conf = optarg; break;
 		case 'e': a->env = optarg; break;
 		case 't': a->test = true; break;
-		case 'v': a->verbosity = 1; break;
-		case 'q': a->verbosity = -1; break;
+		case 'v':
+		case 'q':
+			set_verbosity(a, ch == 'v' ? 1 : -1);
+			break;
 		case 'V':
 			printf("arbord %s\n", ARBOR_VERSION);
 			exit(flush_stdout());
@@ -112,6 +126,8 @@ parse_args(int argc, char **argv, struct args *a)
 		}
 	}
 	if (optind != argc) {
+		fprintf(stderr, "arbord: unexpected argument '%s'\n",
+		    argv[optind]);
 		usage(stderr);
 		exit(EXIT_USAGE);
 	}

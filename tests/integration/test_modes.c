@@ -569,8 +569,9 @@ test_check_output_unwritable(void **state)
 	arb_free(a);
 }
 
-/* --version and -h print on stdout and exit 0; an operand or an option
- * without its argument or with an empty one is a usage error (64). */
+/* --version and -h print on stdout and exit 0; an operand (named), -v
+ * with -q, or an option without its argument or with an empty one is a
+ * usage error (64). */
 static void
 test_version_help_usage(void **state)
 {
@@ -595,6 +596,14 @@ test_version_help_usage(void **state)
 	assert_non_null(strstr(err, "usage: arbord"));
 	const char *operand[] = { bin, "-t", "-c", "/dev/null", "extra", NULL };
 	assert_int_equal(arb_run(operand, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	assert_non_null(strstr(err, "unexpected argument 'extra'"));
+	assert_non_null(strstr(err, "usage: arbord"));
+	/* [-v|-q]: one or the other */
+	const char *both[] = { bin, "-t", "-c", "/dev/null", "-v", "-q", NULL };
+	assert_int_equal(arb_run(both, NULL, out, OUT_MAX, err, OUT_MAX), 64);
+	assert_non_null(strstr(err, "-v and -q"));
+	const char *twice[] = { bin, "-v", "-v", "-h", NULL };
+	assert_int_equal(arb_run(twice, NULL, out, OUT_MAX, err, OUT_MAX), 0);
 	/* an empty value names nothing: not a fallback to the defaults */
 	const char *no_env[] = { bin, "-t", "-c", "/dev/null", "-e", "", NULL };
 	assert_int_equal(arb_run(no_env, NULL, out, OUT_MAX, err, OUT_MAX), 64);
