@@ -61,15 +61,34 @@ put_ok(struct buf *out, const struct req_id *id)
 	jraw_put(out, ",\"ok\":true");
 }
 
+/* The bad_request for a param key that is not a non-empty string, saying
+ * which it is (missing, not a string, empty); NULL if it is one, or if it
+ * is absent or null and optional. */
+static json_t *
+check_str_param(const json_t *req, const char *key, bool optional)
+{
+	const json_t *v = json_object_get(req, key);
+	if (v == NULL || json_is_null(v))
+		return optional ? NULL : msg_error(NULL, ERR_BAD_REQUEST,
+		    "missing string param '%s'", key);
+	if (!json_is_string(v))
+		return msg_error(NULL, ERR_BAD_REQUEST,
+		    "param '%s' must be a string", key);
+	if (json_string_length(v) == 0)
+		return msg_error(NULL, ERR_BAD_REQUEST, "param '%s' is empty",
+		    key);
+	return NULL;
+}
+
 /* The tree is written as text straight into the reply (see child_put_node). */
 static json_t *
 op_status(struct ops_env *env, struct ctl_conn *cn, json_t *req,
     const struct req_id *id)
 {
-	json_t *jn = json_object_get(req, "name");
-	if (jn && !json_is_string(jn) && !json_is_null(jn))
-		return msg_error(NULL, ERR_BAD_REQUEST, "name must be a string");
-	const char *name = jn && json_is_string(jn) ? json_string_value(jn) : "root";
+	json_t *err = check_str_param(req, "name", true);
+	if (err)
+		return err;
+	const char *name = msg_str(req, "name") ? msg_str(req, "name") : "root";
 	enum reg_kind kind;
 	void *obj = reg_lookup(env->reg, name, &kind);
 	if (obj == NULL)
@@ -117,12 +136,9 @@ static void *
 lookup_name(struct ops_env *env, json_t *req, enum reg_kind *kind,
     json_t **err)
 {
-	const char *name = msg_str(req, "name");
-	if (name == NULL) {
-		*err = msg_error(NULL, ERR_BAD_REQUEST,
-		    "missing string param 'name'");
+	if ((*err = check_str_param(req, "name", false)) != NULL)
 		return NULL;
-	}
+	const char *name = msg_str(req, "name");
 	void *obj = reg_lookup(env->reg, name, kind);
 	if (obj == NULL)
 		*err = msg_error(NULL, ERR_NOT_FOUND, "no node named '%s'",
@@ -244,20 +260,16 @@ job_done(struct job *job, const char *reply, size_t len)
 static json_t *
 check_execute(json_t *req, int *timeout_ms)
 {
-	json_t *cmd = json_object_get(req, "command");
-	json_t *sess = json_object_get(req, "session_id");
 	json_t *tmo = json_object_get(req, "timeout_ms");
 	json_t *args = json_object_get(req, "args");
-	if (!json_is_string(cmd) || json_string_length(cmd) == 0)
-		return msg_error(NULL, ERR_BAD_REQUEST,
-		    "missing string param 'command'");
+	json_t *err = check_str_param(req, "command", false);
+	if (err)
+		return err;
 	if (args && !json_is_object(args) && !json_is_null(args))
 		return msg_error(NULL, ERR_BAD_REQUEST,
 		    "args must be an object");
-	if (sess && !json_is_null(sess) &&
-	    (!json_is_string(sess) || json_string_length(sess) == 0))
-		return msg_error(NULL, ERR_BAD_REQUEST,
-		    "session_id must be a non-empty string");
+	if ((err = check_str_param(req, "session_id", true)) != NULL)
+		return err;
 	if (tmo && !json_is_null(tmo) &&
 	    (!json_is_integer(tmo) || json_integer_value(tmo) <= 0 ||
 	    json_integer_value(tmo) > TIMEOUT_MAX_MS))
@@ -378,10 +390,10 @@ static json_t *
 op_end_session(struct ops_env *env, struct ctl_conn *cn, json_t *req,
     const struct req_id *id)
 {
+	json_t *err = check_str_param(req, "session_id", false);
+	if (err)
+		return err;
 	const char *sid = msg_str(req, "session_id");
-	if (sid == NULL || *sid == '\0')
-		return msg_error(NULL, ERR_BAD_REQUEST,
-		    "missing non-empty string param 'session_id'");
 	json_t *r = msg_ok(NULL);
 	json_object_set_new(r, "ended",
 	    json_boolean(root_end_session(env->root, sid)));

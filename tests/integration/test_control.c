@@ -533,6 +533,44 @@ test_ids_every_op(void **state)
 	assert_serving(a);
 }
 
+/* A string param that is missing, not a string or empty is a bad_request
+ * that says which of the three it is. */
+static void
+test_string_param_wording(void **state)
+{
+	struct arb *a = *state;
+	static const char *const ops[] = { "status", "restart", "stop",
+	    "start", "end_session" };
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+		const char *key = strcmp(ops[i], "end_session") == 0 ?
+		    "session_id" : "name";
+		char want[64];
+		json_t *r;
+		if (strcmp(ops[i], "status") != 0) {	/* optional there */
+			r = arb_call(a, json_pack("{s:i,s:s}", "id", 70, "op",
+			    ops[i]));
+			assert_error(r, "bad_request", 70);
+			snprintf(want, sizeof want, "missing string param '%s'",
+			    key);
+			assert_string_equal(cl_reply_message(r), want);
+			json_decref(r);
+		}
+		r = arb_call(a, json_pack("{s:i,s:s,s:i}", "id", 71, "op",
+		    ops[i], key, 5));
+		assert_error(r, "bad_request", 71);
+		snprintf(want, sizeof want, "param '%s' must be a string", key);
+		assert_string_equal(cl_reply_message(r), want);
+		json_decref(r);
+		r = arb_call(a, json_pack("{s:i,s:s,s:s}", "id", 72, "op",
+		    ops[i], key, ""));
+		assert_error(r, "bad_request", 72);
+		snprintf(want, sizeof want, "param '%s' is empty", key);
+		assert_string_equal(cl_reply_message(r), want);
+		json_decref(r);
+	}
+	assert_serving(a);
+}
+
 /* stop and start take a worker (SPEC 6): a supervisor's name is a
  * bad_request that changes nothing. */
 static void
@@ -1610,6 +1648,7 @@ main(void)
 		cmocka_unit_test(test_json_non_object),
 		cmocka_unit_test(test_refused_json_keeps_id),
 		cmocka_unit_test(test_missing_or_mistyped_fields),
+		cmocka_unit_test(test_string_param_wording),
 		cmocka_unit_test(test_execute_args_not_object),
 		cmocka_unit_test(test_empty_session_id),
 		cmocka_unit_test(test_frame_too_large),

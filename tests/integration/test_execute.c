@@ -1203,13 +1203,16 @@ static const struct {
 #undef REFUSED
 	/* Well-formed, but not an execute arbord can run. */
 #define NOCMD	"bad_request", "missing string param 'command'", 5
+#define CMDTYPE	"bad_request", "param 'command' must be a string", 5
 	{ EX "\"args\":{}}", NOCMD },
-	{ EX "\"command\":\"\"}", NOCMD },
-	{ EX "\"command\":5}", NOCMD },
+	{ EX "\"command\":\"\"}", "bad_request", "param 'command' is empty",
+	    5 },
+	{ EX "\"command\":5}", CMDTYPE },
 	{ EX "\"command\":null}", NOCMD },
-	{ EX "\"command\":true}", NOCMD },
-	{ EX "\"command\":[\"echo\"]}", NOCMD },
-	{ EX "\"command\":{\"echo\":1}}", NOCMD },
+	{ EX "\"command\":true}", CMDTYPE },
+	{ EX "\"command\":[\"echo\"]}", CMDTYPE },
+	{ EX "\"command\":{\"echo\":1}}", CMDTYPE },
+#undef CMDTYPE
 #undef NOCMD
 #define BADTMO	"bad_request", "timeout_ms must be an integer in 1..86400000", 5
 	{ EX "\"command\":\"echo\",\"timeout_ms\":0}", BADTMO },
@@ -1223,9 +1226,10 @@ static const struct {
 	{ EX "\"command\":\"echo\",\"timeout_ms\":true}", BADTMO },
 	{ EX "\"command\":\"echo\",\"timeout_ms\":[1]}", BADTMO },
 #undef BADTMO
-#define BADSID	"bad_request", "session_id must be a non-empty string", 5
+#define BADSID	"bad_request", "param 'session_id' must be a string", 5
 	{ EX "\"command\":\"echo\",\"session_id\":5}", BADSID },
-	{ EX "\"command\":\"echo\",\"session_id\":\"\"}", BADSID },
+	{ EX "\"command\":\"echo\",\"session_id\":\"\"}", "bad_request",
+	    "param 'session_id' is empty", 5 },
 	{ EX "\"command\":\"echo\",\"session_id\":true}", BADSID },
 	{ EX "\"command\":\"echo\",\"session_id\":{}}", BADSID },
 	{ EX "\"command\":\"echo\",\"session_id\":[\"s\"]}", BADSID },
