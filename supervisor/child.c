@@ -1209,13 +1209,15 @@ child_recycle_due(const struct child *c)
 	const struct config *cfg = c->cfg;
 	if (cfg->worker.max_requests > 0 && c->stats.requests_handled >=
 	    (unsigned long)cfg->worker.max_requests) {
-		log_info(c->name, "recycling after %lu requests",
-		    c->stats.requests_handled);
+		unsigned long n = c->stats.requests_handled;
+		log_info(c->name, "recycling after %lu %s", n,
+		    log_plural(n, "request", "requests"));
 		return true;
 	}
 	if (c->stats.errors > (unsigned long)cfg->worker.max_errors) {
-		log_warn(c->name, "replacing after %lu error replies",
-		    c->stats.errors);
+		unsigned long n = c->stats.errors;
+		log_warn(c->name, "replacing after %lu error %s", n,
+		    log_plural(n, "reply", "replies"));
 		return true;
 	}
 	return false;

@@ -307,8 +307,10 @@ on_sub_failed(struct sup *s, void *arg)
 	if (r->state != SS_RUNNING || (s != r->cur.sup && !old_waiting(r, s)))
 		return;		/* an old subtree is not restarted */
 	if (intensity_add(&r->window, ev_now(LOOP))) {
-		log_error("root", "%s failed more than %d times within %d s: "
-		    "giving up", sup_name(s), r->cfg->supervisor.max_restarts,
+		int max = r->cfg->supervisor.max_restarts;
+		log_error("root", "%s failed more than %d %s within %d s: "
+		    "giving up", sup_name(s), max,
+		    log_plural((unsigned)max, "time", "times"),
 		    r->cfg->supervisor.max_seconds);
 		r->state = SS_FAILED;
 		r->ev->gave_up(r, r->arg);

@@ -496,8 +496,10 @@ static void
 on_stall(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ctl_conn *cn = w->data;
+	size_t n = buf_used(&cn->out);
 	log_warn("ctl", "client has not read its replies for %.0f s "
-	    "(%zu bytes queued): disconnecting", STALL_S, buf_used(&cn->out));
+	    "(%zu %s queued): disconnecting", STALL_S, n,
+	    log_plural(n, "byte", "bytes"));
 	conn_close(cn);
 }
 

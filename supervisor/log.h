@@ -11,6 +11,14 @@ void	log_msg(enum cfg_log_level, const char *name, const char *fmt, ...)
 void	log_line(const char *name, const char *line, size_t len);
 int	log_enabled(enum cfg_log_level);
 
+/* A noun after a count n, as it reads: one for 1, many otherwise
+ * ("%zu %s", n, log_plural(n, "request", "requests")). */
+static inline const char *
+log_plural(unsigned long long n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
 #define log_debug(name, ...)	log_msg(LOG_DEBUG, name, __VA_ARGS__)
 #define log_info(name, ...)	log_msg(LOG_INFO, name, __VA_ARGS__)
 #define log_warn(name, ...)	log_msg(LOG_WARN, name, __VA_ARGS__)

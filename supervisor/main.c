@@ -184,8 +184,9 @@ static void
 on_flush_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
-	log_warn("arbord", "%zu reply bytes still unread after %d ms: "
-	    "closing anyway", ctl_unsent(d->ctl),
+	size_t n = ctl_unsent(d->ctl);
+	log_warn("arbord", "%zu reply %s still unread after %d ms: closing "
+	    "anyway", n, log_plural(n, "byte", "bytes"),
 	    d->cfg->worker.shutdown_timeout_ms);
 	finish(d);
 }
@@ -262,8 +263,10 @@ static void
 on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon *d = w->data;
-	log_warn("arbord", "%zu requests still pending after %d ms: stopping "
-	    "anyway", root_pending(d->root), d->cfg->worker.shutdown_timeout_ms);
+	size_t n = root_pending(d->root);
+	log_warn("arbord", "%zu %s still pending after %d ms: stopping anyway",
+	    n, log_plural(n, "request", "requests"),
+	    d->cfg->worker.shutdown_timeout_ms);
 	end_drain(d);
 }
 
@@ -282,8 +285,9 @@ begin_shutdown(void *arg)
 	}
 	d->stopping = true;
 	d->ops.draining = true;
-	log_info("arbord", "shutting down: draining %zu pending requests",
-	    root_pending(d->root));
+	size_t n = root_pending(d->root);
+	log_info("arbord", "shutting down: draining %zu pending %s", n,
+	    log_plural(n, "request", "requests"));
 	ev_prepare_init(&d->w_drain, on_drain_check);
 	ev_timer_init(&d->t_drain, on_drain_timeout,
 	    d->cfg->worker.shutdown_timeout_ms / 1000.0, 0.);

@@ -781,7 +781,8 @@ resize(struct pool *p, int from, int to)
 		if (pw && !pw->retiring)
 			retire(p, pw);
 	}
-	log_info("pool", "resized from %d to %d workers", from, to);
+	log_info("pool", "resized from %d to %d %s", from, to,
+	    log_plural((unsigned)to, "worker", "workers"));
 }
 
 /* Overflow workers beyond a lower max_overflow leave the pool, as those

@@ -313,8 +313,10 @@ sup_restart(struct sup *s)
 static void
 fail(struct sup *s)
 {
-	log_error(s->name, "more than %d restarts within %d s: giving up, "
-	    "stopping children", s->window.max_restarts,
+	int max = s->window.max_restarts;
+	log_error(s->name, "more than %d %s within %d s: giving up, "
+	    "stopping children", max,
+	    log_plural((unsigned)max, "restart", "restarts"),
 	    (int)s->window.max_seconds);
 	stop_all(s, AFTER_FAILED, SS_RESTARTING);
 }

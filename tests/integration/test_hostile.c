@@ -588,6 +588,38 @@ test_restart_busy_worker_says_so(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Counts of one in the log read as one: a drain of one request held past
+ * shutdown_timeout_ms, and a recycle after one request. */
+static void
+test_log_count_of_one(void **state)
+{
+	json_int_t pid;
+	struct arb *a = start_pool(&pid);
+	struct arb_conn *c = hang_worker(a, 0);
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	assert_true(arb_wait_log_line(a, ARB_EVENT_MS,
+	    "draining 1 pending request", NULL));
+	assert_true(arb_wait_log_line(a, ARB_EXIT_MS,
+	    "1 request still pending", NULL));
+	assert_false(arb_log_has_line(a, "1 pending requests", NULL));
+	assert_false(arb_log_has_line(a, "1 requests", NULL));
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
+	arb_conn_close(c);
+	arb_free(a);
+
+	a = arb_start(
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { max_requests = 1; };\n"
+	    "pool = { size = 1; max_overflow = 0; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	assert_serving(a);
+	assert_true(arb_wait_log_line(a, ARB_EVENT_MS, WORKER,
+	    "recycling after 1 request", NULL));
+	assert_false(arb_log_has_line(a, "after 1 requests", NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A request whose deadline passes while its worker is stopping still gets
  * the worker killed (SPEC 6), deaf to SIGTERM as it is: it is stopped
  * long before its shutdown_timeout_ms (longer than the test waits), and
@@ -767,6 +799,7 @@ main(void)
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_busy_worker_says_so,
 		    arb_teardown),
+		cmocka_unit_test_teardown(test_log_count_of_one, arb_teardown),
 		cmocka_unit_test_teardown(test_deadline_kills_stopping_worker,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_long_utf8_stderr_line, arb_teardown),
