@@ -135,15 +135,23 @@ subtree_end_session(struct subtree *t, const char *id)
 	    t->bridge ? bridge_end_session(t->bridge, id) : false;
 }
 
-/* Copies the sessions of from used since then (0: all) into the root's
- * carry, made if need be (its ttl expiries count as any mode's). */
-static void
-carry_sessions(struct root *r, const struct sessions *from, double since)
+/* The root's table of sessions, made if need be (its ttl expiries and the
+ * sessions adapter mock makes count as any mode's). */
+static struct sessions *
+carry(struct root *r)
 {
 	if (r->carry == NULL)
 		r->carry = sess_new(r->cfg->pool.session_ttl_ms, NULL, NULL,
-		    &r->st.stale_sessions, NULL);
-	sess_inherit(r->carry, from, since);
+		    &r->st.stale_sessions, &r->st.total_sessions);
+	return r->carry;
+}
+
+/* Copies the sessions of from used since then (0: all) into the root's
+ * carry. */
+static void
+carry_sessions(struct root *r, const struct sessions *from, double since)
+{
+	sess_inherit(carry(r), from, since);
 }
 
 static size_t
@@ -499,11 +507,21 @@ root_reload(struct root *r, const struct config *cfg)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* Adapter mock: arbord answers itself (SPEC 3). */
+/* Adapter mock: arbord answers itself (SPEC 3). A request's session is
+ * kept as a worker's would be, in the root's table (with those carried
+ * over from replaced workers): end_session ends it, stats count it, and
+ * a reset due to it is told in this reply. */
 static void
 mock_answer(struct root *r, struct job *job)
 {
 	static struct buf res;	/* reused */
+	if (job->session) {
+		bool rebound;
+		job->session_reset = sess_begin(carry(r), job->session, NULL,
+		    &job->session_gen, &rebound);
+		sess_finish(r->carry, job->session, job->session_gen,
+		    ev_now(LOOP));
+	}
 	jraw_put(&res, "{\"mock\":true,\"command\":");
 	jraw_put_str(&res, job->command, strlen(job->command));
 	jraw_put(&res, ",\"args\":");

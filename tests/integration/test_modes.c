@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
 /* dev: single; test: pool of 2 (overlay); prod: pool of 3 (top level).
@@ -291,6 +292,85 @@ test_test_mode_mock_adapter(void **state)
 	assert_string_equal(out, "healthy 0/0\n");
 	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
 	assert_root_restart_empty(a);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* {"op": "end_session", "session_id": sid}: the value of "ended". */
+static bool
+end_session(struct arb *a, const char *sid)
+{
+	json_t *r = arb_call_ok(a, json_pack("{s:s,s:s}", "op", "end_session",
+	    "session_id", sid));
+	bool ended = json_is_true(json_object_get(r, "ended"));
+	json_decref(r);
+	return ended;
+}
+
+/* Adapter mock keeps the sessions its requests use, as workers would:
+ * counted in stats, ended by end_session (then counted no more). */
+static void
+test_mock_adapter_keeps_sessions(void **state)
+{
+	struct arb *a = arb_start(TESTMODE_CONF, "test",
+	    "TEST_MODE=mock_adapter", NULL);
+	for (int i = 0; i < 2; i++) {
+		json_t *r = cl_exec_ok(a, "echo", NULL, "m1");
+		assert_false(json_is_true(json_object_get(r, "session_reset")));
+		json_decref(r);
+	}
+	json_decref(cl_exec_ok(a, "echo", NULL, "m2"));
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	assert_int_equal(cl_stat(a, "sessions"), 2);
+	assert_int_equal(cl_stat(a, "total_sessions"), 2);
+	assert_true(end_session(a, "m1"));
+	assert_false(end_session(a, "m1"));
+	assert_false(end_session(a, "never-used"));
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	assert_int_equal(cl_stat(a, "total_sessions"), 2);
+	char out[128];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "end-session", "m2",
+	    NULL), 0);
+	assert_null(strstr(out, "no such session"));
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Whether an execute in session sid tells session_reset. */
+static bool
+exec_reset(struct arb *a, const char *sid)
+{
+	json_t *r = cl_exec_ok(a, "echo", NULL, sid);
+	bool reset = json_is_true(json_object_get(r, "session_reset"));
+	json_decref(r);
+	return reset;
+}
+
+#define SINGLE_BODY	"bridge = { adapter = \"bridge_mock\"; };\n" \
+			"environments = { dev = { }; };\n"
+#define MOCK_BODY	"bridge = { adapter = \"mock\"; };\n" \
+			"environments = { dev = { }; };\n"
+
+/* A session a worker served, carried over a reload to adapter mock: the
+ * first mock reply in it tells the reset, once; back to a mode with a
+ * worker, the next reply tells it again (the mock kept no state). */
+static void
+test_mock_adapter_tells_carried_reset(void **state)
+{
+	struct arb *a = arb_start(SINGLE_BODY, "dev", NULL);
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	assert_false(exec_reset(a, "c1"));
+	arb_rewrite_config(a, MOCK_BODY);
+	json_decref(arb_op_ok(a, "reload"));
+	assert_true(exec_reset(a, "c1"));
+	assert_false(exec_reset(a, "c1"));
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	arb_rewrite_config(a, SINGLE_BODY);
+	json_decref(arb_op_ok(a, "reload"));
+	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
+	    ARB_EVENT_MS));
+	assert_true(exec_reset(a, "c1"));
+	assert_false(exec_reset(a, "c1"));
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -735,6 +815,10 @@ main(void)
 		cmocka_unit_test_teardown(test_disabled_adapter_auto, arb_teardown),
 		cmocka_unit_test_teardown(test_test_mode_bridge_mock, arb_teardown),
 		cmocka_unit_test_teardown(test_test_mode_mock_adapter, arb_teardown),
+		cmocka_unit_test_teardown(test_mock_adapter_keeps_sessions,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_mock_adapter_tells_carried_reset,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_check_prints_settings, arb_teardown),
 		cmocka_unit_test_teardown(test_check_auto_adapter_and_test_mode, arb_teardown),
 		cmocka_unit_test_teardown(test_check_pool_size_zero, arb_teardown),
