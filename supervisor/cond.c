@@ -316,9 +316,9 @@ on_sub_failed(struct sup *s, void *arg)
 		return;		/* an old subtree is not restarted */
 	if (intensity_add(&r->window, ev_now(LOOP))) {
 		int max = r->cfg->supervisor.max_restarts;
-		log_error("root", "%s failed more than %d %s within %d s: "
-		    "giving up", sup_name(s), max,
-		    log_plural((unsigned)max, "time", "times"),
+		log_error("root", "more than %d %s of %s within %d s: "
+		    "giving up", max, log_plural((unsigned)max, "restart",
+		    "restarts"), sup_name(s),
 		    r->cfg->supervisor.max_seconds);
 		r->state = SS_FAILED;
 		r->ev->gave_up(r, r->arg);
