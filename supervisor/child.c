@@ -68,6 +68,8 @@ struct child {
 	unsigned		 pend_mask, npend, nuser;
 	json_int_t		 next_id;
 	bool			 failed;	/* protocol failure: killed */
+	bool			 deadline_kill;	/* killed for a request's
+						 * passed deadline */
 	bool			 reaped;	/* exit seen, closing up */
 	enum msg_code		 held_err;	/* what fails the requests still
 						 * in flight at the exit */
@@ -358,6 +360,7 @@ child_spawn(struct child *c)
 {
 	int p[3][2];
 	ev_timer_stop(LOOP, &c->t_backoff);
+	c->deadline_kill = false;	/* a spawn that fails is no replacement */
 	if (make_pipes(p) < 0) {
 		log_error(c->name, "cannot spawn: pipe: %s", strerror(errno));
 		close_pipes(p);
@@ -991,8 +994,10 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	/* Killed first, so that no new work is handed to it meanwhile. A
 	 * stopping one is not judged by its pings or notices: its stop has
 	 * its own SIGKILL timer. */
-	if (c->pid > 0 && !c->failed && (user || c->state != CS_STOPPING))
+	if (c->pid > 0 && !c->failed && (user || c->state != CS_STOPPING)) {
+		c->deadline_kill = user;
 		child_kill(c, why);
+	}
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
 		struct pend *p = &c->pend[i];
 		if (p->fn && p->deadline > 0 && p->deadline <= now) {
@@ -1253,6 +1258,15 @@ child_crashing(const struct child *c)
 	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
 		return errno == ECHILD;
 	return si.si_pid == c->pid;
+}
+
+/* Only the SIGKILL sent for the deadline: a worker that exited on its
+ * own before it came crashed. */
+bool
+child_exit_planned(const struct child *c)
+{
+	return c->deadline_kill && WIFSIGNALED(c->status) &&
+	    WTERMSIG(c->status) == SIGKILL;
 }
 
 bool

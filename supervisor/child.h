@@ -112,12 +112,17 @@ bool	child_alive(const struct child *);	/* a process exists */
 bool	child_accepts(const struct child *);
 /* The process ended, or is ending, on its own though its exit is not
  * reaped yet: killed by arbord (a missed deadline, a protocol failure),
- * a protocol pipe closed on it, or exited. Its exit is a crash, whatever
- * is asked of it meanwhile. */
+ * a protocol pipe closed on it, or exited. Its exit is a crash, or for a
+ * request's missed deadline a planned replacement (child_exit_planned),
+ * whatever is asked of it meanwhile. */
 bool	child_crashing(const struct child *);
 pid_t	child_pid(const struct child *);	/* 0 when none */
 int	child_exit_status(const struct child *); /* wait status of the last exit */
 bool	child_exit_abnormal(const struct child *);
+/* The last exit was arbord's kill for a user request's passed deadline
+ * (SPEC: the worker is killed and replaced): a planned replacement, as a
+ * recycle is, not a crash. Not one the worker made on its own before. */
+bool	child_exit_planned(const struct child *);
 double	child_uptime(const struct child *);	/* seconds since spawn, 0 if none */
 double	child_last_run(const struct child *);	/* seconds the last process ran */
 void	*child_owner(const struct child *);	/* the owner given to child_new */

@@ -21,7 +21,7 @@ struct slot {
 	bool		 restart_now;	/* up once down: no intensity */
 	bool		 now_counted;	/* that is a restart (not a start) */
 	bool		 restart_asked;	/* restart NAME came while its crash
-					 * awaited the reap */
+					 * (or deadline kill) awaited the reap */
 	bool		 leaving;	/* sup_child_leave: never up again */
 	bool		 ended;		/* down under its restart type: up
 					 * again when the supervisor starts
@@ -381,7 +381,10 @@ static void bring_up(struct sup *, struct slot *, bool);
 /* A restart asked while the crash awaited its reap (asked) is done as if
  * it came after: the crash counts as one (intensity, restarts), and the
  * restart only brings the worker up without its delay, or, when its
- * restart type keeps it down, brings it up as a counted restart. */
+ * restart type keeps it down, brings it up as a counted restart. A worker
+ * killed for a request's passed deadline is replaced as a recycle is:
+ * counted once in its restarts, at once, whatever its restart type, and
+ * not against the intensity (asked or not: the replacement does it). */
 static void
 on_exited(struct child *c, void *arg)
 {
@@ -401,6 +404,9 @@ on_exited(struct child *c, void *arg)
 		sl->restart_now = false;
 		if (sl->now_counted)
 			child_count_restart(c);
+		spawn(s, sl);
+	} else if (child_exit_planned(c)) {
+		child_count_restart(c);
 		spawn(s, sl);
 	} else if (!wants_restart(s, c)) {
 		sl->want_up = false;

@@ -447,6 +447,167 @@ test_restart_with_crash_frozen_counts_crash(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* No restart to spare anywhere, and a long crash-loop delay: a worker
+ * killed for a passed deadline must come back at once, outside the
+ * intensity, while a crash still makes the root give up. */
+static const char DEADLINE_POOL_CONF[] =
+    "supervisor = { max_restarts = 0; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { restart_delay_ms = 60000; max_restart_delay_ms = 60000; };\n"
+    "pool = { size = 1; max_overflow = 0; max_restarts = 0;\n"
+    "  max_seconds = 60; checkout_timeout_ms = 60000; };\n"
+    "environments = { dev = { }; };\n";
+
+static const char DEADLINE_SINGLE_CONF[] =
+    "supervisor = { max_restarts = 0; max_seconds = 60; };\n"
+    "bridge = { adapter = \"bridge_mock\"; max_restarts = 0;\n"
+    "  max_seconds = 60; };\n"
+    "worker = { restart_delay_ms = 60000; max_restart_delay_ms = 60000; };\n"
+    "environments = { dev = { }; };\n";
+
+#define DEADLINE_KILLS	3
+
+/* One `sleep` past its short timeout_ms on worker name (pid), which is
+ * killed for it; waits for its replacement and returns its pid. In
+ * single mode an `echo` pipelined behind it fails with the worker. */
+static json_int_t
+time_out_one(struct arb *a, const char *name, json_int_t pid, bool single)
+{
+	struct cl_conn *c = cl_open(a);
+	json_t *reqs = json_pack("[o]", cl_exec_req(1, "sleep",
+	    json_pack("{s:i}", "ms", 2000), NULL, 50));
+	if (single)
+		json_array_append_new(reqs, cl_exec_req(2, "echo", NULL,
+		    NULL, 0));
+	size_t n = json_array_size(reqs);
+	cl_send_batch(c, reqs);
+	json_decref(reqs);
+	for (size_t i = 0; i < n; i++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_string_equal(arb_reply_code(r), cl_reply_id(r) == 1 ?
+		    "timeout" : "worker_crashed");
+		json_decref(r);
+	}
+	cl_close(c);
+	json_t *node = arb_wait_node(a, name, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t next = arb_node_pid(node);
+	json_decref(node);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	return next;
+}
+
+/* Requests that outlive their timeout_ms get their worker killed and
+ * replaced (SPEC: "killed and replaced"): a planned replacement, as a
+ * recycle is, counted in the worker's restarts but not against its
+ * supervisor's intensity and without the crash-loop delay. With no
+ * restart to spare, such kills used to fail the supervisor, and the root
+ * gave up: arbord exited 1 on a client's short timeout_ms. A crash after
+ * them still exceeds the intensity, and the root gives up. */
+static void
+run_deadline_kills(const char *conf, const char *sup, const char *name,
+    bool single)
+{
+	struct arb *a = arb_start(conf, "dev", NULL);
+	json_t *node = arb_wait_node(a, name, "ready", 0, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	for (int i = 0; i < DEADLINE_KILLS; i++)
+		pid = time_out_one(a, name, pid, single);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	node = arb_status(a, name);
+	assert_int_equal(arb_node_int(node, "restarts"), DEADLINE_KILLS);
+	json_decref(node);
+	node = arb_status(a, sup);
+	assert_string_equal(arb_node_str(node, "state"), "running");
+	assert_int_equal(arb_node_int(node, "restarts"), 0);
+	json_decref(node);
+	assert_int_equal(cl_stat(a, "restarts"), DEADLINE_KILLS);
+
+	crash_one(a);	/* a crash: the supervisor fails, the root gives up */
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 1);
+	assert_true(arb_log_has_line(a, "root", "more than 0 restarts of",
+	    sup, "giving up", NULL));
+	assert_int_equal(arb_stop(a), 1);
+}
+
+static void
+test_pool_deadline_kills_are_planned(void **state)
+{
+	run_deadline_kills(DEADLINE_POOL_CONF, "pool", "pool/worker.1", false);
+}
+
+static void
+test_single_deadline_kills_are_planned(void **state)
+{
+	run_deadline_kills(DEADLINE_SINGLE_CONF, "bridge", "bridge/worker",
+	    true);
+}
+
+/* A worker its restart type would leave down after a crash is still
+ * replaced when it is killed for a passed deadline. */
+static void
+test_temporary_replaced_after_deadline(void **state)
+{
+	struct arb *a = arb_start(
+	    "supervisor = { max_restarts = 0; max_seconds = 60; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "worker = { restart = \"temporary\"; };\n"
+	    "pool = { size = 1; max_overflow = 0; max_restarts = 0;\n"
+	    "  max_seconds = 60; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	time_out_one(a, "pool/worker.1", pid, false);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A `restart` of a worker killed for a passed deadline, before arbord has
+ * reaped it (the test traces it, as crash_then_restart_traced does), does
+ * not make the kill a crash nor replace the worker twice: it comes back
+ * once, counted once, with no restart to spare in the pool or the root. */
+static void
+test_restart_in_deadline_window(void **state)
+{
+	struct arb *a = arb_start(DEADLINE_POOL_CONF, "dev", NULL);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	if (ptrace(PTRACE_SEIZE, (pid_t)pid, NULL, NULL) < 0)
+		fail_msg("ptrace(PTRACE_SEIZE) of worker %lld (the test's own "
+		    "grandchild): %s", (long long)pid, strerror(errno));
+	json_decref(arb_call_err(a, cl_exec_req(0, "sleep",
+	    json_pack("{s:i}", "ms", 2000), NULL, 50), "timeout"));
+	assert_true(wait_proc(proc_is_zombie, (pid_t)pid));
+	json_decref(arb_op_ok(a, "ping"));
+	restart_worker1(a);
+	int st;
+	assert_int_equal(waitpid((pid_t)pid, &st, __WALL), (pid_t)pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	pid = arb_node_pid(node);
+	json_decref(node);
+	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
+	node = arb_status(a, "pool/worker.1");
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	assert_int_equal(arb_node_pid(node), pid);	/* not replaced again */
+	json_decref(node);
+	node = arb_status(a, "pool");
+	assert_string_equal(arb_node_str(node, "state"), "running");
+	assert_int_equal(arb_node_int(node, "restarts"), 0);
+	json_decref(node);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -463,6 +624,14 @@ main(void)
 		cmocka_unit_test_teardown(test_restart_in_crash_window_counts_crash,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_restart_with_crash_frozen_counts_crash,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_pool_deadline_kills_are_planned,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_single_deadline_kills_are_planned,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_temporary_replaced_after_deadline,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_restart_in_deadline_window,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

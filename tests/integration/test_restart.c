@@ -749,35 +749,67 @@ test_start_keeps_backoff(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A start between a worker's kill (a missed deadline) and the reaping of
- * its exit does not turn the crash into an immediate restart: the worker
- * still waits its restart delay. The window is held open by tracing the
- * worker: a traced process's exit is seen by its tracer (this test) alone
- * until the tracer waits for it, and only then by arbord. */
-static void
-test_start_in_kill_window_is_a_crash(void **state)
+/* Kills pool/worker.1 through command (the reply: code; timeout_ms as
+ * cl_exec_req's) and sends `start` between the kill and the reaping of
+ * its exit: the window is held open by tracing the worker, as a traced
+ * process's exit is seen by its tracer (this test) alone until the tracer
+ * waits for it, and only then by arbord. Returns the worker's restarts
+ * before; *pid is the killed worker's. */
+static json_int_t
+start_in_kill_window(struct arb *a, const char *command, const char *code,
+    int timeout_ms, json_int_t *pid)
 {
-	struct arb *a = start_slow_backoff();
-	json_int_t pid = cl_worker_pid(a, "pool/worker.1");
-	if (ptrace(PTRACE_SEIZE, (pid_t)pid, NULL, NULL) < 0)
+	*pid = cl_worker_pid(a, "pool/worker.1");
+	if (ptrace(PTRACE_SEIZE, (pid_t)*pid, NULL, NULL) < 0)
 		fail_msg("ptrace(PTRACE_SEIZE) of worker %lld (the test's own "
-		    "grandchild): %s", (long long)pid, strerror(errno));
-	json_decref(arb_call_err(a, cl_exec_req(1, "hang", NULL, NULL, 300),
-	    "timeout"));	/* the worker is killed */
+		    "grandchild): %s", (long long)*pid, strerror(errno));
+	json_decref(arb_call_err(a, cl_exec_req(1, command, NULL, NULL,
+	    timeout_ms), code));	/* the worker is killed */
 	long long end = arb_now_ms() + ARB_EVENT_MS;
-	while (!proc_is_zombie((pid_t)pid) && arb_now_ms() < end)
+	while (!proc_is_zombie((pid_t)*pid) && arb_now_ms() < end)
 		arb_sleep_ms(20);
-	assert_true(proc_is_zombie((pid_t)pid));
+	assert_true(proc_is_zombie((pid_t)*pid));
 	json_t *node = node_now(a, "pool/worker.1");
 	assert_string_equal(arb_node_str(node, "state"), "stopping");
-	assert_int_equal(arb_node_pid(node), pid);
+	assert_int_equal(arb_node_pid(node), *pid);
 	json_int_t restarts = arb_node_int(node, "restarts");
 	json_decref(node);
 	op_on_worker1(a, "start", "stopping");
 	int st;
-	assert_int_equal(waitpid((pid_t)pid, &st, __WALL), (pid_t)pid);
+	assert_int_equal(waitpid((pid_t)*pid, &st, __WALL), (pid_t)*pid);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	return restarts;
+}
+
+/* A start between a worker's kill (a protocol failure) and the reaping of
+ * its exit does not turn the crash into an immediate restart: the worker
+ * still waits its restart delay. */
+static void
+test_start_in_kill_window_is_a_crash(void **state)
+{
+	struct arb *a = start_slow_backoff();
+	json_int_t pid;
+	json_int_t restarts = start_in_kill_window(a, "garbage",
+	    "worker_crashed", 0, &pid);
 	expect_backoff_after(a, pid, restarts);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A worker killed for a missed deadline is replaced at once, not after
+ * its restart delay (a planned replacement, not a crash), and a start
+ * in the window changes nothing: it is replaced once, counted once. */
+static void
+test_start_in_deadline_window_replaces_once(void **state)
+{
+	struct arb *a = start_slow_backoff();
+	json_int_t pid;
+	json_int_t restarts = start_in_kill_window(a, "hang", "timeout", 300,
+	    &pid);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), restarts + 1);
+	json_decref(node);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -835,6 +867,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 		cmocka_unit_test_teardown(test_start_keeps_backoff, arb_teardown),
 		cmocka_unit_test_teardown(test_start_in_kill_window_is_a_crash,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_start_in_deadline_window_replaces_once,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_restart_stopped_worker_counts,
 		    arb_teardown),
