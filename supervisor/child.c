@@ -48,6 +48,7 @@ struct child {
 	pid_t			 pid;
 	int			 status;	/* wait status of the last exit */
 	ev_tstamp		 started, exited_at;
+	ev_tstamp		 ready_at;	/* 0: the process never got ready */
 	unsigned		 restarts;
 	const size_t		*sessions;	/* bound sessions, the router's */
 	size_t			 frame_max;	/* worker.max_frame_bytes the
@@ -383,6 +384,7 @@ child_spawn(struct child *c)
 	c->state = CS_STARTING;
 	c->health = CH_INITIALIZING;
 	c->started = ev_now(LOOP);
+	c->ready_at = 0;
 	c->failed = c->reaped = false;
 	c->closed_why = NULL;
 	c->held_err = ERR_WORKER_CRASHED;
@@ -698,6 +700,7 @@ init_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	}
 	c->state = CS_READY;
 	c->health = CH_HEALTHY;
+	c->ready_at = ev_now(LOOP);
 	log_info(c->name, "ready (pid %d, %.0f ms)", c->pid,
 	    (ev_now(LOOP) - c->started) * 1000);
 	arm_health(c);
@@ -1281,10 +1284,12 @@ child_uptime(const struct child *c)
 	return c->pid > 0 ? ev_now(LOOP) - c->started : 0;
 }
 
+/* Counted from ready, not from the spawn: a process that never answered
+ * its init ping has not run, however long its init took. */
 double
 child_last_run(const struct child *c)
 {
-	return c->exited_at - c->started;
+	return c->ready_at > 0 ? c->exited_at - c->ready_at : 0;
 }
 
 void *

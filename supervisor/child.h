@@ -124,7 +124,9 @@ bool	child_exit_abnormal(const struct child *);
  * recycle is, not a crash. Not one the worker made on its own before. */
 bool	child_exit_planned(const struct child *);
 double	child_uptime(const struct child *);	/* seconds since spawn, 0 if none */
-double	child_last_run(const struct child *);	/* seconds the last process ran */
+/* Seconds the last process ran from its ready (its init ping answered) to
+ * its exit; 0 when it never got ready. */
+double	child_last_run(const struct child *);
 void	*child_owner(const struct child *);	/* the owner given to child_new */
 unsigned child_inflight(const struct child *);	/* user requests in flight */
 unsigned child_restarts(const struct child *);

@@ -1,7 +1,8 @@
 /* Restarts end to end: a killed worker comes back under its name with a
  * new pid; stop/start hold and release a worker; `restart pool` replaces
  * the whole subtree; a worker that never answers its init ping is killed
- * after init_timeout_ms; permanent, transient and temporary workers are
+ * after init_timeout_ms, and waits its restart delay even after an
+ * init_timeout_ms of 10 s (it never ran); permanent, transient and temporary workers are
  * restarted as OTP would (SPEC 4), and those left down come back when
  * their supervisor is restarted; `start` leaves a crashed worker on its
  * restart path (backoff), also between its kill and its reaping; `restart`
@@ -733,6 +734,47 @@ expect_backoff_after(struct arb *a, json_int_t pid, json_int_t restarts)
 	json_decref(tree);
 }
 
+/* A worker that never answers its init ping has not run, however long
+ * its init_timeout_ms: killed after 10 s of it, it still waits its
+ * restart delay (a run of 10 s counts from the ready). Pool and single
+ * mode side by side, so that the test takes the 10 s once. */
+static void
+test_long_init_timeout_waits_delay(void **state)
+{
+	static const char worker[] =
+	    "supervisor = { max_restarts = 100; max_seconds = 60; };\n"
+	    "worker = {\n"
+	    "  init_timeout_ms = 10000;\n"
+	    "  restart_delay_ms = 200; max_restart_delay_ms = 5000;\n"
+	    "  env = { MOCK_WORKER_NO_INIT = \"1\"; };\n"
+	    "};\n"
+	    "environments = { dev = { }; };\n";
+	char pool[1024], single[1024];
+	snprintf(pool, sizeof pool, "%s"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 0; max_restarts = 100;\n"
+	    "  max_seconds = 60; };\n", worker);
+	snprintf(single, sizeof single, "%s"
+	    "bridge = { adapter = \"bridge_mock\"; max_restarts = 100;\n"
+	    "  max_seconds = 60; };\n", worker);
+	struct arb *ap = arb_start(pool, "dev", NULL);
+	struct arb *as = arb_start(single, "dev", NULL);
+	/* the init timeout, then the restart at once or not */
+	int bound = 10000 + ARB_EVENT_MS;
+	if (!arb_wait_log_line(ap, bound, "pool/worker.1", "restarting in 200 ms",
+	    NULL)) {
+		arb_dump_log(ap);
+		fail_msg("pool/worker.1 restarted without its delay");
+	}
+	if (!arb_wait_log_line(as, bound, "bridge/worker",
+	    "restarting in 200 ms", NULL)) {
+		arb_dump_log(as);
+		fail_msg("bridge/worker restarted without its delay");
+	}
+	assert_int_equal(arb_stop(ap), 0);
+	assert_int_equal(arb_stop(as), 0);
+}
+
 /* start is for a worker stopped on request: one waiting out its restart
  * delay after a crash stays in backoff. */
 static void
@@ -866,6 +908,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 		cmocka_unit_test_teardown(test_start_keeps_backoff, arb_teardown),
+		cmocka_unit_test_teardown(test_long_init_timeout_waits_delay,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_start_in_kill_window_is_a_crash,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_start_in_deadline_window_replaces_once,

@@ -67,7 +67,7 @@ struct fx {
 	bool		 abnormal_at_exit;
 	bool		 alive_at_exit;
 	pid_t		 pid;		/* the last process spawned */
-	ev_tstamp	 exited_at;
+	ev_tstamp	 ready_at, exited_at;
 	struct reply	 r[MAX_REPLIES];
 };
 
@@ -78,6 +78,7 @@ on_ready(struct child *c, void *owner)
 {
 	struct fx *fx = owner;
 	fx->nready++;
+	fx->ready_at = ev_now(LOOP);
 	ev_break(LOOP, EVBREAK_ALL);
 }
 
@@ -687,6 +688,45 @@ test_crash_at_start(void **state)
 	assert_true(WIFEXITED(fx->status_at_exit));
 	assert_int_equal(WEXITSTATUS(fx->status_at_exit), 7);
 	assert_true(fx->abnormal_at_exit);
+}
+
+/* A process that never got ready has not run, however long its init took:
+ * its last run is 0, so that a crash loop in init_timeout_ms (even one of
+ * 10 s or more) always waits its restart delay. */
+static void
+test_last_run_never_ready(void **state)
+{
+	struct fx *fx = *state;
+	fx->env[0] = "MOCK_WORKER_NO_INIT=1";
+	fx->env[1] = NULL;
+	fx->cfg.worker.init_timeout_ms = 200;
+	assert_int_equal(child_spawn(fx->c), 0);
+	fx->pid = child_pid(fx->c);
+	wait_exit(fx);
+	assert_int_equal(fx->nready, 0);
+	assert_true(child_last_run(fx->c) == 0);
+}
+
+/* The last run counts from the ready, not from the spawn: a worker 300 ms
+ * or more in its init (the loop held meanwhile, so that the answer is seen
+ * that late) then killed ran from its ready to its exit. */
+static void
+test_last_run_from_ready(void **state)
+{
+	struct fx *fx = *state;
+	assert_int_equal(child_spawn(fx->c), 0);
+	fx->pid = child_pid(fx->c);
+	ev_tstamp spawned = ev_now(LOOP);
+	/* makes the init long, not a wait for an event */
+	struct timespec hold = { 0, 300 * 1000 * 1000 };
+	while (nanosleep(&hold, &hold) < 0 && errno == EINTR)
+		;
+	assert_true(evwait_until(is_ready, fx, BOUND_S, TICK_S));
+	assert_true(fx->ready_at - spawned >= 0.3);
+	child_kill(fx->c, NULL);
+	wait_exit(fx);
+	assert_true(child_last_run(fx->c) == fx->exited_at - fx->ready_at);
+	assert_true(child_last_run(fx->c) < fx->exited_at - spawned - 0.25);
 }
 
 /* ---- stopping ------------------------------------------------------------ */
@@ -1425,6 +1465,10 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_init_timeout, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_at_start, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_last_run_never_ready, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_last_run_from_ready, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_request, setup,
