@@ -2,11 +2,13 @@
  * new pid; stop/start hold and release a worker; `restart pool` replaces
  * the whole subtree; a worker that never answers its init ping is killed
  * after init_timeout_ms, and waits its restart delay even after an
- * init_timeout_ms of 10 s (it never ran); permanent, transient and temporary workers are
- * restarted as OTP would (SPEC 4), and those left down come back when
- * their supervisor is restarted; `start` leaves a crashed worker on its
- * restart path (backoff), also between its kill and its reaping; `restart`
- * of a stopped worker counts in its restarts. */
+ * init_timeout_ms of 10 s (it never ran); permanent, transient and
+ * temporary workers are restarted as OTP would (SPEC 4), and those left
+ * down come back when their supervisor is restarted; `start` leaves a
+ * crashed worker on its restart path (backoff), also between its kill and
+ * its reaping, while a stop then a start of one in backoff brings it up at
+ * once, its crash counted once; `restart` of a stopped worker counts in
+ * its restarts. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -734,6 +736,30 @@ expect_backoff_after(struct arb *a, json_int_t pid, json_int_t restarts)
 	json_decref(tree);
 }
 
+/* A stop and then a start of a worker waiting out its restart delay bring
+ * it up at once, as a restart in backoff does: its restarts keep the one
+ * its crash counted, and neither op adds one. */
+static void
+test_stop_start_in_backoff(void **state)
+{
+	struct arb *a = start_slow_backoff();
+	json_int_t pid = crash_worker(a, 3);
+	expect_backoff_after(a, pid, 0);
+	op_on_worker1(a, "stop", "stopped");
+	json_t *node = node_now(a, "pool/worker.1");
+	assert_string_equal(arb_node_str(node, "state"), "stopped");
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	json_decref(node);
+	op_on_worker1(a, "start", NULL);
+	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	assert_int_equal(arb_node_int(node, "restarts"), 1);
+	json_decref(node);
+	assert_int_equal(arb_log_count_lines(a, "pool/worker.1", "restarting in",
+	    NULL), 1);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A worker that never answers its init ping has not run, however long
  * its init_timeout_ms: killed after 10 s of it, it still waits its
  * restart delay (a run of 10 s counts from the ready). Pool and single
@@ -908,6 +934,7 @@ main(void)
 		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 		cmocka_unit_test_teardown(test_stop_while_starting, arb_teardown),
 		cmocka_unit_test_teardown(test_start_keeps_backoff, arb_teardown),
+		cmocka_unit_test_teardown(test_stop_start_in_backoff, arb_teardown),
 		cmocka_unit_test_teardown(test_long_init_timeout_waits_delay,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_start_in_kill_window_is_a_crash,
