@@ -633,6 +633,39 @@ test_closed_worker_takes_no_requests(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* After bridge/worker restarts, the next reply in a session carries
+ * "session_reset": true (SPEC 6), whichever of its pipelined requests
+ * the worker answers first: here the one sent second overtakes the
+ * first, and the notice comes with it, once. */
+static void
+test_reset_told_by_first_reply(void **state)
+{
+	struct arb *a = start_ooo(8);
+	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	json_int_t pid = cl_worker_pid(a, BW);
+	json_decref(arb_call_ok(a, json_pack("{s:i,s:s,s:s}", "id", 1, "op",
+	    "restart", "name", BW)));
+	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500), "s1", 0),
+	    cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 10), "s1", 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	for (int k = 0; k < 2; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_true(arb_reply_ok(r));
+		assert_int_equal(cl_reply_id(r), k == 0 ? 2 : 1);
+		assert_int_equal(cl_reply_reset(r), k == 0);
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -654,6 +687,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_stop_holds_over_recycle, arb_teardown),
 		cmocka_unit_test_teardown(test_ttl_spares_session_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_closed_worker_takes_no_requests,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_reset_told_by_first_reply,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
