@@ -37,6 +37,8 @@ struct pool {
 	size_t			 nany;		/* how many */
 	struct waitq		 wq;		/* every waiting job, by arrival */
 	size_t			 inflight;
+	size_t			 resets;	/* of them, those due to tell a
+						 * session_reset */
 	uint64_t		 overflow_used;	/* bit i: overflow.(i+1) exists */
 	int			 noverflow;
 	int			 size;		/* pool workers (not overflow) */
@@ -316,11 +318,31 @@ assign(struct pworker *pw, struct job *job)
 	else {
 		bool rebound;	/* a wait's hold becomes the time at pw */
 		if (sess_begin(p->sessions, job->session, &pw->anchor,
-		    &job->session_gen, &rebound))
+		    &job->session_gen, &rebound) &&
+		    sess_set_teller(p->sessions, job->session, job)) {
 			job->session_reset = true;
+			p->resets++;
+		}
 		job->session_held = false;
 		s->sessions_served += rebound;
 	}
+}
+
+/* The reset notice due to a session goes with the first reply in it
+ * (SPEC 6), which need not be that of the request that took it: under
+ * prefer, a request of the session sent later may run at another worker
+ * and be answered first. The reply takes the notice from the request of
+ * the session that holds it, if still in flight. */
+static void
+take_reset(struct pool *p, struct job *job)
+{
+	struct job *t = sess_take_teller(p->sessions, job->session,
+	    job->session_gen);
+	if (t && t != job) {
+		t->session_reset = false;
+		job->session_reset = true;
+	}
+	p->resets -= job->session_reset;
 }
 
 static void
@@ -331,6 +353,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct job *job = pw->job;
 	pw->job = NULL;
 	pw->pool->inflight--;
+	if (pw->pool->resets > 0 && job->session_begun)
+		take_reset(pw->pool, job);
 	if (job->session_begun)
 		sess_finish(pw->pool->sessions, job->session, job->session_gen,
 		    ev_now(LOOP));

@@ -16,6 +16,8 @@ struct binding {
 	uint64_t		 gen;		/* tells it from an earlier session
 						 * of the same id */
 	bool			 reset;		/* its worker was lost */
+	void			*teller;	/* its request in flight due to
+						 * tell a reset (sess_set_teller) */
 	bool			 pending;	/* only held: no request of it
 						 * served yet, so it does not
 						 * exist but for its waiters */
@@ -256,6 +258,27 @@ sess_take_reset(struct sessions *s, const char *id)
 	if (b)
 		b->reset = false;
 	return r;
+}
+
+bool
+sess_set_teller(struct sessions *s, const char *id, void *req)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b == NULL || b->teller)
+		return false;
+	b->teller = req;
+	return true;
+}
+
+void *
+sess_take_teller(struct sessions *s, const char *id, uint64_t gen)
+{
+	struct binding *b = reg_lookup(s->map, id, NULL);
+	if (b == NULL || b->gen != gen)
+		return NULL;
+	void *t = b->teller;
+	b->teller = NULL;
+	return t;
 }
 
 void

@@ -81,6 +81,15 @@ void	sess_finish(struct sessions *, const char *id, uint64_t gen,
 	    double now);
 /* True, once, when the session's worker was lost since it was last told. */
 bool	sess_take_reset(struct sessions *, const char *id);
+/* The reset notice a request of the session took (sess_begin's result)
+ * goes with the first reply in the session, which may be another of its
+ * requests in flight (prefer: at another worker). sess_set_teller names
+ * req as the request holding it; false, naming none, when one already
+ * does (its notice covers this reset too) or the session is unknown.
+ * sess_take_teller, at a reply of the session's request of gen, returns
+ * the request holding it (NULL: none) and names none any more. */
+bool	sess_set_teller(struct sessions *, const char *id, void *req);
+void	*sess_take_teller(struct sessions *, const char *id, uint64_t gen);
 /* Ends a session; returns the anchor it was bound to (may be NULL) via
  * *a, false when there was no such session (or only a pending one). */
 bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);

@@ -491,6 +491,48 @@ test_prefer_moves_off_busy_worker(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* prefer: after a session's worker exits, the next reply in the session
+ * carries "session_reset": true (SPEC 6), whichever of its requests is
+ * answered first. Here a long request and then a short one of the
+ * session run on two workers at once, and the short one, sent second,
+ * is answered first: the notice comes with it, once. */
+static void
+test_prefer_reset_told_by_first_reply(void **state)
+{
+	struct arb *a = start_pool(2, "prefer", NULL);
+	char w1[64];
+	bind_session(a, "pr", w1, sizeof w1);
+	json_int_t pid = cl_worker_pid(a, w1);
+	assert_true(pid > 0);
+	assert_int_equal(proc_ppid((pid_t)pid), arb_pid(a));
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	json_t *node = arb_wait_node(a, w1, "ready", pid, ARB_EVENT_MS);
+	assert_non_null(node);
+	json_decref(node);
+	struct cl_conn *c = cl_open(a);
+	json_t *batch = json_pack("[o,o]",
+	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500), "pr", 0),
+	    cl_exec_req(2, "sleep", json_pack("{s:i}", "ms", 10), "pr", 0));
+	cl_send_batch(c, batch);
+	json_decref(batch);
+	char first[64] = "";
+	for (int k = 0; k < 2; k++) {
+		json_t *r = cl_recv(c, ARB_REPLY_MS);
+		assert_non_null(r);
+		assert_true(arb_reply_ok(r));
+		assert_int_equal(cl_reply_id(r), k == 0 ? 2 : 1);
+		assert_int_equal(cl_reply_reset(r), k == 0);
+		if (k == 0)
+			snprintf(first, sizeof first, "%s", cl_reply_worker(r));
+		else	/* two workers at once */
+			assert_string_not_equal(cl_reply_worker(r), first);
+		json_decref(r);
+	}
+	cl_close(c);
+	assert_false(cl_echo_reset(a, "pr"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* get_stats from the worker named w (requests without a session take the
  * idle workers in turn): its reply, or a failed test. */
 static json_t *
@@ -1055,6 +1097,8 @@ main(void)
 		cmocka_unit_test_teardown(test_ttl_spares_session_waiting, arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_moves_off_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_move_cleans_up_left_worker,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_reset_told_by_first_reply,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),

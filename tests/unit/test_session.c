@@ -286,6 +286,28 @@ test_reset_survives_rebind(void **state)
 	assert_false(sess_take_reset(fx->s, "s1"));
 }
 
+/* One request of a session holds its reset notice at a time: a later
+ * reset is told with it; a reply of an earlier session of the same id
+ * takes nothing. */
+static void
+test_teller(void **state)
+{
+	struct fx *fx = *state;
+	int r1, r2;
+	uint64_t g = 0;
+	bool rebound;
+	assert_false(sess_set_teller(fx->s, "s1", &r1));	/* unknown */
+	sess_begin(fx->s, "s1", &fx->a, &g, &rebound);
+	assert_null(sess_take_teller(fx->s, "s1", g));
+	assert_true(sess_set_teller(fx->s, "s1", &r1));
+	assert_false(sess_set_teller(fx->s, "s1", &r2));
+	assert_null(sess_take_teller(fx->s, "s1", g + 1));
+	assert_ptr_equal(sess_take_teller(fx->s, "s1", g), &r1);
+	assert_null(sess_take_teller(fx->s, "s1", g));
+	assert_true(sess_set_teller(fx->s, "s1", &r2));
+	assert_ptr_equal(sess_take_teller(fx->s, "s1", g), &r2);
+}
+
 static void
 test_end(void **state)
 {
@@ -668,6 +690,7 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_survives_rebind,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_teller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_unbinds, setup,
