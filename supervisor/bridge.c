@@ -1,7 +1,6 @@
 #include "supervisor/bridge.h"
 
 #include <ev.h>
-#include <string.h>
 
 #include "proto/xmalloc.h"
 #include "supervisor/child.h"
@@ -26,16 +25,14 @@ struct bridge {
 	struct sessions		*sessions;	/* to tell resets */
 	struct sess_anchor	 anchor;	/* every session binds here */
 	struct route_stats	*st;		/* the root's: kept over reloads */
-	LIST_HEAD(, flight)	 flights;	/* the requests in flight */
-	size_t			 resets;	/* of them, those due to tell a
-						 * session_reset */
+	size_t			 resets;	/* requests in flight due to
+						 * tell a session_reset */
 };
 
 /* One request in flight: the job and the bridge it belongs to. */
 struct flight {
 	struct bridge	*b;
 	struct job	*job;
-	LIST_ENTRY(flight) link;
 };
 
 static void on_failed(struct sup *, void *);
@@ -62,7 +59,6 @@ bridge_new(const struct config *cfg, char *const *argv, struct registry *reg,
 	b->sessions = sess_new(cfg->pool.session_ttl_ms, sess_notify_cleanup,
 	    NULL, &b->st->stale_sessions, &b->st->total_sessions);
 	LIST_INIT(&b->anchor.list);
-	LIST_INIT(&b->flights);
 	waitq_init(&b->wq, cfg->pool.checkout_timeout_ms, cfg->pool.max_waiting,
 	    on_expired, b);
 	b->sup = sup_new("bridge", cfg->bridge.max_restarts,
@@ -161,26 +157,6 @@ recycle_if_due(struct bridge *b)
 		sup_restart_child(b->sup, b->worker, "recycle");
 }
 
-/* The reset notice due to a session goes with the first reply in it
- * (SPEC 6), which need not be that of the request sent first: a worker
- * may answer pipelined requests in any order. A reply in a session takes
- * the notice from a request of the same session still in flight. */
-static void
-take_reset(struct bridge *b, struct job *j)
-{
-	if (j->session_reset || j->session == NULL)
-		return;
-	struct flight *o;
-	LIST_FOREACH(o, &b->flights, link) {
-		if (o->job->session_reset && o->job->session_gen ==
-		    j->session_gen && strcmp(o->job->session, j->session) == 0) {
-			o->job->session_reset = false;
-			j->session_reset = true;
-			return;
-		}
-	}
-}
-
 static void
 on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
@@ -188,11 +164,8 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct flight *f = arg;
 	struct bridge *b = f->b;
 	b->inflight--;
-	LIST_REMOVE(f, link);
-	if (b->resets > 0) {
-		take_reset(b, f->job);
-		b->resets -= f->job->session_reset;
-	}
+	if (b->resets > 0 && f->job->session)
+		b->resets -= job_take_reset(f->job, b->sessions);
 	if (f->job->session)
 		sess_finish(b->sessions, f->job->session, f->job->session_gen,
 		    ev_now(LOOP));
@@ -210,7 +183,7 @@ static void
 send_job(struct bridge *b, struct job *job)
 {
 	struct flight *f = slab_alloc(sizeof *f);
-	*f = (struct flight){ .b = b, .job = job };
+	*f = (struct flight){ b, job };
 	child_stats(b->worker)->checkouts++;
 	if (child_request(b->worker, job->command, job->args,
 	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
@@ -220,12 +193,14 @@ send_job(struct bridge *b, struct job *job)
 		return;
 	}
 	b->inflight++;
-	LIST_INSERT_HEAD(&b->flights, f, link);
 	if (job->session) {
 		bool rebound;
-		job->session_reset = sess_begin(b->sessions, job->session,
-		    &b->anchor, &job->session_gen, &rebound);
-		b->resets += job->session_reset;
+		if (sess_begin(b->sessions, job->session, &b->anchor,
+		    &job->session_gen, &rebound) &&
+		    sess_set_teller(b->sessions, job->session, job)) {
+			job->session_reset = true;
+			b->resets++;
+		}
 		job->session_held = false;
 		child_stats(b->worker)->sessions_served += rebound;
 	}

@@ -171,3 +171,14 @@ job_unhold(struct job *job, struct sessions *s)
 	job->session_held = false;
 	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }
+
+bool
+job_take_reset(struct job *job, struct sessions *s)
+{
+	struct job *t = sess_take_teller(s, job->session, job->session_gen);
+	if (t && t != job) {
+		t->session_reset = false;
+		job->session_reset = true;
+	}
+	return job->session_reset;
+}

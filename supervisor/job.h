@@ -102,5 +102,12 @@ void	job_from_reply(struct job *, const struct child_reply *reply,
 /* The job waits no more: its session in sessions (which held it, if it
  * did) may run its idle clock again. */
 void	job_unhold(struct job *, struct sessions *);
+/* The reset notice of a session goes with the first reply in it (SPEC
+ * 6), which need not be that of the request that took it from the
+ * table (sess_set_teller): a worker may answer pipelined requests in any
+ * order, and under prefer a later request may run at another worker.
+ * job, being replied to, takes it from the request that holds it, if
+ * that one is still in flight. Returns whether job tells a reset. */
+bool	job_take_reset(struct job *, struct sessions *);
 
 #endif

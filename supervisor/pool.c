@@ -328,23 +328,6 @@ assign(struct pworker *pw, struct job *job)
 	}
 }
 
-/* The reset notice due to a session goes with the first reply in it
- * (SPEC 6), which need not be that of the request that took it: under
- * prefer, a request of the session sent later may run at another worker
- * and be answered first. The reply takes the notice from the request of
- * the session that holds it, if still in flight. */
-static void
-take_reset(struct pool *p, struct job *job)
-{
-	struct job *t = sess_take_teller(p->sessions, job->session,
-	    job->session_gen);
-	if (t && t != job) {
-		t->session_reset = false;
-		job->session_reset = true;
-	}
-	p->resets -= job->session_reset;
-}
-
 static void
 on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
@@ -354,7 +337,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	pw->job = NULL;
 	pw->pool->inflight--;
 	if (pw->pool->resets > 0 && job->session_begun)
-		take_reset(pw->pool, job);
+		pw->pool->resets -= job_take_reset(job, pw->pool->sessions);
 	if (job->session_begun)
 		sess_finish(pw->pool->sessions, job->session, job->session_gen,
 		    ev_now(LOOP));
