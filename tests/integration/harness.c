@@ -1346,6 +1346,22 @@ arb_wait_node(struct arb *a, const char *name, const char *state,
 	return node;
 }
 
+json_int_t
+arb_wait_ready_pid(struct arb *a, const char *name, json_int_t other_than)
+{
+	json_t *node = arb_wait_node(a, name, "ready", other_than,
+	    ARB_EVENT_MS);
+	if (node == NULL)
+		fail_msg("%s did not become ready (pid other than %lld) "
+		    "within %d ms", name, (long long)other_than, ARB_EVENT_MS);
+	json_int_t pid = arb_node_pid(node);
+	json_decref(node);
+	if (pid <= 0 || pid == other_than)
+		fail_msg("%s is ready with pid %lld, expected one other than "
+		    "%lld", name, (long long)pid, (long long)other_than);
+	return pid;
+}
+
 struct want_ready {
 	const char *parent;
 	size_t	n;

@@ -144,6 +144,12 @@ json_t	*arb_wait_for(struct arb *, arb_pred *, void *ctx, int timeout_ms,
  * than not_pid). Returns the node (new reference) or NULL. */
 json_t	*arb_wait_node(struct arb *, const char *name, const char *state,
 	    json_int_t not_pid, int timeout_ms);
+/* arb_wait_node(name, "ready", other_than, ARB_EVENT_MS) for a worker:
+ * returns its pid, which is > 0 and not other_than (0: any). Fails the
+ * test, naming the worker, if it does not become ready in time (the last
+ * tree is printed, the log follows at teardown). */
+json_int_t arb_wait_ready_pid(struct arb *, const char *name,
+	    json_int_t other_than);
 /* Waits until the node at parent has exactly n children, all workers in
  * state ready. Returns the root tree (new reference) or NULL. */
 json_t	*arb_wait_all_ready(struct arb *, const char *parent, size_t n,

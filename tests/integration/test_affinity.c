@@ -374,9 +374,7 @@ test_session_reset_after_worker_death(void **state)
 	assert_true(pid > 0);
 	assert_int_equal(proc_ppid((pid_t)pid), arb_pid(a));
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
-	json_t *node = arb_wait_node(a, w1, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, w1, pid);
 	assert_true(cl_echo_reset(a, "r1"));
 	r = execute_p(a, "r1");		/* the program died with the worker */
 	assert_not_found(r);
@@ -506,9 +504,7 @@ test_prefer_reset_told_by_first_reply(void **state)
 	assert_true(pid > 0);
 	assert_int_equal(proc_ppid((pid_t)pid), arb_pid(a));
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
-	json_t *node = arb_wait_node(a, w1, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, w1, pid);
 	struct cl_conn *c = cl_open(a);
 	json_t *batch = json_pack("[o,o]",
 	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500), "pr", 0),
@@ -811,9 +807,7 @@ start_notice_tree(const char *bridge, const char *name)
 	    "  health_interval_ms = 0; };\n"
 	    "environments = { dev = { }; };\n", bridge);
 	struct arb *a = arb_start(body, "dev", NULL);
-	json_t *node = arb_wait_node(a, name, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, name, 0);
 	return a;
 }
 
@@ -1074,9 +1068,7 @@ test_unanswered_notice_kills(void **state)
 	json_int_t pid = cl_worker_pid(a, name);
 	assert_true(pid > 0);
 	assert_true(end_session(a, "D"));
-	json_t *node = arb_wait_node(a, name, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, name, pid);
 	assert_true(arb_log_has_line(a, name, "killing", "cleanup_session",
 	    "not answered", NULL));
 	assert_false(arb_log_contains(a, "ping not answered"));

@@ -39,10 +39,7 @@ static int
 group_setup(void **state)
 {
 	struct arb *a = arb_start(CONTROL_CONF, "dev", NULL);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", 0);
 	*state = a;
 	return 0;
 }
@@ -1311,16 +1308,11 @@ test_arborctl_every_command(void **state)
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	const char *start[] = { "start", "bridge/worker", NULL };
 	expect_output(a, "bridge/worker: ", true, start);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pid,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", pid);
 	pid = cl_worker_pid(a, "bridge/worker");
 	const char *restart[] = { "restart", "bridge/worker", NULL };
 	expect_output(a, "restarted bridge/worker\n", false, restart);
-	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", pid);
 }
 
 /* Timeouts far below arborctl's fixed 60 s bound for other ops. */

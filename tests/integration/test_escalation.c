@@ -390,13 +390,10 @@ static void
 test_restart_in_crash_window_counts_crash(void **state)
 {
 	struct arb *a = arb_start(ONE_RESTART_CONF, "dev", NULL);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "pool/worker.1", 0);
 	crash_then_restart_traced(a, pid);
-	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
 	assert_non_null(node);
 	assert_int_equal(arb_node_int(node, "restarts"), 1);
 	pid = arb_node_pid(node);
@@ -434,11 +431,7 @@ test_restart_with_crash_frozen_counts_crash(void **state)
 	    "pool = { size = 1; max_overflow = 0; max_restarts = 0;\n"
 	    "  max_seconds = 60; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "pool/worker.1", 0);
 	crash_then_restart_frozen(a, pid);
 	json_t *tree = arb_wait_for(a, pool_back_once, NULL, ARB_EVENT_MS,
 	    "the pool failed on the crash and the root restarted it");
@@ -490,10 +483,7 @@ time_out_one(struct arb *a, const char *name, json_int_t pid, bool single)
 		json_decref(r);
 	}
 	cl_close(c);
-	json_t *node = arb_wait_node(a, name, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t next = arb_node_pid(node);
-	json_decref(node);
+	json_int_t next = arb_wait_ready_pid(a, name, pid);
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	return next;
 }
@@ -510,14 +500,11 @@ run_deadline_kills(const char *conf, const char *sup, const char *name,
     bool single)
 {
 	struct arb *a = arb_start(conf, "dev", NULL);
-	json_t *node = arb_wait_node(a, name, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, name, 0);
 	for (int i = 0; i < DEADLINE_KILLS; i++)
 		pid = time_out_one(a, name, pid, single);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
-	node = arb_status(a, name);
+	json_t *node = arb_status(a, name);
 	assert_int_equal(arb_node_int(node, "restarts"), DEADLINE_KILLS);
 	json_decref(node);
 	node = arb_status(a, sup);
@@ -558,11 +545,7 @@ test_temporary_replaced_after_deadline(void **state)
 	    "pool = { size = 1; max_overflow = 0; max_restarts = 0;\n"
 	    "  max_seconds = 60; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "pool/worker.1", 0);
 	time_out_one(a, "pool/worker.1", pid, false);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
 	assert_int_equal(arb_stop(a), 0);
@@ -576,11 +559,7 @@ static void
 test_restart_in_deadline_window(void **state)
 {
 	struct arb *a = arb_start(DEADLINE_POOL_CONF, "dev", NULL);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "pool/worker.1", 0);
 	if (ptrace(PTRACE_SEIZE, (pid_t)pid, NULL, NULL) < 0)
 		fail_msg("ptrace(PTRACE_SEIZE) of worker %lld (the test's own "
 		    "grandchild): %s", (long long)pid, strerror(errno));
@@ -592,12 +571,9 @@ test_restart_in_deadline_window(void **state)
 	int st;
 	assert_int_equal(waitpid((pid_t)pid, &st, __WALL), (pid_t)pid);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	pid = arb_node_pid(node);
-	json_decref(node);
+	pid = arb_wait_ready_pid(a, "pool/worker.1", pid);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
-	node = arb_status(a, "pool/worker.1");
+	json_t *node = arb_status(a, "pool/worker.1");
 	assert_int_equal(arb_node_int(node, "restarts"), 1);
 	assert_int_equal(arb_node_pid(node), pid);	/* not replaced again */
 	json_decref(node);

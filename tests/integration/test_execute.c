@@ -69,18 +69,6 @@ assert_ok(const json_t *reply)
 	}
 }
 
-/* Waits until W1 is ready again with a pid other than old; returns it. */
-static json_int_t
-wait_replaced(struct arb *a, const char *name, json_int_t old)
-{
-	json_t *node = arb_wait_node(a, name, "ready", old, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
-	assert_true(pid > 0 && pid != old);
-	return pid;
-}
-
 /* The reply to one request sent on a raw connection. */
 static json_t *
 recv_reply(struct cl_conn *c, json_int_t id)
@@ -140,7 +128,7 @@ test_crash_mid_request(void **state)
 	json_t *r = cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
 	    NULL, "worker_crashed");
 	json_decref(r);
-	wait_replaced(a, W1, pid);
+	arb_wait_ready_pid(a, W1, pid);
 	r = cl_exec_ok(a, "echo", NULL, NULL);
 	assert_string_equal(cl_reply_worker(r), W1);
 	json_decref(r);
@@ -159,7 +147,7 @@ test_timeout_kills_and_replaces(void **state)
 	json_decref(r);
 	assert_true(took >= 150);
 	assert_true(took < 4500);	/* not the 5 s of the sleep */
-	wait_replaced(a, W1, pid);
+	arb_wait_ready_pid(a, W1, pid);
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	r = cl_exec_ok(a, "echo", NULL, NULL);
 	json_decref(r);
@@ -190,7 +178,7 @@ test_deadline_is_per_request(void **state)
 	    json_pack("{s:i}", "ms", 30000), NULL, 200), "timeout");
 	json_decref(r);
 	assert_true(arb_now_ms() - t0 < 20000);	/* not the 60 s left armed */
-	wait_replaced(a, W1, pid);
+	arb_wait_ready_pid(a, W1, pid);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -201,7 +189,7 @@ test_garbage_replaces_worker(void **state)
 	json_int_t pid = cl_worker_pid(a, W1);
 	json_t *r = cl_exec_err(a, "garbage", NULL, NULL, "worker_crashed");
 	json_decref(r);
-	wait_replaced(a, W1, pid);
+	arb_wait_ready_pid(a, W1, pid);
 	r = cl_exec_ok(a, "echo", NULL, NULL);
 	json_decref(r);
 	assert_int_equal(arb_stop(a), 0);
@@ -226,7 +214,7 @@ test_oversized_reply_replaces_worker(void **state)
 	r = cl_exec_err(a, "big", json_pack("{s:i}", "bytes", 100000), NULL,
 	    "worker_crashed");
 	json_decref(r);
-	wait_replaced(a, W1, pid);
+	arb_wait_ready_pid(a, W1, pid);
 	r = cl_exec_ok(a, "echo", NULL, NULL);
 	json_decref(r);
 	assert_int_equal(arb_stop(a), 0);
@@ -246,7 +234,7 @@ test_max_errors_replaces_worker(void **state)
 	json_t *r = cl_exec_err(a, "no_such_command", NULL, NULL,
 	    "worker_error");
 	json_decref(r);
-	wait_replaced(a, W1, pid);
+	arb_wait_ready_pid(a, W1, pid);
 	r = cl_exec_ok(a, "echo", NULL, NULL);
 	json_decref(r);
 	assert_int_equal(arb_stop(a), 0);
@@ -264,7 +252,7 @@ test_max_requests_recycles(void **state)
 	}
 	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
 	json_decref(r);
-	pid = wait_replaced(a, W1, pid);
+	pid = arb_wait_ready_pid(a, W1, pid);
 	/* Pipelined: recycling between requests fails none of them. */
 	struct cl_conn *c = cl_open(a);
 	json_t *batch = json_array();
@@ -286,7 +274,7 @@ test_max_requests_recycles(void **state)
 		json_decref(r);
 	}
 	cl_close(c);
-	wait_replaced(a, W1, pid);	/* 3 x 3 requests: recycled again */
+	arb_wait_ready_pid(a, W1, pid);	/* 3 x 3 requests: recycled again */
 	assert_int_equal(arb_stop(a), 0);
 }
 

@@ -166,10 +166,7 @@ start_pool(json_int_t *pid)
 static json_int_t
 wait_replaced(struct arb *a, json_int_t old)
 {
-	json_t *node = arb_wait_node(a, WORKER, "ready", old, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, WORKER, old);
 	if (!proc_wait_gone((pid_t)old, ARB_EVENT_MS))
 		fail_msg("the replaced worker %lld still exists", (long long)old);
 	return pid;
@@ -664,9 +661,7 @@ test_long_utf8_stderr_line(void **state)
 	snprintf(conf, sizeof conf, "%slog = { format = \"json\"; };\n",
 	    HOSTILE_CONF);
 	struct arb *a = arb_start(conf, "dev", NULL);
-	json_t *node = arb_wait_node(a, WORKER, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, WORKER, 0);
 	json_decref(cl_exec_ok(a, "stderr", json_pack("{s:s}", "line", line),
 	    NULL));
 	long long deadline = arb_now_ms() + ARB_EVENT_MS;
@@ -747,11 +742,7 @@ test_last_words_before_exit(void **state)
 	json_int_t pid[NCRASH];
 	char words[32], exited[64];
 	for (int i = 0; i < NCRASH; i++) {
-		json_t *node = arb_wait_node(a, WORKER, "ready",
-		    i > 0 ? pid[i - 1] : 0, ARB_EVENT_MS);
-		assert_non_null(node);
-		pid[i] = arb_node_pid(node);
-		json_decref(node);
+		pid[i] = arb_wait_ready_pid(a, WORKER, i > 0 ? pid[i - 1] : 0);
 		snprintf(words, sizeof words, "last words %d.", i);
 		json_t *args = json_pack("{s:i,s:s}", "code", 3, "line", words);
 		if (i % 2)

@@ -275,10 +275,7 @@ test_layer2_bridge_mock(void **state)
 {
 	select_layer("bridge_mock");
 	struct arb *a = start_layer("bridge_mock");
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", 0);
 	assert_root(a, "single", "bridge_mock");
 	bridge_scenario(a);
 	assert_int_equal(arb_stop(a), 0);

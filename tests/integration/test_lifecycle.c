@@ -403,18 +403,14 @@ test_no_waiting_still_grows(void **state)
 	    "pool = { size = 1; lazy = true; max_waiting = 0; max_overflow = 1; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
 	json_decref(cl_exec_err(a, "echo", NULL, NULL, "overloaded"));
-	json_t *node = arb_wait_node(a, W1, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, W1, 0);
 	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);
 	assert_string_equal(cl_reply_worker(r), W1);
 	json_decref(r);
 	struct cl_conn *c = cl_send_held(a, 1, "sleep",
 	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
 	json_decref(cl_exec_err(a, "echo", NULL, NULL, "overloaded"));
-	node = arb_wait_node(a, "pool/overflow.1", "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "pool/overflow.1", 0);
 	r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 still sleeps */
 	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
 	json_decref(r);

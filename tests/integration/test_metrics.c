@@ -361,15 +361,10 @@ test_metrics_series_stable(void **state)
 	free(expect_worker(a, W, ready, 0, "stopped"));
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "start",
 	    "name", W)));
-	json_t *n = arb_wait_node(a, W, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(n);
-	json_int_t pid = arb_node_pid(n);
-	json_decref(n);
+	json_int_t pid = arb_wait_ready_pid(a, W, 0);
 
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
-	n = arb_wait_node(a, W, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(n);
-	json_decref(n);
+	arb_wait_ready_pid(a, W, pid);
 	free(expect_worker(a, W, ready, 1, "ready"));
 	free(ready);
 	assert_int_equal(arb_stop(a), 0);
@@ -486,18 +481,6 @@ refused(struct arb *a, json_t *req)
 	json_decref(arb_call_err(a, req, "bad_request"));
 }
 
-/* The worker's next process (after pid's) is ready. */
-static json_int_t
-ready_after(struct arb *a, json_int_t pid)
-{
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t next = arb_node_pid(node);
-	json_decref(node);
-	return next;
-}
-
 /* Every execute that gets a reply counts once in total_operations and
  * once in successful_operations or failed_operations: those the worker
  * answers or fails, and those refused before any worker is asked (bad
@@ -507,17 +490,17 @@ static void
 test_operations_count_every_execute(void **state)
 {
 	struct arb *a = arb_start(COUNT_CONF, "dev", NULL);
-	json_int_t pid = ready_after(a, 0);
+	json_int_t pid = arb_wait_ready_pid(a, "pool/worker.1", 0);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
 	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "n", 1), "s1"));
 	json_decref(cl_exec_err(a, "no_such_command", NULL, NULL,
 	    "worker_error"));
 	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
 	    NULL, "worker_crashed"));
-	pid = ready_after(a, pid);
+	pid = arb_wait_ready_pid(a, "pool/worker.1", pid);
 	json_decref(arb_call_err(a, cl_exec_req(0, "hang", NULL, NULL, 300),
 	    "timeout"));
-	pid = ready_after(a, pid);
+	pid = arb_wait_ready_pid(a, "pool/worker.1", pid);
 	expect_operations(a, 5, 2, 3);
 
 	refused(a, json_object());				/* no command */

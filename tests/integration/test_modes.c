@@ -143,10 +143,7 @@ static void
 test_dev_is_single(void **state)
 {
 	struct arb *a = arb_start(MODES_CONF, "dev", NULL);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", 0);
 	json_t *tree = arb_status(a, NULL);
 	assert_non_null(tree);
 	assert_root(a, tree, "dev", "single", "bridge_mock");
@@ -699,17 +696,11 @@ test_version_help_usage(void **state)
 static void
 crash_and_wait(struct arb *a)
 {
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	json_t *r = arb_call(a, json_pack("{s:s, s:s, s:{s:i}}", "op",
 	    "execute", "command", "crash", "args", "code", 3));
 	json_decref(r);
-	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", pid);
 }
 
 /* -v logs at debug whatever log.level says; -q only warnings and errors. */

@@ -91,9 +91,7 @@ start_python(const char *worker_extra)
 	struct arb *a = new_python(worker_extra);
 	arb_spawn(a, "dev", NULL);
 	assert_int_equal(arb_wait_ready(a, ARB_START_MS), 0);
-	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, 0);
 	return a;
 }
 

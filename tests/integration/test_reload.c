@@ -535,11 +535,7 @@ test_disabled_old_bridge_failure_keeps_waiting(void **state)
 	char *body = conf_fragile_single(true);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	pid_t pid = (pid_t)arb_node_pid(node);
-	json_decref(node);
+	pid_t pid = (pid_t)arb_wait_ready_pid(a, "bridge/worker", 0);
 	struct cl_conn *c = cl_open(a);
 	send_sleep_and_waiter(a, c, 60000);
 	body = conf_fragile_single(false);
@@ -572,10 +568,7 @@ static void
 expect_reset_in_single(struct arb *a, json_int_t old_pid)
 {
 	json_decref(reload_to(a, M_SINGLE, 1));
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", old_pid,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", old_pid);
 	assert_true(cl_echo_reset(a, "s1"));
 	assert_false(cl_echo_reset(a, "s1"));
 	assert_false(cl_echo_reset(a, "s2"));
@@ -623,11 +616,7 @@ start_single_one_inflight(pid_t *pid)
 	char *body = conf_fragile_single(true);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	*pid = (pid_t)arb_node_pid(node);
-	json_decref(node);
+	*pid = (pid_t)arb_wait_ready_pid(a, "bridge/worker", 0);
 	return a;
 }
 
@@ -692,10 +681,7 @@ test_reset_for_waiters_old_still_serving(void **state)
 	assert_true(json_is_true(json_object_get(r, "ended")));
 	json_decref(r);
 	json_decref(reload_to(a, M_SINGLE, 1));
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pid,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", pid);
 	assert_true(cl_echo_reset(a, "s1"));
 	assert_false(cl_echo_reset(a, "s1"));
 	assert_false(cl_echo_reset(a, "s2"));
@@ -1709,11 +1695,7 @@ test_reload_turns_on_health_pings(void **state)
 	char *body = conf_health(0);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	json_decref(cl_exec_ok(a, "deafen", NULL, NULL));
 	body = conf_health(100);
 	write_conf(a, body);
@@ -1721,7 +1703,8 @@ test_reload_turns_on_health_pings(void **state)
 	json_t *r = arb_op_ok(a, "reload");
 	assert_true(changed_has(r, "worker.health_interval_ms"));
 	json_decref(r);
-	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
+	json_t *node = arb_wait_node(a, "bridge/worker", "ready", pid,
+	    ARB_EVENT_MS);
 	assert_non_null(node);	/* replaced */
 	json_decref(node);
 	assert_true(arb_log_has_line(a, "bridge/worker", "killing",
@@ -1754,11 +1737,7 @@ test_reload_lowers_max_requests_single(void **state)
 	char *body = conf_max_requests(false, 0);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	for (int i = 0; i < 3; i++)
 		json_decref(cl_exec_ok(a, "echo", NULL, NULL));
 	body = conf_max_requests(false, 2);
@@ -1772,7 +1751,7 @@ test_reload_lowers_max_requests_single(void **state)
 		fail_msg("an echo after the reload: %s", r ? cl_describe(r) :
 		    "no reply");
 	json_decref(r);
-	node = arb_status(a, "bridge/worker");
+	json_t *node = arb_status(a, "bridge/worker");
 	assert_non_null(node);
 	assert_true(arb_node_pid(node) != pid);
 	assert_int_equal(arb_node_int(json_object_get(node, "stats"),
@@ -2060,11 +2039,7 @@ test_reload_changed_keys(void **state)
 	struct arb *a = arb_start(SINGLE_MOCK
 	    "worker = { env = { A = \"1\"; }; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	reload_expect(a, SINGLE_MOCK "worker = { env = { A = \"2\"; }; };\n"
 	    "environments = { dev = { }; };\n",
 	    (const char *const[]){ "worker.env", NULL });
@@ -2073,7 +2048,7 @@ test_reload_changed_keys(void **state)
 	    " max_inflight = 3; }; pool = { size = 5; }; }; };\n",
 	    (const char *const[]){ "worker.env", "worker.max_inflight",
 	    "pool.size", NULL });
-	node = arb_status(a, "bridge/worker");
+	json_t *node = arb_status(a, "bridge/worker");
 	assert_non_null(node);
 	assert_int_equal(arb_node_pid(node), pid);
 	json_decref(node);
@@ -2124,16 +2099,10 @@ test_reload_logs_every_changed_key(void **state)
 static void
 restart_worker(struct arb *a)
 {
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	json_decref(arb_call(a, json_pack("{s:s, s:s, s:{s:i}}", "op",
 	    "execute", "command", "crash", "args", "code", 3)));
-	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", pid);
 }
 
 /* The lines of the log after its first skip bytes (caller frees). */

@@ -244,11 +244,8 @@ test_restart_one_worker(void **state)
 	    "name", "pool/worker.1"));
 	assert_string_equal(arb_node_str(r, "restarted"), "pool/worker.1");
 	json_decref(r);
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready",
-	    arb_node_pid(w1), ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
-	node = node_now(a, "pool/worker.2");
+	arb_wait_ready_pid(a, "pool/worker.1", arb_node_pid(w1));
+	json_t *node = node_now(a, "pool/worker.2");
 	assert_int_equal(arb_node_pid(node), arb_node_pid(w2));
 	json_decref(node), json_decref(w1), json_decref(w2);
 	assert_int_equal(arb_stop(a), 0);
@@ -319,11 +316,7 @@ static void
 test_worker_restart_within_pool_restart(void **state)
 {
 	struct arb *a = start_slow_backoff();
-	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "pool/worker.1", 0);
 	/* Read together: the worker is still stopping for the pool's
 	 * restart when its own restart comes. */
 	struct cl_conn *c = cl_open(a);
@@ -339,12 +332,11 @@ test_worker_restart_within_pool_restart(void **state)
 		json_decref(r);
 	}
 	cl_close(c);
-	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "pool/worker.1", pid);
 	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3), NULL,
 	    "worker_crashed"));
-	node = arb_wait_node(a, "pool/worker.1", "backoff", 0, ARB_EVENT_MS);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "backoff", 0,
+	    ARB_EVENT_MS);
 	assert_non_null(node);
 	json_decref(node);
 	assert_int_equal(arb_stop(a), 0);
@@ -521,20 +513,16 @@ test_escalated_pool_revives_ended_worker(void **state)
 	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
 	    ARB_EVENT_MS));
 	op_on(a, "start", "pool/worker.2");
-	json_t *node = arb_wait_node(a, "pool/worker.2", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "pool/worker.2", 0);
 	/* worker.2 crashes: no room for a restart, the pool fails */
 	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
 	    NULL, "worker_crashed"));
-	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
+	json_t *node = arb_wait_node(a, "pool/worker.1", "ready", pid,
+	    ARB_EVENT_MS);
 	assert_non_null(node);
 	assert_int_equal(arb_node_int(node, "restarts"), 0);
 	json_decref(node);
-	node = arb_wait_node(a, "pool/worker.2", "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "pool/worker.2", 0);
 	node = node_now(a, "pool");
 	assert_int_equal(arb_node_int(node, "restarts"), 1);
 	json_decref(node);
@@ -553,19 +541,13 @@ test_restarted_bridge_revives_temporary(void **state)
 	    "bridge = { adapter = \"bridge_mock\"; };\n"
 	    "worker = { restart = \"temporary\"; restart_delay_ms = 0; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_t *node = arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
 	    NULL, "worker_crashed"));
 	json_decref(arb_wait_node(a, "bridge/worker", "failed", 0,
 	    ARB_EVENT_MS));
 	op_on(a, "restart", "bridge");
-	node = arb_wait_node(a, "bridge/worker", "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, "bridge/worker", pid);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
 	assert_int_equal(arb_stop(a), 0);
 }

@@ -152,9 +152,7 @@ start_mock_pool(const char *worker, const char *pool)
 	    "environments = { dev = { }; };\n", worker ? worker : "",
 	    pool ? pool : "");
 	struct arb *a = arb_start(body, "dev", NULL);
-	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, 0);
 	return a;
 }
 
@@ -183,9 +181,7 @@ start_ooo(int max_inflight)
 	    "  max_inflight = %d; };\n"
 	    "environments = { dev = { }; };\n", self, max_inflight);
 	struct arb *a = arb_start(body, "dev", NULL);
-	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, 0);
 	return a;
 }
 
@@ -373,9 +369,7 @@ test_short_timeout_behind_quick_request(void **state)
 	assert_true(arb_now_ms() - t0 < ARB_REPLY_MS);
 	json_decref(r);
 	cl_close(c);
-	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, pid);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -408,9 +402,7 @@ test_timeout_spares_waiting_request(void **state)
 		json_decref(r);
 	}
 	cl_close(c);
-	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, pid);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -446,9 +438,7 @@ test_crash_fails_each_inflight_once(void **state)
 	for (int id = 1; id <= 4; id++)
 		assert_int_equal(count[id], 1);
 	cl_close(c);
-	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, pid);
 	json_t *r = cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL);
 	assert_string_equal(cl_reply_worker(r), BW);
 	json_decref(r);
@@ -612,10 +602,7 @@ test_closed_worker_takes_no_requests(void **state)
 	    "worker = { restart_delay_ms = 0; };\n"
 	    "log = { level = \"debug\"; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_t *node = arb_wait_node(a, BW, "ready", 0, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_int_t pid = arb_node_pid(node);
-	json_decref(node);
+	json_int_t pid = arb_wait_ready_pid(a, BW, 0);
 	struct cl_conn *closing = cl_send_held(a, 1, "close_stdout", NULL,
 	    NULL, "busy", 1);
 	assert_true(arb_wait_log_line(a, ARB_EVENT_MS, BW, "stdout closed",
@@ -645,9 +632,7 @@ test_reset_told_by_first_reply(void **state)
 	json_int_t pid = cl_worker_pid(a, BW);
 	json_decref(arb_call_ok(a, json_pack("{s:i,s:s,s:s}", "id", 1, "op",
 	    "restart", "name", BW)));
-	json_t *node = arb_wait_node(a, BW, "ready", pid, ARB_EVENT_MS);
-	assert_non_null(node);
-	json_decref(node);
+	arb_wait_ready_pid(a, BW, pid);
 	struct cl_conn *c = cl_open(a);
 	json_t *batch = json_pack("[o,o]",
 	    cl_exec_req(1, "sleep", json_pack("{s:i}", "ms", 1500), "s1", 0),
