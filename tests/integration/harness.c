@@ -1362,6 +1362,16 @@ arb_wait_ready_pid(struct arb *a, const char *name, json_int_t other_than)
 	return pid;
 }
 
+void
+arb_await_node(struct arb *a, const char *name, const char *state)
+{
+	json_t *node = arb_wait_node(a, name, state, 0, ARB_EVENT_MS);
+	if (node == NULL)
+		fail_msg("%s did not become %s within %d ms", name, state,
+		    ARB_EVENT_MS);
+	json_decref(node);
+}
+
 struct want_ready {
 	const char *parent;
 	size_t	n;

@@ -150,6 +150,9 @@ json_t	*arb_wait_node(struct arb *, const char *name, const char *state,
  * tree is printed, the log follows at teardown). */
 json_int_t arb_wait_ready_pid(struct arb *, const char *name,
 	    json_int_t other_than);
+/* arb_wait_node(name, state, 0, ARB_EVENT_MS), failing the test, naming
+ * the node, if it does not reach state in time. */
+void	arb_await_node(struct arb *, const char *name, const char *state);
 /* Waits until the node at parent has exactly n children, all workers in
  * state ready. Returns the root tree (new reference) or NULL. */
 json_t	*arb_wait_all_ready(struct arb *, const char *parent, size_t n,

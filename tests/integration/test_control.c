@@ -1303,8 +1303,7 @@ test_arborctl_every_command(void **state)
 	json_int_t pid = cl_worker_pid(a, "bridge/worker");
 	const char *stop[] = { "stop", "bridge/worker", NULL };
 	expect_output(a, "bridge/worker: ", true, stop);
-	json_decref(arb_wait_node(a, "bridge/worker", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "stopped");
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	const char *start[] = { "start", "bridge/worker", NULL };
 	expect_output(a, "bridge/worker: ", true, start);
@@ -1598,7 +1597,7 @@ test_arborctl_call_waits_behind_pipeline(void **state)
 	    "pool = { checkout_timeout_ms = %d; };\n"
 	    "environments = { dev = { }; };\n", TIMEOUT_MS, CHECKOUT_MS);
 	struct arb *a = arb_start(conf, "dev", NULL);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0, ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	struct arb_conn *c = arb_conn_open(a);
 	assert_non_null(c);
 	for (int i = 1; i <= SLEEPS; i++) {

@@ -253,8 +253,7 @@ test_health_op_levels(void **state)
 
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name",
 	    "pool/worker.1")));
-	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.1", "stopped");
 	h = health(a);
 	assert_string_equal(json_string_value(json_object_get(h, "health")),
 	    "degraded");
@@ -266,8 +265,7 @@ test_health_op_levels(void **state)
 
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name",
 	    "pool/worker.2")));
-	json_decref(arb_wait_node(a, "pool/worker.2", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.2", "stopped");
 	h = health(a);
 	assert_string_equal(json_string_value(json_object_get(h, "health")),
 	    "down");
@@ -296,13 +294,11 @@ test_health_ignores_overflow(void **state)
 	json_decref(cl_recv(c2, ARB_EVENT_MS));
 	cl_close(c1);
 	cl_close(c2);
-	json_decref(arb_wait_node(a, "pool/overflow.1", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/overflow.1", "ready");
 
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop", "name",
 	    "pool/worker.1")));
-	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.1", "stopped");
 	json_t *h = health(a);
 	assert_string_equal(json_string_value(json_object_get(h, "health")),
 	    "down");

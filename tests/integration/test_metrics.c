@@ -315,8 +315,7 @@ test_metrics_other_modes(void **state)
 	struct arb *a = arb_start(
 	    "bridge = { adapter = \"bridge_mock\"; };\n"
 	    "environments = { dev = { }; };\n", "dev", NULL);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	struct expo *e = scrape(a);
 	assert_int_equal((int)expo_value(e, "arbor_inflight"), 0);
 	assert_int_equal((int)expo_value(e,
@@ -357,7 +356,7 @@ test_metrics_series_stable(void **state)
 
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop",
 	    "name", W)));
-	json_decref(arb_wait_node(a, W, "stopped", 0, ARB_EVENT_MS));
+	arb_await_node(a, W, "stopped");
 	free(expect_worker(a, W, ready, 0, "stopped"));
 	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "start",
 	    "name", W)));

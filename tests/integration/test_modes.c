@@ -354,8 +354,7 @@ static void
 test_mock_adapter_tells_carried_reset(void **state)
 {
 	struct arb *a = arb_start(SINGLE_BODY, "dev", NULL);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	assert_false(exec_reset(a, "c1"));
 	arb_rewrite_config(a, MOCK_BODY);
 	json_decref(arb_op_ok(a, "reload"));
@@ -364,8 +363,7 @@ test_mock_adapter_tells_carried_reset(void **state)
 	assert_int_equal(cl_stat(a, "sessions"), 1);
 	arb_rewrite_config(a, SINGLE_BODY);
 	json_decref(arb_op_ok(a, "reload"));
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	assert_true(exec_reset(a, "c1"));
 	assert_false(exec_reset(a, "c1"));
 	assert_int_equal(arb_stop(a), 0);

@@ -712,8 +712,7 @@ start_single_ttl(int ttl_ms)
 	char *body = conf_ttl(true, ttl_ms, 1 << 20);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
 	return a;
 }
@@ -826,8 +825,7 @@ seq_start(struct seq *q)
 	char *body = conf_held(M_SINGLE);
 	*q = (struct seq){ .a = arb_start(body, "dev", NULL) };
 	free(body);
-	json_decref(arb_wait_node(q->a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(q->a, "bridge/worker", "ready");
 	q->c = cl_open(q->a);
 }
 
@@ -955,8 +953,7 @@ test_double_reload_keeps_accepted(void **state)
 	json_decref(tree);
 	seq_check_held(&q, 0, "bridge/worker");
 	assert_gone(first, 1);
-	json_decref(arb_wait_node(q.a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(q.a, "bridge/worker", "ready");
 	seq_end(&q);
 	assert_int_equal(arb_stop(q.a), 0);
 }
@@ -1089,8 +1086,7 @@ static void
 test_give_up_answers_old_subtree(void **state)
 {
 	struct arb *a = arb_start(SINGLE_ROOT_FRAGILE_CONF, "dev", NULL);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	struct cl_conn *c = cl_open(a);
 	write_conf(a, POOL_ROOT_FRAGILE_CONF);
 	json_t *reqs = json_pack("[o,{s:i,s:s}]",
@@ -1933,8 +1929,7 @@ test_reload_worker_frame_limit(void **state)
 	char *body = conf_frame(4096);
 	struct arb *a = arb_start(body, "dev", NULL);
 	free(body);
-	json_decref(arb_wait_node(a, "bridge/worker", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "ready");
 	reload_frame(a, 1 << 20);
 	json_t *r = cl_exec(a, "echo", padded_args(10000), NULL);
 	if (r == NULL || !arb_reply_ok(r))

@@ -284,10 +284,8 @@ test_stopping_right_after_op(void **state)
 	struct arb *a = start_pool();
 	expect_stopping_behind(a, "restart", "pool/worker.1");
 	expect_stopping_behind(a, "stop", "pool/worker.2");
-	json_decref(arb_wait_node(a, "pool/worker.2", "stopped", 0,
-	    ARB_EVENT_MS));
-	json_decref(arb_wait_node(a, "pool/worker.1", "ready", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.2", "stopped");
+	arb_await_node(a, "pool/worker.1", "ready");
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -505,13 +503,10 @@ test_escalated_pool_revives_ended_worker(void **state)
 	json_decref(arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS));
 	op_on(a, "stop", "pool/worker.2");
 	op_on(a, "stop", "pool/worker.3");
-	json_decref(arb_wait_node(a, "pool/worker.2", "stopped", 0,
-	    ARB_EVENT_MS));
-	json_decref(arb_wait_node(a, "pool/worker.3", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.2", "stopped");
+	arb_await_node(a, "pool/worker.3", "stopped");
 	json_int_t pid = crash_worker(a, 0);	/* worker.1: left down */
-	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.1", "stopped");
 	op_on(a, "start", "pool/worker.2");
 	arb_wait_ready_pid(a, "pool/worker.2", 0);
 	/* worker.2 crashes: no room for a restart, the pool fails */
@@ -544,8 +539,7 @@ test_restarted_bridge_revives_temporary(void **state)
 	json_int_t pid = arb_wait_ready_pid(a, "bridge/worker", 0);
 	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
 	    NULL, "worker_crashed"));
-	json_decref(arb_wait_node(a, "bridge/worker", "failed", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "bridge/worker", "failed");
 	op_on(a, "restart", "bridge");
 	arb_wait_ready_pid(a, "bridge/worker", pid);
 	json_decref(cl_exec_ok(a, "echo", NULL, NULL));
@@ -878,8 +872,7 @@ test_restart_stopped_worker_counts(void **state)
 	pid = arb_node_pid(node);
 	json_decref(node);
 	op_on_worker1(a, "stop", "stopping");
-	json_decref(arb_wait_node(a, "pool/worker.1", "stopped", 0,
-	    ARB_EVENT_MS));
+	arb_await_node(a, "pool/worker.1", "stopped");
 	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
 	op_on_worker1(a, "restart", NULL);
 	node = arb_wait_node(a, "pool/worker.1", "ready", pid, ARB_EVENT_MS);
