@@ -49,6 +49,8 @@ struct daemon {
 	bool		 stopping;
 	bool		 signalled;	/* a SIGTERM or SIGINT has come: the
 					 * next one kills the workers */
+	bool		 forced;	/* a second one came: no waiting for
+					 * replies unread either */
 };
 
 static void
@@ -191,6 +193,17 @@ on_flush_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	finish(d);
 }
 
+/* A second signal forces the stop: the replies still queued are not
+ * waited for either. */
+static void
+finish_forced(struct daemon *d)
+{
+	size_t n = ctl_unsent(d->ctl);
+	log_warn("arbord", "second signal: closing with %zu reply %s "
+	    "still unread", n, log_plural(n, "byte", "bytes"));
+	finish(d);
+}
+
 /* The last replies (worker_crashed ...) go out before the connections
  * close: a client still reading one (a large reply) gets it whole, up to
  * worker.shutdown_timeout_ms. */
@@ -201,6 +214,10 @@ on_root_stopped(struct root *r, void *arg)
 	batch_flush();
 	if (ctl_unsent(d->ctl) == 0) {
 		finish(d);
+		return;
+	}
+	if (d->forced) {
+		finish_forced(d);
 		return;
 	}
 	ev_prepare_init(&d->w_flush, on_flush_check);
@@ -353,6 +370,11 @@ static void
 stop_signal(struct daemon *d)
 {
 	if (d->signalled) {
+		d->forced = true;
+		if (ev_is_active(&d->w_flush)) {	/* the tree is down */
+			finish_forced(d);
+			return;
+		}
 		log_warn("arbord", "second signal: killing workers now");
 		end_drain(d);
 		root_abandon(d->root, ERR_SHUTTING_DOWN,

@@ -4,7 +4,8 @@
  * shutdown_timeout_ms; a request in flight finishes, a new one is refused
  * with shutting_down, and so are restart, start and reload; a repeated
  * shutdown op, or one SIGTERM after the op, does not cut the drain short
- * (only a second signal does: test_drain). Workers die with a SIGKILLed
+ * (only a second signal does: test_drain, and it does not wait for
+ * replies a client leaves unread either). Workers die with a SIGKILLed
  * arbord, whose stale socket the next one replaces; a second arbord on a
  * live socket exits 1. Two signals that come before the event loop first
  * runs still count as two. */
@@ -46,6 +47,13 @@ static const char DEAF_CONF[] =
     "  env = { MOCK_WORKER_IGNORE_TERM = \"1\"; };\n"
     "};\n"
     "pool = { size = 2; };\n"
+    "environments = { dev = { }; };\n";
+
+/* Replies unread at the stop are waited for up to a minute. */
+static const char UNREAD_CONF[] =
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+    "worker = { shutdown_timeout_ms = 60000; };\n"
+    "pool = { size = 1; };\n"
     "environments = { dev = { }; };\n";
 
 static const char SLOW_CONF[] =
@@ -316,6 +324,43 @@ test_reply_unread_at_stop_delivered(void **state)
 	assert_clean_exit(a, pids, 1);
 }
 
+/* A second signal forces the stop also once the tree is down: arbord no
+ * longer waits for a client that does not read its reply (it waited out
+ * shutdown_timeout_ms, here a minute, while its log said "killing workers
+ * now"). */
+static void
+test_second_signal_cuts_unread_wait(void **state)
+{
+	enum { BIG = 4 << 20 };
+	json_int_t pids[1];
+	struct arb *a = start_ready(UNREAD_CONF, "pool", 1, pids);
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "big", "args", "bytes", BIG);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "successful_operations", 1, 1,
+	    ARB_EVENT_MS));
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	/* The tree is down, the reply still unread: the second signal. */
+	if (!proc_wait_gone((pid_t)pids[0], ARB_EXIT_MS) ||
+	    !arb_wait_log_line(a, ARB_EVENT_MS, "pool: stopped", NULL))
+		fail_msg("the tree did not stop after SIGTERM");
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	long long t = arb_now_ms();
+	int rc = arb_wait_exit(a, ARB_EXIT_MS);
+	if (rc != 0)
+		fail_msg("arbord did not exit 0 after the second signal "
+		    "(rc %d after %lld ms)", rc, arb_now_ms() - t);
+	assert_true(arb_log_has_line(a, "second signal", "still unread",
+	    NULL));
+	assert_int_equal(access(arb_socket_path(a), F_OK), -1);
+	assert_true(arb_conn_closed(c, ARB_REPLY_MS));
+	arb_conn_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Nothing is started again once shutdown has begun: restart, start and
  * reload are refused with shutting_down and SIGHUP is ignored, so the
  * shutdown ends as it would have (a pool restarted then would never let
@@ -530,6 +575,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_stopping_pool_keeps_uptime, arb_teardown),
 		cmocka_unit_test_teardown(test_reply_unread_at_stop_delivered,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_second_signal_cuts_unread_wait,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_nothing_restarts_while_draining, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
