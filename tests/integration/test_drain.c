@@ -12,7 +12,8 @@
  * end, are SIGKILLed after shutdown_timeout_ms and arbord exits 0. A
  * request cut short by the shutdown (its drain time over, or a second
  * signal) gets shutting_down: its worker did not crash, arbord stopped
- * it. */
+ * it; so do requests still waiting for a worker when the drain of the
+ * shutdown op runs out. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -389,6 +390,31 @@ test_drain_timeout_cuts_with_shutting_down(void **state)
 	assert_one_reply_each(&rs, 1);
 }
 
+/* The shutdown op with requests waiting for a worker, the drain shorter
+ * than the one in flight: the waiting ones are failed when the drain's
+ * time is up, the one in flight when the tree stops, each exactly once
+ * and with shutting_down (SPEC 7). */
+static void
+test_shutdown_op_fails_waiting_once(void **state)
+{
+	json_int_t pids[1];
+	struct arb *a = start_pool(CUT_CONF, 1, pids);
+	struct cl_conn *conns[1] = { cl_open(a) };
+	send_sleeps(conns, 1, 4, LONG_MS);
+	wait_accepted(a, 4);
+	assert_true(cl_wait_stat(a, "waiting", 3, 3, ARB_EVENT_MS));
+
+	json_decref(arb_op_ok(a, "shutdown"));
+	int code = arb_wait_exit(a, ARB_EXIT_MS);
+	struct replies rs = { .want_code = "shutting_down" };
+	pump_to_eof(conns, 1, &rs, ARB_EXIT_MS);
+	assert_int_equal(code, 0);
+	assert_workers_gone(pids, 1);
+	close_all(conns, 1);
+	assert_int_equal(arb_stop(a), 0);
+	assert_one_reply_each(&rs, 4);
+}
+
 int
 main(void)
 {
@@ -398,6 +424,8 @@ main(void)
 		cmocka_unit_test_teardown(test_second_sigterm_stops_at_once, arb_teardown),
 		cmocka_unit_test_teardown(test_deaf_workers_killed_on_time, arb_teardown),
 		cmocka_unit_test_teardown(test_drain_timeout_cuts_with_shutting_down,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_shutdown_op_fails_waiting_once,
 		    arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
