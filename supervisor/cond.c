@@ -470,6 +470,8 @@ rebuild(struct root *r, const struct config *from)
 	r->cur = make_subtree(r);
 	/* The old workers' state goes with them: each session is told. */
 	hand_on_sessions(r, prev ? subtree_sessions(prev) : NULL);
+	if (r->cur.pool)	/* affinity none: it keeps none of them */
+		pool_fit_affinity(r->cur.pool);
 	log_info("root", "mode=%s adapter=%s", cfg_mode_name(r->cfg->mode),
 	    cfg_adapter_name(r->cfg->adapter));
 	if (r->cur.sup && r->state == SS_RUNNING)	/* not while stopping */

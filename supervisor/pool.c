@@ -592,6 +592,19 @@ serve_idle(struct pool *p)
 	}
 }
 
+/* Jobs were moved (moved) to the common queue: idle workers take them,
+ * and workers are grown for the rest (outside the caller's callback). */
+static void
+serve_requeued(struct pool *p, bool moved)
+{
+	serve_idle(p);
+	if (moved && !TAILQ_EMPTY(&p->waiting)) {
+		ev_timer_stop(LOOP, &p->t_grow);
+		ev_timer_set(&p->t_grow, 0., 0.);
+		ev_timer_start(LOOP, &p->t_grow);
+	}
+}
+
 static void
 on_down(struct sup *s, struct child *c, void *arg)
 {
@@ -599,12 +612,7 @@ on_down(struct sup *s, struct child *c, void *arg)
 	struct pworker *pw = child_udata(c);
 	idle_remove(pw);
 	sess_drop_anchor(p->sessions, &pw->anchor);
-	bool moved = requeue_waiters(p, pw);
-	serve_idle(p);
-	if (moved && !TAILQ_EMPTY(&p->waiting)) {
-		ev_timer_set(&p->t_grow, 0., 0.);
-		ev_timer_start(LOOP, &p->t_grow);
-	}
+	serve_requeued(p, requeue_waiters(p, pw));
 	if (pw->retiring || pw->overflow) {	/* removed outside the callback
 						 * (overflow: if not restarted) */
 		ev_timer_set(&pw->t_idle, 0., 0.);
@@ -830,6 +838,18 @@ rearm_idle(struct pool *p)
 }
 
 void
+pool_fit_affinity(struct pool *p)
+{
+	if (p->cfg->pool.affinity != AFFINITY_NONE)
+		return;
+	sess_end_all(p->sessions, sess_notify_cleanup, NULL);
+	bool moved = false;
+	for (size_t i = 0; i < sup_nchildren(p->sup); i++)
+		moved |= requeue_waiters(p, child_udata(sup_child(p->sup, i)));
+	serve_requeued(p, moved);
+}
+
+void
 pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 {
 	int from = p->size;
@@ -839,6 +859,7 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 	waitq_configure(&p->wq, cfg->pool.checkout_timeout_ms,
 	    cfg->pool.max_waiting);
 	sess_set_ttl(p->sessions, cfg->pool.session_ttl_ms);
+	pool_fit_affinity(p);
 	if (from != cfg->pool.size) {
 		p->size = cfg->pool.size;
 		resize(p, from, cfg->pool.size);

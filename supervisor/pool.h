@@ -33,6 +33,12 @@ bool	pool_end_session(struct pool *, const char *id);
 /* Applies a reloaded config (same mode): timeouts, affinity, intensity,
  * and pool.size (grow now, shrink as surplus workers finish). */
 void	pool_reconfigure(struct pool *, const struct config *, char *const *argv);
+/* Under affinity none the pool keeps no session (SPEC 6: no binding):
+ * each one it holds ends as by end_session (its worker gets
+ * cleanup_session; not counted as stale), and requests that waited for
+ * their session's busy worker (strict) wait for any. For a reload to
+ * none, and for the sessions a reload hands on to a new pool. */
+void	pool_fit_affinity(struct pool *);
 /* A reload replaced the pool: it winds down under its own config and
  * never grows again. */
 void	pool_replaced(struct pool *);

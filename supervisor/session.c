@@ -310,6 +310,21 @@ sess_end(struct sessions *s, const char *id, struct sess_anchor **a)
 }
 
 void
+sess_end_all(struct sessions *s, sess_expire_fn *fn, void *arg)
+{
+	struct binding *b, *next;
+	for (b = TAILQ_FIRST(&s->lru); b != NULL; b = next) {
+		next = TAILQ_NEXT(b, lru);
+		if (b->pending)
+			continue;	/* not one yet: its waiters keep it */
+		if (fn)
+			fn(arg, b->id, b->anchor);
+		drop(s, b);
+	}
+	arm_sweep(s);
+}
+
+void
 sess_drop_anchor(struct sessions *s, struct sess_anchor *a)
 {
 	struct binding *b;

@@ -93,6 +93,11 @@ void	*sess_take_teller(struct sessions *, const char *id, uint64_t gen);
 /* Ends a session; returns the anchor it was bound to (may be NULL) via
  * *a, false when there was no such session (or only a pending one). */
 bool	sess_end(struct sessions *, const char *id, struct sess_anchor **a);
+/* Ends every session as sess_end does (not the pending ones, which
+ * their waiting requests keep): fn is told each, with its anchor (may be
+ * NULL), before it ends. None is counted in sess_new's *count: they did
+ * not expire. */
+void	sess_end_all(struct sessions *, sess_expire_fn *fn, void *arg);
 /* A worker is gone: its sessions become unbound and will be told reset. */
 void	sess_drop_anchor(struct sessions *, struct sess_anchor *);
 size_t	sess_count(const struct sessions *);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/xmalloc.h"
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
@@ -793,6 +794,143 @@ test_prefer_overflow_keeps_session(void **state)
 	overflow_keeps_session("prefer");
 }
 
+/* ---- a reload to affinity none ---- */
+
+/* A pool of size workers (max_overflow ovf) with the given affinity, a
+ * session ttl of an hour (no session ends by it in a test) and an
+ * overflow_idle_ms of OVF_IDLE_MS. Caller frees. */
+static char *
+conf_reload_affinity(int size, int ovf, const char *affinity)
+{
+	return xasprintf(
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = %d; max_overflow = %d; affinity = \"%s\";\n"
+	    "  session_ttl_ms = 3600000; overflow_idle_ms = %d;\n"
+	    "  checkout_timeout_ms = 15000; };\n"
+	    "environments = { dev = { }; };\n", size, ovf, affinity,
+	    OVF_IDLE_MS);
+}
+
+/* Starts that pool and waits for its size workers to be ready. */
+static struct arb *
+start_reload_affinity(int size, int ovf, const char *affinity)
+{
+	char *body = conf_reload_affinity(size, ovf, affinity);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", (size_t)size, ARB_EVENT_MS));
+	return a;
+}
+
+/* Rewrites the config with affinity and reloads. */
+static void
+reload_affinity(struct arb *a, int size, int ovf, const char *affinity)
+{
+	char *body = conf_reload_affinity(size, ovf, affinity);
+	arb_rewrite_config(a, body);
+	free(body);
+	json_decref(arb_op_ok(a, "reload"));
+}
+
+/* The worker node name's bound session count ("session"). */
+static json_int_t
+node_sessions(struct arb *a, const char *name)
+{
+	json_t *node = arb_status(a, name);
+	assert_non_null(node);
+	json_int_t n = arb_node_int(node, "session");
+	json_decref(node);
+	return n;
+}
+
+/* A reload from strict to none ends every binding as end_session does:
+ * the worker gets cleanup_session for each (its programs are gone when
+ * the next request reaches it), they leave the sessions count at once
+ * and are not counted as expired. The session's next request runs
+ * unbound, as any under none: no session_reset (nothing is bound that
+ * could be lost), no session made, end_session finds none. */
+static void
+test_reload_to_none_ends_sessions(void **state)
+{
+	struct arb *a = start_reload_affinity(1, 0, "strict");
+	json_decref(create_p(a, "n1"));
+	json_decref(create_p(a, "n2"));
+	assert_int_equal(cl_stat(a, "sessions"), 2);
+	assert_int_equal(node_sessions(a, "pool/worker.1"), 2);
+	reload_affinity(a, 1, 0, "none");
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(node_sessions(a, "pool/worker.1"), 0);
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	/* the notices went before this request: the worker answers in order */
+	json_t *r = cl_exec_ok(a, "get_stats", NULL, NULL);
+	json_t *res = json_object_get(r, "result");
+	assert_int_equal(json_integer_value(json_object_get(res,
+	    "sessions_count")), 0);
+	assert_int_equal(json_integer_value(json_object_get(res,
+	    "programs_count")), 0);
+	json_decref(r);
+	r = execute_p(a, "n1");
+	assert_not_found(r);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_false(end_session(a, "n1"));
+	assert_int_equal(cl_stat(a, "total_sessions"), 2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* An overflow worker kept up by a bound session (strict) idles out once
+ * a reload to none has ended the binding, not session_ttl_ms later. */
+static void
+test_reload_to_none_frees_overflow(void **state)
+{
+	struct arb *a = start_reload_affinity(1, 1, "strict");
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 3000), NULL, "busy", 1);
+	char w[64];
+	create_on(a, "ov", w, sizeof w);	/* waits: overflow.1 starts */
+	assert_string_equal(w, "pool/overflow.1");
+	json_int_t pid = cl_worker_pid(a, w);
+	assert_true(pid > 0);
+	reload_affinity(a, 1, 1, "none");
+	json_t *tree = arb_wait_for(a, no_overflow, NULL, ARB_EVENT_MS,
+	    "pool/overflow.1 gone once a reload to none ended its session");
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_true(proc_wait_gone((pid_t)pid, ARB_EVENT_MS));
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "worker.1's sleep"));
+	cl_close(busy);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A request that waits for its session's busy worker under strict waits
+ * for any worker once a reload to none has ended the binding: an idle
+ * one takes it at once, long before the busy one is free. */
+static void
+test_reload_to_none_frees_strict_waiter(void **state)
+{
+	struct arb *a = start_reload_affinity(2, 0, "strict");
+	char w[64];
+	create_on(a, "sw", w, sizeof w);
+	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 8000), "sw", "busy", 1);
+	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "sw",
+	    "waiting", 1);
+	long long t0 = arb_now_ms();
+	reload_affinity(a, 2, 0, "none");
+	json_t *r = cl_recv_ok(waiter, ARB_REPLY_MS, "the waiter after the reload");
+	assert_string_not_equal(cl_reply_worker(r), w);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_true(arb_now_ms() - t0 < 8000);	/* not behind the sleep */
+	cl_close(waiter);
+	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "the sleep"));
+	cl_close(busy);
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* One worker under bridge (a bridge group's body), whose notices are
  * allowed request_timeout_ms = 1000 and which gets no health pings. */
 static struct arb *
@@ -1099,6 +1237,12 @@ main(void)
 		cmocka_unit_test_teardown(test_strict_overflow_keeps_session,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_overflow_keeps_session,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_reload_to_none_ends_sessions,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_reload_to_none_frees_overflow,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_reload_to_none_frees_strict_waiter,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_pool, arb_teardown),
 		cmocka_unit_test_teardown(test_end_session_behind_long_request_single, arb_teardown),

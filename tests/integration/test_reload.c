@@ -1954,43 +1954,100 @@ test_reload_worker_frame_limit(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
-/* A pool of one with the given affinity and a session ttl of 300 ms. */
+/* A pool of one with the given affinity and a session ttl of 300 ms, its
+ * workers' frames bounded by frame bytes. */
 static char *
-conf_affinity(const char *affinity)
+conf_affinity(const char *affinity, long frame)
 {
 	return xasprintf(
 	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
 	    "pool = { size = 1; max_overflow = 0; affinity = \"%s\";"
 	    " session_ttl_ms = 300; };\n"
+	    "worker = { max_frame_bytes = %ld; };\n"
 	    "environments = { dev = { }; };\n"
-	    "control = { socket = \"arbor.sock\"; };\n", affinity);
+	    "control = { socket = \"arbor.sock\"; };\n", affinity, frame);
 }
 
-/* A session's request sent under strict affinity and answered after a
- * reload to none: the session is idle once it is answered and ends after
- * its ttl, as any other. */
+/* Rewrites the config as conf_affinity and reloads; the reply must name
+ * pool.affinity among the changed keys. */
 static void
-test_affinity_change_keeps_ttl(void **state)
+reload_affinity(struct arb *a, const char *affinity, long frame)
 {
-	char *body = conf_affinity("strict");
-	struct arb *a = arb_start(body, "dev", NULL);
-	free(body);
-	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
-	struct cl_conn *c = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 1000), "s1", "busy", 1);
-	body = conf_affinity("none");
+	char *body = conf_affinity(affinity, frame);
 	write_conf(a, body);
 	free(body);
 	json_t *r = arb_op_ok(a, "reload");
 	assert_true(changed_has(r, "pool.affinity"));
 	json_decref(r);
-	r = cl_recv(c, ARB_REPLY_MS);
+}
+
+/* A session's request sent under strict affinity and answered after a
+ * reload to prefer: the session is idle once it is answered and ends
+ * after its ttl, as any other. */
+static void
+test_affinity_change_keeps_ttl(void **state)
+{
+	char *body = conf_affinity("strict", 1 << 20);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1000), "s1", "busy", 1);
+	reload_affinity(a, "prefer", 1 << 20);
+	json_t *r = cl_recv(c, ARB_REPLY_MS);
 	assert_true(r != NULL && arb_reply_ok(r));
 	json_decref(r);
 	cl_close(c);
 	assert_true(cl_wait_stat(a, "stale_sessions_cleaned", 1, 1,
 	    ARB_EVENT_MS));
 	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The same reload to none: nothing is bound under none, so the session
+ * ends at the reload, as by end_session (not counted as expired), and
+ * its request in flight is still answered, without making it anew. */
+static void
+test_affinity_none_ends_session_in_flight(void **state)
+{
+	char *body = conf_affinity("strict", 1 << 20);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    json_pack("{s:i}", "ms", 1000), "s1", "busy", 1);
+	reload_affinity(a, "none", 1 << 20);
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	json_t *r = cl_recv(c, ARB_REPLY_MS);
+	assert_true(r != NULL && arb_reply_ok(r));
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	cl_close(c);
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* A reload to none that also builds a new subtree (a new
+ * worker.max_frame_bytes) hands it no session: the new pool keeps none,
+ * so none lingers in `sessions` until its ttl, nor counts as expired. */
+static void
+test_rebuild_to_none_keeps_no_session(void **state)
+{
+	char *body = conf_affinity("strict", 1 << 20);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_decref(cl_exec_ok(a, "echo", NULL, "s1"));
+	assert_int_equal(cl_stat(a, "sessions"), 1);
+	reload_affinity(a, "none", 1 << 21);
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
+	json_t *r = cl_exec_ok(a, "echo", NULL, "s1");
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(cl_stat(a, "sessions"), 0);
+	assert_int_equal(cl_stat(a, "stale_sessions_cleaned"), 0);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -2284,6 +2341,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_control_socket, teardown),
 		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
+		    teardown),
+		cmocka_unit_test_teardown(test_affinity_none_ends_session_in_flight,
+		    teardown),
+		cmocka_unit_test_teardown(test_rebuild_to_none_keeps_no_session,
 		    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
