@@ -19,7 +19,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define GIB		(1LL << 30)
 #define KEYMAX		256	/* a dotted key longer than this is truncated */
 #define DEFAULT_ENV	"dev"
 #define DEFAULT_SOCKET	"../run/arbor.sock"
@@ -104,7 +103,7 @@ static const struct kdesc keys[] = {
 	LONG("worker.max_requests", worker.max_requests, 0, LONG_MAX, 0),
 	LONG("worker.max_errors", worker.max_errors, 0, LONG_MAX, 10),
 	LONG("worker.max_frame_bytes", worker.max_frame_bytes,
-	    CONFIG_MIN_WORKER_FRAME, GIB, 16777216),
+	    CONFIG_MIN_WORKER_FRAME, CONFIG_MAX_FRAME_BYTES, 16777216),
 	INT("worker.restart_delay_ms", worker.restart_delay_ms, 0, 100),
 	INT("worker.max_restart_delay_ms", worker.max_restart_delay_ms, 0,
 	    5000),
@@ -126,8 +125,8 @@ static const struct kdesc keys[] = {
 	OTHER("control.socket", KK_PATH, control.socket, 0),
 	OTHER("control.mode", KK_MODE, control.mode, 0600),
 	INT("control.max_clients", control.max_clients, 1, 1024),
-	LONG("control.max_frame_bytes", control.max_frame_bytes, 64, GIB,
-	    1048576),
+	LONG("control.max_frame_bytes", control.max_frame_bytes, 64,
+	    CONFIG_MAX_FRAME_BYTES, 1048576),
 
 	ENUM("log.level", log.level, level_words, LOG_INFO),
 	ENUM("log.format", log.format, format_words, LOG_TEXT),

@@ -14,6 +14,15 @@
 #define CONFIG_MAX_RESTARTS	1000000
 #define CONFIG_MAX_OVERFLOW	64
 
+/* The largest worker.max_frame_bytes and control.max_frame_bytes. */
+#define CONFIG_MAX_FRAME_BYTES	(1L << 30)
+/* The largest control reply arbord sends for a client's execute (with a
+ * short id, as arborctl's): a worker's result or error, which fits in
+ * CONFIG_MAX_FRAME_BYTES, in the reply's envelope ("id", "ok", "worker",
+ * "session_reset"; "error", "code"), with room to spare. arborctl reads
+ * replies up to this. */
+#define CONFIG_MAX_REPLY_BYTES	(CONFIG_MAX_FRAME_BYTES + 65536L)
+
 /* The least worker.max_frame_bytes: arbord's own frames to a worker and the
  * Python SDK's and mock_worker's answers to them fit, with room to spare
  * (the longest, a health ping's reply with a 19-digit id, the name

@@ -44,7 +44,7 @@ enum {
 #define REPLY_WAIT_MS	60000LL		/* any op but call; see reply_wait_ms() */
 #define REPLY_MARGIN_MS	5000LL		/* a call: beyond arbord's own deadlines */
 #define PROBE_WAIT_MS	5000LL		/* a call's ping: the answer within this */
-#define MAX_REPLY_BYTES	((size_t)256 << 20)
+#define MAX_REPLY_BYTES	((size_t)CONFIG_MAX_REPLY_BYTES)	/* what arbord sends */
 #define MAX_TIMEOUT_MS	(24L * 3600 * 1000)
 
 static const char usage_text[] =

@@ -23,6 +23,7 @@
 #include "proto/buf.h"
 #include "proto/frame.h"
 #include "proto/xmalloc.h"
+#include "supervisor/config.h"
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
 
@@ -1449,6 +1450,76 @@ test_arborctl_malformed_status_names_socket(void **state)
 	}
 }
 
+/* In a child: reads one request on the listening socket fd and answers
+ * with a frame header announcing len payload bytes and no payload, then
+ * exits, closing the connection. The child's pid. */
+static pid_t
+header_server(int fd, uint32_t len)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid > 0)
+		return pid;
+	int c = accept(fd, NULL, NULL);
+	struct buf in;
+	const char *p;
+	size_t n;
+	unsigned char hdr[FRAME_HDR] = { len >> 24, len >> 16, len >> 8, len };
+	buf_init(&in);
+	if (c < 0 || frame_read_blocking(c, &in, 1 << 20, &p, &n) != 1)
+		_exit(1);
+	_exit(write(c, hdr, sizeof hdr) == sizeof hdr ? 0 : 1);
+}
+
+/* `arborctl stats` against a server that announces a reply of len bytes
+ * and closes: its exit code, its stderr in err (OUT_MAX). */
+static int
+ctl_vs_announced(uint32_t len, char *err)
+{
+	static char out[OUT_MAX];
+	struct arb *a = arb_new("environments = { dev = { }; };\n");
+	int fd = silent_listener(arb_socket_path(a));
+	pid_t server = header_server(fd, len);
+	const char *args[] = { "stats", NULL };
+	int code = ctl_run(arb_socket_path(a), args, out, err);
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	close(fd);
+	arb_free(a);
+	return code;
+}
+
+/* arborctl reads a reply as large as arbord can send (a result of a
+ * worker's largest frame, worker.max_frame_bytes = 1 GiB, in the reply's
+ * envelope), and no larger: a header announcing that much is waited on
+ * (here the server closes: "closed the connection"), one byte more is
+ * refused at once as malformed, without reading or allocating the
+ * payload. It used to stop at 256 MiB, below a legal reply. */
+static void
+test_arborctl_reply_size_limit(void **state)
+{
+	(void)state;
+	static char err[OUT_MAX];
+	static const struct {
+		uint32_t	 len;
+		const char	*want;
+	} cases[] = {
+		{ (256u << 20) + 1, "closed the connection" },	/* the old cap */
+		{ CONFIG_MAX_FRAME_BYTES + 100, "closed the connection" },
+		{ CONFIG_MAX_REPLY_BYTES, "closed the connection" },
+		{ CONFIG_MAX_REPLY_BYTES + 1, "malformed reply" },
+		{ UINT32_MAX, "malformed reply" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int code = ctl_vs_announced(cases[i].len, err);
+		if (code != 3 || strstr(err, cases[i].want) == NULL)
+			fail_msg("a reply announced at %lu bytes: exit %d, "
+			    "stderr: %s (wanted \"%s\")",
+			    (unsigned long)cases[i].len, code, err,
+			    cases[i].want);
+	}
+}
+
 /* SPEC 8's example of the human status view, from a canned reply: the
  * same lines, glyphs, columns and uptimes (3h02m, 12s). */
 static void
@@ -1674,6 +1745,7 @@ main(void)
 		cmocka_unit_test(test_arborctl_every_command),
 		cmocka_unit_test(test_arborctl_status_view_layout),
 		cmocka_unit_test(test_arborctl_malformed_status_names_socket),
+		cmocka_unit_test(test_arborctl_reply_size_limit),
 		cmocka_unit_test(test_arborctl_status_view_overflow),
 		cmocka_unit_test(test_arborctl_status_view_live),
 	};
