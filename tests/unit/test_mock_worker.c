@@ -978,6 +978,53 @@ test_echo_raw_and_parsed(void **state)
 	    "command_count"), "12");
 }
 
+/* Sends text and checks the reply byte for byte: success, the id's text
+ * want_id and the result's text want, as the request wrote them. */
+static void
+expect_echo_text(struct fx *f, const char *text, const char *want_id,
+    const char *want)
+{
+	send_text(f, text);
+	char *p;
+	size_t n;
+	const char *v;
+	size_t vn;
+	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
+	json_t *r = frame_parse(p, n, NULL);
+	if (r == NULL || !json_is_true(json_object_get(r, "success")))
+		fail_msg("request %s: reply %s", text, p);
+	json_decref(r);
+	if (!frame_id_text(p, n, &v, &vn) || vn != strlen(want_id) ||
+	    memcmp(v, want_id, vn) != 0)
+		fail_msg("request %s: id not %s in %s", text, want_id, p);
+	if (!frame_member_text(p, n, "result", &v, &vn) ||
+	    vn != strlen(want) || memcmp(v, want, vn) != 0)
+		fail_msg("request %s: result not %s in %s", text, want, p);
+	free(p);
+}
+
+/* Requests that the library leaves to jansson (a three-digit exponent,
+ * escapes in the session_id, the command or a key, many members) are
+ * echoed as written too, their numbers and id included: jansson would
+ * write 0.7 anew as 0.69999999999999996, 1e100 as 1e+100, 2.50 as 2.5. */
+static void
+test_echo_parsed_keeps_text(void **state)
+{
+	struct fx *f = started(state);
+	expect_echo_text(f, "{\"id\":2,\"command\":\"echo\",\"args\":"
+	    "{\"x\":0.7,\"big\":1e100}}", "2", "{\"x\":0.7,\"big\":1e100}");
+	expect_echo_text(f, "{\"id\":2.50,\"command\":\"echo\",\"session_id\":"
+	    "\"s\\u0031\",\"args\": { \"r\" : [0.1, 1.10, 2E+05, -0.0] } }",
+	    "2.50", "{ \"r\" : [0.1, 1.10, 2E+05, -0.0] }");
+	expect_echo_text(f, "{\"id\":3,\"\\u0061rgs\":{\"y\":0.3},"
+	    "\"command\":\"echo\"}", "3", "{\"y\":0.3}");
+	expect_echo_text(f, "{\"id\":4,\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,"
+	    "\"f\":6,\"g\":7,\"command\":\"echo\",\"args\":{\"e\":1.0}}",
+	    "4", "{\"e\":1.0}");
+	expect_echo_text(f, "{\"id\":5,\"command\":\"ech\\u006f\",\"args\":null}",
+	    "5", "{}");
+}
+
 /* --- raw handlers of the library's own, in this program ----------------- */
 
 static int
@@ -1256,6 +1303,7 @@ main(int argc, char **argv)
 		T(test_sick_env),
 		T(test_echo),
 		T(test_echo_raw_and_parsed),
+		T(test_echo_parsed_keeps_text),
 		T(test_raw_handler_outcomes),
 		T(test_raw_reply_over_limit),
 		T(test_sleep),

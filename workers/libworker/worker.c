@@ -35,6 +35,8 @@ struct raw_req {
 	const char	*args;		/* the args object's JSON text */
 	size_t		 args_len;
 	const char	*sid;		/* NUL-terminated copy, or NULL */
+	bool		 check;		/* jansson read it: the result is
+					 * checked to be JSON, as before */
 };
 
 struct worker {
@@ -350,7 +352,8 @@ valid_request(struct worker *w, const json_t *req)
 }
 
 /* A raw handler called on the jansson path: args re-encoded, the result
- * parsed. */
+ * parsed. Only a raw handler of ping comes here (the library reads the
+ * init ping's args itself); any other takes raw_from_parsed's way. */
 static json_t *
 call_raw(struct worker *w, const struct handler *h, json_t *args,
     const char *session_id)
@@ -521,6 +524,7 @@ scan_raw(struct worker *w, const char *p, size_t n, struct raw_req *r)
 	const struct jraw_member *id = jraw_get(m, k, "id");
 	r->id = id ? id->val : "null";
 	r->id_len = id ? id->val_len : 4;
+	r->check = false;
 	return true;
 }
 
@@ -544,6 +548,16 @@ queue_raw_reply(struct worker *w, const char *res, size_t len)
 	queue_oversized(w, n);
 }
 
+/* Whether p[0..n) is one JSON value. */
+static bool
+is_json(const char *p, size_t n)
+{
+	json_t *j = json_loadb(p, n, JSON_DECODE_ANY, NULL);
+	bool ok = j != NULL;
+	json_decref(j);
+	return ok;
+}
+
 /* Runs the raw handler of r and writes its reply: SERVE_MORE, or an exit
  * status. */
 static int
@@ -558,6 +572,8 @@ handle_raw(struct worker *w, const struct raw_req *r)
 	int rc = r->h->raw(w, r->args, r->args_len, r->sid, &res, &len);
 	if (w->no_reply)
 		return end_request(w, 0);
+	if (rc == 0 && w->err == NULL && r->check && !is_json(res, len))
+		worker_fail(w, "%s: handler returned invalid JSON", w->command);
 	if (rc == 0 && w->err == NULL)
 		queue_raw_reply(w, res, len);
 	else {
@@ -568,6 +584,37 @@ handle_raw(struct worker *w, const struct raw_req *r)
 		json_decref(e);
 	}
 	return end_request(w, flush_out(w));
+}
+
+/* Reads req, which jansson has read from the frame p[0..n) (the scanner
+ * left it to jansson), as a raw handler's request: its args and id as
+ * written, not as jansson would write them anew (a real such as 0.7 as
+ * 0.69999999999999996). false when it is not for a raw handler or not
+ * valid (handle() then answers it, the error reply included). */
+static bool
+raw_from_parsed(struct worker *w, json_t *req, const char *p, size_t n,
+    struct raw_req *r)
+{
+	const char *c = msg_str(req, "command");
+	json_t *args = json_object_get(req, "args");
+	json_t *sid = json_object_get(req, "session_id");
+	if (c == NULL || *c == '\0' || strcmp(c, "ping") == 0 ||
+	    (r->h = find_handler(w, c)) == NULL || r->h->raw == NULL ||
+	    (sid != NULL && !json_is_null(sid) && !json_is_string(sid)))
+		return false;
+	if (args == NULL || json_is_null(args)) {
+		r->args = "{}";
+		r->args_len = 2;
+	} else if (!json_is_object(args) ||
+	    !frame_member_text(p, n, "args", &r->args, &r->args_len))
+		return false;
+	r->sid = json_string_value(sid);	/* NULL for none */
+	r->check = true;
+	if (!frame_id_text(p, n, &r->id, &r->id_len)) {
+		r->id = "null";
+		r->id_len = 4;
+	}
+	return true;
 }
 
 /* Explains why no request frame could be read; returns the exit status. */
@@ -607,12 +654,14 @@ serve_one(struct worker *w)
 	}
 	json_error_t e;
 	json_t *req = frame_parse(p, n, &e);
-	frame_done(&w->in, n);
 	if (req == NULL) {
+		frame_done(&w->in, n);
 		complain("invalid request: %s", e.text);
 		return WORKER_EXIT_PROTOCOL;
 	}
-	int rc = handle(w, req);
+	int rc = raw_from_parsed(w, req, p, n, &raw) ? handle_raw(w, &raw) :
+	    handle(w, req);
+	frame_done(&w->in, n);	/* after: the raw request borrows it */
 	json_decref(req);
 	return rc;
 }

@@ -77,7 +77,11 @@ typedef json_t *(*worker_fn)(struct worker *, json_t *args,
  * the reply unchecked), and returns 0; otherwise it returns -1 after
  * worker_fail() or worker_no_reply(). Requests the library cannot take
  * as text (escapes in keys or in the session_id, among others) reach the
- * same handler: their args are encoded again, its result parsed. */
+ * same handler once jansson has read them, with the args and the id still
+ * as written (not as jansson would write them anew: a real such as 0.7
+ * as 0.69999999999999996); its result, checked to be one JSON value
+ * (else the error "<command>: handler returned invalid JSON"), is copied
+ * into the reply as on the raw path. */
 typedef int (*worker_raw_fn)(struct worker *, const char *args, size_t len,
     const char *session_id, const char **result, size_t *result_len);
 
