@@ -498,6 +498,46 @@ test_inherit_skips_pending(void **state)
 	sess_finish(fx->s, "s1", g, now());
 }
 
+/* sess_end_all ends every session, bound or not, as sess_end does: fn
+ * is told each with its anchor, the anchors are unbound (their unbound
+ * callback run), none is counted as expired; a pending session (only
+ * held) is kept for its waiter, and an in-flight request's end does not
+ * make its session anew. */
+static void
+test_end_all(void **state)
+{
+	struct fx *fx = *state;
+	bool rebound;
+	uint64_t g = 0;
+	sess_begin(fx->s, "s1", &fx->a, &g, &rebound);
+	lookup(fx, "s2", NULL);
+	sess_bind(fx->s, "s2", &fx->b);
+	lookup(fx, "s3", NULL);			/* unbound */
+	uint64_t h = sess_hold(fx->s, "p1");
+	assert_int_equal(sess_count(fx->s), 3);
+
+	sess_end_all(fx->s, on_expired, fx);
+	assert_int_equal(fx->nexp, 3);
+	assert_int_equal(fx->count, 0);
+	assert_int_equal(sess_count(fx->s), 0);
+	assert_int_equal(fx->a.n, 0);
+	assert_int_equal(fx->b.n, 0);
+	for (int i = 0; i < 3; i++) {
+		struct sess_anchor *want = strcmp(fx->ids[i], "s1") == 0 ?
+		    &fx->a : strcmp(fx->ids[i], "s2") == 0 ? &fx->b : NULL;
+		assert_true(strcmp(fx->ids[i], "p1") != 0);
+		assert_ptr_equal(fx->anchors[i], want);
+	}
+	sess_finish(fx->s, "s1", g, now());	/* its request ends */
+	assert_int_equal(sess_count(fx->s), 0);
+	struct sess_anchor *a;
+	assert_false(sess_end(fx->s, "s1", &a));
+	/* the waiter's session is still held: served, it is made */
+	sess_begin(fx->s, "p1", &fx->a, &h, &rebound);
+	assert_int_equal(sess_count(fx->s), 1);
+	sess_finish(fx->s, "p1", h, now());
+}
+
 /* ---- expiry ------------------------------------------------------------- */
 
 /* Idle sessions expire: the callback gets each id with its anchor, the
@@ -701,6 +741,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hold_known_kept, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_end_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inherit_skips_pending,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expiry, setup_short_ttl,
