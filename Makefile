@@ -101,6 +101,15 @@ $(BUILD)/tests/test_%: $(call obj,tests/integration/test_%.c) $(ILIB_OBJ) $(LIBP
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# Preloaded into arbord by the tests of a failed spawn (tests/shim). Plain
+# C without the sanitizers: under SAN=1 the tests preload it after the
+# ASan runtime.
+SPAWN_SHIM := $(BUILD)/tests/spawn_fail.so
+$(SPAWN_SHIM): tests/shim/spawn_fail.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+$(ITEST_BIN): | $(SPAWN_SHIM)
+
 # Installs what a fresh Debian machine lacks (as root), else says what to run.
 deps:
 	@missing=""; for p in $(DEBIAN_PKGS); do \
