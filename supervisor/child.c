@@ -50,6 +50,7 @@ struct child {
 	ev_tstamp		 started, exited_at;
 	ev_tstamp		 ready_at;	/* 0: the process never got ready */
 	unsigned		 restarts;
+	bool			 restart_due;	/* the next spawn is a restart */
 	const size_t		*sessions;	/* bound sessions, the router's */
 	size_t			 frame_max;	/* worker.max_frame_bytes the
 						 * process was told at its spawn */
@@ -72,6 +73,7 @@ struct child {
 	bool			 deadline_kill;	/* killed for a request's
 						 * passed deadline */
 	bool			 reaped;	/* exit seen, closing up */
+	bool			 spawn_failed;	/* the last spawn made no process */
 	enum msg_code		 held_err;	/* what fails the requests still
 						 * in flight at the exit */
 	const char		*held_why;
@@ -87,6 +89,7 @@ static void	on_exit_status(struct ev_loop *, ev_child *, int);
 static void	on_deadline(struct ev_loop *, ev_timer *, int);
 static void	on_kill_timer(struct ev_loop *, ev_timer *, int);
 static void	on_backoff(struct ev_loop *, ev_timer *, int);
+static void	on_spawn_failed(struct ev_loop *, ev_timer *, int);
 static void	on_health(struct ev_loop *, ev_timer *, int);
 static void	on_batch(struct batch_item *);
 
@@ -356,24 +359,38 @@ static child_reply_fn init_reply;
 static int send_request_json(struct child *, const char *, json_t *, int,
     child_reply_fn *, void *);
 
+/* No process came of the spawn (what failed: the call): it is reported
+ * as the exit of a process that never ran, from the loop, so that the
+ * owner applies its restart rules there and not inside its own call. A
+ * child_set_down meanwhile drops the report, as it ends a backoff. */
+static int
+spawn_failed(struct child *c, int p[3][2], const char *what)
+{
+	log_error(c->name, "cannot spawn: %s: %s", what, strerror(errno));
+	close_pipes(p);
+	c->spawn_failed = true;
+	c->failed = false;
+	c->ready_at = 0;	/* it never ran: child_last_run is 0 */
+	c->exited_at = ev_now(LOOP);
+	c->state = CS_BACKOFF;
+	ev_set_cb(&c->t_backoff, on_spawn_failed);
+	ev_timer_set(&c->t_backoff, 0., 0.);
+	ev_timer_start(LOOP, &c->t_backoff);
+	return -1;
+}
+
 int
 child_spawn(struct child *c)
 {
 	int p[3][2];
 	ev_timer_stop(LOOP, &c->t_backoff);
 	c->deadline_kill = false;	/* a spawn that fails is no replacement */
-	if (make_pipes(p) < 0) {
-		log_error(c->name, "cannot spawn: pipe: %s", strerror(errno));
-		close_pipes(p);
-		return -1;
-	}
+	if (make_pipes(p) < 0)
+		return spawn_failed(c, p, "pipe");
 	c->frame_max = (size_t)c->cfg->worker.max_frame_bytes;
 	pid_t pid = fork_worker(c, p);
-	if (pid < 0) {
-		log_error(c->name, "cannot spawn: fork: %s", strerror(errno));
-		close_pipes(p);
-		return -1;
-	}
+	if (pid < 0)
+		return spawn_failed(c, p, "vfork");
 	setpgid(pid, pid);	/* both sides set it: no race with kill(-pid) */
 	ev_child_init(&c->w_child, on_exit_status, pid, 0);
 	c->w_child.data = c;
@@ -385,7 +402,10 @@ child_spawn(struct child *c)
 	c->health = CH_INITIALIZING;
 	c->started = ev_now(LOOP);
 	c->ready_at = 0;
-	c->failed = c->reaped = false;
+	c->failed = c->reaped = c->spawn_failed = false;
+	if (c->restart_due)
+		c->restarts++;
+	c->restart_due = false;
 	c->closed_why = NULL;
 	c->held_err = ERR_WORKER_CRASHED;
 	c->held_why = "worker exited";
@@ -1044,9 +1064,14 @@ on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 on_backoff(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	child_spawn(w->data);	/* a failure is reported as an exit */
+}
+
+static void
+on_spawn_failed(struct ev_loop *loop, ev_timer *w, int revents)
+{
 	struct child *c = w->data;
-	if (child_spawn(c) < 0)
-		c->ev->exited(c, c->owner);	/* the owner backs off again */
+	c->ev->exited(c, c->owner);
 }
 
 /* ---- stopping and exit --------------------------------------------------- */
@@ -1121,6 +1146,8 @@ void
 child_backoff(struct child *c, int ms)
 {
 	c->state = CS_BACKOFF;
+	ev_timer_stop(LOOP, &c->t_backoff);
+	ev_set_cb(&c->t_backoff, on_backoff);
 	ev_timer_set(&c->t_backoff, ms / 1000.0, 0.);
 	ev_timer_start(LOOP, &c->t_backoff);
 }
@@ -1129,6 +1156,7 @@ void
 child_set_down(struct child *c, enum child_state s)
 {
 	ev_timer_stop(LOOP, &c->t_backoff);
+	c->restart_due = false;	/* a restart not made is not counted */
 	if (c->pid <= 0)
 		c->state = s;
 }
@@ -1205,10 +1233,11 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 const char *child_name(const struct child *c) { return c->name; }
 pid_t child_pid(const struct child *c) { return c->pid; }
 bool child_alive(const struct child *c) { return c->pid > 0; }
+bool child_spawn_failed(const struct child *c) { return c->spawn_failed; }
 int child_exit_status(const struct child *c) { return c->status; }
 unsigned child_inflight(const struct child *c) { return c->nuser; }
 unsigned child_restarts(const struct child *c) { return c->restarts; }
-void child_count_restart(struct child *c) { c->restarts++; }
+void child_mark_restart(struct child *c) { c->restart_due = true; }
 struct child_stats *child_stats(struct child *c) { return &c->stats; }
 
 bool
@@ -1275,7 +1304,8 @@ child_exit_planned(const struct child *c)
 bool
 child_exit_abnormal(const struct child *c)
 {
-	return c->failed || !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0;
+	return c->failed || c->spawn_failed || !WIFEXITED(c->status) ||
+	    WEXITSTATUS(c->status) != 0;
 }
 
 double

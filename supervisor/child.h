@@ -66,8 +66,11 @@ void	child_free(struct child *);	/* kills a live process; NULL ok */
 void	child_reconfigure(struct child *, const struct config *,
 	    char *const *argv);
 
-/* Starts a process (state starting). -1 if it could not be forked; the
- * owner treats that like a crash. */
+/* Starts a process (state starting). -1 if none came of it (pipe2 or
+ * vfork failed; an exec failure is an exit of the process): the child is
+ * in backoff, and exited follows from the loop, as for a process that
+ * exited abnormally having never run (child_spawn_failed, a
+ * child_last_run of 0). child_set_down before it drops it. */
 int	child_spawn(struct child *);
 /* Graceful stop of a live process (state stopping); exited follows.
  * reason (borrowed, NULL: none) names why for a request still in flight
@@ -87,7 +90,8 @@ void	child_kill(struct child *, const char *why);
 void	child_abandon(struct child *, enum msg_code, const char *why);
 /* No process: wait ms, then spawn (state backoff). */
 void	child_backoff(struct child *, int ms);
-/* No process and none wanted: state stopped or failed. */
+/* No process and none wanted: state stopped or failed (a restart due,
+ * child_mark_restart, is not made). */
 void	child_set_down(struct child *, enum child_state);
 
 /* The largest payload child_request could frame (the id counted at its
@@ -108,6 +112,8 @@ int	child_request(struct child *, const char *command, const char *args,
 const char	*child_name(const struct child *);
 enum child_state child_state(const struct child *);
 bool	child_alive(const struct child *);	/* a process exists */
+/* The last spawn made no process (child_spawn returned -1). */
+bool	child_spawn_failed(const struct child *);
 /* Ready and taking requests: not stopping, failing or gone. */
 bool	child_accepts(const struct child *);
 /* The process ended, or is ending, on its own though its exit is not
@@ -125,12 +131,16 @@ bool	child_exit_abnormal(const struct child *);
 bool	child_exit_planned(const struct child *);
 double	child_uptime(const struct child *);	/* seconds since spawn, 0 if none */
 /* Seconds the last process ran from its ready (its init ping answered) to
- * its exit; 0 when it never got ready. */
+ * its exit; 0 when it never got ready, or the last spawn made none. */
 double	child_last_run(const struct child *);
 void	*child_owner(const struct child *);	/* the owner given to child_new */
 unsigned child_inflight(const struct child *);	/* user requests in flight */
+/* The restarts made: processes started in the slot after its first,
+ * counted at their spawn. */
 unsigned child_restarts(const struct child *);
-void	child_count_restart(struct child *);
+/* The next spawn that makes a process is a restart (counted then, once);
+ * child_set_down cancels it. */
+void	child_mark_restart(struct child *);
 struct child_stats *child_stats(struct child *);
 /* True once the process has answered worker.max_requests requests (when
  * set) or sent more than worker.max_errors error replies; logs which. The

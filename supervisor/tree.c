@@ -10,7 +10,7 @@
 #include "supervisor/log.h"
 
 #define LOOP		EV_DEFAULT_UC
-#define SPAWN_RETRY_MS	100	/* a fork that failed is retried after this */
+#define SPAWN_RETRY_MS	100	/* a spawn that failed waits at least this */
 
 /* What the supervisor does once every child is down. */
 enum after_down { AFTER_NOTHING, AFTER_STOPPED, AFTER_FAILED, AFTER_RESTART };
@@ -143,12 +143,12 @@ sup_reconfigure(struct sup *s, const struct config *cfg, char *const *argv)
 		child_reconfigure(s->slots[i]->c, cfg, argv);
 }
 
-/* Spawns c now, or retries later when the fork itself failed. */
+/* Spawns c now; one that fails comes back through on_exited as a crash
+ * (child_spawn). */
 static void
 spawn(struct sup *s, struct slot *sl)
 {
-	if (child_spawn(sl->c) < 0)
-		child_backoff(sl->c, SPAWN_RETRY_MS);
+	child_spawn(sl->c);
 }
 
 struct child *
@@ -363,11 +363,13 @@ restart_crashed(struct sup *s, struct slot *sl, bool at_once)
 		fail(s);
 		return;
 	}
-	child_count_restart(sl->c);
+	child_mark_restart(sl->c);
 	if (at_once)
 		sl->backoff.quick_deaths = 0;
 	int ms = at_once ? 0 : backoff_next(&sl->backoff, child_last_run(sl->c),
 	    s->cfg->worker.restart_delay_ms, s->cfg->worker.max_restart_delay_ms);
+	if (child_spawn_failed(sl->c) && ms < SPAWN_RETRY_MS)
+		ms = SPAWN_RETRY_MS;	/* no spin when nothing can be forked */
 	if (ms > 0) {
 		log_info(child_name(sl->c), "restarting in %d ms", ms);
 		child_backoff(sl->c, ms);
@@ -403,10 +405,10 @@ on_exited(struct child *c, void *arg)
 	} else if (sl->restart_now) {
 		sl->restart_now = false;
 		if (sl->now_counted)
-			child_count_restart(c);
+			child_mark_restart(c);
 		spawn(s, sl);
 	} else if (child_exit_planned(c)) {
-		child_count_restart(c);
+		child_mark_restart(c);
 		spawn(s, sl);
 	} else if (!wants_restart(s, c)) {
 		sl->want_up = false;
@@ -474,8 +476,8 @@ bring_up(struct sup *s, struct slot *sl, bool counted)
 		sl->restart_now = true;	/* up again once it is down */
 		sl->now_counted = counted;
 	} else if (!child_alive(c)) {
-		if (counted && child_state(c) != CS_BACKOFF)
-			child_count_restart(c);	/* a backoff's was counted */
+		if (counted)	/* in backoff: the restart due, made now */
+			child_mark_restart(c);
 		sl->backoff.quick_deaths = 0;
 		spawn(s, sl);
 	}
