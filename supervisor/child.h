@@ -33,8 +33,9 @@ struct child_events {
 	/* The last request in flight finished (the child is idle again). */
 	void	(*idle)(struct child *, void *owner);
 	/* The process is gone: reaped, pipes closed, requests failed. The
-	 * state is still CS_STARTING/READY/STOPPING: the owner sets the next
-	 * one (child_spawn, child_backoff, child_set_down). */
+	 * state is still CS_STARTING/READY/STOPPING (CS_BACKOFF when the
+	 * spawn made none, child_spawn): the owner sets the next one
+	 * (child_spawn, child_backoff, child_set_down). */
 	void	(*exited)(struct child *, void *owner);
 };
 
