@@ -849,6 +849,23 @@ pool_fit_affinity(struct pool *p)
 	serve_requeued(p, moved);
 }
 
+/* A reload to lazy = false starts the workers still waiting for demand
+ * (not those stopped with stop): the pool becomes what it would be had it
+ * started eagerly. One to lazy = true leaves running workers up. */
+static void
+start_lazy(struct pool *p)
+{
+	if (p->cfg->pool.lazy || p->nlazy == 0)
+		return;
+	for (size_t i = 0; i < sup_nchildren(p->sup); i++) {
+		struct pworker *pw = child_udata(sup_child(p->sup, i));
+		if (!pw->lazy_pending)
+			continue;
+		set_lazy(pw, false);
+		sup_start_child(p->sup, pw->c);
+	}
+}
+
 void
 pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 {
@@ -867,6 +884,7 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 	if (!p->replaced) {
 		trim_overflow(p);
 		recycle_idle(p);
+		start_lazy(p);
 	}
 	rearm_idle(p);
 }

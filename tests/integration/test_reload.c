@@ -2261,6 +2261,56 @@ test_reload_control_socket(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A lazy pool of three, worker.3 stopped with stop (configured lazy, or
+ * not). */
+static char *
+conf_lazy(bool lazy)
+{
+	return xasprintf(
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 3; max_overflow = 0; lazy = %s; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n", lazy ? "true" : "false");
+}
+
+/* A reload to lazy = false starts the workers still waiting for demand,
+ * as a pool started with it would have them (health healthy); one
+ * stopped with stop stays down until start. Back to lazy = true leaves
+ * the running workers up. */
+static void
+test_reload_lazy_to_eager(void **state)
+{
+	char *body = conf_lazy(true);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	arb_await_node(a, "pool/worker.1", "stopped");
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "stop",
+	    "name", "pool/worker.3")));
+	body = conf_lazy(false);
+	reload_expect(a, body, (const char *const[]){ "pool.lazy", NULL });
+	free(body);
+	json_int_t p1 = arb_wait_ready_pid(a, "pool/worker.1", 0);
+	json_int_t p2 = arb_wait_ready_pid(a, "pool/worker.2", 0);
+	json_t *node = arb_status(a, "pool/worker.3");
+	assert_non_null(node);
+	assert_string_equal(arb_node_str(node, "state"), "stopped");
+	json_decref(node);
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "start",
+	    "name", "pool/worker.3")));
+	json_t *tree = arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	body = conf_lazy(true);
+	reload_expect(a, body, (const char *const[]){ "pool.lazy", NULL });
+	free(body);
+	tree = arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_int_equal(arb_wait_ready_pid(a, "pool/worker.1", 0), p1);
+	assert_int_equal(arb_wait_ready_pid(a, "pool/worker.2", 0), p2);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -2340,6 +2390,7 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_logs_every_changed_key,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_control_socket, teardown),
+		cmocka_unit_test_teardown(test_reload_lazy_to_eager, teardown),
 		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
 		    teardown),
 		cmocka_unit_test_teardown(test_affinity_none_ends_session_in_flight,
