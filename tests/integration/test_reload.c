@@ -21,6 +21,10 @@
  * its own, a waiting one moves on to the next subtree that serves, a
  * shutdown waits for all of them, and a root that gives up meanwhile
  * still answers them (shutting_down).
+ *
+ * Every key of the config, changed alone, is reported as exactly that key
+ * (reply and log line); the running values written another way report
+ * nothing, and invalid values are refused whole, by the op and SIGHUP.
  * The served / refused / failed counts of each run are printed. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -2261,6 +2265,235 @@ test_reload_control_socket(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- every key ---- */
+
+/* The running config of test_reload_each_key: a pool of 2 (bridge_mock);
+ * a row's setting goes into the dev environment's overlay, on line 4. */
+#define EACH_BASE \
+	"bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n" \
+	"pool = { size = 2; max_overflow = 1; };\n" \
+	"control = { socket = \"arbor.sock\"; };\n"
+#define EACH_LINE	"4"
+
+/* One reload: the overlay group and setting, and the keys it changes
+ * from EACH_BASE (none: the same value written another way). */
+struct key_row {
+	const char	*group, *setting;
+	const char	*want[3];
+};
+
+static const struct key_row key_rows[] = {
+	{ "supervisor", "max_restarts = 4;", { "supervisor.max_restarts" } },
+	{ "supervisor", "max_seconds = 6;", { "supervisor.max_seconds" } },
+	{ "bridge", "enabled = false;", { "mode", "bridge.enabled" } },
+	{ "bridge", "pooling_enabled = false;",
+	    { "mode", "bridge.pooling_enabled" } },
+	{ "bridge", "adapter = \"mock\";", { "adapter", "bridge.adapter" } },
+	{ "bridge", "max_restarts = 6;", { "bridge.max_restarts" } },
+	{ "bridge", "max_seconds = 61;", { "bridge.max_seconds" } },
+	{ "worker", "command = [ \"./w\", \"x\" ];", { "worker.command" } },
+	{ "worker", "env = { A = \"1\"; };", { "worker.env" } },
+	{ "worker", "restart = \"transient\";", { "worker.restart" } },
+	{ "worker", "init_timeout_ms = 5001;", { "worker.init_timeout_ms" } },
+	{ "worker", "request_timeout_ms = 30001;",
+	    { "worker.request_timeout_ms" } },
+	{ "worker", "health_interval_ms = 30001;",
+	    { "worker.health_interval_ms" } },
+	{ "worker", "health_timeout_ms = 1001;",
+	    { "worker.health_timeout_ms" } },
+	{ "worker", "shutdown_timeout_ms = 5001;",
+	    { "worker.shutdown_timeout_ms" } },
+	{ "worker", "max_requests = 7;", { "worker.max_requests" } },
+	{ "worker", "max_errors = 11;", { "worker.max_errors" } },
+	{ "worker", "max_frame_bytes = 16777217;",
+	    { "worker.max_frame_bytes" } },
+	{ "worker", "restart_delay_ms = 101;", { "worker.restart_delay_ms" } },
+	{ "worker", "max_restart_delay_ms = 5001;",
+	    { "worker.max_restart_delay_ms" } },
+	{ "worker", "max_inflight = 65;", { "worker.max_inflight" } },
+	{ "pool", "size = 3;", { "pool.size" } },
+	{ "pool", "max_overflow = 2;", { "pool.max_overflow" } },
+	{ "pool", "overflow_idle_ms = 10001;", { "pool.overflow_idle_ms" } },
+	{ "pool", "strategy = \"lifo\";", { "pool.strategy" } },
+	{ "pool", "lazy = true;", { "pool.lazy" } },
+	{ "pool", "checkout_timeout_ms = 5001;",
+	    { "pool.checkout_timeout_ms" } },
+	{ "pool", "max_waiting = 1025;", { "pool.max_waiting" } },
+	{ "pool", "affinity = \"prefer\";", { "pool.affinity" } },
+	{ "pool", "session_ttl_ms = 3600001;", { "pool.session_ttl_ms" } },
+	{ "pool", "max_restarts = 6;", { "pool.max_restarts" } },
+	{ "pool", "max_seconds = 61;", { "pool.max_seconds" } },
+	{ "control", "socket = \"other.sock\";", { "control.socket" } },
+	{ "control", "mode = \"0640\";", { "control.mode" } },
+	{ "control", "max_clients = 1025;", { "control.max_clients" } },
+	{ "control", "max_frame_bytes = 1048577;",
+	    { "control.max_frame_bytes" } },
+	{ "log", "level = \"debug\";", { "log.level" } },
+	{ "log", "format = \"json\";", { "log.format" } },
+	/* the running values, written another way */
+	{ "supervisor", "max_restarts = 0x3; /* 3 */", { NULL } },
+	{ "worker", "max_frame_bytes = 16777216L;", { NULL } },
+	{ "worker", "max_requests = 0x0;", { NULL } },
+	{ "pool", "size = 0x2;", { NULL } },
+	{ "pool", "strategy = \"fi\" \"fo\";", { NULL } },
+	{ "bridge", "adapter = \"bridge_mock\"; enabled = true;", { NULL } },
+	{ "control", "socket = \"./arbor.sock\"; mode = \"600\";", { NULL } },
+	{ "worker", "env = { PYTHONUNBUFFERED = \"1\"; };", { NULL } },
+	{ "worker", "command = ( \"python3\","
+	    " \"../workers/python/bridge_worker.py\" );", { NULL } },
+	{ "log", "level = \"info\"; format = \"text\";", { NULL } },
+};
+
+/* Invalid overlays: each names its key at EACH_LINE; pool.size = 3 in
+ * some shows that nothing of the file is applied. */
+static const struct key_row bad_rows[] = {
+	{ "supervisor", "max_restarts = 1000001;",
+	    { "supervisor.max_restarts" } },
+	{ "bridge", "enabled = 1;", { "bridge.enabled" } },
+	{ "worker", "command = [ ];", { "worker.command" } },
+	{ "worker", "env = { A = 1; };", { "worker.env.A" } },
+	{ "worker", "request_timeout_ms = 4294967296;",
+	    { "worker.request_timeout_ms" } },
+	{ "worker", "max_frame_bytes = 255;", { "worker.max_frame_bytes" } },
+	{ "pool", "size = 3; strategy = \"random\";", { "pool.strategy" } },
+	{ "pool", "size = 3; lazy = \"yes\";", { "pool.lazy" } },
+	{ "control", "mode = \"0800\";", { "control.mode" } },
+	{ "control", "socket = \"\";", { "control.socket" } },
+	{ "log", "level = \"trace\";", { "log.level" } },
+};
+
+/* EACH_BASE with row's setting in the dev overlay (row NULL: none). */
+static char *
+each_conf(const struct key_row *row)
+{
+	return xasprintf(EACH_BASE "environments = { dev = { %s%s%s%s }; };\n",
+	    row ? row->group : "", row ? " = { " : "",
+	    row ? row->setting : "", row ? " };" : "");
+}
+
+/* Every dotted key arbord knows, as `arbord -t` prints them. */
+static void
+check_rows_cover_keys(struct arb *a)
+{
+	static char out[16384];
+	char *bin = arb_bin_path("arbord");
+	const char *argv[] = { bin, "-t", "-c", arb_conf_path(a), "-e", "dev",
+	    NULL };
+	assert_int_equal(arb_run(argv, NULL, out, sizeof out, NULL, 0), 0);
+	free(bin);
+	size_t nkeys = 0;
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		char *eq = strstr(line, " = ");
+		if (eq == NULL || memchr(line, '.', (size_t)(eq - line)) == NULL)
+			continue;	/* config, environment, mode, adapter */
+		*eq = '\0';
+		nkeys++;
+		bool found = false;
+		for (size_t i = 0; i < sizeof key_rows / sizeof key_rows[0]; i++)
+			found |= key_rows[i].want[0] != NULL &&
+			    strcmp(key_rows[i].want[1] ? key_rows[i].want[1] :
+			    key_rows[i].want[0], line) == 0;
+		if (!found)
+			fail_msg("key %s: no row of key_rows changes it", line);
+	}
+	assert_true(nkeys > 30);
+}
+
+/* Reloads the file as it is: the reply's changed keys are want, and the
+ * reload's log line names the same list. */
+static void
+reload_each(struct arb *a, const char *const *want)
+{
+	json_t *r = arb_op_ok(a, "reload");
+	assert_changed(r, want);
+	char *list = json_dumps(json_object_get(r, "changed"), JSON_COMPACT);
+	char *line = xasprintf("reloaded: changed %s", list);
+	json_t *msg = json_string(line);	/* as log.format json writes it */
+	char *quoted = json_dumps(msg, JSON_ENCODE_ANY);
+	if (!arb_log_has_line(a, line, NULL) &&
+	    !arb_log_has_line(a, quoted, NULL))
+		fail_msg("no log line \"%s\"", line);
+	free(quoted);
+	json_decref(msg);
+	free(line);
+	free(list);
+	json_decref(r);
+}
+
+/* Counts the log's lines holding both words, waiting (bounded) until
+ * there are more than before. */
+static void
+wait_more_lines(struct arb *a, const char *w1, const char *w2, size_t before)
+{
+	long long end = arb_now_ms() + ARB_EVENT_MS;
+	while (arb_log_count_lines(a, w1, w2, NULL) <= before) {
+		if (arb_now_ms() >= end)
+			fail_msg("no new log line with \"%s\" and \"%s\"", w1, w2);
+		arb_sleep_ms(25);
+	}
+}
+
+/* An invalid overlay: the op answers config_error naming file:line and the
+ * key, SIGHUP logs the same, and the file back as it was changes nothing
+ * (no part of the invalid one was applied). */
+static void
+reload_bad(struct arb *a, const struct key_row *row)
+{
+	char *body = each_conf(row);
+	write_conf(a, body);
+	free(body);
+	char *where = xasprintf("%s:" EACH_LINE ": environments.dev.%s:",
+	    arb_conf_path(a), row->want[0]);
+	json_t *r = arb_call_err(a, json_pack("{s:s}", "op", "reload"),
+	    "config_error");
+	const char *msg = cl_reply_message(r);
+	if (msg == NULL || strstr(msg, where) == NULL)
+		fail_msg("config_error should name %s: %s", where,
+		    msg ? msg : "(no message)");
+	json_decref(r);
+	size_t before = arb_log_count_lines(a, where, "keeping", NULL);
+	assert_int_equal(arb_kill(a, SIGHUP), 0);
+	wait_more_lines(a, where, "keeping", before);
+	free(where);
+	body = each_conf(NULL);
+	write_conf(a, body);
+	free(body);
+	reload_each(a, (const char *const[]){ NULL });
+}
+
+/* Each key of the config, changed alone (in the running environment's
+ * overlay), is the one key a reload reports, in its reply and its log
+ * line, and the file back as it was reports it again; the running values
+ * written another way (hex, a suffix, a comment, a list for an array,
+ * a relative path to the same file) report nothing. Invalid values are
+ * refused whole. One arbord for every row. */
+static void
+test_reload_each_key(void **state)
+{
+	char *body = each_conf(NULL);
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	check_rows_cover_keys(a);
+	reload_each(a, (const char *const[]){ NULL });
+	for (size_t i = 0; i < sizeof key_rows / sizeof key_rows[0]; i++) {
+		body = each_conf(&key_rows[i]);
+		write_conf(a, body);
+		free(body);
+		reload_each(a, key_rows[i].want);
+		body = each_conf(NULL);
+		write_conf(a, body);
+		free(body);
+		reload_each(a, key_rows[i].want);
+	}
+	for (size_t i = 0; i < sizeof bad_rows / sizeof bad_rows[0]; i++)
+		reload_bad(a, &bad_rows[i]);
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	json_decref(cl_exec_ok(a, "echo", json_pack("{s:i}", "x", 1), NULL));
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* A lazy pool of three, worker.3 stopped with stop (configured lazy, or
  * not). */
 static char *
@@ -2390,6 +2623,7 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_logs_every_changed_key,
 		    teardown),
 		cmocka_unit_test_teardown(test_reload_control_socket, teardown),
+		cmocka_unit_test_teardown(test_reload_each_key, teardown),
 		cmocka_unit_test_teardown(test_reload_lazy_to_eager, teardown),
 		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
 		    teardown),
