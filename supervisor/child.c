@@ -241,8 +241,22 @@ child_free(struct child *c)
 
 /* ARBOR_WORKER=<name> and ARBOR_MAX_FRAME_BYTES (worker.max_frame_bytes,
  * which libworker and the Python SDK read), then the configured variables,
- * then environ: a later duplicate loses in getenv, so ours win. */
+ * then environ, each variable once: the first setting of a name wins and
+ * the later ones are left out. A duplicate would not do: getenv takes the
+ * first, but a shell (a wrapper script, a "/bin/sh -c" command) the last. */
 #define OWN_ENV	2
+
+/* True when env[0..n) sets the variable that the entry e ("NAME=...")
+ * sets. */
+static bool
+env_sets(char *const *env, size_t n, const char *e)
+{
+	size_t len = strcspn(e, "=");
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(env[i], e, len) == 0 && env[i][len] == '=')
+			return true;
+	return false;
+}
 
 static char **
 make_env(const struct child *c)
@@ -257,9 +271,12 @@ make_env(const struct child *c)
 	env[1] = xasprintf("ARBOR_MAX_FRAME_BYTES=%zu", c->frame_max);
 	size_t i = OWN_ENV;
 	for (char **e = c->cfg->worker.env; e && *e; e++)
-		env[i++] = *e;
+		if (!env_sets(env, i, *e))
+			env[i++] = *e;
+	size_t set = i;		/* environ's own names are unique */
 	for (size_t j = 0; j < n; j++)
-		env[i++] = environ[j];
+		if (!env_sets(env, set, environ[j]))
+			env[i++] = environ[j];
 	return env;
 }
 

@@ -397,6 +397,58 @@ test_ping_worker_id(void **state)
 	    fx->pid);
 }
 
+/* The entries of /proc/<pid>/environ that set the variable name, as
+ * "NAME=value" strings into out (at most max); their count. */
+static size_t
+environ_entries(pid_t pid, const char *name, char out[][64], size_t max)
+{
+	char path[64], buf[65536];
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t len = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	size_t nlen = strlen(name), n = 0;
+	for (char *e = buf; e < buf + len; e += strlen(e) + 1) {
+		if (strncmp(e, name, nlen) != 0 || e[nlen] != '=')
+			continue;
+		if (n < max) {
+			size_t l = strnlen(e, 63);
+			memcpy(out[n], e, l);
+			out[n][l] = '\0';
+		}
+		n++;
+	}
+	return n;
+}
+
+/* Each variable reaches the worker once, the first setting winning:
+ * ARBOR_WORKER over worker.env, worker.env over arbord's environment.
+ * A duplicate would be read differently by getenv (the first) and by a
+ * shell (the last), so a wrapped worker would see the other value. */
+static void
+test_env_each_name_once(void **state)
+{
+	struct fx *fx = *state;
+	fx->env[0] = "ARBOR_WORKER=impostor";
+	fx->env[1] = "ARBOR_TEST_ENV=from-config";
+	fx->env[2] = NULL;
+	assert_int_equal(setenv("ARBOR_TEST_ENV", "from-arbord", 1), 0);
+	assert_int_equal(setenv("ARBOR_MAX_FRAME_BYTES", "7", 1), 0);
+	spawn_ready(fx);
+	unsetenv("ARBOR_TEST_ENV");
+	unsetenv("ARBOR_MAX_FRAME_BYTES");
+	char e[4][64];
+	assert_int_equal(environ_entries(fx->pid, "ARBOR_WORKER", e, 4), 1);
+	assert_string_equal(e[0], "ARBOR_WORKER=" NAME);
+	assert_int_equal(environ_entries(fx->pid, "ARBOR_TEST_ENV", e, 4), 1);
+	assert_string_equal(e[0], "ARBOR_TEST_ENV=from-config");
+	assert_int_equal(environ_entries(fx->pid, "ARBOR_MAX_FRAME_BYTES", e,
+	    4), 1);
+	assert_string_equal(e[0], "ARBOR_MAX_FRAME_BYTES=1048576");
+}
+
 /* An error reply is a reply: counted as an error, the child lives on. */
 static void
 test_error_reply(void **state)
@@ -1454,6 +1506,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_echo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_worker_id, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_env_each_name_once, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_error_reply, setup,
 		    teardown),
