@@ -4,6 +4,7 @@
 
 #include "proto/xmalloc.h"
 #include "supervisor/child.h"
+#include "supervisor/clock.h"
 #include "supervisor/log.h"
 #include "supervisor/session.h"
 #include "supervisor/slab.h"
@@ -168,7 +169,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		b->resets -= job_take_reset(f->job, b->sessions);
 	if (f->job->session)
 		sess_finish(b->sessions, f->job->session, f->job->session_gen,
-		    ev_now(LOOP));
+		    clock_now());
 	job_from_reply(f->job, reply, err, why, child_name(b->worker), b->st);
 	slab_free(f);
 	recycle_if_due(b);

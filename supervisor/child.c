@@ -15,6 +15,7 @@
 #include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/batch.h"
+#include "supervisor/clock.h"
 #include "supervisor/lazytimer.h"
 #include "supervisor/log.h"
 
@@ -388,7 +389,7 @@ spawn_failed(struct child *c, int p[3][2], const char *what)
 	c->spawn_failed = true;
 	c->failed = false;
 	c->ready_at = 0;	/* it never ran: child_last_run is 0 */
-	c->exited_at = ev_now(LOOP);
+	c->exited_at = clock_now();
 	c->state = CS_BACKOFF;
 	ev_set_cb(&c->t_backoff, on_spawn_failed);
 	ev_timer_set(&c->t_backoff, 0., 0.);
@@ -417,7 +418,7 @@ child_spawn(struct child *c)
 	c->pid = pid;
 	c->state = CS_STARTING;
 	c->health = CH_INITIALIZING;
-	c->started = ev_now(LOOP);
+	c->started = clock_now();
 	c->ready_at = 0;
 	c->failed = c->reaped = c->spawn_failed = false;
 	if (c->restart_due)
@@ -575,7 +576,7 @@ child_request_size(size_t command_size, size_t args_len, size_t session_size)
 static ev_tstamp
 deadline_in(int timeout_ms)
 {
-	return timeout_ms > 0 ? ev_now(LOOP) + timeout_ms / 1000.0 : 0;
+	return timeout_ms > 0 ? clock_now() + timeout_ms / 1000.0 : 0;
 }
 
 /* The deadline of a request, notice or init ping sent now. One may go to
@@ -590,7 +591,7 @@ deadline_in(int timeout_ms)
 static ev_tstamp
 deadline_behind(const struct child *c, int timeout_ms)
 {
-	ev_tstamp start = ev_now(LOOP);
+	ev_tstamp start = clock_now();
 	unsigned seen = 0;
 	for (unsigned i = 0; i <= c->pend_mask && seen < c->npend; i++) {
 		const struct pend *p = &c->pend[i];
@@ -627,7 +628,7 @@ rebase_first(struct child *c, const struct pend *done)
 	}
 	if (first == NULL || first->deadline == 0)
 		return;
-	ev_tstamp d = ev_now(LOOP) + first->timeout;
+	ev_tstamp d = clock_now() + first->timeout;
 	if (d < first->deadline) {
 		first->deadline = d;
 		lazytimer_by(&c->t_deadline, d);
@@ -737,9 +738,9 @@ init_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	}
 	c->state = CS_READY;
 	c->health = CH_HEALTHY;
-	c->ready_at = ev_now(LOOP);
+	c->ready_at = clock_now();
 	log_info(c->name, "ready (pid %d, %.0f ms)", c->pid,
-	    (ev_now(LOOP) - c->started) * 1000);
+	    (clock_now() - c->started) * 1000);
 	arm_health(c);
 	c->ev->ready(c, c->owner);
 }
@@ -857,7 +858,7 @@ handle_reply(struct child *c, const char *payload, size_t len, size_t rest)
 		child_kill(c, "output after the last reply");
 	}
 	if (!p->internal) {	/* pings and notices are not work done */
-		c->stats.last_activity = ev_now(LOOP);
+		c->stats.last_activity = clock_now();
 		c->stats.requests_handled++;
 		c->stats.errors += !d.r.success;
 	}
@@ -1016,7 +1017,7 @@ static void
 on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct child *c = w->data;
-	ev_tstamp now = ev_now(loop);
+	ev_tstamp now = clock_now();
 	const char *why = NULL;
 	bool user = false;
 	for (unsigned i = 0; i <= c->pend_mask; i++) {
@@ -1232,7 +1233,7 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	ev_child_stop(loop, w);
 	c->status = w->rstatus;
 	c->reaped = true;
-	c->exited_at = ev_now(loop);
+	c->exited_at = clock_now();
 	drain_stderr(c);	/* its last words before the exit's line */
 	log_exit(c);
 	drain_stdout(c);
@@ -1328,7 +1329,7 @@ child_exit_abnormal(const struct child *c)
 double
 child_uptime(const struct child *c)
 {
-	return c->pid > 0 ? ev_now(LOOP) - c->started : 0;
+	return c->pid > 0 ? clock_now() - c->started : 0;
 }
 
 /* Counted from ready, not from the spawn: a process that never answered
@@ -1353,7 +1354,7 @@ child_put_node(const struct child *c, struct buf *out)
 	const struct child_stats *s = &c->stats;
 	int64_t up = (int64_t)(child_uptime(c) * 1000);
 	int64_t idle = c->pid > 0 ?
-	    (int64_t)((ev_now(LOOP) - s->last_activity) * 1000) : 0;
+	    (int64_t)((clock_now() - s->last_activity) * 1000) : 0;
 	jraw_put(out, "{\"name\":");
 	jraw_put_str(out, c->name, strlen(c->name));
 	jraw_put(out, ",\"kind\":\"worker\",\"state\":\"");

@@ -54,7 +54,7 @@ typedef void child_reply_fn(void *arg, const struct child_reply *reply,
 
 struct child_stats {
 	unsigned long	requests_handled, errors, sessions_served, checkouts;
-	/* ev_now() of the last reply to a user request (child_request),
+	/* clock_now() of the last reply to a user request (child_request),
 	 * or of the spawn: pings and notices are not counted. */
 	double		last_activity;
 };

@@ -10,6 +10,7 @@
 #include "supervisor/batch.h"
 #include "supervisor/bridge.h"
 #include "supervisor/child.h"
+#include "supervisor/clock.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
 #include "supervisor/pool.h"
@@ -223,7 +224,7 @@ void
 root_start(struct root *r)
 {
 	r->state = SS_RUNNING;
-	r->started = ev_now(LOOP);
+	r->started = clock_now();
 	log_info("root", "env=%s mode=%s adapter=%s", r->cfg->env,
 	    cfg_mode_name(r->cfg->mode), cfg_adapter_name(r->cfg->adapter));
 	if (r->cur.sup)
@@ -314,7 +315,7 @@ on_sub_failed(struct sup *s, void *arg)
 	struct root *r = arg;
 	if (r->state != SS_RUNNING || (s != r->cur.sup && !old_waiting(r, s)))
 		return;		/* an old subtree is not restarted */
-	if (intensity_add(&r->window, ev_now(LOOP))) {
+	if (intensity_add(&r->window, clock_now())) {
 		int max = r->cfg->supervisor.max_restarts;
 		log_error("root", "more than %d %s of %s within %d s: "
 		    "giving up", max, log_plural((unsigned)max, "restart",
@@ -409,7 +410,7 @@ retire_cur(struct root *r, const struct config *cfg)
 	memset(&r->cur, 0, sizeof r->cur);
 	sup_unregister(o->t.sup);
 	o->carried = r->cfg->mode == MODE_DISABLED;
-	o->carried_since = ev_now(LOOP);
+	o->carried_since = clock_now();
 	TAILQ_INSERT_TAIL(&r->old, o, link);
 	return &o->t;
 }
@@ -522,7 +523,7 @@ mock_answer(struct root *r, struct job *job)
 		job->session_reset = sess_begin(carry(r), job->session, NULL,
 		    &job->session_gen, &rebound);
 		sess_finish(r->carry, job->session, job->session_gen,
-		    ev_now(LOOP));
+		    clock_now());
 	}
 	jraw_put(&res, "{\"mock\":true,\"command\":");
 	jraw_put_str(&res, job->command, strlen(job->command));
@@ -653,7 +654,7 @@ root_stats(const struct root *r)
 void
 root_put_node(const struct root *r, struct buf *out)
 {
-	int64_t up = (int64_t)((ev_now(LOOP) - r->started) * 1000);
+	int64_t up = (int64_t)((clock_now() - r->started) * 1000);
 	jraw_put(out, "{");
 	sup_put_head(out, "root", r->state, r->restarts, up);
 	if (r->cur.sup)

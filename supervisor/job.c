@@ -7,6 +7,7 @@
 
 #include "proto/jraw.h"
 #include "supervisor/child.h"
+#include "supervisor/clock.h"
 #include "supervisor/session.h"
 #include "supervisor/slab.h"
 
@@ -167,7 +168,7 @@ job_unhold(struct job *job, struct sessions *s)
 {
 	if (job->session_held)
 		sess_finish(s, job->session, job->session_gen,
-		    ev_now(EV_DEFAULT_UC));
+		    clock_now());
 	job->session_held = false;
 	job->session_gen = 0;	/* (gens are per table: it may move on) */
 }

@@ -9,6 +9,8 @@
 #define ARBOR_LAZYTIMER_H
 #include <ev.h>
 
+#include "supervisor/clock.h"
+
 struct lazytimer {
 	ev_timer	 t;	/* initialised by the owner (ev_init) */
 	ev_tstamp	 at;	/* when t, if active, fires */
@@ -19,7 +21,7 @@ static inline void
 lazytimer_at(struct lazytimer *lt, ev_tstamp at)
 {
 	ev_timer_stop(EV_DEFAULT_UC, &lt->t);
-	ev_timer_set(&lt->t, at - ev_now(EV_DEFAULT_UC), 0.);
+	ev_timer_set(&lt->t, at - clock_now(), 0.);
 	ev_timer_start(EV_DEFAULT_UC, &lt->t);
 	lt->at = at;
 }

@@ -6,6 +6,7 @@
 #include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/child.h"
+#include "supervisor/clock.h"
 #include "supervisor/log.h"
 #include "supervisor/session.h"
 #include "supervisor/waitq.h"
@@ -182,7 +183,7 @@ static void
 idle_timer_set(struct pworker *pw)
 {
 	double at = pw->idle_from + pw->pool->cfg->pool.overflow_idle_ms /
-	    1000.0 - ev_now(LOOP);
+	    1000.0 - clock_now();
 	ev_timer_stop(LOOP, &pw->t_idle);	/* and on_down's check */
 	ev_timer_set(&pw->t_idle, at > 0. ? at : 0., 0.);
 	ev_timer_start(LOOP, &pw->t_idle);
@@ -196,7 +197,7 @@ idle_countdown(struct pworker *pw)
 {
 	if (!pw->overflow || !pw->idle || pw->anchor.n > 0)
 		return;
-	pw->idle_from = ev_now(LOOP);
+	pw->idle_from = clock_now();
 	idle_timer_set(pw);
 }
 
@@ -293,7 +294,7 @@ assign(struct pworker *pw, struct job *job)
 	if (track && job->session_held &&
 	    p->cfg->pool.affinity == AFFINITY_STRICT) {
 		struct sess_anchor *a = sess_find(p->sessions, job->session,
-		    ev_now(LOOP));
+		    clock_now());
 		if (a && a->worker != pw) {
 			/* made anew on another worker while it waited */
 			job_unhold(job, p->sessions);
@@ -340,7 +341,7 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 		pw->pool->resets -= job_take_reset(job, pw->pool->sessions);
 	if (job->session_begun)
 		sess_finish(pw->pool->sessions, job->session, job->session_gen,
-		    ev_now(LOOP));
+		    clock_now());
 	job_from_reply(job, reply, err, why, child_name(pw->c), pw->pool->st);
 	if (reply)
 		maybe_recycle(pw);
@@ -522,7 +523,7 @@ route_session(struct pool *p, struct job *job)
 	if (job->session == NULL || p->cfg->pool.affinity == AFFINITY_NONE)
 		return false;
 	struct sess_anchor *a = sess_find(p->sessions, job->session,
-	    ev_now(LOOP));
+	    clock_now());
 	struct pworker *bound = a ? a->worker : NULL;
 	if (bound && bound->idle) {
 		assign(bound, job);

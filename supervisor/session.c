@@ -6,6 +6,7 @@
 #include "proto/xmalloc.h"
 #include "registry/registry.h"
 #include "supervisor/child.h"
+#include "supervisor/clock.h"
 
 struct binding {
 	char			*id;
@@ -57,7 +58,7 @@ arm_sweep(struct sessions *s)
 	ev_timer_stop(loop, &s->t_sweep);
 	if (s->ttl <= 0 || b == NULL)
 		return;
-	double at = b->last_used + s->ttl - ev_now(loop);
+	double at = b->last_used + s->ttl - clock_now();
 	ev_timer_set(&s->t_sweep, at > SWEEP_MIN_S ? at : SWEEP_MIN_S, 0.);
 	ev_timer_start(loop, &s->t_sweep);
 }
@@ -203,7 +204,7 @@ sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
 	if (b == NULL || b->pending) {	/* its first request served: the
 					 * session exists from now on */
 		if (b == NULL)
-			b = make(s, id, ev_now(EV_DEFAULT_UC));
+			b = make(s, id, clock_now());
 		else
 			s->npending--;
 		b->pending = false;
@@ -228,7 +229,7 @@ sess_hold(struct sessions *s, const char *id)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
 	if (b == NULL) {
-		b = make(s, id, ev_now(EV_DEFAULT_UC));
+		b = make(s, id, clock_now());
 		b->pending = true;
 		s->npending++;
 	}
@@ -341,9 +342,9 @@ on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 	struct sessions *s = w->data;
 	struct binding *b;
 	while ((b = TAILQ_FIRST(&s->lru)) != NULL &&
-	    ev_now(loop) - b->last_used >= s->ttl) {
+	    clock_now() - b->last_used >= s->ttl) {
 		if (b->inflight > 0) {	/* in use: not idle */
-			touch(s, b, ev_now(loop));
+			touch(s, b, clock_now());
 			continue;
 		}
 		if (s->expired)

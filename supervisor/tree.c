@@ -6,6 +6,7 @@
 #include "proto/jraw.h"
 #include "proto/xmalloc.h"
 #include "supervisor/backoff.h"
+#include "supervisor/clock.h"
 #include "supervisor/intensity.h"
 #include "supervisor/log.h"
 
@@ -207,7 +208,7 @@ sup_start(struct sup *s)
 {
 	s->state = SS_RUNNING;
 	s->after = AFTER_NOTHING;
-	s->started = ev_now(LOOP);
+	s->started = clock_now();
 	intensity_reset(&s->window);
 	revive_ended(s);
 	if (s->ev->starting)
@@ -359,7 +360,7 @@ wants_restart(const struct sup *s, const struct child *c)
 static void
 restart_crashed(struct sup *s, struct slot *sl, bool at_once)
 {
-	if (intensity_add(&s->window, ev_now(LOOP))) {
+	if (intensity_add(&s->window, clock_now())) {
 		fail(s);
 		return;
 	}
@@ -556,7 +557,7 @@ sup_put_fields(const struct sup *s, struct buf *out)
 {
 	/* stopping its children, it is still running (state_names) */
 	int64_t up = s->state == SS_RUNNING || s->state == SS_STOPPING ?
-	    (int64_t)((ev_now(LOOP) - s->started) * 1000) : 0;
+	    (int64_t)((clock_now() - s->started) * 1000) : 0;
 	sup_put_head(out, s->name, s->state, s->restarts, up);
 	for (size_t i = 0; i < s->n; i++) {
 		if (i > 0)

@@ -1,5 +1,7 @@
 #include "supervisor/waitq.h"
 
+#include "supervisor/clock.h"
+
 #define LOOP	EV_DEFAULT_UC
 
 /* At the head's deadline, or stopped: where the timer goes when it fires.
@@ -20,7 +22,7 @@ on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct waitq *q = w->data;
 	struct job *j;
-	while ((j = TAILQ_FIRST(&q->all)) != NULL && j->deadline <= ev_now(loop)) {
+	while ((j = TAILQ_FIRST(&q->all)) != NULL && j->deadline <= clock_now()) {
 		TAILQ_REMOVE(&q->all, j, all);
 		q->n--;
 		q->expired(j, q->arg);
@@ -50,7 +52,7 @@ waitq_configure(struct waitq *q, int timeout_ms, int max)
 	q->max = (size_t)max;
 	if (TAILQ_EMPTY(&q->all))
 		return;
-	ev_tstamp limit = ev_now(LOOP) + q->timeout_s;
+	ev_tstamp limit = clock_now() + q->timeout_s;
 	struct job *j;
 	TAILQ_FOREACH(j, &q->all, all)
 		if (j->deadline > limit)
@@ -77,7 +79,7 @@ waitq_full(const struct waitq *q)
 void
 waitq_add(struct waitq *q, struct job *j)
 {
-	ev_tstamp limit = ev_now(LOOP) + q->timeout_s;
+	ev_tstamp limit = clock_now() + q->timeout_s;
 	if (j->deadline == 0 || j->deadline > limit)
 		j->deadline = limit;
 	JOB_INSERT_BY_SEQ(&q->all, j, all);

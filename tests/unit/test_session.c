@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "proto/xmalloc.h"
+#include "supervisor/clock.h"
 #include "supervisor/session.h"
 #include "tests/unit/evwait.h"
 
@@ -94,7 +95,7 @@ teardown(void **state)
 static double
 now(void)
 {
-	return ev_now(LOOP);
+	return clock_now();
 }
 
 /* Looks id up and returns its anchor; *created says whether it was new. */

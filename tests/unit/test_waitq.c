@@ -16,6 +16,7 @@
 
 #include "proto/msg.h"
 #include "proto/xmalloc.h"
+#include "supervisor/clock.h"
 #include "supervisor/job.h"
 #include "supervisor/waitq.h"
 #include "tests/unit/evwait.h"
@@ -78,7 +79,7 @@ on_expired(struct job *j, void *arg)
 		return;
 	}
 	fx->expired_ids[k] = atoi(j->id);
-	fx->expired_at[k] = ev_now(LOOP);
+	fx->expired_at[k] = clock_now();
 	fx->expired_deadline[k] = j->deadline;
 	fx->n_at_expiry[k] = fx->q.n;
 	job_fail(j, ERR_POOL_TIMEOUT, "no worker within the checkout timeout");
@@ -299,7 +300,7 @@ test_expiry_staggered(void **state)
 			evwait_for(0.1);
 		ev_now_update(LOOP);
 		waitq_add(&fx->q, jobs[i] = mkjob(fx, i));
-		assert_true(jobs[i]->deadline > ev_now(LOOP) + 0.299);
+		assert_true(jobs[i]->deadline > clock_now() + 0.299);
 	}
 	assert_true(wait_expired(fx, 3, BOUND_S));
 	for (int i = 0; i < 3; i++) {
@@ -360,7 +361,7 @@ test_moved_job_keeps_deadline(void **state)
 	waitq_remove(&fx->q, a);	/* into a queue of a shorter wait */
 	waitq_configure(&fx->q, 100, 16);
 	waitq_add(&fx->q, a);
-	assert_true(a->deadline <= ev_now(LOOP) + 0.1);
+	assert_true(a->deadline <= clock_now() + 0.1);
 	assert_ptr_equal(waitq_first(&fx->q), a);
 }
 
@@ -406,7 +407,7 @@ test_remove_head_keeps_the_next_deadline(void **state)
 	job_ok(a, NULL, 0, "pool/worker.1");
 	/* Never later than the head's deadline. */
 	assert_true(ev_is_active(&fx->q.timer.t));
-	assert_true(ev_now(LOOP) + ev_timer_remaining(LOOP, &fx->q.timer.t) <=
+	assert_true(clock_now() + ev_timer_remaining(LOOP, &fx->q.timer.t) <=
 	    b_deadline + 0.005);
 
 	/* A job that is not the head comes and goes: nothing changes. */
