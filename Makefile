@@ -108,7 +108,12 @@ SPAWN_SHIM := $(BUILD)/tests/spawn_fail.so
 $(SPAWN_SHIM): tests/shim/spawn_fail.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
-$(ITEST_BIN): | $(SPAWN_SHIM)
+# The same for the tests of a step of the wall clock.
+CLOCK_SHIM := $(BUILD)/tests/clock_step.so
+$(CLOCK_SHIM): tests/shim/clock_step.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+$(ITEST_BIN): | $(SPAWN_SHIM) $(CLOCK_SHIM)
 
 # Installs what a fresh Debian machine lacks (as root), else says what to run.
 deps:

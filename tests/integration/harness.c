@@ -888,6 +888,40 @@ arb_log_count_lines(const struct arb *a, ...)
 	return count_lines(a, words);
 }
 
+/* The ASan runtime this test runs with (it must come first in arbord's
+ * LD_PRELOAD), from our own mappings; NULL without the sanitizers. */
+static char *
+asan_runtime(void)
+{
+	if (getenv("ARBOR_SAN") == NULL)
+		return NULL;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096], *found = NULL;
+	while (f && !found && fgets(line, sizeof line, f)) {
+		char *path = strchr(line, '/');
+		if (path && strstr(path, "/libasan.so")) {
+			path[strcspn(path, "\n")] = '\0';
+			found = xstrdup(path);
+		}
+	}
+	if (f)
+		fclose(f);
+	if (found == NULL)
+		fail_msg("ARBOR_SAN is set but no libasan is mapped");
+	return found;
+}
+
+char *
+arb_preload(const char *shim)
+{
+	char *path = arb_bin_path(shim), *asan = asan_runtime();
+	char *env = asan ? xasprintf("LD_PRELOAD=%s:%s", asan, path) :
+	    xasprintf("LD_PRELOAD=%s", path);
+	free(path);
+	free(asan);
+	return env;
+}
+
 char *
 arb_repo_root(const char *probe)
 {

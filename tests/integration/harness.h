@@ -177,6 +177,10 @@ void	arb_conn_close(struct arb_conn *);
 
 /* $ARBOR_BUILD/name; caller frees. */
 char	*arb_bin_path(const char *name);
+/* "LD_PRELOAD=<$ARBOR_BUILD/shim>" for arbord's extra environment, the
+ * ASan runtime first under the sanitizers (ARBOR_SAN), as a preloaded
+ * shim must come after it; caller frees. */
+char	*arb_preload(const char *shim);
 /* Runs argv (argv[0] a path) with extra_env (NULL-terminated, may be NULL)
  * and stdin from /dev/null; captures stdout into out and stderr into err
  * (NUL-terminated, truncated; either may be NULL: stderr is then copied to

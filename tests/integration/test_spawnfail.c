@@ -41,29 +41,6 @@ struct failer {
 	char	*env[3];	/* ARBOR_SPAWN_FAIL=, LD_PRELOAD=, NULL */
 };
 
-/* The ASan runtime this test runs with (it must come first in arbord's
- * LD_PRELOAD), from our own mappings; NULL without the sanitizers. */
-static char *
-asan_runtime(void)
-{
-	if (getenv("ARBOR_SAN") == NULL)
-		return NULL;
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[4096], *found = NULL;
-	while (f && !found && fgets(line, sizeof line, f)) {
-		char *path = strchr(line, '/');
-		if (path && strstr(path, "/libasan.so")) {
-			path[strcspn(path, "\n")] = '\0';
-			found = xstrdup(path);
-		}
-	}
-	if (f)
-		fclose(f);
-	if (found == NULL)
-		fail_msg("ARBOR_SAN is set but no libasan is mapped");
-	return found;
-}
-
 /* Writes what the shim reads: "N" (vforks) or "N pipe". */
 static void
 fail_next(const struct failer *fl, const char *what)
@@ -91,15 +68,11 @@ static struct arb *
 spawn_failing(struct failer *fl, const char *conf, const char *what)
 {
 	struct arb *a = arb_new(conf);
-	char *shim = arb_bin_path(SHIM), *asan = asan_runtime();
 	fl->file = xasprintf("%s/spawn_fail", arb_dir(a));
 	fail_next(fl, what);
 	fl->env[0] = xasprintf("ARBOR_SPAWN_FAIL=%s", fl->file);
-	fl->env[1] = asan ? xasprintf("LD_PRELOAD=%s:%s", asan, shim) :
-	    xasprintf("LD_PRELOAD=%s", shim);
+	fl->env[1] = arb_preload(SHIM);
 	fl->env[2] = NULL;
-	free(shim);
-	free(asan);
 	arb_spawn(a, "dev", (const char *const *)fl->env);
 	return a;
 }
