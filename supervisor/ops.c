@@ -430,7 +430,8 @@ static const struct family pool_families[] = {
 	{ "waiting", "arbor_waiting", false,
 	    "Requests waiting for a worker." },
 	{ "sessions", "arbor_sessions", false,
-	    "Sessions live now: bound to a worker, or kept across a reload." },
+	    "Sessions live now: bound to a worker, or unbound with their "
+	    "reset due (the worker exited, or a reload handed them on)." },
 	{ "inflight", "arbor_inflight", false,
 	    "Requests at the single-mode worker." },
 	{ "total_operations", "arbor_operations_total", true,
