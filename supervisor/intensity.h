@@ -6,7 +6,9 @@
 
 struct intensity {
 	double	*times;		/* ring of the last max_restarts+1 restart times */
-	int	 cap, head, count;
+	int	 cap;		/* max_restarts+1: the ring's full size */
+	int	 alloc;		/* slots allocated: grown to cap on demand */
+	int	 head, count;
 	int	 max_restarts;
 	double	 max_seconds;
 };

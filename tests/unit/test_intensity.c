@@ -171,6 +171,30 @@ test_large_ring(void **state)
 	intensity_release(&in);
 }
 
+/* A large R costs memory only as restarts come: the ring starts small
+ * and grows, keeping its times in order across each growth. */
+static void
+test_ring_grows_on_demand(void **state)
+{
+	struct intensity in;
+	intensity_init(&in, 1000000, 10);
+	assert_true(in.alloc <= 8);
+	for (int i = 0; i < 100; i++)	/* 11 s apart: never 2 in a window */
+		assert_false(intensity_add(&in, T0 + 11.0 * i));
+	assert_true(in.alloc >= 100 && in.alloc <= 256);
+	intensity_release(&in);
+
+	intensity_init(&in, 20, 10);	/* grows 8, 16, 21, then wraps */
+	for (int round = 0; round < 3; round++) {
+		double base = T0 + 1000.0 * round;
+		for (int i = 0; i < 20; i++)
+			assert_false(intensity_add(&in, base + 0.1 * i));
+		assert_true(intensity_add(&in, base + 9.0));
+	}
+	assert_int_equal(in.alloc, 21);
+	intensity_release(&in);
+}
+
 static void
 test_release_twice(void **state)
 {
@@ -195,6 +219,7 @@ main(void)
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_stays_exceeded),
 		cmocka_unit_test(test_large_ring),
+		cmocka_unit_test(test_ring_grows_on_demand),
 		cmocka_unit_test(test_release_twice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
