@@ -24,6 +24,7 @@
 #define STDERR_LINE_MAX	4096
 #define STDERR_DRAIN_MAX	(64 * 1024)	/* read from stderr at the exit */
 #define EOF_GRACE_S	0.5	/* stdout EOF -> exit status, at most this */
+#define SPAWN_GAP_S	0.1	/* failed spawns are reported this far apart */
 
 extern char **environ;
 
@@ -380,10 +381,16 @@ static int send_request_json(struct child *, const char *, json_t *, int,
 /* No process came of the spawn (what failed: the call): it is reported
  * as the exit of a process that never ran, from the loop, so that the
  * owner applies its restart rules there and not inside its own call. A
- * child_set_down meanwhile drops the report, as it ends a backoff. */
+ * child_set_down meanwhile drops the report, as it ends a backoff.
+ * Reports (of any child) come SPAWN_GAP_S apart, those of failures
+ * made meanwhile together with the next: a supervisor that fails on a
+ * failed spawn and is restarted at once by its parent (an intensity of
+ * 0) would otherwise try again, and fail, at each loop iteration, for as
+ * long as its parent's intensity allows. */
 static int
 spawn_failed(struct child *c, int p[3][2], const char *what)
 {
+	static ev_tstamp last = -SPAWN_GAP_S;	/* the last report's due time */
 	log_error(c->name, "cannot spawn: %s: %s", what, strerror(errno));
 	close_pipes(p);
 	c->spawn_failed = true;
@@ -391,8 +398,14 @@ spawn_failed(struct child *c, int p[3][2], const char *what)
 	c->ready_at = 0;	/* it never ran: child_last_run is 0 */
 	c->exited_at = clock_now();
 	c->state = CS_BACKOFF;
+	ev_tstamp now = c->exited_at, due = now;
+	if (last > now)
+		due = last;	/* with the report still to come */
+	else if (now < last + SPAWN_GAP_S)
+		due = last + SPAWN_GAP_S;
+	last = due;
 	ev_set_cb(&c->t_backoff, on_spawn_failed);
-	ev_timer_set(&c->t_backoff, 0., 0.);
+	ev_timer_set(&c->t_backoff, due - now, 0.);
 	ev_timer_start(LOOP, &c->t_backoff);
 	return -1;
 }

@@ -69,7 +69,8 @@ void	child_reconfigure(struct child *, const struct config *,
 
 /* Starts a process (state starting). -1 if none came of it (pipe2 or
  * vfork failed; an exec failure is an exit of the process): the child is
- * in backoff, and exited follows from the loop, as for a process that
+ * in backoff, and exited follows from the loop (up to 100 ms later:
+ * failed spawns are reported that far apart), as for a process that
  * exited abnormally having never run (child_spawn_failed, a
  * child_last_run of 0). child_set_down before it drops it. */
 int	child_spawn(struct child *);

@@ -220,6 +220,35 @@ test_spawn_never_possible_gives_up(void **state)
 	stop_failing(a, &fl, 1);
 }
 
+/* A pool that fails at its first failed spawn (max_restarts 0), under a
+ * root that keeps restarting it, tries again no more than every 100 ms:
+ * not at each loop iteration, a spin of thousands of spawns and log lines
+ * a second. Once spawns work again the pool comes back. */
+static void
+test_failed_spawns_no_spin_through_parent(void **state)
+{
+	struct failer fl;
+	static const char tolerant[] =
+	    "supervisor = { max_restarts = 1000000; max_seconds = 1; };\n"
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 0; max_restarts = 0;\n"
+	    "  max_seconds = 60; };\n"
+	    "environments = { dev = { }; };\n";
+	struct arb *a = start_failing(&fl, tolerant, "0");
+	fail_next(&fl, "1000000");
+	json_int_t pid = kill_worker(a);
+	assert_true(arb_wait_log_line(a, ARB_EVENT_MS, "root", "pool failed",
+	    NULL));
+	size_t before = arb_log_count_lines(a, "cannot spawn", NULL);
+	arb_sleep_ms(1000);	/* a window to count the attempts in */
+	size_t made = arb_log_count_lines(a, "cannot spawn", NULL) - before;
+	fail_next(&fl, "0");
+	/* 10 a second at most (a loaded machine makes fewer) */
+	assert_true(made <= 15);
+	json_decref(ready_worker(a, pid));
+	stop_failing(a, &fl, 0);
+}
+
 /* A spawn whose second pipe fails closes the first: arbord holds as many
  * descriptors once the worker is back as before. */
 static void
@@ -305,6 +334,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_spawn_never_possible_gives_up,
 		    arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_failed_spawns_no_spin_through_parent, arb_teardown),
 		cmocka_unit_test_teardown(test_failed_pipe_leaks_nothing,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_transient_failed_start_retried,
