@@ -115,6 +115,7 @@ bridge_reconfigure(struct bridge *b, const struct config *cfg,
 	    cfg->pool.max_waiting);
 	sess_set_ttl(b->sessions, cfg->pool.session_ttl_ms);
 	recycle_if_due(b);	/* a bound may have come down */
+	sup_revive_restartable(b->sup);	/* worker.restart may have changed */
 	pump(b);	/* max_inflight may have grown */
 }
 

@@ -886,6 +886,7 @@ pool_reconfigure(struct pool *p, const struct config *cfg, char *const *argv)
 		trim_overflow(p);
 		recycle_idle(p);
 		start_lazy(p);
+		sup_revive_restartable(p->sup);
 	}
 	rearm_idle(p);
 }

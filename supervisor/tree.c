@@ -496,6 +496,23 @@ sup_start_child(struct sup *s, struct child *c)
 	bring_up(s, sl, false);
 }
 
+/* A reload changed worker.restart: a child its old type left down
+ * (ended) that the new one would have restarted (permanent: any; transient:
+ * one that ended abnormally) is started, as start would (not counted as a
+ * restart). Those stopped on request stay down. */
+void
+sup_revive_restartable(struct sup *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct slot *sl = s->slots[i];
+		if (!sl->ended || sl->leaving || !wants_restart(s, sl->c))
+			continue;
+		log_info(child_name(sl->c), "worker.restart = %s: starting",
+		    cfg_restart_name(s->cfg->worker.restart));
+		bring_up(s, sl, false);
+	}
+}
+
 /* A child that crashed is not stopped: its exit, once reaped, restarts
  * it as the crash it is (on_exited), whichever comes first, the op or the
  * reap; stopped, it would have been restarted outside the intensity. */

@@ -75,6 +75,9 @@ void	sup_abandon(struct sup *, enum msg_code, const char *why);
  * a request still in flight (child_stop). */
 void	sup_stop_child(struct sup *, struct child *, const char *reason);
 void	sup_start_child(struct sup *, struct child *);
+/* After a reload: starts the children their old restart type left down
+ * that the new one would have restarted (never one stopped on request). */
+void	sup_revive_restartable(struct sup *);
 void	sup_restart_child(struct sup *, struct child *, const char *reason);
 /* c is leaving the supervisor (its owner removes it once its process is
  * gone): it is wanted down, and nothing starts it again. */

@@ -2544,6 +2544,108 @@ test_reload_lazy_to_eager(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A pool of three (worker.restart = type), or the single worker. */
+static char *
+conf_restart(bool pool, const char *type)
+{
+	return xasprintf(
+	    "bridge = { pooling_enabled = %s; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 3; max_overflow = 0; };\n"
+	    "worker = { restart = \"%s\"; };\n"
+	    "environments = { dev = { }; };\n"
+	    "control = { socket = \"arbor.sock\"; };\n",
+	    pool ? "true" : "false", type);
+}
+
+static void
+op_on(struct arb *a, const char *op, const char *name)
+{
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", op,
+	    "name", name)));
+}
+
+/* Makes the next free worker exit with code. */
+static void
+exit_one(struct arb *a, int code)
+{
+	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", code),
+	    NULL, "worker_crashed"));
+}
+
+static const char *
+state_of(struct arb *a, const char *name)
+{
+	static char st[32];
+	json_t *node = arb_status(a, name);
+	assert_non_null(node);
+	snprintf(st, sizeof st, "%s", arb_node_str(node, "state"));
+	json_decref(node);
+	return st;
+}
+
+static void
+reload_restart(struct arb *a, bool pool, const char *type)
+{
+	char *body = conf_restart(pool, type);
+	reload_expect(a, body, (const char *const[]){ "worker.restart", NULL });
+	free(body);
+}
+
+/* A reload to a restart type that would have restarted a worker the old
+ * one left down starts it: temporary -> transient the one that crashed,
+ * -> permanent the one that exited 0 too. One stopped with stop stays
+ * down until start. */
+static void
+test_reload_restart_revives(void **state)
+{
+	char *body = conf_restart(true, "temporary");
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_t *tree = arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	op_on(a, "stop", "pool/worker.2");
+	op_on(a, "stop", "pool/worker.3");
+	exit_one(a, 0);		/* worker.1, the one left */
+	arb_await_node(a, "pool/worker.1", "stopped");
+	op_on(a, "start", "pool/worker.2");
+	arb_wait_ready_pid(a, "pool/worker.2", 0);
+	exit_one(a, 3);
+	arb_await_node(a, "pool/worker.2", "failed");
+	const char *clean = "pool/worker.1", *crashed = "pool/worker.2";
+	reload_restart(a, true, "transient");
+	json_int_t p = arb_wait_ready_pid(a, crashed, 0);
+	assert_string_equal(state_of(a, clean), "stopped");
+	reload_restart(a, true, "permanent");
+	arb_wait_ready_pid(a, clean, 0);
+	assert_string_equal(state_of(a, "pool/worker.3"), "stopped");
+	assert_int_equal(arb_wait_ready_pid(a, crashed, 0), p);
+	assert_true(arb_log_contains(a, "worker.restart = permanent: starting"));
+	op_on(a, "start", "pool/worker.3");
+	tree = arb_wait_all_ready(a, "pool", 3, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The same in single mode: a temporary worker that exited 0 is started
+ * by a reload to permanent; a later exit restarts it. */
+static void
+test_reload_restart_revives_single(void **state)
+{
+	char *body = conf_restart(false, "temporary");
+	struct arb *a = arb_start(body, "dev", NULL);
+	free(body);
+	json_int_t p = arb_wait_ready_pid(a, "bridge/worker", 0);
+	exit_one(a, 0);
+	arb_await_node(a, "bridge/worker", "stopped");
+	reload_restart(a, false, "permanent");
+	json_int_t q = arb_wait_ready_pid(a, "bridge/worker", p);
+	exit_one(a, 0);
+	arb_wait_ready_pid(a, "bridge/worker", q);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 int
 main(void)
 {
@@ -2625,6 +2727,9 @@ main(void)
 		cmocka_unit_test_teardown(test_reload_control_socket, teardown),
 		cmocka_unit_test_teardown(test_reload_each_key, teardown),
 		cmocka_unit_test_teardown(test_reload_lazy_to_eager, teardown),
+		cmocka_unit_test_teardown(test_reload_restart_revives, teardown),
+		cmocka_unit_test_teardown(test_reload_restart_revives_single,
+		    teardown),
 		cmocka_unit_test_teardown(test_affinity_change_keeps_ttl,
 		    teardown),
 		cmocka_unit_test_teardown(test_affinity_none_ends_session_in_flight,
