@@ -90,6 +90,7 @@ static void	on_err(struct ev_loop *, ev_io *, int);
 static void	on_exit_status(struct ev_loop *, ev_child *, int);
 static void	on_deadline(struct ev_loop *, ev_timer *, int);
 static void	on_kill_timer(struct ev_loop *, ev_timer *, int);
+static bool	exited_unseen(const struct child *);
 static void	on_backoff(struct ev_loop *, ev_timer *, int);
 static void	on_spawn_failed(struct ev_loop *, ev_timer *, int);
 static void	on_health(struct ev_loop *, ev_timer *, int);
@@ -1087,6 +1088,8 @@ on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		protocol_failure(c, c->closed_why);
 		return;
 	}
+	if (exited_unseen(c))
+		return;		/* stopped in time: its exit is on its way */
 	log_warn(c->name, "did not stop within %d ms: SIGKILL",
 	    c->cfg->worker.shutdown_timeout_ms);
 	kill(-c->pid, SIGKILL);
@@ -1308,19 +1311,24 @@ child_state(const struct child *c)
 	return c->state;
 }
 
-/* An exit not reaped yet is peeked at (WNOWAIT leaves it to the child
+/* Whether c's process has exited, its exit not yet seen by on_exit: an
+ * exit not reaped yet is peeked at (WNOWAIT leaves it to the child
  * watcher); ECHILD: the loop has reaped it, its watcher not yet run. */
+static bool
+exited_unseen(const struct child *c)
+{
+	siginfo_t si = { .si_pid = 0 };
+	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return errno == ECHILD;
+	return si.si_pid == c->pid;
+}
+
 bool
 child_crashing(const struct child *c)
 {
 	if (c->pid <= 0)
 		return false;
-	if (c->failed || c->closed_why)
-		return true;
-	siginfo_t si = { .si_pid = 0 };
-	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-		return errno == ECHILD;
-	return si.si_pid == c->pid;
+	return c->failed || c->closed_why || exited_unseen(c);
 }
 
 /* Only the SIGKILL sent for the deadline: a worker that exited on its

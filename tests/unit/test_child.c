@@ -1341,6 +1341,57 @@ test_stderr_logged(void **state)
 	assert_true(found);
 }
 
+/* Whether pid has exited, its exit left for the loop to reap. */
+static bool
+exited_unreaped(pid_t pid)
+{
+	siginfo_t si = { .si_pid = 0 };
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == pid;
+}
+
+/* The SIGKILL timer is due (shutdown_timeout_ms = 0) with the worker
+ * already ended by SIGTERM, its SIGCHLD not yet seen by the loop (held
+ * back here): it is sent nothing, and no "did not stop" is logged. */
+static void
+test_stop_exited_no_kill(void **state)
+{
+	struct fx *fx = *state;
+	char path[] = "/tmp/arbor-child-log-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fx->cfg.worker.shutdown_timeout_ms = 0;
+	spawn_ready(fx);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	dup2(fd, 2);
+	close(fd);
+	log_setup(LOG_INFO, LOG_TEXT);
+	sigset_t chld, old;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	child_stop(fx->c, NULL);
+	for (int ms = 0; !exited_unreaped(fx->pid) && ms < BOUND_S * 1000; ms++)
+		usleep(1000);	/* polled: no loop may run meanwhile */
+	bool exited = exited_unreaped(fx->pid);
+	evwait_for(0.1);	/* the timer, due at once, runs */
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	bool exit_seen = evwait_until(has_exited, fx, BOUND_S, TICK_S);
+	struct grep g = { path, "did not stop within" };
+	bool killed = file_has(&g);
+	log_setup(LOG_ERROR, LOG_TEXT);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	unlink(path);
+	assert_true(exited);
+	assert_true(exit_seen);
+	assert_false(killed);
+	assert_int_equal(fx->nexited, 1);
+}
+
 /* The NODE without a process; a name that needs escapes comes back whole. */
 static void
 test_json_stopped(void **state)
@@ -1574,6 +1625,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_notice_timeout_kills, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_health_pings, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stop_exited_no_kill, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stderr_logged, setup,
 		    teardown),
