@@ -469,9 +469,11 @@ start_overflow(struct pool *p)
 	snprintf(leaf, sizeof leaf, "overflow.%d", k + 1);
 	p->overflow_used |= UINT64_C(1) << k;
 	p->noverflow++;
+	/* before the spawn, so that its failure is logged after */
+	log_info("pool", "all workers busy: starting %s/%s", sup_name(p->sup),
+	    leaf);
 	struct pworker *pw = pw_add(p, leaf, true, true);
 	pw->overflow_index = k;
-	log_info("pool", "all workers busy: started %s", child_name(pw->c));
 }
 
 /* A job had to wait: start a lazy worker, or an overflow one, unless

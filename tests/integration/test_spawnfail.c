@@ -322,6 +322,42 @@ test_failed_spawn_after_long_run_waits(void **state)
 	free(c);
 }
 
+/* An overflow worker whose spawn fails is logged as started before its
+ * failure, and comes up on its retry. */
+static void
+test_overflow_spawn_fail_logged_in_order(void **state)
+{
+	struct failer fl;
+	struct arb *a = start_failing(&fl,
+	    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n"
+	    "pool = { size = 1; max_overflow = 1; };\n"
+	    "environments = { dev = { }; };\n", "0");
+	json_decref(ready_worker(a, 0));
+	struct arb_conn *busy = arb_conn_open(a);
+	assert_non_null(busy);
+	json_t *req = json_pack("{s:i,s:s,s:s,s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "sleep", "args", "ms", 3000);
+	assert_int_equal(arb_conn_send(busy, req), 0);
+	json_decref(req);
+	arb_await_node(a, "pool/worker.1", "busy");
+	fail_next(&fl, "1");
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "execute",
+	    "command", "echo")));
+	assert_int_equal(fails_left(&fl), 0);
+	json_t *reply = arb_conn_recv(busy, ARB_EVENT_MS);
+	assert_true(arb_reply_ok(reply));
+	json_decref(reply);
+	arb_conn_close(busy);
+	char *log = arb_log(a);
+	const char *started = strstr(log,
+	    "pool: all workers busy: starting pool/overflow.1");
+	const char *failed = strstr(log, "pool/overflow.1: cannot spawn");
+	bool in_order = started && failed && started < failed;
+	free(log);
+	assert_true(in_order);
+	stop_failing(a, &fl, 0);
+}
+
 int
 main(void)
 {
@@ -342,6 +378,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_failed_spawn_after_long_run_waits,
 		    arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_overflow_spawn_fail_logged_in_order, arb_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
