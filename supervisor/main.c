@@ -51,6 +51,7 @@ struct daemon {
 					 * next one kills the workers */
 	bool		 forced;	/* a second one came: no waiting for
 					 * replies unread either */
+	bool		 finished;	/* stopped: later signals do nothing */
 };
 
 static void
@@ -169,6 +170,7 @@ finish(struct daemon *d)
 	ev_timer_stop(EV_DEFAULT_UC, &d->t_flush);
 	ctl_close(d->ctl);
 	d->ctl = NULL;
+	d->finished = true;
 	log_info("arbord", "stopped");
 	ev_break(EV_DEFAULT_UC, EVBREAK_ALL);
 }
@@ -365,10 +367,13 @@ on_stop_signal(int signum)
 	ev_async_send(EV_DEFAULT_UC, stop_async);
 }
 
-/* One SIGTERM or SIGINT: the first drains, a later one kills the workers. */
+/* One SIGTERM or SIGINT: the first drains, the second kills the workers;
+ * those after it, or after arbord has stopped, have nothing left to do. */
 static void
 stop_signal(struct daemon *d)
 {
+	if (d->forced || d->finished)
+		return;
 	if (d->signalled) {
 		d->forced = true;
 		if (ev_is_active(&d->w_flush)) {	/* the tree is down */

@@ -361,6 +361,46 @@ test_second_signal_cuts_unread_wait(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* Signals beyond the second, or coming once arbord has stopped, do
+ * nothing: the second and a third come together (held back while arbord
+ * is stopped with SIGSTOP) while it waits for an unread reply; the
+ * second ends it, and the third logged "killing workers now" after
+ * "arbord: stopped". */
+static void
+test_third_signal_logs_nothing(void **state)
+{
+	enum { BIG = 4 << 20 };
+	json_int_t pids[1];
+	struct arb *a = start_ready(UNREAD_CONF, "pool", 1, pids);
+	struct arb_conn *c = arb_conn_open(a);
+	assert_non_null(c);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "big", "args", "bytes", BIG);
+	assert_int_equal(arb_conn_send(c, req), 0);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "successful_operations", 1, 1,
+	    ARB_EVENT_MS));
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	if (!proc_wait_gone((pid_t)pids[0], ARB_EXIT_MS) ||
+	    !arb_wait_log_line(a, ARB_EVENT_MS, "pool: stopped", NULL))
+		fail_msg("the tree did not stop after SIGTERM");
+	assert_int_equal(arb_kill(a, SIGSTOP), 0);
+	long long t0 = arb_now_ms();
+	while (!proc_is_stopped(arb_pid(a)) && arb_now_ms() - t0 < ARB_EVENT_MS)
+		arb_sleep_ms(5);
+	bool held = proc_is_stopped(arb_pid(a));
+	int sent = arb_kill(a, SIGTERM) | arb_kill(a, SIGINT);
+	assert_int_equal(arb_kill(a, SIGCONT), 0);
+	assert_true(held);
+	assert_int_equal(sent, 0);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
+	assert_true(arb_log_has_line(a, "second signal", "still unread",
+	    NULL));
+	assert_false(arb_log_contains(a, "killing workers now"));
+	arb_conn_close(c);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Nothing is started again once shutdown has begun: restart, start and
  * reload are refused with shutting_down and SIGHUP is ignored, so the
  * shutdown ends as it would have (a pool restarted then would never let
@@ -577,6 +617,8 @@ main(void)
 		cmocka_unit_test_teardown(test_reply_unread_at_stop_delivered,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_second_signal_cuts_unread_wait,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_third_signal_logs_nothing,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_nothing_restarts_while_draining, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkill_takes_workers_along, arb_teardown),
