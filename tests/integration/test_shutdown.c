@@ -324,6 +324,30 @@ test_reply_unread_at_stop_delivered(void **state)
 	assert_clean_exit(a, pids, 1);
 }
 
+/* Starts arbord (UNREAD_CONF), has a client ask for a 4 MiB reply it
+ * does not read, and stops arbord with SIGTERM: returns once the tree is
+ * down, arbord waiting for the reply to be read; *c is that client. */
+static struct arb *
+stopped_with_reply_unread(struct arb_conn **c)
+{
+	enum { BIG = 4 << 20 };
+	json_int_t pids[1];
+	struct arb *a = start_ready(UNREAD_CONF, "pool", 1, pids);
+	*c = arb_conn_open(a);
+	assert_non_null(*c);
+	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
+	    "execute", "command", "big", "args", "bytes", BIG);
+	assert_int_equal(arb_conn_send(*c, req), 0);
+	json_decref(req);
+	assert_true(cl_wait_stat(a, "successful_operations", 1, 1,
+	    ARB_EVENT_MS));
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	if (!proc_wait_gone((pid_t)pids[0], ARB_EXIT_MS) ||
+	    !arb_wait_log_line(a, ARB_EVENT_MS, "pool: stopped", NULL))
+		fail_msg("the tree did not stop after SIGTERM");
+	return a;
+}
+
 /* A second signal forces the stop also once the tree is down: arbord no
  * longer waits for a client that does not read its reply (it waited out
  * shutdown_timeout_ms, here a minute, while its log said "killing workers
@@ -331,22 +355,9 @@ test_reply_unread_at_stop_delivered(void **state)
 static void
 test_second_signal_cuts_unread_wait(void **state)
 {
-	enum { BIG = 4 << 20 };
-	json_int_t pids[1];
-	struct arb *a = start_ready(UNREAD_CONF, "pool", 1, pids);
-	struct arb_conn *c = arb_conn_open(a);
-	assert_non_null(c);
-	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
-	    "execute", "command", "big", "args", "bytes", BIG);
-	assert_int_equal(arb_conn_send(c, req), 0);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "successful_operations", 1, 1,
-	    ARB_EVENT_MS));
-	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	struct arb_conn *c;
+	struct arb *a = stopped_with_reply_unread(&c);
 	/* The tree is down, the reply still unread: the second signal. */
-	if (!proc_wait_gone((pid_t)pids[0], ARB_EXIT_MS) ||
-	    !arb_wait_log_line(a, ARB_EVENT_MS, "pool: stopped", NULL))
-		fail_msg("the tree did not stop after SIGTERM");
 	assert_int_equal(arb_kill(a, SIGTERM), 0);
 	long long t = arb_now_ms();
 	int rc = arb_wait_exit(a, ARB_EXIT_MS);
@@ -369,21 +380,8 @@ test_second_signal_cuts_unread_wait(void **state)
 static void
 test_third_signal_logs_nothing(void **state)
 {
-	enum { BIG = 4 << 20 };
-	json_int_t pids[1];
-	struct arb *a = start_ready(UNREAD_CONF, "pool", 1, pids);
-	struct arb_conn *c = arb_conn_open(a);
-	assert_non_null(c);
-	json_t *req = json_pack("{s:i, s:s, s:s, s:{s:i}}", "id", 1, "op",
-	    "execute", "command", "big", "args", "bytes", BIG);
-	assert_int_equal(arb_conn_send(c, req), 0);
-	json_decref(req);
-	assert_true(cl_wait_stat(a, "successful_operations", 1, 1,
-	    ARB_EVENT_MS));
-	assert_int_equal(arb_kill(a, SIGTERM), 0);
-	if (!proc_wait_gone((pid_t)pids[0], ARB_EXIT_MS) ||
-	    !arb_wait_log_line(a, ARB_EVENT_MS, "pool: stopped", NULL))
-		fail_msg("the tree did not stop after SIGTERM");
+	struct arb_conn *c;
+	struct arb *a = stopped_with_reply_unread(&c);
 	assert_int_equal(arb_kill(a, SIGSTOP), 0);
 	long long t0 = arb_now_ms();
 	while (!proc_is_stopped(arb_pid(a)) && arb_now_ms() - t0 < ARB_EVENT_MS)
