@@ -6,9 +6,9 @@
 #endif
 
 /* The scanner makes one pass over the text with no allocation and no
- * recursion: the containers open below the top-level object live on a
- * small stack in struct scan, with the keys of each open object for the
- * duplicate check. The top level's keys are checked against the members
+ * recursion: the containers open below the top-level object are bits of
+ * one word, and the keys of each open object sit on a small stack for the
+ * duplicate check (struct keys). The top level's keys are checked against the members
  * found so far. Every limit below is where the scanner stops deciding and
  * returns -1; none of them is a limit of jansson's. */
 
@@ -18,7 +18,7 @@
 #define EXP_DIGITS	2	/* ... |x| < 1e299: strtod cannot overflow */
 
 /* The scanner's steps are forced inline, so that jraw_object and
- * scan_nested each run as one function (17 % fewer instructions). */
+ * scan_nested each run as one function. */
 #define STEP	static inline __attribute__((always_inline))
 
 #define ONES	0x0101010101010101ULL
@@ -29,46 +29,15 @@ struct span {
 	size_t		 n;
 };
 
-struct scan {
-	const char	*p;		/* the next byte */
-	const char	*end;
-	bool		 escaped;	/* the last string held a backslash */
-	int		 depth;		/* containers open below the top level */
-	uint64_t	 objs;		/* bit d-1: the one at depth d is an object */
-	int		 nkeys;		/* used entries of keys */
-	int		 base[JRAW_MAX_DEPTH];	/* an open object's first key */
-	struct span	 keys[KEY_STACK];
-};
-
-/* What the container machine does next. */
-enum step {
-	ST_ERR = -1,
-	ST_DONE,	/* the outermost container closed */
-	ST_VALUE,	/* a value is expected at p */
-	ST_KEY,		/* a key, its colon and then a value */
-	ST_NEXT,	/* a comma or the closing bracket */
-};
-
 #define WS_BITS	(1ULL << ' ' | 1ULL << '\t' | 1ULL << '\n' | 1ULL << '\r')
 
-/* Skips JSON whitespace; most calls find none, so test that first. */
-STEP void
-skip_ws(struct scan *s)
+/* Skips JSON whitespace from p. */
+STEP const char *
+skip_ws(const char *p, const char *end)
 {
-	const char *p = s->p, *end = s->end;
 	while (p < end && (unsigned char)*p <= ' ' && (WS_BITS >> *p & 1))
 		p++;
-	s->p = p;
-}
-
-/* Consumes the byte c if it is next. */
-STEP bool
-eat(struct scan *s, char c)
-{
-	if (s->p == s->end || *s->p != c)
-		return false;
-	s->p++;
-	return true;
+	return p;
 }
 
 static inline uint64_t
@@ -238,57 +207,39 @@ jraw_put_valid_utf8(struct buf *out, const char *s, size_t n)
 }
 
 /* The rest of a string from p, a byte that is not plain: escapes, UTF-8
- * and the closing quote, as far as the string goes. */
-static __attribute__((noinline)) int
-scan_string_rest(struct scan *s, const char *p)
+ * and the closing quote. The byte after that quote, or NULL. */
+static __attribute__((noinline)) const char *
+string_rest(const char *p, const char *end, bool *escaped)
 {
-	const char *end = s->end;
 	for (;;) {
 		if (p == end)
-			return -1;
+			return NULL;
 		if (*p == '"')
-			break;
+			return p + 1;
 		if (*p == '\\') {
-			s->escaped = true;
+			*escaped = true;
 			p = skip_escape(p, end);
 		} else if ((unsigned char)*p >= 0x80)
 			p = skip_utf8(p, end);
 		else
-			return -1;	/* a control byte */
+			return NULL;	/* a control byte */
 		if (p == NULL)
-			return -1;
+			return NULL;
 		p = skip_plain(p, end);
 	}
-	s->p = p + 1;
-	return 0;
 }
 
-/* Scans the string whose opening quote is at s->p; sets s->escaped. Most
- * strings are plain ASCII to their closing quote: that path is inline. */
-STEP int
-scan_string(struct scan *s)
+/* The string whose opening quote is at p: the byte after its closing
+ * quote, or NULL; *escaped tells whether it holds an escape. Most strings
+ * are plain ASCII to their closing quote: that path is inline. */
+STEP const char *
+scan_string(const char *p, const char *end, bool *escaped)
 {
-	const char *p = skip_plain(s->p + 1, s->end);
-	s->escaped = false;
-	if (p < s->end && *p == '"') {
-		s->p = p + 1;
-		return 0;
-	}
-	return scan_string_rest(s, p);
-}
-
-/* Scans a key (a string without escapes, so that its raw bytes are what
- * jansson compares) into k. */
-STEP int
-scan_key(struct scan *s, struct span *k)
-{
-	if (s->p == s->end || *s->p != '"')
-		return -1;
-	k->p = s->p + 1;
-	if (scan_string(s) < 0 || s->escaped)
-		return -1;
-	k->n = (size_t)(s->p - 1 - k->p);
-	return 0;
+	p = skip_plain(p + 1, end);
+	*escaped = false;
+	if (p < end && *p == '"')
+		return p + 1;
+	return string_rest(p, end, escaped);
 }
 
 static inline bool
@@ -297,9 +248,29 @@ same_key(const char *a, size_t an, const char *b, size_t bn)
 	return an == bn && memcmp(a, b, an) == 0;
 }
 
+/* Marks each byte of x that is not an ASCII digit (some bit of it set):
+ * a digit is 0x0-0x9 in the low half of x ^ '0' and nothing in the high
+ * half, and adding 6 to a low half cannot carry out of its byte. */
+static inline uint64_t
+nondigit8(uint64_t x)
+{
+	uint64_t t = x ^ '0' * ONES;
+	return (t | ((t & 0x0f * ONES) + 0x06 * ONES)) & 0xf0 * ONES;
+}
+
+/* The end of the run of digits at p, eight bytes at a time where the
+ * byte order allows. */
 STEP const char *
 skip_digits(const char *p, const char *end)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (end - p >= 8) {
+		uint64_t stop = nondigit8(load64(p));
+		if (stop != 0)
+			return p + first_marked(stop);
+		p += 8;
+	}
+#endif
 	while (p < end && *p >= '0' && *p <= '9')
 		p++;
 	return p;
@@ -327,11 +298,11 @@ skip_real_tail(const char *p, const char *end)
 	return p;
 }
 
-/* Scans a number as RFC 8259 writes it, within the limits above. */
-STEP int
-scan_number(struct scan *s, enum jraw_type *t)
+/* The number at p as RFC 8259 writes it, within the limits above: the
+ * byte after it, or NULL. */
+STEP const char *
+scan_number(const char *p, const char *end, enum jraw_type *t)
 {
-	const char *p = s->p, *end = s->end;
 	if (*p == '-')
 		p++;
 	const char *digits = p;
@@ -340,239 +311,263 @@ scan_number(struct scan *s, enum jraw_type *t)
 	else
 		p = skip_digits(p, end);
 	if (p == digits)
-		return -1;
+		return NULL;
 	ptrdiff_t nint = p - digits;
 	if (p == end || (*p != '.' && *p != 'e' && *p != 'E')) {
 		*t = JRAW_INT;
-		s->p = p;
-		return nint <= INT_DIGITS ? 0 : -1;
+		return nint <= INT_DIGITS ? p : NULL;
 	}
-	if (nint > REAL_DIGITS || (p = skip_real_tail(p, end)) == NULL)
-		return -1;
 	*t = JRAW_REAL;
-	s->p = p;
-	return 0;
+	return nint <= REAL_DIGITS ? skip_real_tail(p, end) : NULL;
 }
 
-STEP int
-scan_literal(struct scan *s, const char *lit, size_t len)
+STEP const char *
+scan_literal(const char *p, const char *end, const char *lit, size_t len)
 {
-	if ((size_t)(s->end - s->p) < len || memcmp(s->p, lit, len) != 0)
-		return -1;
-	s->p += len;
-	return 0;
+	if ((size_t)(end - p) < len || memcmp(p, lit, len) != 0)
+		return NULL;
+	return p + len;
 }
 
-/* Scans a string, number or literal at s->p (not at the end). */
-STEP int
-scan_scalar(struct scan *s, enum jraw_type *t)
+/* The string, number or literal at p (before end): the byte after it, or
+ * NULL. *escaped is set for a string. */
+STEP const char *
+scan_scalar(const char *p, const char *end, enum jraw_type *t, bool *escaped)
 {
-	switch (*s->p) {
+	switch (*p) {
 	case '"':
 		*t = JRAW_STRING;
-		return scan_string(s);
+		return scan_string(p, end, escaped);
 	case 't':
 		*t = JRAW_TRUE;
-		return scan_literal(s, "true", 4);
+		return scan_literal(p, end, "true", 4);
 	case 'f':
 		*t = JRAW_FALSE;
-		return scan_literal(s, "false", 5);
+		return scan_literal(p, end, "false", 5);
 	case 'n':
 		*t = JRAW_NULL;
-		return scan_literal(s, "null", 4);
+		return scan_literal(p, end, "null", 4);
 	default:
-		return scan_number(s, t);
+		return scan_number(p, end, t);
 	}
 }
 
+/* p at the byte c, blanks allowed before it; NULL when another comes. The
+ * byte is tested first: compact JSON has no blanks. */
+STEP const char *
+at_byte(const char *p, const char *end, char c)
+{
+	if (p < end && *p == c)
+		return p;
+	p = skip_ws(p, end);
+	return p < end && *p == c ? p : NULL;
+}
+
+/* One of 64 bits for the key p[0..n), from its length and last byte:
+ * keys of different bits differ, so a key whose bit its object has not
+ * set yet is new without a comparison. */
+STEP uint64_t
+key_bit(const char *p, size_t n)
+{
+	unsigned h = (unsigned)n * 7 + (n > 0 ? (unsigned char)p[n - 1] : 0);
+	return (uint64_t)1 << (h & 63);
+}
+
+/* The keys of the open nested objects, for the duplicate check: those of
+ * the object at depth d start at base[d], their bits in bits[d]. */
+struct keys {
+	int		 n;
+	int		 base[JRAW_MAX_DEPTH];
+	uint64_t	 bits[JRAW_MAX_DEPTH];
+	struct span	 k[KEY_STACK];
+};
+
+/* Records the key p[0..n) of the object at depth d, unless it is there
+ * already or the object has too many keys to check. */
 STEP bool
-in_object(const struct scan *s)
+add_key(struct keys *ks, int d, const char *p, size_t n)
 {
-	return s->objs >> (s->depth - 1) & 1;
+	int first = ks->base[d];
+	uint64_t bit = key_bit(p, n);
+	if (ks->n - first >= JRAW_MAX_KEYS || ks->n >= KEY_STACK)
+		return false;
+	if (ks->bits[d] & bit)
+		for (int i = first; i < ks->n; i++)
+			if (same_key(ks->k[i].p, ks->k[i].n, p, n))
+				return false;
+	ks->bits[d] |= bit;
+	ks->k[ks->n++] = (struct span){ p, n };
+	return true;
 }
 
-/* Closes the innermost container (its bracket consumed). */
-STEP enum step
-pop(struct scan *s)
-{
-	if (in_object(s))
-		s->nkeys = s->base[s->depth - 1];
-	s->depth--;
-	return s->depth == 0 ? ST_DONE : ST_NEXT;
-}
+#define IN_OBJECT(objs, d)	((objs) >> (d) & 1)
 
-/* Opens the container whose bracket is at s->p. The top-level object
- * counts as one level of JRAW_MAX_DEPTH. */
-STEP enum step
-push(struct scan *s)
+/* The container whose bracket is at p, with all it holds: the byte after
+ * its closing bracket, or NULL. One loop and no recursion: objs has bit d
+ * set when the container at depth d is an object. Each place where JSON
+ * allows blanks looks at its byte first, and skips blanks only when it
+ * finds one. */
+static const char *
+scan_nested(const char *p, const char *end)
 {
-	if (s->depth >= JRAW_MAX_DEPTH - 1)
-		return ST_ERR;
-	bool obj = *s->p++ == '{';
-	uint64_t bit = (uint64_t)1 << s->depth;
-	if (obj) {
-		s->objs |= bit;
-		s->base[s->depth] = s->nkeys;
-	} else
-		s->objs &= ~bit;
-	s->depth++;
-	skip_ws(s);
-	if (eat(s, obj ? '}' : ']'))
-		return pop(s);
-	return obj ? ST_KEY : ST_VALUE;
-}
-
-/* A value inside a container. */
-STEP enum step
-on_value(struct scan *s)
-{
+	struct keys ks;
+	uint64_t objs = 0;
+	int depth = 0;		/* containers open */
 	enum jraw_type t;
-	if (s->p == s->end)
-		return ST_ERR;
-	if (*s->p == '{' || *s->p == '[')
-		return push(s);
-	return scan_scalar(s, &t) < 0 ? ST_ERR : ST_NEXT;
-}
+	bool esc;
 
-/* Records the key k of the innermost object, unless it is there already
- * or the object has too many keys to check. */
-STEP int
-add_key(struct scan *s, struct span k)
-{
-	int first = s->base[s->depth - 1];
-	if (s->nkeys - first >= JRAW_MAX_KEYS || s->nkeys >= KEY_STACK)
-		return -1;
-	for (int i = first; i < s->nkeys; i++)
-		if (same_key(s->keys[i].p, s->keys[i].n, k.p, k.n))
-			return -1;
-	s->keys[s->nkeys++] = k;
-	return 0;
-}
-
-/* A key and its colon inside a nested object. */
-STEP enum step
-on_key(struct scan *s)
-{
-	struct span k;
-	if (scan_key(s, &k) < 0 || add_key(s, k) < 0)
-		return ST_ERR;
-	skip_ws(s);
-	if (!eat(s, ':'))
-		return ST_ERR;
-	skip_ws(s);
-	return ST_VALUE;
-}
-
-/* After a value inside a container: a comma or the closing bracket. */
-STEP enum step
-on_next(struct scan *s)
-{
-	bool obj = in_object(s);
-	skip_ws(s);
-	if (eat(s, ',')) {
-		skip_ws(s);
-		return obj ? ST_KEY : ST_VALUE;
+	ks.n = 0;
+open:	/* at an opening bracket */
+	if (depth >= JRAW_MAX_DEPTH - 1)
+		return NULL;
+	if (*p++ == '{') {
+		objs |= (uint64_t)1 << depth;
+		ks.bits[depth] = 0;
+		ks.base[depth++] = ks.n;
+		p = skip_ws(p, end);
+		if (p < end && *p == '"')
+			goto key;
+		if (p < end && *p++ == '}')
+			goto close;
+		return NULL;
 	}
-	if (eat(s, obj ? '}' : ']'))
-		return pop(s);
-	return ST_ERR;
-}
-
-/* Scans the container at s->p to its closing bracket. */
-static int
-scan_nested(struct scan *s)
-{
-	enum step st = push(s);
-	while (st > ST_DONE) {
-		switch (st) {
-		case ST_VALUE:
-			st = on_value(s);
-			break;
-		case ST_KEY:
-			st = on_key(s);
-			break;
-		default:
-			st = on_next(s);
-			break;
-		}
+	objs &= ~((uint64_t)1 << depth);
+	depth++;
+	p = skip_ws(p, end);
+	if (p < end && *p == ']') {
+		p++;
+		goto close;
 	}
-	return st == ST_DONE ? 0 : -1;
-}
-
-/* Scans a top-level member's value, setting its type. */
-STEP int
-scan_value(struct scan *s, enum jraw_type *t)
-{
-	if (s->p == s->end)
-		return -1;
-	switch (*s->p) {
-	case '{':
-		*t = JRAW_OBJECT;
-		return scan_nested(s);
-	case '[':
-		*t = JRAW_ARRAY;
-		return scan_nested(s);
+	goto value;
+key:	/* at a key's opening quote */
+	{
+		const char *k = p + 1;
+		if ((p = scan_string(p, end, &esc)) == NULL || esc ||
+		    !add_key(&ks, depth - 1, k, (size_t)(p - 1 - k)) ||
+		    (p = at_byte(p, end, ':')) == NULL)
+			return NULL;
+		p++;
+	}
+value:	/* a value, blanks allowed before it */
+	if (p == end)
+		return NULL;
+	switch (*p) {
+	case '{': case '[':
+		goto open;
+	case ' ': case '\t': case '\n': case '\r':
+		p = skip_ws(p, end);
+		goto value;
+	}
+	if ((p = scan_scalar(p, end, &t, &esc)) == NULL)
+		return NULL;
+next:	/* after a value: a comma or the closing bracket */
+	if (p == end)
+		return NULL;
+	switch (*p++) {
+	case ',':
+		if (!IN_OBJECT(objs, depth - 1))
+			goto value;
+		if ((p = at_byte(p, end, '"')) == NULL)
+			return NULL;
+		goto key;
+	case '}':
+		if (IN_OBJECT(objs, depth - 1))
+			goto close;
+		return NULL;
+	case ']':
+		if (!IN_OBJECT(objs, depth - 1))
+			goto close;
+		return NULL;
+	case ' ': case '\t': case '\n': case '\r':
+		p = skip_ws(p, end);
+		goto next;
 	default:
-		return scan_scalar(s, t);
+		return NULL;
 	}
+close:	/* after a closing bracket */
+	if (IN_OBJECT(objs, --depth))
+		ks.n = ks.base[depth];
+	if (depth > 0)
+		goto next;
+	return p;
 }
 
-/* Scans one top-level member into m[k], refusing a key of m[0..k). */
-STEP int
-scan_member(struct scan *s, struct jraw_member *m, int k)
+/* One top-level member at p, blanks allowed before it, into m[k],
+ * refusing a key of m[0..k) (whose bits are in *seen): the byte after its
+ * value, or NULL. */
+STEP const char *
+scan_member(const char *p, const char *end, struct jraw_member *m, int k,
+    uint64_t *seen)
 {
 	struct jraw_member *e = &m[k];
-	struct span key;
-	if (scan_key(s, &key) < 0)
-		return -1;
-	for (int i = 0; i < k; i++)
-		if (same_key(m[i].key, m[i].key_len, key.p, key.n))
-			return -1;
-	skip_ws(s);
-	if (!eat(s, ':'))
-		return -1;
-	skip_ws(s);
-	e->key = key.p;
-	e->key_len = key.n;
-	e->val = s->p;
-	if (scan_value(s, &e->type) < 0)
-		return -1;
-	e->val_len = (size_t)(s->p - e->val);
-	e->escaped = e->type == JRAW_STRING && s->escaped;
-	return 0;
+	bool esc = false;
+	if ((p = at_byte(p, end, '"')) == NULL)
+		return NULL;
+	e->key = p + 1;
+	if ((p = scan_string(p, end, &esc)) == NULL || esc)
+		return NULL;
+	e->key_len = (size_t)(p - 1 - e->key);
+	uint64_t bit = key_bit(e->key, e->key_len);
+	if (*seen & bit)
+		for (int i = 0; i < k; i++)
+			if (same_key(m[i].key, m[i].key_len, e->key,
+			    e->key_len))
+				return NULL;
+	*seen |= bit;
+	if ((p = at_byte(p, end, ':')) == NULL)
+		return NULL;
+	p = skip_ws(p + 1, end);
+	if (p == end)
+		return NULL;
+	e->val = p;
+	switch (*p) {
+	case '{':
+		e->type = JRAW_OBJECT;
+		p = scan_nested(p, end);
+		break;
+	case '[':
+		e->type = JRAW_ARRAY;
+		p = scan_nested(p, end);
+		break;
+	default:
+		p = scan_scalar(p, end, &e->type, &esc);
+	}
+	if (p == NULL)
+		return NULL;
+	e->val_len = (size_t)(p - e->val);
+	e->escaped = e->type == JRAW_STRING && esc;
+	return p;
 }
 
 int
 jraw_object(const char *p, size_t n, struct jraw_member *m, int max)
 {
-	struct scan s;
+	const char *end = p + n;
+	uint64_t seen = 0;
 	int k = 0;
-	if (n == 0)
+	if ((p = at_byte(p, end, '{')) == NULL)
 		return -1;
-	s.p = p;
-	s.end = p + n;
-	s.depth = s.nkeys = 0;
-	s.objs = 0;
-	skip_ws(&s);
-	if (!eat(&s, '{'))
-		return -1;
-	skip_ws(&s);
-	if (!eat(&s, '}')) {
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == '}')
+		p++;
+	else
 		for (;;) {
-			if (k >= max || scan_member(&s, m, k) < 0)
+			if (k >= max || (p = scan_member(p, end, m, k, &seen)) ==
+			    NULL)
 				return -1;
 			k++;
-			skip_ws(&s);
-			if (eat(&s, '}'))
-				break;
-			if (!eat(&s, ','))
+			if ((p = skip_ws(p, end)) == end)
 				return -1;
-			skip_ws(&s);
+			if (*p == '}') {
+				p++;
+				break;
+			}
+			if (*p++ != ',')
+				return -1;
 		}
-	}
-	skip_ws(&s);
-	return s.p == s.end ? k : -1;
+	return skip_ws(p, end) == end ? k : -1;
 }
+
 
 /* At most INT_DIGITS digits: no overflow, no strtoll. NULL (a member
  * jraw_get did not find) is false, so that calls compose. */
@@ -646,12 +641,22 @@ put_escape(struct buf *out, unsigned char c)
 		buf_append(out, e, 6);
 }
 
-/* Copies each run of plain bytes with one memcpy. */
+/* Copies each run of plain bytes with one memcpy; a string that needs
+ * no escape (the usual worker name or command) in one piece. */
 void
 jraw_put_str(struct buf *out, const char *s, size_t n)
 {
-	size_t i = 0;
+	size_t i = put_run(s, 0, n);
 	buf_reserve(out, n + 2);
+	if (i == n) {
+		char *d = buf_tail(out);
+		d[0] = '"';
+		memcpy(d + 1, s, n);
+		d[n + 1] = '"';
+		out->len += n + 2;
+		return;
+	}
+	i = 0;
 	out->data[out->len++] = '"';
 	while (i < n) {
 		size_t j = put_run(s, i, n);
@@ -677,20 +682,39 @@ jraw_str_size(const char *s, size_t n)
 	return size;
 }
 
-/* Digits from the right into a small array; the magnitude in unsigned
- * arithmetic, so that INT64_MIN needs no special case. */
+/* The number of decimal digits of u. */
+static size_t
+digits10(uint64_t u)
+{
+	static const uint64_t pow10[20] = {
+		1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+		10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+		100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+		100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+		100000000000000000ULL, 1000000000000000000ULL,
+		10000000000000000000ULL,
+	};
+	size_t n = 1;
+	while (n < 20 && u >= pow10[n])
+		n++;
+	return n;
+}
+
+/* Digits from the right, straight into the buffer; the magnitude in
+ * unsigned arithmetic, so that INT64_MIN needs no special case. */
 void
 jraw_put_int(struct buf *out, int64_t v)
 {
-	char d[24];
-	char *p = d + sizeof d;
 	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	size_t n = (v < 0) + digits10(u);
+	buf_reserve(out, n);
+	char *p = buf_tail(out) + n;
 	do
 		*--p = (char)('0' + u % 10);
 	while ((u /= 10) != 0);
 	if (v < 0)
 		*--p = '-';
-	buf_append(out, p, (size_t)(d + sizeof d - p));
+	out->len += n;
 }
 
 static void

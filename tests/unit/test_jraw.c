@@ -694,7 +694,8 @@ test_put_str(void **state)
 static void
 test_put_int(void **state)
 {
-	static const int64_t vals[] = { 0, -1, 1, 9, 10, -10, 42,
+	static const int64_t vals[] = { 0, -1, 1, 9, 10, -10, 42, 99, 100, -999,
+	    1000, 1000000000000000000LL, -1000000000000000000LL,
 	    999999999999999999LL, INT64_MIN, INT64_MAX, INT64_MIN + 1 };
 	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
 		struct buf b;
