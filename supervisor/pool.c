@@ -329,6 +329,19 @@ assign(struct pworker *pw, struct job *job)
 	}
 }
 
+/* The reset notice due in job's session goes with its reply, the next
+ * in the session (SPEC 6): the one another request of it in flight took
+ * (job_take_reset), or one no request has taken yet, due since a worker
+ * the session moved to (prefer) was lost while job ran at another. */
+static void
+tell_reset(struct pool *p, struct job *job)
+{
+	if (p->resets > 0)
+		p->resets -= job_take_reset(job, p->sessions);
+	if (sess_take_due(p->sessions, job->session, job->session_gen))
+		job->session_reset = true;
+}
+
 static void
 on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
     const char *why)
@@ -337,11 +350,11 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	struct job *job = pw->job;
 	pw->job = NULL;
 	pw->pool->inflight--;
-	if (pw->pool->resets > 0 && job->session_begun)
-		pw->pool->resets -= job_take_reset(job, pw->pool->sessions);
-	if (job->session_begun)
+	if (job->session_begun) {
+		tell_reset(pw->pool, job);
 		sess_finish(pw->pool->sessions, job->session, job->session_gen,
 		    clock_now());
+	}
 	job_from_reply(job, reply, err, why, child_name(pw->c), pw->pool->st);
 	if (reply)
 		maybe_recycle(pw);

@@ -40,6 +40,7 @@ struct sessions {
 	unsigned long		*count;
 	unsigned long		*made;
 	size_t			 npending;
+	size_t			 ndue;		/* bindings with reset set */
 	uint64_t		 next_gen;
 	bool			 retired;	/* handed on: ends none itself */
 };
@@ -108,10 +109,19 @@ unbind(struct binding *b)
 		a->unbound(a);
 }
 
+/* Sets or clears b's reset notice, counting the sessions due one. */
+static void
+set_reset(struct sessions *s, struct binding *b, bool on)
+{
+	s->ndue += (size_t)on - (size_t)b->reset;
+	b->reset = on;
+}
+
 static void
 drop(struct sessions *s, struct binding *b)
 {
 	unbind(b);
+	set_reset(s, b, false);
 	s->npending -= b->pending;
 	TAILQ_REMOVE(&s->lru, b, lru);
 	reg_remove(s->map, b->id);
@@ -220,7 +230,7 @@ sess_begin(struct sessions *s, const char *id, struct sess_anchor *a,
 		b->inflight++;
 	*gen = b->gen;
 	bool r = b->reset;
-	b->reset = false;
+	set_reset(s, b, false);
 	return r;
 }
 
@@ -257,8 +267,18 @@ sess_take_reset(struct sessions *s, const char *id)
 	struct binding *b = reg_lookup(s->map, id, NULL);
 	bool r = b && b->reset;
 	if (b)
-		b->reset = false;
+		set_reset(s, b, false);
 	return r;
+}
+
+bool
+sess_take_due(struct sessions *s, const char *id, uint64_t gen)
+{
+	struct binding *b = s->ndue ? reg_lookup(s->map, id, NULL) : NULL;
+	if (b == NULL || b->gen != gen || !b->reset)
+		return false;
+	set_reset(s, b, false);
+	return true;
 }
 
 bool
@@ -294,7 +314,7 @@ sess_inherit(struct sessions *to, const struct sessions *from, double since)
 		bool created;
 		sess_lookup(to, b->id, b->last_used, &created);
 		struct binding *nb = reg_lookup(to->map, b->id, NULL);
-		nb->reset = true;
+		set_reset(to, nb, true);
 	}
 }
 
@@ -331,7 +351,7 @@ sess_drop_anchor(struct sessions *s, struct sess_anchor *a)
 	struct binding *b;
 	while ((b = LIST_FIRST(&a->list)) != NULL) {
 		unbind(b);
-		b->reset = true;
+		set_reset(s, b, true);
 	}
 }
 

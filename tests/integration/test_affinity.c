@@ -530,6 +530,167 @@ test_prefer_reset_told_by_first_reply(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* ---- prefer: a session spread over workers, one of them lost ---- */
+
+#define HOLD_MS		6000	/* a request that must outlast a kill */
+#define DOOMED_MS	30000	/* a request at the worker killed */
+
+/* The busy worker of the pool other than the one named not (a pool of
+ * n workers), into w; fails the test if there is none. */
+static void
+other_busy(struct arb *a, int n, const char *not, char *w, size_t wn)
+{
+	for (int i = 1; i <= n; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "pool/worker.%d", i);
+		json_t *node = arb_status(a, name);
+		const char *st = arb_node_str(node, "state");
+		bool busy = st && strcmp(st, "busy") == 0;
+		json_decref(node);
+		if (busy && strcmp(name, not) != 0) {
+			snprintf(w, wn, "%s", name);
+			return;
+		}
+	}
+	fail_msg("no busy worker other than %s", not);
+}
+
+/* SIGKILLs worker w and waits for its successor to be ready. */
+static void
+kill_worker(struct arb *a, const char *w)
+{
+	json_int_t pid = cl_worker_pid(a, w);
+	assert_true(pid > 0);
+	assert_int_equal(proc_ppid((pid_t)pid), arb_pid(a));
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	arb_wait_ready_pid(a, w, pid);
+}
+
+/* Fails the test unless worker w is still busy (with a request that was
+ * to outlast what the test did meanwhile). */
+static void
+assert_still_busy(struct arb *a, const char *w)
+{
+	json_t *node = arb_status(a, w);
+	const char *st = arb_node_str(node, "state");
+	if (st == NULL || strcmp(st, "busy") != 0)
+		fail_msg("%s is %s, not busy: the machine was too slow for "
+		    "the test's request to still run", w, st ? st : "gone");
+	json_decref(node);
+}
+
+/* The reply on c, an error with code whose "session_reset" is reset. */
+static void
+expect_err(struct cl_conn *c, const char *code, bool reset)
+{
+	json_t *r = cl_recv(c, ARB_REPLY_MS);
+	assert_non_null(r);
+	assert_false(arb_reply_ok(r));
+	assert_string_equal(arb_reply_code(r), code);
+	assert_int_equal(cl_reply_reset(r), reset);
+	json_decref(r);
+	cl_close(c);
+}
+
+/* The reply on c, a success from worker w (NULL: any) whose
+ * "session_reset" is reset. */
+static void
+expect_ok(struct cl_conn *c, const char *w, bool reset)
+{
+	json_t *r = cl_recv_ok(c, ARB_REPLY_MS, "a request of the session");
+	if (w)
+		assert_string_equal(cl_reply_worker(r), w);
+	assert_int_equal(cl_reply_reset(r), reset);
+	json_decref(r);
+	cl_close(c);
+}
+
+/* prefer, a pool of n: session sid bound to w1, then a request of it (id
+ * 1, a sleep of ms1) held at w1 and a second one (id 2, a sleep of ms2)
+ * that prefer sends to another worker, w2, rebinding the session there.
+ * Their connections into *c1 and *c2. */
+static struct arb *
+spread_session(int n, const char *sid, int ms1, int ms2, char *w1,
+    char *w2, size_t wn, struct cl_conn **c1, struct cl_conn **c2)
+{
+	struct arb *a = start_pool(n, "prefer", NULL);
+	bind_session(a, sid, w1, wn);
+	*c1 = cl_send_held(a, 1, "sleep", json_pack("{s:i}", "ms", ms1), sid,
+	    "busy", 1);
+	*c2 = cl_send_held(a, 2, "sleep", json_pack("{s:i}", "ms", ms2), sid,
+	    "busy", 2);
+	other_busy(a, n, w1, w2, wn);
+	return a;
+}
+
+/* The worker a session moved to is lost while a request the session sent
+ * before the move still runs at the worker it left: that request's reply
+ * is the next one in the session and carries "session_reset": true (SPEC
+ * 6), once. The request that was at the lost worker fails first, with
+ * worker_crashed: it tells the loss itself. */
+static void
+test_prefer_reset_told_by_request_sent_before_loss(void **state)
+{
+	char w1[64], w2[64];
+	struct cl_conn *c1, *c2;
+	struct arb *a = spread_session(2, "pb", HOLD_MS, DOOMED_MS, w1, w2,
+	    sizeof w1, &c1, &c2);
+	kill_worker(a, w2);
+	expect_err(c2, "worker_crashed", false);
+	assert_still_busy(a, w1);
+	expect_ok(c1, w1, true);
+	assert_false(cl_echo_reset(a, "pb"));
+	assert_false(cl_echo_reset(a, "pb"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* Three workers, a notice due (the session's first worker lost): the
+ * request that takes it runs at a second worker while the session moves
+ * on to a third. Losing the second, the teller's failure carries the
+ * notice; losing the third, the teller's notice goes with the first reply
+ * (the one failing there), and the third's loss with the teller's own
+ * reply, the next one. Once each, never after. */
+static void
+reset_over_three_workers(bool lose_teller)
+{
+	struct arb *a = start_pool(3, "prefer", NULL);
+	char w0[64], w1[64], w2[64];
+	bind_session(a, "p3", w0, sizeof w0);
+	kill_worker(a, w0);
+	struct cl_conn *c1 = cl_send_held(a, 1, "sleep", json_pack("{s:i}",
+	    "ms", lose_teller ? DOOMED_MS : HOLD_MS), "p3", "busy", 1);
+	other_busy(a, 3, "", w1, sizeof w1);
+	struct cl_conn *c2 = cl_send_held(a, 2, "sleep", json_pack("{s:i}",
+	    "ms", lose_teller ? HOLD_MS : DOOMED_MS), "p3", "busy", 2);
+	other_busy(a, 3, w1, w2, sizeof w2);
+	if (lose_teller) {
+		kill_worker(a, w1);
+		expect_err(c1, "worker_crashed", true);
+		assert_still_busy(a, w2);
+		expect_ok(c2, w2, false);
+	} else {
+		kill_worker(a, w2);
+		expect_err(c2, "worker_crashed", true);
+		assert_still_busy(a, w1);
+		expect_ok(c1, w1, true);
+	}
+	assert_false(cl_echo_reset(a, "p3"));
+	assert_false(cl_echo_reset(a, "p3"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_prefer_reset_three_workers_teller_lost(void **state)
+{
+	reset_over_three_workers(true);
+}
+
+static void
+test_prefer_reset_three_workers_new_worker_lost(void **state)
+{
+	reset_over_three_workers(false);
+}
+
 /* get_stats from the worker named w (requests without a session take the
  * idle workers in turn): its reply, or a failed test. */
 static json_t *
@@ -1230,6 +1391,13 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_prefer_reset_told_by_first_reply,
 		    arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_prefer_reset_told_by_request_sent_before_loss,
+		    arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_prefer_reset_three_workers_teller_lost, arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_prefer_reset_three_workers_new_worker_lost, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_moves_when_worker_stops, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waiter_gets_overflow_when_worker_stops, arb_teardown),

@@ -309,6 +309,38 @@ test_teller(void **state)
 	assert_ptr_equal(sess_take_teller(fx->s, "s1", g), &r2);
 }
 
+/* A notice due that no request took goes with a reply of the session's
+ * request sent before the loss (sess_take_due), once, and not with one of
+ * an earlier session of the same id; one taken by a request sent since
+ * (sess_begin) is not due any more; an ended session has none due. */
+static void
+test_take_due(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t g = 0, g2 = 0;
+	bool rebound;
+	sess_begin(fx->s, "s1", &fx->a, &g, &rebound);
+	assert_false(sess_take_due(fx->s, "s1", g));
+	sess_drop_anchor(fx->s, &fx->a);
+	assert_false(sess_take_due(fx->s, "s1", g + 1));
+	assert_false(sess_take_due(fx->s, "unknown", g));
+	assert_true(sess_take_due(fx->s, "s1", g));
+	assert_false(sess_take_due(fx->s, "s1", g));
+	assert_false(sess_take_reset(fx->s, "s1"));
+
+	sess_bind(fx->s, "s1", &fx->b);
+	sess_drop_anchor(fx->s, &fx->b);
+	assert_true(sess_begin(fx->s, "s1", &fx->a, &g2, &rebound));
+	assert_false(sess_take_due(fx->s, "s1", g));
+
+	sess_drop_anchor(fx->s, &fx->a);
+	struct sess_anchor *left;
+	assert_true(sess_end(fx->s, "s1", &left));
+	g2 = 0;
+	sess_begin(fx->s, "s1", &fx->a, &g2, &rebound);
+	assert_false(sess_take_due(fx->s, "s1", g2));
+}
+
 static void
 test_end(void **state)
 {
@@ -732,6 +764,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reset_survives_rebind,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teller, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_unbinds, setup,
