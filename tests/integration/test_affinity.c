@@ -644,6 +644,51 @@ test_prefer_reset_told_by_request_sent_before_loss(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The same loss with a third request of the session waiting (every worker
+ * busy): the successor of the lost worker serves it, and its reply, the
+ * next in the session, carries the notice; the request still running at
+ * the worker the session left, answered after it, does not. */
+static void
+test_prefer_reset_told_by_waiter(void **state)
+{
+	char w1[64], w2[64];
+	struct cl_conn *c1, *c2;
+	struct arb *a = spread_session(2, "pw", HOLD_MS, DOOMED_MS, w1, w2,
+	    sizeof w1, &c1, &c2);
+	struct cl_conn *c3 = cl_send_held(a, 3, "echo", NULL, "pw", "waiting",
+	    1);
+	json_int_t pid = cl_worker_pid(a, w2);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	expect_err(c2, "worker_crashed", false);
+	expect_ok(c3, w2, true);
+	assert_still_busy(a, w1);
+	expect_ok(c1, w1, false);
+	assert_false(cl_echo_reset(a, "pw"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+/* The worker a session left (prefer) is lost: the session's state is at
+ * the worker it moved to, which lives, so no reply tells a reset; the
+ * request that was at the lost worker fails with worker_crashed. */
+static void
+test_prefer_left_worker_lost_no_reset(void **state)
+{
+	char w1[64], w2[64];
+	struct cl_conn *c1, *c2;
+	struct arb *a = spread_session(2, "pl", DOOMED_MS, HOLD_MS, w1, w2,
+	    sizeof w1, &c1, &c2);
+	kill_worker(a, w1);
+	expect_err(c1, "worker_crashed", false);
+	assert_still_busy(a, w2);
+	expect_ok(c2, w2, false);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "pl");
+	assert_string_equal(cl_reply_worker(r), w2);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* Three workers, a notice due (the session's first worker lost): the
  * request that takes it runs at a second worker while the session moves
  * on to a third. Losing the second, the teller's failure carries the
@@ -1393,6 +1438,10 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_told_by_request_sent_before_loss,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_reset_told_by_waiter,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_left_worker_lost_no_reset,
 		    arb_teardown),
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_three_workers_teller_lost, arb_teardown),
