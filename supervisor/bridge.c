@@ -186,7 +186,6 @@ send_job(struct bridge *b, struct job *job)
 {
 	struct flight *f = slab_alloc(sizeof *f);
 	*f = (struct flight){ b, job };
-	child_stats(b->worker)->checkouts++;
 	if (child_request(b->worker, job->command, job->args,
 	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
 		slab_free(f);
@@ -194,6 +193,7 @@ send_job(struct bridge *b, struct job *job)
 		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 		return;
 	}
+	child_stats(b->worker)->checkouts++;	/* once the worker has it */
 	b->inflight++;
 	if (job->session) {
 		bool rebound;

@@ -303,14 +303,14 @@ assign(struct pworker *pw, struct job *job)
 			return;
 		}
 	}
-	struct child_stats *s = child_stats(pw->c);
-	s->checkouts++;
 	if (child_request(pw->c, job->command, job->args,
 	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
 		job_unhold(job, p->sessions);
 		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 		return;
 	}
+	struct child_stats *s = child_stats(pw->c);
+	s->checkouts++;		/* a hand-off, once the worker has it */
 	pw->job = job;
 	p->inflight++;
 	job->session_begun = track;
