@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -291,6 +292,23 @@ free_env(char **env)
 	free(env);
 }
 
+/* In the forked process: takes the scheduling policy of worker.sched_policy
+ * (none to take for inherit). One it cannot take is written on the
+ * worker's stderr, which arbord logs, and the worker runs on without. */
+static void
+set_sched(enum cfg_sched want)
+{
+	static const int policy[] = {
+		[SCHEDP_OTHER] = SCHED_OTHER, [SCHEDP_BATCH] = SCHED_BATCH,
+		[SCHEDP_IDLE] = SCHED_IDLE,
+	};
+	struct sched_param none = { 0 };
+	if (want != SCHEDP_INHERIT &&
+	    sched_setscheduler(0, policy[want], &none) < 0)
+		dprintf(2, "cannot take scheduling policy %s: %s\n",
+		    cfg_sched_name(want), strerror(errno));
+}
+
 /* In the forked process: become a clean worker, or _exit(127). */
 static void __attribute__((noreturn))
 exec_worker(const struct child *c, int p_in[2], int p_out[2], int p_err[2],
@@ -307,6 +325,7 @@ exec_worker(const struct child *c, int p_in[2], int p_out[2], int p_err[2],
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (dup2(p_in[0], 0) < 0 || dup2(p_out[1], 1) < 0 || dup2(p_err[1], 2) < 0)
 		_exit(127);
+	set_sched(c->cfg->worker.sched_policy);
 	syscall(SYS_close_range, 3U, ~0U, 0U);
 	execvpe(c->argv[0], c->argv, env);
 	dprintf(2, "cannot exec %s: %s\n", c->argv[0], strerror(errno));

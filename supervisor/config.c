@@ -35,6 +35,9 @@ static const char *const adapter_words[] = {
 static const char *const restart_words[] = {
 	"permanent", "transient", "temporary", NULL
 };
+static const char *const sched_words[] = {
+	"inherit", "other", "batch", "idle", NULL
+};
 static const char *const strategy_words[] = { "fifo", "lifo", NULL };
 static const char *const affinity_words[] = {
 	"strict", "prefer", "none", NULL
@@ -47,6 +50,7 @@ static const char *const format_words[] = { "text", "json", NULL };
 /* Enum fields are stored through an int *. */
 _Static_assert(sizeof(enum cfg_adapter) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_restart) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_sched) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_strategy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_affinity) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum size");
@@ -108,6 +112,8 @@ static const struct kdesc keys[] = {
 	INT("worker.max_restart_delay_ms", worker.max_restart_delay_ms, 0,
 	    5000),
 	INT("worker.max_inflight", worker.max_inflight, 1, 64),
+	ENUM("worker.sched_policy", worker.sched_policy, sched_words,
+	    SCHEDP_INHERIT),
 
 	INT("pool.size", pool.size, 0, 0),
 	INTR("pool.max_overflow", pool.max_overflow, 0, CONFIG_MAX_OVERFLOW, 2),
@@ -181,6 +187,12 @@ const char *
 cfg_restart_name(enum cfg_restart v)
 {
 	return word_at(restart_words, (int)v);
+}
+
+const char *
+cfg_sched_name(enum cfg_sched v)
+{
+	return word_at(sched_words, (int)v);
 }
 
 const char *

@@ -36,6 +36,10 @@ enum cfg_adapter {
 	ADAPTER_BRIDGE_MOCK, ADAPTER_MOCK
 };
 enum cfg_restart { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY };
+/* The CPU scheduling policy a worker is started with (sched(7)). */
+enum cfg_sched {
+	SCHEDP_INHERIT, SCHEDP_OTHER, SCHEDP_BATCH, SCHEDP_IDLE
+};
 enum cfg_strategy { STRATEGY_FIFO, STRATEGY_LIFO };
 enum cfg_affinity { AFFINITY_STRICT, AFFINITY_PREFER, AFFINITY_NONE };
 enum cfg_log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -72,6 +76,7 @@ struct config {
 		long	max_frame_bytes;
 		int	restart_delay_ms, max_restart_delay_ms;
 		int	max_inflight;
+		enum cfg_sched sched_policy;
 	} worker;
 	struct {
 		int	size;		/* resolved: 0 became 2 x online CPUs */
@@ -122,6 +127,7 @@ const char **config_diff(const struct config *a, const struct config *b);
 const char *cfg_mode_name(enum cfg_mode);
 const char *cfg_adapter_name(enum cfg_adapter);
 const char *cfg_restart_name(enum cfg_restart);
+const char *cfg_sched_name(enum cfg_sched);
 const char *cfg_strategy_name(enum cfg_strategy);
 const char *cfg_affinity_name(enum cfg_affinity);
 const char *cfg_log_level_name(enum cfg_log_level);

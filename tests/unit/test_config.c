@@ -169,6 +169,7 @@ test_defaults(void **state)
 	assert_int_equal(c->worker.restart_delay_ms, 100);
 	assert_int_equal(c->worker.max_restart_delay_ms, 5000);
 	assert_int_equal(c->worker.max_inflight, 64);
+	assert_int_equal(c->worker.sched_policy, SCHEDP_INHERIT);
 	config_free(c);
 }
 
@@ -221,11 +222,12 @@ test_defaults_paths(void **state)
 static const char overlay_conf[] =
 	"pool = { size = 3; max_overflow = 7; strategy = \"lifo\"; };\n"
 	"worker = { command = [\"a\", \"b\"]; env = { A = \"1\"; B = \"2\"; };\n"
-	"  init_timeout_ms = 1234; };\n"
+	"  init_timeout_ms = 1234; sched_policy = \"idle\"; };\n"
 	"environments = {\n"
 	"  dev = { };\n"
 	"  test = { pool = { size = 5; };\n"
-	"           worker = { env = { B = \"3\"; C = \"4\"; }; }; };\n"
+	"           worker = { env = { B = \"3\"; C = \"4\"; };\n"
+	"                      sched_policy = \"batch\"; }; };\n"
 	"  other = { worker = { command = [\"z\"]; }; };\n"
 	"};\n";
 
@@ -242,6 +244,7 @@ test_overlay_key_by_key(void **state)
 	assert_int_equal(c->pool.strategy, STRATEGY_LIFO);
 	assert_int_equal(c->pool.max_waiting, 1024);
 	assert_int_equal(c->worker.init_timeout_ms, 1234);
+	assert_int_equal(c->worker.sched_policy, SCHEDP_BATCH);
 	assert_string_equal(c->worker.argv[0], "a");
 	assert_string_equal(c->worker.env[0], "A=1");
 	assert_string_equal(c->worker.env[1], "B=3");
@@ -785,6 +788,9 @@ test_err_enum_word(void **state)
 	struct fx *fx = *state;
 	expect_error(fx, "pool = { strategy = \"random\"; };\n" MINIMAL, NULL,
 	    1, "pool.strategy: must be one of fifo | lifo, not \"random\"");
+	expect_error(fx, "worker = { sched_policy = \"fast\"; };\n" MINIMAL,
+	    NULL, 1, "worker.sched_policy: must be one of inherit | other | "
+	    "batch | idle, not \"fast\"");
 	expect_error(fx, "pool = { affinity = \"sticky\"; };\n" MINIMAL, NULL,
 	    1, "pool.affinity: must be one of strict | prefer | none, "
 	    "not \"sticky\"");
@@ -1125,7 +1131,7 @@ test_diff_test_mode(void **state)
 	config_free(b);
 }
 
-/* Every key of SPEC 3, in dotted form. */
+/* Every key of SPEC 3 and worker.sched_policy, in dotted form. */
 static const char *const spec_keys[] = {
 	"supervisor.max_restarts", "supervisor.max_seconds",
 	"bridge.enabled", "bridge.pooling_enabled", "bridge.adapter",
@@ -1136,7 +1142,7 @@ static const char *const spec_keys[] = {
 	"worker.shutdown_timeout_ms", "worker.max_requests", "worker.max_errors",
 	"worker.max_frame_bytes", "worker.restart_delay_ms",
 	"worker.max_restart_delay_ms", "worker.max_inflight",
-	"pool.size", "pool.max_overflow", "pool.overflow_idle_ms",
+	"worker.sched_policy", "pool.size", "pool.max_overflow", "pool.overflow_idle_ms",
 	"pool.strategy", "pool.lazy", "pool.checkout_timeout_ms",
 	"pool.max_waiting", "pool.affinity", "pool.session_ttl_ms",
 	"pool.max_restarts", "pool.max_seconds",
@@ -1245,6 +1251,10 @@ test_names(void **state)
 	assert_string_equal(cfg_restart_name(RESTART_PERMANENT), "permanent");
 	assert_string_equal(cfg_restart_name(RESTART_TRANSIENT), "transient");
 	assert_string_equal(cfg_restart_name(RESTART_TEMPORARY), "temporary");
+	assert_string_equal(cfg_sched_name(SCHEDP_INHERIT), "inherit");
+	assert_string_equal(cfg_sched_name(SCHEDP_OTHER), "other");
+	assert_string_equal(cfg_sched_name(SCHEDP_BATCH), "batch");
+	assert_string_equal(cfg_sched_name(SCHEDP_IDLE), "idle");
 	assert_string_equal(cfg_strategy_name(STRATEGY_FIFO), "fifo");
 	assert_string_equal(cfg_strategy_name(STRATEGY_LIFO), "lifo");
 	assert_string_equal(cfg_affinity_name(AFFINITY_STRICT), "strict");
