@@ -47,6 +47,11 @@ write_conf(const struct arbord *a, const struct arbord_conf *c)
 	if (c->session_ttl_ms > 0)
 		snprintf(sess + strlen(sess), sizeof sess - strlen(sess),
 		    " session_ttl_ms = %ld;", c->session_ttl_ms);
+	const char *policy = c->sched_policy ? c->sched_policy : B.policy;
+	char sched[64] = "";
+	if (policy != NULL)
+		snprintf(sched, sizeof sched, " sched_policy = \"%s\";",
+		    policy);
 	fprintf(f,
 	    "supervisor = { max_restarts = 1000000; max_seconds = 1; };\n"
 	    "bridge = { pooling_enabled = true; adapter = \"%s\"; };\n"
@@ -55,11 +60,12 @@ write_conf(const struct arbord *a, const struct arbord_conf *c)
 	    " max_seconds = 1;%s };\n"
 	    "control = { socket = \"arbor.sock\"; max_clients = 8192; };\n"
 	    "worker = { restart_delay_ms = 0; max_restart_delay_ms = 0;\n"
-	    "  health_interval_ms = 0; init_timeout_ms = 60000;%s%s%s };\n"
+	    "  health_interval_ms = 0; init_timeout_ms = 60000;%s%s%s%s };\n"
 	    "log = { level = \"%s\"; };\n"
 	    "environments = { dev = {}; };\n",
 	    c->adapter, c->size, sess, c->command ? " command = " : "",
-	    c->command ? c->command : "", c->command ? ";" : "", c->log_level);
+	    c->command ? c->command : "", c->command ? ";" : "", sched,
+	    c->log_level);
 	if (fclose(f) != 0)
 		die("%s: %s", a->conf, strerror(errno));
 }

@@ -15,6 +15,8 @@ struct arbord_conf {
 	bool		 pipe_log;	/* stderr to a pipe we read, else a file */
 	const char	*affinity;	/* pool.affinity; NULL: the default */
 	long		 session_ttl_ms;	/* pool.session_ttl_ms; 0: default */
+	const char	*sched_policy;	/* worker.sched_policy; NULL: B.policy,
+					 * the default if that is NULL too */
 	const char	*build;		/* arbord's directory; NULL: B.build */
 	bool		 callgrind;	/* under valgrind's callgrind, with
 					 * instrumentation off until turned on

@@ -17,6 +17,11 @@
  *                     build in DIR (another commit's build/), its runs
  *                     alternated with this build's, against the same
  *                     floors
+ *   BENCH_POLICY=P    worker.sched_policy of every arbord started (default:
+ *                     the key left out, workers under arbord's policy)
+ *   BENCH_VS_POLICY=P sections 1 and 4 also run an arbord whose workers
+ *                     run under P (with BENCH_VS, that build's), alternated
+ *                     with this build's as BENCH_VS is
  *   BENCH_RELAY=0     section 1 without its relay rows (tools/bench/relay.h:
  *                     the least a broker does, for arbord to be set against)
  *   BENCH_BEAM=0      section 1 without its BEAM port pool rows
@@ -161,6 +166,14 @@ settings(int argc, char **argv)
 			die("BENCH_VS=%s: no arbord there", vs);
 		free(bin);
 	}
+	const char *policy = getenv("BENCH_POLICY");
+	B.policy = policy && *policy ? policy : NULL;
+	policy = getenv("BENCH_VS_POLICY");
+	B.vs_policy = policy && *policy ? policy : NULL;
+	if (B.vs || B.vs_policy)
+		B.vs_name = xasprintf("arbord%s%s%s", B.vs ? " of BENCH_VS" :
+		    "", B.vs_policy ? ", worker.sched_policy = " : "",
+		    B.vs_policy ? B.vs_policy : "");
 }
 
 static bool
@@ -256,6 +269,9 @@ print_header(void)
 	printf("Medians of %d run%s (%.1f s measured per throughput run), "
 	    "%d restart samples%s.\n\n", B.runs, B.runs > 1 ? "s" : "",
 	    B.secs, B.kills, B.quick ? "; BENCH_QUICK=1" : "");
+	if (B.policy)
+		printf("Every arbord runs its workers with worker.sched_policy "
+		    "= \"%s\" (BENCH_POLICY).\n\n", B.policy);
 }
 
 static void

@@ -19,6 +19,9 @@ struct bench_opts {
 	char	*root;		/* the source tree (workers/python, git) */
 	char	*tmp;		/* our temp dir (mkdtemp) */
 	char	*vs;		/* BENCH_VS: another build's directory, or NULL */
+	const char *policy;	/* BENCH_POLICY: worker.sched_policy, or NULL */
+	const char *vs_policy;	/* BENCH_VS_POLICY: the other arbord's */
+	char	*vs_name;	/* the other arbord's name in the rows */
 	bool	 relay;		/* BENCH_RELAY (default 1): section 1's relay rows */
 	bool	 beam;		/* BENCH_BEAM (default 1): section 1's BEAM rows */
 };

@@ -82,7 +82,8 @@ floor_needed(const struct bed *b, int k)
 	return false;
 }
 
-/* The brokers of one bed: this build's arbord, BENCH_VS's or NULL, and
+/* The brokers of one bed: this build's arbord, the other one (BENCH_VS's
+ * or with BENCH_VS_POLICY) or NULL, and
  * the relay and the BEAM port pool (mock_worker beds) or NULL. */
 struct pair {
 	struct arbord	*a[2];
@@ -135,7 +136,7 @@ rows(const struct bed *b, const struct series *direct, const struct runs *rr)
 		const struct series *floor = &direct[floor_k(b, &b->shapes[k])];
 		series_row(b->sec, label, &s[k], floor);
 		if (vs[k].n > 0)
-			other_row(b, k, "arbord of BENCH_VS", "this build",
+			other_row(b, k, B.vs_name, "this build",
 			    &s[k], &vs[k], floor);
 		if (rr->relay[k].n > 0)
 			other_row(b, k, "relay", "arbord", &s[k],
@@ -229,13 +230,15 @@ run_bed(const struct bed *b, const struct pair *p, const struct wk *w)
 	free(rr);
 }
 
-/* Starts an arbord of the build in dir (NULL: this one). */
+/* Starts an arbord of the build in dir (NULL: this one), its workers
+ * under policy (NULL: B.policy). */
 static struct arbord *
 start_ready(const struct bed *b, const struct arbord_conf *conf,
-    const char *dir)
+    const char *dir, const char *policy)
 {
 	struct arbord_conf c = *conf;
 	c.build = dir;
+	c.sched_policy = policy;
 	struct arbord *a = arbord_start(&c);
 	if (arbord_wait_ready(a, 120) < 0)
 		die("arbord%s%s did not bring up %d %s workers", dir ? " of " :
@@ -247,8 +250,8 @@ static void
 bed(const struct bed *b, const struct arbord_conf *conf, char **argv)
 {
 	bool mock = b->sec == SEC_TPUT;
-	struct pair p = { { start_ready(b, conf, NULL),
-	    B.vs ? start_ready(b, conf, B.vs) : NULL },
+	struct pair p = { { start_ready(b, conf, NULL, NULL),
+	    B.vs_name ? start_ready(b, conf, B.vs, B.vs_policy) : NULL },
 	    mock && B.relay ? relay_start(argv, b->size) : NULL,
 	    mock && B.beam && beam_available() ? beam_start(argv, b->size) :
 	    NULL };
