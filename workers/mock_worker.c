@@ -21,7 +21,15 @@
  *   ping                      {"pong": true, "worker_id": <init ping's>,
  *                              "pid": <pid>}
  *   echo ARGS                 ARGS
- *   sleep {"ms"}              sleeps, then {"slept": ms}
+ *   sleep {"ms", "until_usr1"?}  sleeps, then {"slept": ms}; with
+ *                             until_usr1 true, ends early too when the
+ *                             worker gets SIGUSR1, then {"slept": ms
+ *                             waited, "woken": whether SIGUSR1 ended it}.
+ *                             SIGUSR1 is caught (SigCgt in /proc/<pid>/
+ *                             status) only during such a sleep, so one
+ *                             sent then is never lost nor fatal; at any
+ *                             other time it keeps its default action
+ *                             (the worker dies)
  *   crash {"code"?, "signal"?, "line"?}  exits at once with code (default
  *                             1), or dies of the signal number when given;
  *                             writes line + "\n" to stderr just before;
@@ -128,6 +136,7 @@
 #define FLOOD_LINE	100	/* bytes per flood_stderr line, newline included */
 #define FLOOD_CHUNK	(64 * 1024)
 #define FORK_MAX	64
+#define SLEEP_MAX_MS	(24 * 3600 * 1000)	/* a day */
 
 struct mock {
 	json_t		*sessions;	/* session_id -> space */
@@ -575,7 +584,7 @@ arg_count(struct worker *w, json_t *args, const char *key, json_int_t max,
 static bool
 sleep_arg(struct worker *w, json_t *args, const char *key, json_int_t *ms)
 {
-	if (!arg_count(w, args, key, 24 * 3600 * 1000, ms))
+	if (!arg_count(w, args, key, SLEEP_MAX_MS, ms))
 		return false;
 	struct timespec t = { *ms / 1000, (long)(*ms % 1000) * 1000000 };
 	while (nanosleep(&t, &t) < 0 && errno == EINTR)
@@ -583,13 +592,66 @@ sleep_arg(struct worker *w, json_t *args, const char *key, json_int_t *ms)
 	return true;
 }
 
+static long long
+mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Does nothing: set only around wait_usr1's wait, it marks the wait in
+ * /proc/<pid>/status (SigCgt) for a test to see before it signals. */
+static void
+on_usr1(int sig)
+{
+}
+
+/* Waits up to ms for a SIGUSR1, blocked meanwhile so that one sent at any
+ * moment of the wait is taken here, never lost nor fatal; the mask and the
+ * action are restored after. Returns the milliseconds waited, -1 if none
+ * came. */
+static long long
+wait_usr1(json_int_t ms)
+{
+	sigset_t usr1, old;
+	struct sigaction mark = { .sa_handler = on_usr1 }, was;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	sigaction(SIGUSR1, &mark, &was);	/* caught only once blocked */
+	long long t0 = mono_ms(), left;
+	int got = -1;
+	while (got != SIGUSR1 && (left = t0 + ms - mono_ms()) > 0) {
+		struct timespec t = { left / 1000, left % 1000 * 1000000 };
+		got = sigtimedwait(&usr1, NULL, &t);
+		if (got < 0 && errno != EINTR)
+			break;	/* EAGAIN: the bound ran out */
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);	/* one late: caught, dropped */
+	sigaction(SIGUSR1, &was, NULL);
+	return got == SIGUSR1 ? mono_ms() - t0 : -1;
+}
+
+/* sleep {"ms", "until_usr1"?}: with until_usr1, a test ends the sleep
+ * when it chooses (SIGUSR1), ms still bounding it. */
 static json_t *
 on_sleep(struct worker *w, json_t *args, const char *session_id)
 {
 	json_int_t ms;
-	if (!sleep_arg(w, args, "ms", &ms))
+	json_t *until = json_object_get(args, "until_usr1");
+	if (until != NULL && !json_is_boolean(until))
+		return worker_fail(w, "until_usr1 must be a boolean");
+	if (!json_is_true(until)) {
+		if (!sleep_arg(w, args, "ms", &ms))
+			return NULL;
+		return json_pack("{s:I}", "slept", ms);
+	}
+	if (!arg_count(w, args, "ms", SLEEP_MAX_MS, &ms))
 		return NULL;
-	return json_pack("{s:I}", "slept", ms);
+	long long woken = wait_usr1(ms);
+	return json_pack("{s:I,s:b}", "slept", woken < 0 ? ms :
+	    (json_int_t)woken, "woken", woken >= 0);
 }
 
 static json_t *

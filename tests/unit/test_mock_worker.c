@@ -222,10 +222,10 @@ json_q(const char *text)
 	return j;
 }
 
-/* Sends a request (args in json_q() notation, or NULL) and returns its
- * reply (borrowed: kept in f->last until the next call). */
-static json_t *
-call(struct fx *f, const char *command, const char *args, const char *session)
+/* Sends a request (args in json_q() notation, or NULL); returns its id. */
+static json_int_t
+send_req(struct fx *f, const char *command, const char *args,
+    const char *session)
 {
 	json_int_t id = f->next_id++;
 	json_t *req = msg_worker_request(id, command, args ? json_q(args) : NULL,
@@ -234,6 +234,14 @@ call(struct fx *f, const char *command, const char *args, const char *session)
 	json_decref(req);
 	send_text(f, text);
 	free(text);
+	return id;
+}
+
+/* The reply to request id, within REPLY_MS (borrowed: kept in f->last
+ * until the next call). */
+static json_t *
+recv_reply(struct fx *f, json_int_t id)
+{
 	char *p;
 	size_t n;
 	assert_int_equal(recv_frame(f, REPLY_MS, &p, &n), 1);
@@ -246,6 +254,14 @@ call(struct fx *f, const char *command, const char *args, const char *session)
 	assert_true(msg_int(f->last, "id", &got));
 	assert_int_equal(got, id);
 	return f->last;
+}
+
+/* Sends a request (args in json_q() notation, or NULL) and returns its
+ * reply (borrowed: kept in f->last until the next call). */
+static json_t *
+call(struct fx *f, const char *command, const char *args, const char *session)
+{
+	return recv_reply(f, send_req(f, command, args, session));
 }
 
 /* call() that must succeed: its result (borrowed). */
@@ -447,6 +463,73 @@ test_sleep(void **state)
 	    "ms out of range 0..86400000");
 	assert_string_equal(err(f, "sleep", "{}", NULL),
 	    "ms must be an integer");
+}
+
+/* Whether the worker catches sig (SigCgt in /proc/<pid>/status). */
+static bool
+catches(struct fx *f, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)f->pid);
+	FILE *st = fopen(path, "re");
+	assert_non_null(st);
+	while (fgets(line, sizeof line, st) != NULL)
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1)
+			break;
+	fclose(st);
+	return (mask >> (sig - 1)) & 1;
+}
+
+/* sleep with until_usr1: it sleeps (SIGUSR1 caught meanwhile) until a
+ * SIGUSR1 ends it, long before its bound; then SIGUSR1 has its default
+ * action again and the worker serves on. */
+static void
+test_sleep_until_usr1(void **state)
+{
+	struct fx *f = started(state);
+	assert_false(catches(f, SIGUSR1));
+	int64_t t0 = now_ms();
+	json_int_t id = send_req(f, "sleep",
+	    "{'ms': 60000, 'until_usr1': true}", NULL);
+	while (!catches(f, SIGUSR1)) {
+		if (now_ms() - t0 > REPLY_MS)
+			fail_msg("the sleep never began to catch SIGUSR1");
+		usleep(5000);
+	}
+	expect_silence(f);	/* still asleep */
+	assert_int_equal(kill(f->pid, SIGUSR1), 0);
+	json_t *r = recv_reply(f, id);	/* within REPLY_MS, not 60 s */
+	assert_true(json_is_true(json_object_get(r, "success")));
+	json_t *res = json_object_get(r, "result");
+	assert_true(json_is_true(json_object_get(res, "woken")));
+	json_int_t slept;
+	assert_true(msg_int(res, "slept", &slept));
+	assert_in_range(slept, QUIET_MS, now_ms() - t0);
+	assert_false(catches(f, SIGUSR1));
+	expect_json(ok(f, "echo", "{'x': 1}", NULL), "{'x': 1}");
+}
+
+/* sleep with until_usr1 and no SIGUSR1 ends at its bound; outside such a
+ * sleep SIGUSR1 still kills the worker (its default action). */
+static void
+test_sleep_until_usr1_bound(void **state)
+{
+	struct fx *f = started(state);
+	int64_t t0 = now_ms();
+	expect_json(ok(f, "sleep", "{'ms': 150, 'until_usr1': true}", NULL),
+	    "{'slept': 150, 'woken': false}");
+	assert_true(now_ms() - t0 >= 150);
+	expect_json(ok(f, "sleep", "{'ms': 20, 'until_usr1': false}", NULL),
+	    "{'slept': 20}");
+	assert_string_equal(err(f, "sleep", "{'ms': 20, 'until_usr1': 1}",
+	    NULL), "until_usr1 must be a boolean");
+	assert_string_equal(err(f, "sleep", "{'until_usr1': true}", NULL),
+	    "ms must be an integer");
+	assert_int_equal(kill(f->pid, SIGUSR1), 0);
+	int st = wait_exit(f, REPLY_MS);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGUSR1);
 }
 
 static void
@@ -1307,6 +1390,8 @@ main(int argc, char **argv)
 		T(test_raw_handler_outcomes),
 		T(test_raw_reply_over_limit),
 		T(test_sleep),
+		T(test_sleep_until_usr1),
+		T(test_sleep_until_usr1_bound),
 		T(test_crash_with_code),
 		T(test_crash_default_code),
 		T(test_crash_with_signal),
