@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,23 @@ cl_worker_pid(struct arb *a, const char *name)
 	json_int_t pid = arb_node_pid(arb_find(tree, name));
 	json_decref(tree);
 	return pid;
+}
+
+json_t *
+cl_hold_args(int ms)
+{
+	return json_pack("{s:i,s:b}", "ms", ms, "until_usr1", 1);
+}
+
+void
+cl_release(struct arb *a, const char *name)
+{
+	pid_t pid = (pid_t)cl_worker_pid(a, name);
+	if (pid <= 0 || !proc_wait_sig_caught(pid, SIGUSR1, ARB_EVENT_MS))
+		fail_msg("%s (pid %d) is not in a sleep until SIGUSR1", name,
+		    (int)pid);
+	if (kill(pid, SIGUSR1) < 0)
+		fail_msg("kill %d: %s", (int)pid, strerror(errno));
 }
 
 /* ---- connections ---- */

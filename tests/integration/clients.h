@@ -60,6 +60,17 @@ bool	cl_wait_stat(struct arb *, const char *key, json_int_t lo,
 	    json_int_t hi, int timeout_ms);
 /* The pid of the worker node name in the current tree; 0 if none. */
 json_int_t cl_worker_pid(struct arb *, const char *name);
+/* A held request: a mock_worker `sleep` that the test ends when it
+ * chooses (cl_release), CL_HOLD_MS only bounding it, below the default
+ * request_timeout_ms (30 s) so that it ends as a sleep, not a timeout. */
+#define CL_HOLD_MS	25000
+/* {"ms": ms, "until_usr1": true}: the args of such a sleep (new
+ * reference). */
+json_t	*cl_hold_args(int ms);
+/* Ends the `sleep` with "until_usr1" that worker name runs (mock_worker):
+ * waits until the sleep has begun (SIGUSR1 caught), then sends SIGUSR1;
+ * fails the test if the worker is gone or never gets that far. */
+void	cl_release(struct arb *, const char *name);
 
 /* ---- connections ---- */
 

@@ -192,6 +192,35 @@ proc_rss_kb(pid_t pid)
 	return kb;
 }
 
+/* Whether pid catches sig (SigCgt in /proc/<pid>/status). */
+static bool
+proc_sig_caught(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1)
+			break;
+	fclose(f);
+	return (mask >> (sig - 1)) & 1;
+}
+
+bool
+proc_wait_sig_caught(pid_t pid, int sig, int timeout_ms)
+{
+	long long end = arb_now_ms() + timeout_ms;
+	while (!proc_sig_caught(pid, sig)) {
+		if (arb_now_ms() >= end || !proc_exists(pid))
+			return false;
+		arb_sleep_ms(POLL_MS);
+	}
+	return true;
+}
+
 bool
 proc_wait_gone(pid_t pid, int timeout_ms)
 {

@@ -201,6 +201,9 @@ pid_t	proc_ppid(pid_t);		/* -1 if no such process */
 size_t	proc_children(pid_t ppid, pid_t *out, size_t max);
 size_t	proc_fd_count(pid_t);		/* open descriptors; 0 if gone */
 long	proc_rss_kb(pid_t);		/* VmRSS in kB; -1 if unknown */
+/* Polls until pid catches signal sig (SigCgt); false on timeout or if pid
+ * is gone. */
+bool	proc_wait_sig_caught(pid_t, int sig, int timeout_ms);
 /* Polls until pid has left /proc (reaped, not a zombie). */
 bool	proc_wait_gone(pid_t, int timeout_ms);
 /* The same for a process that may have become ours (an orphan, adopted by

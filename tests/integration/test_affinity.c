@@ -532,7 +532,9 @@ test_prefer_reset_told_by_first_reply(void **state)
 
 /* ---- prefer: a session spread over workers, one of them lost ---- */
 
-#define HOLD_MS		6000	/* a request that must outlast a kill */
+/* A held request must outlast a kill and the successor's start: it sleeps
+ * until the test ends it (release_held). */
+#define HOLD_MS		CL_HOLD_MS
 #define DOOMED_MS	30000	/* a request at the worker killed */
 
 /* The busy worker of the pool other than the one named not (a pool of
@@ -567,9 +569,9 @@ kill_worker(struct arb *a, const char *w)
 }
 
 /* Fails the test unless worker w is still busy (with a request that was
- * to outlast what the test did meanwhile). */
+ * to outlast what the test did meanwhile), then ends that request. */
 static void
-assert_still_busy(struct arb *a, const char *w)
+release_held(struct arb *a, const char *w)
 {
 	json_t *node = arb_status(a, w);
 	const char *st = arb_node_str(node, "state");
@@ -577,6 +579,7 @@ assert_still_busy(struct arb *a, const char *w)
 		fail_msg("%s is %s, not busy: the machine was too slow for "
 		    "the test's request to still run", w, st ? st : "gone");
 	json_decref(node);
+	cl_release(a, w);
 }
 
 /* The reply on c, an error with code whose "session_reset" is reset. */
@@ -615,10 +618,8 @@ spread_session(int n, const char *sid, int ms1, int ms2, char *w1,
 {
 	struct arb *a = start_pool(n, "prefer", NULL);
 	bind_session(a, sid, w1, wn);
-	*c1 = cl_send_held(a, 1, "sleep", json_pack("{s:i}", "ms", ms1), sid,
-	    "busy", 1);
-	*c2 = cl_send_held(a, 2, "sleep", json_pack("{s:i}", "ms", ms2), sid,
-	    "busy", 2);
+	*c1 = cl_send_held(a, 1, "sleep", cl_hold_args(ms1), sid, "busy", 1);
+	*c2 = cl_send_held(a, 2, "sleep", cl_hold_args(ms2), sid, "busy", 2);
 	other_busy(a, n, w1, w2, wn);
 	return a;
 }
@@ -637,7 +638,7 @@ test_prefer_reset_told_by_request_sent_before_loss(void **state)
 	    sizeof w1, &c1, &c2);
 	kill_worker(a, w2);
 	expect_err(c2, "worker_crashed", false);
-	assert_still_busy(a, w1);
+	release_held(a, w1);
 	expect_ok(c1, w1, true);
 	assert_false(cl_echo_reset(a, "pb"));
 	assert_false(cl_echo_reset(a, "pb"));
@@ -662,7 +663,7 @@ test_prefer_reset_told_by_waiter(void **state)
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
 	expect_err(c2, "worker_crashed", false);
 	expect_ok(c3, w2, true);
-	assert_still_busy(a, w1);
+	release_held(a, w1);
 	expect_ok(c1, w1, false);
 	assert_false(cl_echo_reset(a, "pw"));
 	assert_int_equal(arb_stop(a), 0);
@@ -680,7 +681,7 @@ test_prefer_left_worker_lost_no_reset(void **state)
 	    sizeof w1, &c1, &c2);
 	kill_worker(a, w1);
 	expect_err(c1, "worker_crashed", false);
-	assert_still_busy(a, w2);
+	release_held(a, w2);
 	expect_ok(c2, w2, false);
 	json_t *r = cl_exec_ok(a, "echo", NULL, "pl");
 	assert_string_equal(cl_reply_worker(r), w2);
@@ -702,21 +703,21 @@ reset_over_three_workers(bool lose_teller)
 	char w0[64], w1[64], w2[64];
 	bind_session(a, "p3", w0, sizeof w0);
 	kill_worker(a, w0);
-	struct cl_conn *c1 = cl_send_held(a, 1, "sleep", json_pack("{s:i}",
-	    "ms", lose_teller ? DOOMED_MS : HOLD_MS), "p3", "busy", 1);
+	struct cl_conn *c1 = cl_send_held(a, 1, "sleep",
+	    cl_hold_args(lose_teller ? DOOMED_MS : HOLD_MS), "p3", "busy", 1);
 	other_busy(a, 3, "", w1, sizeof w1);
-	struct cl_conn *c2 = cl_send_held(a, 2, "sleep", json_pack("{s:i}",
-	    "ms", lose_teller ? HOLD_MS : DOOMED_MS), "p3", "busy", 2);
+	struct cl_conn *c2 = cl_send_held(a, 2, "sleep",
+	    cl_hold_args(lose_teller ? HOLD_MS : DOOMED_MS), "p3", "busy", 2);
 	other_busy(a, 3, w1, w2, sizeof w2);
 	if (lose_teller) {
 		kill_worker(a, w1);
 		expect_err(c1, "worker_crashed", true);
-		assert_still_busy(a, w2);
+		release_held(a, w2);
 		expect_ok(c2, w2, false);
 	} else {
 		kill_worker(a, w2);
 		expect_err(c2, "worker_crashed", true);
-		assert_still_busy(a, w1);
+		release_held(a, w1);
 		expect_ok(c1, w1, true);
 	}
 	assert_false(cl_echo_reset(a, "p3"));
@@ -891,7 +892,7 @@ test_strict_waiters_start_no_overflow(void **state)
 	    "pool/worker.2" : "pool/worker.1";
 	json_int_t pid = cl_worker_pid(a, other);
 	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 8000), "st", "busy", 1);
+	    cl_hold_args(HOLD_MS), 	    "st", "busy", 1);
 	struct cl_conn *waiters[2];
 	for (int i = 0; i < 2; i++)
 		waiters[i] = cl_send_held(a, 2 + i, "echo", NULL, "st",
@@ -905,6 +906,7 @@ test_strict_waiters_start_no_overflow(void **state)
 	assert_string_equal(cl_reply_worker(r), other);
 	json_decref(r);
 	assert_int_equal(cl_stat(a, "overflow"), 0);
+	cl_release(a, w);
 	for (int i = 0; i < 2; i++) {
 		r = cl_recv(waiters[i], ARB_REPLY_MS);
 		assert_non_null(r);
@@ -965,7 +967,7 @@ overflow_keeps_session(const char *affinity)
 	struct arb *a = arb_start(body, "dev", NULL);
 	json_decref(arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS));
 	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 5000), NULL, "busy", 1);
+	    cl_hold_args(HOLD_MS), 	    NULL, "busy", 1);
 	char w[64];
 	create_on(a, "ov", w, sizeof w);	/* waits: overflow.1 starts */
 	assert_string_equal(w, "pool/overflow.1");
@@ -977,6 +979,7 @@ overflow_keeps_session(const char *affinity)
 	assert_false(cl_reply_reset(r));
 	assert_string_equal(cl_reply_worker(r), w);
 	json_decref(r);
+	cl_release(a, "pool/worker.1");
 	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "worker.1's sleep"));
 	cl_close(busy);
 	assert_true(end_session(a, "ov"));	/* now it may idle out */
@@ -1120,7 +1123,7 @@ test_reload_to_none_frees_strict_waiter(void **state)
 	char w[64];
 	create_on(a, "sw", w, sizeof w);
 	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 8000), "sw", "busy", 1);
+	    cl_hold_args(HOLD_MS), 	    "sw", "busy", 1);
 	struct cl_conn *waiter = cl_send_held(a, 2, "echo", NULL, "sw",
 	    "waiting", 1);
 	long long t0 = arb_now_ms();
@@ -1131,6 +1134,7 @@ test_reload_to_none_frees_strict_waiter(void **state)
 	json_decref(r);
 	assert_true(arb_now_ms() - t0 < 8000);	/* not behind the sleep */
 	cl_close(waiter);
+	cl_release(a, w);
 	json_decref(cl_recv_ok(busy, ARB_REPLY_MS, "the sleep"));
 	cl_close(busy);
 	assert_int_equal(cl_stat(a, "sessions"), 0);
