@@ -176,12 +176,13 @@ test_step_back_checkout_deadline(void **state)
 	struct stepper st;
 	start_stepped(&st, 1, 1500, 0);
 	struct cl_conn *busy = cl_send_held(st.a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 8000), NULL, "busy", 1);
+	    cl_hold_args(CL_HOLD_MS), NULL, "busy", 1);
 	struct cl_conn *c = cl_send_held(st.a, 2, "echo", NULL, NULL,
 	    "waiting", 1);
 	step_to(&st, -HOUR_S);
 	json_t *r = cl_recv(c, ARB_EVENT_MS);
 	expect_code(r, "pool_timeout");
+	cl_release(st.a, "pool/worker.1");
 	json_decref(cl_recv_ok(busy, ARB_EVENT_MS, "the sleep"));
 	cl_close(c);
 	cl_close(busy);

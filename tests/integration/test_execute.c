@@ -422,7 +422,7 @@ test_dead_overflow_frees_its_place(void **state)
 	    "max_overflow = 1; overflow_idle_ms = 60000;",
 	    "restart = \"temporary\";");
 	struct cl_conn *c = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
+	    cl_hold_args(CL_HOLD_MS), NULL, "busy", 1);
 	json_t *r = cl_exec_err(a, "crash", NULL, NULL, "worker_crashed");
 	assert_true(strstr(cl_reply_message(r), "pool/overflow.1") != NULL);
 	json_decref(r);
@@ -434,6 +434,7 @@ test_dead_overflow_frees_its_place(void **state)
 	r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 still sleeps */
 	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
 	json_decref(r);
+	cl_release(a, W1);
 	r = recv_reply(c, 1);
 	assert_ok(r);
 	json_decref(r);

@@ -291,12 +291,9 @@ test_overflow_counts(void **state)
 	struct arb *a = start_pool(1, "max_overflow = 2; "
 	    "checkout_timeout_ms = 15000;", "restart_delay_ms = 0;");
 	struct cl_conn *c[3];
-	c[0] = cl_send_held(a, 1, "sleep", json_pack("{s:i}", "ms", 4000),
-	    NULL, "busy", 1);
-	c[1] = cl_send_held(a, 2, "sleep", json_pack("{s:i}", "ms", 4000),
-	    NULL, "busy", 2);
-	c[2] = cl_send_held(a, 3, "sleep", json_pack("{s:i}", "ms", 4000),
-	    NULL, "busy", 3);
+	for (int i = 0; i < 3; i++)
+		c[i] = cl_send_held(a, 1 + i, "sleep", cl_hold_args(CL_HOLD_MS),
+		    NULL, "busy", 1 + i);
 	json_t *st = cl_stats(a);
 	assert_int_equal(json_integer_value(json_object_get(st, "size")), 1);
 	assert_int_equal(json_integer_value(json_object_get(st, "overflow")), 2);
@@ -319,6 +316,10 @@ test_overflow_counts(void **state)
 	struct cl_conn *w = cl_send_held(a, 4, "echo", NULL, NULL, "waiting",
 	    1);
 	assert_int_equal(cl_stat(a, "overflow"), 2);
+	static const char *const held[] = { W1, "pool/overflow.1",
+	    "pool/overflow.2" };
+	for (int i = 0; i < 3; i++)
+		cl_release(a, held[i]);
 	json_t *r = cl_recv_ok(w, ARB_REPLY_MS, "the waiting request");
 	json_decref(r);
 	cl_close(w);
@@ -371,7 +372,7 @@ test_overflow_stopped_in_backoff_removed(void **state)
 	    "overflow_idle_ms = 60000; checkout_timeout_ms = 15000;",
 	    "restart_delay_ms = 30000; max_restart_delay_ms = 30000;");
 	struct cl_conn *c = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 6000), NULL, "busy", 1);
+	    cl_hold_args(CL_HOLD_MS), NULL, "busy", 1);
 	json_decref(cl_exec_err(a, "crash", json_pack("{s:i}", "code", 3),
 	    NULL, "worker_crashed"));
 	json_t *node = arb_wait_node(a, "pool/overflow.1", "backoff", 0,
@@ -387,6 +388,7 @@ test_overflow_stopped_in_backoff_removed(void **state)
 	json_t *r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 sleeps */
 	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
 	json_decref(r);
+	cl_release(a, W1);
 	json_decref(cl_recv_ok(c, ARB_REPLY_MS, "the held request"));
 	cl_close(c);
 	assert_int_equal(arb_stop(a), 0);
@@ -409,12 +411,13 @@ test_no_waiting_still_grows(void **state)
 	assert_string_equal(cl_reply_worker(r), W1);
 	json_decref(r);
 	struct cl_conn *c = cl_send_held(a, 1, "sleep",
-	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
+	    cl_hold_args(CL_HOLD_MS), NULL, "busy", 1);
 	json_decref(cl_exec_err(a, "echo", NULL, NULL, "overloaded"));
 	arb_wait_ready_pid(a, "pool/overflow.1", 0);
 	r = cl_exec_ok(a, "echo", NULL, NULL);	/* worker.1 still sleeps */
 	assert_string_equal(cl_reply_worker(r), "pool/overflow.1");
 	json_decref(r);
+	cl_release(a, W1);
 	json_decref(cl_recv_ok(c, ARB_REPLY_MS, "the held request"));
 	cl_close(c);
 	assert_int_equal(arb_stop(a), 0);
