@@ -646,9 +646,9 @@ put_escape(struct buf *out, unsigned char c)
 void
 jraw_put_str(struct buf *out, const char *s, size_t n)
 {
-	size_t i = put_run(s, 0, n);
+	size_t i = 0, j = put_run(s, 0, n);	/* s[i..j): plain */
 	buf_reserve(out, n + 2);
-	if (i == n) {
+	if (j == n) {
 		char *d = buf_tail(out);
 		d[0] = '"';
 		memcpy(d + 1, s, n);
@@ -656,15 +656,14 @@ jraw_put_str(struct buf *out, const char *s, size_t n)
 		out->len += n + 2;
 		return;
 	}
-	i = 0;
 	out->data[out->len++] = '"';
-	while (i < n) {
-		size_t j = put_run(s, i, n);
+	for (;;) {
 		buf_append(out, s + i, j - i);
 		if (j == n)
 			break;
 		put_escape(out, (unsigned char)s[j]);
 		i = j + 1;
+		j = put_run(s, i, n);
 	}
 	buf_append(out, "\"", 1);
 }
