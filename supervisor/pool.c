@@ -254,6 +254,19 @@ fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
 	job_fail(j, code, "%s", why);
 }
 
+/* Fails a job that waited and never reached a worker. Its reply is the
+ * next in its session, so it carries a reset notice due there (SPEC 6)
+ * that no request has taken yet. */
+static void
+refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
+{
+	if (j->session_held &&
+	    sess_take_due(p->sessions, j->session, j->session_gen))
+		j->session_reset = true;
+	job_unhold(j, p->sessions);
+	fail_job(p, j, code, why);
+}
+
 static void on_reply(void *, const struct child_reply *, enum msg_code,
     const char *);
 
@@ -410,8 +423,7 @@ on_wait_expired(struct job *j, void *arg)
 	struct pworker *target = j->target;
 	TAILQ_REMOVE(target ? &target->waiting : &p->waiting, j, q);
 	p->nany -= target == NULL;
-	job_unhold(j, p->sessions);
-	fail_job(p, j, ERR_POOL_TIMEOUT, "no worker became free in time");
+	refuse(p, j, ERR_POOL_TIMEOUT, "no worker became free in time");
 }
 
 /* Queues job for target (strict affinity) or any worker. Its session is
@@ -441,8 +453,7 @@ pool_fail_waiting(struct pool *p, enum msg_code code, const char *why)
 	struct job *j;
 	while ((j = waitq_first(&p->wq)) != NULL) {
 		unqueue(p, j);
-		job_unhold(j, p->sessions);
-		fail_job(p, j, code, why);
+		refuse(p, j, code, why);
 	}
 }
 

@@ -737,6 +737,47 @@ test_prefer_reset_three_workers_new_worker_lost(void **state)
 	reset_over_three_workers(false);
 }
 
+/* strict: a request of the session waits for its busy worker, which is
+ * lost; no worker frees in time (the other busy, the lost one's
+ * successor held back by its restart delay), so the waiter is refused
+ * with pool_timeout. Its reply is the next in the session: it carries the
+ * notice (SPEC 6), and the next reply does not. */
+static void
+test_strict_refused_waiter_tells_reset(void **state)
+{
+	struct arb *a = arb_start(
+	    "bridge = { pooling_enabled = true; adapter = \"bridge_mock\"; };\n"
+	    "pool = { size = 2; max_overflow = 0; affinity = \"strict\";\n"
+	    "  checkout_timeout_ms = 3000; max_restarts = 100; };\n"
+	    "worker = { restart_delay_ms = 60000;"
+	    " max_restart_delay_ms = 60000; };\n"
+	    "environments = { dev = { }; };\n", "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 2, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	char w1[64], w2[64];
+	bind_session(a, "sr", w1, sizeof w1);
+	struct cl_conn *c1 = cl_send_held(a, 1, "sleep",
+	    cl_hold_args(CL_HOLD_MS), "sr", "busy", 1);
+	struct cl_conn *c2 = cl_send_held(a, 2, "sleep",
+	    cl_hold_args(CL_HOLD_MS), NULL, "busy", 2);
+	other_busy(a, 2, w1, w2, sizeof w2);
+	struct cl_conn *c3 = cl_send_held(a, 3, "echo", NULL, "sr", "waiting",
+	    1);
+	json_int_t pid = cl_worker_pid(a, w1);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	expect_err(c1, "worker_crashed", false);
+	expect_err(c3, "pool_timeout", true);
+	release_held(a, w2);
+	expect_ok(c2, w2, false);
+	json_t *r = cl_exec_ok(a, "echo", NULL, "sr");
+	assert_string_equal(cl_reply_worker(r), w2);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
 /* get_stats from the worker named w (requests without a session take the
  * idle workers in turn): its reply, or a failed test. */
 static json_t *
@@ -1449,6 +1490,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_three_workers_teller_lost, arb_teardown),
+		cmocka_unit_test_teardown(test_strict_refused_waiter_tells_reset,
+		    arb_teardown),
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_three_workers_new_worker_lost, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),
