@@ -1312,30 +1312,46 @@ file_has(void *arg)
 	return strstr(buf, g->text) != NULL;
 }
 
-static void
-test_stderr_logged(void **state)
+/* arbord's log (our stderr) at level info into the new temp file path
+ * (a mkstemp template); returns the stderr to give back to log_restore. */
+static int
+log_capture(char *path)
 {
-	struct fx *fx = *state;
-	char path[] = "/tmp/arbor-child-log-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
-	spawn_ready(fx);
-	/* Sent now, written when the loop runs: after the redirection. */
-	request(fx, 0, "stderr", "{\"line\": \"hello from the worker\"}", 0);
 	fflush(stderr);
 	int saved = dup(2);
 	assert_true(saved >= 0);
 	dup2(fd, 2);
 	close(fd);
 	log_setup(LOG_INFO, LOG_TEXT);
-	struct grep g = { path, NAME ": hello from the worker\n" };
-	bool replied = evwait_until(has_reply, &fx->r[0], BOUND_S, TICK_S);
-	bool found = replied && evwait_until(file_has, &g, BOUND_S, TICK_S);
+	return saved;
+}
+
+/* Ends log_capture: stderr and the level back, the file removed. */
+static void
+log_restore(int saved, const char *path)
+{
 	log_setup(LOG_ERROR, LOG_TEXT);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
 	unlink(path);
+}
+
+static void
+test_stderr_logged(void **state)
+{
+	struct fx *fx = *state;
+	char path[] = "/tmp/arbor-child-log-XXXXXX";
+	spawn_ready(fx);
+	/* Sent now, written when the loop runs: after the redirection. */
+	request(fx, 0, "stderr", "{\"line\": \"hello from the worker\"}", 0);
+	int saved = log_capture(path);
+	struct grep g = { path, NAME ": hello from the worker\n" };
+	bool replied = evwait_until(has_reply, &fx->r[0], BOUND_S, TICK_S);
+	bool found = replied && evwait_until(file_has, &g, BOUND_S, TICK_S);
+	log_restore(saved, path);
 	assert_true(replied);
 	assert_true(json_is_true(json_object_get(fx->r[0].reply, "success")));
 	assert_true(found);
@@ -1358,16 +1374,9 @@ test_stop_exited_no_kill(void **state)
 {
 	struct fx *fx = *state;
 	char path[] = "/tmp/arbor-child-log-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
 	fx->cfg.worker.shutdown_timeout_ms = 0;
 	spawn_ready(fx);
-	fflush(stderr);
-	int saved = dup(2);
-	assert_true(saved >= 0);
-	dup2(fd, 2);
-	close(fd);
-	log_setup(LOG_INFO, LOG_TEXT);
+	int saved = log_capture(path);
 	sigset_t chld, old;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
@@ -1381,11 +1390,7 @@ test_stop_exited_no_kill(void **state)
 	bool exit_seen = evwait_until(has_exited, fx, BOUND_S, TICK_S);
 	struct grep g = { path, "did not stop within" };
 	bool killed = file_has(&g);
-	log_setup(LOG_ERROR, LOG_TEXT);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
-	unlink(path);
+	log_restore(saved, path);
 	assert_true(exited);
 	assert_true(exit_seen);
 	assert_false(killed);
