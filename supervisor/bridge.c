@@ -95,12 +95,23 @@ fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
 	job_fail(j, code, "%s", why);
 }
 
+/* Fails a job the worker never took (it waited, or none may). Its reply
+ * is the next in its session, so it carries a reset notice due there
+ * (SPEC 6) that no request has taken yet. */
+static void
+refuse(struct bridge *b, struct job *j, enum msg_code code, const char *why)
+{
+	if (j->session &&
+	    sess_take_due(b->sessions, j->session, j->session_gen))
+		j->session_reset = true;
+	job_unhold(j, b->sessions);
+	fail_job(b, j, code, why);
+}
+
 static void
 on_expired(struct job *j, void *arg)
 {
-	struct bridge *b = arg;
-	job_unhold(j, b->sessions);
-	fail_job(b, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
+	refuse(arg, j, ERR_POOL_TIMEOUT, "the worker did not take it in time");
 }
 
 void
@@ -136,8 +147,7 @@ bridge_fail_waiting(struct bridge *b, enum msg_code code, const char *why)
 	struct job *j;
 	while ((j = waitq_first(&b->wq)) != NULL) {
 		waitq_remove(&b->wq, j);
-		job_unhold(j, b->sessions);
-		fail_job(b, j, code, why);
+		refuse(b, j, code, why);
 	}
 }
 
@@ -189,8 +199,7 @@ send_job(struct bridge *b, struct job *job)
 	if (child_request(b->worker, job->command, job->args,
 	    job->args_len, job->session, job->timeout_ms, on_reply, f) < 0) {
 		slab_free(f);
-		job_unhold(job, b->sessions);
-		fail_job(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
+		refuse(b, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 		return;
 	}
 	child_stats(b->worker)->checkouts++;	/* once the worker has it */
@@ -238,7 +247,7 @@ static void
 enqueue(struct bridge *b, struct job *job)
 {
 	if (waitq_full(&b->wq)) {
-		fail_job(b, job, ERR_OVERLOADED, "too many requests waiting");
+		refuse(b, job, ERR_OVERLOADED, "too many requests waiting");
 		return;
 	}
 	waitq_add(&b->wq, job);

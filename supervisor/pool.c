@@ -254,13 +254,20 @@ fail_job(struct pool *p, struct job *j, enum msg_code code, const char *why)
 	job_fail(j, code, "%s", why);
 }
 
-/* Fails a job that waited and never reached a worker. Its reply is the
- * next in its session, so it carries a reset notice due there (SPEC 6)
- * that no request has taken yet. */
+/* Whether job's session is kept in the table (affinity not none). */
+static bool
+tracked(const struct pool *p, const struct job *job)
+{
+	return job->session && p->cfg->pool.affinity != AFFINITY_NONE;
+}
+
+/* Fails a job that never reached a worker (it waited, or none may).
+ * Its reply is the next in its session, so it carries a reset notice due
+ * there (SPEC 6) that no request has taken yet. */
 static void
 refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
 {
-	if (j->session_held &&
+	if ((j->session_held || tracked(p, j)) &&
 	    sess_take_due(p->sessions, j->session, j->session_gen))
 		j->session_reset = true;
 	job_unhold(j, p->sessions);
@@ -269,13 +276,6 @@ refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
 
 static void on_reply(void *, const struct child_reply *, enum msg_code,
     const char *);
-
-/* Whether job's session is kept in the table (affinity not none). */
-static bool
-tracked(const struct pool *p, const struct job *job)
-{
-	return job->session && p->cfg->pool.affinity != AFFINITY_NONE;
-}
 
 /* Recycles a worker past max_requests or max_errors after its reply;
  * not one already stopping (an operator's stop keeps it down). True if
@@ -433,8 +433,7 @@ static void
 enqueue(struct pool *p, struct job *job, struct pworker *target)
 {
 	if (waitq_full(&p->wq)) {
-		job_unhold(job, p->sessions);
-		fail_job(p, job, ERR_OVERLOADED, "too many requests waiting");
+		refuse(p, job, ERR_OVERLOADED, "too many requests waiting");
 		return;
 	}
 	job->target = target;

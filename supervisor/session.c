@@ -275,7 +275,7 @@ bool
 sess_take_due(struct sessions *s, const char *id, uint64_t gen)
 {
 	struct binding *b = s->ndue ? reg_lookup(s->map, id, NULL) : NULL;
-	if (b == NULL || b->gen != gen || !b->reset)
+	if (b == NULL || (gen != 0 && b->gen != gen) || !b->reset)
 		return false;
 	set_reset(s, b, false);
 	return true;

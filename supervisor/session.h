@@ -93,8 +93,9 @@ void	*sess_take_teller(struct sessions *, const char *id, uint64_t gen);
 /* sess_take_reset for a reply of the session's request of gen: a notice
  * due since its worker was lost that no request has taken yet (none was
  * sent since) goes with the reply of one sent before the loss, still in
- * flight at another worker (prefer), the next reply in the session. No
- * lookup while no session has one due. */
+ * flight at another worker (prefer), the next reply in the session. gen
+ * 0 is a request that holds no session yet (refused before it waits): the
+ * session as it is now. No lookup while no session has one due. */
 bool	sess_take_due(struct sessions *, const char *id, uint64_t gen);
 /* Ends a session; returns the anchor it was bound to (may be NULL) via
  * *a, false when there was no such session (or only a pending one). */

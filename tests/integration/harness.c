@@ -62,6 +62,16 @@ static struct arb *live;
 
 static void cleanup_all(void);
 
+/* ARBOR_TEST_FILTER=PATTERN runs only the tests whose names match it
+ * (cmocka's wildcards, `*` and `?`): set before main runs the group. */
+__attribute__((constructor)) static void
+set_test_filter(void)
+{
+	const char *f = getenv("ARBOR_TEST_FILTER");
+	if (f != NULL && *f != '\0')
+		cmocka_set_test_filter(f);
+}
+
 /* ---- time ---- */
 
 long long

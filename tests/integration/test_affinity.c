@@ -778,6 +778,78 @@ test_strict_refused_waiter_tells_reset(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* A request refused before a worker takes it (overloaded: the worker
+ * down, none may wait; or pool_timeout: it waited in vain) is answered
+ * at once, so its reply is the next in its session: after the session's
+ * worker was lost it carries the notice (SPEC 6), and the next reply does
+ * not. bridge, sup, name: the mode's settings, supervisor and worker. */
+static void
+refusal_tells_reset(const char *bridge, const char *sup, const char *name,
+    const char *affinity, int max_waiting)
+{
+	const char *code = max_waiting ? "pool_timeout" : "overloaded";
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"bridge_mock\"; %s };\n"
+	    "pool = { size = 1; max_overflow = 0; affinity = \"%s\";\n"
+	    "  max_waiting = %d; checkout_timeout_ms = 300;"
+	    " max_restarts = 100; };\n"
+	    "worker = { restart_delay_ms = 60000;"
+	    " max_restart_delay_ms = 60000; };\n"
+	    "environments = { dev = { }; };\n", bridge, affinity, max_waiting);
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, sup, 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	char w[64];
+	bind_session(a, "so", w, sizeof w);
+	assert_string_equal(w, name);
+	json_int_t pid = cl_worker_pid(a, w);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	arb_await_node(a, w, "backoff");
+	json_t *r = cl_exec_err(a, "echo", NULL, "so", code);
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	r = cl_exec_err(a, "echo", NULL, "so", code);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	char out[256];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "restart", w, NULL), 0);
+	arb_await_node(a, w, "ready");
+	r = cl_exec_ok(a, "echo", NULL, "so");
+	assert_string_equal(cl_reply_worker(r), w);
+	assert_false(cl_reply_reset(r));
+	json_decref(r);
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_strict_overloaded_tells_reset(void **state)
+{
+	refusal_tells_reset("pooling_enabled = true;", "pool",
+	    "pool/worker.1", "strict", 0);
+}
+
+static void
+test_prefer_overloaded_tells_reset(void **state)
+{
+	refusal_tells_reset("pooling_enabled = true;", "pool",
+	    "pool/worker.1", "prefer", 0);
+}
+
+static void
+test_single_overloaded_tells_reset(void **state)
+{
+	refusal_tells_reset("", "bridge", "bridge/worker", "strict", 0);
+}
+
+static void
+test_single_refused_waiter_tells_reset(void **state)
+{
+	refusal_tells_reset("", "bridge", "bridge/worker", "strict", 4);
+}
+
 /* get_stats from the worker named w (requests without a session take the
  * idle workers in turn): its reply, or a failed test. */
 static json_t *
@@ -1491,6 +1563,14 @@ main(void)
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_three_workers_teller_lost, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_refused_waiter_tells_reset,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_strict_overloaded_tells_reset,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_prefer_overloaded_tells_reset,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_single_overloaded_tells_reset,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_single_refused_waiter_tells_reset,
 		    arb_teardown),
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_three_workers_new_worker_lost, arb_teardown),

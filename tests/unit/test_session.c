@@ -312,7 +312,8 @@ test_teller(void **state)
 /* A notice due that no request took goes with a reply of the session's
  * request sent before the loss (sess_take_due), once, and not with one of
  * an earlier session of the same id; one taken by a request sent since
- * (sess_begin) is not due any more; an ended session has none due. */
+ * (sess_begin) is not due any more; an ended session has none due. A
+ * request refused before it held the session (gen 0) takes it too. */
 static void
 test_take_due(void **state)
 {
@@ -338,6 +339,14 @@ test_take_due(void **state)
 	assert_true(sess_end(fx->s, "s1", &left));
 	g2 = 0;
 	sess_begin(fx->s, "s1", &fx->a, &g2, &rebound);
+	assert_false(sess_take_due(fx->s, "s1", g2));
+
+	/* gen 0, a request holding no session yet: the session as it is */
+	assert_false(sess_take_due(fx->s, "s1", 0));
+	sess_drop_anchor(fx->s, &fx->a);
+	assert_false(sess_take_due(fx->s, "unknown", 0));
+	assert_true(sess_take_due(fx->s, "s1", 0));
+	assert_false(sess_take_due(fx->s, "s1", 0));
 	assert_false(sess_take_due(fx->s, "s1", g2));
 }
 
