@@ -19,6 +19,7 @@
 #include "supervisor/clock.h"
 #include "supervisor/lazytimer.h"
 #include "supervisor/log.h"
+#include "supervisor/strays.h"
 
 #define LOOP		EV_DEFAULT_UC
 #define INIT_ID		1
@@ -443,6 +444,7 @@ child_spawn(struct child *c)
 	if (pid < 0)
 		return spawn_failed(c, p, "vfork");
 	setpgid(pid, pid);	/* both sides set it: no race with kill(-pid) */
+	strays_track(pid);
 	ev_child_init(&c->w_child, on_exit_status, pid, 0);
 	c->w_child.data = c;
 	ev_child_start(LOOP, &c->w_child);

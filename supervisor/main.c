@@ -20,6 +20,7 @@
 #include "supervisor/log.h"
 #include "supervisor/ops.h"
 #include "supervisor/slab.h"
+#include "supervisor/strays.h"
 #include "supervisor/version.h"
 
 #define EXIT_GAVE_UP	1
@@ -477,6 +478,7 @@ run(struct daemon *d)
 	}
 	watch_signals(d);
 	watch_slab(d);
+	strays_enable();
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
 	    .reload = reload, .arg = d };
@@ -494,6 +496,7 @@ run(struct daemon *d)
 	    ARBOR_VERSION, getpid(), d->cfg->path);
 	root_start(d->root);
 	ev_run(EV_DEFAULT_UC, 0);
+	strays_finish();
 	ctl_close(d->ctl);
 	root_free(d->root);
 	reg_free(d->reg);

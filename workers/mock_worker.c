@@ -67,9 +67,11 @@
  *   close_stdin               closes every descriptor of its protocol
  *                             input, then {"closed": true}, and sleeps
  *                             forever (its stdout stays open)
- *   fork {"n"}                forks n children (at most 64) that sleep
+ *   fork {"n", "setsid"?}     forks n children (at most 64) that sleep
  *                             forever in its process group, holding its
- *                             descriptors; {"forked": [pids]}
+ *                             descriptors; {"forked": [pids]}; with setsid
+ *                             true each leaves the group (setsid) and
+ *                             ends itself after ESCAPE_MAX_S at the latest
  *   ignore_term               ignores SIGTERM from now on (as
  *                             MOCK_WORKER_IGNORE_TERM); {"ignoring_term": true}
  *
@@ -136,6 +138,7 @@
 #define FLOOD_LINE	100	/* bytes per flood_stderr line, newline included */
 #define FLOOD_CHUNK	(64 * 1024)
 #define FORK_MAX	64
+#define ESCAPE_MAX_S	120	/* a child forked with setsid ends by then */
 #define SLEEP_MAX_MS	(24 * 3600 * 1000)	/* a day */
 
 struct mock {
@@ -941,15 +944,31 @@ on_close_stdin(struct worker *w, json_t *args, const char *session_id)
 	sleep_forever();
 }
 
+/* A child forked with "setsid": out of the worker's process group and
+ * session, beyond the group kill; bounded, so that a failed test does
+ * not leave it running for long. */
+static void __attribute__((noreturn))
+escape(void)
+{
+	setsid();
+	alarm(ESCAPE_MAX_S);
+	sleep_forever();
+}
+
 static json_t *
 on_fork(struct worker *w, json_t *args, const char *session_id)
 {
 	json_int_t n;
 	if (!arg_count(w, args, "n", FORK_MAX, &n))
 		return NULL;
+	json_t *out = json_object_get(args, "setsid");
+	if (out != NULL && !json_is_boolean(out))
+		return worker_fail(w, "setsid must be a boolean");
 	json_t *pids = json_array();
 	for (json_int_t i = 0; i < n; i++) {
 		pid_t pid = fork();
+		if (pid == 0 && json_is_true(out))
+			escape();
 		if (pid == 0)
 			sleep_forever();
 		if (pid < 0) {

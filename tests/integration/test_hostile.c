@@ -275,19 +275,30 @@ proc_pgrp(pid_t pid)
 }
 
 /* fork n on the worker: the children's pids, each alive in the worker's
- * process group. */
+ * process group, or with escape in a group (and session) of its own. */
 static void
-fork_children(struct arb *a, json_int_t worker, pid_t *kids)
+fork_kids(struct arb *a, json_int_t worker, pid_t *kids, bool escape)
 {
-	json_t *r = cl_exec_ok(a, "fork", json_pack("{s:i}", "n", NFORK), NULL);
+	json_t *r = cl_exec_ok(a, "fork", json_pack("{s:i,s:b}", "n", NFORK,
+	    "setsid", escape), NULL);
 	json_t *pids = json_object_get(json_object_get(r, "result"), "forked");
 	assert_int_equal(json_array_size(pids), NFORK);
 	for (size_t i = 0; i < NFORK; i++) {
 		kids[i] = (pid_t)json_integer_value(json_array_get(pids, i));
 		assert_true(proc_exists(kids[i]));
-		assert_int_equal(proc_pgrp(kids[i]), worker);
+		pid_t group = escape ? kids[i] : (pid_t)worker;
+		long long until = arb_now_ms() + ARB_EVENT_MS;
+		while (proc_pgrp(kids[i]) != group && arb_now_ms() < until)
+			arb_sleep_ms(5);	/* setsid comes after the fork */
+		assert_int_equal(proc_pgrp(kids[i]), group);
 	}
 	json_decref(r);
+}
+
+static void
+fork_children(struct arb *a, json_int_t worker, pid_t *kids)
+{
+	fork_kids(a, worker, kids, false);
 }
 
 static void
@@ -445,7 +456,8 @@ test_stray_output_while_idle(void **state)
 }
 
 /* A worker's own children die with it: killed, restarted, and
- * restarted with children that ignore SIGTERM. */
+ * restarted with children that ignore SIGTERM. They die with the group,
+ * so arbord does not report them as strays. */
 static void
 test_forked_children_die(void **state)
 {
@@ -481,6 +493,36 @@ test_forked_children_die(void **state)
 	assert_watch(&w, "fork");
 	assert_serving(a);
 	assert_int_equal(arb_stop(a), 0);
+	/* killed with their group: not taken for children that left it */
+	assert_false(arb_log_contains(a, "left running by a worker"));
+}
+
+/* Children that left the worker's process group (setsid, as Python's
+ * start_new_session=True does) are beyond the group kill: arbord, their
+ * subreaper once the worker is gone, kills them when it reaps the
+ * worker, killed or stopped, and at a shutdown. */
+static void
+test_escaped_children_die(void **state)
+{
+	json_int_t pid;
+	pid_t kids[NFORK];
+	struct arb *a = start_pool(&pid);
+	fork_kids(a, pid, kids, true);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	json_int_t next = wait_replaced(a, pid);
+	assert_children_gone(kids, "out of its group, killed by SIGKILL");
+	assert_true(arb_log_has_line(a, "left running by a worker", NULL));
+
+	fork_kids(a, next, kids, true);
+	json_decref(arb_call_ok(a, json_pack("{s:s,s:s}", "op", "restart",
+	    "name", WORKER)));
+	next = wait_replaced(a, next);
+	assert_children_gone(kids, "out of its group, restarted");
+
+	fork_kids(a, next, kids, true);
+	assert_serving(a);
+	assert_int_equal(arb_stop(a), 0);
+	assert_children_gone(kids, "out of its group, at a shutdown");
 }
 
 /* Sends `hang` (timeout_ms; <= 0: the default) on a connection of its
@@ -787,6 +829,7 @@ main(void)
 		cmocka_unit_test_teardown(test_stray_output_while_idle,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
+		cmocka_unit_test_teardown(test_escaped_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_busy_worker_says_so,
 		    arb_teardown),
