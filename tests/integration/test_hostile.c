@@ -492,9 +492,11 @@ test_forked_children_die(void **state)
 	watch_step(a, &w);
 	assert_watch(&w, "fork");
 	assert_serving(a);
-	assert_int_equal(arb_stop(a), 0);
+	assert_int_equal(arb_kill(a, SIGTERM), 0);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
 	/* killed with their group: not taken for children that left it */
 	assert_false(arb_log_contains(a, "left running by a worker"));
+	assert_int_equal(arb_stop(a), 0);
 }
 
 /* Children that left the worker's process group (setsid, as Python's
