@@ -778,6 +778,22 @@ test_strict_refused_waiter_tells_reset(void **state)
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* arbord of body (environment dev) with one worker, name, under sup,
+ * ready, and session sid bound to it. */
+static struct arb *
+start_bound(const char *body, const char *sup, const char *name,
+    const char *sid)
+{
+	struct arb *a = arb_start(body, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, sup, 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_decref(tree);
+	char w[64];
+	bind_session(a, sid, w, sizeof w);
+	assert_string_equal(w, name);
+	return a;
+}
+
 /* A request refused before a worker takes it (overloaded: the worker
  * down, none may wait; or pool_timeout: it waited in vain) is answered
  * at once, so its reply is the next in its session: after the session's
@@ -797,13 +813,8 @@ refusal_tells_reset(const char *bridge, const char *sup, const char *name,
 	    "worker = { restart_delay_ms = 60000;"
 	    " max_restart_delay_ms = 60000; };\n"
 	    "environments = { dev = { }; };\n", bridge, affinity, max_waiting);
-	struct arb *a = arb_start(body, "dev", NULL);
-	json_t *tree = arb_wait_all_ready(a, sup, 1, ARB_EVENT_MS);
-	assert_non_null(tree);
-	json_decref(tree);
-	char w[64];
-	bind_session(a, "so", w, sizeof w);
-	assert_string_equal(w, name);
+	struct arb *a = start_bound(body, sup, name, "so");
+	const char *w = name;
 	json_int_t pid = cl_worker_pid(a, w);
 	assert_true(pid > 0);
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
@@ -1462,13 +1473,7 @@ refused_leaves_no_session(const char *bridge, const char *sup,
 	    "  checkout_timeout_ms = 2000; max_waiting = 3; max_restarts = 100; };\n"
 	    "worker = { restart_delay_ms = 0; max_inflight = 1; };\n"
 	    "environments = { dev = { }; };\n", bridge);
-	struct arb *a = arb_start(body, "dev", NULL);
-	json_t *tree = arb_wait_all_ready(a, sup, 1, ARB_EVENT_MS);
-	assert_non_null(tree);
-	json_decref(tree);
-	char w[64];
-	bind_session(a, "old", w, sizeof w);
-	assert_string_equal(w, name);
+	struct arb *a = start_bound(body, sup, name, "old");
 	struct cl_conn *busy = cl_send_held(a, 1, "sleep",
 	    json_pack("{s:i}", "ms", 4000), NULL, "busy", 1);
 	struct cl_conn *w1 = cl_send_held(a, 2, "echo", NULL, "new", "waiting", 1);
