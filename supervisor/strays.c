@@ -110,6 +110,15 @@ read_proc(const char *path, struct buf *b)
 	return n == 0;
 }
 
+/* The file listing arbord's children (its main thread's: it has no
+ * other); path, for convenience. */
+static char *
+children_path(char *path, size_t n)
+{
+	snprintf(path, n, "/proc/self/task/%d/children", (int)getpid());
+	return path;
+}
+
 /* The name, state and process group of pid from its stat; false if gone. */
 static bool
 stat_of(pid_t pid, char *comm, size_t n, char *state, pid_t *pgrp)
@@ -143,7 +152,7 @@ static void
 kill_strays(void)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+	children_path(path, sizeof path);
 	struct buf b;
 	buf_init(&b);
 	struct pidset seen = { 0 };	/* groups still with members */
@@ -169,12 +178,8 @@ kill_strays(void)
 		log_warn("arbord", "killed pid %d (%s): left running by a worker, "
 		    "outside its process group", (int)pid, comm);
 	}
-	if (ok) {
-		free(groups.v);
-		groups = seen;
-	} else {
-		free(seen.v);
-	}
+	free(groups.v);
+	groups = seen;
 	buf_release(&b);
 }
 
@@ -204,9 +209,15 @@ strays_enable(void)
 {
 	if (enabled)
 		return;
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-		log_warn("arbord", "cannot become a subreaper (%s): what a worker "
-		    "leaves running outside its process group outlives it",
+	char path[64];
+	const char *cannot = NULL;
+	if (access(children_path(path, sizeof path), R_OK) < 0)
+		cannot = "list its children";
+	else if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		cannot = "become a subreaper";
+	if (cannot != NULL) {
+		log_warn("arbord", "cannot %s (%s): what a worker leaves running "
+		    "outside its process group outlives it", cannot,
 		    strerror(errno));
 		return;
 	}
