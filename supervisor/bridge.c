@@ -96,14 +96,13 @@ fail_job(struct bridge *b, struct job *j, enum msg_code code, const char *why)
 }
 
 /* Fails a job the worker never took (it waited, or none may). Its reply
- * is the next in its session, so it carries a reset notice due there
- * (SPEC 6) that no request has taken yet. */
+ * is the next in its session, so it carries the reset notice due there
+ * (SPEC 6), or the one a request still in flight took. */
 static void
 refuse(struct bridge *b, struct job *j, enum msg_code code, const char *why)
 {
-	if (j->session &&
-	    sess_take_due(b->sessions, j->session, j->session_gen))
-		j->session_reset = true;
+	if (j->session)
+		job_tell_reset(j, b->sessions, &b->resets);
 	job_unhold(j, b->sessions);
 	fail_job(b, j, code, why);
 }

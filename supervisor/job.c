@@ -183,3 +183,12 @@ job_take_reset(struct job *job, struct sessions *s)
 	}
 	return job->session_reset;
 }
+
+void
+job_tell_reset(struct job *job, struct sessions *s, size_t *resets)
+{
+	if (*resets > 0)
+		*resets -= job_take_reset(job, s);
+	if (sess_take_due(s, job->session, job->session_gen))
+		job->session_reset = true;
+}

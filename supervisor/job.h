@@ -109,5 +109,10 @@ void	job_unhold(struct job *, struct sessions *);
  * job, being replied to, takes it from the request that holds it, if
  * that one is still in flight. Returns whether job tells a reset. */
 bool	job_take_reset(struct job *, struct sessions *);
+/* The notice job's reply carries, that reply being the next in its
+ * session: job_take_reset's (*resets counts the notices requests in
+ * flight took and have not told; the one moved to job leaves the count),
+ * or one due that no request has taken (sess_take_due). */
+void	job_tell_reset(struct job *, struct sessions *, size_t *resets);
 
 #endif

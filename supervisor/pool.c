@@ -261,18 +261,6 @@ tracked(const struct pool *p, const struct job *job)
 	return job->session && p->cfg->pool.affinity != AFFINITY_NONE;
 }
 
-/* Fails a job that never reached a worker (it waited, or none may).
- * Its reply is the next in its session, so it carries a reset notice due
- * there (SPEC 6) that no request has taken yet. */
-static void
-refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
-{
-	if ((j->session_held || tracked(p, j)) &&
-	    sess_take_due(p->sessions, j->session, j->session_gen))
-		j->session_reset = true;
-	job_unhold(j, p->sessions);
-	fail_job(p, j, code, why);
-}
 
 static void on_reply(void *, const struct child_reply *, enum msg_code,
     const char *);
@@ -342,17 +330,17 @@ assign(struct pworker *pw, struct job *job)
 	}
 }
 
-/* The reset notice due in job's session goes with its reply, the next
- * in the session (SPEC 6): the one another request of it in flight took
- * (job_take_reset), or one no request has taken yet, due since a worker
- * the session moved to (prefer) was lost while job ran at another. */
+
+/* Fails a job that never reached a worker (it waited, or none may).
+ * Its reply is the next in its session, so it carries the reset notice
+ * due there (SPEC 6), or the one a request still in flight took. */
 static void
-tell_reset(struct pool *p, struct job *job)
+refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
 {
-	if (p->resets > 0)
-		p->resets -= job_take_reset(job, p->sessions);
-	if (sess_take_due(p->sessions, job->session, job->session_gen))
-		job->session_reset = true;
+	if (j->session_held || tracked(p, j))
+		job_tell_reset(j, p->sessions, &p->resets);
+	job_unhold(j, p->sessions);
+	fail_job(p, j, code, why);
 }
 
 static void
@@ -364,7 +352,10 @@ on_reply(void *arg, const struct child_reply *reply, enum msg_code err,
 	pw->job = NULL;
 	pw->pool->inflight--;
 	if (job->session_begun) {
-		tell_reset(pw->pool, job);
+		/* the next reply in the session: the notice job or another
+		 * request in flight took, or one due since a worker the
+		 * session moved to (prefer) was lost while job ran here */
+		job_tell_reset(job, pw->pool->sessions, &pw->pool->resets);
 		sess_finish(pw->pool->sessions, job->session, job->session_gen,
 		    clock_now());
 	}

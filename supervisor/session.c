@@ -295,7 +295,7 @@ void *
 sess_take_teller(struct sessions *s, const char *id, uint64_t gen)
 {
 	struct binding *b = reg_lookup(s->map, id, NULL);
-	if (b == NULL || b->gen != gen)
+	if (b == NULL || (gen != 0 && b->gen != gen))
 		return NULL;
 	void *t = b->teller;
 	b->teller = NULL;

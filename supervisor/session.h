@@ -87,7 +87,9 @@ bool	sess_take_reset(struct sessions *, const char *id);
  * req as the request holding it; false, naming none, when one already
  * does (its notice covers this reset too) or the session is unknown.
  * sess_take_teller, at a reply of the session's request of gen, returns
- * the request holding it (NULL: none) and names none any more. */
+ * the request holding it (NULL: none) and names none any more; gen 0, for
+ * a request refused before it held the session, takes the session as it
+ * is now. */
 bool	sess_set_teller(struct sessions *, const char *id, void *req);
 void	*sess_take_teller(struct sessions *, const char *id, uint64_t gen);
 /* sess_take_reset for a reply of the session's request of gen: a notice

@@ -835,6 +835,55 @@ refusal_tells_reset(const char *bridge, const char *sup, const char *name,
 	assert_int_equal(arb_stop(a), 0);
 }
 
+/* The notice taken by a request of the session still in flight (its
+ * worker lost, back by `restart`, then the request held there) goes with
+ * a refusal answered before it (overloaded: max_waiting 0), the next
+ * reply in the session; the held request's reply then does not carry
+ * it. */
+static void
+refusal_takes_notice_in_flight(const char *bridge, const char *sup,
+    const char *name, const char *affinity)
+{
+	char body[1024];
+	snprintf(body, sizeof body,
+	    "bridge = { adapter = \"bridge_mock\"; %s };\n"
+	    "pool = { size = 1; max_overflow = 0; affinity = \"%s\";\n"
+	    "  max_waiting = 0; max_restarts = 100; };\n"
+	    "worker = { restart_delay_ms = 60000; max_inflight = 1;"
+	    " max_restart_delay_ms = 60000; };\n"
+	    "environments = { dev = { }; };\n", bridge, affinity);
+	struct arb *a = start_bound(body, sup, name, "sf");
+	json_int_t pid = cl_worker_pid(a, name);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	arb_await_node(a, name, "backoff");
+	char out[256];
+	assert_int_equal(arb_ctl(a, out, sizeof out, "restart", name, NULL), 0);
+	arb_await_node(a, name, "ready");
+	struct cl_conn *c = cl_send_held(a, 1, "sleep",
+	    cl_hold_args(CL_HOLD_MS), "sf", "busy", 1);
+	json_t *r = cl_exec_err(a, "echo", NULL, "sf", "overloaded");
+	assert_true(cl_reply_reset(r));
+	json_decref(r);
+	release_held(a, name);
+	expect_ok(c, name, false);
+	assert_false(cl_echo_reset(a, "sf"));
+	assert_int_equal(arb_stop(a), 0);
+}
+
+static void
+test_prefer_refusal_takes_notice_in_flight(void **state)
+{
+	refusal_takes_notice_in_flight("pooling_enabled = true;", "pool",
+	    "pool/worker.1", "prefer");
+}
+
+static void
+test_single_refusal_takes_notice_in_flight(void **state)
+{
+	refusal_takes_notice_in_flight("", "bridge", "bridge/worker", "strict");
+}
+
 static void
 test_strict_overloaded_tells_reset(void **state)
 {
@@ -1577,6 +1626,10 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_single_refused_waiter_tells_reset,
 		    arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_prefer_refusal_takes_notice_in_flight, arb_teardown),
+		cmocka_unit_test_teardown(
+		    test_single_refusal_takes_notice_in_flight, arb_teardown),
 		cmocka_unit_test_teardown(
 		    test_prefer_reset_three_workers_new_worker_lost, arb_teardown),
 		cmocka_unit_test_teardown(test_strict_waits_for_busy_worker, arb_teardown),

@@ -307,6 +307,11 @@ test_teller(void **state)
 	assert_null(sess_take_teller(fx->s, "s1", g));
 	assert_true(sess_set_teller(fx->s, "s1", &r2));
 	assert_ptr_equal(sess_take_teller(fx->s, "s1", g), &r2);
+	/* gen 0: a request refused before it held the session */
+	assert_true(sess_set_teller(fx->s, "s1", &r1));
+	assert_null(sess_take_teller(fx->s, "unknown", 0));
+	assert_ptr_equal(sess_take_teller(fx->s, "s1", 0), &r1);
+	assert_null(sess_take_teller(fx->s, "s1", 0));
 }
 
 /* A notice due that no request took goes with a reply of the session's
