@@ -608,6 +608,17 @@ expect_ok(struct cl_conn *c, const char *w, bool reset)
 	cl_close(c);
 }
 
+/* An echo in session sid, answered by worker w, whose "session_reset" is
+ * reset. */
+static void
+expect_echo(struct arb *a, const char *sid, const char *w, bool reset)
+{
+	json_t *r = cl_exec_ok(a, "echo", NULL, sid);
+	assert_string_equal(cl_reply_worker(r), w);
+	assert_int_equal(cl_reply_reset(r), reset);
+	json_decref(r);
+}
+
 /* prefer, a pool of n: session sid bound to w1, then a request of it (id
  * 1, a sleep of ms1) held at w1 and a second one (id 2, a sleep of ms2)
  * that prefer sends to another worker, w2, rebinding the session there.
@@ -683,10 +694,7 @@ test_prefer_left_worker_lost_no_reset(void **state)
 	expect_err(c1, "worker_crashed", false);
 	release_held(a, w2);
 	expect_ok(c2, w2, false);
-	json_t *r = cl_exec_ok(a, "echo", NULL, "pl");
-	assert_string_equal(cl_reply_worker(r), w2);
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	expect_echo(a, "pl", w2, false);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -771,10 +779,7 @@ test_strict_refused_waiter_tells_reset(void **state)
 	expect_err(c3, "pool_timeout", true);
 	release_held(a, w2);
 	expect_ok(c2, w2, false);
-	json_t *r = cl_exec_ok(a, "echo", NULL, "sr");
-	assert_string_equal(cl_reply_worker(r), w2);
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	expect_echo(a, "sr", w2, false);
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -828,10 +833,7 @@ refusal_tells_reset(const char *bridge, const char *sup, const char *name,
 	char out[256];
 	assert_int_equal(arb_ctl(a, out, sizeof out, "restart", w, NULL), 0);
 	arb_await_node(a, w, "ready");
-	r = cl_exec_ok(a, "echo", NULL, "so");
-	assert_string_equal(cl_reply_worker(r), w);
-	assert_false(cl_reply_reset(r));
-	json_decref(r);
+	expect_echo(a, "so", w, false);
 	assert_int_equal(arb_stop(a), 0);
 }
 
