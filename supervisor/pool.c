@@ -261,6 +261,17 @@ tracked(const struct pool *p, const struct job *job)
 	return job->session && p->cfg->pool.affinity != AFFINITY_NONE;
 }
 
+/* Fails a job that never reached a worker (it waited, or none may).
+ * Its reply is the next in its session, so it carries the reset notice
+ * due there (SPEC 6), or the one a request still in flight took. */
+static void
+refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
+{
+	if (j->session_held || tracked(p, j))
+		job_tell_reset(j, p->sessions, &p->resets);
+	job_unhold(j, p->sessions);
+	fail_job(p, j, code, why);
+}
 
 static void on_reply(void *, const struct child_reply *, enum msg_code,
     const char *);
@@ -306,8 +317,7 @@ assign(struct pworker *pw, struct job *job)
 	}
 	if (child_request(pw->c, job->command, job->args,
 	    job->args_len, job->session, job->timeout_ms, on_reply, pw) < 0) {
-		job_unhold(job, p->sessions);
-		fail_job(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
+		refuse(p, job, ERR_WORKER_CRASHED, "worker not accepting requests");
 		return;
 	}
 	struct child_stats *s = child_stats(pw->c);
@@ -328,19 +338,6 @@ assign(struct pworker *pw, struct job *job)
 		job->session_held = false;
 		s->sessions_served += rebound;
 	}
-}
-
-
-/* Fails a job that never reached a worker (it waited, or none may).
- * Its reply is the next in its session, so it carries the reset notice
- * due there (SPEC 6), or the one a request still in flight took. */
-static void
-refuse(struct pool *p, struct job *j, enum msg_code code, const char *why)
-{
-	if (j->session_held || tracked(p, j))
-		job_tell_reset(j, p->sessions, &p->resets);
-	job_unhold(j, p->sessions);
-	fail_job(p, j, code, why);
 }
 
 static void
