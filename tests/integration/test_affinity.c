@@ -799,6 +799,16 @@ start_bound(const char *body, const char *sup, const char *name,
 	return a;
 }
 
+/* SIGKILLs worker w and waits until its restart delay holds it down. */
+static void
+kill_to_backoff(struct arb *a, const char *w)
+{
+	json_int_t pid = cl_worker_pid(a, w);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	arb_await_node(a, w, "backoff");
+}
+
 /* A request refused before a worker takes it (overloaded: the worker
  * down, none may wait; or pool_timeout: it waited in vain) is answered
  * at once, so its reply is the next in its session: after the session's
@@ -820,10 +830,7 @@ refusal_tells_reset(const char *bridge, const char *sup, const char *name,
 	    "environments = { dev = { }; };\n", bridge, affinity, max_waiting);
 	struct arb *a = start_bound(body, sup, name, "so");
 	const char *w = name;
-	json_int_t pid = cl_worker_pid(a, w);
-	assert_true(pid > 0);
-	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
-	arb_await_node(a, w, "backoff");
+	kill_to_backoff(a, w);
 	json_t *r = cl_exec_err(a, "echo", NULL, "so", code);
 	assert_true(cl_reply_reset(r));
 	json_decref(r);
@@ -855,10 +862,7 @@ refusal_takes_notice_in_flight(const char *bridge, const char *sup,
 	    " max_restart_delay_ms = 60000; };\n"
 	    "environments = { dev = { }; };\n", bridge, affinity);
 	struct arb *a = start_bound(body, sup, name, "sf");
-	json_int_t pid = cl_worker_pid(a, name);
-	assert_true(pid > 0);
-	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
-	arb_await_node(a, name, "backoff");
+	kill_to_backoff(a, name);
 	char out[256];
 	assert_int_equal(arb_ctl(a, out, sizeof out, "restart", name, NULL), 0);
 	arb_await_node(a, name, "ready");
