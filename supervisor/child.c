@@ -19,6 +19,7 @@
 #include "supervisor/clock.h"
 #include "supervisor/lazytimer.h"
 #include "supervisor/log.h"
+#include "supervisor/keeper.h"
 #include "supervisor/strays.h"
 
 #define LOOP		EV_DEFAULT_UC
@@ -230,6 +231,7 @@ child_free(struct child *c)
 		return;
 	if (c->pid > 0) {
 		kill(-c->pid, SIGKILL);
+		keeper_del(c->pid);
 		ev_child_stop(LOOP, &c->w_child);
 	}
 	c->state = CS_STOPPED;	/* no idle event while failing what it held */
@@ -445,6 +447,7 @@ child_spawn(struct child *c)
 		return spawn_failed(c, p, "vfork");
 	setpgid(pid, pid);	/* both sides set it: no race with kill(-pid) */
 	strays_track(pid);
+	keeper_add(pid);
 	ev_child_init(&c->w_child, on_exit_status, pid, 0);
 	c->w_child.data = c;
 	ev_child_start(LOOP, &c->w_child);
@@ -1275,6 +1278,7 @@ on_exit_status(struct ev_loop *loop, ev_child *w, int revents)
 	log_exit(c);
 	drain_stdout(c);
 	kill(-c->pid, SIGKILL);
+	keeper_del(c->pid);
 	teardown(c);
 	c->pid = 0;
 	fail_pending(c, c->held_err, c->held_why);

@@ -20,6 +20,7 @@
 #include "supervisor/log.h"
 #include "supervisor/ops.h"
 #include "supervisor/slab.h"
+#include "supervisor/keeper.h"
 #include "supervisor/strays.h"
 #include "supervisor/version.h"
 
@@ -479,6 +480,7 @@ run(struct daemon *d)
 	watch_signals(d);
 	watch_slab(d);
 	strays_enable();
+	keeper_start();
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
 	    .reload = reload, .arg = d };
@@ -496,6 +498,7 @@ run(struct daemon *d)
 	    ARBOR_VERSION, getpid(), d->cfg->path);
 	root_start(d->root);
 	ev_run(EV_DEFAULT_UC, 0);
+	keeper_finish();
 	strays_finish();
 	ctl_close(d->ctl);
 	root_free(d->root);

@@ -13,17 +13,11 @@
 #include <unistd.h>
 
 #include "proto/buf.h"
-#include "proto/xmalloc.h"
 #include "supervisor/log.h"
+#include "supervisor/pidset.h"
 
 #define LOOP	EV_DEFAULT_UC
 #define FINISH_S	2.0	/* strays_finish waits this long at most */
-
-/* A set of pids, kept sorted. */
-struct pidset {
-	pid_t	*v;
-	size_t	 n, cap;
-};
 
 static bool enabled;
 static ev_child w_reap;		/* pid 0: every child reaped */
@@ -33,60 +27,11 @@ static struct pidset killed;	/* strays killed, not yet reaped */
 static struct pidset groups;	/* of workers reaped, while members
 					 * of them are left */
 
-/* Where pid is, or would be inserted, in s. */
-static size_t
-find(const struct pidset *s, pid_t pid)
-{
-	size_t lo = 0, hi = s->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->v[mid] < pid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static bool
-has(const struct pidset *s, pid_t pid)
-{
-	size_t i = find(s, pid);
-	return i < s->n && s->v[i] == pid;
-}
-
-static void
-add(struct pidset *s, pid_t pid)
-{
-	size_t i = find(s, pid);
-	if (i < s->n && s->v[i] == pid)
-		return;
-	if (s->n == s->cap) {
-		s->cap = s->cap ? 2 * s->cap : 64;
-		s->v = xrealloc(s->v, s->cap * sizeof *s->v);
-	}
-	memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof *s->v);
-	s->v[i] = pid;
-	s->n++;
-}
-
-/* Removes pid; true if it was there. */
-static bool
-del(struct pidset *s, pid_t pid)
-{
-	size_t i = find(s, pid);
-	if (i == s->n || s->v[i] != pid)
-		return false;
-	memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof *s->v);
-	s->n--;
-	return true;
-}
-
 void
 strays_track(pid_t pid)
 {
 	if (enabled)
-		add(&workers, pid);
+		pidset_add(&workers, pid);
 }
 
 /* Reads the whole of a small /proc file into b (NUL-terminated); false if
@@ -164,21 +109,22 @@ kill_strays(void)
 		pid_t pid = (pid_t)v;
 		char comm[64], state;
 		pid_t pgrp;
-		if (pid <= 0 || has(&workers, pid) || has(&killed, pid) ||
+		if (pid <= 0 || pidset_has(&workers, pid) ||
+		    pidset_has(&killed, pid) ||
 		    !stat_of(pid, comm, sizeof comm, &state, &pgrp) ||
 		    state == 'Z')
 			continue;
-		if (has(&groups, pgrp)) {
-			add(&seen, pgrp);
+		if (pidset_has(&groups, pgrp)) {
+			pidset_add(&seen, pgrp);
 			continue;
 		}
 		if (kill(pgrp == pid ? -pid : pid, SIGKILL) < 0)
 			continue;	/* a group leader's group goes too */
-		add(&killed, pid);
+		pidset_add(&killed, pid);
 		log_warn("arbord", "killed pid %d (%s): left running by a worker, "
 		    "outside its process group", (int)pid, comm);
 	}
-	free(groups.v);
+	pidset_clear(&groups);
 	groups = seen;
 	buf_release(&b);
 }
@@ -191,9 +137,9 @@ static void
 on_reap(struct ev_loop *loop, ev_child *w, int revents)
 {
 	pid_t pid = w->rpid;
-	del(&killed, pid);
-	if (del(&workers, pid))
-		add(&groups, pid);
+	pidset_del(&killed, pid);
+	if (pidset_del(&workers, pid))
+		pidset_add(&groups, pid);
 	ev_prepare_start(loop, &w_scan);
 }
 
@@ -240,14 +186,13 @@ strays_finish(void)
 		kill_strays();
 		pid_t pid;
 		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-			del(&killed, pid);
+			pidset_del(&killed, pid);
 		if ((pid < 0 && errno == ECHILD) || ev_time() > until)
 			break;
 		usleep(1000);
 	}
-	free(workers.v);
-	free(killed.v);
-	free(groups.v);
-	workers = killed = groups = (struct pidset){ 0 };
+	pidset_clear(&workers);
+	pidset_clear(&killed);
+	pidset_clear(&groups);
 	enabled = false;
 }

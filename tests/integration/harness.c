@@ -172,6 +172,23 @@ proc_children(pid_t ppid, pid_t *out, size_t max)
 }
 
 size_t
+arb_children(const struct arb *a, pid_t *out, size_t max)
+{
+	pid_t kids[4096];
+	size_t n = proc_children(a->pid, kids, 4096), k = 0;
+	for (size_t i = 0; i < n && i < 4096; i++) {
+		char comm[32];
+		proc_comm(kids[i], comm, sizeof comm);
+		if (strcmp(comm, ARB_KEEPER) == 0)
+			continue;
+		if (out != NULL && k < max)
+			out[k] = kids[i];
+		k++;
+	}
+	return k;
+}
+
+size_t
 proc_fd_count(pid_t pid)
 {
 	char path[64];
@@ -259,8 +276,7 @@ proc_wait_dead(pid_t pid, int timeout_ms)
 	return true;
 }
 
-/* The command name of pid, for messages. */
-static void
+void
 proc_comm(pid_t pid, char *out, size_t len)
 {
 	char path[64];
@@ -313,7 +329,7 @@ seen_children(struct arb *a)
 	pid_t kids[512];
 	if (a->pid <= 0 || a->reaped)
 		return;
-	size_t n = proc_children(a->pid, kids, 512);
+	size_t n = arb_children(a, kids, 512);
 	for (size_t i = 0; i < n && i < 512; i++)
 		seen_add(a, kids[i]);
 }
@@ -339,7 +355,8 @@ is_live_arbord(pid_t pid)
 }
 
 /* Kills what the tree left behind: our own children other than a running
- * arbord (orphans handed to us as subreaper), then seen workers still
+ * arbord (orphans handed to us as subreaper; the keeper of an arbord
+ * killed is one until it has done its work), then seen workers still
  * alive elsewhere. Describes each into report (may be NULL). */
 static void
 kill_leftovers(struct arb *a, FILE *report)
@@ -351,6 +368,9 @@ kill_leftovers(struct arb *a, FILE *report)
 		if (is_live_arbord(kids[i]))
 			continue;
 		proc_comm(kids[i], comm, sizeof comm);
+		if (strcmp(comm, ARB_KEEPER) == 0 &&
+		    proc_wait_dead(kids[i], ARB_EVENT_MS))
+			continue;	/* a killed arbord's: it ends by itself */
 		if (report != NULL)
 			fprintf(report, "process %d (%s%s) was left behind by "
 			    "arbord\n", (int)kids[i], comm,

@@ -199,7 +199,13 @@ pid_t	proc_ppid(pid_t);		/* -1 if no such process */
 /* Pids whose parent is ppid, up to max stored in out (may be NULL);
  * returns how many there are. */
 size_t	proc_children(pid_t ppid, pid_t *out, size_t max);
+/* The same for arbord's children other than its keeper (ARB_KEEPER, a
+ * process of arbord's own that no worker forked). */
+size_t	arb_children(const struct arb *, pid_t *out, size_t max);
+#define ARB_KEEPER	"arbord-keeper"	/* the keeper's command name */
 size_t	proc_fd_count(pid_t);		/* open descriptors; 0 if gone */
+/* The command name of pid (/proc/PID/comm), "" if gone. */
+void	proc_comm(pid_t, char *out, size_t len);
 long	proc_rss_kb(pid_t);		/* VmRSS in kB; -1 if unknown */
 /* Polls until pid catches signal sig (SigCgt); false on timeout or if pid
  * is gone. */

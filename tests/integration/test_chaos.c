@@ -207,7 +207,7 @@ kill_one(struct chaos *ch)
 	pid_t pids[64];
 	size_t n = 0;
 	if (ch->reloading)
-		n = proc_children(arb_pid(ch->a), pids, 64);
+		n = arb_children(ch->a, pids, 64);
 	else {
 		json_t *tree = arb_status(ch->a, NULL);
 		json_t *sub = json_array_get(json_object_get(tree, "children"),
@@ -437,7 +437,7 @@ only_tree_workers(json_t *tree, void *ctx)
 	json_int_t pids[16];
 	pid_t kids[64];
 	size_t n = arb_worker_pids(arb_find(tree, "pool"), pids, 16);
-	size_t nk = proc_children(arb_pid(ch->a), kids, 64);
+	size_t nk = arb_children(ch->a, kids, 64);
 	if (nk != n || nk > 64)
 		return false;
 	for (size_t i = 0; i < nk; i++) {

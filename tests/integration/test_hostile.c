@@ -527,6 +527,61 @@ test_escaped_children_die(void **state)
 	assert_children_gone(kids, "out of its group, at a shutdown");
 }
 
+/* The keeper arbord a runs (its child named arbord-keeper) other than
+ * not (0: any), waited for; fails the test when none comes. */
+static pid_t
+wait_keeper(struct arb *a, pid_t not)
+{
+	long long until = arb_now_ms() + ARB_EVENT_MS;
+	do {
+		pid_t kids[64];
+		size_t n = proc_children(arb_pid(a), kids, 64);
+		for (size_t i = 0; i < n && i < 64; i++) {
+			char comm[32];
+			proc_comm(kids[i], comm, sizeof comm);
+			if (strcmp(comm, ARB_KEEPER) == 0 && kids[i] != not)
+				return kids[i];
+		}
+		arb_sleep_ms(10);
+	} while (arb_now_ms() < until);
+	fail_msg("arbord runs no keeper%s", not ? " after the first was killed" :
+	    "");
+	return -1;
+}
+
+/* A SIGKILLed arbord takes along what its workers forked in their
+ * groups: the parent-death signal kills each worker, the keeper (a
+ * process of arbord's that outlives it) their groups. A keeper killed is
+ * replaced, knowing the groups of the moment. */
+static void
+test_sigkilled_arbord_takes_children(void **state)
+{
+	json_int_t pid;
+	pid_t kids[NFORK];
+	struct arb *a = start_pool(&pid);
+	fork_children(a, pid, kids);
+	pid_t first = wait_keeper(a, 0);
+	assert_int_equal(kill(first, SIGKILL), 0);
+	char gone[64];
+	snprintf(gone, sizeof gone, "keeper (pid %d) killed by signal %d",
+	    (int)first, SIGKILL);
+	assert_true(arb_wait_log_line(a, ARB_EVENT_MS, gone, NULL));
+	pid_t keeper = wait_keeper(a, first);
+	assert_serving(a);
+
+	assert_int_equal(arb_kill(a, SIGKILL), 0);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 128 + SIGKILL);
+	assert_children_gone(kids, "of a SIGKILLed arbord");
+	if (!proc_wait_dead((pid_t)pid, ARB_EVENT_MS))
+		fail_msg("worker %lld outlived a SIGKILLed arbord", (long long)pid);
+	if (!proc_wait_dead(keeper, ARB_EVENT_MS))
+		fail_msg("the keeper %d outlived its work", (int)keeper);
+	assert_true(arb_log_has_line(a, "keeper: arbord", "is gone: killed "
+	    "the process groups of", NULL));
+	assert_false(arb_log_contains(a, "left running by a worker"));
+	assert_int_equal(arb_stop(a), 128 + SIGKILL);
+}
+
 /* Sends `hang` (timeout_ms; <= 0: the default) on a connection of its
  * own and waits until the worker is busy with it; the connection awaits
  * the reply. */
@@ -832,6 +887,8 @@ main(void)
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_escaped_children_die, arb_teardown),
+		cmocka_unit_test_teardown(test_sigkilled_arbord_takes_children,
+		    arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_busy_worker_says_so,
 		    arb_teardown),

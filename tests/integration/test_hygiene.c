@@ -36,7 +36,7 @@ static struct usage
 measure(struct arb *a)
 {
 	struct usage u = { settled_fds(a),
-	    proc_children(arb_pid(a), NULL, 0), proc_rss_kb(arb_pid(a)) };
+	    arb_children(a, NULL, 0), proc_rss_kb(arb_pid(a)) };
 	return u;
 }
 

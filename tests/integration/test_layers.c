@@ -266,7 +266,7 @@ test_layer1_mock_adapter(void **state)
 	assert_int_equal(json_integer_value(json_object_get(r, "ready")), 0);
 	assert_int_equal(json_integer_value(json_object_get(r, "expected")), 0);
 	json_decref(r);
-	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
+	assert_int_equal(arb_children(a, NULL, 0), 0);
 	assert_int_equal(arb_stop(a), 0);
 }
 

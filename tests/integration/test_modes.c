@@ -212,7 +212,7 @@ assert_root_restart_empty(struct arb *a)
 	assert_int_equal(arb_node_int(tree, "restarts"), 0);
 	assert_int_equal(arb_node_nchildren(tree), 0);
 	json_decref(tree);
-	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
+	assert_int_equal(arb_children(a, NULL, 0), 0);
 }
 
 static void
@@ -225,7 +225,7 @@ test_disabled_has_no_children(void **state)
 	assert_int_equal(arb_node_nchildren(tree), 0);
 	assert_true(json_is_array(json_object_get(tree, "children")));
 	json_decref(tree);
-	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
+	assert_int_equal(arb_children(a, NULL, 0), 0);
 
 	json_t *r = arb_op_ok(a, "health");
 	assert_string_equal(arb_node_str(r, "health"), "healthy");
@@ -287,7 +287,7 @@ test_test_mode_mock_adapter(void **state)
 	char out[64];
 	assert_int_equal(arb_ctl(a, out, sizeof out, "health", NULL), 0);
 	assert_string_equal(out, "healthy 0/0\n");
-	assert_int_equal(proc_children(arb_pid(a), NULL, 0), 0);
+	assert_int_equal(arb_children(a, NULL, 0), 0);
 	assert_root_restart_empty(a);
 	assert_int_equal(arb_stop(a), 0);
 }
