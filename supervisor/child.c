@@ -17,9 +17,9 @@
 #include "proto/xmalloc.h"
 #include "supervisor/batch.h"
 #include "supervisor/clock.h"
+#include "supervisor/keeper.h"
 #include "supervisor/lazytimer.h"
 #include "supervisor/log.h"
-#include "supervisor/keeper.h"
 #include "supervisor/strays.h"
 
 #define LOOP		EV_DEFAULT_UC

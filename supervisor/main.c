@@ -17,10 +17,10 @@
 #include "supervisor/cond.h"
 #include "supervisor/config.h"
 #include "supervisor/ctl.h"
+#include "supervisor/keeper.h"
 #include "supervisor/log.h"
 #include "supervisor/ops.h"
 #include "supervisor/slab.h"
-#include "supervisor/keeper.h"
 #include "supervisor/strays.h"
 #include "supervisor/version.h"
 
