@@ -310,6 +310,28 @@ assert_children_gone(const pid_t *kids, const char *how)
 			    how);
 }
 
+/* The keeper arbord a runs (its child named arbord-keeper) other than
+ * not (0: any), waited for; fails the test when none comes. */
+static pid_t
+wait_keeper(struct arb *a, pid_t not)
+{
+	long long until = arb_now_ms() + ARB_EVENT_MS;
+	do {
+		pid_t kids[64];
+		size_t n = proc_children(arb_pid(a), kids, 64);
+		for (size_t i = 0; i < n && i < 64; i++) {
+			char comm[32];
+			proc_comm(kids[i], comm, sizeof comm);
+			if (strcmp(comm, ARB_KEEPER) == 0 && kids[i] != not)
+				return kids[i];
+		}
+		arb_sleep_ms(10);
+	} while (arb_now_ms() < until);
+	fail_msg("arbord runs no keeper%s", not ? " after the first was killed" :
+	    "");
+	return -1;
+}
+
 /* ---- the tests ---- */
 
 static void
@@ -492,10 +514,13 @@ test_forked_children_die(void **state)
 	watch_step(a, &w);
 	assert_watch(&w, "fork");
 	assert_serving(a);
+	pid_t keeper = wait_keeper(a, 0);
 	assert_int_equal(arb_kill(a, SIGTERM), 0);
 	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
 	/* killed with their group: not taken for children that left it */
 	assert_false(arb_log_contains(a, "left running by a worker"));
+	/* arbord reaped its keeper before it exited: not left to us */
+	assert_false(proc_exists(keeper));
 	assert_int_equal(arb_stop(a), 0);
 }
 
@@ -525,28 +550,6 @@ test_escaped_children_die(void **state)
 	assert_serving(a);
 	assert_int_equal(arb_stop(a), 0);
 	assert_children_gone(kids, "out of its group, at a shutdown");
-}
-
-/* The keeper arbord a runs (its child named arbord-keeper) other than
- * not (0: any), waited for; fails the test when none comes. */
-static pid_t
-wait_keeper(struct arb *a, pid_t not)
-{
-	long long until = arb_now_ms() + ARB_EVENT_MS;
-	do {
-		pid_t kids[64];
-		size_t n = proc_children(arb_pid(a), kids, 64);
-		for (size_t i = 0; i < n && i < 64; i++) {
-			char comm[32];
-			proc_comm(kids[i], comm, sizeof comm);
-			if (strcmp(comm, ARB_KEEPER) == 0 && kids[i] != not)
-				return kids[i];
-		}
-		arb_sleep_ms(10);
-	} while (arb_now_ms() < until);
-	fail_msg("arbord runs no keeper%s", not ? " after the first was killed" :
-	    "");
-	return -1;
 }
 
 /* A SIGKILLed arbord takes along what its workers forked in their
