@@ -80,6 +80,21 @@ static const char CRASH_CONF[] =
     "environments = { dev = { }; };\n";
 #define NCRASH		30
 
+/* Restarts at once, without end: with CRASH_AT_START, a crash loop of
+ * some thousand restarts a second (two changes each for the keeper). */
+#define LOOP_BODY \
+    "supervisor = { max_restarts = 1000000; max_seconds = 600; };\n" \
+    "bridge = { adapter = \"bridge_mock\"; pooling_enabled = true; };\n" \
+    "pool = { size = 1; max_overflow = 0; max_restarts = 1000000; " \
+    "max_seconds = 600; };\n" \
+    "environments = { dev = { }; };\n"
+static const char LOOP_CONF[] = LOOP_BODY
+    "worker = { restart_delay_ms = 0; shutdown_timeout_ms = 300; };\n";
+static const char CRASH_AT_START_CONF[] = LOOP_BODY
+    "worker = { restart_delay_ms = 0; shutdown_timeout_ms = 300; "
+    "env = { MOCK_WORKER_CRASH_AT_START = \"1\"; }; };\n";
+#define FILL_MS		180000	/* the keeper's pipe full, even under ASan */
+
 /* ---- watching arbord ---- */
 
 /* The worst seen while a hostile request ran. */
@@ -585,6 +600,41 @@ test_sigkilled_arbord_takes_children(void **state)
 	assert_int_equal(arb_stop(a), 128 + SIGKILL);
 }
 
+/* A keeper that no longer reads (stopped here) lets its pipe fill:
+ * arbord kills it then and forks another, which knows the groups of the
+ * moment and takes them along when arbord is killed. */
+static void
+test_stopped_keeper_replaced(void **state)
+{
+	pid_t kids[NFORK];
+	struct arb *a = arb_start(LOOP_CONF, "dev", NULL);
+	json_t *tree = arb_wait_all_ready(a, "pool", 1, ARB_EVENT_MS);
+	assert_non_null(tree);
+	json_int_t pid = arb_node_pid(arb_find(tree, WORKER));
+	json_decref(tree);
+	pid_t first = wait_keeper(a, 0);
+	assert_int_equal(kill(first, SIGSTOP), 0);
+	arb_rewrite_config(a, CRASH_AT_START_CONF);
+	json_decref(arb_op_ok(a, "reload"));
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);	/* the loop starts */
+	char line[64];
+	snprintf(line, sizeof line, "keeper (pid %d) reads no more", (int)first);
+	assert_true(arb_wait_log_line(a, FILL_MS, line, NULL));
+	pid_t keeper = wait_keeper(a, first);
+	assert_false(proc_is_stopped(keeper));
+
+	arb_rewrite_config(a, LOOP_CONF);
+	json_decref(arb_op_ok(a, "reload"));
+	json_int_t next = arb_wait_ready_pid(a, WORKER, pid);
+	fork_children(a, next, kids);
+	assert_int_equal(arb_kill(a, SIGKILL), 0);
+	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 128 + SIGKILL);
+	assert_children_gone(kids, "of a SIGKILLed arbord, its keeper replaced");
+	assert_true(proc_wait_dead((pid_t)next, ARB_EVENT_MS));
+	assert_true(proc_wait_dead(keeper, ARB_EVENT_MS));
+	assert_int_equal(arb_stop(a), 128 + SIGKILL);
+}
+
 /* Sends `hang` (timeout_ms; <= 0: the default) on a connection of its
  * own and waits until the worker is busy with it; the connection awaits
  * the reply. */
@@ -891,6 +941,8 @@ main(void)
 		cmocka_unit_test_teardown(test_forked_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_escaped_children_die, arb_teardown),
 		cmocka_unit_test_teardown(test_sigkilled_arbord_takes_children,
+		    arb_teardown),
+		cmocka_unit_test_teardown(test_stopped_keeper_replaced,
 		    arb_teardown),
 		cmocka_unit_test_teardown(test_ignore_term_killed_on_stop, arb_teardown),
 		cmocka_unit_test_teardown(test_restart_busy_worker_says_so,
