@@ -24,7 +24,10 @@
 /* The pipe carries one int32_t per change: pgid added, -pgid removed.
  * Writes of that size are atomic. */
 
+#define KEEPER_NAME	"arbord-keeper"
+
 static bool started;		/* from keeper_start to keeper_finish */
+static char **args;		/* main's argv, for retitle */
 static struct pidset groups;	/* workers' groups alive, as last told */
 static pid_t keeper;		/* its pid; 0 while none runs */
 static int wfd = -1;		/* the pipe to it */
@@ -75,13 +78,31 @@ follow(int fd)
 	}
 }
 
+/* A process's command line, as ps and pidof read it, is the memory its
+ * argv strings were in: the keeper's copy says what it is, as far as
+ * those strings reach (the rest zeroed). */
+static void
+retitle(void)
+{
+	if (args == NULL || args[0] == NULL)
+		return;
+	char *start = args[0], *end = start + strlen(start) + 1;
+	for (int i = 1; args[i] != NULL && args[i] == end; i++)
+		end += strlen(args[i]) + 1;
+	size_t n = (size_t)(end - start);
+	memset(start, 0, n);
+	memcpy(start, KEEPER_NAME, n - 1 < sizeof KEEPER_NAME - 1 ? n - 1 :
+	    sizeof KEEPER_NAME - 1);
+}
+
 /* In the forked process, with arbord's memory: groups is arbord's set
  * as it was at the fork. */
 static void __attribute__((noreturn))
 keeper_main(int rfd, pid_t arbord)
 {
 	setsid();
-	prctl(PR_SET_NAME, "arbord-keeper");
+	prctl(PR_SET_NAME, KEEPER_NAME);
+	retitle();
 	keeper_signals();
 	if (dup2(rfd, KEEPER_FD) < 0)
 		_exit(1);
@@ -224,11 +245,12 @@ keeper_del(pid_t pgid)
 }
 
 void
-keeper_start(void)
+keeper_start(char **argv)
 {
 	if (started)
 		return;
 	started = true;
+	args = argv;
 	ev_child_init(&w_exit, on_keeper_exit, 0, 0);
 	ev_init(&t_restart, on_restart);
 	spawn_keeper();

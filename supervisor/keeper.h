@@ -13,8 +13,10 @@
 
 /* arbord's start, its loop made and strays enabled, before the first
  * spawn. Until then (and in tests that run parts of arbord in their own
- * process) keeper_add and keeper_del do nothing. */
-void	keeper_start(void);
+ * process) keeper_add and keeper_del do nothing. argv is main's (or
+ * NULL): the keeper writes its name over its own copy of the strings, so
+ * that ps and pidof tell it from arbord. */
+void	keeper_start(char **argv);
 /* A worker's process group (its pid): spawned; killed whole at its reap. */
 void	keeper_add(pid_t pgid);
 void	keeper_del(pid_t pgid);

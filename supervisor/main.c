@@ -46,6 +46,7 @@ struct daemon {
 	ev_timer	 t_trim;	/* slab_trim(), every SLAB_TRIM_S while
 					 * the slab holds a surplus */
 	const char	*conf_path, *env_arg;	/* as given: reload reads them again */
+	char		**argv;		/* main's: the keeper retitles its copy */
 	int		 verbosity;
 	int		 exit_code;
 	bool		 stopping;
@@ -480,7 +481,7 @@ run(struct daemon *d)
 	watch_signals(d);
 	watch_slab(d);
 	strays_enable();
-	keeper_start();
+	keeper_start(d->argv);
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
 	    .reload = reload, .arg = d };
@@ -524,6 +525,7 @@ main(int argc, char **argv)
 		config_free(d.cfg);
 		return flush_stdout();
 	}
+	d.argv = argv;
 	d.conf_path = a.conf;
 	d.env_arg = a.env;
 	d.verbosity = a.verbosity;

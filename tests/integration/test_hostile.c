@@ -347,6 +347,21 @@ wait_keeper(struct arb *a, pid_t not)
 	return -1;
 }
 
+/* ps and pidof read the keeper's command line: it names the keeper,
+ * not arbord. */
+static void
+assert_keeper_titled(pid_t keeper)
+{
+	char path[64], line[64] = "";
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)keeper);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	size_t n = fread(line, 1, sizeof line - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	assert_string_equal(line, ARB_KEEPER);
+}
+
 /* ---- the tests ---- */
 
 static void
@@ -530,6 +545,7 @@ test_forked_children_die(void **state)
 	assert_watch(&w, "fork");
 	assert_serving(a);
 	pid_t keeper = wait_keeper(a, 0);
+	assert_keeper_titled(keeper);
 	assert_int_equal(arb_kill(a, SIGTERM), 0);
 	assert_int_equal(arb_wait_exit(a, ARB_EXIT_MS), 0);
 	/* killed with their group: not taken for children that left it */
