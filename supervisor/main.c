@@ -481,7 +481,6 @@ run(struct daemon *d)
 	watch_signals(d);
 	watch_slab(d);
 	strays_enable();
-	keeper_start(d->argv);
 	d->reg = reg_new();
 	d->ops = (struct ops_env){ .reg = d->reg, .shutdown = begin_shutdown,
 	    .reload = reload, .arg = d };
@@ -497,6 +496,7 @@ run(struct daemon *d)
 	d->ops.root = d->root;
 	log_info("arbord", "arbord %s starting (pid %d, config %s)",
 	    ARBOR_VERSION, getpid(), d->cfg->path);
+	keeper_start(d->argv);	/* past the early returns: it is reaped below */
 	root_start(d->root);
 	ev_run(EV_DEFAULT_UC, 0);
 	keeper_finish();

@@ -46,6 +46,8 @@ struct arb {
 	pid_t	 pid;		/* arbord; 0 until spawned */
 	bool	 reaped;	/* its exit status is in wstatus */
 	int	 wstatus;
+	bool	 signalled;	/* some arbord of it died of a signal: its
+				 * keeper outlives it for a moment */
 	json_int_t next_id;
 	struct seen *seen;
 	size_t	 nseen, seencap;
@@ -355,9 +357,11 @@ is_live_arbord(pid_t pid)
 }
 
 /* Kills what the tree left behind: our own children other than a running
- * arbord (orphans handed to us as subreaper; the keeper of an arbord
- * killed is one until it has done its work), then seen workers still
- * alive elsewhere. Describes each into report (may be NULL). */
+ * arbord (orphans handed to us as subreaper; the keeper of an arbord of
+ * a's that a signal killed is one until it has done its work: any other
+ * is a leftover, as arbord reaps its keeper before it exits), then seen
+ * workers still alive elsewhere. Describes each into report (may be
+ * NULL). */
 static void
 kill_leftovers(struct arb *a, FILE *report)
 {
@@ -368,7 +372,7 @@ kill_leftovers(struct arb *a, FILE *report)
 		if (is_live_arbord(kids[i]))
 			continue;
 		proc_comm(kids[i], comm, sizeof comm);
-		if (strcmp(comm, ARB_KEEPER) == 0 &&
+		if (a->signalled && strcmp(comm, ARB_KEEPER) == 0 &&
 		    proc_wait_dead(kids[i], ARB_EVENT_MS))
 			continue;	/* a killed arbord's: it ends by itself */
 		if (report != NULL)
@@ -682,6 +686,7 @@ reap(struct arb *a)
 	if (waitpid(a->pid, &st, WNOHANG) == a->pid) {
 		a->wstatus = st;
 		a->reaped = true;
+		a->signalled |= WIFSIGNALED(st);
 	}
 	return a->reaped;
 }
@@ -761,6 +766,7 @@ kill_arbord(struct arb *a)
 	kill(a->pid, SIGKILL);
 	if (waitpid(a->pid, &a->wstatus, 0) == a->pid)
 		a->reaped = true;
+	a->signalled = true;
 }
 
 /* SIGTERM, a bounded wait, then SIGKILL: the exit code. */
