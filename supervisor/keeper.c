@@ -20,11 +20,10 @@
 #define RESTART_S	1.0	/* a keeper gone is replaced after this */
 #define FINISH_S	2.0	/* keeper_finish waits this long for its exit */
 #define KEEPER_FD	3	/* the pipe's read end, in the keeper */
+#define KEEPER_NAME	"arbord-keeper"	/* its comm and command line */
 
 /* The pipe carries one int32_t per change: pgid added, -pgid removed.
  * Writes of that size are atomic. */
-
-#define KEEPER_NAME	"arbord-keeper"
 
 static bool started;		/* from keeper_start to keeper_finish */
 static char **args;		/* main's argv, for retitle */
