@@ -3,6 +3,11 @@
 #include <ev.h>
 #include <stddef.h>
 
+#include "proto/buf.h"
+#include "supervisor/uring.h"
+
+#define TOGETHER_MAX	256	/* items per uring_writes */
+
 static TAILQ_HEAD(, batch_item) pending = TAILQ_HEAD_INITIALIZER(pending);
 static ev_prepare w_prepare;
 static bool started;
@@ -13,23 +18,77 @@ on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	batch_flush();
 }
 
+static bool
+has_output(const struct batch_item *it)
+{
+	return *it->fd >= 0 && buf_used(it->out) > 0;
+}
+
+/* Writes the output of the items from it on, up to TOGETHER_MAX of them,
+ * in one system call; returns the item after the last one taken. */
+static struct batch_item *
+write_some(struct batch_item *it)
+{
+	static struct uring_write w[TOGETHER_MAX];
+	static struct batch_item *of[TOGETHER_MAX];
+	size_t n = 0;
+	for (; it != NULL && n < TOGETHER_MAX; it = TAILQ_NEXT(it, link)) {
+		if (!has_output(it))
+			continue;
+		w[n] = (struct uring_write){ .fd = *it->fd,
+		    .buf = buf_head(it->out), .len = buf_used(it->out) };
+		of[n++] = it;
+	}
+	uring_writes(w, n);
+	for (size_t i = 0; i < n; i++) {
+		buf_consume(of[i]->out, w[i].done);
+		of[i]->sent = w[i].done;
+	}
+	return it;
+}
+
+/* Writes the queued output together where there is more than one item's
+ * (one has nothing to gain: its flush writes it). */
+static void
+write_together(void)
+{
+	struct batch_item *it, *first = NULL;
+	TAILQ_FOREACH(it, &pending, link) {
+		if (!has_output(it))
+			continue;
+		if (first != NULL)
+			break;
+		first = it;
+	}
+	if (it == NULL)
+		return;
+	for (it = first; it != NULL; )
+		it = write_some(it);
+}
+
 /* Flushes everything queued; a flush may queue more (handled too). */
 void
 batch_flush(void)
 {
+	write_together();
 	struct batch_item *it;
 	while ((it = TAILQ_FIRST(&pending)) != NULL) {
 		TAILQ_REMOVE(&pending, it, link);
 		it->queued = false;
 		it->flush(it);
+		it->sent = 0;
 	}
 }
 
 void
-batch_init(struct batch_item *it, void (*fn)(struct batch_item *))
+batch_init(struct batch_item *it, void (*fn)(struct batch_item *),
+    const int *fd, struct buf *out)
 {
 	it->queued = false;
 	it->flush = fn;
+	it->fd = fd;
+	it->out = out;
+	it->sent = 0;
 }
 
 void

@@ -166,7 +166,7 @@ child_new(const char *name, const struct config *cfg, char *const *argv,
 	ev_init(&c->t_health, on_health);
 	c->t_deadline.t.data = c->t_kill.data = c->t_backoff.data =
 	    c->t_health.data = c;
-	batch_init(&c->batch, on_batch);
+	batch_init(&c->batch, on_batch, &c->fd_in, &c->out);
 	pend_grow(c);
 	return c;
 }

@@ -266,7 +266,7 @@ conn_close(struct ctl_conn *cn)
 static void
 conn_flush(struct ctl_conn *cn)
 {
-	size_t before = buf_used(&cn->out);
+	size_t before = buf_used(&cn->out) + cn->batch.sent;
 	if (buf_write_fd(&cn->out, cn->fd) < 0) {
 		conn_close(cn);
 		return;
@@ -510,7 +510,7 @@ conn_new(struct ctl *c, int fd)
 	cn->ctl = c;
 	cn->fd = fd;
 	cn->refs = 1;
-	batch_init(&cn->batch, on_batch);
+	batch_init(&cn->batch, on_batch, &cn->fd, &cn->out);
 	ev_init(&cn->t_stall, on_stall);
 	cn->t_stall.repeat = STALL_S;
 	cn->t_stall.data = cn;

@@ -22,6 +22,7 @@
 #include "supervisor/ops.h"
 #include "supervisor/slab.h"
 #include "supervisor/strays.h"
+#include "supervisor/uring.h"
 #include "supervisor/version.h"
 
 #define EXIT_GAVE_UP	1
@@ -501,6 +502,7 @@ run(struct daemon *d)
 	ev_run(EV_DEFAULT_UC, 0);
 	keeper_finish();
 	strays_finish();
+	uring_close();
 	ctl_close(d->ctl);
 	root_free(d->root);
 	reg_free(d->reg);

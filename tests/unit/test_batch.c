@@ -1,6 +1,8 @@
 /* Unit tests for supervisor/batch.c: deferred writes are flushed once per
  * item, in the order queued; cancelled items are skipped; an item queued
- * during a flush is flushed by the same call. */
+ * during a flush is flushed by the same call; the output of several items
+ * goes out together before their flushes (where the kernel has io_uring),
+ * that of one alone is left to its flush. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,14 +10,31 @@
 #include <string.h>
 #include <cmocka.h>
 #include <ev.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "proto/buf.h"
 #include "supervisor/batch.h"
 
 struct peer {
 	struct batch_item	 batch;
 	char			 name;
 	struct peer		*chain;	/* queued when this one is flushed */
+	int			 fd;	/* -1: no output */
+	struct buf		 out;
+	size_t			 left, sent;	/* seen by the flush */
 };
+
+static void	on_flush(struct batch_item *);
+
+static void
+peer_init(struct peer *p, char name)
+{
+	*p = (struct peer){ .name = name, .fd = -1 };
+	batch_init(&p->batch, on_flush, &p->fd, &p->out);
+}
 
 static char order[32];
 static size_t norder;
@@ -25,6 +44,10 @@ on_flush(struct batch_item *it)
 {
 	struct peer *p = batch_owner(it, struct peer, batch);
 	order[norder++] = p->name;
+	p->left = buf_used(&p->out);
+	p->sent = it->sent;
+	if (p->fd >= 0)
+		assert_int_equal(buf_write_fd(&p->out, p->fd), 0);
 	if (p->chain != NULL)
 		batch_queue(&p->chain->batch);
 }
@@ -39,12 +62,11 @@ reset(void)
 static void
 test_once_each_in_order(void **state)
 {
-	struct peer c1 = { .name = 'a' }, w1 = { .name = 'W' },
-	    c2 = { .name = 'b' }, w2 = { .name = 'X' };
-	batch_init(&c1.batch, on_flush);
-	batch_init(&c2.batch, on_flush);
-	batch_init(&w1.batch, on_flush);
-	batch_init(&w2.batch, on_flush);
+	struct peer c1, w1, c2, w2;
+	peer_init(&c1, 'a');
+	peer_init(&w1, 'W');
+	peer_init(&c2, 'b');
+	peer_init(&w2, 'X');
 	reset();
 	batch_queue(&c1.batch);
 	batch_queue(&w1.batch);
@@ -61,9 +83,9 @@ test_once_each_in_order(void **state)
 static void
 test_cancel_skips(void **state)
 {
-	struct peer c = { .name = 'c' }, w = { .name = 'W' };
-	batch_init(&c.batch, on_flush);
-	batch_init(&w.batch, on_flush);
+	struct peer c, w;
+	peer_init(&c, 'c');
+	peer_init(&w, 'W');
 	reset();
 	batch_queue(&c.batch);
 	batch_queue(&w.batch);
@@ -77,14 +99,100 @@ test_cancel_skips(void **state)
 static void
 test_queued_while_flushing(void **state)
 {
-	struct peer w = { .name = 'W' };
-	struct peer c = { .name = 'c', .chain = &w };
-	batch_init(&c.batch, on_flush);
-	batch_init(&w.batch, on_flush);
+	struct peer w, c;
+	peer_init(&w, 'W');
+	peer_init(&c, 'c');
+	c.chain = &w;
 	reset();
 	batch_queue(&c.batch);
 	batch_flush();
 	assert_string_equal(order, "cW");
+}
+
+static bool
+kernel_has_ring(void)
+{
+	struct io_uring_params p = { 0 };
+	int fd = (int)syscall(SYS_io_uring_setup, 4, &p);
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0;
+}
+
+static void
+pipe_peer(struct peer *p, char name, int fds[2], const char *text)
+{
+	peer_init(p, name);
+	assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+	p->fd = fds[1];
+	buf_append(&p->out, text, strlen(text));
+}
+
+static void
+read_back(int fd, const char *want)
+{
+	char got[64] = "";
+	assert_int_equal(read(fd, got, sizeof got), (ssize_t)strlen(want));
+	assert_string_equal(got, want);
+}
+
+/* Three outputs (one peer without any between them): written before the
+ * flushes, which find nothing left and are told how much went. */
+static void
+test_written_together(void **state)
+{
+	int a[2], b[2], d[2];
+	struct peer pa, pb, idle, pd;
+	pipe_peer(&pa, 'a', a, "reply to a");
+	pipe_peer(&pb, 'b', b, "request to worker b");
+	peer_init(&idle, 'i');
+	pipe_peer(&pd, 'd', d, "reply to d");
+	reset();
+	batch_queue(&pa.batch);
+	batch_queue(&idle.batch);
+	batch_queue(&pb.batch);
+	batch_queue(&pd.batch);
+	batch_flush();
+	assert_string_equal(order, "aibd");
+	bool together = kernel_has_ring();
+	struct peer *all[] = { &pa, &pb, &pd };
+	const char *text[] = { "reply to a", "request to worker b",
+	    "reply to d" };
+	for (size_t i = 0; i < 3; i++) {
+		size_t len = strlen(text[i]);
+		assert_int_equal(all[i]->left, together ? 0 : len);
+		assert_int_equal(all[i]->sent, together ? len : 0);
+		assert_int_equal(all[i]->batch.sent, 0);	/* reset */
+	}
+	read_back(a[0], "reply to a");
+	read_back(b[0], "request to worker b");
+	read_back(d[0], "reply to d");
+	int *fds[] = { a, b, d };
+	for (size_t i = 0; i < 3; i++) {
+		close(fds[i][0]);
+		close(fds[i][1]);
+		buf_release(&all[i]->out);
+	}
+}
+
+/* One output alone: its flush writes it, as it always did. */
+static void
+test_one_left_to_its_flush(void **state)
+{
+	int a[2];
+	struct peer pa, idle;
+	pipe_peer(&pa, 'a', a, "alone");
+	peer_init(&idle, 'i');
+	reset();
+	batch_queue(&pa.batch);
+	batch_queue(&idle.batch);
+	batch_flush();
+	assert_int_equal(pa.sent, 0);
+	assert_int_equal(pa.left, 5);
+	read_back(a[0], "alone");
+	close(a[0]);
+	close(a[1]);
+	buf_release(&pa.out);
 }
 
 int
@@ -95,6 +203,8 @@ main(void)
 		cmocka_unit_test(test_once_each_in_order),
 		cmocka_unit_test(test_cancel_skips),
 		cmocka_unit_test(test_queued_while_flushing),
+		cmocka_unit_test(test_written_together),
+		cmocka_unit_test(test_one_left_to_its_flush),
 	};
 	return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
 }
