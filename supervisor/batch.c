@@ -4,7 +4,8 @@
 #include <stddef.h>
 
 #include "proto/buf.h"
-#include "supervisor/uring.h"
+#include "proto/uring.h"
+#include "supervisor/log.h"
 
 #define TOGETHER_MAX	256	/* items per uring_writes */
 
@@ -24,6 +25,23 @@ has_output(const struct batch_item *it)
 	return *it->fd >= 0 && buf_used(it->out) > 0;
 }
 
+/* Logs (debug) how the writes go, when that changes: together, or one
+ * per peer where the kernel refused io_uring. */
+static void
+say_how(void)
+{
+	static int said = -1;
+	int now = uring_active();
+	if (now == said || (!now && uring_refused() == NULL))
+		return;
+	said = now;
+	if (now)
+		log_debug("batch", "a loop iteration's writes go out in one "
+		    "system call (io_uring)");
+	else
+		log_debug("batch", "one write per peer: %s", uring_refused());
+}
+
 /* Writes the output of the items from it on, up to TOGETHER_MAX of them,
  * in one system call; returns the item after the last one taken. */
 static struct batch_item *
@@ -40,6 +58,7 @@ write_some(struct batch_item *it)
 		of[n++] = it;
 	}
 	uring_writes(w, n);
+	say_how();
 	for (size_t i = 0; i < n; i++) {
 		buf_consume(of[i]->out, w[i].done);
 		of[i]->sent = w[i].done;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "proto/msg.h"
+#include "proto/uring.h"
 #include "proto/xmalloc.h"
 #include "registry/registry.h"
 #include "supervisor/batch.h"
@@ -22,7 +23,6 @@
 #include "supervisor/ops.h"
 #include "supervisor/slab.h"
 #include "supervisor/strays.h"
-#include "supervisor/uring.h"
 #include "supervisor/version.h"
 
 #define EXIT_GAVE_UP	1

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "supervisor/uring.h"
+#include "proto/uring.h"
 
 #define NPIPES	150	/* more than one ring (64 entries) takes */
 
@@ -85,6 +85,7 @@ test_many(void **state)
 	}
 	uring_writes(w, NPIPES);
 	assert_int_equal(uring_active(), kernel_has_ring);
+	assert_int_equal(uring_refused() == NULL, kernel_has_ring);
 	for (int i = 0; i < NPIPES; i++) {
 		assert_int_equal(w[i].done, expect(w[i].len));
 		if (w[i].done > 0)
@@ -236,6 +237,9 @@ child_refused(void)
 	char c;
 	if (read(p[0], &c, 1) != -1 || errno != EAGAIN)
 		return 13;	/* the ring wrote after all */
+	const char *why = uring_refused();
+	if (why == NULL || strstr(why, strerror(EPERM)) == NULL)
+		return 14;	/* arbord's debug line says why */
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "proto/buf.h"
 #include "proto/frame.h"
+#include "proto/uring.h"
 #include "proto/xmalloc.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/proc.h"
@@ -46,6 +47,7 @@ struct loop {
 	struct buf	 waiting;	/* FIFO of (client fd, frame) */
 	struct peer	**flush;
 	int		 nflush;
+	struct uring_write *w;		/* as many as flush */
 };
 
 /* ---- the relay process ---- */
@@ -59,11 +61,30 @@ want_flush(struct loop *l, struct peer *p)
 	}
 }
 
+/* Writes the queued peers' output in one system call where there are
+ * several (proto/uring.h), as arbord's batch.c does; whatever is left in
+ * the loop below. */
+static void
+write_together(struct loop *l)
+{
+	struct uring_write *w = l->w;
+	if (l->nflush < 2)
+		return;
+	for (int i = 0; i < l->nflush; i++)
+		w[i] = (struct uring_write){ .fd = l->flush[i]->wfd,
+		    .buf = buf_head(&l->flush[i]->out),
+		    .len = buf_used(&l->flush[i]->out) };
+	uring_writes(w, (size_t)l->nflush);
+	for (int i = 0; i < l->nflush; i++)
+		buf_consume(&l->flush[i]->out, w[i].done);
+}
+
 /* Writes every queued peer's output; a full pipe or socket is waited on
  * (the load generator always reads). */
 static void
 flush_all(struct loop *l)
 {
+	write_together(l);
 	for (int i = 0; i < l->nflush; i++) {
 		struct peer *p = l->flush[i];
 		p->queued = false;
@@ -216,6 +237,7 @@ relay_main(char *const argv[], int n, const char *sock)
 		.wk = xcalloc((size_t)n, sizeof *l.wk), .nwk = n,
 		.idle = xcalloc((size_t)n, sizeof *l.idle),
 		.flush = xcalloc(MAX_CLIENTS + (size_t)n, sizeof *l.flush),
+		.w = xcalloc(MAX_CLIENTS + (size_t)n, sizeof *l.w),
 	};
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		l.cl[i].rfd = l.cl[i].wfd = -1;

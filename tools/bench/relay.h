@@ -2,7 +2,8 @@
  * rows. Clients connect to a Unix socket; each request frame goes,
  * unchanged, to an idle worker (waiting first come, first served) and the
  * worker's reply, unchanged, back to that client; reads and writes are
- * batched per loop iteration as arbord does. No JSON, ids, sessions,
+ * batched per loop iteration as arbord does (the writes in one system
+ * call: proto/uring.h). No JSON, ids, sessions,
  * timeouts or restarts: the load speaks the worker protocol through it.
  * A reply goes to the connection by its descriptor, so clients are meant
  * to stay connected for the relay's life (a closed one's replies are

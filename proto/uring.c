@@ -1,17 +1,16 @@
-#include "supervisor/uring.h"
+#include "proto/uring.h"
 
 #include <errno.h>
 #include <linux/fs.h>
 #include <linux/io_uring.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include "supervisor/log.h"
 
 #define ENTRIES		64	/* writes per system call; more take several */
 
@@ -28,6 +27,7 @@ static struct {
 	unsigned		*sq_khead, *sq_tail, sq_mask;
 	unsigned		*cq_head, *cq_ktail, cq_mask;
 	struct io_uring_cqe	*cqes;
+	char			 why[96];	/* RING_OFF: what the kernel said */
 } R = { .fd = -1 };
 
 static int
@@ -46,8 +46,7 @@ sys_enter(unsigned submit, unsigned wait)
 static void
 turn_off(const char *why, int err)
 {
-	log_debug("uring", "%s: %s; one write per peer from now on", why,
-	    strerror(err));
+	snprintf(R.why, sizeof R.why, "%s: %s", why, strerror(err));
 	uring_close();
 	R.state = RING_OFF;
 }
@@ -113,9 +112,6 @@ ring_open(void)
 		turn_off("cannot map the io_uring", errno);
 	else
 		R.state = RING_ON;
-	if (R.state != RING_ON)
-		return;
-	log_debug("uring", "writes of a loop iteration go out together");
 }
 
 static void
@@ -161,7 +157,7 @@ await(struct uring_write *w, unsigned taken, unsigned reaped, bool *refused)
 	while ((reaped += reap(w, refused)) < taken) {
 		if (sys_enter(0, taken - reaped) < 0 && errno != EINTR &&
 		    errno != EAGAIN && errno != EBUSY) {
-			log_error("uring", "io_uring_enter: %s", strerror(errno));
+			fprintf(stderr, "io_uring_enter: %s\n", strerror(errno));
 			abort();
 		}
 	}
@@ -207,6 +203,12 @@ bool
 uring_active(void)
 {
 	return R.state == RING_ON;
+}
+
+const char *
+uring_refused(void)
+{
+	return R.state == RING_OFF ? R.why : NULL;
 }
 
 void

@@ -1,8 +1,8 @@
 /* uring: many writes, each to its own descriptor, in one system call (an
- * io_uring of arbord's own, set up on first use). batch.c writes a loop
- * iteration's replies and requests with it: one system call where there
- * was one per peer, and the peers those writes wake run once it returns,
- * not after each write.
+ * io_uring of the process's own, set up on first use), beside buf.h's
+ * buf_write_fd. arbord's batch.c writes a loop iteration's replies and
+ * requests with it: one system call where there was one per peer, and the
+ * peers those writes wake run once it returns, not after each write.
  *
  * Each write is tried once and never blocks (RWF_NOWAIT): done says how
  * many bytes went, and 0 covers every case where none did (a full pipe, a
@@ -28,6 +28,9 @@ void	uring_writes(struct uring_write *w, size_t n);
 /* Whether the ring is in use (false before the first uring_writes, and
  * for good once the kernel refused it). */
 bool	uring_active(void);
+/* Why the ring is not in use, once the kernel refused it (e.g.
+ * "no io_uring: Operation not permitted"); NULL before. */
+const char *uring_refused(void);
 /* Releases the ring (at exit). */
 void	uring_close(void);
 
