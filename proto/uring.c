@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define ENTRIES		64	/* writes per system call; more take several */
+#define SETUP_TRIES	8	/* set-ups failed for want of a resource */
 
 enum ring_state { RING_UNTRIED, RING_ON, RING_OFF };
 
@@ -28,6 +29,7 @@ static struct {
 	unsigned		*cq_head, *cq_ktail, cq_mask;
 	struct io_uring_cqe	*cqes;
 	char			 why[96];	/* RING_OFF: what the kernel said */
+	int			 setup_fails;
 } R = { .fd = -1 };
 
 static int
@@ -85,6 +87,16 @@ map_ring(const struct io_uring_params *p)
 	return 0;
 }
 
+/* A set-up that may work later: descriptors or memory short for now
+ * (arbord at its descriptor limit, or an old kernel's locked-memory
+ * limit, which does not move: hence SETUP_TRIES). */
+static bool
+is_transient(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM ||
+	    err == EAGAIN;
+}
+
 /* Sets the ring up, with the flags that spare work where the kernel has
  * them (all submitted even if one fails; one task submits, and its
  * completions wait until it asks). */
@@ -103,6 +115,8 @@ ring_open(void)
 		if ((R.fd = sys_setup(ENTRIES, &p)) >= 0 || errno != EINVAL)
 			break;
 	}
+	if (R.fd < 0 && is_transient(errno) && ++R.setup_fails < SETUP_TRIES)
+		return;		/* out of descriptors or memory: later */
 	if (R.fd < 0)
 		turn_off("no io_uring", errno);
 	else if (!(p.features & IORING_FEAT_SINGLE_MMAP) ||

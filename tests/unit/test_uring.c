@@ -2,7 +2,8 @@
  * writes in one call (more than one ring's worth), a full pipe and a
  * short write, a reader gone, a bad descriptor; and, in a child whose
  * io_uring_setup a seccomp filter refuses, that nothing is written and
- * the callers are left to write (the fallback). Where this kernel has no
+ * the callers are left to write (the fallback); in one out of
+ * descriptors, that the set-up is tried again later. Where this kernel has no
  * io_uring at all, only the fallback's expectations hold, and the tests
  * check those. */
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -243,6 +245,49 @@ child_refused(void)
 	return 0;
 }
 
+/* In the child: out of descriptors, the set-up fails but is not given
+ * up; once descriptors are free again, the ring comes. Exit 0 if so. */
+static int
+child_out_of_fds(void)
+{
+	uring_close();
+	int p[2];
+	if (pipe2(p, O_NONBLOCK) < 0)
+		return 20;
+	struct rlimit was, none = { 0, 0 };
+	getrlimit(RLIMIT_NOFILE, &was);
+	none.rlim_max = was.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &none) < 0)
+		return 21;
+	struct uring_write w[2] = {
+		{ .fd = p[1], .buf = "ab", .len = 2 },
+		{ .fd = p[1], .buf = "cd", .len = 2 },
+	};
+	uring_writes(w, 2);
+	if (w[0].done != 0 || uring_active() || uring_refused() != NULL)
+		return 22;	/* given up for good, or written */
+	setrlimit(RLIMIT_NOFILE, &was);
+	uring_writes(w, 2);
+	if (w[0].done != 2 || w[1].done != 2 || !uring_active())
+		return 23;
+	return 0;
+}
+
+static void
+test_out_of_fds_tried_again(void **state)
+{
+	if (!kernel_has_ring)
+		return;		/* the fallback is test_refused_falls_back's */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(child_out_of_fds());
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void
 test_refused_falls_back(void **state)
 {
@@ -270,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_errors_leave_it_to_the_caller),
 		cmocka_unit_test(test_socket),
 		cmocka_unit_test(test_close_and_again),
+		cmocka_unit_test(test_out_of_fds_tried_again),
 		cmocka_unit_test(test_refused_falls_back),
 	};
 	int rc = cmocka_run_group_tests_name("uring", tests, NULL, NULL);
