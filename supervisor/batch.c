@@ -94,8 +94,7 @@ batch_flush(void)
 	while ((it = TAILQ_FIRST(&pending)) != NULL) {
 		TAILQ_REMOVE(&pending, it, link);
 		it->queued = false;
-		it->flush(it);
-		it->sent = 0;
+		it->flush(it);	/* it may be freed: not touched again */
 	}
 }
 
@@ -122,6 +121,7 @@ batch_queue(struct batch_item *it)
 	if (!it->queued) {
 		TAILQ_INSERT_TAIL(&pending, it, link);
 		it->queued = true;
+		it->sent = 0;
 	}
 }
 

@@ -18,7 +18,9 @@ struct batch_item {
 	void			(*flush)(struct batch_item *);
 	const int		*fd;	/* where the output goes (< 0: nowhere) */
 	struct buf		*out;	/*   and what it is */
-	size_t			 sent;	/* written of out before this flush */
+	size_t			 sent;	/* written of out just before the
+					 * flush (read it there: batch does
+					 * not touch the item after) */
 };
 
 /* Embeds in the owner; fn gets the item back (use container_of). out, to

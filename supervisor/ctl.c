@@ -262,11 +262,12 @@ conn_close(struct ctl_conn *cn)
 	conn_unref(cn);
 }
 
-/* Writes what is queued; closes the connection when asked and done. */
+/* Writes what is queued; closes the connection when asked and done.
+ * sent: what batch wrote of it just before (it counts as progress). */
 static void
-conn_flush(struct ctl_conn *cn)
+conn_flush(struct ctl_conn *cn, size_t sent)
 {
-	size_t before = buf_used(&cn->out) + cn->batch.sent;
+	size_t before = buf_used(&cn->out) + sent;
 	if (buf_write_fd(&cn->out, cn->fd) < 0) {
 		conn_close(cn);
 		return;
@@ -457,7 +458,7 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 static void
 on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
-	conn_flush(w->data);
+	conn_flush(w->data, 0);
 }
 
 /* Refuses a peer with one error frame, written without waiting. */
@@ -487,7 +488,7 @@ peer_allowed(int fd)
 static void
 on_batch(struct batch_item *it)
 {
-	conn_flush(batch_owner(it, struct ctl_conn, batch));
+	conn_flush(batch_owner(it, struct ctl_conn, batch), it->sent);
 }
 
 /* A client that stopped reading its replies is dropped: it cannot pin
