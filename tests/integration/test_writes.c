@@ -13,17 +13,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/io_uring.h>
-#include <linux/seccomp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tests/integration/clients.h"
 #include "tests/integration/harness.h"
+#include "tests/io_uring_probe.h"
 
 #define NCONN		12	/* more clients than workers: some wait */
 #define ROUNDS		40	/* requests per client, one at a time */
@@ -107,24 +103,13 @@ run_traffic(struct arb *a)
 		cl_close(t.conn[c]);
 }
 
-static bool
-kernel_has_ring(void)
-{
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	int fd = (int)syscall(SYS_io_uring_setup, 4, &p);
-	if (fd >= 0)
-		close(fd);
-	return fd >= 0;
-}
-
 static void
 test_busy_pool_writes_together(void **state)
 {
 	struct arb *a = start_pool();
 	*state = a;
 	run_traffic(a);
-	if (kernel_has_ring()) {
+	if (io_uring_allowed()) {
 		assert_true(arb_log_has_line(a, "debug", TOGETHER, NULL));
 		assert_false(arb_log_contains(a, ONE_BY_ONE));
 	} else {
@@ -135,26 +120,10 @@ test_busy_pool_writes_together(void **state)
 	*state = NULL;
 }
 
-/* io_uring_setup fails with EPERM in this process and all it starts. */
-static void
-refuse_io_uring(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-		    offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-	assert_int_equal(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-	assert_int_equal(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
-}
-
 static void
 test_io_uring_refused_one_write_each(void **state)
 {
-	refuse_io_uring();
+	assert_int_equal(io_uring_refuse(), 0);
 	struct arb *a = start_pool();
 	*state = a;
 	run_traffic(a);

@@ -12,12 +12,11 @@
 #include <cmocka.h>
 #include <ev.h>
 #include <fcntl.h>
-#include <linux/io_uring.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
 #include "supervisor/batch.h"
+#include "tests/io_uring_probe.h"
 
 struct peer {
 	struct batch_item	 batch;
@@ -110,16 +109,6 @@ test_queued_while_flushing(void **state)
 	assert_string_equal(order, "cW");
 }
 
-static bool
-kernel_has_ring(void)
-{
-	struct io_uring_params p = { 0 };
-	int fd = (int)syscall(SYS_io_uring_setup, 4, &p);
-	if (fd >= 0)
-		close(fd);
-	return fd >= 0;
-}
-
 static void
 pipe_peer(struct peer *p, char name, int fds[2], const char *text)
 {
@@ -155,7 +144,7 @@ test_written_together(void **state)
 	batch_queue(&pd.batch);
 	batch_flush();
 	assert_string_equal(order, "aibd");
-	bool together = kernel_has_ring();
+	bool together = io_uring_allowed();
 	struct peer *all[] = { &pa, &pb, &pd };
 	const char *text[] = { "reply to a", "request to worker b",
 	    "reply to d" };

@@ -14,9 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/filter.h>
-#include <linux/io_uring.h>
-#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,28 +22,15 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/uring.h"
+#include "tests/io_uring_probe.h"
 
 #define NPIPES	150	/* more than one ring (64 entries) takes */
 
 static bool kernel_has_ring;
-
-/* Whether this process may set up an io_uring at all. */
-static bool
-probe_ring(void)
-{
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	int fd = (int)syscall(SYS_io_uring_setup, 4, &p);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
 
 /* What a write should report: all of it, or nothing where the caller is
  * to write it itself. */
@@ -198,31 +182,13 @@ test_close_and_again(void **state)
 	close(p[1]);
 }
 
-/* A seccomp filter that fails io_uring_setup with EPERM, as a container's
- * default profile does. */
-static int
-refuse_io_uring(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-		    offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -1;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
-}
-
 /* In the child: every write reports nothing done, again and again, and
  * the data is still the caller's to write. Exit 0 if so. */
 static int
 child_refused(void)
 {
 	uring_close();
-	if (refuse_io_uring() < 0)
+	if (io_uring_refuse() < 0)
 		return 10;
 	int p[2];
 	if (pipe2(p, O_NONBLOCK) < 0)
@@ -273,15 +239,15 @@ child_out_of_fds(void)
 	return 0;
 }
 
+/* Runs fn in a child (its limits and filters stay there); fails the test
+ * unless it exits 0. */
 static void
-test_out_of_fds_tried_again(void **state)
+in_child(int (*fn)(void))
 {
-	if (!kernel_has_ring)
-		return;		/* the fallback is test_refused_falls_back's */
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		_exit(child_out_of_fds());
+		_exit(fn());
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
@@ -289,23 +255,24 @@ test_out_of_fds_tried_again(void **state)
 }
 
 static void
+test_out_of_fds_tried_again(void **state)
+{
+	if (!kernel_has_ring)
+		return;		/* the fallback is test_refused_falls_back's */
+	in_child(child_out_of_fds);
+}
+
+static void
 test_refused_falls_back(void **state)
 {
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(child_refused());
-	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
+	in_child(child_refused);
 }
 
 int
 main(void)
 {
 	signal(SIGPIPE, SIG_IGN);	/* as arbord does */
-	kernel_has_ring = probe_ring();
+	kernel_has_ring = io_uring_allowed();
 	if (!kernel_has_ring)
 		fprintf(stderr, "uring: this kernel refuses io_uring: the "
 		    "tests check the fallback only\n");
